@@ -1,0 +1,62 @@
+// core/storage/file_system: the small file-system interface under the WAL and snapshots.
+//
+// core/ does no I/O itself: the node passes a FileSystem. net/posix_file_system.cc is the
+// real one (open/pwrite/fdatasync/rename/fsync of the directory); core/storage/fault_file_system.h
+// is an in-memory one for tests that can drop every write not yet synced ("crash"), tear
+// the last unsynced write, and fail writes or syncs on demand (full disk).
+//
+// Ownership: objects returned through unique_ptr belong to the caller. Thread-compatible.
+#ifndef LOCKMESH_CORE_STORAGE_FILE_SYSTEM_H_
+#define LOCKMESH_CORE_STORAGE_FILE_SYSTEM_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mesh/status.h"
+
+namespace mesh::core {
+
+/// A file opened for writing at arbitrary offsets (WAL segments are preallocated with
+/// zeros and then overwritten in place, which makes fdatasync cheaper than appends).
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  /// Writes `data` at `offset`, growing the file if needed. Not durable until Sync().
+  virtual Status WriteAt(uint64_t offset, std::string_view data) = 0;
+  /// Makes every earlier write durable (fdatasync).
+  virtual Status Sync() = 0;
+  /// Closes the file; unsynced data may still be lost by a crash.
+  virtual Status Close() = 0;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+
+  /// Opens `path` for writing, creating it if missing. If `preallocate` > 0 and the file is
+  /// shorter, extends it with zeros to that size and syncs that extension.
+  virtual Status OpenWritable(const std::string& path, uint64_t preallocate,
+                              std::unique_ptr<WritableFile>* out) = 0;
+  /// Reads a whole file.
+  virtual Status ReadFile(const std::string& path, std::string* out) = 0;
+  /// Writes a whole file atomically and durably: write to path.tmp, sync, rename, sync dir.
+  virtual Status WriteFileAtomic(const std::string& path, std::string_view data) = 0;
+  /// Names (not paths) of the entries of a directory, sorted.
+  virtual Status ListDir(const std::string& dir, std::vector<std::string>* names) = 0;
+  /// Creates a directory and its parents (mode 0700); ok if it exists.
+  virtual Status CreateDirs(const std::string& dir) = 0;
+  virtual Status Remove(const std::string& path) = 0;
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  /// Truncates (or extends with zeros) a file to `size`; durable after return.
+  virtual Status Truncate(const std::string& path, uint64_t size) = 0;
+  /// Makes the directory's entries (creations, renames, removals) durable.
+  virtual Status SyncDir(const std::string& dir) = 0;
+  virtual bool Exists(const std::string& path) = 0;
+};
+
+}  // namespace mesh::core
+
+#endif  // LOCKMESH_CORE_STORAGE_FILE_SYSTEM_H_
