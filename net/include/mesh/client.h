@@ -1,0 +1,185 @@
+// mesh::Client — talk to a lockmesh node from an application.
+//
+// A Client holds one connection to one node (a UNIX socket, by default the one the
+// `lockmesh` CLI uses) and one session on it: every lock it takes belongs to that
+// session, and closing the connection (or the process dying) releases them all at once.
+//
+// Two forms share one implementation:
+//  * AsyncClient runs on the caller's libuv loop; every call returns at once and its
+//    callback runs later on that loop's thread.
+//  * Client is synchronous: each call blocks until the node answers. It drives a private
+//    libuv loop; lost-lock notifications are delivered during any call or Poll().
+//
+// Fencing: every grant carries a token (Lock::token), strictly increasing per resource
+// across leader changes and restarts. Pass it to whatever the lock protects and have that
+// refuse tokens older than the newest it has seen.
+//
+// Threading: an object is used from one thread (AsyncClient: its loop's thread).
+#ifndef MESH_CLIENT_H_
+#define MESH_CLIENT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mesh/status.h"
+
+typedef struct uv_loop_s uv_loop_t;
+
+namespace mesh {
+
+/// The six VMS/DLM lock modes (FLoM's): null, concurrent read, concurrent write,
+/// protected read (shared), protected write, exclusive.
+enum class LockMode { kNL = 0, kCR = 1, kCW = 2, kPR = 3, kPW = 4, kEX = 5 };
+
+/// Parses "NL".."EX", FLoM's long names ("Exclusive", "ProtectedRead", ...), "shared"
+/// and "exclusive", case-insensitively.
+Status ParseLockMode(const std::string& text, LockMode* mode);
+/// "NL".."EX".
+const char* LockModeName(LockMode mode);
+
+/// How to ask for a lock.
+struct LockOptions {
+  LockMode mode = LockMode::kEX;
+  /// <0: wait forever; 0: try once (Status::Busy if held); >0: wait at most this long
+  /// (Status::TimedOut). The deadline is enforced by the node.
+  int64_t timeout_ms = -1;
+  /// Units of a numeric resource `name[N]`; ignored by other types.
+  uint32_t quantity = 1;
+  /// FLoM's --resource-create=no: only lock a resource someone else holds or awaits.
+  bool no_create = false;
+};
+
+/// A granted lock.
+struct Lock {
+  uint64_t lock_id = 0;  // the node's name for it; pass back to Unlock
+  uint64_t token = 0;    // fencing token
+  std::string resource;
+  std::string element;   // set element, sequence value or timestamp; "" for other types
+};
+
+/// Called when a granted lock is lost (the session expired or the node went away).
+/// After this the lock protects nothing; stop the work it guards.
+using LostCallback = std::function<void(const Lock& lock, const Status& why)>;
+
+/// One row of `lockmesh locks`: a held lock or a queued request.
+struct LockInfo {
+  std::string resource;
+  bool held = false;        // false: waiting in the queue
+  LockMode mode = LockMode::kEX;
+  uint32_t quantity = 1;
+  uint64_t lock_id = 0;
+  uint64_t token = 0;       // 0 while waiting
+  std::string element;
+  std::string node_id;      // node hosting the client
+  uint64_t client_id = 0;
+  uint32_t pid = 0;         // client process (SO_PEERCRED), 0 if unknown
+  uint32_t uid = 0;
+  std::string client_name;
+};
+
+/// A cluster member as the node sees it.
+struct MemberInfo {
+  std::string node_id;
+  std::string role;     // "leader", "follower", "learner", "candidate"
+  std::string address;
+};
+
+/// What `lockmesh status` shows.
+struct NodeStatus {
+  std::string node_id;
+  std::string cluster;
+  std::string role;
+  std::string leader_id;
+  uint64_t term = 0;
+  uint64_t commit_index = 0;
+  uint64_t applied_index = 0;
+  uint32_t clients = 0;
+  uint32_t locks_held = 0;
+  uint32_t locks_waiting = 0;
+  std::string data_dir;
+  std::string socket;
+  std::string security;
+  int64_t uptime_ms = 0;
+  std::string version;
+  std::vector<MemberInfo> members;
+};
+
+/// Where and how to connect.
+struct ClientOptions {
+  /// UNIX socket of the node; "" = the default (see DefaultSocketPath()).
+  std::string socket_path;
+  /// Shown in `lockmesh locks`.
+  std::string client_name;
+  /// How long Connect waits for the node to answer.
+  int64_t connect_timeout_ms = 5000;
+};
+
+/// The default socket: $LOCKMESH_SOCKET, else $XDG_RUNTIME_DIR/lockmesh/node.sock if
+/// XDG_RUNTIME_DIR is set, else /tmp/lockmesh-<uid>/node.sock.
+std::string DefaultSocketPath();
+
+class AsyncClient {
+ public:
+  using DoneCallback = std::function<void(const Status&)>;
+  using LockCallback = std::function<void(const Status&, const Lock&)>;
+
+  /// Creates a client on `loop` (not owned; must outlive the client's Close callback).
+  static std::unique_ptr<AsyncClient> Create(uv_loop_t* loop, ClientOptions options);
+  virtual ~AsyncClient() = default;
+
+  /// Connects and opens a session. `done` runs once.
+  virtual void Connect(DoneCallback done) = 0;
+  /// Asks for `resource`; `done` gets ok + the lock, or Busy / TimedOut / Impossible /
+  /// CantWait / InvalidArgument / Unavailable with the node's reason.
+  virtual void Lock(const std::string& resource, const LockOptions& options,
+                    LockCallback done) = 0;
+  /// Releases a lock; rollback=true recycles a transactional sequence value.
+  virtual void Unlock(const mesh::Lock& lock, bool rollback, DoneCallback done) = 0;
+  virtual void SetLostCallback(LostCallback lost) = 0;
+  /// The node's status and its lock listing.
+  virtual void GetStatus(std::function<void(const Status&, const NodeStatus&)> done) = 0;
+  virtual void ListLocks(
+      std::function<void(const Status&, const std::vector<LockInfo>&)> done) = 0;
+  /// Asks the node to stop: at once (FLoM -X), or once no lock is held or awaited (-x).
+  virtual void Shutdown(bool immediate, DoneCallback done) = 0;
+  /// Closes the connection (the node releases this session's locks). Callbacks of calls
+  /// still pending run with Status::Unavailable before `done`. Call at most once; after
+  /// `done` the object may be destroyed.
+  virtual void Close(std::function<void()> done) = 0;
+  /// True between a successful Connect and Close or a lost connection.
+  virtual bool connected() const = 0;
+};
+
+class Client {
+ public:
+  /// Connects to a node and opens a session.
+  static Status Connect(const ClientOptions& options, std::unique_ptr<Client>* out);
+  ~Client();
+
+  /// Blocking lock; see LockOptions for waiting, trying and deadlines.
+  Status Lock(const std::string& resource, const LockOptions& options, mesh::Lock* out);
+  /// Try once: ok or Status::Busy.
+  Status TryLock(const std::string& resource, LockMode mode, mesh::Lock* out);
+  Status Unlock(const mesh::Lock& lock, bool rollback = false);
+  /// Sets the callback for lost locks; it runs inside Lock/Unlock/Poll on this thread.
+  void SetLostCallback(LostCallback lost);
+  Status GetStatus(NodeStatus* out);
+  Status ListLocks(std::vector<LockInfo>* out);
+  Status Shutdown(bool immediate);
+  /// Processes notifications for up to `timeout_ms` (0: only what has arrived).
+  Status Poll(int64_t timeout_ms);
+  /// A descriptor that becomes readable when Poll has work; for poll()/select() loops.
+  int fd() const;
+
+ private:
+  Client();
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mesh
+
+#endif  // MESH_CLIENT_H_
