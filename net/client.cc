@@ -1,0 +1,544 @@
+// mesh::AsyncClient and mesh::Client (mesh/client.h) over the local client API.
+#include <uv.h>
+
+#include <algorithm>
+#include <cctype>
+#include <map>
+#include <variant>
+
+#include "lockmesh.pb.h"
+#include "mesh/client.h"
+#include "net/framed_stream.h"
+#include "net/protocol.h"
+
+namespace mesh {
+namespace {
+
+const char* const kModeNames[] = {"NL", "CR", "CW", "PR", "PW", "EX"};
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+}  // namespace
+
+Status ParseLockMode(const std::string& text, LockMode* mode) {
+  static const std::pair<const char*, LockMode> kNames[] = {
+      {"nl", LockMode::kNL},       {"nulllock", LockMode::kNL},
+      {"cr", LockMode::kCR},       {"concurrentread", LockMode::kCR},
+      {"cw", LockMode::kCW},       {"concurrentwrite", LockMode::kCW},
+      {"pr", LockMode::kPR},       {"protectedread", LockMode::kPR},
+      {"shared", LockMode::kPR},   {"pw", LockMode::kPW},
+      {"protectedwrite", LockMode::kPW}, {"ex", LockMode::kEX},
+      {"exclusive", LockMode::kEX},
+  };
+  std::string key = Lower(text);
+  for (const auto& [name, value] : kNames) {
+    if (key == name) {
+      *mode = value;
+      return Status::OK();
+    }
+  }
+  return Status::InvalidArgument("unknown lock mode '" + text +
+                                 "' (use NL, CR, CW, PR, PW, EX, shared or exclusive)");
+}
+
+const char* LockModeName(LockMode mode) {
+  int i = static_cast<int>(mode);
+  return (i >= 0 && i < 6) ? kModeNames[i] : "?";
+}
+
+namespace {
+
+using net::FramedStream;
+
+// Converts an answer code to the Status callers see.
+Status StatusFromResult(const pb::CommandResult& r) {
+  const std::string& m = r.message();
+  switch (r.code()) {
+    case pb::GRANTED:
+    case pb::RELEASED:
+    case pb::CANCELLED: return Status::OK();
+    case pb::BUSY: return Status::Busy(m.empty() ? "resource is busy" : m);
+    case pb::TIMED_OUT: return Status::TimedOut(m.empty() ? "timed out waiting for the lock" : m);
+    case pb::IMPOSSIBLE: return Status::Impossible(m.empty() ? "request can never be granted" : m);
+    case pb::CANT_WAIT: return Status::CantWait(m.empty() ? "resource does not exist" : m);
+    case pb::INVALID: return Status::InvalidArgument(m);
+    case pb::NOT_FOUND: return Status::NotFound(m.empty() ? "no such lock" : m);
+    case pb::NO_SESSION: return Status::Lost(m.empty() ? "session is gone" : m);
+    case pb::LOST: return Status::Lost(m.empty() ? "lock lost" : m);
+    case pb::UNAVAILABLE: return Status::Unavailable(m);
+    default: return Status::Internal("unexpected answer code " + std::to_string(r.code()) + ": " + m);
+  }
+}
+
+class AsyncClientImpl final : public AsyncClient {
+ public:
+  AsyncClientImpl(uv_loop_t* loop, ClientOptions options)
+      : loop_(loop), options_(std::move(options)) {
+    if (options_.socket_path.empty()) options_.socket_path = DefaultSocketPath();
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+  }
+
+  void Connect(DoneCallback done) override {
+    if (stream_ || closed_) {
+      done(Status::InvalidArgument("Connect called twice"));
+      return;
+    }
+    connect_done_ = std::move(done);
+    stream_ = new FramedStream(loop_, net::kMaxClientFrameBytes);
+    connect_req_.data = this;
+    uv_pipe_connect(&connect_req_, stream_->pipe(), options_.socket_path.c_str(), OnConnect);
+    if (options_.connect_timeout_ms > 0) {
+      uv_timer_start(&timer_, OnConnectTimeout, static_cast<uint64_t>(options_.connect_timeout_ms), 0);
+    }
+  }
+
+  void Lock(const std::string& resource, const LockOptions& options, LockCallback done) override {
+    pb::ClientRequest req;
+    auto* lock = req.mutable_lock();
+    lock->set_resource(resource);
+    lock->set_mode(static_cast<pb::LockMode>(options.mode));
+    lock->set_quantity(options.quantity);
+    lock->set_timeout_ms(options.timeout_ms);
+    lock->set_no_create(options.no_create);
+    Send(&req, PendingLock{resource, std::move(done)});
+  }
+
+  void Unlock(const mesh::Lock& lock, bool rollback, DoneCallback done) override {
+    pb::ClientRequest req;
+    req.mutable_unlock()->set_lock_id(lock.lock_id);
+    req.mutable_unlock()->set_rollback(rollback);
+    held_.erase(lock.lock_id);
+    Send(&req, PendingDone{std::move(done)});
+  }
+
+  void SetLostCallback(LostCallback lost) override { lost_ = std::move(lost); }
+
+  void GetStatus(std::function<void(const Status&, const NodeStatus&)> done) override {
+    pb::ClientRequest req;
+    req.mutable_status();
+    Send(&req, PendingStatus{std::move(done)});
+  }
+
+  void ListLocks(std::function<void(const Status&, const std::vector<LockInfo>&)> done) override {
+    pb::ClientRequest req;
+    req.mutable_list_locks();
+    Send(&req, PendingList{std::move(done)});
+  }
+
+  void Shutdown(bool immediate, DoneCallback done) override {
+    pb::ClientRequest req;
+    req.mutable_shutdown()->set_immediate(immediate);
+    Send(&req, PendingDone{std::move(done)});
+  }
+
+  void Close(std::function<void()> done) override {
+    if (closed_) return;
+    closed_ = true;
+    user_closed_ = true;
+    close_done_ = std::move(done);
+    uv_timer_stop(&timer_);
+    if (stream_) {
+      stream_->Close(Status::OK());  // OnStreamClosed finishes
+    } else {
+      CloseTimer();
+    }
+  }
+
+  bool connected() const override { return connected_; }
+
+ private:
+  struct PendingLock {
+    std::string resource;
+    LockCallback done;
+  };
+  struct PendingDone {
+    DoneCallback done;
+  };
+  struct PendingStatus {
+    std::function<void(const Status&, const NodeStatus&)> done;
+  };
+  struct PendingList {
+    std::function<void(const Status&, const std::vector<LockInfo>&)> done;
+  };
+  struct PendingHello {};
+  using Pending = std::variant<PendingLock, PendingDone, PendingStatus, PendingList, PendingHello>;
+
+  void Send(pb::ClientRequest* req, Pending pending) {
+    if (!connected_ && !std::holds_alternative<PendingHello>(pending)) {
+      Fail(std::move(pending), Status::Unavailable("not connected to a node"));
+      return;
+    }
+    uint64_t id = ++next_request_id_;
+    req->set_request_id(id);
+    pending_.emplace(id, std::move(pending));
+    stream_->Send(*req);
+  }
+
+  static void Fail(Pending pending, const Status& why) {
+    std::visit(
+        [&](auto& p) {
+          using T = std::decay_t<decltype(p)>;
+          if constexpr (std::is_same_v<T, PendingLock>) {
+            if (p.done) p.done(why, mesh::Lock{});
+          } else if constexpr (std::is_same_v<T, PendingDone>) {
+            if (p.done) p.done(why);
+          } else if constexpr (std::is_same_v<T, PendingStatus>) {
+            if (p.done) p.done(why, NodeStatus{});
+          } else if constexpr (std::is_same_v<T, PendingList>) {
+            if (p.done) p.done(why, {});
+          }
+        },
+        pending);
+  }
+
+  static void OnConnectTimeout(uv_timer_t* t) {
+    auto* self = static_cast<AsyncClientImpl*>(t->data);
+    if (self->connected_ || !self->stream_) return;
+    self->FinishConnect(Status::Unavailable("node at " + self->options_.socket_path +
+                                            " did not answer within " +
+                                            std::to_string(self->options_.connect_timeout_ms) +
+                                            " ms"));
+  }
+
+  static void OnConnect(uv_connect_t* req, int status) {
+    auto* self = static_cast<AsyncClientImpl*>(req->data);
+    if (self->closed_ || !self->connect_done_) return;
+    if (status != 0) {
+      std::string why = status == UV_ENOENT ? "no node is running at "
+                        : status == UV_ECONNREFUSED ? "no node is listening at "
+                        : status == UV_EACCES ? "permission denied on "
+                                               : "cannot connect to ";
+      Status st = status == UV_EACCES
+                      ? Status::PermissionDenied(why + self->options_.socket_path +
+                                                 " (the socket belongs to another user)")
+                      : Status::Unavailable(why + self->options_.socket_path + " (" +
+                                            uv_strerror(status) + ")");
+      self->FinishConnect(st);
+      return;
+    }
+    self->stream_->Start([self](std::string_view body) { return self->OnFrame(body); },
+                         [self](const Status& why) { self->OnStreamClosed(why); });
+    pb::ClientRequest hello;
+    hello.mutable_hello()->set_protocol_version(net::kClientProtocolVersion);
+    hello.mutable_hello()->set_client_name(self->options_.client_name);
+    self->Send(&hello, PendingHello{});
+  }
+
+  // Ends a connect attempt; on failure the stream is closed and the client stays unusable.
+  void FinishConnect(const Status& st) {
+    uv_timer_stop(&timer_);
+    DoneCallback cb = std::move(connect_done_);
+    connect_done_ = nullptr;
+    if (st.ok()) {
+      connected_ = true;
+    } else if (stream_ && !stream_->closing()) {
+      stream_->Close(st);
+    }
+    if (cb) cb(st);
+  }
+
+  Status OnFrame(std::string_view body) {
+    pb::ClientResponse resp;
+    if (!resp.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+      return Status::InvalidArgument("node sent a malformed message");
+    }
+    if (resp.has_event()) {
+      HandleEvent(resp.event());
+      return Status::OK();
+    }
+    auto it = pending_.find(resp.request_id());
+    if (it == pending_.end()) return Status::OK();  // answer to a request we gave up on
+    Pending pending = std::move(it->second);
+    pending_.erase(it);
+    if (resp.has_error()) {
+      Status st = Status::InvalidArgument(resp.error());
+      if (std::holds_alternative<PendingHello>(pending)) {
+        FinishConnect(Status::PermissionDenied(resp.error()));
+      } else {
+        Fail(std::move(pending), st);
+      }
+      return Status::OK();
+    }
+    std::visit([&](auto& p) { Deliver(p, resp); }, pending);
+    return Status::OK();
+  }
+
+  void Deliver(PendingHello&, const pb::ClientResponse& resp) {
+    if (!resp.has_hello()) {
+      FinishConnect(Status::InvalidArgument("node answered hello with something else"));
+      return;
+    }
+    FinishConnect(Status::OK());
+  }
+
+  void Deliver(PendingLock& p, const pb::ClientResponse& resp) {
+    mesh::Lock lock;
+    lock.resource = p.resource;
+    if (!resp.has_result()) {
+      if (p.done) p.done(Status::Internal("node answered a lock request with something else"), lock);
+      return;
+    }
+    const pb::CommandResult& r = resp.result();
+    Status st = StatusFromResult(r);
+    if (st.ok()) {
+      lock.lock_id = r.lock_id();
+      lock.token = r.token();
+      lock.element = r.element();
+      held_[lock.lock_id] = lock;
+    }
+    if (p.done) p.done(st, lock);
+  }
+
+  void Deliver(PendingDone& p, const pb::ClientResponse& resp) {
+    Status st = resp.has_result() ? StatusFromResult(resp.result()) : Status::OK();
+    if (p.done) p.done(st);
+  }
+
+  void Deliver(PendingStatus& p, const pb::ClientResponse& resp) {
+    NodeStatus out;
+    const pb::StatusReply& s = resp.status();
+    out.node_id = s.node_id();
+    out.cluster = s.cluster();
+    out.role = s.role();
+    out.leader_id = s.leader_id();
+    out.term = s.term();
+    out.commit_index = s.commit_index();
+    out.applied_index = s.applied_index();
+    out.clients = s.clients();
+    out.locks_held = s.locks_held();
+    out.locks_waiting = s.locks_waiting();
+    out.data_dir = s.data_dir();
+    out.socket = s.socket();
+    out.security = s.security();
+    out.uptime_ms = s.uptime_ms();
+    out.version = s.version();
+    for (const auto& m : s.members()) out.members.push_back({m.node_id(), m.role(), m.address()});
+    if (p.done) p.done(Status::OK(), out);
+  }
+
+  void Deliver(PendingList& p, const pb::ClientResponse& resp) {
+    std::vector<LockInfo> out;
+    for (const auto& l : resp.locks().locks()) {
+      LockInfo i;
+      i.resource = l.resource();
+      i.held = l.state() == "held";
+      i.mode = static_cast<LockMode>(l.mode());
+      i.quantity = l.quantity();
+      i.lock_id = l.lock_id();
+      i.token = l.token();
+      i.element = l.element();
+      i.node_id = l.node_id();
+      i.client_id = l.client_id();
+      i.pid = l.pid();
+      i.uid = l.uid();
+      i.client_name = l.client_name();
+      out.push_back(std::move(i));
+    }
+    if (p.done) p.done(Status::OK(), out);
+  }
+
+  void HandleEvent(const pb::LockEvent& ev) {
+    if (ev.code() != pb::LOST) return;
+    auto it = held_.find(ev.lock_id());
+    if (it == held_.end()) return;
+    mesh::Lock lock = it->second;
+    held_.erase(it);
+    if (lost_) lost_(lock, Status::Lost(ev.message().empty() ? "lock lost" : ev.message()));
+  }
+
+  void OnStreamClosed(const Status& why) {
+    stream_ = nullptr;
+    bool was_connected = connected_;
+    connected_ = false;
+    if (connect_done_) {
+      FinishConnect(why.ok() ? Status::Unavailable("connection closed") : why);
+    }
+    Status fail = why.ok() ? Status::Unavailable("client closed") : Status::Unavailable(
+                                                                         "connection to node lost: " + why.message());
+    auto pending = std::move(pending_);
+    pending_.clear();
+    for (auto& [id, p] : pending) Fail(std::move(p), fail);
+    if (was_connected && !user_closed_) {
+      auto held = std::move(held_);
+      held_.clear();
+      for (auto& [id, lock] : held) {
+        if (lost_) lost_(lock, Status::Lost("connection to the node was lost (" + why.message() + ")"));
+      }
+    }
+    if (closed_) CloseTimer();
+  }
+
+  void CloseTimer() {
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
+      auto* self = static_cast<AsyncClientImpl*>(h->data);
+      auto done = std::move(self->close_done_);
+      if (done) done();
+    });
+  }
+
+  uv_loop_t* loop_;
+  ClientOptions options_;
+  uv_timer_t timer_;
+  uv_connect_t connect_req_;
+  FramedStream* stream_ = nullptr;  // owned by libuv; gone after OnStreamClosed
+  DoneCallback connect_done_;
+  std::function<void()> close_done_;
+  LostCallback lost_;
+  bool connected_ = false;
+  bool closed_ = false;
+  bool user_closed_ = false;
+  uint64_t next_request_id_ = 0;
+  std::map<uint64_t, Pending> pending_;
+  std::map<uint64_t, mesh::Lock> held_;
+};
+
+}  // namespace
+
+std::unique_ptr<AsyncClient> AsyncClient::Create(uv_loop_t* loop, ClientOptions options) {
+  return std::make_unique<AsyncClientImpl>(loop, std::move(options));
+}
+
+// ---------------------------------------------------------------- synchronous client
+
+struct Client::Impl {
+  uv_loop_t loop;
+  std::unique_ptr<AsyncClient> async;
+  bool loop_ready = false;
+
+  // Runs the private loop until `done` is true.
+  void RunUntil(const bool& done) {
+    while (!done) {
+      if (uv_run(&loop, UV_RUN_ONCE) == 0 && !done) break;
+    }
+  }
+};
+
+Client::Client() : impl_(new Impl) {}
+
+Client::~Client() {
+  if (impl_->async) {
+    bool closed = false;
+    impl_->async->Close([&closed] { closed = true; });
+    impl_->RunUntil(closed);
+    impl_->async.reset();
+  }
+  if (impl_->loop_ready) {
+    uv_run(&impl_->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&impl_->loop);
+  }
+}
+
+Status Client::Connect(const ClientOptions& options, std::unique_ptr<Client>* out) {
+  std::unique_ptr<Client> c(new Client);
+  if (int rc = uv_loop_init(&c->impl_->loop); rc != 0) {
+    return Status::IOError(std::string("uv_loop_init: ") + uv_strerror(rc));
+  }
+  c->impl_->loop_ready = true;
+  c->impl_->async = AsyncClient::Create(&c->impl_->loop, options);
+  bool done = false;
+  Status result;
+  c->impl_->async->Connect([&](const Status& st) {
+    result = st;
+    done = true;
+  });
+  c->impl_->RunUntil(done);
+  if (!done) return Status::Internal("connect did not complete");
+  if (!result.ok()) return result;
+  *out = std::move(c);
+  return Status::OK();
+}
+
+Status Client::Lock(const std::string& resource, const LockOptions& options, mesh::Lock* out) {
+  bool done = false;
+  Status result;
+  impl_->async->Lock(resource, options, [&](const Status& st, const mesh::Lock& lock) {
+    result = st;
+    if (out) *out = lock;
+    done = true;
+  });
+  impl_->RunUntil(done);
+  return done ? result : Status::Unavailable("connection closed");
+}
+
+Status Client::TryLock(const std::string& resource, LockMode mode, mesh::Lock* out) {
+  LockOptions options;
+  options.mode = mode;
+  options.timeout_ms = 0;
+  return Lock(resource, options, out);
+}
+
+Status Client::Unlock(const mesh::Lock& lock, bool rollback) {
+  bool done = false;
+  Status result;
+  impl_->async->Unlock(lock, rollback, [&](const Status& st) {
+    result = st;
+    done = true;
+  });
+  impl_->RunUntil(done);
+  return done ? result : Status::Unavailable("connection closed");
+}
+
+void Client::SetLostCallback(LostCallback lost) { impl_->async->SetLostCallback(std::move(lost)); }
+
+Status Client::GetStatus(NodeStatus* out) {
+  bool done = false;
+  Status result;
+  impl_->async->GetStatus([&](const Status& st, const NodeStatus& s) {
+    result = st;
+    *out = s;
+    done = true;
+  });
+  impl_->RunUntil(done);
+  return done ? result : Status::Unavailable("connection closed");
+}
+
+Status Client::ListLocks(std::vector<LockInfo>* out) {
+  bool done = false;
+  Status result;
+  impl_->async->ListLocks([&](const Status& st, const std::vector<LockInfo>& l) {
+    result = st;
+    *out = l;
+    done = true;
+  });
+  impl_->RunUntil(done);
+  return done ? result : Status::Unavailable("connection closed");
+}
+
+Status Client::Shutdown(bool immediate) {
+  bool done = false;
+  Status result;
+  impl_->async->Shutdown(immediate, [&](const Status& st) {
+    result = st;
+    done = true;
+  });
+  impl_->RunUntil(done);
+  return done ? result : Status::OK();  // the node may close before answering
+}
+
+Status Client::Poll(int64_t timeout_ms) {
+  if (timeout_ms <= 0) {
+    uv_run(&impl_->loop, UV_RUN_NOWAIT);
+    return Status::OK();
+  }
+  uv_timer_t timer;
+  uv_timer_init(&impl_->loop, &timer);
+  bool fired = false;
+  timer.data = &fired;
+  uv_timer_start(&timer, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; },
+                 static_cast<uint64_t>(timeout_ms), 0);
+  impl_->RunUntil(fired);
+  bool closed = false;
+  timer.data = &closed;
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer),
+           [](uv_handle_t* h) { *static_cast<bool*>(h->data) = true; });
+  impl_->RunUntil(closed);
+  return impl_->async->connected() ? Status::OK() : Status::Unavailable("not connected");
+}
+
+int Client::fd() const { return uv_backend_fd(&impl_->loop); }
+
+}  // namespace mesh
