@@ -102,6 +102,9 @@ struct NodeStatus {
   std::string data_dir;
   std::string socket;
   std::string security;
+  /// Whether the node fsyncs its log before acknowledging (NodeOptions::fsync). Added for
+  /// `lockmesh bench` and `lockmesh status`, which must say whether fsync is on.
+  bool fsync = true;
   int64_t uptime_ms = 0;
   std::string version;
   std::vector<MemberInfo> members;

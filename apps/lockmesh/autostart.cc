@@ -1,0 +1,274 @@
+#include "autostart.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace lockmesh::cli {
+namespace {
+
+using mesh::Status;
+using Clock = std::chrono::steady_clock;
+
+/// Descriptor numbers inside the spawned node.
+constexpr int kChildReadyFd = 3;
+constexpr int kChildExecErrorFd = 4;
+
+std::string Errno(const std::string& what, int err) { return what + ": " + std::strerror(err); }
+
+/// mkdir -p with mode 0700 for the directories it creates.
+Status MakeDirs(const std::string& dir) {
+  if (dir.empty()) return Status::OK();
+  struct stat st;
+  if (stat(dir.c_str(), &st) == 0) {
+    if (S_ISDIR(st.st_mode)) return Status::OK();
+    return Status::IOError(dir + " exists and is not a directory");
+  }
+  size_t slash = dir.rfind('/');
+  if (slash != std::string::npos && slash > 0) MESH_RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
+  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return Status::IOError(Errno("cannot create " + dir, errno));
+  }
+  return Status::OK();
+}
+
+/// Holds an flock'ed file open; unlocks by closing.
+class StartLock {
+ public:
+  ~StartLock() {
+    if (fd_ >= 0) close(fd_);
+  }
+  Status Acquire(const std::string& path, Clock::time_point deadline) {
+    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd_ < 0) return Status::IOError(Errno("cannot open " + path, errno));
+    while (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+      if (errno != EWOULDBLOCK && errno != EINTR) {
+        return Status::IOError(Errno("cannot lock " + path, errno));
+      }
+      if (Clock::now() >= deadline) {
+        return Status::TimedOut("another lockmesh has held " + path +
+                                " too long while starting a node");
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return Status::OK();
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+/// Runs in the grandchild: becomes the node or reports errno on kChildExecErrorFd.
+[[noreturn]] void ExecNode(std::vector<char*>& argv, int ready_fd, int exec_error_fd) {
+  umask(077);
+  if (chdir("/") != 0) _exit(127);
+  // Park the two pipe ends above the stdio range, then move them to 3 and 4.
+  int ready = fcntl(ready_fd, F_DUPFD, 64);
+  int exec_error = fcntl(exec_error_fd, F_DUPFD, 64);
+  int null_fd = open("/dev/null", O_RDWR);
+  if (ready < 0 || exec_error < 0 || null_fd < 0) _exit(127);
+  dup2(null_fd, 0);
+  dup2(null_fd, 1);
+  dup2(null_fd, 2);
+  dup2(ready, kChildReadyFd);
+  dup2(exec_error, kChildExecErrorFd);
+  fcntl(kChildExecErrorFd, F_SETFD, FD_CLOEXEC);
+  long max_fd = sysconf(_SC_OPEN_MAX);
+  if (max_fd < 0 || max_fd > 65536) max_fd = 65536;
+  for (int fd = kChildExecErrorFd + 1; fd < max_fd; ++fd) close(fd);
+  for (int sig = 1; sig < NSIG; ++sig) {
+    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
+  }
+  // The node must not die with the terminal session it came from.
+  signal(SIGHUP, SIG_IGN);
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  execv("/proc/self/exe", argv.data());
+  int err = errno;
+  ssize_t unused = write(kChildExecErrorFd, &err, sizeof err);
+  (void)unused;
+  _exit(127);
+}
+
+/// Starts the node detached. On success `*ready_read_fd` is the read end of its ready pipe.
+Status SpawnNode(const AutostartOptions& options, int* ready_read_fd) {
+  std::vector<std::string> args = {"lockmesh", "node", "--auto-started", "--socket",
+                                   options.socket};
+  if (!options.data_dir.empty()) {
+    args.push_back("--data-dir");
+    args.push_back(options.data_dir);
+  }
+  if (!options.config_file.empty()) {
+    args.push_back("--config");
+    args.push_back(options.config_file);
+  }
+  args.push_back(kReadyFdFlag);
+  args.push_back(std::to_string(kChildReadyFd));
+  std::vector<char*> argv;
+  for (auto& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+
+  int ready[2];
+  int exec_error[2];
+  if (pipe2(ready, O_CLOEXEC) != 0) return Status::IOError(Errno("pipe", errno));
+  if (pipe2(exec_error, O_CLOEXEC) != 0) {
+    int err = errno;
+    close(ready[0]);
+    close(ready[1]);
+    return Status::IOError(Errno("pipe", err));
+  }
+  // Block signals across fork so that no handler of ours runs in the children.
+  sigset_t all, old;
+  sigfillset(&all);
+  sigprocmask(SIG_SETMASK, &all, &old);
+  pid_t pid = fork();
+  if (pid == 0) {
+    setsid();
+    pid_t grandchild = fork();
+    if (grandchild != 0) _exit(grandchild < 0 ? 1 : 0);
+    ExecNode(argv, ready[1], exec_error[1]);
+  }
+  int fork_errno = errno;
+  sigprocmask(SIG_SETMASK, &old, nullptr);
+  close(ready[1]);
+  close(exec_error[1]);
+  if (pid < 0) {
+    close(ready[0]);
+    close(exec_error[0]);
+    return Status::IOError(Errno("cannot start a node: fork", fork_errno));
+  }
+  int wstatus = 0;
+  while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(wstatus) || WEXITSTATUS(wstatus) != 0) {
+    close(ready[0]);
+    close(exec_error[0]);
+    return Status::IOError("cannot start a node: fork failed in the intermediate process");
+  }
+  // EOF once the grandchild has exec'd (the write end is close-on-exec); errno if not.
+  int err = 0;
+  ssize_t n;
+  do {
+    n = read(exec_error[0], &err, sizeof err);
+  } while (n < 0 && errno == EINTR);
+  close(exec_error[0]);
+  if (n == static_cast<ssize_t>(sizeof err)) {
+    close(ready[0]);
+    return Status::IOError(Errno("cannot start a node: exec /proc/self/exe", err));
+  }
+  *ready_read_fd = ready[0];
+  return Status::OK();
+}
+
+/// Reads the node's ready line (until `deadline`). ok: serving; AlreadyExists: another node
+/// has the socket; other errors: the node failed to start.
+Status AwaitReady(int fd, Clock::time_point deadline, const AutostartOptions& options) {
+  std::string line;
+  char buffer[512];
+  while (line.find('\n') == std::string::npos) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) {
+      return Status::TimedOut("the auto-started node did not report within the timeout; see " +
+                              options.log_file);
+    }
+    pollfd pfd{fd, POLLIN, 0};
+    int r = poll(&pfd, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) continue;
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      return Status::Unavailable("the auto-started node exited during start-up; see " +
+                                 options.log_file);
+    }
+    line.append(buffer, n);
+  }
+  line.resize(line.find('\n'));
+  if (line == "ok") return Status::OK();
+  if (line.rfind("already-running ", 0) == 0) return Status::AlreadyExists(line.substr(16));
+  if (line.rfind("error ", 0) == 0) line = line.substr(6);
+  return Status::Unavailable("the auto-started node failed to start: " + line + " (log: " +
+                             options.log_file + ")");
+}
+
+/// Connects with backoff until ok, a non-Unavailable error, or the deadline.
+Status PollConnect(const TryConnectFunction& try_connect, Clock::time_point deadline) {
+  auto delay = std::chrono::milliseconds(5);
+  while (true) {
+    Status st = try_connect();
+    if (!st.IsUnavailable() || Clock::now() >= deadline) return st;
+    std::this_thread::sleep_for(delay);
+    delay = std::min(delay * 2, std::chrono::milliseconds(200));
+  }
+}
+
+}  // namespace
+
+void WriteReadyLine(int fd, const Status& start_status) {
+  std::string line;
+  if (start_status.ok()) {
+    line = "ok\n";
+  } else {
+    line = (start_status.code() == Status::Code::kAlreadyExists ? "already-running " : "error ") +
+           start_status.message();
+    for (char& c : line) {
+      if (c == '\n') c = ' ';
+    }
+    line += '\n';
+  }
+  ssize_t unused = write(fd, line.data(), line.size());
+  (void)unused;
+  close(fd);
+}
+
+Status ConnectOrStartNode(const AutostartOptions& options, const TryConnectFunction& try_connect,
+                          bool* started) {
+  *started = false;
+  Status st = try_connect();
+  if (!st.IsUnavailable()) return st;
+  if (!options.enabled) {
+    return Status::Unavailable("no node is running at " + options.socket);
+  }
+  auto deadline = Clock::now() + std::chrono::milliseconds(
+                                     static_cast<int64_t>(options.timeout_seconds * 1000));
+  std::string dir = options.socket.substr(0, options.socket.rfind('/'));
+  MESH_RETURN_IF_ERROR(MakeDirs(dir));
+  StartLock lock;
+  MESH_RETURN_IF_ERROR(lock.Acquire(options.socket + ".start.lock", deadline));
+  st = try_connect();
+  if (!st.IsUnavailable()) return st;
+
+  int ready_fd = -1;
+  MESH_RETURN_IF_ERROR(SpawnNode(options, &ready_fd));
+  // The lock's wait above does not eat into the node's own start-up time.
+  deadline = Clock::now() + std::chrono::milliseconds(
+                                static_cast<int64_t>(options.timeout_seconds * 1000));
+  st = AwaitReady(ready_fd, deadline, options);
+  close(ready_fd);
+  if (st.ok()) {
+    *started = true;
+  } else if (st.code() != Status::Code::kAlreadyExists) {
+    return st;
+  }
+  // Serving (or another node holds the socket): it should answer now.
+  st = PollConnect(try_connect, deadline);
+  if (st.IsUnavailable()) {
+    return Status::Unavailable("no node answers at " + options.socket + " (" + st.message() +
+                               "); see " + options.log_file);
+  }
+  return st;
+}
+
+}  // namespace lockmesh::cli

@@ -1,0 +1,54 @@
+// Race-free start of a background node when a client finds none (FLoM's daemon
+// auto-start, done without FLoM's races).
+//
+// Protocol, for a socket S:
+//  1. Try to connect. Anything but Status::Unavailable ("no node") is returned as is.
+//  2. Create S's directory (0700) and take an exclusive flock on S.start.lock, polling for
+//     up to `timeout_seconds`: only one starter at a time.
+//  3. Try to connect again: the previous holder of the flock may have started a node.
+//  4. Spawn `/proc/self/exe node --auto-started --socket S [--data-dir D] [--config F]
+//     --ready-fd 3`, fully detached (double fork, setsid, umask 077, cwd /, stdio on
+//     /dev/null, every other descriptor closed). The node reports "ok" or its start error on
+//     the ready pipe, so a start failure is reported at once instead of after a timeout.
+//  5. Poll-connect with backoff until the node answers (up to `timeout_seconds`).
+//  6. Release the flock.
+// The node itself holds an exclusive flock on S.lock for its lifetime, so even a node
+// started by other means cannot serve S twice.
+#ifndef LOCKMESH_APPS_LOCKMESH_AUTOSTART_H_
+#define LOCKMESH_APPS_LOCKMESH_AUTOSTART_H_
+
+#include <functional>
+#include <string>
+
+#include "mesh/status.h"
+
+namespace lockmesh::cli {
+
+struct AutostartOptions {
+  std::string socket;       // absolute socket path
+  std::string data_dir;     // absolute; passed as --data-dir when not ""
+  std::string config_file;  // absolute; passed as --config when not ""
+  std::string log_file;     // where the started node logs, for error messages
+  bool enabled = true;      // false: only step 1 (--no-autostart)
+  double timeout_seconds = 10;
+};
+
+/// One connection attempt: ok, Unavailable when no node answers, or another error.
+using TryConnectFunction = std::function<mesh::Status()>;
+
+/// Connects via `try_connect`, starting a node first if none answers (see above). Sets
+/// `*started` to true when this call started the node. A final "no node" is returned as
+/// Unavailable whose message names the socket.
+mesh::Status ConnectOrStartNode(const AutostartOptions& options,
+                                const TryConnectFunction& try_connect, bool* started);
+
+/// Name of the hidden `node` flag carrying the ready pipe's descriptor.
+inline constexpr const char* kReadyFdFlag = "--ready-fd";
+
+/// Written by an auto-started node on its ready pipe: "ok\n" once serving, or
+/// "already-running <message>\n" / "error <message>\n" when Start failed.
+void WriteReadyLine(int fd, const mesh::Status& start_status);
+
+}  // namespace lockmesh::cli
+
+#endif  // LOCKMESH_APPS_LOCKMESH_AUTOSTART_H_

@@ -1,0 +1,265 @@
+// `lockmesh locks`, `lockmesh status` and `lockmesh unique-id`: read-only views. None of
+// them starts a node.
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "cli_support.h"
+#include "commands.h"
+#include "exit_codes.h"
+#include "mesh/client.h"
+#include "mesh/node.h"
+
+namespace lockmesh::cli {
+namespace {
+
+using mesh::Status;
+using Json = nlohmann::ordered_json;
+
+constexpr const char* kInfoExitCodes =
+    "Exit status: 0 success; 1 no node is running at the socket (no node is started); 2 usage "
+    "error;\n99 any other error (bad configuration, I/O, protocol).";
+
+/// Flags shared by `locks` and `status`.
+struct InfoFlags {
+  CommonOptions common;
+  bool json = false;
+};
+
+/// Connects to the node named by the configuration; prints the error and sets `*code` on
+/// failure.
+std::unique_ptr<mesh::Client> ConnectForInfo(const InfoFlags& flags, const char* name,
+                                             int* code) {
+  Config config;
+  if (int c = LoadEffectiveConfig(flags.common, &config); c != 0) {
+    *code = c;
+    return nullptr;
+  }
+  mesh::ClientOptions options;
+  options.socket_path = EffectiveSocket(config);
+  options.client_name = name;
+  std::unique_ptr<mesh::Client> client;
+  Status st = mesh::Client::Connect(options, &client);
+  if (st.IsUnavailable()) {
+    PrintError("no node is running at " + options.socket_path + " (" + st.message() + ")");
+    *code = kExitNoNode;
+    return nullptr;
+  }
+  if (!st.ok()) {
+    PrintError("cannot connect to " + options.socket_path + ": " + st.ToString());
+    *code = kExitError;
+    return nullptr;
+  }
+  return client;
+}
+
+/// Prints rows as left-aligned columns separated by two spaces.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths;
+  for (const auto& row : rows) {
+    widths.resize(std::max(widths.size(), row.size()));
+    for (size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line;
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    puts(line.c_str());
+  }
+}
+
+std::string OrDash(const std::string& s) { return s.empty() ? "-" : s; }
+
+/// "3d4h", "2h5m", "4m10s", "12.3s".
+std::string FormatUptime(int64_t ms) {
+  int64_t s = ms / 1000;
+  char buffer[64];
+  if (s >= 86400) {
+    snprintf(buffer, sizeof buffer, "%lldd%lldh", (long long)(s / 86400),
+             (long long)(s % 86400 / 3600));
+  } else if (s >= 3600) {
+    snprintf(buffer, sizeof buffer, "%lldh%lldm", (long long)(s / 3600),
+             (long long)(s % 3600 / 60));
+  } else if (s >= 60) {
+    snprintf(buffer, sizeof buffer, "%lldm%llds", (long long)(s / 60), (long long)(s % 60));
+  } else {
+    snprintf(buffer, sizeof buffer, "%.1fs", ms / 1000.0);
+  }
+  return buffer;
+}
+
+int RunLocks(const InfoFlags& flags) {
+  int code = 0;
+  auto client = ConnectForInfo(flags, "lockmesh locks", &code);
+  if (!client) return code;
+  std::vector<mesh::LockInfo> locks;
+  Status st = client->ListLocks(&locks);
+  if (!st.ok()) {
+    PrintError("cannot list locks: " + st.ToString());
+    return kExitError;
+  }
+  if (flags.json) {
+    Json out = {{"locks", Json::array()}};
+    for (const auto& l : locks) {
+      out["locks"].push_back({{"resource", l.resource},
+                              {"state", l.held ? "held" : "waiting"},
+                              {"mode", mesh::LockModeName(l.mode)},
+                              {"quantity", l.quantity},
+                              {"lock_id", l.lock_id},
+                              {"token", l.token},
+                              {"element", l.element},
+                              {"node_id", l.node_id},
+                              {"client_id", l.client_id},
+                              {"pid", l.pid},
+                              {"uid", l.uid},
+                              {"client_name", l.client_name}});
+    }
+    puts(out.dump(2).c_str());
+    return kExitOk;
+  }
+  if (locks.empty()) {
+    puts("no locks held or awaited");
+    return kExitOk;
+  }
+  std::vector<std::vector<std::string>> rows = {{"RESOURCE", "STATE", "MODE", "QTY", "TOKEN",
+                                                 "ELEMENT", "NODE", "CLIENT", "PID", "UID",
+                                                 "NAME"}};
+  for (const auto& l : locks) {
+    rows.push_back({l.resource, l.held ? "held" : "waiting", mesh::LockModeName(l.mode),
+                    std::to_string(l.quantity), l.held ? std::to_string(l.token) : "-",
+                    OrDash(l.element), OrDash(l.node_id), std::to_string(l.client_id),
+                    l.pid ? std::to_string(l.pid) : "-", std::to_string(l.uid),
+                    OrDash(l.client_name)});
+  }
+  PrintTable(rows);
+  return kExitOk;
+}
+
+int RunStatus(const InfoFlags& flags) {
+  int code = 0;
+  auto client = ConnectForInfo(flags, "lockmesh status", &code);
+  if (!client) return code;
+  mesh::NodeStatus s;
+  Status st = client->GetStatus(&s);
+  if (!st.ok()) {
+    PrintError("cannot get status: " + st.ToString());
+    return kExitError;
+  }
+  if (flags.json) {
+    Json members = Json::array();
+    for (const auto& m : s.members) {
+      members.push_back({{"node_id", m.node_id},
+                         {"role", m.role},
+                         {"address", m.address},
+                         {"leader", !s.leader_id.empty() && m.node_id == s.leader_id}});
+    }
+    Json out = {{"node_id", s.node_id},
+                {"cluster", s.cluster},
+                {"role", s.role},
+                {"leader_id", s.leader_id},
+                {"term", s.term},
+                {"commit_index", s.commit_index},
+                {"applied_index", s.applied_index},
+                {"clients", s.clients},
+                {"locks_held", s.locks_held},
+                {"locks_waiting", s.locks_waiting},
+                {"data_dir", s.data_dir},
+                {"socket", s.socket},
+                {"security", s.security},
+                {"fsync", s.fsync},
+                {"uptime_ms", s.uptime_ms},
+                {"version", s.version},
+                {"members", members}};
+    puts(out.dump(2).c_str());
+    return kExitOk;
+  }
+  PrintTable({
+      {"node", s.node_id + " (" + OrDash(s.role) + ")"},
+      {"cluster", s.cluster},
+      {"leader", OrDash(s.leader_id)},
+      {"term", std::to_string(s.term)},
+      {"commit/applied", std::to_string(s.commit_index) + " / " + std::to_string(s.applied_index)},
+      {"clients", std::to_string(s.clients)},
+      {"locks", std::to_string(s.locks_held) + " held, " + std::to_string(s.locks_waiting) +
+                    " waiting"},
+      {"data dir", s.data_dir},
+      {"socket", s.socket},
+      {"security", OrDash(s.security)},
+      {"fsync", s.fsync ? "on" : "off"},
+      {"uptime", FormatUptime(s.uptime_ms)},
+      {"version", OrDash(s.version)},
+  });
+  if (!s.members.empty()) {
+    puts("");
+    std::vector<std::vector<std::string>> rows = {{"MEMBER", "ROLE", "ADDRESS", "LEADER"}};
+    for (const auto& m : s.members) {
+      rows.push_back({m.node_id, m.role, OrDash(m.address), m.node_id == s.leader_id ? "*" : ""});
+    }
+    PrintTable(rows);
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+CommandRunner AddLocksCommand(CLI::App* app) {
+  CLI::App* cmd = app->add_subcommand("locks", "List held and awaited locks of the local node");
+  cmd->footer(std::string(
+                  "JSON (--json): {\"locks\": [{resource, state (held|waiting), mode (NL..EX), "
+                  "quantity, lock_id,\ntoken (0 while waiting), element, node_id, client_id, "
+                  "pid, uid, client_name}]}.\n\n") +
+              kInfoExitCodes);
+  auto flags = std::make_shared<InfoFlags>();
+  cmd->add_flag("--json", flags->json, "Print JSON for scripts instead of a table");
+  AddCommonOptions(cmd, &flags->common);
+  return [flags] { return RunLocks(*flags); };
+}
+
+CommandRunner AddStatusCommand(CLI::App* app) {
+  CLI::App* cmd = app->add_subcommand("status", "Show the local node and its cluster members");
+  cmd->footer(std::string(
+                  "JSON (--json): {node_id, cluster, role, leader_id, term, commit_index, "
+                  "applied_index, clients,\nlocks_held, locks_waiting, data_dir, socket, "
+                  "security, fsync, uptime_ms, version,\nmembers: [{node_id, role, address, "
+                  "leader (bool)}]}.\n\n") +
+              kInfoExitCodes);
+  auto flags = std::make_shared<InfoFlags>();
+  cmd->add_flag("--json", flags->json, "Print JSON for scripts instead of text");
+  AddCommonOptions(cmd, &flags->common);
+  return [flags] { return RunStatus(*flags); };
+}
+
+CommandRunner AddUniqueIdCommand(CLI::App* app) {
+  CLI::App* cmd = app->add_subcommand(
+      "unique-id",
+      "Print this node's unique id: node_id if configured, else the machine id, else an id "
+      "generated once and kept in the data dir");
+  cmd->footer("Exit status: 0 printed; 2 usage error; 99 no id could be read or created.");
+  auto common = std::make_shared<CommonOptions>();
+  common->overrides
+      .AddOption(cmd, "--data-dir", "node.data_dir",
+                 "Data dir holding a generated id (default: as for `lockmesh node`)")
+      ->type_name("DIR");
+  AddCommonOptions(cmd, common.get());
+  return [common]() -> int {
+    Config config;
+    if (int code = LoadEffectiveConfig(*common, &config); code != 0) return code;
+    std::string id = config.node.node_id;
+    if (id.empty()) {
+      std::string data_dir = EffectiveDataDir(config, EffectiveSocket(config));
+      Status st = mesh::UniqueId(data_dir, &id);
+      if (!st.ok()) {
+        PrintError(st.message());
+        return kExitError;
+      }
+    }
+    puts(id.c_str());
+    return kExitOk;
+  };
+}
+
+}  // namespace lockmesh::cli

@@ -1,0 +1,512 @@
+#include "config.h"
+
+#include <strings.h>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <toml++/toml.h>
+#include <variant>
+
+namespace lockmesh::cli {
+namespace {
+
+using mesh::Status;
+
+/// How a key's value is written.
+enum class Kind { kString, kBool, kInt, kSeconds, kList };
+
+/// A parsed value, before the key's own validation.
+using Value = std::variant<std::string, bool, int64_t, double, std::vector<std::string>>;
+
+/// One setting: its name, environment variable, type, and validating setter. The setter
+/// returns InvalidArgument with a message that does not repeat the key (callers add it).
+struct Key {
+  const char* name;
+  const char* env;
+  Kind kind;
+  std::function<Status(const Value&, Config*)> set;
+};
+
+const char* KindDescription(Kind kind) {
+  switch (kind) {
+    case Kind::kString: return "a string";
+    case Kind::kBool: return "a boolean (true/false)";
+    case Kind::kInt: return "an integer";
+    case Kind::kSeconds: return "a number of seconds";
+    case Kind::kList: return "a list of strings (or one comma-separated string)";
+  }
+  return "a value";
+}
+
+/// Letters, digits, '.', '_', '-'; 1..max bytes.
+Status CheckName(const std::string& text, size_t max) {
+  if (text.empty()) return Status::InvalidArgument("must not be empty");
+  if (text.size() > max) {
+    return Status::InvalidArgument("longer than " + std::to_string(max) + " bytes");
+  }
+  for (char c : text) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return Status::InvalidArgument("'" + text + "' may only contain A-Z a-z 0-9 . _ -");
+  }
+  return Status::OK();
+}
+
+Status NonEmpty(const std::string& text) {
+  return text.empty() ? Status::InvalidArgument("must not be empty") : Status::OK();
+}
+
+const std::vector<Key>& Keys() {
+  static const std::vector<Key>* keys = new std::vector<Key>{
+      {"node.node_id", "LOCKMESH_NODE_ID", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         MESH_RETURN_IF_ERROR(CheckName(s, 128));
+         c->node.node_id = s;
+         return Status::OK();
+       }},
+      {"node.cluster", "LOCKMESH_CLUSTER", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         MESH_RETURN_IF_ERROR(CheckName(s, 64));
+         c->node.cluster = s;
+         return Status::OK();
+       }},
+      {"node.data_dir", "LOCKMESH_DATA_DIR", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         MESH_RETURN_IF_ERROR(NonEmpty(s));
+         c->node.data_dir = s;
+         return Status::OK();
+       }},
+      {"node.socket", "LOCKMESH_SOCKET", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         MESH_RETURN_IF_ERROR(NonEmpty(s));
+         if (s.size() > kMaxSocketPathBytes) {
+           return Status::InvalidArgument("path is " + std::to_string(s.size()) +
+                                          " bytes; a UNIX socket path has at most " +
+                                          std::to_string(kMaxSocketPathBytes));
+         }
+         c->node.socket = s;
+         return Status::OK();
+       }},
+      {"node.socket_group", "LOCKMESH_SOCKET_GROUP", Kind::kString,
+       [](const Value& v, Config* c) {
+         c->node.socket_group = std::get<std::string>(v);
+         return Status::OK();
+       }},
+      {"node.idle_exit", "LOCKMESH_IDLE_EXIT", Kind::kSeconds,
+       [](const Value& v, Config* c) {
+         double d = std::get<double>(v);
+         if (d < 0) return Status::InvalidArgument("must be >= 0 (0 = never)");
+         c->node.idle_exit = d;
+         return Status::OK();
+       }},
+      {"node.fsync", "LOCKMESH_FSYNC", Kind::kBool,
+       [](const Value& v, Config* c) {
+         c->node.fsync = std::get<bool>(v);
+         return Status::OK();
+       }},
+      {"node.expect", "LOCKMESH_EXPECT", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 1 || n > 1000) return Status::InvalidArgument("must be between 1 and 1000");
+         c->node.expect = n;
+         return Status::OK();
+       }},
+      {"node.voters", "LOCKMESH_VOTERS", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 1 || n > 9) return Status::InvalidArgument("must be between 1 and 9");
+         c->node.voters = n;
+         return Status::OK();
+       }},
+      {"node.listen", "LOCKMESH_LISTEN", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         MESH_RETURN_IF_ERROR(ValidateHostPort(s));
+         c->node.listen = s;
+         return Status::OK();
+       }},
+      {"node.join", "LOCKMESH_JOIN", Kind::kList,
+       [](const Value& v, Config* c) {
+         const auto& list = std::get<std::vector<std::string>>(v);
+         for (const auto& s : list) MESH_RETURN_IF_ERROR(ValidateHostPort(s));
+         c->node.join = list;
+         return Status::OK();
+       }},
+      {"node.security", "LOCKMESH_SECURITY", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         if (s != "none" && s != "encrypt" && s != "mutual" && s != "tofu") {
+           return Status::InvalidArgument("'" + s + "' is not one of none, encrypt, mutual, tofu");
+         }
+         c->node.security = s;
+         return Status::OK();
+       }},
+      {"node.tls_cert", "LOCKMESH_TLS_CERT", Kind::kString,
+       [](const Value& v, Config* c) {
+         c->node.tls_cert = std::get<std::string>(v);
+         return Status::OK();
+       }},
+      {"node.tls_key", "LOCKMESH_TLS_KEY", Kind::kString,
+       [](const Value& v, Config* c) {
+         c->node.tls_key = std::get<std::string>(v);
+         return Status::OK();
+       }},
+      {"node.tls_ca", "LOCKMESH_TLS_CA", Kind::kString,
+       [](const Value& v, Config* c) {
+         c->node.tls_ca = std::get<std::string>(v);
+         return Status::OK();
+       }},
+      {"lock.mode", "LOCKMESH_MODE", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         mesh::LockMode mode;
+         Status st = mesh::ParseLockMode(s, &mode);
+         if (!st.ok()) {
+           return Status::InvalidArgument(
+               "'" + s +
+               "' is not a lock mode (NL CR CW PR PW EX, NullLock ... Exclusive, shared, "
+               "exclusive)");
+         }
+         c->lock.mode = mode;
+         return Status::OK();
+       }},
+      {"lock.wait", "LOCKMESH_WAIT", Kind::kSeconds,
+       [](const Value& v, Config* c) {
+         c->lock.wait = std::get<double>(v);
+         return Status::OK();
+       }},
+      {"lock.quantity", "LOCKMESH_QUANTITY", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 1 || n > UINT32_MAX) {
+           return Status::InvalidArgument("must be between 1 and 4294967295");
+         }
+         c->lock.quantity = n;
+         return Status::OK();
+       }},
+      {"lock.create", "LOCKMESH_CREATE", Kind::kBool,
+       [](const Value& v, Config* c) {
+         c->lock.create = std::get<bool>(v);
+         return Status::OK();
+       }},
+      {"lock.on_lost", "LOCKMESH_ON_LOST", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         if (s == "term") {
+           c->lock.on_lost = OnLost::kTerm;
+         } else if (s == "kill") {
+           c->lock.on_lost = OnLost::kKill;
+         } else if (s == "ignore") {
+           c->lock.on_lost = OnLost::kIgnore;
+         } else {
+           return Status::InvalidArgument("'" + s + "' is not one of term, kill, ignore");
+         }
+         return Status::OK();
+       }},
+      {"lock.grace", "LOCKMESH_GRACE", Kind::kSeconds,
+       [](const Value& v, Config* c) {
+         double d = std::get<double>(v);
+         if (d < 0) return Status::InvalidArgument("must be >= 0");
+         c->lock.grace = d;
+         return Status::OK();
+       }},
+      {"lock.autostart", "LOCKMESH_AUTOSTART", Kind::kBool,
+       [](const Value& v, Config* c) {
+         c->lock.autostart = std::get<bool>(v);
+         return Status::OK();
+       }},
+  };
+  return *keys;
+}
+
+const Key* FindKey(std::string_view name) {
+  for (const Key& key : Keys()) {
+    if (name == key.name) return &key;
+  }
+  return nullptr;
+}
+
+std::string Trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+/// Parses text (environment or flag) as `kind`.
+Status ParseText(Kind kind, std::string_view text, Value* out) {
+  std::string s(text);
+  switch (kind) {
+    case Kind::kString:
+      *out = s;
+      return Status::OK();
+    case Kind::kBool: {
+      const char* t = s.c_str();
+      if (!strcasecmp(t, "true") || !strcasecmp(t, "yes") || !strcasecmp(t, "on") || s == "1") {
+        *out = true;
+      } else if (!strcasecmp(t, "false") || !strcasecmp(t, "no") || !strcasecmp(t, "off") ||
+                 s == "0") {
+        *out = false;
+      } else {
+        return Status::InvalidArgument("'" + s + "' is not a boolean (true/false/yes/no/1/0)");
+      }
+      return Status::OK();
+    }
+    case Kind::kInt: {
+      std::string t = Trim(s);
+      char* end = nullptr;
+      errno = 0;
+      long long n = std::strtoll(t.c_str(), &end, 10);
+      if (t.empty() || *end != '\0' || errno == ERANGE) {
+        return Status::InvalidArgument("'" + s + "' is not an integer");
+      }
+      *out = static_cast<int64_t>(n);
+      return Status::OK();
+    }
+    case Kind::kSeconds: {
+      std::string t = Trim(s);
+      char* end = nullptr;
+      errno = 0;
+      double d = std::strtod(t.c_str(), &end);
+      if (t.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(d)) {
+        return Status::InvalidArgument("'" + s + "' is not a number of seconds");
+      }
+      *out = d;
+      return Status::OK();
+    }
+    case Kind::kList: {
+      std::vector<std::string> list;
+      std::stringstream in(s);
+      std::string item;
+      while (std::getline(in, item, ',')) {
+        item = Trim(item);
+        if (!item.empty()) list.push_back(item);
+      }
+      *out = list;
+      return Status::OK();
+    }
+  }
+  return Status::Internal("unknown kind");
+}
+
+/// Converts a TOML value to `kind`; a type mismatch is InvalidArgument.
+Status FromToml(Kind kind, const toml::node& node, Value* out) {
+  switch (kind) {
+    case Kind::kString:
+      if (auto v = node.value_exact<std::string>()) {
+        *out = *v;
+        return Status::OK();
+      }
+      break;
+    case Kind::kBool:
+      if (auto v = node.value_exact<bool>()) {
+        *out = *v;
+        return Status::OK();
+      }
+      break;
+    case Kind::kInt:
+      if (auto v = node.value_exact<int64_t>()) {
+        *out = *v;
+        return Status::OK();
+      }
+      break;
+    case Kind::kSeconds:
+      if (node.is_integer() || node.is_floating_point()) {
+        double d = *node.value<double>();
+        if (!std::isfinite(d)) return Status::InvalidArgument("must be a finite number");
+        *out = d;
+        return Status::OK();
+      }
+      break;
+    case Kind::kList:
+      if (auto v = node.value_exact<std::string>()) return ParseText(kind, *v, out);
+      if (const toml::array* array = node.as_array()) {
+        std::vector<std::string> list;
+        for (const toml::node& item : *array) {
+          auto s = item.value_exact<std::string>();
+          if (!s) break;
+          list.push_back(*s);
+        }
+        if (list.size() == array->size()) {
+          *out = list;
+          return Status::OK();
+        }
+      }
+      break;
+  }
+  std::ostringstream type;
+  type << node.type();
+  return Status::InvalidArgument(std::string("expected ") + KindDescription(kind) + ", got " +
+                                 type.str());
+}
+
+std::string Where(const std::string& origin, const toml::source_region& source) {
+  std::string where = origin;
+  if (source.begin.line > 0) where += ":" + std::to_string(source.begin.line);
+  return where;
+}
+
+/// Returns the contents of an existing file or NotFound/IOError.
+Status ReadFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    int err = errno;
+    if (err == ENOENT) return Status::NotFound(path + ": no such file");
+    return Status::IOError(path + ": " + std::strerror(err));
+  }
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) return Status::IOError(path + ": read failed");
+  *out = buffer.str();
+  return Status::OK();
+}
+
+}  // namespace
+
+const char* OnLostName(OnLost on_lost) {
+  switch (on_lost) {
+    case OnLost::kTerm: return "term";
+    case OnLost::kKill: return "kill";
+    case OnLost::kIgnore: return "ignore";
+  }
+  return "?";
+}
+
+Status ValidateHostPort(std::string_view text) {
+  std::string s(text);
+  size_t colon = s.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
+    return Status::InvalidArgument("'" + s + "' is not HOST:PORT");
+  }
+  std::string host = s.substr(0, colon);
+  std::string port = s.substr(colon + 1);
+  if (host.front() == '[') {
+    if (host.back() != ']' || host.size() < 3) {
+      return Status::InvalidArgument("'" + s + "': an IPv6 host is written [ADDRESS]:PORT");
+    }
+  } else if (host.find(':') != std::string::npos) {
+    return Status::InvalidArgument("'" + s + "': write an IPv6 host in brackets, [ADDRESS]:PORT");
+  }
+  char* end = nullptr;
+  long n = std::strtol(port.c_str(), &end, 10);
+  if (*end != '\0' || n < 1 || n > 65535) {
+    return Status::InvalidArgument("'" + s + "': port must be 1-65535");
+  }
+  return Status::OK();
+}
+
+std::string DefaultUserConfigPath(const GetEnvFunction& getenv) {
+  if (!getenv) return "";
+  const char* xdg = getenv("XDG_CONFIG_HOME");
+  if (xdg != nullptr && xdg[0] == '/') return std::string(xdg) + "/lockmesh/lockmesh.toml";
+  const char* home = getenv("HOME");
+  if (home != nullptr && home[0] != '\0') {
+    return std::string(home) + "/.config/lockmesh/lockmesh.toml";
+  }
+  return "";
+}
+
+ConfigSources DefaultConfigSources(const std::string& explicit_file) {
+  ConfigSources sources;
+  sources.getenv = [](const char* name) -> const char* { return std::getenv(name); };
+  sources.user_file = DefaultUserConfigPath(sources.getenv);
+  sources.explicit_file = explicit_file;
+  return sources;
+}
+
+Status ApplyText(std::string_view key_name, std::string_view text, const std::string& origin,
+                 Config* config) {
+  const Key* key = FindKey(key_name);
+  if (key == nullptr) return Status::Internal("no configuration key " + std::string(key_name));
+  Value value;
+  Status st = ParseText(key->kind, text, &value);
+  if (st.ok()) st = key->set(value, config);
+  if (!st.ok()) return Status::InvalidArgument(origin + ": " + st.message());
+  return Status::OK();
+}
+
+Status ApplyTomlText(std::string_view text, const std::string& origin, Config* config) {
+  toml::table root;
+  try {
+    root = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    return Status::InvalidArgument(Where(origin, e.source()) + ": TOML syntax error: " +
+                                   std::string(e.description()));
+  } catch (const std::exception& e) {
+    return Status::InvalidArgument(origin + ": " + e.what());
+  }
+  for (auto&& [section_key, section] : root) {
+    std::string section_name(section_key.str());
+    const toml::table* table = section.as_table();
+    if (table == nullptr || (section_name != "node" && section_name != "lock")) {
+      return Status::InvalidArgument(Where(origin, section_key.source()) + ": unknown key '" +
+                                     section_name + "' (known tables: [node], [lock])");
+    }
+    for (auto&& [key, node] : *table) {
+      std::string name = section_name + "." + std::string(key.str());
+      const Key* spec = FindKey(name);
+      if (spec == nullptr) {
+        return Status::InvalidArgument(Where(origin, key.source()) + ": unknown key '" + name +
+                                       "'");
+      }
+      Value value;
+      Status st = FromToml(spec->kind, node, &value);
+      if (st.ok()) st = spec->set(value, config);
+      if (!st.ok()) {
+        return Status::InvalidArgument(Where(origin, key.source()) + ": " + name + ": " +
+                                       st.message());
+      }
+    }
+  }
+  config->files.push_back(origin);
+  return Status::OK();
+}
+
+Status ApplyTomlFile(const std::string& path, bool must_exist, Config* config) {
+  std::string text;
+  Status st = ReadFile(path, &text);
+  if (st.IsNotFound() && !must_exist) return Status::OK();
+  if (!st.ok()) return st;
+  return ApplyTomlText(text, path, config);
+}
+
+Status ApplyEnvironment(const GetEnvFunction& getenv, Config* config) {
+  if (!getenv) return Status::OK();
+  for (const Key& key : Keys()) {
+    const char* value = getenv(key.env);
+    if (value == nullptr) continue;
+    MESH_RETURN_IF_ERROR(ApplyText(key.name, value, std::string("environment ") + key.env + "=" +
+                                                        value, config));
+  }
+  return Status::OK();
+}
+
+Status LoadConfig(const ConfigSources& sources, Config* config) {
+  if (!sources.system_file.empty()) {
+    MESH_RETURN_IF_ERROR(ApplyTomlFile(sources.system_file, false, config));
+  }
+  if (!sources.user_file.empty()) {
+    MESH_RETURN_IF_ERROR(ApplyTomlFile(sources.user_file, false, config));
+  }
+  if (!sources.explicit_file.empty()) {
+    Status st = ApplyTomlFile(sources.explicit_file, true, config);
+    if (!st.ok()) return st.IsNotFound() ? st.Annotate("--config") : st;
+  }
+  return ApplyEnvironment(sources.getenv, config);
+}
+
+std::vector<ConfigKeyInfo> ConfigKeys() {
+  std::vector<ConfigKeyInfo> out;
+  for (const Key& key : Keys()) out.push_back({key.name, key.env});
+  return out;
+}
+
+}  // namespace lockmesh::cli

@@ -1,0 +1,32 @@
+// Exit codes of the `lockmesh` program, in one place.
+//
+// `lockmesh lock` exits with its command's own status when it ran; the codes 95-99 are
+// FLoM's (96-99) plus one for a lost lock. A command that itself exits 95-99 is therefore
+// indistinguishable from lockmesh's own failures, exactly as with FLoM.
+#ifndef LOCKMESH_APPS_LOCKMESH_EXIT_CODES_H_
+#define LOCKMESH_APPS_LOCKMESH_EXIT_CODES_H_
+
+namespace lockmesh::cli {
+
+/// Success (or, for `lock`, the command exited 0).
+inline constexpr int kExitOk = 0;
+/// `locks`, `status`, `bench --no-autostart`: no node answers at the socket.
+inline constexpr int kExitNoNode = 1;
+/// Bad command line: unknown flag, missing argument, bad flag value.
+inline constexpr int kExitUsage = 2;
+/// `lock`: the lock was lost while the command ran (session expired, node gone).
+inline constexpr int kExitLost = 95;
+/// `lock`: the resource does not exist and --no-create was given with -n (FLoM's 96).
+inline constexpr int kExitCantWait = 96;
+/// `lock`: the command could not be started (fork or exec failed; FLoM's 97).
+inline constexpr int kExitCantRun = 97;
+/// `lock`: resource busy with -n, or -w SECONDS passed without a grant (FLoM's 98).
+inline constexpr int kExitBusy = 98;
+/// Any other error: configuration, node start failure, I/O, impossible request (FLoM's 99).
+inline constexpr int kExitError = 99;
+/// A process killed by signal N is reported as kExitSignalBase + N, as shells do.
+inline constexpr int kExitSignalBase = 128;
+
+}  // namespace lockmesh::cli
+
+#endif  // LOCKMESH_APPS_LOCKMESH_EXIT_CODES_H_

@@ -1,0 +1,250 @@
+#include "lock_runner.h"
+
+#include <signal.h>
+#include <string.h>
+#include <uv.h>
+
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "child_process.h"
+#include "cli_support.h"
+#include "exit_codes.h"
+#include "loop_client.h"
+
+namespace lockmesh::cli {
+namespace {
+
+using mesh::Status;
+
+/// Signals forwarded to the command. The first four go to its process group (as a
+/// terminal would send them), the user signals to the command's process only.
+constexpr std::array<int, 6> kForwardedSignals = {SIGINT, SIGTERM, SIGHUP,
+                                                  SIGQUIT, SIGUSR1, SIGUSR2};
+
+/// How often the connection to the node is checked while the command runs (a fallback:
+/// the client also reports a dropped connection through the lost callback).
+constexpr uint64_t kConnectionCheckMs = 250;
+
+std::string SignalName(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev != nullptr ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
+
+/// "5", "0.25": seconds as a person writes them.
+std::string FormatSeconds(double seconds) {
+  char buffer[32];
+  snprintf(buffer, sizeof buffer, "%g", seconds);
+  return buffer;
+}
+
+class LockRunner {
+ public:
+  LockRunner(uv_loop_t* loop, const LockRequest& request) : loop_(loop), request_(request) {}
+
+  int Run() {
+    bool started = false;
+    Status st = ConnectOrStartOnLoop(loop_, request_.client_options, request_.autostart,
+                                     &client_, &started);
+    if (!st.ok()) {
+      PrintError(st.IsUnavailable() ? st.message() : "cannot connect: " + st.ToString());
+      return kExitError;
+    }
+    InitHandles();
+    client_->SetLostCallback(
+        [this](const mesh::Lock& lock, const Status& why) { OnLost(lock, why); });
+    state_ = State::kLocking;
+    client_->Lock(request_.resource, request_.lock_options,
+                  [this](const Status& st, const mesh::Lock& lock) { OnLocked(st, lock); });
+    uv_run(loop_, UV_RUN_DEFAULT);
+    client_.reset();
+    return exit_code_;
+  }
+
+ private:
+  enum class State {
+    kLocking,    // waiting for the grant
+    kRunning,    // the command runs
+    kReleasing,  // the command ended; unlocking
+    kDone,       // closing handles and the client
+  };
+
+  void InitHandles() {
+    for (size_t i = 0; i < kForwardedSignals.size(); ++i) {
+      uv_signal_init(loop_, &signals_[i]);
+      signals_[i].data = this;
+      uv_signal_start(
+          &signals_[i],
+          [](uv_signal_t* handle, int signum) {
+            static_cast<LockRunner*>(handle->data)->OnSignal(signum);
+          },
+          kForwardedSignals[i]);
+    }
+    uv_signal_init(loop_, &sigchld_);
+    sigchld_.data = this;
+    uv_signal_start(
+        &sigchld_,
+        [](uv_signal_t* handle, int) { static_cast<LockRunner*>(handle->data)->OnSigchld(); },
+        SIGCHLD);
+    uv_timer_init(loop_, &grace_timer_);
+    grace_timer_.data = this;
+    uv_timer_init(loop_, &watch_timer_);
+    watch_timer_.data = this;
+  }
+
+  void OnLocked(const Status& st, const mesh::Lock& lock) {
+    if (state_ != State::kLocking) return;  // aborted meanwhile; closing releases it
+    if (!st.ok()) {
+      PrintError("cannot lock '" + request_.resource + "': " + st.ToString());
+      exit_code_ = ExitCodeForLockStatus(st);
+      Finish();
+      return;
+    }
+    lock_ = lock;
+    ChildProcess::EnvList env = {
+        {"LOCKMESH_TOKEN", std::to_string(lock.token)},
+        {"LOCKMESH_RESOURCE", lock.resource.empty() ? request_.resource : lock.resource},
+        {"LOCKMESH_LOCK_ID", std::to_string(lock.lock_id)},
+    };
+    if (!lock.element.empty()) env.emplace_back("LOCKMESH_ELEMENT", lock.element);
+    Status started = ChildProcess::Start(request_.command, env, &child_);
+    if (!started.ok()) {
+      PrintError(started.message());
+      exit_code_ = kExitCantRun;
+      Release(/*rollback=*/true);
+      return;
+    }
+    state_ = State::kRunning;
+    uv_timer_start(
+        &watch_timer_,
+        [](uv_timer_t* handle) { static_cast<LockRunner*>(handle->data)->CheckConnection(); },
+        kConnectionCheckMs, kConnectionCheckMs);
+    OnSigchld();  // it may already have exited
+  }
+
+  void OnSignal(int signum) {
+    switch (state_) {
+      case State::kLocking:
+        PrintError("interrupted by " + SignalName(signum) + " while waiting for '" +
+                   request_.resource + "'");
+        exit_code_ = kExitSignalBase + signum;
+        Finish();
+        break;
+      case State::kRunning:
+        if (signum == SIGUSR1 || signum == SIGUSR2) {
+          child_->Signal(signum);
+        } else {
+          child_->SignalGroup(signum);
+        }
+        break;
+      case State::kReleasing:
+      case State::kDone:
+        break;  // the command is gone; the lock is being released anyway
+    }
+  }
+
+  void OnSigchld() {
+    if (state_ != State::kRunning || !child_->Reap()) return;
+    child_->RestoreTerminal();
+    uv_timer_stop(&watch_timer_);
+    uv_timer_stop(&grace_timer_);
+    if (lost_) {
+      if (request_.on_lost != OnLost::kIgnore) {
+        child_->SignalGroup(SIGKILL);  // whatever the command left behind in its group
+      }
+      exit_code_ = kExitLost;
+      Finish();
+      return;
+    }
+    exit_code_ = child_->exit_code();
+    // As FLoM does: a failed command rolls back (a transactional sequence value is reused).
+    Release(/*rollback=*/exit_code_ != 0);
+  }
+
+  void Release(bool rollback) {
+    state_ = State::kReleasing;
+    client_->Unlock(lock_, rollback, [this](const Status& st) {
+      if (!st.ok() && !lost_) {
+        PrintError("warning: unlocking '" + request_.resource + "': " + st.ToString() +
+                   " (closing the session releases it)");
+      }
+      Finish();
+    });
+  }
+
+  void OnLost(const mesh::Lock& lock, const Status& why) {
+    if (state_ != State::kRunning || lost_) return;
+    if (lock.lock_id != 0 && lock.lock_id != lock_.lock_id) return;
+    lost_ = true;
+    std::string head = "lock on '" + request_.resource + "' lost (" + why.message() + "); ";
+    switch (request_.on_lost) {
+      case OnLost::kTerm: {
+        uint64_t grace_ms = static_cast<uint64_t>(std::llround(request_.grace_seconds * 1000));
+        PrintError(head + "sending SIGTERM to the command, SIGKILL after " +
+                   FormatSeconds(request_.grace_seconds) + " s");
+        child_->SignalGroup(SIGTERM);
+        child_->Signal(SIGCONT);  // a stopped command must be able to act on SIGTERM
+        uv_timer_start(
+            &grace_timer_,
+            [](uv_timer_t* handle) {
+              auto* self = static_cast<LockRunner*>(handle->data);
+              if (self->state_ == State::kRunning) self->child_->SignalGroup(SIGKILL);
+            },
+            grace_ms, 0);
+        break;
+      }
+      case OnLost::kKill:
+        PrintError(head + "killing the command (SIGKILL)");
+        child_->SignalGroup(SIGKILL);
+        break;
+      case OnLost::kIgnore:
+        PrintError("warning: " + head +
+                   "--on-lost=ignore: the command keeps running unprotected; exit code will "
+                   "be 95");
+        break;
+    }
+  }
+
+  void CheckConnection() {
+    if (state_ == State::kRunning && !lost_ && !client_->connected()) {
+      OnLost(lock_, Status::Lost("the connection to the node was lost"));
+    }
+  }
+
+  /// Closes every handle and the client; uv_run returns once all are closed.
+  void Finish() {
+    if (state_ == State::kDone) return;
+    state_ = State::kDone;
+    for (auto& handle : signals_) uv_close(reinterpret_cast<uv_handle_t*>(&handle), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&sigchld_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&grace_timer_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t*>(&watch_timer_), nullptr);
+    client_->Close([] {});
+  }
+
+  uv_loop_t* loop_;
+  const LockRequest& request_;
+  std::unique_ptr<mesh::AsyncClient> client_;
+  State state_ = State::kLocking;
+  mesh::Lock lock_;
+  std::unique_ptr<ChildProcess> child_;
+  bool lost_ = false;
+  int exit_code_ = kExitError;
+  std::array<uv_signal_t, kForwardedSignals.size()> signals_;
+  uv_signal_t sigchld_;
+  uv_timer_t grace_timer_;  // SIGKILL after --grace for --on-lost=term
+  uv_timer_t watch_timer_;  // connection check while the command runs
+};
+
+}  // namespace
+
+int RunLock(const LockRequest& request) {
+  LockRunner runner(uv_default_loop(), request);
+  int code = runner.Run();
+  uv_loop_close(uv_default_loop());
+  return code;
+}
+
+}  // namespace lockmesh::cli
