@@ -9,6 +9,31 @@
 // and restarts, as long as log indexes are (compatible holders granted by one entry share
 // that entry's index).
 //
+// Semantics (DESIGN.md §3):
+//  - Resource types follow from the name (core/resource_name.h). Simple and hierarchical
+//    resources honour the six modes; the other types use EX whatever was asked. Quantity is
+//    read only for numeric resources (0 means 1).
+//  - Requests on one queue (a resource; for hierarchical names, every path under one root)
+//    are strictly FIFO: a request is granted only if it is compatible with every holder and
+//    no earlier request is waiting (in a hierarchy: no earlier request on the same,
+//    an ancestor or a descendant path). So later readers never starve a queued writer.
+//  - A queue "exists" while it has holders or waiting requests. An Acquire with no_create
+//    on a queue that does not exist is answered CANT_WAIT without wait, and otherwise waits
+//    (QUEUED) until an Acquire without no_create creates the queue; that creator is handled
+//    first, then the requests that waited join the queue behind it in arrival order.
+//  - Sequences hand out 1, 2, ... never reusing a value; transactional sequences (_S_) hand
+//    out the smallest recycled value first. A value is recycled when its holder releases
+//    with rollback or its session/node ends; a plain release consumes it. Timestamps are
+//    formatted from the Acquire's stamp (moved forward past the previous value when needed,
+//    so a request granted from the queue gets the tick after the previous holder's value).
+//    Sequence and timestamp counters outlive idle periods; other idle queues are dropped
+//    (a set's round robin then restarts at its first element).
+//  - Sessions: OpenSession creates one; every other command naming an unknown or closed
+//    session is answered NO_SESSION and changes nothing. A closed session's key may be
+//    opened again (as a new, empty session): nodes must not reuse client ids.
+//  - Acquire, Release and Cancel carry (session, seq); each seq takes effect at most once
+//    (see ApplyResult::result).
+//
 // Threading: not thread-safe; owned and used by one thread (the node's loop thread).
 #ifndef LOCKMESH_CORE_LOCK_TABLE_H_
 #define LOCKMESH_CORE_LOCK_TABLE_H_
@@ -25,30 +50,54 @@
 
 namespace mesh::core {
 
-/// A lock granted by an applied entry, to the issuer or to a waiter that was queued.
+/// A lock granted by an applied entry, to the issuer or to a waiter that was queued; also
+/// used for the locks that an entry released because their session or node ended.
 struct Grant {
-  pb::SessionKey session;  // who holds it now
-  uint64_t lock_id = 0;    // log index of the Acquire that asked for it
-  uint64_t acquire_seq = 0;  // the Acquire's per-session seq
-  uint64_t token = 0;      // fencing token: index of the entry that granted it
+  /// Who holds it now (or held it, in ApplyResult::released).
+  pb::SessionKey session;
+  /// Log index of the Acquire that asked for it.
+  uint64_t lock_id = 0;
+  /// The Acquire's per-session seq.
+  uint64_t acquire_seq = 0;
+  /// Fencing token: index of the entry that granted it. Several waiters granted by one
+  /// entry (e.g. readers behind a released writer) share that entry's index.
+  uint64_t token = 0;
+  /// The resource as requested (for hierarchical resources the full path).
   std::string resource;
-  std::string element;     // set element, sequence value, timestamp; "" otherwise
+  /// Set element, sequence value (decimal) or timestamp text; "" for other types.
+  std::string element;
 };
 
-/// A queued request that ended without a grant (session closed, cancelled).
+/// A queued request that ended without a grant (session closed, node expired).
 struct Withdrawal {
+  /// The session that asked.
   pb::SessionKey session;
+  /// Log index of the Acquire.
   uint64_t lock_id = 0;
+  /// The Acquire's per-session seq.
   uint64_t acquire_seq = 0;
+  /// CANCELLED (CloseSession) or LOST (ExpireNode).
   pb::ResultCode code = pb::CANCELLED;
 };
 
 /// Everything one applied entry did.
 struct ApplyResult {
-  /// The answer to the entry's issuer (for Acquire: GRANTED, QUEUED, BUSY, IMPOSSIBLE,
-  /// CANT_WAIT, INVALID, NO_SESSION; Release: RELEASED, CANCELLED, NOT_FOUND; Cancel:
-  /// CANCELLED, or GRANTED when the grant came first; a duplicate (seq already applied)
-  /// repeats the recorded answer of that seq).
+  /// The answer to the entry's issuer:
+  ///  - OpenSession: GRANTED, meaning "the session is open" (also when it already was; an
+  ///    existing session is left unchanged).
+  ///  - Acquire: GRANTED (lock_id, token, element), QUEUED (lock_id; a Grant follows in a
+  ///    later entry, or a Withdrawal), BUSY, IMPOSSIBLE, CANT_WAIT, INVALID (message says
+  ///    why), NO_SESSION. lock_id is set to the entry's index in every answer.
+  ///  - Release: RELEASED (with the released lock's token and element), CANCELLED (a queued
+  ///    request was withdrawn), NOT_FOUND (unknown lock or another session's), NO_SESSION.
+  ///  - Cancel: CANCELLED, or GRANTED with token and element when the grant came first;
+  ///    NOT_FOUND, NO_SESSION.
+  ///  - CloseSession: RELEASED, or NO_SESSION. ExpireNode: RELEASED (even with no session).
+  ///  - Acquire/Release/Cancel whose seq is the session's last applied seq: the recorded
+  ///    answer of that seq, with no effect. A lower seq (or 0): ERROR "stale sequence
+  ///    number", with no effect.
+  ///  - An index <= applied_index(): ERROR, and nothing changes (not even applied_index).
+  ///  - A Command without a body: ERROR.
   pb::CommandResult result;
   /// Every lock this entry granted, in grant order, including one to the issuer.
   std::vector<Grant> grants;
@@ -60,14 +109,23 @@ struct ApplyResult {
 
 /// One row of a listing (held locks and queued requests).
 struct LockRow {
+  /// The resource as requested (hierarchical: the full path).
   std::string resource;
+  /// True for a held lock, false for a queued request.
   bool held = false;
+  /// Effective mode (EX for the types that have only EX).
   pb::LockMode mode = pb::EX;
+  /// Units of a numeric resource (1 for other types).
   uint32_t quantity = 1;
+  /// Log index of the Acquire.
   uint64_t lock_id = 0;
+  /// Fencing token (0 while queued).
   uint64_t token = 0;
+  /// Set element, sequence value or timestamp ("" otherwise or while queued).
   std::string element;
+  /// The owning session.
   pb::SessionKey session;
+  /// The session's client process id, user id and name (OpenSession).
   uint32_t pid = 0;
   uint32_t uid = 0;
   std::string client_name;
@@ -75,6 +133,7 @@ struct LockRow {
 
 class LockTable {
  public:
+  /// An empty table: no sessions, no resources, applied_index() == 0.
   LockTable();
   ~LockTable();
   LockTable(const LockTable&) = delete;
@@ -87,18 +146,27 @@ class LockTable {
   /// Index of the last applied entry (0 for an empty table).
   uint64_t applied_index() const;
 
-  /// Writes the whole state (sessions, holders, queues, counters) into `out`.
+  /// Writes the whole state (applied index, sessions with their last seq and answer,
+  /// holders, queues including no_create requests waiting for creation, counters, cursors)
+  /// into `out`, replacing its content. Sessions and resources are in key order, so equal
+  /// tables give byte-identical snapshots.
   void Snapshot(pb::LockTableSnapshot* out) const;
 
-  /// Replaces the whole state with `snapshot`. On error the table is unchanged.
+  /// Replaces the whole state with `snapshot`, after which the table behaves exactly as the
+  /// table that took it. Corruption (with the reason) if the snapshot does not describe a
+  /// consistent table: unparsable resource names or answers, duplicate or out-of-range lock
+  /// ids, unknown sessions, bad tokens, over-capacity or incompatible holders, a grantable
+  /// request left waiting. On error the table is unchanged.
   Status Restore(const pb::LockTableSnapshot& snapshot);
 
-  /// Held locks then queued requests, sorted by resource then lock id.
+  /// Held locks then queued requests, each part sorted by resource then lock id.
   std::vector<LockRow> List() const;
 
-  /// Counts for status output.
+  /// Number of open sessions.
   size_t session_count() const;
+  /// Number of held locks.
   size_t held_count() const;
+  /// Number of queued requests (including no_create requests waiting for creation).
   size_t waiting_count() const;
 
   /// True if the session is open.
