@@ -3,17 +3,42 @@
 //
 // Layout of the data dir: `wal/<seq:016x>.wal` segments (preallocated, records overwrite
 // zeros in place), `snapshot` (one file, replaced atomically). Each record is
-// [crc32c of type+payload : 4][length : 4][type : 1][payload], little endian.
+// [crc32c of type+payload : 4][length of payload : 4][type : 1][payload], little endian:
+//   type 1, entry:           [index : 8][term : 8][data : rest]
+//   type 2, hard state:      [term : 8][commit : 8][vote : rest]
+//   type 3, snapshot marker: [index : 8][term : 8][flags : 1] (bit 0: entries after index kept)
+// Records never straddle segments: a record that does not fit in the active segment starts a
+// new one (a record larger than options.segment_bytes gets a segment of its own size), and
+// the rest of the old segment stays zero. Replay applies records in order: an entry whose
+// index is <= the last replayed index first discards the replayed suffix from that index
+// (Raft conflict resolution is recorded by re-appending, there is no truncate record); a
+// snapshot marker drops the entries it covers (all entries when flag bit 0 is clear); the
+// last hard state wins.
+// The `snapshot` file is ["LMSNAP01" : 8][crc32c of the rest : 4][index : 8][term : 8][data].
 //
-// Recovery reads every segment in order. A record that fails its checksum or length check
-// is a torn tail if nothing but zeros follows it in the last segment: it and the rest are
-// discarded (and overwritten by later appends). Anywhere else it is corruption: Open fails
-// with Status::Corruption naming the file and offset, and nothing is discarded.
+// Recovery reads the snapshot (a checksum failure is Corruption), then every segment in
+// order. A record that fails its checksum or length check is a torn tail if it is in the
+// last segment and no valid record follows it there (only zeros, or the garbage of a write
+// cut short): it and the rest are discarded — zeroed on disk during Open, so later appends
+// overwrite clean space. Anywhere else (a non-last segment, or a valid record follows) it is
+// corruption: Open fails with Status::Corruption naming the file and offset, and nothing is
+// discarded. Missing segments between the first and the last are corruption too. A
+// damaged *last* record cannot be told from a torn write and is discarded like one.
+// Open ends by syncing every segment and the directory, so whatever it recovered is durable
+// before the caller acts on it.
 //
 // Writes are group-committed: Append*/SetHardState only buffer; Sync() writes everything
-// buffered and fsyncs once. Nothing is durable — and nothing may be acknowledged — until
-// Sync() returns ok. After a failed write or sync the store refuses further writes
-// (the state of the file is unknown); reopen to recover.
+// buffered and fsyncs once (when a segment fills up, the full one is synced before the next
+// is created, and the directory is synced after each creation). Nothing is durable — and
+// nothing may be acknowledged — until Sync() returns ok. After a failed write or sync the
+// store refuses further writes with that same error (the state of the file is unknown);
+// reopen to recover. The accessors reflect buffered (not yet durable) changes.
+//
+// Snapshots: SaveSnapshot syncs what is buffered, writes `snapshot` atomically, then logs the
+// current hard state and a snapshot marker and syncs, then deletes the oldest segments as
+// long as every entry in them is <= the snapshot index (never the active segment). If a crash
+// hits between the snapshot file and its marker, Open applies the snapshot to the recovered
+// log itself (the same keep-or-drop rule) and logs the marker.
 //
 // Threading: not thread-safe; one owner thread.
 #ifndef LOCKMESH_CORE_STORAGE_LOG_STORE_H_
@@ -54,13 +79,17 @@ struct LogStoreOptions {
 
 class LogStore {
  public:
-  /// Opens (creating if empty) the store in `dir`, recovering what is there. `fs` must
-  /// outlive the store.
+  /// Opens (creating `dir` and `dir`/wal if missing) the store in `dir`, recovering what is
+  /// there (see above). `fs` must outlive the store; `*out` is owned by the caller. Fails
+  /// with Corruption (file and offset in the message) or the file system's error.
   static Status Open(FileSystem* fs, const std::string& dir, const LogStoreOptions& options,
                      std::unique_ptr<LogStore>* out);
+  /// Closes the active segment. Buffered records not yet synced are discarded.
   ~LogStore();
 
+  /// The latest hard state (buffered or durable); all zero/empty on a fresh store.
   const HardState& hard_state() const;
+  /// The latest snapshot; index 0 if there is none.
   const SnapshotData& snapshot() const;
   /// First index held in the log (snapshot().index + 1), and last (snapshot().index if none).
   uint64_t first_index() const;
@@ -72,22 +101,31 @@ class LogStore {
 
   /// Buffers `entries` (contiguous). If the first index is <= last_index(), every entry
   /// from that index on is discarded first (Raft conflict resolution). The first index
-  /// must be <= last_index() + 1 and > snapshot().index.
+  /// must be <= last_index() + 1 and > snapshot().index, else InvalidArgument (not sticky).
+  /// Returns the sticky error, if any. The new entries are readable at once.
   Status Append(const std::vector<LogEntry>& entries);
-  /// Buffers a new hard state.
+  /// Buffers a new hard state. Returns the sticky error, if any.
   Status SetHardState(const HardState& hs);
-  /// Writes everything buffered and fsyncs once (group commit).
+  /// Writes everything buffered and fsyncs once (group commit). Ok with nothing buffered.
+  /// On failure the error becomes sticky (see write_error()).
   Status Sync();
   /// True if there is buffered data that Sync() would write.
   bool HasPending() const;
 
   /// Durably installs a snapshot and drops the entries it covers; segments wholly below it
   /// are deleted. Entries after snapshot.index are kept if their term matches, else all
-  /// entries are dropped (snapshot install from a leader).
+  /// entries are dropped (snapshot install from a leader). snapshot.index must be > 0 and
+  /// >= snapshot().index (equal only with the same term: re-saving new data for the same
+  /// point), else InvalidArgument. Syncs anything buffered first. Failures are sticky.
   Status SaveSnapshot(const SnapshotData& snapshot);
 
-  /// Bytes of WAL on disk, for status and compaction decisions.
+  /// Bytes of records in the live WAL segments as of the last successful Sync (excluding
+  /// the preallocated zero space), for status and compaction decisions.
   uint64_t wal_bytes() const;
+  /// Number of live WAL segment files.
+  size_t segment_count() const;
+  /// The sticky error: ok until a write or sync fails, then that failure forever.
+  const Status& write_error() const;
 
  private:
   LogStore();
