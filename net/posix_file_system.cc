@@ -247,9 +247,7 @@ class PosixFs : public core::FileSystem {
     return s.ok() ? c : s;
   }
 
-  Status SyncDir(const std::string& dir) override {
-    return FsyncPath(dir, O_RDONLY | O_DIRECTORY);
-  }
+  Status SyncDir(const std::string& dir) override { return FsyncPath(dir, O_RDONLY | O_DIRECTORY); }
 
   bool Exists(const std::string& path) override {
     struct stat st;

@@ -104,8 +104,8 @@ class FaultFileSystem : public FileSystem {
   Status CheckWrite(const std::string& path);
   Status CheckSync(const std::string& path);
   Status CheckSpace(const std::string& path, uint64_t extra);
-  Status FileWriteAt(const std::shared_ptr<Inode>& inode, const std::string& path,
-                     uint64_t offset, std::string_view data);
+  Status FileWriteAt(const std::shared_ptr<Inode>& inode, const std::string& path, uint64_t offset,
+                     std::string_view data);
   Status FileSync(const std::shared_ptr<Inode>& inode, const std::string& path);
   // Makes the inode's content durable: by copying it whole, or (cheaper, valid when only
   // WriteAt changed it since the last sync) by replaying its pending writes.

@@ -93,10 +93,14 @@ bool AllZero(std::string_view data) {
 
 size_t MinPayload(uint8_t type) {
   switch (type) {
-    case kEntryRecord: return kEntryFixedBytes;
-    case kHardStateRecord: return kHardStateFixedBytes;
-    case kSnapshotMarkerRecord: return kMarkerBytes;
-    default: return SIZE_MAX;
+    case kEntryRecord:
+      return kEntryFixedBytes;
+    case kHardStateRecord:
+      return kHardStateFixedBytes;
+    case kSnapshotMarkerRecord:
+      return kMarkerBytes;
+    default:
+      return SIZE_MAX;
   }
 }
 
@@ -170,9 +174,8 @@ struct Replay {
           if (e.index < entries.front().index) {
             entries.clear();  // re-append below what survives of compacted segments
           } else {
-            entries.erase(
-                entries.begin() + static_cast<ptrdiff_t>(e.index - entries.front().index),
-                entries.end());
+            entries.erase(entries.begin() + static_cast<ptrdiff_t>(e.index - entries.front().index),
+                          entries.end());
           }
         }
         *max_index = std::max(*max_index, e.index);
@@ -239,10 +242,10 @@ struct LogStore::Impl {
   SnapshotData snap;
   std::deque<LogEntry> entries;  // first_index() .. last_index()
 
-  std::vector<Segment> segments;        // oldest first; back() is the active one
+  std::vector<Segment> segments;         // oldest first; back() is the active one
   std::unique_ptr<WritableFile> active;  // segments.back(), open for writing
-  std::vector<Chunk> chunks;            // buffered records
-  uint64_t cursor_seq = 0;              // where the next buffered record goes
+  std::vector<Chunk> chunks;             // buffered records
+  uint64_t cursor_seq = 0;               // where the next buffered record goes
   uint64_t cursor_offset = 0;
   uint64_t cursor_capacity = 0;
   Status error;  // sticky
@@ -400,8 +403,8 @@ Status LogStore::Impl::Recover() {
   for (size_t i = 1; i < seqs.size(); ++i) {
     if (seqs[i] != seqs[i - 1] + 1) {
       return Status::Corruption(wal_dir + "/" + SegmentName(seqs[i - 1] + 1) +
-                                ": segment missing between " + SegmentName(seqs[i - 1]) +
-                                " and " + SegmentName(seqs[i]));
+                                ": segment missing between " + SegmentName(seqs[i - 1]) + " and " +
+                                SegmentName(seqs[i]));
     }
   }
 
@@ -450,9 +453,8 @@ Status LogStore::Impl::Recover() {
       size_t min = MinPayload(type);
       if (min == SIZE_MAX || len < min || (type == kSnapshotMarkerRecord && len != kMarkerBytes)) {
         return Status::Corruption(seg.path + " offset " + std::to_string(p) +
-                                  ": checksummed record of unknown type " +
-                                  std::to_string(type) + " or bad length " +
-                                  std::to_string(len));
+                                  ": checksummed record of unknown type " + std::to_string(type) +
+                                  " or bad length " + std::to_string(len));
       }
       std::string err = replay.Apply(type, view.substr(p + kHeaderBytes, len), &seg.max_index);
       if (!err.empty()) {
@@ -488,13 +490,12 @@ Status LogStore::Impl::Recover() {
       (replay.marker_index != snap.index || replay.marker_term != snap.term)) {
     if (snap.index == 0 || replay.marker_index > snap.index ||
         (replay.marker_index == snap.index && replay.marker_term != snap.term)) {
-      return Status::Corruption(
-          wal_dir + ": the WAL records a snapshot at index " +
-          std::to_string(replay.marker_index) + " term " + std::to_string(replay.marker_term) +
-          " but " + snapshot_path +
-          (snap.index == 0 ? std::string(" is missing")
-                           : " holds index " + std::to_string(snap.index) + " term " +
-                                 std::to_string(snap.term)));
+      return Status::Corruption(wal_dir + ": the WAL records a snapshot at index " +
+                                std::to_string(replay.marker_index) + " term " +
+                                std::to_string(replay.marker_term) + " but " + snapshot_path +
+                                (snap.index == 0 ? std::string(" is missing")
+                                                 : " holds index " + std::to_string(snap.index) +
+                                                       " term " + std::to_string(snap.term)));
     }
     needs_marker = true;  // the snapshot file is newer than the last marker
   } else if (!replay.have_marker && snap.index > 0) {
@@ -575,8 +576,8 @@ Status LogStore::Term(uint64_t index, uint64_t* term) const {
   }
   if (index < d.first_index() || index > d.last_index()) {
     return Status::NotFound("log index " + std::to_string(index) + " outside [" +
-                            std::to_string(d.snap.index) + ", " +
-                            std::to_string(d.last_index()) + "]");
+                            std::to_string(d.snap.index) + ", " + std::to_string(d.last_index()) +
+                            "]");
   }
   *term = d.entries[index - d.first_index()].term;
   return Status::OK();
@@ -588,8 +589,8 @@ Status LogStore::Append(const std::vector<LogEntry>& entries) {
   if (entries.empty()) return Status::OK();
   const uint64_t first = entries.front().index;
   if (first <= d.snap.index || first > d.last_index() + 1) {
-    return Status::InvalidArgument("append at index " + std::to_string(first) +
-                                   ": must be in [" + std::to_string(d.snap.index + 1) + ", " +
+    return Status::InvalidArgument("append at index " + std::to_string(first) + ": must be in [" +
+                                   std::to_string(d.snap.index + 1) + ", " +
                                    std::to_string(d.last_index() + 1) + "]");
   }
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -626,11 +627,10 @@ Status LogStore::SaveSnapshot(const SnapshotData& snapshot) {
   if (!d.error.ok()) return d.error;
   if (snapshot.index == 0 || snapshot.index < d.snap.index ||
       (snapshot.index == d.snap.index && snapshot.term != d.snap.term)) {
-    return Status::InvalidArgument("snapshot at index " + std::to_string(snapshot.index) +
-                                   " term " + std::to_string(snapshot.term) +
-                                   " does not supersede the one at index " +
-                                   std::to_string(d.snap.index) + " term " +
-                                   std::to_string(d.snap.term));
+    return Status::InvalidArgument(
+        "snapshot at index " + std::to_string(snapshot.index) + " term " +
+        std::to_string(snapshot.term) + " does not supersede the one at index " +
+        std::to_string(d.snap.index) + " term " + std::to_string(d.snap.term));
   }
   MESH_RETURN_IF_ERROR(d.Sync());
   Status s = d.fs->WriteFileAtomic(d.snapshot_path, EncodeSnapshot(snapshot));

@@ -55,24 +55,28 @@
 
 namespace mesh::core {
 
+/// One Raft log entry, as stored and returned by LogStore (a plain value).
 struct LogEntry {
   uint64_t index = 0;
   uint64_t term = 0;
   std::string data;  // an encoded pb::Command (or a Raft configuration entry later)
 };
 
+/// Raft's persistent per-node state, logged with SetHardState (a plain value).
 struct HardState {
   uint64_t term = 0;
-  std::string vote;    // node id voted for in `term`, "" if none
-  uint64_t commit = 0; // highest index known committed (a hint; may lag)
+  std::string vote;     // node id voted for in `term`, "" if none
+  uint64_t commit = 0;  // highest index known committed (a hint; may lag)
 };
 
+/// A state-machine snapshot covering the log up to `index` (a plain value).
 struct SnapshotData {
   uint64_t index = 0;  // last entry covered by the snapshot; 0 = no snapshot
   uint64_t term = 0;
-  std::string data;    // encoded state machine (pb::LockTableSnapshot) and config
+  std::string data;  // encoded state machine (pb::LockTableSnapshot) and config
 };
 
+/// Tuning for LogStore::Open.
 struct LogStoreOptions {
   uint64_t segment_bytes = 64ull << 20;  // preallocated size of one WAL segment
 };
@@ -91,10 +95,12 @@ class LogStore {
   const HardState& hard_state() const;
   /// The latest snapshot; index 0 if there is none.
   const SnapshotData& snapshot() const;
-  /// First index held in the log (snapshot().index + 1), and last (snapshot().index if none).
+  /// First index held in the log: snapshot().index + 1.
   uint64_t first_index() const;
+  /// Last index held in the log, including buffered entries; snapshot().index if none.
   uint64_t last_index() const;
-  /// The entry at `index`, first_index() <= index <= last_index().
+  /// The entry at `index`; requires first_index() <= index <= last_index() (asserted in
+  /// debug builds). The reference is valid until the next Append or SaveSnapshot.
   const LogEntry& entry(uint64_t index) const;
   /// Term of `index`; also answers snapshot().index. NotFound outside the range.
   Status Term(uint64_t index, uint64_t* term) const;

@@ -240,7 +240,7 @@ TEST_F(FaultFileSystemTest, SpaceLimitFailsGrowthOnly) {
   ASSERT_TRUE(fs_.SyncDir("/d").ok());
   fs_.SetSpaceLimit(120);
   EXPECT_EQ(fs_.UsedBytes(), 100u);
-  EXPECT_TRUE(f->WriteAt(0, std::string(100, 'x')).ok());  // in place: fine
+  EXPECT_TRUE(f->WriteAt(0, std::string(100, 'x')).ok());   // in place: fine
   EXPECT_TRUE(f->WriteAt(100, std::string(20, 'y')).ok());  // exactly fills the disk
   Status s = f->WriteAt(120, "z");
   EXPECT_TRUE(s.IsIOError());
@@ -264,8 +264,8 @@ TEST(Crc32cTest, ExtendAndPortableAgree) {
   for (int i = 0; i < 1000; ++i) data.push_back(static_cast<char>(i * 131 + 7));
   for (size_t cut : {0u, 1u, 7u, 8u, 9u, 500u, 999u, 1000u}) {
     uint32_t whole = crc32c::Value(data);
-    uint32_t split = crc32c::Extend(crc32c::Extend(0, data.data(), cut), data.data() + cut,
-                                    data.size() - cut);
+    uint32_t split =
+        crc32c::Extend(crc32c::Extend(0, data.data(), cut), data.data() + cut, data.size() - cut);
     EXPECT_EQ(whole, split);
     size_t n = std::min(cut, data.size() - 3);  // unaligned start
     EXPECT_EQ(crc32c::ExtendPortable(0, data.data() + 3, n), crc32c::Extend(0, data.data() + 3, n));

@@ -457,9 +457,9 @@ TEST_F(LogStoreTest, FailedSyncIsSticky) {
   Status failed = store_->Sync();
   ASSERT_TRUE(failed.IsIOError()) << failed.ToString();
   // The file system works again, but the store refuses: the file's state is unknown.
-  for (Status s : {store_->Sync(), store_->Append(Tens(5, 5, 1)),
-                   store_->SetHardState(HardState{1, "", 0}),
-                   store_->SaveSnapshot(SnapshotData{1, 1, ""})}) {
+  for (Status s :
+       {store_->Sync(), store_->Append(Tens(5, 5, 1)), store_->SetHardState(HardState{1, "", 0}),
+        store_->SaveSnapshot(SnapshotData{1, 1, ""})}) {
     EXPECT_EQ(s.code(), failed.code());
     EXPECT_EQ(s.message(), failed.message());
   }
@@ -688,8 +688,7 @@ struct Model {
 std::string Diff(const Model& m, const LogStore& s) {
   if (s.snapshot().index != m.snap_index || s.snapshot().term != m.snap_term ||
       s.snapshot().data != m.snap_data) {
-    return "snapshot " + std::to_string(s.snapshot().index) + " vs " +
-           std::to_string(m.snap_index);
+    return "snapshot " + std::to_string(s.snapshot().index) + " vs " + std::to_string(m.snap_index);
   }
   if (s.last_index() != m.last()) {
     return "last index " + std::to_string(s.last_index()) + " vs " + std::to_string(m.last());
@@ -715,12 +714,12 @@ void RunProperty(uint64_t seed, int steps) {
   std::unique_ptr<LogStore> store;
   ASSERT_TRUE(LogStore::Open(&fs, kDir, options, &store).ok());
 
-  Model model;                       // the store's view, including buffered changes
+  Model model;                           // the store's view, including buffered changes
   std::vector<Model> candidates{model};  // states a crash may recover (last synced first)
   uint64_t term = 1;
   int crashes = 0, torn = 0, failures = 0, snapshots = 0, checks = 0, partial = 0;
   bool failed = false;  // a write failed since the last known durable state
-  std::string trace;  // the operations so far, printed when a check fails
+  std::string trace;    // the operations so far, printed when a check fails
   auto note = [&](const std::string& what) { trace += what + "\n"; };
   auto files = [&]() {
     std::string out = "files:";
@@ -765,7 +764,8 @@ void RunProperty(uint64_t seed, int steps) {
                                                       << files() << trace;
     }
     ASSERT_TRUE(found) << "recovered state matches no allowed state; vs last synced: "
-                       << Diff(candidates.front(), *store) << "\n" << trace;
+                       << Diff(candidates.front(), *store) << "\n"
+                       << trace;
     candidates = {model};
     failed = false;
     ++checks;
@@ -835,8 +835,8 @@ void RunProperty(uint64_t seed, int steps) {
       note("snapshot " + std::to_string(index) + " t" + std::to_string(snap_term) + ": " +
            s.ToString());
       Model after = model;
-      bool keep = index <= after.last() &&
-                  after.log[index - after.snap_index - 1].term == snap_term;
+      bool keep =
+          index <= after.last() && after.log[index - after.snap_index - 1].term == snap_term;
       if (keep) {
         after.log.erase(after.log.begin(),
                         after.log.begin() + static_cast<ptrdiff_t>(index - after.snap_index));
@@ -866,9 +866,15 @@ void RunProperty(uint64_t seed, int steps) {
       int after = static_cast<int>(pick(0, 3));
       note("arm fault after " + std::to_string(after));
       switch (rng() % 3) {
-        case 0: fs.FailNextWrites(1, after); break;
-        case 1: fs.FailNextSyncs(1, after); break;
-        default: fs.SetSpaceLimit(fs.UsedBytes() + pick(0, 2000)); break;
+        case 0:
+          fs.FailNextWrites(1, after);
+          break;
+        case 1:
+          fs.FailNextSyncs(1, after);
+          break;
+        default:
+          fs.SetSpaceLimit(fs.UsedBytes() + pick(0, 2000));
+          break;
       }
     } else {
       // Tear whatever is unsynced right now: nothing is, so this must be a no-op.
@@ -880,11 +886,11 @@ void RunProperty(uint64_t seed, int steps) {
   reopen(true);
   EXPECT_GT(crashes, 0);
   EXPECT_GT(checks, 0);
-  ::testing::Test::RecordProperty("seed" + std::to_string(seed),
-                 std::to_string(crashes) + " crashes, " + std::to_string(failures) +
-                     " failures, " + std::to_string(snapshots) + " snapshots, " +
-                     std::to_string(torn) + " idle tears, " + std::to_string(partial) +
-                     " recoveries of an unsynced prefix");
+  ::testing::Test::RecordProperty(
+      "seed" + std::to_string(seed),
+      std::to_string(crashes) + " crashes, " + std::to_string(failures) + " failures, " +
+          std::to_string(snapshots) + " snapshots, " + std::to_string(torn) + " idle tears, " +
+          std::to_string(partial) + " recoveries of an unsynced prefix");
 }
 
 // LOCKMESH_PROPERTY_SEEDS=N runs seeds 1..N (default 40) for a longer soak.
