@@ -43,7 +43,10 @@ std::unique_ptr<mesh::Client> ConnectForInfo(const InfoFlags& flags, const char*
   std::unique_ptr<mesh::Client> client;
   Status st = mesh::Client::Connect(options, &client);
   if (st.IsUnavailable()) {
-    PrintError("no node is running at " + options.socket_path + " (" + st.message() + ")");
+    // "no node is running/listening at S (reason)" from the client, or a timeout.
+    PrintError(st.message().rfind("no node", 0) == 0 ? "no node is running at " +
+                                                           options.socket_path
+                                                     : st.message());
     *code = kExitNoNode;
     return nullptr;
   }

@@ -88,12 +88,8 @@ CommandRunner AddLockCommand(CLI::App* app) {
                 "Do not start a node when none answers; exit 99 instead (default: start one; "
                 "config [lock] autostart)");
   AddCommonOptions(cmd, common.get());
-  cmd->add_option("resource", *resource, "Name of the resource to lock")
-      ->required()
-      ->type_name("RESOURCE");
-  cmd->add_option("command", *command, "Command and its arguments, after --")
-      ->required()
-      ->type_name("CMD...");
+  cmd->add_option("RESOURCE", *resource, "Name of the resource to lock")->required();
+  cmd->add_option("CMD", *command, "Command and its arguments, after --")->required();
 
   return [common, resource, command]() -> int {
     Config config;

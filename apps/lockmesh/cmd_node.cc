@@ -59,8 +59,13 @@ class LogSink {
   ~LogSink() {
     if (fd_ >= 0) close(fd_);
   }
+  /// A line of our own: timestamped like the node's lines.
+  void Note(const std::string& message) {
+    Write(Timestamp() + " lockmesh[" + std::to_string(getpid()) + "] " + message);
+  }
+  /// A line as is (the node's lines carry their own timestamp).
   void Write(const std::string& line) {
-    std::string out = Timestamp() + " " + line + "\n";
+    std::string out = line + "\n";
     int fd = STDERR_FILENO;
     if (!file_.empty()) {
       if (fd_ < 0) {
@@ -95,11 +100,11 @@ Status CheckClusterSettings(const NodeConfig& node, LogSink* log) {
                                    "and would wait forever");
   }
   if (!node.listen.empty()) {
-    log->Write("warning: this build has no peer networking; --listen " + node.listen +
+    log->Note("warning: this build has no peer networking; --listen " + node.listen +
                " is accepted but nothing listens on it");
   }
   if (!node.tls_cert.empty() || !node.tls_key.empty() || !node.tls_ca.empty()) {
-    log->Write("warning: --tls-cert/--tls-key/--tls-ca are ignored with --security none");
+    log->Note("warning: --tls-cert/--tls-key/--tls-ca are ignored with --security none");
   }
   return Status::OK();
 }
@@ -143,7 +148,7 @@ class NodeRunner {
     for (const auto& f : config_.files) files += (files.empty() ? "" : ", ") + f;
     char idle_text[32];
     snprintf(idle_text, sizeof idle_text, "%g s", idle);
-    log.Write(std::string("lockmesh node serving ") + socket + ", data dir " + data_dir +
+    log.Note(std::string("node settings: socket ") + socket + ", data dir " + data_dir +
               ", cluster " + config_.node.cluster + ", fsync " +
               (config_.node.fsync ? "on" : "off") + ", idle exit " +
               (idle > 0 ? idle_text : "never") +
@@ -153,10 +158,11 @@ class NodeRunner {
     node_->SetStoppedCallback([this](const Status& why) {
       if (!why.ok()) {
         exit_code_ = kExitError;
-        log_->Write("node stopped: " + why.ToString());
-        if (!flags_.auto_started) PrintError("node stopped: " + why.ToString());
-      } else {
-        log_->Write("node stopped");
+        if (flags_.auto_started) {
+          log_->Note("node stopped: " + why.ToString());
+        } else {
+          PrintError("node stopped: " + why.ToString());
+        }
       }
       CloseSignals();
     });
@@ -182,27 +188,27 @@ class NodeRunner {
 
   int FailStart(const Status& st) {
     std::string message = "cannot start node: " + st.message();
-    log_->Write(message);
     if (flags_.ready_fd >= 0) WriteReadyLine(flags_.ready_fd, st);
-    if (!flags_.auto_started) PrintError(message);
+    if (flags_.auto_started) {
+      log_->Note(message);
+    } else {
+      PrintError(message);
+    }
     return kExitError;
   }
 
   void OnSignal(int signum) {
     if (signum == SIGHUP) {
-      log_->Write("SIGHUP: nothing to reload in this build");
+      log_->Note("SIGHUP: nothing to reload in this build");
       return;
     }
     if (stopping_) {
-      log_->Write(std::string("SIG") + sigabbrev_np(signum) + " again: already stopping");
+      log_->Note(std::string("SIG") + sigabbrev_np(signum) + " again: already stopping");
       return;
     }
     stopping_ = true;
-    log_->Write(std::string("SIG") + sigabbrev_np(signum) + ": stopping");
-    node_->Stop(/*graceful=*/true, [this] {
-      log_->Write("node stopped");
-      CloseSignals();
-    });
+    log_->Note(std::string("SIG") + sigabbrev_np(signum) + ": stopping");
+    node_->Stop(/*graceful=*/true, [this] { CloseSignals(); });
   }
 
   void CloseSignals() {

@@ -97,7 +97,8 @@ class LockRunner {
   void OnLocked(const Status& st, const mesh::Lock& lock) {
     if (state_ != State::kLocking) return;  // aborted meanwhile; closing releases it
     if (!st.ok()) {
-      PrintError("cannot lock '" + request_.resource + "': " + st.ToString());
+      PrintError("cannot lock '" + request_.resource +
+                 "': " + (st.message().empty() ? st.ToString() : st.message()));
       exit_code_ = ExitCodeForLockStatus(st);
       Finish();
       return;
