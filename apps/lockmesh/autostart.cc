@@ -199,8 +199,8 @@ Status AwaitReady(int fd, Clock::time_point deadline, const AutostartOptions& op
   if (line == "ok") return Status::OK();
   if (line.rfind("already-running ", 0) == 0) return Status::AlreadyExists(line.substr(16));
   if (line.rfind("error ", 0) == 0) line = line.substr(6);
-  return Status::Unavailable("the auto-started node failed to start: " + line + " (log: " +
-                             options.log_file + ")");
+  return Status::Unavailable("the auto-started node failed to start: " + line +
+                             " (log: " + options.log_file + ")");
 }
 
 /// Connects with backoff until ok, a non-Unavailable error, or the deadline.
@@ -241,8 +241,8 @@ Status ConnectOrStartNode(const AutostartOptions& options, const TryConnectFunct
   if (!options.enabled) {
     return Status::Unavailable("no node is running at " + options.socket);
   }
-  auto deadline = Clock::now() + std::chrono::milliseconds(
-                                     static_cast<int64_t>(options.timeout_seconds * 1000));
+  auto deadline = Clock::now() +
+                  std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000));
   std::string dir = options.socket.substr(0, options.socket.rfind('/'));
   MESH_RETURN_IF_ERROR(MakeDirs(dir));
   StartLock lock;
@@ -253,8 +253,8 @@ Status ConnectOrStartNode(const AutostartOptions& options, const TryConnectFunct
   int ready_fd = -1;
   MESH_RETURN_IF_ERROR(SpawnNode(options, &ready_fd));
   // The lock's wait above does not eat into the node's own start-up time.
-  deadline = Clock::now() + std::chrono::milliseconds(
-                                static_cast<int64_t>(options.timeout_seconds * 1000));
+  deadline = Clock::now() +
+             std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000));
   st = AwaitReady(ready_fd, deadline, options);
   close(ready_fd);
   if (st.ok()) {

@@ -76,8 +76,7 @@ class BenchRun {
       }
       clients_.push_back(std::move(client));
       resources_.push_back(scenario_.one_resource ? "lmbench" + scenario_.name
-                                                  : "lmbench" + scenario_.name +
-                                                        std::to_string(i));
+                                                  : "lmbench" + scenario_.name + std::to_string(i));
     }
     start_ = Clock::now();
     deadline_ = start_ + std::chrono::microseconds(static_cast<int64_t>(seconds_ * 1e6));
@@ -108,22 +107,21 @@ class BenchRun {
   void Cycle(size_t i) {
     Clock::time_point t0 = Clock::now();
     mesh::LockOptions lock_options;  // EX, wait forever
-    clients_[i]->Lock(resources_[i], lock_options,
-                      [this, i, t0](const Status& st, const mesh::Lock& lock) {
-                        if (!st.ok()) return Stop(st.Annotate("lock " + resources_[i]));
-                        clients_[i]->Unlock(lock, false, [this, i, t0](const Status& st) {
-                          if (!st.ok()) return Stop(st.Annotate("unlock " + resources_[i]));
-                          Clock::time_point now = Clock::now();
-                          latencies_us_.push_back(
-                              std::chrono::duration<double, std::micro>(now - t0).count());
-                          last_ = std::max(last_, now);
-                          if (now < deadline_ && error_.ok()) {
-                            Cycle(i);
-                          } else {
-                            ++finished_;
-                          }
-                        });
-                      });
+    clients_[i]->Lock(
+        resources_[i], lock_options, [this, i, t0](const Status& st, const mesh::Lock& lock) {
+          if (!st.ok()) return Stop(st.Annotate("lock " + resources_[i]));
+          clients_[i]->Unlock(lock, false, [this, i, t0](const Status& st) {
+            if (!st.ok()) return Stop(st.Annotate("unlock " + resources_[i]));
+            Clock::time_point now = Clock::now();
+            latencies_us_.push_back(std::chrono::duration<double, std::micro>(now - t0).count());
+            last_ = std::max(last_, now);
+            if (now < deadline_ && error_.ok()) {
+              Cycle(i);
+            } else {
+              ++finished_;
+            }
+          });
+        });
   }
 
   void Stop(const Status& st) {
@@ -167,7 +165,8 @@ int RunBench(const BenchFlags& flags) {
   std::vector<Scenario> scenarios;
   std::string which = flags.resources.empty() ? flags.scenario : flags.resources;
   if (which == "all" || which == "seq") scenarios.push_back({"seq", 1, true});
-  if (which == "all" || which == "distinct") scenarios.push_back({"distinct", flags.clients, false});
+  if (which == "all" || which == "distinct")
+    scenarios.push_back({"distinct", flags.clients, false});
   if (which == "all" || which == "one") scenarios.push_back({"one", flags.clients, true});
 
   std::string socket = EffectiveSocket(config);
@@ -211,10 +210,9 @@ int RunBench(const BenchFlags& flags) {
   long nproc = sysconf(_SC_NPROCESSORS_ONLN);
   std::string cpu = CpuModel();
   if (!flags.json) {
-    printf("node %s (%s%s), cluster %s, data dir %s, fsync %s, socket %s\n",
-           node.node_id.c_str(), node.role.c_str(), started ? ", auto-started by this bench" : "",
-           node.cluster.c_str(), node.data_dir.c_str(), node.fsync ? "on" : "off",
-           socket.c_str());
+    printf("node %s (%s%s), cluster %s, data dir %s, fsync %s, socket %s\n", node.node_id.c_str(),
+           node.role.c_str(), started ? ", auto-started by this bench" : "", node.cluster.c_str(),
+           node.data_dir.c_str(), node.fsync ? "on" : "off", socket.c_str());
     printf("machine: %ld CPUs, %s; %g s per scenario, median of %d run(s)\n", nproc, cpu.c_str(),
            flags.seconds, flags.runs);
     fflush(stdout);
@@ -260,14 +258,14 @@ int RunBench(const BenchFlags& flags) {
                 {"runs", flags.runs},
                 {"results", Json::array()}};
     for (const Result& r : results) {
-      out["results"].push_back({{"scenario", r.scenario.name},
-                                {"clients", r.scenario.clients},
-                                {"resources", r.scenario.one_resource ? 1 : r.scenario.clients},
-                                {"seconds", r.seconds},
-                                {"cycles", r.cycles},
-                                {"cycles_per_second", r.cycles_per_second},
-                                {"latency_ms",
-                                 {{"p50", r.p50_ms}, {"p99", r.p99_ms}, {"max", r.max_ms}}}});
+      out["results"].push_back(
+          {{"scenario", r.scenario.name},
+           {"clients", r.scenario.clients},
+           {"resources", r.scenario.one_resource ? 1 : r.scenario.clients},
+           {"seconds", r.seconds},
+           {"cycles", r.cycles},
+           {"cycles_per_second", r.cycles_per_second},
+           {"latency_ms", {{"p50", r.p50_ms}, {"p99", r.p99_ms}, {"max", r.max_ms}}}});
     }
     puts(out.dump(2).c_str());
     return kExitOk;
@@ -299,10 +297,9 @@ CommandRunner AddBenchCommand(CLI::App* app) {
   cmd->add_option("--clients", flags->clients,
                   "Clients of the distinct and one scenarios (default: 16)")
       ->check(CLI::Range(1, 4096));
-  CLI::Option* resources =
-      cmd->add_option("--resources", flags->resources,
-                      "Shorthand for --scenario distinct|one (default: unset)")
-          ->check(CLI::IsMember({"distinct", "one"}));
+  CLI::Option* resources = cmd->add_option("--resources", flags->resources,
+                                           "Shorthand for --scenario distinct|one (default: unset)")
+                               ->check(CLI::IsMember({"distinct", "one"}));
   cmd->add_option("--seconds", flags->seconds, "Duration of each run (default: 5)")
       ->check(CLI::Range(0.1, 3600.0));
   cmd->add_option("--scenario", flags->scenario,

@@ -38,9 +38,8 @@ CLI::Option* FlagOverrides::AddOption(CLI::App* app, const std::string& names,
   return entries_.back().option;
 }
 
-CLI::Option* FlagOverrides::AddFlag(CLI::App* app, const std::string& names,
-                                    const std::string& key, const std::string& text,
-                                    const std::string& help) {
+CLI::Option* FlagOverrides::AddFlag(CLI::App* app, const std::string& names, const std::string& key,
+                                    const std::string& text, const std::string& help) {
   Entry entry{nullptr, key, text, false, nullptr};
   entry.option = app->add_flag(names, help);
   entries_.push_back(std::move(entry));
@@ -85,8 +84,7 @@ int LoadEffectiveConfig(const CommonOptions& common, Config* config, std::string
 }
 
 std::string EffectiveSocket(const Config& config) {
-  return AbsolutePath(config.node.socket.empty() ? mesh::DefaultSocketPath()
-                                                 : config.node.socket);
+  return AbsolutePath(config.node.socket.empty() ? mesh::DefaultSocketPath() : config.node.socket);
 }
 
 std::string EffectiveDataDir(const Config& config, const std::string& socket) {
@@ -97,10 +95,14 @@ std::string EffectiveDataDir(const Config& config, const std::string& socket) {
 int ExitCodeForLockStatus(const Status& status) {
   switch (status.code()) {
     case Status::Code::kBusy:
-    case Status::Code::kTimedOut: return kExitBusy;
-    case Status::Code::kCantWait: return kExitCantWait;
-    case Status::Code::kLost: return kExitLost;
-    default: return kExitError;
+    case Status::Code::kTimedOut:
+      return kExitBusy;
+    case Status::Code::kCantWait:
+      return kExitCantWait;
+    case Status::Code::kLost:
+      return kExitLost;
+    default:
+      return kExitError;
   }
 }
 

@@ -37,7 +37,7 @@ class FlagOverrides {
   struct Entry {
     CLI::Option* option;
     std::string key;
-    std::string fixed_text;             // AddFlag's text
+    std::string fixed_text;  // AddFlag's text
     bool takes_value;
     std::unique_ptr<std::string> value;  // AddOption's storage (stable address)
   };
@@ -56,8 +56,7 @@ void AddCommonOptions(CLI::App* app, CommonOptions* common);
 /// Loads defaults < files < environment < flags into `config`. On error prints it, stores
 /// it in `*error` when given, and returns the exit code (kExitError for files and
 /// environment, kExitUsage for flags); returns 0 on success.
-int LoadEffectiveConfig(const CommonOptions& common, Config* config,
-                        std::string* error = nullptr);
+int LoadEffectiveConfig(const CommonOptions& common, Config* config, std::string* error = nullptr);
 
 /// The socket to use: config.node.socket, else mesh::DefaultSocketPath(); absolute.
 std::string EffectiveSocket(const Config& config);

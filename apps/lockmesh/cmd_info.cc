@@ -30,8 +30,7 @@ struct InfoFlags {
 
 /// Connects to the node named by the configuration; prints the error and sets `*code` on
 /// failure.
-std::unique_ptr<mesh::Client> ConnectForInfo(const InfoFlags& flags, const char* name,
-                                             int* code) {
+std::unique_ptr<mesh::Client> ConnectForInfo(const InfoFlags& flags, const char* name, int* code) {
   Config config;
   if (int c = LoadEffectiveConfig(flags.common, &config); c != 0) {
     *code = c;
@@ -44,9 +43,9 @@ std::unique_ptr<mesh::Client> ConnectForInfo(const InfoFlags& flags, const char*
   Status st = mesh::Client::Connect(options, &client);
   if (st.IsUnavailable()) {
     // "no node is running/listening at S (reason)" from the client, or a timeout.
-    PrintError(st.message().rfind("no node", 0) == 0 ? "no node is running at " +
-                                                           options.socket_path
-                                                     : st.message());
+    PrintError(st.message().rfind("no node", 0) == 0
+                   ? "no node is running at " + options.socket_path
+                   : st.message());
     *code = kExitNoNode;
     return nullptr;
   }
@@ -187,8 +186,8 @@ int RunStatus(const InfoFlags& flags) {
       {"term", std::to_string(s.term)},
       {"commit/applied", std::to_string(s.commit_index) + " / " + std::to_string(s.applied_index)},
       {"clients", std::to_string(s.clients)},
-      {"locks", std::to_string(s.locks_held) + " held, " + std::to_string(s.locks_waiting) +
-                    " waiting"},
+      {"locks",
+       std::to_string(s.locks_held) + " held, " + std::to_string(s.locks_waiting) + " waiting"},
       {"data dir", s.data_dir},
       {"socket", s.socket},
       {"security", OrDash(s.security)},
@@ -211,11 +210,11 @@ int RunStatus(const InfoFlags& flags) {
 
 CommandRunner AddLocksCommand(CLI::App* app) {
   CLI::App* cmd = app->add_subcommand("locks", "List held and awaited locks of the local node");
-  cmd->footer(std::string(
-                  "JSON (--json): {\"locks\": [{resource, state (held|waiting), mode (NL..EX), "
+  cmd->footer(
+      std::string("JSON (--json): {\"locks\": [{resource, state (held|waiting), mode (NL..EX), "
                   "quantity, lock_id,\ntoken (0 while waiting), element, node_id, client_id, "
                   "pid, uid, client_name}]}.\n\n") +
-              kInfoExitCodes);
+      kInfoExitCodes);
   auto flags = std::make_shared<InfoFlags>();
   cmd->add_flag("--json", flags->json, "Print JSON for scripts instead of a table");
   AddCommonOptions(cmd, &flags->common);
@@ -224,12 +223,12 @@ CommandRunner AddLocksCommand(CLI::App* app) {
 
 CommandRunner AddStatusCommand(CLI::App* app) {
   CLI::App* cmd = app->add_subcommand("status", "Show the local node and its cluster members");
-  cmd->footer(std::string(
-                  "JSON (--json): {node_id, cluster, role, leader_id, term, commit_index, "
+  cmd->footer(
+      std::string("JSON (--json): {node_id, cluster, role, leader_id, term, commit_index, "
                   "applied_index, clients,\nlocks_held, locks_waiting, data_dir, socket, "
                   "security, fsync, uptime_ms, version,\nmembers: [{node_id, role, address, "
                   "leader (bool)}]}.\n\n") +
-              kInfoExitCodes);
+      kInfoExitCodes);
   auto flags = std::make_shared<InfoFlags>();
   cmd->add_flag("--json", flags->json, "Print JSON for scripts instead of text");
   AddCommonOptions(cmd, &flags->common);

@@ -69,20 +69,23 @@ CommandRunner AddLockCommand(CLI::App* app) {
       "forever (default: forever; config [lock] wait)");
   wait->type_name("SECONDS");
   no_wait->excludes(wait);
-  flags.AddOption(cmd, "-q,--quantity", "lock.quantity",
-                  "Units of a numeric resource name[N] (default: 1; config [lock] quantity)")
+  flags
+      .AddOption(cmd, "-q,--quantity", "lock.quantity",
+                 "Units of a numeric resource name[N] (default: 1; config [lock] quantity)")
       ->type_name("N");
   flags.AddFlag(cmd, "--no-create", "lock.create", "false",
                 "Only lock a resource that someone already holds or awaits (FLoM's "
                 "--resource-create=no); with -n a missing resource exits 96 (default: create)");
-  flags.AddOption(cmd, "--on-lost", "lock.on_lost",
-                  "When the lock is lost while the command runs: term = SIGTERM to its process "
-                  "group, SIGKILL after --grace; kill = SIGKILL at once; ignore = warn and let "
-                  "it run; always exit 95 (default: term; config [lock] on_lost)")
+  flags
+      .AddOption(cmd, "--on-lost", "lock.on_lost",
+                 "When the lock is lost while the command runs: term = SIGTERM to its process "
+                 "group, SIGKILL after --grace; kill = SIGKILL at once; ignore = warn and let "
+                 "it run; always exit 95 (default: term; config [lock] on_lost)")
       ->type_name("term|kill|ignore");
-  flags.AddOption(cmd, "--grace", "lock.grace",
-                  "Seconds between SIGTERM and SIGKILL for --on-lost=term (default: 5; config "
-                  "[lock] grace)")
+  flags
+      .AddOption(cmd, "--grace", "lock.grace",
+                 "Seconds between SIGTERM and SIGKILL for --on-lost=term (default: 5; config "
+                 "[lock] grace)")
       ->type_name("SECONDS");
   flags.AddFlag(cmd, "--no-autostart", "lock.autostart", "false",
                 "Do not start a node when none answers; exit 99 instead (default: start one; "
@@ -103,8 +106,7 @@ CommandRunner AddLockCommand(CLI::App* app) {
     } else if (config.lock.wait == 0) {
       request.lock_options.timeout_ms = 0;
     } else {
-      request.lock_options.timeout_ms =
-          std::max<int64_t>(1, std::llround(config.lock.wait * 1000));
+      request.lock_options.timeout_ms = std::max<int64_t>(1, std::llround(config.lock.wait * 1000));
     }
     request.lock_options.quantity = static_cast<uint32_t>(config.lock.quantity);
     request.lock_options.no_create = !config.lock.create;

@@ -101,7 +101,7 @@ Status CheckClusterSettings(const NodeConfig& node, LogSink* log) {
   }
   if (!node.listen.empty()) {
     log->Note("warning: this build has no peer networking; --listen " + node.listen +
-               " is accepted but nothing listens on it");
+              " is accepted but nothing listens on it");
   }
   if (!node.tls_cert.empty() || !node.tls_key.empty() || !node.tls_ca.empty()) {
     log->Note("warning: --tls-cert/--tls-key/--tls-ca are ignored with --security none");
@@ -128,8 +128,8 @@ class NodeRunner {
     options.data_dir = data_dir;
     options.socket_path = socket;
     options.socket_group = config_.node.socket_group;
-    double idle = config_.node.idle_exit.value_or(
-        flags_.auto_started ? kAutoStartedIdleExitSeconds : 0);
+    double idle =
+        config_.node.idle_exit.value_or(flags_.auto_started ? kAutoStartedIdleExitSeconds : 0);
     options.idle_exit_ms = std::llround(idle * 1000);
     options.fsync = config_.node.fsync;
     options.log = [&log](const std::string& line) { log.Write(line); };
@@ -149,11 +149,10 @@ class NodeRunner {
     char idle_text[32];
     snprintf(idle_text, sizeof idle_text, "%g s", idle);
     log.Note(std::string("node settings: socket ") + socket + ", data dir " + data_dir +
-              ", cluster " + config_.node.cluster + ", fsync " +
-              (config_.node.fsync ? "on" : "off") + ", idle exit " +
-              (idle > 0 ? idle_text : "never") +
-              (flags_.auto_started ? ", auto-started" : "") +
-              ", config files: " + (files.empty() ? "none" : files));
+             ", cluster " + config_.node.cluster + ", fsync " +
+             (config_.node.fsync ? "on" : "off") + ", idle exit " +
+             (idle > 0 ? idle_text : "never") + (flags_.auto_started ? ", auto-started" : "") +
+             ", config files: " + (files.empty() ? "none" : files));
 
     node_->SetStoppedCallback([this](const Status& why) {
       if (!why.ok()) {

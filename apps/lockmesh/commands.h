@@ -11,12 +11,12 @@ namespace lockmesh::cli {
 /// Runs a parsed subcommand; returns the process exit code.
 using CommandRunner = std::function<int()>;
 
-CommandRunner AddNodeCommand(CLI::App* app);       // cmd_node.cc
-CommandRunner AddLockCommand(CLI::App* app);       // cmd_lock.cc
-CommandRunner AddLocksCommand(CLI::App* app);      // cmd_info.cc
-CommandRunner AddStatusCommand(CLI::App* app);     // cmd_info.cc
-CommandRunner AddUniqueIdCommand(CLI::App* app);   // cmd_info.cc
-CommandRunner AddBenchCommand(CLI::App* app);      // bench.cc
+CommandRunner AddNodeCommand(CLI::App* app);      // cmd_node.cc
+CommandRunner AddLockCommand(CLI::App* app);      // cmd_lock.cc
+CommandRunner AddLocksCommand(CLI::App* app);     // cmd_info.cc
+CommandRunner AddStatusCommand(CLI::App* app);    // cmd_info.cc
+CommandRunner AddUniqueIdCommand(CLI::App* app);  // cmd_info.cc
+CommandRunner AddBenchCommand(CLI::App* app);     // bench.cc
 
 }  // namespace lockmesh::cli
 

@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <strings.h>
+#include <toml++/toml.h>
 
 #include <cerrno>
 #include <cmath>
@@ -8,7 +9,6 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.h>
 #include <variant>
 
 namespace lockmesh::cli {
@@ -33,11 +33,16 @@ struct Key {
 
 const char* KindDescription(Kind kind) {
   switch (kind) {
-    case Kind::kString: return "a string";
-    case Kind::kBool: return "a boolean (true/false)";
-    case Kind::kInt: return "an integer";
-    case Kind::kSeconds: return "a number of seconds";
-    case Kind::kList: return "a list of strings (or one comma-separated string)";
+    case Kind::kString:
+      return "a string";
+    case Kind::kBool:
+      return "a boolean (true/false)";
+    case Kind::kInt:
+      return "an integer";
+    case Kind::kSeconds:
+      return "a number of seconds";
+    case Kind::kList:
+      return "a list of strings (or one comma-separated string)";
   }
   return "a value";
 }
@@ -373,9 +378,12 @@ Status ReadFile(const std::string& path, std::string* out) {
 
 const char* OnLostName(OnLost on_lost) {
   switch (on_lost) {
-    case OnLost::kTerm: return "term";
-    case OnLost::kKill: return "kill";
-    case OnLost::kIgnore: return "ignore";
+    case OnLost::kTerm:
+      return "term";
+    case OnLost::kKill:
+      return "kill";
+    case OnLost::kIgnore:
+      return "ignore";
   }
   return "?";
 }
@@ -438,8 +446,8 @@ Status ApplyTomlText(std::string_view text, const std::string& origin, Config* c
   try {
     root = toml::parse(text, origin);
   } catch (const toml::parse_error& e) {
-    return Status::InvalidArgument(Where(origin, e.source()) + ": TOML syntax error: " +
-                                   std::string(e.description()));
+    return Status::InvalidArgument(Where(origin, e.source()) +
+                                   ": TOML syntax error: " + std::string(e.description()));
   } catch (const std::exception& e) {
     return Status::InvalidArgument(origin + ": " + e.what());
   }
@@ -483,8 +491,8 @@ Status ApplyEnvironment(const GetEnvFunction& getenv, Config* config) {
   for (const Key& key : Keys()) {
     const char* value = getenv(key.env);
     if (value == nullptr) continue;
-    MESH_RETURN_IF_ERROR(ApplyText(key.name, value, std::string("environment ") + key.env + "=" +
-                                                        value, config));
+    MESH_RETURN_IF_ERROR(
+        ApplyText(key.name, value, std::string("environment ") + key.env + "=" + value, config));
   }
   return Status::OK();
 }

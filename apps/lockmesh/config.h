@@ -35,7 +35,7 @@ enum class OnLost {
 
 /// Table [node]: how a node runs; `socket` is also where clients connect.
 struct NodeConfig {
-  std::string node_id;       // "" = mesh::UniqueId(data_dir)
+  std::string node_id;  // "" = mesh::UniqueId(data_dir)
   std::string cluster = "lockmesh";
   std::string data_dir;      // "" = mesh::DefaultDataDir(socket)
   std::string socket;        // "" = mesh::DefaultSocketPath()
@@ -44,11 +44,11 @@ struct NodeConfig {
   /// `lockmesh node`, 60 for a node auto-started by the CLI.
   std::optional<double> idle_exit;
   bool fsync = true;
-  int64_t expect = 1;                // nodes to see before bootstrapping a cluster
-  int64_t voters = 3;                // voting members (the rest are learners)
-  std::string listen;                // peer address HOST:PORT ("" = default)
-  std::vector<std::string> join;     // HOST:PORT of peers to contact without multicast
-  std::string security = "none";     // none | encrypt | mutual | tofu
+  int64_t expect = 1;             // nodes to see before bootstrapping a cluster
+  int64_t voters = 3;             // voting members (the rest are learners)
+  std::string listen;             // peer address HOST:PORT ("" = default)
+  std::vector<std::string> join;  // HOST:PORT of peers to contact without multicast
+  std::string security = "none";  // none | encrypt | mutual | tofu
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
@@ -57,12 +57,12 @@ struct NodeConfig {
 /// Table [lock]: defaults of `lockmesh lock`.
 struct LockConfig {
   mesh::LockMode mode = mesh::LockMode::kEX;
-  double wait = -1;         // seconds; <0 wait forever, 0 try once, >0 at most this long
-  int64_t quantity = 1;     // units of a numeric resource name[N]
-  bool create = true;       // false: FLoM's --resource-create=no
+  double wait = -1;      // seconds; <0 wait forever, 0 try once, >0 at most this long
+  int64_t quantity = 1;  // units of a numeric resource name[N]
+  bool create = true;    // false: FLoM's --resource-create=no
   OnLost on_lost = OnLost::kTerm;
-  double grace = 5;         // seconds between SIGTERM and SIGKILL for on_lost = term
-  bool autostart = true;    // start a node in the background when none answers
+  double grace = 5;       // seconds between SIGTERM and SIGKILL for on_lost = term
+  bool autostart = true;  // start a node in the background when none answers
 };
 
 /// The whole configuration.

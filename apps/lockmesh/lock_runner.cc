@@ -21,7 +21,7 @@ using mesh::Status;
 
 /// Signals forwarded to the command. The first four go to its process group (as a
 /// terminal would send them), the user signals to the command's process only.
-constexpr std::array<int, 6> kForwardedSignals = {SIGINT, SIGTERM, SIGHUP,
+constexpr std::array<int, 6> kForwardedSignals = {SIGINT,  SIGTERM, SIGHUP,
                                                   SIGQUIT, SIGUSR1, SIGUSR2};
 
 /// How often the connection to the node is checked while the command runs (a fallback:
@@ -46,8 +46,8 @@ class LockRunner {
 
   int Run() {
     bool started = false;
-    Status st = ConnectOrStartOnLoop(loop_, request_.client_options, request_.autostart,
-                                     &client_, &started);
+    Status st = ConnectOrStartOnLoop(loop_, request_.client_options, request_.autostart, &client_,
+                                     &started);
     if (!st.ok()) {
       PrintError(st.IsUnavailable() ? st.message() : "cannot connect: " + st.ToString());
       return kExitError;

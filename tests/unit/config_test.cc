@@ -79,12 +79,12 @@ TEST_F(ConfigTest, LayersApplyInPrecedenceOrder) {
 
   Config config;
   ASSERT_TRUE(LoadConfig(Sources(system, user, extra), &config).ok());
-  EXPECT_EQ(config.node.cluster, "env");          // env beats every file
-  EXPECT_EQ(config.node.data_dir, "/var/sys");    // only the system file sets it
+  EXPECT_EQ(config.node.cluster, "env");        // env beats every file
+  EXPECT_EQ(config.node.data_dir, "/var/sys");  // only the system file sets it
   EXPECT_EQ(config.node.idle_exit.value_or(-1), 7);
-  EXPECT_FALSE(config.node.fsync);                // --config file
+  EXPECT_FALSE(config.node.fsync);  // --config file
   EXPECT_EQ(config.lock.mode, mesh::LockMode::kPR);
-  EXPECT_DOUBLE_EQ(config.lock.grace, 2.5);       // user beats system
+  EXPECT_DOUBLE_EQ(config.lock.grace, 2.5);  // user beats system
   EXPECT_EQ(config.lock.on_lost, OnLost::kKill);
   EXPECT_EQ(config.files, (std::vector<std::string>{system, user, extra}));
 
