@@ -316,6 +316,7 @@ class AsyncClientImpl final : public AsyncClient {
     out.security = s.security();
     out.uptime_ms = s.uptime_ms();
     out.version = s.version();
+    out.fsync = s.fsync();
     for (const auto& m : s.members()) out.members.push_back({m.node_id(), m.role(), m.address()});
     if (p.done) p.done(Status::OK(), out);
   }

@@ -1,0 +1,784 @@
+// mesh::Node (mesh/node.h): the local client API server driving the command log.
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <map>
+#include <random>
+#include <set>
+
+#include "lockmesh.pb.h"
+#include "mesh/node.h"
+#include "net/command_log.h"
+#include "net/framed_stream.h"
+#include "net/posix_file_system.h"
+#include "net/protocol.h"
+
+namespace mesh {
+namespace {
+
+using net::FramedStream;
+
+constexpr const char* kVersion = "0.1.0";
+
+int64_t WallNanos() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+std::string Timestamp() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  tm t;
+  gmtime_r(&ts.tv_sec, &t);
+  char buf[64];
+  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
+  snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
+  return buf;
+}
+
+std::string DirName(const std::string& path) {
+  size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+// One connected local client.
+struct Conn {
+  FramedStream* stream = nullptr;  // null once closed
+  uint64_t client_id = 0;
+  uint32_t pid = 0;
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  std::string refused;             // non-empty: answer the hello with this and close
+  bool hello_seen = false;
+  bool session_open = false;
+  uint64_t hello_request = 0;
+  uint64_t next_seq = 0;
+  // seq of a proposed Acquire/Release -> the client's request id (and deadline for locks).
+  struct Op {
+    uint64_t request_id = 0;
+    int64_t deadline_ms = -1;  // loop time; -1 none
+    std::string resource;
+  };
+  std::map<uint64_t, Op> ops;
+  // Queued locks: lock id -> the LockRequest that is still waiting.
+  std::map<uint64_t, Op> waiting;
+  std::set<uint64_t> held;
+};
+
+class NodeImpl final : public Node {
+ public:
+  NodeImpl(uv_loop_t* loop, NodeOptions options) : loop_(loop), options_(std::move(options)) {}
+
+  ~NodeImpl() override {
+    if (lock_fd_ >= 0) close(lock_fd_);
+  }
+
+  Status Start() override {
+    if (started_) return Status::InvalidArgument("node already started");
+    if (options_.socket_path.empty()) options_.socket_path = DefaultSocketPath();
+    if (options_.data_dir.empty()) options_.data_dir = DefaultDataDir(options_.socket_path);
+    constexpr size_t kMaxSocketPath = sizeof(sockaddr_un::sun_path) - 1;
+    if (options_.socket_path.size() > kMaxSocketPath) {
+      return Status::InvalidArgument("socket path is too long (at most " +
+                                     std::to_string(kMaxSocketPath) +
+                                     " bytes): " + options_.socket_path);
+    }
+    MESH_RETURN_IF_ERROR(LockSocket());
+    if (options_.node_id.empty()) {
+      Status made = net::PosixFileSystem()->CreateDirs(options_.data_dir);
+      if (!made.ok()) return made.Annotate("cannot create the data dir");
+      MESH_RETURN_IF_ERROR(UniqueId(options_.data_dir, &options_.node_id));
+    }
+    net::CommandLog::Options lo;
+    lo.data_dir = options_.data_dir;
+    lo.fsync = options_.fsync;
+    lo.snapshot_every = options_.snapshot_every;
+    lo.wal_segment_bytes = options_.wal_segment_bytes;
+    log_ = std::make_unique<net::CommandLog>(loop_, lo, net::PosixFileSystem());
+    Status st = log_->Open();
+    if (!st.ok()) {
+      CloseLogHandles();
+      return st;
+    }
+    log_->SetHandlers(
+        [this](uint64_t index, const pb::Command& c, const core::ApplyResult& r) {
+          OnApplied(index, c, r);
+        },
+        [this](const Status& why) {
+          Log("fatal: " + why.ToString() + "; stopping (clients lose their locks)");
+          StopWithReason(why);
+        });
+    st = Listen();
+    if (!st.ok()) {
+      CloseLogHandles();
+      return st;
+    }
+    uv_timer_init(loop_, &deadline_timer_);
+    deadline_timer_.data = this;
+    uv_timer_init(loop_, &idle_timer_);
+    idle_timer_.data = this;
+    timers_ready_ = true;
+    std::random_device rd;
+    incarnation_ = (static_cast<uint64_t>(rd()) & 0x7fffffffu) | 1u;
+    started_ms_ = uv_now(loop_);
+    started_ = true;
+    // Sessions left in the log by an earlier run of this node died with it.
+    if (log_->table().session_count() > 0) {
+      pb::Command c;
+      c.mutable_expire_node()->set_node_id(options_.node_id);
+      log_->Propose(std::move(c));
+    }
+    Log("node " + options_.node_id + " serving " + options_.socket_path + ", data " +
+        options_.data_dir + ", log index " + std::to_string(log_->applied_index()) +
+        (options_.fsync ? "" : ", fsync OFF"));
+    ArmIdleTimer();
+    return Status::OK();
+  }
+
+  void Stop(bool graceful, std::function<void()> done) override {
+    stop_done_ = std::move(done);
+    if (!started_) {
+      if (stop_done_) stop_done_();
+      return;
+    }
+    BeginStop(graceful, Status::OK());
+  }
+
+  void SetStoppedCallback(std::function<void(const Status& why)> stopped) override {
+    stopped_ = std::move(stopped);
+  }
+
+  NodeStatus GetStatus() const override {
+    NodeStatus s;
+    s.node_id = options_.node_id;
+    s.cluster = options_.cluster;
+    s.role = "leader";
+    s.leader_id = options_.node_id;
+    s.term = 1;
+    s.commit_index = log_ ? log_->applied_index() : 0;
+    s.applied_index = s.commit_index;
+    s.clients = static_cast<uint32_t>(conns_.size());
+    if (log_) {
+      s.locks_held = static_cast<uint32_t>(log_->table().held_count());
+      s.locks_waiting = static_cast<uint32_t>(log_->table().waiting_count());
+    }
+    s.data_dir = options_.data_dir;
+    s.socket = options_.socket_path;
+    s.security = "none";
+    s.uptime_ms = started_ ? static_cast<int64_t>(uv_now(loop_) - started_ms_) : 0;
+    s.version = kVersion;
+    s.fsync = options_.fsync;
+    s.members.push_back({options_.node_id, "leader", "unix:" + options_.socket_path});
+    return s;
+  }
+
+ private:
+  void Log(const std::string& line) {
+    std::string full = Timestamp() + " lockmesh[" + std::to_string(getpid()) + "] " + line;
+    if (options_.log) {
+      options_.log(full);
+    } else {
+      fprintf(stderr, "%s\n", full.c_str());
+    }
+  }
+
+  // ------------------------------------------------------------ socket ownership
+
+  Status LockSocket() {
+    std::string dir = DirName(options_.socket_path);
+    Status st = net::PosixFileSystem()->CreateDirs(dir);
+    if (!st.ok()) return st.Annotate("cannot create the socket directory");
+    std::string lock_path = options_.socket_path + ".lock";
+    lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd_ < 0) {
+      return Status::IOError("cannot open " + lock_path + ": " + std::strerror(errno));
+    }
+    if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      close(lock_fd_);
+      lock_fd_ = -1;
+      if (err == EWOULDBLOCK) {
+        return Status::AlreadyExists("another node already serves " + options_.socket_path +
+                                     " (it holds " + lock_path + ")");
+      }
+      return Status::IOError("cannot lock " + lock_path + ": " + std::strerror(err));
+    }
+    // We own the socket path: a file left there by a dead node is stale.
+    unlink(options_.socket_path.c_str());
+    return Status::OK();
+  }
+
+  Status Listen() {
+    uv_pipe_init(loop_, &server_, 0);
+    server_.data = this;
+    server_ready_ = true;
+    mode_t old = umask(077);
+    int rc = uv_pipe_bind(&server_, options_.socket_path.c_str());
+    umask(old);
+    if (rc != 0) {
+      return Status::IOError("cannot bind " + options_.socket_path + ": " + uv_strerror(rc));
+    }
+    mode_t mode = 0600;
+    if (!options_.socket_group.empty()) {
+      group* g = getgrnam(options_.socket_group.c_str());
+      if (!g) return Status::InvalidArgument("no such group: " + options_.socket_group);
+      socket_gid_ = static_cast<int64_t>(g->gr_gid);
+      if (chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
+        return Status::IOError("cannot give " + options_.socket_path + " to group " +
+                               options_.socket_group + ": " + std::strerror(errno));
+      }
+      mode = 0660;
+    }
+    if (chmod(options_.socket_path.c_str(), mode) != 0) {
+      return Status::IOError("cannot chmod " + options_.socket_path + ": " + std::strerror(errno));
+    }
+    rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 128, OnConnection);
+    if (rc != 0) {
+      return Status::IOError("cannot listen on " + options_.socket_path + ": " + uv_strerror(rc));
+    }
+    return Status::OK();
+  }
+
+  static void OnConnection(uv_stream_t* server, int status) {
+    auto* self = static_cast<NodeImpl*>(server->data);
+    if (status != 0 || self->stopping_) return;
+    auto* stream = new FramedStream(self->loop_, net::kMaxClientFrameBytes);
+    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(stream->pipe())) != 0) {
+      stream->Close(Status::IOError("accept failed"));
+      return;
+    }
+    auto conn = std::make_unique<Conn>();
+    conn->stream = stream;
+    conn->client_id = (self->incarnation_ << 32) | ++self->client_counter_;
+    uv_os_fd_t fd;
+    if (uv_fileno(reinterpret_cast<uv_handle_t*>(stream->pipe()), &fd) == 0) {
+      ucred cred{};
+      socklen_t len = sizeof cred;
+      if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        conn->pid = static_cast<uint32_t>(cred.pid);
+        conn->uid = cred.uid;
+        conn->gid = cred.gid;
+      }
+    }
+    uid_t me = geteuid();
+    bool allowed = conn->uid == me || conn->uid == 0 ||
+                   (self->socket_gid_ >= 0 && conn->gid == static_cast<uint32_t>(self->socket_gid_));
+    if (!allowed) {
+      conn->refused = "permission denied: uid " + std::to_string(conn->uid) +
+                      " may not use the node of uid " + std::to_string(me) + " at " +
+                      self->options_.socket_path;
+      self->Log("refused client pid " + std::to_string(conn->pid) + ": " + conn->refused);
+    }
+    Conn* c = conn.get();
+    uint64_t id = c->client_id;
+    self->conns_.emplace(id, std::move(conn));
+    uv_timer_stop(&self->idle_timer_);
+    stream->Start([self, c](std::string_view body) { return self->OnFrame(c, body); },
+                  [self, id](const Status& why) { self->OnConnClosed(id, why); });
+  }
+
+  // ------------------------------------------------------------ requests
+
+  Status OnFrame(Conn* c, std::string_view body) {
+    pb::ClientRequest req;
+    if (!req.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
+      return Status::InvalidArgument("malformed client request (" + std::to_string(body.size()) +
+                                     " bytes that do not parse)");
+    }
+    if (!c->hello_seen) {
+      if (!req.has_hello()) return Status::InvalidArgument("first request is not a hello");
+      c->hello_seen = true;
+      if (!c->refused.empty()) {
+        pb::ClientResponse resp;
+        resp.set_request_id(req.request_id());
+        resp.set_error(c->refused);
+        c->stream->Send(resp);
+        return Status::PermissionDenied(c->refused);
+      }
+      if (req.hello().protocol_version() != net::kClientProtocolVersion) {
+        pb::ClientResponse resp;
+        resp.set_request_id(req.request_id());
+        resp.set_error("client protocol version " + std::to_string(req.hello().protocol_version()) +
+                       " is not supported (node speaks " +
+                       std::to_string(net::kClientProtocolVersion) + ")");
+        c->stream->Send(resp);
+        return Status::InvalidArgument(resp.error());
+      }
+      c->hello_request = req.request_id();
+      pb::Command cmd;
+      auto* open = cmd.mutable_open_session();
+      SetSession(c, open->mutable_session());
+      open->set_pid(c->pid);
+      open->set_uid(c->uid);
+      open->set_client_name(req.hello().client_name().substr(0, 256));
+      return ProposeOrRefuse(c, req.request_id(), std::move(cmd));
+    }
+    if (!c->session_open) {
+      return Status::InvalidArgument("request before the session was open");
+    }
+    switch (req.body_case()) {
+      case pb::ClientRequest::kLock: return HandleLock(c, req);
+      case pb::ClientRequest::kUnlock: {
+        pb::Command cmd;
+        auto* rel = cmd.mutable_release();
+        SetSession(c, rel->mutable_session());
+        uint64_t seq = ++c->next_seq;
+        rel->set_seq(seq);
+        rel->set_lock_id(req.unlock().lock_id());
+        rel->set_rollback(req.unlock().rollback());
+        c->ops[seq] = Conn::Op{req.request_id(), -1, ""};
+        return ProposeOrRefuse(c, req.request_id(), std::move(cmd));
+      }
+      case pb::ClientRequest::kStatus: {
+        pb::ClientResponse resp;
+        resp.set_request_id(req.request_id());
+        FillStatus(resp.mutable_status());
+        c->stream->Send(resp);
+        return Status::OK();
+      }
+      case pb::ClientRequest::kListLocks: {
+        pb::ClientResponse resp;
+        resp.set_request_id(req.request_id());
+        FillLocks(resp.mutable_locks());
+        c->stream->Send(resp);
+        return Status::OK();
+      }
+      case pb::ClientRequest::kShutdown: {
+        pb::ClientResponse resp;
+        resp.set_request_id(req.request_id());
+        resp.mutable_result()->set_code(pb::RELEASED);
+        c->stream->Send(resp);
+        Log(std::string("shutdown requested by pid ") + std::to_string(c->pid) +
+            (req.shutdown().immediate() ? " (immediate)" : " (once idle)"));
+        if (req.shutdown().immediate()) {
+          StopWithReason(Status::OK());
+        } else {
+          quiesce_ = true;
+          MaybeQuiesce();
+        }
+        return Status::OK();
+      }
+      case pb::ClientRequest::kHello:
+        return Status::InvalidArgument("second hello on one connection");
+      default:
+        return Status::InvalidArgument("request with no known body");
+    }
+  }
+
+  Status HandleLock(Conn* c, const pb::ClientRequest& req) {
+    const pb::LockRequest& l = req.lock();
+    if (quiesce_) {
+      return Reply(c, req.request_id(), pb::UNAVAILABLE, "node is shutting down");
+    }
+    if (!pb::LockMode_IsValid(l.mode())) {
+      return Reply(c, req.request_id(), pb::INVALID, "unknown lock mode " + std::to_string(l.mode()));
+    }
+    pb::Command cmd;
+    auto* acq = cmd.mutable_acquire();
+    SetSession(c, acq->mutable_session());
+    uint64_t seq = ++c->next_seq;
+    acq->set_seq(seq);
+    acq->set_resource(l.resource());
+    acq->set_mode(l.mode());
+    acq->set_quantity(l.quantity());
+    acq->set_wait(l.timeout_ms() != 0);
+    acq->set_no_create(l.no_create());
+    acq->set_stamp_unix_ns(WallNanos());
+    int64_t deadline = l.timeout_ms() > 0 ? static_cast<int64_t>(uv_now(loop_)) + l.timeout_ms() : -1;
+    c->ops[seq] = Conn::Op{req.request_id(), deadline, l.resource()};
+    return ProposeOrRefuse(c, req.request_id(), std::move(cmd));
+  }
+
+  Status Reply(Conn* c, uint64_t request_id, pb::ResultCode code, const std::string& message) {
+    pb::ClientResponse resp;
+    resp.set_request_id(request_id);
+    resp.mutable_result()->set_code(code);
+    resp.mutable_result()->set_message(message);
+    if (c->stream) c->stream->Send(resp);
+    return Status::OK();
+  }
+
+  Status ProposeOrRefuse(Conn* c, uint64_t request_id, pb::Command cmd) {
+    Status st = log_->Propose(std::move(cmd));
+    if (!st.ok()) return Reply(c, request_id, pb::UNAVAILABLE, st.ToString());
+    return Status::OK();
+  }
+
+  void SetSession(const Conn* c, pb::SessionKey* key) {
+    key->set_node_id(options_.node_id);
+    key->set_client_id(c->client_id);
+  }
+
+  void FillStatus(pb::StatusReply* out) const {
+    NodeStatus s = GetStatus();
+    out->set_node_id(s.node_id);
+    out->set_cluster(s.cluster);
+    out->set_role(s.role);
+    out->set_leader_id(s.leader_id);
+    out->set_term(s.term);
+    out->set_commit_index(s.commit_index);
+    out->set_applied_index(s.applied_index);
+    out->set_clients(s.clients);
+    out->set_locks_held(s.locks_held);
+    out->set_locks_waiting(s.locks_waiting);
+    out->set_data_dir(s.data_dir);
+    out->set_socket(s.socket);
+    out->set_security(s.security);
+    out->set_uptime_ms(s.uptime_ms);
+    out->set_version(s.version);
+    out->set_fsync(s.fsync);
+    for (const auto& m : s.members) {
+      auto* pm = out->add_members();
+      pm->set_node_id(m.node_id);
+      pm->set_role(m.role);
+      pm->set_address(m.address);
+    }
+  }
+
+  void FillLocks(pb::ListLocksReply* out) const {
+    for (const core::LockRow& r : log_->table().List()) {
+      auto* l = out->add_locks();
+      l->set_resource(r.resource);
+      l->set_state(r.held ? "held" : "waiting");
+      l->set_mode(r.mode);
+      l->set_quantity(r.quantity);
+      l->set_lock_id(r.lock_id);
+      l->set_token(r.token);
+      l->set_element(r.element);
+      l->set_node_id(r.session.node_id());
+      l->set_client_id(r.session.client_id());
+      l->set_pid(r.pid);
+      l->set_uid(r.uid);
+      l->set_client_name(r.client_name);
+    }
+  }
+
+  // ------------------------------------------------------------ applied entries
+
+  Conn* OwnConn(const pb::SessionKey& s) {
+    if (s.node_id() != options_.node_id) return nullptr;
+    auto it = conns_.find(s.client_id());
+    return it == conns_.end() ? nullptr : it->second.get();
+  }
+
+  void SendResult(Conn* c, uint64_t request_id, const pb::CommandResult& r) {
+    if (!c->stream) return;
+    pb::ClientResponse resp;
+    resp.set_request_id(request_id);
+    *resp.mutable_result() = r;
+    c->stream->Send(resp);
+  }
+
+  void OnApplied(uint64_t index, const pb::Command& cmd, const core::ApplyResult& r) {
+    switch (cmd.body_case()) {
+      case pb::Command::kOpenSession: {
+        Conn* c = OwnConn(cmd.open_session().session());
+        if (c) {
+          c->session_open = true;
+          pb::ClientResponse resp;
+          resp.set_request_id(c->hello_request);
+          resp.mutable_hello()->set_protocol_version(net::kClientProtocolVersion);
+          resp.mutable_hello()->set_node_id(options_.node_id);
+          resp.mutable_hello()->set_client_id(c->client_id);
+          if (c->stream) c->stream->Send(resp);
+        }
+        break;
+      }
+      case pb::Command::kAcquire: {
+        const pb::Acquire& a = cmd.acquire();
+        Conn* c = OwnConn(a.session());
+        if (!c) break;
+        auto it = c->ops.find(a.seq());
+        if (it == c->ops.end()) break;
+        Conn::Op op = it->second;
+        c->ops.erase(it);
+        if (r.result.code() == pb::QUEUED) {
+          c->waiting[r.result.lock_id()] = op;
+          if (op.deadline_ms >= 0) {
+            deadlines_.emplace(op.deadline_ms, std::make_pair(c->client_id, r.result.lock_id()));
+            ArmDeadlineTimer();
+          }
+        } else {
+          if (r.result.code() == pb::GRANTED) c->held.insert(r.result.lock_id());
+          SendResult(c, op.request_id, r.result);
+        }
+        break;
+      }
+      case pb::Command::kRelease: {
+        const pb::Release& rel = cmd.release();
+        Conn* c = OwnConn(rel.session());
+        if (!c) break;
+        c->held.erase(rel.lock_id());
+        auto it = c->ops.find(rel.seq());
+        if (it != c->ops.end()) {
+          SendResult(c, it->second.request_id, r.result);
+          c->ops.erase(it);
+        }
+        break;
+      }
+      case pb::Command::kCancel: {
+        const pb::Cancel& can = cmd.cancel();
+        Conn* c = OwnConn(can.session());
+        if (!c) break;
+        auto it = c->waiting.find(can.lock_id());
+        if (it != c->waiting.end() && r.result.code() == pb::CANCELLED) {
+          pb::CommandResult timed_out;
+          timed_out.set_code(pb::TIMED_OUT);
+          timed_out.set_lock_id(can.lock_id());
+          timed_out.set_message("timed out waiting for " + it->second.resource);
+          SendResult(c, it->second.request_id, timed_out);
+          c->waiting.erase(it);
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    // Grants to queued requests of our clients (the issuer's own grant was answered above).
+    for (const core::Grant& g : r.grants) {
+      Conn* c = OwnConn(g.session);
+      if (!c) continue;
+      auto it = c->waiting.find(g.lock_id);
+      if (it == c->waiting.end()) continue;
+      pb::CommandResult granted;
+      granted.set_code(pb::GRANTED);
+      granted.set_lock_id(g.lock_id);
+      granted.set_token(g.token);
+      granted.set_element(g.element);
+      SendResult(c, it->second.request_id, granted);
+      c->waiting.erase(it);
+      c->held.insert(g.lock_id);
+    }
+    for (const core::Withdrawal& w : r.withdrawals) {
+      Conn* c = OwnConn(w.session);
+      if (!c) continue;
+      auto it = c->waiting.find(w.lock_id);
+      if (it == c->waiting.end()) continue;
+      pb::CommandResult res;
+      res.set_code(w.code);
+      res.set_lock_id(w.lock_id);
+      res.set_message("request withdrawn");
+      SendResult(c, it->second.request_id, res);
+      c->waiting.erase(it);
+    }
+    for (const core::Grant& g : r.released) {
+      Conn* c = OwnConn(g.session);
+      if (!c || !c->held.erase(g.lock_id) || !c->stream) continue;
+      pb::ClientResponse resp;
+      auto* ev = resp.mutable_event();
+      ev->set_lock_id(g.lock_id);
+      ev->set_code(pb::LOST);
+      ev->set_token(g.token);
+      ev->set_message("session of this client was ended by the cluster");
+      c->stream->Send(resp);
+    }
+    (void)index;
+    MaybeQuiesce();
+    ArmIdleTimer();
+  }
+
+  // ------------------------------------------------------------ deadlines and idleness
+
+  void ArmDeadlineTimer() {
+    if (deadlines_.empty() || stopping_) {
+      if (timers_ready_) uv_timer_stop(&deadline_timer_);
+      return;
+    }
+    int64_t now = static_cast<int64_t>(uv_now(loop_));
+    int64_t wait = std::max<int64_t>(0, deadlines_.begin()->first - now);
+    uv_timer_start(&deadline_timer_, OnDeadline, static_cast<uint64_t>(wait), 0);
+  }
+
+  static void OnDeadline(uv_timer_t* t) {
+    auto* self = static_cast<NodeImpl*>(t->data);
+    int64_t now = static_cast<int64_t>(uv_now(self->loop_));
+    while (!self->deadlines_.empty() && self->deadlines_.begin()->first <= now) {
+      auto [client_id, lock_id] = self->deadlines_.begin()->second;
+      self->deadlines_.erase(self->deadlines_.begin());
+      auto it = self->conns_.find(client_id);
+      if (it == self->conns_.end()) continue;
+      Conn* c = it->second.get();
+      if (!c->waiting.count(lock_id)) continue;  // granted meanwhile
+      pb::Command cmd;
+      auto* can = cmd.mutable_cancel();
+      self->SetSession(c, can->mutable_session());
+      can->set_seq(++c->next_seq);
+      can->set_lock_id(lock_id);
+      self->log_->Propose(std::move(cmd));
+    }
+    self->ArmDeadlineTimer();
+  }
+
+  bool Idle() const {
+    return conns_.empty() && log_->table().held_count() == 0 && log_->table().waiting_count() == 0;
+  }
+
+  void ArmIdleTimer() {
+    if (!timers_ready_ || stopping_ || options_.idle_exit_ms <= 0) return;
+    if (!Idle()) {
+      uv_timer_stop(&idle_timer_);
+      return;
+    }
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&idle_timer_))) return;
+    uv_timer_start(&idle_timer_, [](uv_timer_t* t) {
+      auto* self = static_cast<NodeImpl*>(t->data);
+      if (!self->Idle()) return;
+      self->Log("idle for " + std::to_string(self->options_.idle_exit_ms) + " ms; exiting");
+      self->StopWithReason(Status::OK());
+    }, static_cast<uint64_t>(options_.idle_exit_ms), 0);
+  }
+
+  void MaybeQuiesce() {
+    if (quiesce_ && !stopping_ && log_->table().held_count() == 0 &&
+        log_->table().waiting_count() == 0) {
+      StopWithReason(Status::OK());
+    }
+  }
+
+  // ------------------------------------------------------------ disconnects and stopping
+
+  void OnConnClosed(uint64_t client_id, const Status& why) {
+    auto it = conns_.find(client_id);
+    if (it == conns_.end()) return;
+    Conn* c = it->second.get();
+    c->stream = nullptr;
+    if (!why.ok() && !why.IsUnavailable() && why.code() != Status::Code::kPermissionDenied) {
+      Log("closed client " + std::to_string(client_id) + " (pid " + std::to_string(c->pid) +
+          "): " + why.ToString());
+    }
+    if (c->session_open && !stopping_) {
+      pb::Command cmd;
+      SetSession(c, cmd.mutable_close_session()->mutable_session());
+      log_->Propose(std::move(cmd));  // its locks are released at once
+    }
+    conns_.erase(it);
+    if (stopping_) {
+      MaybeFinishStop();
+    } else {
+      ArmIdleTimer();
+    }
+  }
+
+  void StopWithReason(const Status& why) {
+    if (stopping_) return;
+    stop_reason_ = why;
+    BeginStop(/*graceful=*/why.ok(), why);
+  }
+
+  void BeginStop(bool graceful, const Status& why) {
+    if (stopping_) return;
+    stopping_ = true;
+    stop_reason_ = why;
+    if (graceful && !log_->failed()) {
+      for (auto& [id, c] : conns_) {
+        if (!c->session_open) continue;
+        pb::Command cmd;
+        SetSession(c.get(), cmd.mutable_close_session()->mutable_session());
+        log_->Propose(std::move(cmd));
+      }
+      log_->Flush();
+    }
+    for (auto& [id, c] : conns_) {
+      if (c->stream) c->stream->Close(Status::OK());
+    }
+    open_handles_ = 4;  // server, two timers, the log's handles (counted as one)
+    auto on_closed = [](uv_handle_t* h) {
+      auto* self = static_cast<NodeImpl*>(h->data);
+      --self->open_handles_;
+      self->MaybeFinishStop();
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&server_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_closed);
+    log_->Close([this] {
+      --open_handles_;
+      MaybeFinishStop();
+    });
+  }
+
+  void MaybeFinishStop() {
+    if (open_handles_ > 0 || !conns_.empty() || finished_) return;
+    finished_ = true;
+    unlink(options_.socket_path.c_str());
+    if (lock_fd_ >= 0) {
+      close(lock_fd_);  // releases the flock: another node may start now
+      lock_fd_ = -1;
+    }
+    Log("node stopped" + (stop_reason_.ok() ? std::string() : ": " + stop_reason_.ToString()));
+    auto done = std::move(stop_done_);
+    auto stopped = std::move(stopped_);
+    Status why = stop_reason_;
+    if (done) done();
+    if (stopped) stopped(why);
+  }
+
+  void CloseLogHandles() {
+    // Start failed after the log was created: close its handles (and the server's).
+    bool closed = false;
+    int pending = 1 + (server_ready_ ? 1 : 0);
+    auto* counter = new std::pair<int*, bool*>(&pending, &closed);
+    log_->Close([counter] {
+      if (--*counter->first == 0) *counter->second = true;
+    });
+    if (server_ready_) {
+      server_.data = counter;
+      uv_close(reinterpret_cast<uv_handle_t*>(&server_), [](uv_handle_t* h) {
+        auto* p = static_cast<std::pair<int*, bool*>*>(h->data);
+        if (--*p->first == 0) *p->second = true;
+      });
+    }
+    while (!closed) uv_run(loop_, UV_RUN_ONCE);
+    delete counter;
+    if (lock_fd_ >= 0) {
+      close(lock_fd_);
+      lock_fd_ = -1;
+    }
+  }
+
+  uv_loop_t* loop_;
+  NodeOptions options_;
+  std::unique_ptr<net::CommandLog> log_;
+  uv_pipe_t server_;
+  uv_timer_t deadline_timer_;
+  uv_timer_t idle_timer_;
+  bool server_ready_ = false;
+  bool timers_ready_ = false;
+  int lock_fd_ = -1;
+  int64_t socket_gid_ = -1;
+  uint64_t incarnation_ = 1;
+  uint64_t client_counter_ = 0;
+  uint64_t started_ms_ = 0;
+  bool started_ = false;
+  bool stopping_ = false;
+  bool finished_ = false;
+  bool quiesce_ = false;
+  int open_handles_ = 0;
+  Status stop_reason_;
+  std::function<void()> stop_done_;
+  std::function<void(const Status&)> stopped_;
+  std::map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::multimap<int64_t, std::pair<uint64_t, uint64_t>> deadlines_;
+};
+
+}  // namespace
+
+Status Node::Create(uv_loop_t* loop, NodeOptions options, std::unique_ptr<Node>* out) {
+  if (!loop) return Status::InvalidArgument("no loop");
+  *out = std::make_unique<NodeImpl>(loop, std::move(options));
+  return Status::OK();
+}
+
+}  // namespace mesh
