@@ -7,6 +7,7 @@
 // auto-started one.
 #include <signal.h>
 #include <sys/types.h>
+#include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -174,7 +175,12 @@ TEST_F(LockCliTest, KillDashNineOfClientReleasesItsLock) {
   std::string pid_text = ReadFile(child_pid);
   if (!pid_text.empty()) {
     pid_t pid = static_cast<pid_t>(std::strtol(pid_text.c_str(), nullptr, 10));
-    if (pid > 1) kill(pid, SIGKILL);
+    if (pid > 1) {
+      kill(pid, SIGKILL);
+      // It was re-parented to us (the fixture is a child subreaper): reap it.
+      int ws;
+      waitpid(pid, &ws, 0);
+    }
   }
 }
 

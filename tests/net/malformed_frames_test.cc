@@ -24,7 +24,7 @@ constexpr uint32_t kMaxFrame = 64 * 1024;
 
 // Reason lines we accept, by kind of fault (case-insensitive).
 const char* const kOversizedReason = "exceed|too (large|big|long)|oversize|limit|maximum";
-const char* const kMalformedReason = "malformed|pars|invalid|decode|garbage|corrupt";
+const char* const kMalformedReason = "malformed|pars|decode|garbage|corrupt";
 const char* const kTruncatedReason = "truncat|partial|incomplete|mid-frame|unfinished|short|middle";
 
 class MalformedFramesTest : public ProcessTest {

@@ -457,9 +457,20 @@ int SweepDescendants() {
   std::set<pid_t> found;
   for (int round = 0; round < 100; ++round) {
     auto table = ProcessTable();
+    // Descendants reachable from us without passing through a live Process (whose own
+    // children are its business until it is destroyed).
+    std::map<pid_t, std::vector<pid_t>> children;
+    for (const auto& [pid, info] : table) children[info.ppid].push_back(pid);
     std::vector<pid_t> victims;
-    for (pid_t p : Descendants()) {
-      if (!IsOwned(p)) victims.push_back(p);
+    std::vector<pid_t> todo = {getpid()};
+    while (!todo.empty()) {
+      pid_t parent = todo.back();
+      todo.pop_back();
+      for (pid_t c : children[parent]) {
+        if (IsOwned(c)) continue;
+        victims.push_back(c);
+        todo.push_back(c);
+      }
     }
     if (victims.empty()) break;
     for (pid_t p : victims) {

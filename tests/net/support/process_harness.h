@@ -160,8 +160,10 @@ std::vector<pid_t> Descendants();
 /// Makes this process a child subreaper (PR_SET_CHILD_SUBREAPER): orphaned descendants are
 /// re-parented to it instead of init, so they can be found and reaped.
 void BecomeSubreaper();
-/// SIGKILLs and reaps every descendant not owned by a live Process object. Returns how many
-/// were found (a sign that something leaked, e.g. the child of a killed `lockmesh lock`).
+/// SIGKILLs and reaps every descendant that is neither owned by a live Process object nor
+/// descends from one: orphans re-parented to us (see BecomeSubreaper) and their children.
+/// Returns how many live ones were found (a sign that something leaked, e.g. the command of
+/// a `lockmesh lock` killed with -9, or an auto-started node).
 int SweepDescendants();
 
 // ------------------------------------------------------------------ /proc
