@@ -191,7 +191,7 @@ constexpr const char* kExpectedMatrix[6] = {
     "YNNNNN",  // EX
 };
 
-class ModeMatrixTest : public ::testing::TestWithParam<std::tuple<int, int>> {
+class LockTableModeMatrixTest : public ::testing::TestWithParam<std::tuple<int, int>> {
  protected:
   pb::LockMode held() const { return static_cast<pb::LockMode>(std::get<0>(GetParam())); }
   pb::LockMode requested() const { return static_cast<pb::LockMode>(std::get<1>(GetParam())); }
@@ -220,19 +220,19 @@ class ModeMatrixTest : public ::testing::TestWithParam<std::tuple<int, int>> {
   }
 };
 
-TEST_P(ModeMatrixTest, ModesCompatible) {
+TEST_P(LockTableModeMatrixTest, ModesCompatible) {
   EXPECT_EQ(ModesCompatible(held(), requested()), expected());
 }
 
-TEST_P(ModeMatrixTest, SimpleResource) { Check("R", "R"); }
+TEST_P(LockTableModeMatrixTest, SimpleResource) { Check("R", "R"); }
 
-TEST_P(ModeMatrixTest, HierarchicalSameDescendantAncestor) {
+TEST_P(LockTableModeMatrixTest, HierarchicalSameDescendantAncestor) {
   Check("/a/b", "/a/b");
   Check("/a/b", "/a/b/c");
   Check("/a/b", "/a");
 }
 
-TEST_P(ModeMatrixTest, HierarchicalSiblingAlwaysGranted) {
+TEST_P(LockTableModeMatrixTest, HierarchicalSiblingAlwaysGranted) {
   LockTable t;
   const pb::SessionKey a = Key("n1", 1), b = Key("n2", 2);
   t.Apply(1, OpenCmd(a));
@@ -248,13 +248,13 @@ TEST_P(ModeMatrixTest, HierarchicalSiblingAlwaysGranted) {
 }
 
 INSTANTIATE_TEST_SUITE_P(
-    AllCells, ModeMatrixTest, ::testing::Combine(::testing::Range(0, 6), ::testing::Range(0, 6)),
-    [](const auto& info) {
+    AllCells, LockTableModeMatrixTest,
+    ::testing::Combine(::testing::Range(0, 6), ::testing::Range(0, 6)), [](const auto& info) {
       return pb::LockMode_Name(static_cast<pb::LockMode>(std::get<0>(info.param))) + "_then_" +
              pb::LockMode_Name(static_cast<pb::LockMode>(std::get<1>(info.param)));
     });
 
-TEST(ModesCompatibleTest, OutOfRangeModesAreIncompatible) {
+TEST(LockTableModesCompatibleTest, OutOfRangeModesAreIncompatible) {
   EXPECT_FALSE(ModesCompatible(static_cast<pb::LockMode>(6), pb::NL));
   EXPECT_FALSE(ModesCompatible(pb::NL, static_cast<pb::LockMode>(-1)));
 }
@@ -1035,7 +1035,7 @@ void CheckInvariants(const LockTable& t, uint64_t index) {
 
 TEST(LockTableSnapshotTest, RestoredTableBehavesLikeItsTwin) {
   constexpr int kSteps = 12000;
-  const std::set<int> snapshot_at = {1, 700, 2100, 4000, 5500, 8000, 11000};
+  constexpr int kSnapshotEvery = 250;  // each copy follows the original for 500 steps
   CommandGenerator gen(20240611);
   LockTable original;
   std::vector<std::unique_ptr<LockTable>> restored;
@@ -1043,11 +1043,18 @@ TEST(LockTableSnapshotTest, RestoredTableBehavesLikeItsTwin) {
   std::map<std::string, std::set<std::string>> handed_out;  // values that must never repeat
   std::map<std::string, std::string> previous;              // last value per resource
   std::map<pb::ResultCode, int> codes;
-  size_t queued_grants = 0, withdrawals = 0, released = 0;
+  size_t queued_grants = 0, withdrawals = 0, released = 0, parked_in_snapshot = 0;
   for (int step = 0; step < kSteps; ++step) {
-    if (snapshot_at.count(step)) {
+    if (step % kSnapshotEvery == 1) {
       pb::LockTableSnapshot snap;
       original.Snapshot(&snap);
+      for (const pb::ResourceState& rs : snap.resources()) {
+        if (rs.holders_size() == 0 && rs.waiters_size() > 0) ++parked_in_snapshot;
+      }
+      if (restored.size() == 2) {  // retire the oldest copy, which must still be identical
+        ASSERT_EQ(SnapshotBytes(*restored.front()), snap.SerializeAsString());
+        restored.erase(restored.begin());
+      }
       auto copy = std::make_unique<LockTable>();
       const Status s = copy->Restore(snap);
       ASSERT_TRUE(s.ok()) << s.ToString();
@@ -1096,9 +1103,10 @@ TEST(LockTableSnapshotTest, RestoredTableBehavesLikeItsTwin) {
     EXPECT_GE(codes[c], 10) << pb::ResultCode_Name(c);
   }
   for (const auto& [c, n] : codes) std::printf("%s=%d ", pb::ResultCode_Name(c).c_str(), n);
-  std::printf("queued_grants=%zu withdrawals=%zu released=%zu\n", queued_grants, withdrawals,
-              released);
+  std::printf("queued_grants=%zu withdrawals=%zu released=%zu parked_in_snapshot=%zu\n",
+              queued_grants, withdrawals, released, parked_in_snapshot);
   EXPECT_GE(queued_grants, 150u);
+  EXPECT_GE(parked_in_snapshot, 3u);
   EXPECT_GE(withdrawals, 20u);
   EXPECT_GE(released, 50u);
 }
@@ -1115,7 +1123,7 @@ TEST(LockTableSnapshotTest, EmptyTableRoundTrip) {
 }
 
 // A table with some of everything, for corruption tests.
-class CorruptSnapshotTest : public LockTableTest {
+class LockTableCorruptSnapshotTest : public LockTableTest {
  protected:
   void SetUp() override {
     a_ = Open("n1", 1);
@@ -1155,7 +1163,7 @@ class CorruptSnapshotTest : public LockTableTest {
   std::string before_;
 };
 
-TEST_F(CorruptSnapshotTest, RejectsEachCorruption) {
+TEST_F(LockTableCorruptSnapshotTest, RejectsEachCorruption) {
   {
     pb::LockTableSnapshot s = good_;
     Res(&s, "R")->set_name("bad name");
@@ -1245,6 +1253,16 @@ TEST_F(CorruptSnapshotTest, RejectsEachCorruption) {
   }
   {
     pb::LockTableSnapshot s = good_;
+    Res(&s, "limit[3]")->mutable_holders(0)->set_quantity(0);
+    ExpectRejected(s, "quantity 0");
+  }
+  {
+    pb::LockTableSnapshot s = good_;
+    Res(&s, "R")->mutable_holders(0)->set_quantity(2);
+    ExpectRejected(s, "quantity on a simple resource");
+  }
+  {
+    pb::LockTableSnapshot s = good_;
     Res(&s, "limit[3]")->mutable_holders(0)->set_mode(pb::PR);
     ExpectRejected(s, "non-EX mode on numeric");
   }
@@ -1275,7 +1293,7 @@ TEST_F(CorruptSnapshotTest, RejectsEachCorruption) {
   }
 }
 
-TEST_F(CorruptSnapshotTest, GoodSnapshotRestoresParkedRequests) {
+TEST_F(LockTableCorruptSnapshotTest, GoodSnapshotRestoresParkedRequests) {
   ASSERT_TRUE(target_->Restore(good_).ok());
   EXPECT_EQ(target_->held_count(), table_.held_count());
   EXPECT_EQ(target_->waiting_count(), 2u);  // b's EX on R and the parked Q

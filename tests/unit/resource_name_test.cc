@@ -173,7 +173,7 @@ constexpr int64_t kSec = 1000000000;
 // 2023-11-14 22:13:20.123456789 UTC (a Tuesday).
 constexpr int64_t kStamp = 1700000000 * kSec + 123456789;
 
-TEST(TimestampFormatTest, FormatsInUtc) {
+TEST(ResourceNameTimestampFormatTest, FormatsInUtc) {
   EXPECT_EQ(FormatTimestamp("%Y-%m-%d %H:%M:%S", kStamp), "2023-11-14 22:13:20");
   EXPECT_EQ(FormatTimestamp("%H:%M:%S.#f", kStamp), "22:13:20.1");
   EXPECT_EQ(FormatTimestamp("%S.#fff", kStamp), "20.123");
@@ -186,13 +186,13 @@ TEST(TimestampFormatTest, FormatsInUtc) {
   EXPECT_EQ(FormatTimestamp("%S.#ff", 5 * kSec + 70000000), "05.07");  // zero-padded
 }
 
-TEST(TimestampFormatTest, BeforeEpochUsesFloor) {
+TEST(ResourceNameTimestampFormatTest, BeforeEpochUsesFloor) {
   // -0.5 s is 1969-12-31 23:59:59.5.
   EXPECT_EQ(FormatTimestamp("%Y %H:%M:%S.#f", -kSec / 2), "1969 23:59:59.5");
   EXPECT_EQ(FormatTimestamp("%s", -kSec / 2), "-1");
 }
 
-TEST(TimestampFormatTest, Ticks) {
+TEST(ResourceNameTimestampFormatTest, Ticks) {
   EXPECT_EQ(TimestampTickNs("%H:%M:%S"), kSec);
   EXPECT_EQ(TimestampTickNs("%X"), kSec);
   EXPECT_EQ(TimestampTickNs("%S.#fff"), 1000000);
@@ -204,7 +204,7 @@ TEST(TimestampFormatTest, Ticks) {
   EXPECT_EQ(TimestampTickNs("%Y"), 86400 * kSec);
 }
 
-TEST(TimestampFormatTest, NextUniqueKeepsAFreshStamp) {
+TEST(ResourceNameTimestampFormatTest, NextUniqueKeepsAFreshStamp) {
   int64_t ns = 0;
   std::string text;
   ASSERT_TRUE(NextUniqueTimestamp("%S", kStamp, false, 0, "", &ns, &text));
@@ -215,7 +215,7 @@ TEST(TimestampFormatTest, NextUniqueKeepsAFreshStamp) {
   EXPECT_EQ(text, "21");
 }
 
-TEST(TimestampFormatTest, NextUniqueAdvancesToNextTick) {
+TEST(ResourceNameTimestampFormatTest, NextUniqueAdvancesToNextTick) {
   int64_t ns = 0;
   std::string text;
   // Same second: moves to the start of the next second.

@@ -1,0 +1,166 @@
+// core/lock_table_internal: private to core/lock_table*.cc (not installed, not for other
+// modules). The state of a LockTable: its sessions, its queues and the index of its locks.
+#ifndef LOCKMESH_CORE_LOCK_TABLE_INTERNAL_H_
+#define LOCKMESH_CORE_LOCK_TABLE_INTERNAL_H_
+
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/lock_table.h"
+#include "core/resource_name.h"
+
+namespace mesh::core {
+namespace lock_table_internal {
+
+// (node_id, client_id): ordered, so that sessions of one node are adjacent.
+using SessionId = std::pair<std::string, uint64_t>;
+
+inline SessionId IdOf(const pb::SessionKey& key) { return {key.node_id(), key.client_id()}; }
+
+inline pb::SessionKey KeyOf(const SessionId& id) {
+  pb::SessionKey key;
+  key.set_node_id(id.first);
+  key.set_client_id(id.second);
+  return key;
+}
+
+inline std::string Describe(const SessionId& id) {
+  return id.first + "/" + std::to_string(id.second);
+}
+
+// A lock: held (token != 0) or waiting.
+struct Lock {
+  uint64_t lock_id = 0;
+  SessionId session;
+  pb::LockMode mode = pb::EX;  // effective mode (EX for types that have only EX)
+  uint32_t quantity = 1;       // effective quantity (1 for non-numeric types)
+  uint64_t token = 0;
+  std::string element;
+  uint64_t seq = 0;
+  bool no_create = false;
+  int64_t stamp_unix_ns = 0;
+  std::string resource;           // full name as requested
+  std::vector<std::string> path;  // hierarchical components
+};
+
+inline bool IsPersistentType(ResourceType type) {
+  return type == ResourceType::kSequence || type == ResourceType::kTransactionalSequence ||
+         type == ResourceType::kTimestamp;
+}
+
+// One FIFO queue: a resource, or every node under one hierarchical root.
+struct Resource {
+  ResourceName name;            // parse of the queue key
+  std::vector<Lock> holders;    // grant order
+  std::vector<Lock> waiters;    // FIFO order
+  std::vector<Lock> parked;     // no_create requests waiting for the queue to exist
+  uint64_t next_sequence = 1;   // sequences: next fresh value
+  std::set<uint64_t> recycled;  // _S_: values handed back
+  uint32_t set_cursor = 0;      // sets: round-robin position
+  int64_t last_stamp_ns = 0;    // timestamps: last value handed out ("" text: none yet)
+  std::string last_stamp_text;
+
+  // The resource "exists" (FLoM: has a locker) while it has holders or queued requests.
+  bool Exists() const { return !holders.empty() || !waiters.empty(); }
+  bool Idle() const { return holders.empty() && waiters.empty() && parked.empty(); }
+};
+
+struct Session {
+  uint32_t pid = 0;
+  uint32_t uid = 0;
+  std::string client_name;
+  uint64_t last_seq = 0;
+  pb::CommandResult last_result;
+  std::set<uint64_t> locks;  // held, waiting and parked
+};
+
+// Where a lock is.
+enum class ListKind { kHolders, kWaiters, kParked };
+
+// True if one path is a prefix of the other (same node, ancestor or descendant).
+bool Overlaps(const std::vector<std::string>& a, const std::vector<std::string>& b);
+
+// Whether `lock` cannot be granted next to the current holders of `r` (FIFO aside).
+bool ConflictsWithHolders(const Resource& r, const Lock& lock);
+
+// Whether one of the first `count` waiters of `r` must go before `lock` (strict FIFO; in a
+// hierarchy only waiters on an overlapping path).
+bool BlockedByEarlierWaiter(const Resource& r, size_t count, const Lock& lock);
+
+// Parses a whole decimal uint64.
+bool ParseU64(std::string_view text, uint64_t* value);
+
+}  // namespace lock_table_internal
+
+struct LockTable::Impl {
+  using Grant = ::mesh::core::Grant;
+  using ListKind = lock_table_internal::ListKind;
+  using Lock = lock_table_internal::Lock;
+  using Resource = lock_table_internal::Resource;
+  using Session = lock_table_internal::Session;
+  using SessionId = lock_table_internal::SessionId;
+
+  uint64_t applied_index = 0;                  // last applied entry
+  std::map<SessionId, Session> sessions;       // open sessions
+  std::map<std::string, Resource> resources;   // by queue key
+  std::map<uint64_t, std::string> lock_index;  // lock id -> queue key
+
+  // ------------------------------------------------------------ helpers
+  // The queue of `rn`, created empty if missing.
+  Resource& GetOrCreate(const ResourceName& rn);
+  // Forgets queue `key` if nothing holds or waits on it, unless it keeps counters.
+  void DropIfIdle(const std::string& key);
+  // Finds lock `lock_id`: its queue, list and position.
+  bool Locate(uint64_t lock_id, Resource** resource, ListKind* kind, size_t* pos);
+  // The list of `r` that `kind` names.
+  static std::vector<Lock>& ListOf(Resource& r, ListKind kind);
+  // Removes a lock from its list, the lock index and its session's set.
+  Lock Take(Resource& r, ListKind kind, size_t pos);
+  // Gives a released _S_ value back.
+  static void Recycle(Resource& r, const Lock& lock);
+  // Picks the element of a lock being granted, per type.
+  static void AssignElement(Resource& r, Lock& lock);
+  // Makes `lock` a holder of `r` with token `index`; returns the grant.
+  Grant GrantLock(Resource& r, Lock lock, uint64_t index);
+  // Grants, in FIFO order, every waiter that has become grantable.
+  void GrantFromQueue(Resource& r, uint64_t index, std::vector<Grant>* grants);
+  // Gate of the commands that carry (session, seq): the session if the command is new,
+  // else nullptr with the answer in `result`.
+  Session* Admit(const pb::SessionKey& key, uint64_t seq, pb::CommandResult* result);
+
+  // ------------------------------------------------------------ commands
+  // One method per command; each fills `out` (see ApplyResult in core/lock_table.h).
+  void DoOpenSession(const pb::OpenSession& cmd, ApplyResult* out);
+  void DoAcquire(uint64_t index, const pb::Acquire& cmd, Session& session, ApplyResult* out);
+  void DoRelease(uint64_t index, const pb::Release& cmd, ApplyResult* out);
+  void DoCancel(uint64_t index, const pb::Cancel& cmd, ApplyResult* out);
+  // Releases (as rollback) every held lock of the session and withdraws its requests
+  // with `code`, then forgets the session. Queues touched are added to `touched`.
+  void EndSession(std::map<SessionId, Session>::iterator it, pb::ResultCode code, ApplyResult* out,
+                  std::set<std::string>* touched);
+  // Grants what became grantable on each of the `touched` queues, in key order.
+  void Regrant(uint64_t index, const std::set<std::string>& touched, ApplyResult* out);
+  void DoCloseSession(uint64_t index, const pb::CloseSession& cmd, ApplyResult* out);
+  void DoExpireNode(uint64_t index, const pb::ExpireNode& cmd, ApplyResult* out);
+  // LockTable::Apply.
+  ApplyResult Apply(uint64_t index, const pb::Command& command);
+
+  // ------------------------------------------------------------ snapshots
+  // LockTable::Snapshot.
+  void Snapshot(pb::LockTableSnapshot* out) const;
+  // Fills `lock` from `in`, checking it against the queue `r` it is listed in.
+  Status LoadLock(const pb::LockEntryState& in, const Resource& r, bool held, Lock* lock);
+  // Checks what the holders of a queue hold together, and its counters.
+  static Status CheckHolders(const Resource& r);
+  // Builds this (empty) Impl from `snap`.
+  Status Load(const pb::LockTableSnapshot& snap);
+};
+
+}  // namespace mesh::core
+
+#endif  // LOCKMESH_CORE_LOCK_TABLE_INTERNAL_H_

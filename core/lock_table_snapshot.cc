@@ -1,0 +1,324 @@
+// Snapshots, restore (with validation) and listings of core/lock_table.
+#include <algorithm>
+#include <set>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "core/lock_table.h"
+#include "core/lock_table_internal.h"
+
+namespace mesh::core {
+
+using lock_table_internal::BlockedByEarlierWaiter;
+using lock_table_internal::ConflictsWithHolders;
+using lock_table_internal::Describe;
+using lock_table_internal::IdOf;
+using lock_table_internal::IsPersistentType;
+using lock_table_internal::KeyOf;
+using lock_table_internal::ListKind;
+using lock_table_internal::Lock;
+using lock_table_internal::Overlaps;
+using lock_table_internal::ParseU64;
+using lock_table_internal::Resource;
+using lock_table_internal::Session;
+using lock_table_internal::SessionId;
+
+namespace {
+
+void ToProto(const Lock& lock, pb::LockEntryState* out) {
+  out->set_lock_id(lock.lock_id);
+  *out->mutable_session() = KeyOf(lock.session);
+  out->set_mode(lock.mode);
+  out->set_quantity(lock.quantity);
+  out->set_token(lock.token);
+  out->set_element(lock.element);
+  out->set_seq(lock.seq);
+  out->set_no_create(lock.no_create);
+  out->set_stamp_unix_ns(lock.stamp_unix_ns);
+  out->set_resource(lock.resource);
+}
+
+}  // namespace
+
+void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
+  out->Clear();
+  out->set_applied_index(applied_index);
+  for (const auto& [id, s] : sessions) {
+    pb::SessionState* ss = out->add_sessions();
+    *ss->mutable_session() = KeyOf(id);
+    ss->set_pid(s.pid);
+    ss->set_uid(s.uid);
+    ss->set_client_name(s.client_name);
+    ss->set_last_seq(s.last_seq);
+    ss->set_last_result(s.last_result.SerializeAsString());
+  }
+  for (const auto& [key, r] : resources) {
+    pb::ResourceState* rs = out->add_resources();
+    rs->set_name(key);
+    for (const Lock& l : r.holders) ToProto(l, rs->add_holders());
+    for (const Lock& l : r.waiters) ToProto(l, rs->add_waiters());
+    for (const Lock& l : r.parked) ToProto(l, rs->add_waiters());
+    switch (r.name.type) {
+      case ResourceType::kSequence:
+      case ResourceType::kTransactionalSequence:
+        rs->set_next_sequence(r.next_sequence);
+        for (uint64_t v : r.recycled) rs->add_recycled(v);
+        break;
+      case ResourceType::kSet:
+        rs->set_set_cursor(r.set_cursor);
+        break;
+      case ResourceType::kTimestamp:
+        rs->set_last_stamp_unix_ns(r.last_stamp_ns);
+        rs->set_last_stamp_text(r.last_stamp_text);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// Fills `lock` from `in`, checking it against the queue `r` it is listed in.
+Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const Resource& r, bool held,
+                                 Lock* lock) {
+  const std::string where = "snapshot lock " + std::to_string(in.lock_id()) + ": ";
+  if (in.lock_id() == 0 || in.lock_id() > applied_index) {
+    return Status::Corruption(where + "lock id outside 1.." + std::to_string(applied_index));
+  }
+  if (lock_index.count(in.lock_id()) != 0) {
+    return Status::Corruption(where + "lock id listed twice");
+  }
+  const SessionId sid = IdOf(in.session());
+  auto sit = sessions.find(sid);
+  if (sit == sessions.end()) {
+    return Status::Corruption(where + "unknown session " + Describe(sid));
+  }
+  if (in.seq() == 0 || in.seq() > sit->second.last_seq) {
+    return Status::Corruption(where + "seq beyond its session's last seq");
+  }
+  ResourceName rn;
+  const Status parsed = ParseResourceName(in.resource(), &rn);
+  if (!parsed.ok()) return Status::Corruption(where + parsed.message());
+  if (rn.queue_key != r.name.queue_key) {
+    return Status::Corruption(where + "resource " + in.resource() + " listed under " +
+                              r.name.queue_key);
+  }
+  if (!pb::LockMode_IsValid(in.mode())) return Status::Corruption(where + "bad mode");
+  const bool all_modes = rn.type == ResourceType::kSimple || rn.type == ResourceType::kHierarchical;
+  if (!all_modes && in.mode() != pb::EX) {
+    return Status::Corruption(where + "mode other than EX on a " + ResourceTypeName(rn.type) +
+                              " resource");
+  }
+  const uint64_t max_quantity = rn.type == ResourceType::kNumeric ? rn.capacity : 1;
+  if (in.quantity() < 1 || in.quantity() > max_quantity) {
+    return Status::Corruption(where + "bad quantity");
+  }
+  if (held ? (in.token() < in.lock_id() || in.token() > applied_index)
+           : (in.token() != 0 || !in.element().empty())) {
+    return Status::Corruption(where + (held ? "bad token" : "waiter with a token or element"));
+  }
+  lock->lock_id = in.lock_id();
+  lock->session = sid;
+  lock->mode = in.mode();
+  lock->quantity = in.quantity();
+  lock->token = in.token();
+  lock->element = in.element();
+  lock->seq = in.seq();
+  lock->no_create = in.no_create();
+  lock->stamp_unix_ns = in.stamp_unix_ns();
+  lock->resource = in.resource();
+  lock->path = rn.path;
+  lock_index[lock->lock_id] = r.name.queue_key;
+  sit->second.locks.insert(lock->lock_id);
+  return Status::OK();
+}
+
+// Checks what the holders of a queue hold together, and its counters.
+Status LockTable::Impl::CheckHolders(const Resource& r) {
+  const std::string where = "snapshot resource " + r.name.queue_key + ": ";
+  std::set<std::string> elements;
+  uint64_t used = 0;
+  for (size_t i = 0; i < r.holders.size(); ++i) {
+    const Lock& h = r.holders[i];
+    for (size_t j = 0; j < i; ++j) {
+      const Lock& o = r.holders[j];
+      const bool overlap = r.name.type == ResourceType::kSimple ||
+                           (r.name.type == ResourceType::kHierarchical && Overlaps(o.path, h.path));
+      if (overlap && !ModesCompatible(o.mode, h.mode)) {
+        return Status::Corruption(where + "incompatible holders");
+      }
+    }
+    used += h.quantity;
+    switch (r.name.type) {
+      case ResourceType::kSet:
+        if (std::find(r.name.elements.begin(), r.name.elements.end(), h.element) ==
+                r.name.elements.end() ||
+            !elements.insert(h.element).second) {
+          return Status::Corruption(where + "bad set element " + h.element);
+        }
+        break;
+      case ResourceType::kSequence:
+      case ResourceType::kTransactionalSequence: {
+        uint64_t v = 0;
+        if (!ParseU64(h.element, &v) || v == 0 || v >= r.next_sequence ||
+            r.recycled.count(v) != 0 || !elements.insert(h.element).second) {
+          return Status::Corruption(where + "bad sequence value " + h.element);
+        }
+        break;
+      }
+      case ResourceType::kTimestamp:
+        if (h.element.empty()) return Status::Corruption(where + "empty timestamp");
+        break;
+      default:
+        if (!h.element.empty()) return Status::Corruption(where + "unexpected element");
+        break;
+    }
+  }
+  const bool over = r.name.type == ResourceType::kNumeric ? used > r.name.capacity
+                    : r.name.type == ResourceType::kSet ? r.holders.size() > r.name.elements.size()
+                    : IsPersistentType(r.name.type)     ? r.holders.size() > r.name.capacity
+                                                        : false;
+  if (over) return Status::Corruption(where + "more held than the capacity");
+  if (r.holders.empty() && !r.waiters.empty()) {
+    return Status::Corruption(where + "waiters without holders");
+  }
+  // A consistent table never leaves a grantable request waiting.
+  for (size_t i = 0; i < r.waiters.size(); ++i) {
+    if (!BlockedByEarlierWaiter(r, i, r.waiters[i]) && !ConflictsWithHolders(r, r.waiters[i])) {
+      return Status::Corruption(where + "grantable request left waiting");
+    }
+    if (r.name.type != ResourceType::kHierarchical) break;
+  }
+  return Status::OK();
+}
+
+// Builds this (empty) Impl from `snap`.
+Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
+  applied_index = snap.applied_index();
+  for (const pb::SessionState& ss : snap.sessions()) {
+    const SessionId id = IdOf(ss.session());
+    if (sessions.count(id) != 0) {
+      return Status::Corruption("snapshot lists session " + Describe(id) + " twice");
+    }
+    Session s;
+    s.pid = ss.pid();
+    s.uid = ss.uid();
+    s.client_name = ss.client_name();
+    s.last_seq = ss.last_seq();
+    if (!s.last_result.ParseFromString(ss.last_result())) {
+      return Status::Corruption("snapshot session " + Describe(id) +
+                                ": last result does not parse");
+    }
+    sessions.emplace(id, std::move(s));
+  }
+  for (const pb::ResourceState& rs : snap.resources()) {
+    ResourceName rn;
+    const Status parsed = ParseResourceName(rs.name(), &rn);
+    if (!parsed.ok()) return Status::Corruption("snapshot resource: " + parsed.message());
+    if (rn.queue_key != rs.name()) {
+      return Status::Corruption("snapshot resource " + rs.name() + " is not a queue key");
+    }
+    if (resources.count(rs.name()) != 0) {
+      return Status::Corruption("snapshot lists resource " + rs.name() + " twice");
+    }
+    Resource& r = resources[rs.name()];
+    r.name = rn;
+    const std::string where = "snapshot resource " + rs.name() + ": ";
+    switch (rn.type) {
+      case ResourceType::kSequence:
+      case ResourceType::kTransactionalSequence:
+        if (rs.next_sequence() == 0) return Status::Corruption(where + "next sequence 0");
+        r.next_sequence = rs.next_sequence();
+        for (uint64_t v : rs.recycled()) {
+          if (rn.type != ResourceType::kTransactionalSequence || v == 0 || v >= r.next_sequence ||
+              !r.recycled.insert(v).second) {
+            return Status::Corruption(where + "bad recycled value " + std::to_string(v));
+          }
+        }
+        break;
+      case ResourceType::kSet:
+        if (rs.set_cursor() >= rn.elements.size()) {
+          return Status::Corruption(where + "set cursor out of range");
+        }
+        r.set_cursor = rs.set_cursor();
+        break;
+      case ResourceType::kTimestamp:
+        r.last_stamp_ns = rs.last_stamp_unix_ns();
+        r.last_stamp_text = rs.last_stamp_text();
+        break;
+      default:
+        break;
+    }
+    for (const pb::LockEntryState& in : rs.holders()) {
+      Lock lock;
+      MESH_RETURN_IF_ERROR(LoadLock(in, r, /*held=*/true, &lock));
+      r.holders.push_back(std::move(lock));
+    }
+    for (const pb::LockEntryState& in : rs.waiters()) {
+      Lock lock;
+      MESH_RETURN_IF_ERROR(LoadLock(in, r, /*held=*/false, &lock));
+      r.waiters.push_back(std::move(lock));
+    }
+    if (r.holders.empty() && !r.waiters.empty()) {
+      // Without holders, waiters can only be no_create requests waiting for creation.
+      for (const Lock& w : r.waiters) {
+        if (!w.no_create) {
+          return Status::Corruption(where + "request " + std::to_string(w.lock_id) +
+                                    " waits on a resource nobody holds");
+        }
+      }
+      r.parked = std::move(r.waiters);
+      r.waiters.clear();
+    }
+    MESH_RETURN_IF_ERROR(CheckHolders(r));
+    if (r.Idle() && !IsPersistentType(rn.type)) resources.erase(rs.name());
+  }
+  return Status::OK();
+}
+
+void LockTable::Snapshot(pb::LockTableSnapshot* out) const { impl_->Snapshot(out); }
+
+Status LockTable::Restore(const pb::LockTableSnapshot& snapshot) {
+  auto fresh = std::make_unique<Impl>();
+  MESH_RETURN_IF_ERROR(fresh->Load(snapshot));
+  impl_ = std::move(fresh);
+  return Status::OK();
+}
+
+std::vector<LockRow> LockTable::List() const {
+  std::vector<LockRow> held;
+  std::vector<LockRow> waiting;
+  auto add = [&](const Lock& l, bool is_held, std::vector<LockRow>* rows) {
+    LockRow row;
+    row.resource = l.resource;
+    row.held = is_held;
+    row.mode = l.mode;
+    row.quantity = l.quantity;
+    row.lock_id = l.lock_id;
+    row.token = l.token;
+    row.element = l.element;
+    row.session = KeyOf(l.session);
+    auto it = impl_->sessions.find(l.session);
+    if (it != impl_->sessions.end()) {
+      row.pid = it->second.pid;
+      row.uid = it->second.uid;
+      row.client_name = it->second.client_name;
+    }
+    rows->push_back(std::move(row));
+  };
+  for (const auto& [key, r] : impl_->resources) {
+    for (const Lock& l : r.holders) add(l, true, &held);
+    for (const Lock& l : r.waiters) add(l, false, &waiting);
+    for (const Lock& l : r.parked) add(l, false, &waiting);
+  }
+  auto by_resource = [](const LockRow& a, const LockRow& b) {
+    return std::tie(a.resource, a.lock_id) < std::tie(b.resource, b.lock_id);
+  };
+  std::sort(held.begin(), held.end(), by_resource);
+  std::sort(waiting.begin(), waiting.end(), by_resource);
+  held.insert(held.end(), std::make_move_iterator(waiting.begin()),
+              std::make_move_iterator(waiting.end()));
+  return held;
+}
+
+}  // namespace mesh::core
