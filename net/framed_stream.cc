@@ -71,6 +71,13 @@ void FramedStream::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
 void FramedStream::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   auto* self = static_cast<FramedStream*>(s->data);
   if (n < 0) {
+    if (n == UV_EOF && self->decoder_.buffered() > 0) {
+      // The peer hung up in the middle of a frame: a broken client, worth a log line.
+      self->Close(Status::InvalidArgument("connection ended in the middle of a frame (" +
+                                          std::to_string(self->decoder_.buffered()) +
+                                          " bytes of an incomplete frame)"));
+      return;
+    }
     self->Close(n == UV_EOF ? Status::Unavailable("peer closed the connection")
                             : Status::IOError(std::string("read failed: ") + uv_strerror(n)));
     return;

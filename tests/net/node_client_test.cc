@@ -30,9 +30,11 @@ class NodeClientTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    if (HasFailure()) {
+      for (const auto& line : log_) fprintf(stderr, "node log: %s\n", line.c_str());
+    }
     if (node_) StopNode();
-    for (auto& c : clients_) CloseClient(c.get());
-    clients_.clear();
+    while (!clients_.empty()) CloseClient(clients_.back().get());
     uv_run(&loop_, UV_RUN_DEFAULT);
     EXPECT_EQ(uv_loop_close(&loop_), 0) << "a libuv handle leaked";
     std::filesystem::remove_all(dir_);
@@ -86,10 +88,17 @@ class NodeClientTest : public ::testing::Test {
     return c;
   }
 
+  // Closes `c` (once) and forgets it.
   void CloseClient(AsyncClient* c) {
     bool done = false;
     c->Close([&] { done = true; });
     RunUntil([&] { return done; });
+    for (auto it = clients_.begin(); it != clients_.end(); ++it) {
+      if (it->get() == c) {
+        clients_.erase(it);
+        break;
+      }
+    }
   }
 
   struct LockOutcome {
@@ -257,7 +266,6 @@ TEST_F(NodeClientTest, RestartKeepsTokensAndSequenceValues) {
   ASSERT_TRUE(s1.status.ok());
   ASSERT_TRUE(Unlock(a, s1.lock).ok());
   CloseClient(a);
-  clients_.clear();
   StopNode();
   StartNode();
   AsyncClient* b = Connect();
