@@ -57,7 +57,8 @@ std::string DirName(const std::string& path) {
 // One connected local client.
 struct Conn {
   FramedStream* stream = nullptr;  // null once closed
-  uint64_t client_id = 0;
+  uint64_t serial = 0;             // key in NodeImpl::conns_
+  uint64_t client_id = 0;          // assigned when its OpenSession is proposed
   uint32_t pid = 0;
   uint32_t uid = 0;
   uint32_t gid = 0;
@@ -131,8 +132,10 @@ class NodeImpl final : public Node {
     uv_timer_init(loop_, &idle_timer_);
     idle_timer_.data = this;
     timers_ready_ = true;
-    std::random_device rd;
-    incarnation_ = (static_cast<uint64_t>(rd()) & 0x7fffffffu) | 1u;
+    // Client ids must never repeat for this node id, even across restarts: each id is
+    // taken when its OpenSession is proposed, so every id handed out costs one log entry,
+    // and starting above the last index keeps ids of this run above every earlier one.
+    next_client_id_ = log_->last_index() + 1;
     started_ms_ = uv_now(loop_);
     started_ = true;
     // Sessions left in the log by an earlier run of this node died with it.
@@ -262,7 +265,7 @@ class NodeImpl final : public Node {
     }
     auto conn = std::make_unique<Conn>();
     conn->stream = stream;
-    conn->client_id = (self->incarnation_ << 32) | ++self->client_counter_;
+    conn->serial = ++self->conn_serial_;
     uv_os_fd_t fd;
     if (uv_fileno(reinterpret_cast<uv_handle_t*>(stream->pipe()), &fd) == 0) {
       ucred cred{};
@@ -283,7 +286,7 @@ class NodeImpl final : public Node {
       self->Log("refused client pid " + std::to_string(conn->pid) + ": " + conn->refused);
     }
     Conn* c = conn.get();
-    uint64_t id = c->client_id;
+    uint64_t id = c->serial;
     self->conns_.emplace(id, std::move(conn));
     uv_timer_stop(&self->idle_timer_);
     stream->Start([self, c](std::string_view body) { return self->OnFrame(c, body); },
@@ -318,6 +321,8 @@ class NodeImpl final : public Node {
         return Status::InvalidArgument(resp.error());
       }
       c->hello_request = req.request_id();
+      c->client_id = next_client_id_++;
+      sessions_[c->client_id] = c;
       pb::Command cmd;
       auto* open = cmd.mutable_open_session();
       SetSession(c, open->mutable_session());
@@ -470,8 +475,8 @@ class NodeImpl final : public Node {
 
   Conn* OwnConn(const pb::SessionKey& s) {
     if (s.node_id() != options_.node_id) return nullptr;
-    auto it = conns_.find(s.client_id());
-    return it == conns_.end() ? nullptr : it->second.get();
+    auto it = sessions_.find(s.client_id());
+    return it == sessions_.end() ? nullptr : it->second;
   }
 
   void SendResult(Conn* c, uint64_t request_id, const pb::CommandResult& r) {
@@ -608,9 +613,9 @@ class NodeImpl final : public Node {
     while (!self->deadlines_.empty() && self->deadlines_.begin()->first <= now) {
       auto [client_id, lock_id] = self->deadlines_.begin()->second;
       self->deadlines_.erase(self->deadlines_.begin());
-      auto it = self->conns_.find(client_id);
-      if (it == self->conns_.end()) continue;
-      Conn* c = it->second.get();
+      auto it = self->sessions_.find(client_id);
+      if (it == self->sessions_.end()) continue;
+      Conn* c = it->second;
       if (!c->waiting.count(lock_id)) continue;  // granted meanwhile
       pb::Command cmd;
       auto* can = cmd.mutable_cancel();
@@ -650,13 +655,13 @@ class NodeImpl final : public Node {
 
   // ------------------------------------------------------------ disconnects and stopping
 
-  void OnConnClosed(uint64_t client_id, const Status& why) {
-    auto it = conns_.find(client_id);
+  void OnConnClosed(uint64_t serial, const Status& why) {
+    auto it = conns_.find(serial);
     if (it == conns_.end()) return;
     Conn* c = it->second.get();
     c->stream = nullptr;
     if (!why.ok() && !why.IsUnavailable() && why.code() != Status::Code::kPermissionDenied) {
-      Log("closed client " + std::to_string(client_id) + " (pid " + std::to_string(c->pid) +
+      Log("closed client " + std::to_string(c->client_id) + " (pid " + std::to_string(c->pid) +
           "): " + why.ToString());
     }
     if (c->session_open && !stopping_) {
@@ -664,6 +669,7 @@ class NodeImpl final : public Node {
       SetSession(c, cmd.mutable_close_session()->mutable_session());
       log_->Propose(std::move(cmd));  // its locks are released at once
     }
+    if (c->client_id) sessions_.erase(c->client_id);
     conns_.erase(it);
     if (stopping_) {
       MaybeFinishStop();
@@ -758,8 +764,8 @@ class NodeImpl final : public Node {
   bool timers_ready_ = false;
   int lock_fd_ = -1;
   int64_t socket_gid_ = -1;
-  uint64_t incarnation_ = 1;
-  uint64_t client_counter_ = 0;
+  uint64_t next_client_id_ = 1;
+  uint64_t conn_serial_ = 0;
   uint64_t started_ms_ = 0;
   bool started_ = false;
   bool stopping_ = false;
@@ -769,7 +775,8 @@ class NodeImpl final : public Node {
   Status stop_reason_;
   std::function<void()> stop_done_;
   std::function<void(const Status&)> stopped_;
-  std::map<uint64_t, std::unique_ptr<Conn>> conns_;
+  std::map<uint64_t, std::unique_ptr<Conn>> conns_;  // by Conn::serial
+  std::map<uint64_t, Conn*> sessions_;               // by client id; entries point into conns_
   std::multimap<int64_t, std::pair<uint64_t, uint64_t>> deadlines_;
 };
 
