@@ -37,6 +37,7 @@ struct BenchFlags {
   std::string scenario = "all";
   int runs = 1;
   bool json = false;
+  bool wait_unlock = false;  // a cycle also waits for the unlock's acknowledgement
 };
 
 /// One measured configuration.
@@ -82,8 +83,8 @@ class BenchRun {
     deadline_ = start_ + std::chrono::microseconds(static_cast<int64_t>(seconds_ * 1e6));
     last_ = start_;
     for (size_t i = 0; i < clients_.size(); ++i) Cycle(i);
-    while (finished_ < clients_.size()) {
-      if (uv_run(loop_, UV_RUN_ONCE) == 0 && finished_ < clients_.size()) break;
+    while (finished_ < clients_.size() || unlocks_in_flight_ > 0) {
+      if (uv_run(loop_, UV_RUN_ONCE) == 0) break;
     }
     CloseAll();
     if (!error_.ok()) return error_;
@@ -103,25 +104,36 @@ class BenchRun {
   }
 
  private:
-  /// One lock+unlock; starts the next until the deadline.
+  /// One lock+unlock; starts the next until the deadline. The unlock is pipelined: the
+  /// next lock is sent right behind it without waiting for its acknowledgement (as FLoM's
+  /// one-way unlock), so both share the node's next fsync; the unlock is still durable
+  /// before the next grant is acknowledged. A cycle ends when the unlock is sent. With
+  /// --wait-unlock a cycle also waits for the unlock's acknowledgement.
   void Cycle(size_t i) {
     Clock::time_point t0 = Clock::now();
     mesh::LockOptions lock_options;  // EX, wait forever
     clients_[i]->Lock(
         resources_[i], lock_options, [this, i, t0](const Status& st, const mesh::Lock& lock) {
           if (!st.ok()) return Stop(st.Annotate("lock " + resources_[i]));
+          ++unlocks_in_flight_;
           clients_[i]->Unlock(lock, false, [this, i, t0](const Status& st) {
+            --unlocks_in_flight_;
             if (!st.ok()) return Stop(st.Annotate("unlock " + resources_[i]));
-            Clock::time_point now = Clock::now();
-            latencies_us_.push_back(std::chrono::duration<double, std::micro>(now - t0).count());
-            last_ = std::max(last_, now);
-            if (now < deadline_ && error_.ok()) {
-              Cycle(i);
-            } else {
-              ++finished_;
-            }
+            if (wait_unlock_) EndCycle(i, t0);
           });
+          if (!wait_unlock_) EndCycle(i, t0);
         });
+  }
+
+  void EndCycle(size_t i, Clock::time_point t0) {
+    Clock::time_point now = Clock::now();
+    latencies_us_.push_back(std::chrono::duration<double, std::micro>(now - t0).count());
+    last_ = std::max(last_, now);
+    if (now < deadline_ && error_.ok()) {
+      Cycle(i);
+    } else {
+      ++finished_;
+    }
   }
 
   void Stop(const Status& st) {
@@ -143,6 +155,12 @@ class BenchRun {
   std::vector<double> latencies_us_;  // one per completed cycle
   Clock::time_point start_, deadline_, last_;
   size_t finished_ = 0;  // clients that stopped cycling
+  size_t unlocks_in_flight_ = 0;
+  bool wait_unlock_ = false;
+
+ public:
+  /// Makes each cycle wait for the unlock's acknowledgement too.
+  void set_wait_unlock(bool wait) { wait_unlock_ = wait; }
   Status error_;
 };
 
@@ -213,8 +231,9 @@ int RunBench(const BenchFlags& flags) {
     printf("node %s (%s%s), cluster %s, data dir %s, fsync %s, socket %s\n", node.node_id.c_str(),
            node.role.c_str(), started ? ", auto-started by this bench" : "", node.cluster.c_str(),
            node.data_dir.c_str(), node.fsync ? "on" : "off", socket.c_str());
-    printf("machine: %ld CPUs, %s; %g s per scenario, median of %d run(s)\n", nproc, cpu.c_str(),
-           flags.seconds, flags.runs);
+    printf("machine: %ld CPUs, %s; %g s per scenario, median of %d run(s); unlock %s\n", nproc,
+           cpu.c_str(), flags.seconds, flags.runs,
+           flags.wait_unlock ? "acknowledged before the next lock" : "pipelined with the next lock");
     fflush(stdout);
   }
 
@@ -224,6 +243,7 @@ int RunBench(const BenchFlags& flags) {
     for (int r = 0; r < flags.runs; ++r) {
       Result result;
       BenchRun run(&loop, options, scenario, flags.seconds);
+      run.set_wait_unlock(flags.wait_unlock);
       st = run.Run(&result);
       if (!st.ok()) {
         PrintError("bench " + scenario.name + ": " + st.ToString());
@@ -256,6 +276,7 @@ int RunBench(const BenchFlags& flags) {
                   {"auto_started", started}}},
                 {"seconds_per_run", flags.seconds},
                 {"runs", flags.runs},
+                {"wait_unlock", flags.wait_unlock},
                 {"results", Json::array()}};
     for (const Result& r : results) {
       out["results"].push_back(
@@ -289,7 +310,7 @@ CommandRunner AddBenchCommand(CLI::App* app) {
   cmd->footer(
       "Scenarios: seq = one client cycling on one resource; distinct = N clients, each on its "
       "own\nresource; one = N clients contending for one exclusive resource. A cycle is one "
-      "lock (EX, waiting)\nplus one unlock; latency is measured per cycle. Starts a node "
+      "lock (EX, waiting)\nplus one unlock; latency is measured per cycle, from the lock request to the unlock being\nsent (with --wait-unlock: to its acknowledgement). Starts a node "
       "(auto-start, as `lock` does) if none\nis running. Output names the node, its data dir "
       "and whether it fsyncs, and the machine.\n\nExit status: 0 done; 1 no node and "
       "--no-autostart; 2 usage error; 99 any other error.");
@@ -310,6 +331,10 @@ CommandRunner AddBenchCommand(CLI::App* app) {
                   "Runs per scenario; the median by cycles/s is reported (default: 1)")
       ->check(CLI::Range(1, 100));
   cmd->add_flag("--json", flags->json, "Print JSON instead of a table");
+  cmd->add_flag("--wait-unlock", flags->wait_unlock,
+                "Wait for each unlock's acknowledgement before the next lock (default: the next "
+                "lock is pipelined behind the unlock, as an application that does not wait for "
+                "unlock would do)");
   flags->common.overrides.AddFlag(cmd, "--no-autostart", "lock.autostart", "false",
                                   "Do not start a node when none answers; exit 1 (default: "
                                   "start one)");

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the build into a temporary prefix, then builds an application against it twice —
+# with find_package(lockmesh) and with pkg-config — and takes a lock with each through a
+# node started from the installed binary. Usage: check_install.sh BUILD_DIR SOURCE_DIR
+set -euo pipefail
+build=$1
+src=$2
+tmp=$(mktemp -d /tmp/lockmesh-install-XXXXXX)
+node_pid=""
+cleanup() {
+  [ -n "$node_pid" ] && kill "$node_pid" 2>/dev/null && wait "$node_pid" 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+prefix=$tmp/prefix
+cmake --install "$build" --prefix "$prefix" >/dev/null
+for f in bin/lockmesh include/mesh/client.h include/mesh/node.h include/mesh/status.h \
+         lib/libmesh.a lib/libmesh.so lib/cmake/lockmesh/lockmeshConfig.cmake lib/pkgconfig/lockmesh.pc; do
+  [ -e "$prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
+done
+
+"$prefix/bin/lockmesh" node --socket "$tmp/node.sock" --data-dir "$tmp/data" 2>"$tmp/node.log" &
+node_pid=$!
+for _ in $(seq 1 200); do [ -S "$tmp/node.sock" ] && break; sleep 0.05; done
+[ -S "$tmp/node.sock" ] || { echo "installed node did not start:"; cat "$tmp/node.log"; exit 1; }
+
+cmake -S "$src/tests/install/consumer" -B "$tmp/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+cmake --build "$tmp/cmake-build" >/dev/null
+LD_LIBRARY_PATH=$prefix/lib "$tmp/cmake-build/consumer" "$tmp/node.sock"
+
+export PKG_CONFIG_PATH=$prefix/lib/pkgconfig
+g++ -std=c++20 "$src/tests/install/consumer/main.cc" -o "$tmp/pc-consumer" $(pkg-config --cflags --libs lockmesh)
+LD_LIBRARY_PATH=$prefix/lib "$tmp/pc-consumer" "$tmp/node.sock"
+echo "install check passed"
