@@ -73,7 +73,6 @@ Status CommandLog::Open() {
     MESH_RETURN_IF_ERROR(table_.Restore(s).Annotate("cannot restore the snapshot"));
   }
   last_snapshot_index_ = snap.index;
-  next_index_ = store_->last_index() + 1;
   for (uint64_t i = store_->first_index(); i <= store_->last_index(); ++i) {
     const core::LogEntry& e = store_->entry(i);
     if (e.index <= table_.applied_index()) continue;
@@ -92,12 +91,12 @@ void CommandLog::SetHandlers(ApplyHandler on_apply, FailureHandler on_failure) {
   on_failure_ = std::move(on_failure);
 }
 
+uint64_t CommandLog::last_index() const { return store_ ? store_->last_index() : 0; }
+
 Status CommandLog::Propose(pb::Command command) {
   if (!failure_.ok()) return failure_;
   if (closing_) return Status::Unavailable("node is stopping");
-  // While a sync is in flight the batch waits for AfterSync; otherwise keep poll from
-  // blocking so that the check phase of this iteration flushes it.
-  if (pending_.empty() && !syncing_) uv_idle_start(&idle_, OnIdle);
+  if (pending_.empty()) uv_idle_start(&idle_, OnIdle);  // do not let poll block
   pending_.push_back(std::move(command));
   return Status::OK();
 }
@@ -107,59 +106,35 @@ void CommandLog::OnCheck(uv_check_t* h) { static_cast<CommandLog*>(h->data)->Flu
 void CommandLog::OnIdle(uv_idle_t* h) {
   // Only keeps the poll phase from blocking while proposals wait; OnCheck flushes.
   auto* self = static_cast<CommandLog*>(h->data);
-  if (self->pending_.empty() || self->syncing_) uv_idle_stop(h);
+  if (self->pending_.empty()) uv_idle_stop(h);
 }
 
 void CommandLog::Flush() {
-  if (syncing_ || pending_.empty() || !failure_.ok() || !store_) return;
+  if (pending_.empty() || !failure_.ok() || !store_) return;
   uv_idle_stop(&idle_);
-  syncing_batch_.swap(pending_);
-  pending_.clear();
+  std::vector<pb::Command> batch;
+  batch.swap(pending_);
   std::vector<core::LogEntry> entries;
-  entries.reserve(syncing_batch_.size());
-  syncing_indexes_.clear();
-  for (const pb::Command& c : syncing_batch_) {
+  entries.reserve(batch.size());
+  uint64_t index = store_->last_index();
+  for (const pb::Command& c : batch) {
     core::LogEntry e;
-    e.index = next_index_++;
+    e.index = ++index;
     e.term = 1;
     c.SerializeToString(&e.data);
-    syncing_indexes_.push_back(e.index);
     entries.push_back(std::move(e));
   }
   Status st = store_->Append(entries);
+  if (st.ok()) st = store_->Sync();
   if (!st.ok()) {
     Fail(st.Annotate("cannot write the log"));
     return;
   }
-  syncing_ = true;
-  work_.data = this;
-  uv_queue_work(loop_, &work_, SyncOnWorker, AfterSync);
-}
-
-void CommandLog::SyncOnWorker(uv_work_t* req) {
-  auto* self = static_cast<CommandLog*>(req->data);
-  self->sync_status_ = self->store_->Sync();
-}
-
-void CommandLog::AfterSync(uv_work_t* req, int status) {
-  auto* self = static_cast<CommandLog*>(req->data);
-  self->syncing_ = false;
-  Status st = self->sync_status_;
-  if (status != 0) st = Status::Internal("log sync was cancelled");
-  if (!st.ok()) {
-    self->Fail(st.Annotate("cannot write the log"));
-  } else {
-    std::vector<pb::Command> batch;
-    batch.swap(self->syncing_batch_);
-    for (size_t i = 0; i < batch.size(); ++i) {
-      core::ApplyResult r = self->table_.Apply(self->syncing_indexes_[i], batch[i]);
-      if (self->on_apply_) self->on_apply_(self->syncing_indexes_[i], batch[i], r);
-    }
-    self->MaybeSnapshot();
+  for (size_t i = 0; i < batch.size(); ++i) {
+    core::ApplyResult r = table_.Apply(entries[i].index, batch[i]);
+    if (on_apply_) on_apply_(entries[i].index, batch[i], r);
   }
-  // What arrived meanwhile (including proposals made by the handlers above) goes next.
-  self->Flush();
-  if (self->closing_ && !self->syncing_) self->CloseHandles();
+  MaybeSnapshot();
 }
 
 void CommandLog::MaybeSnapshot() {
@@ -183,20 +158,12 @@ void CommandLog::Fail(const Status& why) {
   if (!failure_.ok()) return;
   failure_ = why;
   pending_.clear();
-  syncing_batch_.clear();
   if (on_failure_) on_failure_(why);
 }
 
 void CommandLog::Close(std::function<void()> done) {
-  if (closing_) return;
   closing_ = true;
   close_done_ = std::move(done);
-  Flush();
-  if (!syncing_) CloseHandles();  // else AfterSync closes them once the data is durable
-}
-
-void CommandLog::CloseHandles() {
-  if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&check_))) return;
   auto on_closed = [](uv_handle_t* h) {
     auto* self = static_cast<CommandLog*>(h->data);
     if (--self->open_handles_ == 0 && self->close_done_) {

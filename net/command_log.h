@@ -1,16 +1,12 @@
 // net/command_log: the node's durable, group-committed log of lock commands (single voter).
 //
-// Proposals are buffered; at the end of a loop iteration the buffered batch is appended to
-// the LogStore and synced (one fsync for the whole batch) on a libuv worker thread, while
-// the loop goes on reading requests into the next batch. When the sync completes, the batch
-// is applied to the LockTable in order and only then are the results handed to the node
-// (persist -> apply -> acknowledge, DESIGN.md §2). At most one sync is in flight, so the
-// LogStore is used by one thread at a time (the handoff through uv_queue_work orders it).
-// The consensus issue replaces the single-voter commit rule with Raft behind this interface.
+// Proposals are buffered and, once per loop iteration, written to the LogStore with one
+// fsync, then applied to the LockTable in order; only then are the results handed to the
+// node (persist -> apply -> acknowledge, DESIGN.md §2). The consensus issue replaces the
+// single-voter commit rule with Raft behind this same interface.
 //
-// Threading: the loop's thread only (the LogStore's Sync runs on a worker thread, see
-// above). Owns its libuv handles; Close() must be called and its callback awaited before
-// destruction.
+// Threading: the loop's thread only. Owns its libuv handles; Close() must be called and
+// its callback awaited before destruction.
 #ifndef LOCKMESH_NET_COMMAND_LOG_H_
 #define LOCKMESH_NET_COMMAND_LOG_H_
 
@@ -53,25 +49,20 @@ class CommandLog {
   /// Buffers a command; it is made durable and applied at the end of this loop iteration.
   /// Returns Unavailable after a storage failure or Close().
   Status Propose(pb::Command command);
-  /// Starts writing and syncing everything buffered, unless a sync is already in flight
-  /// (then the buffer goes out when it completes).
+  /// Writes, syncs and applies everything buffered now (Stop uses it).
   void Flush();
 
   const core::LockTable& table() const { return table_; }
   uint64_t applied_index() const { return table_.applied_index(); }
-  uint64_t last_index() const { return next_index_ - 1; }
+  uint64_t last_index() const;
   bool failed() const { return !failure_.ok(); }
 
-  /// Writes, syncs and applies what is still buffered or in flight, then closes the libuv
-  /// handles; `done` runs from the last close callback. Later proposals are refused.
+  /// Closes the libuv handles; `done` runs from the last close callback.
   void Close(std::function<void()> done);
 
  private:
   static void OnCheck(uv_check_t* h);
   static void OnIdle(uv_idle_t* h);
-  static void SyncOnWorker(uv_work_t* req);
-  static void AfterSync(uv_work_t* req, int status);
-  void CloseHandles();
   void Fail(const Status& why);
   void MaybeSnapshot();
 
@@ -81,13 +72,7 @@ class CommandLog {
   std::unique_ptr<core::FileSystem> no_sync_fs_;
   std::unique_ptr<core::LogStore> store_;
   core::LockTable table_;
-  std::vector<pb::Command> pending_;  // proposed, not yet handed to the store
-  std::vector<pb::Command> syncing_batch_;   // appended, being synced on the worker
-  std::vector<uint64_t> syncing_indexes_;
-  bool syncing_ = false;
-  Status sync_status_;                       // written by the worker, read after AfterSync
-  uv_work_t work_;
-  uint64_t next_index_ = 1;
+  std::vector<pb::Command> pending_;
   uv_check_t check_;
   uv_idle_t idle_;
   int open_handles_ = 0;

@@ -60,6 +60,18 @@ void FramedStream::Close(const Status& why) {
   if (closing_) return;
   closing_ = true;
   close_reason_ = why;
+  if (why.ok() && pipe_.write_queue_size > 0) {
+    // A local close: let queued frames (e.g. a final unlock) reach the peer first.
+    auto* req = new uv_shutdown_t;
+    req->data = this;
+    int rc = uv_shutdown(req, reinterpret_cast<uv_stream_t*>(&pipe_), [](uv_shutdown_t* r, int) {
+      auto* self = static_cast<FramedStream*>(r->data);
+      delete r;
+      uv_close(reinterpret_cast<uv_handle_t*>(&self->pipe_), OnClosed);
+    });
+    if (rc == 0) return;
+    delete req;
+  }
   uv_close(reinterpret_cast<uv_handle_t*>(&pipe_), OnClosed);
 }
 

@@ -47,6 +47,7 @@ class FramedStream {
   void Send(const google::protobuf::MessageLite& message);
 
   /// Closes the stream; `on_close` runs later (from libuv's close callback) with `why`.
+  /// With an ok `why` (a local close) frames already queued are written first.
   void Close(const Status& why);
 
   bool closing() const { return closing_; }

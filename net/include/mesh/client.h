@@ -148,7 +148,9 @@ class AsyncClient {
       std::function<void(const Status&, const std::vector<LockInfo>&)> done) = 0;
   /// Asks the node to stop: at once (FLoM -X), or once no lock is held or awaited (-x).
   virtual void Shutdown(bool immediate, DoneCallback done) = 0;
-  /// Closes the connection (the node releases this session's locks). Callbacks of calls
+  /// Closes the connection (the node releases this session's locks). Requests already
+  /// issued are still delivered to the node first, in order, so `Unlock(...); Close(...)`
+  /// unlocks without waiting for the acknowledgement. Callbacks of calls
   /// still pending run with Status::Unavailable before `done`. Call at most once; after
   /// `done` the object may be destroyed.
   virtual void Close(std::function<void()> done) = 0;
