@@ -64,8 +64,7 @@ struct Conn {
   uint32_t gid = 0;
   std::string refused;             // non-empty: answer the hello with this and close
   bool hello_seen = false;
-  bool session_open = false;
-  uint64_t hello_request = 0;
+  bool session_open = false;       // OpenSession proposed; requests may follow
   uint64_t next_seq = 0;
   // seq of a proposed Acquire/Release -> the client's request id (and deadline for locks).
   struct Op {
@@ -320,7 +319,6 @@ class NodeImpl final : public Node {
         c->stream->Send(resp);
         return Status::InvalidArgument(resp.error());
       }
-      c->hello_request = req.request_id();
       c->client_id = next_client_id_++;
       sessions_[c->client_id] = c;
       pb::Command cmd;
@@ -329,7 +327,26 @@ class NodeImpl final : public Node {
       open->set_pid(c->pid);
       open->set_uid(c->uid);
       open->set_client_name(req.hello().client_name().substr(0, 256));
-      return ProposeOrRefuse(c, req.request_id(), std::move(cmd));
+      Status proposed = log_->Propose(std::move(cmd));
+      if (!proposed.ok()) {
+        pb::ClientResponse resp;
+        resp.set_request_id(req.request_id());
+        resp.set_error("node cannot open a session: " + proposed.ToString());
+        c->stream->Send(resp);
+        return Status::Unavailable(resp.error());
+      }
+      // The hello is answered as soon as the OpenSession is proposed, without waiting for
+      // it to be durable: a session without locks loses nothing if a crash forgets it, and
+      // every later command of the session is ordered after it in the log, so a grant that
+      // is durable implies its session is. This saves an fsync per connection.
+      c->session_open = true;
+      pb::ClientResponse resp;
+      resp.set_request_id(req.request_id());
+      resp.mutable_hello()->set_protocol_version(net::kClientProtocolVersion);
+      resp.mutable_hello()->set_node_id(options_.node_id);
+      resp.mutable_hello()->set_client_id(c->client_id);
+      c->stream->Send(resp);
+      return Status::OK();
     }
     if (!c->session_open) {
       return Status::InvalidArgument("request before the session was open");
@@ -489,19 +506,6 @@ class NodeImpl final : public Node {
 
   void OnApplied(uint64_t index, const pb::Command& cmd, const core::ApplyResult& r) {
     switch (cmd.body_case()) {
-      case pb::Command::kOpenSession: {
-        Conn* c = OwnConn(cmd.open_session().session());
-        if (c) {
-          c->session_open = true;
-          pb::ClientResponse resp;
-          resp.set_request_id(c->hello_request);
-          resp.mutable_hello()->set_protocol_version(net::kClientProtocolVersion);
-          resp.mutable_hello()->set_node_id(options_.node_id);
-          resp.mutable_hello()->set_client_id(c->client_id);
-          if (c->stream) c->stream->Send(resp);
-        }
-        break;
-      }
       case pb::Command::kAcquire: {
         const pb::Acquire& a = cmd.acquire();
         Conn* c = OwnConn(a.session());

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,16 +19,6 @@ namespace lockmesh::cli {
 using mesh::Status;
 
 namespace {
-
-/// In the forked child: back to default signal handling, nothing blocked.
-void ResetSignals() {
-  for (int sig = 1; sig < NSIG; ++sig) {
-    if (sig != SIGKILL && sig != SIGSTOP) signal(sig, SIG_DFL);
-  }
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-}
 
 }  // namespace
 
@@ -62,57 +53,40 @@ Status ChildProcess::Start(const std::vector<std::string>& argv, const EnvList& 
   argvp.push_back(nullptr);
 
   bool take_terminal = isatty(STDIN_FILENO) && tcgetpgrp(STDIN_FILENO) == getpgrp();
-  int exec_error[2];
-  if (pipe2(exec_error, O_CLOEXEC) != 0) {
-    return Status::IOError(std::string("pipe: ") + std::strerror(errno));
-  }
-  sigset_t all, old;
+  // posix_spawn (a vfork-style clone in glibc) rather than fork: the command starts once per
+  // critical section, and not copying this process's page tables is measurably faster.
+  // The child gets its own process group, default dispositions for every signal, an empty
+  // signal mask and, when we own the terminal, the terminal's foreground.
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  short flags = POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK;
+  posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t all, none;
   sigfillset(&all);
+  sigdelset(&all, SIGKILL);
+  sigdelset(&all, SIGSTOP);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, flags);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  // In the child, with every signal still blocked (so no SIGTTOU): take the terminal.
+  if (take_terminal) posix_spawn_file_actions_addtcsetpgrp_np(&actions, STDIN_FILENO);
+  // Block signals around the spawn so that a forwarded signal cannot hit a half-made child.
+  sigset_t old;
   sigprocmask(SIG_SETMASK, &all, &old);
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(exec_error[0]);
-    setpgid(0, 0);
-    if (take_terminal) {
-      signal(SIGTTOU, SIG_IGN);
-      tcsetpgrp(STDIN_FILENO, getpid());
-    }
-    ResetSignals();
-    execvpe(argvp[0], argvp.data(), envp.data());
-    int err = errno;
-    ssize_t unused = write(exec_error[1], &err, sizeof err);
-    (void)unused;
-    _exit(kExitCantRun);
-  }
-  int fork_errno = errno;
-  close(exec_error[1]);
-  if (pid < 0) {
-    sigprocmask(SIG_SETMASK, &old, nullptr);
-    close(exec_error[0]);
-    return Status::IOError(std::string("fork: ") + std::strerror(fork_errno));
-  }
-  // Both sides set the group, so that it exists whichever runs first.
-  setpgid(pid, pid);
+  pid_t pid = -1;
+  int err = posix_spawnp(&pid, argvp[0], &actions, &attr, argvp.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  posix_spawnattr_destroy(&attr);
   std::unique_ptr<ChildProcess> child(new ChildProcess());
-  child->pid_ = pid;
-  if (take_terminal) {
-    SetForeground(pid);
-    child->owns_terminal_ = true;
+  if (err == 0) {
+    child->pid_ = pid;
+    child->owns_terminal_ = take_terminal;
   }
   sigprocmask(SIG_SETMASK, &old, nullptr);
-
-  int err = 0;
-  ssize_t n;
-  do {
-    n = read(exec_error[0], &err, sizeof err);
-  } while (n < 0 && errno == EINTR);
-  close(exec_error[0]);
-  if (n == static_cast<ssize_t>(sizeof err)) {
-    int wstatus;
-    while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
-    }
-    child->exited_ = true;
-    child->RestoreTerminal();
+  if (err != 0) {
     return Status::IOError("cannot run '" + argv[0] + "': " + std::strerror(err));
   }
   *out = std::move(child);
