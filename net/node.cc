@@ -28,7 +28,7 @@ namespace {
 
 using net::FramedStream;
 
-constexpr const char* kVersion = "0.1.0";
+constexpr const char* kVersion = LOCKMESH_VERSION;  // from CMake's project version
 
 int64_t WallNanos() {
   timespec ts;

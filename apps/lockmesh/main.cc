@@ -21,6 +21,8 @@ int Main(int argc, char** argv) {
   CLI::App app{"lockmesh: a peer-to-peer distributed lock manager (FLoM's model, replicated)."};
   app.name("lockmesh");
   app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("lockmesh ") + LOCKMESH_VERSION +
+                                        " (client protocol 1; security levels in this build: none)");
   app.footer(
       "Exit codes: 0 success, 1 no node running (locks, status), 2 usage error, 99 other\n"
       "errors; `lock` exits with its command's status or 95-98 (see `lockmesh lock --help`).\n"
@@ -43,6 +45,8 @@ int Main(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
     PrintError(std::string(e.what()) + " (run with --help for usage)");

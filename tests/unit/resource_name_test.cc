@@ -4,6 +4,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include <string>
 #include <vector>
 
@@ -107,6 +109,9 @@ struct Rejection {
   std::string reason;  // a substring of the message
 };
 
+// Shown by GoogleTest for each case: the rejected name, escaped.
+void PrintTo(const Rejection& r, std::ostream* os) { *os << ::testing::PrintToString(r.name); }
+
 class ResourceNameRejectTest : public ::testing::TestWithParam<Rejection> {};
 
 TEST_P(ResourceNameRejectTest, Rejected) {
@@ -155,7 +160,15 @@ INSTANTIATE_TEST_SUITE_P(
         Rejection{"_t_%n%S[1]", "unsupported"}, Rejection{"_t_%S%[1]", "incomplete"},
         Rejection{"_t_%S#[1]", "fraction"}, Rejection{"_t_%S#fffffff[1]", "fraction"},
         Rejection{"_t_%S#g[1]", "fraction"}, Rejection{"_t_%S/x[1]", "not `/`"},
-        Rejection{"_t_%S\x01[1]", "control character"}, Rejection{"_t_%S[0]", "at least 1"}));
+        Rejection{"_t_%S\x01[1]", "control character"}, Rejection{"_t_%S[0]", "at least 1"}),
+    // Readable test names: the case's index and the expected reason, e.g. "3_must_start_with".
+    [](const ::testing::TestParamInfo<Rejection>& info) {
+      std::string name = std::to_string(info.index) + "_";
+      for (char c : info.param.reason) {
+        name += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+      }
+      return name;
+    });
 
 TEST(ResourceNameTest, TypeNames) {
   EXPECT_STREQ(ResourceTypeName(ResourceType::kSimple), "simple");
