@@ -62,8 +62,14 @@ Status CommandLog::Open() {
   MESH_RETURN_IF_ERROR(fs_->CreateDirs(options_.data_dir));
   core::LogStoreOptions opts;
   opts.segment_bytes = options_.wal_segment_bytes;
-  MESH_RETURN_IF_ERROR(core::LogStore::Open(fs_, options_.data_dir, opts, &store_)
-                           .Annotate("cannot open the log in " + options_.data_dir));
+  Status opened = core::LogStore::Open(fs_, options_.data_dir, opts, &store_);
+  if (opened.IsCorruption()) {
+    return Status::Corruption(
+        "the log in " + options_.data_dir + " is damaged: " + opened.message() +
+        ". The node will not guess what it held. Restore the data dir from a backup, or move it "
+        "aside to start empty (fencing tokens and sequence values then restart from 1)");
+  }
+  MESH_RETURN_IF_ERROR(opened.Annotate("cannot open the log in " + options_.data_dir));
   const core::SnapshotData& snap = store_->snapshot();
   if (snap.index > 0) {
     pb::LockTableSnapshot s;
