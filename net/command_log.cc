@@ -92,7 +92,9 @@ Status CommandLog::Open() {
   return Status::OK();
 }
 
-void CommandLog::SetHandlers(ApplyHandler on_apply, FailureHandler on_failure) {
+void CommandLog::SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
+                             BatchDoneHandler on_batch_done) {
+  on_batch_done_ = std::move(on_batch_done);
   on_apply_ = std::move(on_apply);
   on_failure_ = std::move(on_failure);
 }
@@ -140,6 +142,7 @@ void CommandLog::Flush() {
     core::ApplyResult r = table_.Apply(entries[i].index, batch[i]);
     if (on_apply_) on_apply_(entries[i].index, batch[i], r);
   }
+  if (on_batch_done_) on_batch_done_();
   MaybeSnapshot();
 }
 

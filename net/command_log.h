@@ -44,7 +44,10 @@ class CommandLog {
 
   /// Opens the store and replays it into the table. Call once, before Propose.
   Status Open();
-  void SetHandlers(ApplyHandler on_apply, FailureHandler on_failure);
+  /// Called after the last entry of a batch was applied.
+  using BatchDoneHandler = std::function<void()>;
+  void SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
+                   BatchDoneHandler on_batch_done = nullptr);
 
   /// Buffers a command; it is made durable and applied at the end of this loop iteration.
   /// Returns Unavailable after a storage failure or Close().
@@ -79,6 +82,7 @@ class CommandLog {
   std::function<void()> close_done_;
   ApplyHandler on_apply_;
   FailureHandler on_failure_;
+  BatchDoneHandler on_batch_done_;
   Status failure_;
   bool closing_ = false;
   uint64_t last_snapshot_index_ = 0;

@@ -31,16 +31,33 @@ void FramedStream::Start(FrameHandler on_frame, CloseHandler on_close) {
 
 void FramedStream::Send(const google::protobuf::MessageLite& message) {
   if (closing_) return;
+  if (corked_) {
+    AppendFrame(message, &corked_bytes_);
+    return;
+  }
   std::string bytes;
   AppendFrame(message, &bytes);
+  Write(std::move(bytes));
+}
+
+void FramedStream::Uncork() {
+  corked_ = false;
+  if (corked_bytes_.empty() || closing_) return;
+  std::string bytes;
+  bytes.swap(corked_bytes_);
+  Write(std::move(bytes));
+}
+
+void FramedStream::Write(std::string bytes) {
   auto* stream = reinterpret_cast<uv_stream_t*>(&pipe_);
   size_t offset = 0;
   if (pipe_.write_queue_size == 0) {
     uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     int n = uv_try_write(stream, &buf, 1);
     if (n == static_cast<int>(bytes.size())) return;
-    if (n > 0) offset = static_cast<size_t>(n);
-    else if (n != UV_EAGAIN) {
+    if (n > 0) {
+      offset = static_cast<size_t>(n);
+    } else if (n != UV_EAGAIN) {
       Close(Status::IOError(std::string("write failed: ") + uv_strerror(n)));
       return;
     }
@@ -58,6 +75,7 @@ void FramedStream::Send(const google::protobuf::MessageLite& message) {
 
 void FramedStream::Close(const Status& why) {
   if (closing_) return;
+  if (why.ok() && !corked_bytes_.empty()) Uncork();
   closing_ = true;
   close_reason_ = why;
   if (why.ok() && pipe_.write_queue_size > 0) {

@@ -46,6 +46,13 @@ class FramedStream {
   /// Queues `message` as one frame. Ignored once closing.
   void Send(const google::protobuf::MessageLite& message);
 
+  /// While corked, Send only appends to a buffer; Uncork writes the buffer with one write.
+  /// The node corks every connection it answers while it applies a batch of log entries,
+  /// so a client gets all its answers of that batch in one write (one wake-up, not several).
+  void Cork() { corked_ = true; }
+  void Uncork();
+  bool corked() const { return corked_; }
+
   /// Closes the stream; `on_close` runs later (from libuv's close callback) with `why`.
   /// With an ok `why` (a local close) frames already queued are written first.
   void Close(const Status& why);
@@ -60,6 +67,8 @@ class FramedStream {
   static void OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf);
   static void OnWrite(uv_write_t* req, int status);
   static void OnClosed(uv_handle_t* h);
+  // Writes `bytes` now if the socket takes them, else queues the rest in libuv.
+  void Write(std::string bytes);
 
   uv_pipe_t pipe_;
   FrameDecoder decoder_;
@@ -68,6 +77,8 @@ class FramedStream {
   Status close_reason_;
   bool closing_ = false;
   bool initialized_ = false;
+  bool corked_ = false;
+  std::string corked_bytes_;
   char read_buffer_[64 * 1024];
   std::string frame_body_;
 };

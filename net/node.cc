@@ -120,7 +120,8 @@ class NodeImpl final : public Node {
         [this](const Status& why) {
           Log("fatal: " + why.ToString() + "; stopping (clients lose their locks)");
           StopWithReason(why);
-        });
+        },
+        [this] { UncorkAll(); });
     st = Listen();
     if (!st.ok()) {
       CloseLogHandles();
@@ -496,8 +497,24 @@ class NodeImpl final : public Node {
     return it == sessions_.end() ? nullptr : it->second;
   }
 
+  // Corks `c` until the end of the batch being applied (see FramedStream::Cork).
+  void CorkForBatch(Conn* c) {
+    if (!c->stream || c->stream->corked()) return;
+    c->stream->Cork();
+    corked_.push_back(c->serial);
+  }
+
+  void UncorkAll() {
+    for (uint64_t serial : corked_) {
+      auto it = conns_.find(serial);
+      if (it != conns_.end() && it->second->stream) it->second->stream->Uncork();
+    }
+    corked_.clear();
+  }
+
   void SendResult(Conn* c, uint64_t request_id, const pb::CommandResult& r) {
     if (!c->stream) return;
+    CorkForBatch(c);
     pb::ClientResponse resp;
     resp.set_request_id(request_id);
     *resp.mutable_result() = r;
@@ -781,6 +798,7 @@ class NodeImpl final : public Node {
   std::function<void(const Status&)> stopped_;
   std::map<uint64_t, std::unique_ptr<Conn>> conns_;  // by Conn::serial
   std::map<uint64_t, Conn*> sessions_;               // by client id; entries point into conns_
+  std::vector<uint64_t> corked_;                     // serials corked in the current batch
   std::multimap<int64_t, std::pair<uint64_t, uint64_t>> deadlines_;
 };
 
