@@ -109,7 +109,26 @@ Status CommandLog::Propose(pb::Command command) {
   return Status::OK();
 }
 
-void CommandLog::OnCheck(uv_check_t* h) { static_cast<CommandLog*>(h->data)->Flush(); }
+void CommandLog::OnCheck(uv_check_t* h) {
+  auto* self = static_cast<CommandLog*>(h->data);
+  if (self->pending_.empty()) return;
+  // Gather. Under load, the clients answered by the last batch send their next commands a
+  // moment after the answers (a wake-up across CPUs costs ~90 us on small VMs). Syncing the
+  // first one to arrive at once splits the clients into two alternating half-batches, each
+  // paying a whole fsync; and a client that sends an unlock and its next lock back to back
+  // pays two. So while this batch is smaller than the last one, keep polling (the idle
+  // handle keeps poll from blocking) for at most gather_us, then sync what there is. A lone
+  // client sending one command at a time (last batch of one) never waits. Measured on the
+  // 2-vCPU machine, alternating runs: 16 clients 16-21k -> 25-32k cycles/s, one client
+  // p50 0.38-0.51 -> 0.26-0.32 ms.
+  if (self->options_.gather_us > 0 && self->last_batch_size_ > 1 &&
+      self->pending_.size() < self->last_batch_size_) {
+    uint64_t now = uv_hrtime();
+    if (self->gather_started_ns_ == 0) self->gather_started_ns_ = now;
+    if (now - self->gather_started_ns_ < self->options_.gather_us * 1000) return;
+  }
+  self->Flush();
+}
 
 void CommandLog::OnIdle(uv_idle_t* h) {
   // Only keeps the poll phase from blocking while proposals wait; OnCheck flushes.
@@ -120,6 +139,8 @@ void CommandLog::OnIdle(uv_idle_t* h) {
 void CommandLog::Flush() {
   if (pending_.empty() || !failure_.ok() || !store_) return;
   uv_idle_stop(&idle_);
+  gather_started_ns_ = 0;
+  last_batch_size_ = pending_.size();
   std::vector<pb::Command> batch;
   batch.swap(pending_);
   std::vector<core::LogEntry> entries;

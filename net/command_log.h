@@ -1,8 +1,8 @@
 // net/command_log: the node's durable, group-committed log of lock commands (single voter).
 //
-// Proposals are buffered and, once per loop iteration, written to the LogStore with one
-// fsync, then applied to the LockTable in order; only then are the results handed to the
-// node (persist -> apply -> acknowledge, DESIGN.md §2). The consensus issue replaces the
+// Proposals are buffered and written to the LogStore with one fsync per batch — at the
+// end of a loop iteration, or under load a little later to gather the batch (OnCheck) —
+// then applied to the LockTable in order; only then are the results handed to the node (persist -> apply -> acknowledge, DESIGN.md §2). The consensus issue replaces the
 // single-voter commit rule with Raft behind this same interface.
 //
 // Threading: the loop's thread only. Owns its libuv handles; Close() must be called and
@@ -37,6 +37,9 @@ class CommandLog {
     bool fsync = true;
     uint64_t snapshot_every = 100000;
     uint64_t wal_segment_bytes = 64ull << 20;
+    /// Longest wait, in microseconds, for more commands before syncing a batch smaller
+    /// than the last one (see OnCheck); 0 syncs at the end of every loop iteration.
+    uint64_t gather_us = 150;
   };
 
   CommandLog(uv_loop_t* loop, Options options, core::FileSystem* fs);
@@ -86,6 +89,8 @@ class CommandLog {
   Status failure_;
   bool closing_ = false;
   uint64_t last_snapshot_index_ = 0;
+  size_t last_batch_size_ = 0;      // commands in the last synced batch
+  uint64_t gather_started_ns_ = 0;  // uv_hrtime() when this batch began to wait; 0 = not
 };
 
 }  // namespace mesh::net

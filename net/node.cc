@@ -107,6 +107,7 @@ class NodeImpl final : public Node {
     lo.fsync = options_.fsync;
     lo.snapshot_every = options_.snapshot_every;
     lo.wal_segment_bytes = options_.wal_segment_bytes;
+    lo.gather_us = options_.gather_us;
     log_ = std::make_unique<net::CommandLog>(loop_, lo, net::PosixFileSystem());
     Status st = log_->Open();
     if (!st.ok()) {

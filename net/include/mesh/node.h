@@ -44,6 +44,10 @@ struct NodeOptions {
   uint64_t snapshot_every = 100000;
   /// Bytes of one preallocated WAL segment.
   uint64_t wal_segment_bytes = 64ull << 20;
+  /// Under load, how long (microseconds) the node may keep polling for more commands
+  /// before syncing a batch smaller than the previous one, so that clients answered
+  /// together share the next fsync. It busy-polls meanwhile; 0 = never wait.
+  uint64_t gather_us = 150;
   /// Log destination: called with one line (no newline) per event; default stderr.
   std::function<void(const std::string& line)> log;
 };
