@@ -2,7 +2,8 @@
 //
 // Proposals are buffered and written to the LogStore with one fsync per batch — at the
 // end of a loop iteration, or under load a little later to gather the batch (OnCheck) —
-// then applied to the LockTable in order; only then are the results handed to the node (persist -> apply -> acknowledge, DESIGN.md §2). The consensus issue replaces the
+// then applied to the LockTable in order; only then are the results handed to the node
+// (persist -> apply -> acknowledge, DESIGN.md §2). The consensus issue replaces the
 // single-voter commit rule with Raft behind this same interface.
 //
 // Threading: the loop's thread only. Owns its libuv handles; Close() must be called and
