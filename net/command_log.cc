@@ -104,14 +104,20 @@ uint64_t CommandLog::last_index() const { return store_ ? store_->last_index() :
 Status CommandLog::Propose(pb::Command command) {
   if (!failure_.ok()) return failure_;
   if (closing_) return Status::Unavailable("node is stopping");
-  if (pending_.empty()) uv_idle_start(&idle_, OnIdle);  // do not let poll block
+  // An OpenSession alone is not worth an fsync: nobody waits for it (the hello is answered
+  // at once) and the session's first real command, ordered after it, will carry it to disk.
+  // Anything else must be synced soon: keep poll from blocking until it is.
+  if (!command.has_open_session()) {
+    if (urgent_pending_ == 0) uv_idle_start(&idle_, OnIdle);
+    ++urgent_pending_;
+  }
   pending_.push_back(std::move(command));
   return Status::OK();
 }
 
 void CommandLog::OnCheck(uv_check_t* h) {
   auto* self = static_cast<CommandLog*>(h->data);
-  if (self->pending_.empty()) return;
+  if (self->urgent_pending_ == 0) return;  // nothing, or only OpenSessions: no hurry
   // Gather. Under load, the clients answered by the last batch send their next commands a
   // moment after the answers (a wake-up across CPUs costs ~90 us on small VMs). Syncing the
   // first one to arrive at once splits the clients into two alternating half-batches, each
@@ -133,12 +139,13 @@ void CommandLog::OnCheck(uv_check_t* h) {
 void CommandLog::OnIdle(uv_idle_t* h) {
   // Only keeps the poll phase from blocking while proposals wait; OnCheck flushes.
   auto* self = static_cast<CommandLog*>(h->data);
-  if (self->pending_.empty()) uv_idle_stop(h);
+  if (self->urgent_pending_ == 0) uv_idle_stop(h);
 }
 
 void CommandLog::Flush() {
   if (pending_.empty() || !failure_.ok() || !store_) return;
   uv_idle_stop(&idle_);
+  urgent_pending_ = 0;
   gather_started_ns_ = 0;
   last_batch_size_ = pending_.size();
   std::vector<pb::Command> batch;
@@ -188,6 +195,7 @@ void CommandLog::Fail(const Status& why) {
   if (!failure_.ok()) return;
   failure_ = why;
   pending_.clear();
+  urgent_pending_ = 0;
   if (on_failure_) on_failure_(why);
 }
 

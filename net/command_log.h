@@ -53,7 +53,9 @@ class CommandLog {
   void SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
                    BatchDoneHandler on_batch_done = nullptr);
 
-  /// Buffers a command; it is made durable and applied at the end of this loop iteration.
+  /// Buffers a command; it is made durable and applied at the end of this loop iteration
+  /// (or a little later under load, see OnCheck). An OpenSession alone waits for the next
+  /// command, or for Flush().
   /// Returns Unavailable after a storage failure or Close().
   Status Propose(pb::Command command);
   /// Writes, syncs and applies everything buffered now (Stop uses it).
@@ -91,6 +93,7 @@ class CommandLog {
   bool closing_ = false;
   uint64_t last_snapshot_index_ = 0;
   size_t last_batch_size_ = 0;      // commands in the last synced batch
+  size_t urgent_pending_ = 0;       // pending commands other than OpenSession
   uint64_t gather_started_ns_ = 0;  // uv_hrtime() when this batch began to wait; 0 = not
 };
 
