@@ -284,6 +284,10 @@ class AsyncClientImpl final : public AsyncClient {
     }
     const pb::CommandResult& r = resp.result();
     Status st = StatusFromResult(r);
+    if (st.ok() && r.code() != pb::GRANTED) {
+      // Only a grant answers a lock request with success (CANCELLED: withdrawn by an unlock).
+      st = Status::Unavailable(r.message().empty() ? "lock request withdrawn" : r.message());
+    }
     if (st.ok()) {
       lock.lock_id = r.lock_id();
       lock.token = r.token();

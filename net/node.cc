@@ -554,6 +554,17 @@ class NodeImpl final : public Node {
           SendResult(c, it->second.request_id, r.result);
           c->ops.erase(it);
         }
+        // An unlock naming one of this client's own queued requests withdrew it: that lock
+        // request must still get its (one) answer.
+        if (auto w = c->waiting.find(rel.lock_id());
+            w != c->waiting.end() && r.result.code() == pb::CANCELLED) {
+          pb::CommandResult withdrawn;
+          withdrawn.set_code(pb::CANCELLED);
+          withdrawn.set_lock_id(rel.lock_id());
+          withdrawn.set_message("request withdrawn by an unlock before it was granted");
+          SendResult(c, w->second.request_id, withdrawn);
+          c->waiting.erase(w);
+        }
         break;
       }
       case pb::Command::kCancel: {

@@ -202,6 +202,30 @@ TEST_F(NodeClientTest, DisconnectReleasesLocksAtOnce) {
   EXPECT_TRUE(waiting->status.ok()) << waiting->status.ToString();
 }
 
+TEST_F(NodeClientTest, UnlockOfOwnQueuedRequestAnswersThatRequest) {
+  AsyncClient* a = Connect();
+  AsyncClient* b = Connect();
+  ASSERT_TRUE(LockNow(a, "res").status.ok());
+  auto waiting = StartLock(b, "res");
+  RunUntil([&] { return node_->GetStatus().locks_waiting == 1; });
+  bool listed = false;
+  uint64_t queued_id = 0;
+  b->ListLocks([&](const Status& st, const std::vector<LockInfo>& rows) {
+    for (const LockInfo& row : rows) {
+      if (!row.held) queued_id = row.lock_id;
+    }
+    listed = true;
+  });
+  RunUntil([&] { return listed; });
+  ASSERT_NE(queued_id, 0u);
+  Lock queued;
+  queued.lock_id = queued_id;
+  EXPECT_TRUE(Unlock(b, queued).ok());
+  RunUntil([&] { return waiting->done; });
+  EXPECT_FALSE(waiting->status.ok()) << "a withdrawn request must not look granted";
+  EXPECT_EQ(node_->GetStatus().locks_waiting, 0u);
+}
+
 TEST_F(NodeClientTest, InvalidResourceNameIsRefusedClearly) {
   AsyncClient* a = Connect();
   LockOutcome bad = LockNow(a, "no spaces allowed");
