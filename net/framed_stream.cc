@@ -75,7 +75,10 @@ void FramedStream::Write(std::string bytes) {
 
 void FramedStream::Close(const Status& why) {
   if (closing_) return;
-  if (why.ok() && !corked_bytes_.empty()) Uncork();
+  if (why.ok() && !corked_bytes_.empty()) {
+    Uncork();
+    if (closing_) return;  // the write failed and closed the stream already
+  }
   closing_ = true;
   close_reason_ = why;
   if (why.ok() && pipe_.write_queue_size > 0) {
