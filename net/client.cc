@@ -89,6 +89,9 @@ class AsyncClientImpl final : public AsyncClient {
     }
     connect_done_ = std::move(done);
     stream_ = new FramedStream(loop_, net::kMaxClientFrameBytes);
+    // Set now: a failed connect closes the stream before Start, and stream_ must be
+    // forgotten when it is freed.
+    stream_->SetCloseHandler([this](const Status& why) { OnStreamClosed(why); });
     connect_req_.data = this;
     uv_pipe_connect(&connect_req_, stream_->pipe(), options_.socket_path.c_str(), OnConnect);
     if (options_.connect_timeout_ms > 0) {

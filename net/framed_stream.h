@@ -42,6 +42,9 @@ class FramedStream {
 
   /// Starts reading. Handlers are kept until on_close has run.
   void Start(FrameHandler on_frame, CloseHandler on_close);
+  /// Sets the close handler before Start (e.g. while connecting), so that the owner hears
+  /// of a close that happens before reading ever starts.
+  void SetCloseHandler(CloseHandler on_close) { on_close_ = std::move(on_close); }
 
   /// Queues `message` as one frame. Ignored once closing.
   void Send(const google::protobuf::MessageLite& message);
