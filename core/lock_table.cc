@@ -498,37 +498,30 @@ ApplyResult LockTable::Impl::Apply(uint64_t index, const pb::Command& command) {
     return out;
   }
   applied_index = index;
+  // Runs `apply` for a sequenced session command unless Admit refuses it (unknown session,
+  // duplicate or stale seq), then records the seq and its answer for retries.
+  auto apply_sequenced = [&](const auto& cmd, auto apply) {
+    Session* s = Admit(cmd.session(), cmd.seq(), &out.result);
+    if (s == nullptr) return;
+    apply(*s);
+    s->last_seq = cmd.seq();
+    s->last_result = out.result;
+  };
   switch (command.body_case()) {
     case pb::Command::kOpenSession:
       DoOpenSession(command.open_session(), &out);
       break;
-    case pb::Command::kAcquire: {
-      const pb::Acquire& cmd = command.acquire();
-      Session* s = Admit(cmd.session(), cmd.seq(), &out.result);
-      if (s == nullptr) break;
-      DoAcquire(index, cmd, *s, &out);
-      s->last_seq = cmd.seq();
-      s->last_result = out.result;
+    case pb::Command::kAcquire:
+      apply_sequenced(command.acquire(),
+                      [&](Session& s) { DoAcquire(index, command.acquire(), s, &out); });
       break;
-    }
-    case pb::Command::kRelease: {
-      const pb::Release& cmd = command.release();
-      Session* s = Admit(cmd.session(), cmd.seq(), &out.result);
-      if (s == nullptr) break;
-      DoRelease(index, cmd, &out);
-      s->last_seq = cmd.seq();
-      s->last_result = out.result;
+    case pb::Command::kRelease:
+      apply_sequenced(command.release(),
+                      [&](Session&) { DoRelease(index, command.release(), &out); });
       break;
-    }
-    case pb::Command::kCancel: {
-      const pb::Cancel& cmd = command.cancel();
-      Session* s = Admit(cmd.session(), cmd.seq(), &out.result);
-      if (s == nullptr) break;
-      DoCancel(index, cmd, &out);
-      s->last_seq = cmd.seq();
-      s->last_result = out.result;
+    case pb::Command::kCancel:
+      apply_sequenced(command.cancel(), [&](Session&) { DoCancel(index, command.cancel(), &out); });
       break;
-    }
     case pb::Command::kCloseSession:
       DoCloseSession(index, command.close_session(), &out);
       break;
