@@ -26,6 +26,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -116,8 +117,9 @@ std::string FormatUtc(int64_t t);
 // ------------------------------------------------------------------------------ loading
 
 /// An owned mbedtls_x509_crt chain (leaf first, then intermediates, as in the PEM file).
-/// Move-only. get() stays valid for the object's lifetime; mbedTLS configurations that borrow
-/// it (mbedtls_ssl_conf_own_cert, mbedtls_ssl_conf_ca_chain) must not outlive it.
+/// Move-only; get() stays valid for the life of the chain, across moves. mbedTLS
+/// configurations that borrow it (mbedtls_ssl_conf_own_cert, mbedtls_ssl_conf_ca_chain) must
+/// not outlive it.
 class CertificateChain {
  public:
   CertificateChain();
@@ -138,16 +140,20 @@ class CertificateChain {
 
   bool empty() const { return count_ == 0; }
   size_t size() const { return count_; }
-  mbedtls_x509_crt* get() { return &crt_; }
-  const mbedtls_x509_crt* get() const { return &crt_; }
+  mbedtls_x509_crt* get() { return crt_.get(); }
+  const mbedtls_x509_crt* get() const { return crt_.get(); }
   /// The leaf (first) certificate. Requires !empty().
-  const mbedtls_x509_crt& leaf() const { return crt_; }
+  const mbedtls_x509_crt& leaf() const { return *crt_; }
 
   /// InspectCertificate of each certificate, leaf first.
   std::vector<CertificateInfo> Inspect() const;
 
  private:
-  mbedtls_x509_crt crt_;
+  struct Free {
+    void operator()(mbedtls_x509_crt* crt) const;
+  };
+  // Heap-allocated so that get() survives a move (an ssl_config may already point at it).
+  std::unique_ptr<mbedtls_x509_crt, Free> crt_;
   size_t count_ = 0;
 };
 
@@ -171,11 +177,14 @@ class PrivateKey {
   static Status Parse(std::string_view pem_or_der, const std::string& origin, PrivateKey* out);
 
   bool empty() const { return !loaded_; }
-  mbedtls_pk_context* get() { return &pk_; }
-  const mbedtls_pk_context* get() const { return &pk_; }
+  mbedtls_pk_context* get() { return pk_.get(); }
+  const mbedtls_pk_context* get() const { return pk_.get(); }
 
  private:
-  mbedtls_pk_context pk_;
+  struct Free {
+    void operator()(mbedtls_pk_context* pk) const;
+  };
+  std::unique_ptr<mbedtls_pk_context, Free> pk_;
   bool loaded_ = false;
 };
 
@@ -188,9 +197,12 @@ Status CheckKeyMatchesCertificate(const CertificateChain& cert, const PrivateKey
 /// What kind of certificate to generate.
 enum class CertificateKind {
   kCa,          // basicConstraints CA:TRUE pathlen 0, keyUsage keyCertSign|cRLSign, self-signed
-  kNode,        // CA:FALSE, keyUsage digitalSignature, SAN dNSName = CN, signed by a CA
-  kSelfSigned,  // CA:FALSE, keyUsage digitalSignature, SAN dNSName = CN, signed by itself
+  kNode,        // CA:FALSE, keyUsage digitalSignature, signed by a CA
+  kSelfSigned,  // CA:FALSE, keyUsage digitalSignature, signed by its own key
 };
+// kNode and kSelfSigned also carry SAN dNSName = CN when the CN is made only of
+// [A-Za-z0-9._-] (every unique id is); kCa carries no SAN. All get subject and authority key
+// identifiers, version 3, serial = 127 random bits.
 
 /// A request for a new certificate (a fresh EC P-256 key is always generated).
 struct CertificateSpec {
