@@ -102,6 +102,9 @@ class TlsSession {
   Fingerprint peer_fingerprint() const;
   /// What our verification said about the peer's chain, in words ("" if it passed).
   const std::string& verify_detail() const { return verify_detail_; }
+  /// True if the session failed because the peer sent a fatal alert (the peer refused us),
+  /// false if we failed it (we refused the peer, or its bytes were not TLS).
+  bool peer_refused() const { return peer_refused_; }
 
  private:
   static int SendCallback(void* self, const unsigned char* buf, size_t len);
@@ -119,6 +122,7 @@ class TlsSession {
   bool closed_ = false;
   bool saw_input_ = false;
   bool first_byte_bad_ = false;
+  bool peer_refused_ = false;
   std::string input_;
   size_t input_offset_ = 0;
   std::string output_;

@@ -1,0 +1,597 @@
+// net/peer_transport.h: listener, dialers and the admission rules for peer connections.
+#include "net/peer_transport.h"
+
+#include <ctime>
+
+#include "net/frame.h"
+#include "net/peer_connection.h"
+
+namespace mesh::net {
+namespace {
+
+// Parses "a.b.c.d:port", "[v6]:port" or "localhost:port" into `addr`.
+Status ParseHostPort(const std::string& text, bool allow_port_zero, sockaddr_storage* addr,
+                     std::string* host_out, int* port_out) {
+  std::string host;
+  std::string port_text;
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      return Status::InvalidArgument("bad address '" + text + "' (expected [IPv6]:PORT)");
+    }
+    host = text.substr(1, close - 1);
+    port_text = text.substr(close + 2);
+  } else {
+    size_t colon = text.rfind(':');
+    if (colon == std::string::npos) {
+      return Status::InvalidArgument("bad address '" + text + "' (expected HOST:PORT)");
+    }
+    host = text.substr(0, colon);
+    port_text = text.substr(colon + 1);
+  }
+  char* end = nullptr;
+  long port = port_text.empty() ? -1 : strtol(port_text.c_str(), &end, 10);
+  if (port_text.empty() || *end != '\0' || port < (allow_port_zero ? 0 : 1) || port > 65535) {
+    return Status::InvalidArgument("bad port in address '" + text + "'");
+  }
+  if (host == "localhost") host = "127.0.0.1";
+  if (host.empty()) host = "0.0.0.0";
+  *addr = {};
+  if (uv_ip4_addr(host.c_str(), static_cast<int>(port), reinterpret_cast<sockaddr_in*>(addr)) !=
+          0 &&
+      uv_ip6_addr(host.c_str(), static_cast<int>(port), reinterpret_cast<sockaddr_in6*>(addr)) !=
+          0) {
+    return Status::InvalidArgument("bad host in address '" + text +
+                                   "' (a numeric IPv4 or [IPv6] address, or localhost)");
+  }
+  if (host_out) *host_out = host;
+  if (port_out) *port_out = static_cast<int>(port);
+  return Status::OK();
+}
+
+}  // namespace
+
+struct PeerTransport::Dialer {
+  PeerTransport* owner = nullptr;
+  std::string address;
+  sockaddr_storage addr{};
+  uv_timer_t timer;
+  PeerConnection* conn = nullptr;
+  std::string node_id;  // learned from the Hello on a dialled connection
+  int failures = 0;
+  bool self = false;    // the address is this node's own
+};
+
+PeerTransport::PeerTransport(uv_loop_t* loop, PeerTransportOptions options,
+                             PeerCallbacks callbacks)
+    : loop_(loop), options_(std::move(options)), callbacks_(std::move(callbacks)) {}
+
+PeerTransport::~PeerTransport() = default;
+
+void PeerTransport::Log(const std::string& line) const {
+  if (options_.log) {
+    options_.log(line);
+  } else {
+    fprintf(stderr, "lockmesh: %s\n", line.c_str());
+  }
+}
+
+Status PeerTransport::Start() {
+  if (started_) return Status::InvalidArgument("peer transport already started");
+  if (options_.node_id.empty()) return Status::InvalidArgument("the peer transport needs a node id");
+  options_.tls.node_id = options_.node_id;
+  std::random_device entropy;
+  incarnation_ = (uint64_t{entropy()} << 32) ^ entropy();
+  rng_.seed(options_.seed != 0 ? options_.seed : incarnation_);
+  if (options_.tls.level != SecurityLevel::kNone) {
+    MESH_RETURN_IF_ERROR(TlsContext::Create(options_.tls, &tls_));
+  }
+  if (options_.tls.level == SecurityLevel::kTofu) {
+    if (!options_.trusted_fingerprints_file.empty()) {
+      auto list = std::make_unique<TrustedFingerprints>();
+      Status st = TrustedFingerprints::Load(options_.trusted_fingerprints_file, list.get());
+      if (!st.ok()) return st.Annotate("--trusted-fingerprints");
+      allow_list_ = std::move(list);
+    } else if (options_.data_dir.empty()) {
+      return Status::InvalidArgument(
+          "--security tofu needs a data dir for known_peers (or --trusted-fingerprints)");
+    }
+  }
+  if (!options_.listen_address.empty()) {
+    sockaddr_storage addr;
+    std::string host;
+    int port = 0;
+    MESH_RETURN_IF_ERROR(ParseHostPort(options_.listen_address, true, &addr, &host, &port));
+    uv_tcp_init(loop_, &listener_);
+    listener_.data = this;
+    listening_ = true;
+    int rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&addr), 0);
+    if (rc == 0) {
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, [](uv_stream_t* s, int st) {
+        static_cast<PeerTransport*>(s->data)->OnConnection(st);
+      });
+    }
+    if (rc != 0) {
+      // The handle must still be closed; Stop() does it.
+      started_ = true;
+      return Status::IOError("cannot listen on " + options_.listen_address + ": " +
+                             uv_strerror(rc));
+    }
+    sockaddr_storage bound{};
+    int len = sizeof bound;
+    uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
+    listen_port_ = ntohs(bound.ss_family == AF_INET6
+                             ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
+    advertise_address_ = options_.advertise_address.empty()
+                             ? shown + ":" + std::to_string(listen_port_)
+                             : options_.advertise_address;
+  }
+  started_ = true;
+  std::string how = SecurityLevelName(options_.tls.level);
+  if (tls_) how += ", certificate " + tls_->own_fingerprint().ToCompact();
+  Log("peer transport of node " + options_.node_id + " (cluster " + options_.cluster +
+      ", security " + how + ")" +
+      (listening_ ? " listening on " + advertise_address_ : std::string(", not listening")));
+  if (options_.tls.level == SecurityLevel::kNone) {
+    Log("security none: peer links are not encrypted, and any host that can reach this port "
+        "and uses cluster name '" + options_.cluster + "' may join");
+  }
+  return Status::OK();
+}
+
+void PeerTransport::OnConnection(int status) {
+  if (stopping_) return;
+  if (status != 0) {
+    Log(std::string("accept failed: ") + uv_strerror(status));
+    return;
+  }
+  auto* conn = new PeerConnection(loop_, tls_, false, options_.max_frame_bytes,
+                                  options_.handshake_timeout_ms);
+  Adopt(conn, nullptr);
+  conn->Accept(reinterpret_cast<uv_stream_t*>(&listener_));
+}
+
+void PeerTransport::Adopt(PeerConnection* conn, Dialer* dialer) {
+  connections_.insert(conn);
+  if (dialer) dialled_by_[conn] = dialer;
+  conn->SetHandlers([this](PeerConnection* c) { OnSecured(c); },
+                    [this](PeerConnection* c, pb::PeerEnvelope& env) { return OnEnvelope(c, env); },
+                    [this](PeerConnection* c, const Status& why) { OnClosed(c, why); });
+}
+
+void PeerTransport::OnSecured(PeerConnection* conn) {
+  pb::PeerEnvelope env;
+  pb::PeerHello* hello = env.mutable_hello();
+  hello->set_cluster(options_.cluster);
+  hello->set_node_id(options_.node_id);
+  hello->set_protocol_version(kPeerProtocolVersion);
+  hello->set_incarnation(incarnation_);
+  hello->set_listen_address(advertise_address_);
+  hello->set_security(SecurityLevelName(options_.tls.level));
+  conn->Send(env);
+}
+
+Status PeerTransport::OnEnvelope(PeerConnection* conn, pb::PeerEnvelope& env) {
+  if (env.has_refusal()) {
+    const std::string& reason = env.refusal().reason();
+    conn->MarkRefusedByPeer();
+    conn->refusal_reported = true;
+    conn->permanent_refusal = env.refusal().permanent();
+    std::string id = conn->node_id.empty() ? conn->claimed_id : conn->node_id;
+    Log("refused by peer " + conn->remote_address() + (id.empty() ? "" : " (node " + id + ")") +
+        ": " + reason);
+    if (callbacks_.on_refused && !stopping_) {
+      callbacks_.on_refused({conn->remote_address(), id, reason, true});
+    }
+    conn->Close(Status::PermissionDenied("refused by the peer: " + reason), false);
+    return Status::OK();
+  }
+  if (conn->node_id.empty()) {
+    if (!env.has_hello()) {
+      Refuse(conn, "protocol violation: the first message must be a Hello", false);
+      return Status::OK();
+    }
+    return OnHello(conn, env.hello());
+  }
+  if (env.has_hello()) {
+    Refuse(conn, "protocol violation: a second Hello", false);
+    return Status::OK();
+  }
+  if (callbacks_.on_message && !stopping_) callbacks_.on_message(conn->node_id, env);
+  return Status::OK();
+}
+
+Status PeerTransport::OnHello(PeerConnection* conn, const pb::PeerHello& hello) {
+  conn->claimed_id = hello.node_id();
+  conn->listen_address = hello.listen_address();
+  conn->incarnation = hello.incarnation();
+  const std::string& id = hello.node_id();
+  if (hello.protocol_version() != kPeerProtocolVersion) {
+    Refuse(conn,
+           "peer protocol version " + std::to_string(hello.protocol_version()) +
+               " is not ours (" + std::to_string(kPeerProtocolVersion) +
+               "): run the same lockmesh version on every node",
+           true);
+    return Status::OK();
+  }
+  if (hello.cluster() != options_.cluster) {
+    Refuse(conn,
+           "node " + id + " belongs to cluster '" + hello.cluster() + "', this node to '" +
+               options_.cluster + "' (--cluster)",
+           true);
+    return Status::OK();
+  }
+  if (id.empty() || id.size() > 256) {
+    Refuse(conn, "the Hello has no valid node id", true);
+    return Status::OK();
+  }
+  auto dialer_it = dialled_by_.find(conn);
+  Dialer* dialer = dialer_it == dialled_by_.end() ? nullptr : dialer_it->second;
+  if (id == options_.node_id) {
+    if (hello.incarnation() == incarnation_) {
+      if (dialer) {
+        dialer->self = true;
+        Log("address " + dialer->address + " is this node itself; not dialling it");
+      }
+      conn->Close(Status::AlreadyExists("connected to ourselves"), false);
+      return Status::OK();
+    }
+    Refuse(conn,
+           "the peer claims this node's own id '" + id +
+               "': two live nodes must not share an id (give one of them another --node-id)",
+           true);
+    return Status::OK();
+  }
+  bool permanent = false;
+  Status identity = CheckIdentity(conn, id, true, &permanent);
+  if (!identity.ok()) {
+    Refuse(conn, identity.message(), permanent);
+    return Status::OK();
+  }
+  auto existing_it = peers_.find(id);
+  if (existing_it != peers_.end()) {
+    PeerConnection* existing = existing_it->second;
+    if (existing->incarnation != hello.incarnation()) {
+      Refuse(conn,
+             "node id '" + id + "' is already connected from " + existing->remote_address() +
+                 ", a different live process: two live nodes must not share an id",
+             false);
+      return Status::OK();
+    }
+    // The same process twice: both nodes dialled. Keep the connection dialled by the node
+    // with the smaller id; both sides apply the same rule, so both keep the same one.
+    const std::string& low = std::min(options_.node_id, id);
+    auto dialler_of = [&](const PeerConnection* c) { return c->dialled() ? options_.node_id : id; };
+    bool keep_new = dialler_of(conn) == low && dialler_of(existing) != low;
+    conn->node_id = id;
+    if (!keep_new) {
+      conn->Close(Status::AlreadyExists("duplicate connection with node " + id), true);
+      if (dialer) dialer->node_id = id;
+      return Status::OK();
+    }
+    peers_[id] = conn;  // `existing` closes without a peer-down: the peer stays up
+    existing->Close(Status::AlreadyExists("duplicate connection with node " + id), true);
+    conn->Established();
+    if (dialer) {
+      dialer->node_id = id;
+      dialer->failures = 0;
+    }
+    return Status::OK();
+  }
+  conn->node_id = id;
+  conn->Established();
+  peers_[id] = conn;
+  if (dialer) {
+    dialer->node_id = id;
+    dialer->failures = 0;
+  }
+  PeerInfo info = Describe(conn);
+  std::string how = conn->tls() ? ", " + info.tls_version + " " + info.cipher_suite +
+                                      ", certificate " + info.fingerprint.ToCompact()
+                                : ", no TLS";
+  Log("peer " + id + " up (" + conn->remote_address() + (conn->dialled() ? ", dialled" : "") +
+      how + ")");
+  if (callbacks_.on_peer_up && !stopping_) callbacks_.on_peer_up(info);
+  return Status::OK();
+}
+
+Status PeerTransport::CheckIdentity(const PeerConnection* conn, const std::string& id,
+                                    bool record, bool* permanent) const {
+  *permanent = false;
+  if (options_.tls.level == SecurityLevel::kNone) return Status::OK();
+  const mbedtls_x509_crt* crt = conn->tls() ? conn->tls()->peer_certificate() : nullptr;
+  if (crt == nullptr) return Status::PermissionDenied("the peer presented no certificate");
+  if (options_.tls.level == SecurityLevel::kMutual) {
+    std::string cn = PeerCommonName(*crt);
+    if (cn != id) {
+      *permanent = true;
+      return Status::PermissionDenied(
+          "certificate CN '" + cn + "' does not match the node id '" + id +
+          "' the peer claims (--security mutual: each node's certificate must have CN = its "
+          "node id)");
+    }
+    return Status::OK();
+  }
+  if (options_.tls.level != SecurityLevel::kTofu) return Status::OK();
+  Fingerprint fp = Fingerprint::OfDer(crt->raw.p, crt->raw.len);
+  if (allow_list_) {
+    if (allow_list_->Contains(fp)) return Status::OK();
+    *permanent = true;
+    return Status::PermissionDenied("certificate fingerprint " + fp.ToCompact() + " of node " +
+                                    id + " is not in --trusted-fingerprints " +
+                                    allow_list_->path());
+  }
+  std::string path = KnownPeersPath(options_.data_dir);
+  if (!record) {
+    std::vector<KnownPeer> known;
+    Status st = LoadKnownPeers(path, &known);
+    if (!st.ok()) return Status::PermissionDenied("cannot check known_peers: " + st.ToString());
+    for (const KnownPeer& k : known) {
+      if (k.node_id == id && k.fingerprint != fp) {
+        *permanent = true;
+        return Status::PermissionDenied(
+            FingerprintChangedMessage(id, k, fp, options_.data_dir));
+      }
+    }
+    return Status::OK();
+  }
+  TofuVerdict verdict;
+  KnownPeer stored;
+  Status st = CheckAndRecordPeer(path, id, fp, static_cast<int64_t>(time(nullptr)), &verdict,
+                                 &stored);
+  if (!st.ok()) return Status::PermissionDenied("cannot check known_peers: " + st.ToString());
+  if (verdict == TofuVerdict::kChanged) {
+    *permanent = true;
+    return Status::PermissionDenied(FingerprintChangedMessage(id, stored, fp, options_.data_dir));
+  }
+  if (verdict == TofuVerdict::kFirstContact) {
+    Log("tofu: first contact with node " + id + " (" + conn->remote_address() +
+        "): trusting certificate " + fp.ToCompact() + ", recorded in " + path);
+  }
+  return Status::OK();
+}
+
+void PeerTransport::Refuse(PeerConnection* conn, const std::string& reason, bool permanent) {
+  std::string id = conn->node_id.empty() ? conn->claimed_id : conn->node_id;
+  Log("refused peer " + conn->remote_address() + (id.empty() ? "" : " (node " + id + ")") +
+      ": " + reason);
+  conn->refusal_reported = true;
+  if (callbacks_.on_refused && !stopping_) {
+    callbacks_.on_refused({conn->remote_address(), id, reason, false});
+  }
+  conn->Refuse(reason, permanent);
+}
+
+void PeerTransport::OnClosed(PeerConnection* conn, const Status& why) {
+  connections_.erase(conn);
+  Dialer* dialer = nullptr;
+  auto d = dialled_by_.find(conn);
+  if (d != dialled_by_.end()) {
+    dialer = d->second;
+    dialled_by_.erase(d);
+    dialer->conn = nullptr;
+  }
+  if (stopping_) {
+    MaybeFinishStop();
+    return;
+  }
+  bool was_peer = false;
+  if (!conn->node_id.empty()) {
+    auto it = peers_.find(conn->node_id);
+    if (it != peers_.end() && it->second == conn) {
+      was_peer = true;
+      peers_.erase(it);
+    }
+  }
+  if (was_peer) {
+    Log("peer " + conn->node_id + " down (" + conn->remote_address() + "): " + why.message());
+    if (callbacks_.on_peer_down) callbacks_.on_peer_down(conn->node_id, why);
+    // Redial at once any address of that node that is idle.
+    for (auto& [address, other] : dialers_) {
+      if (other.get() != dialer && other->node_id == conn->node_id && other->conn == nullptr &&
+          !other->self) {
+        other->failures = 0;
+        ScheduleRedial(other.get(), false);
+      }
+    }
+  } else if (why.code() == Status::Code::kAlreadyExists) {
+    // A duplicate or a dial to ourselves: nothing to report.
+  } else if (conn->connected() && !conn->refusal_reported && !why.ok()) {
+    // Ended before becoming a peer: a refusal by TLS (ours or the peer's alert), hostile or
+    // foreign input, or a peer that hung up.
+    std::string id = conn->claimed_id;
+    std::string who = conn->remote_address() + (id.empty() ? "" : " (node " + id + ")");
+    if (conn->refused_by_peer()) {
+      Log("refused by peer " + who + ": " + why.message());
+    } else if (why.code() == Status::Code::kPermissionDenied) {
+      Log("refused peer " + who + ": " + why.message());
+    } else {
+      Log("closed connection with " + who + ": " + why.message());
+    }
+    if (callbacks_.on_refused) {
+      callbacks_.on_refused({conn->remote_address(), id, why.message(), conn->refused_by_peer()});
+    }
+  } else if (!conn->connected() && dialer) {
+    if (dialer->failures == 0 || dialer->failures % 10 == 9) {
+      Log("cannot reach " + dialer->address + ": " + why.message() + " (retrying with backoff)");
+    }
+  }
+  if (dialer && !dialer->self) {
+    if (was_peer) {
+      dialer->failures = 0;
+    } else if (why.code() != Status::Code::kAlreadyExists) {
+      dialer->failures++;
+    }
+    ScheduleRedial(dialer, conn->permanent_refusal);
+  }
+}
+
+Status PeerTransport::Dial(const std::string& host_port) {
+  if (!started_ || stopping_) return Status::InvalidArgument("the peer transport is not running");
+  if (dialers_.count(host_port)) return Status::OK();
+  auto d = std::make_unique<Dialer>();
+  MESH_RETURN_IF_ERROR(ParseHostPort(host_port, false, &d->addr, nullptr, nullptr));
+  d->owner = this;
+  d->address = host_port;
+  uv_timer_init(loop_, &d->timer);
+  d->timer.data = d.get();
+  Dialer* raw = d.get();
+  dialers_[host_port] = std::move(d);
+  DialNow(raw);
+  return Status::OK();
+}
+
+void PeerTransport::DialNow(Dialer* d) {
+  if (stopping_ || d->self || d->conn != nullptr) return;
+  if (!d->node_id.empty() && peers_.count(d->node_id)) {
+    // Already connected to that node (it dialled us): look again later.
+    ScheduleRedial(d, true);
+    return;
+  }
+  auto* conn = new PeerConnection(loop_, tls_, true, options_.max_frame_bytes,
+                                  options_.handshake_timeout_ms);
+  d->conn = conn;
+  Adopt(conn, d);
+  conn->Connect(reinterpret_cast<const sockaddr*>(&d->addr), d->address);
+}
+
+void PeerTransport::ScheduleRedial(Dialer* d, bool longest) {
+  if (stopping_) return;
+  uint64_t base = options_.reconnect_max_ms;
+  if (!longest) {
+    int shift = d->failures < 20 ? d->failures : 20;
+    base = std::min(options_.reconnect_max_ms, options_.reconnect_min_ms << shift);
+  }
+  std::uniform_real_distribution<double> jitter(0.5, 1.0);
+  auto delay = static_cast<uint64_t>(static_cast<double>(base) * jitter(rng_));
+  uv_timer_start(&d->timer, [](uv_timer_t* t) {
+    auto* dialer = static_cast<Dialer*>(t->data);
+    dialer->owner->DialNow(dialer);
+  }, delay, 0);
+}
+
+bool PeerTransport::Send(const std::string& node_id, const pb::PeerEnvelope& message) {
+  auto it = peers_.find(node_id);
+  if (it == peers_.end() || it->second->closing()) return false;
+  it->second->Send(message);
+  return true;
+}
+
+bool PeerTransport::SendEncoded(const std::string& node_id, std::string_view frames) {
+  auto it = peers_.find(node_id);
+  if (it == peers_.end() || it->second->closing()) return false;
+  it->second->SendFrames(frames);
+  return true;
+}
+
+size_t PeerTransport::QueuedBytes(const std::string& node_id) const {
+  auto it = peers_.find(node_id);
+  return it == peers_.end() ? 0 : it->second->write_queue_bytes();
+}
+
+PeerInfo PeerTransport::Describe(const PeerConnection* conn) const {
+  PeerInfo info;
+  info.node_id = conn->node_id;
+  info.address = conn->remote_address();
+  info.listen_address = conn->listen_address;
+  info.dialled = conn->dialled();
+  if (const TlsSession* tls = conn->tls()) {
+    info.tls_version = tls->version();
+    info.cipher_suite = tls->cipher_suite();
+    if (const mbedtls_x509_crt* crt = tls->peer_certificate()) {
+      info.common_name = PeerCommonName(*crt);
+      info.fingerprint = Fingerprint::OfDer(crt->raw.p, crt->raw.len);
+    }
+  }
+  return info;
+}
+
+std::vector<PeerInfo> PeerTransport::Peers() const {
+  std::vector<PeerInfo> out;
+  for (const auto& [id, conn] : peers_) out.push_back(Describe(conn));
+  return out;
+}
+
+Status PeerTransport::Reload(size_t* cut_off) {
+  if (cut_off) *cut_off = 0;
+  if (!started_ || stopping_) return Status::InvalidArgument("the peer transport is not running");
+  if (options_.tls.level == SecurityLevel::kNone) {
+    Log("reload: --security none has no certificates to reload");
+    return Status::OK();
+  }
+  std::shared_ptr<const TlsContext> fresh;
+  Status st = TlsContext::Create(options_.tls, &fresh);
+  if (!st.ok()) {
+    Log("reload failed, keeping the current certificates: " + st.message());
+    return st.Annotate("reload");
+  }
+  std::unique_ptr<TrustedFingerprints> list;
+  if (!options_.trusted_fingerprints_file.empty()) {
+    list = std::make_unique<TrustedFingerprints>();
+    st = TrustedFingerprints::Load(options_.trusted_fingerprints_file, list.get());
+    if (!st.ok()) {
+      Log("reload failed, keeping the current certificates: " + st.message());
+      return st.Annotate("reload: --trusted-fingerprints");
+    }
+  }
+  tls_ = std::move(fresh);
+  if (list) allow_list_ = std::move(list);
+  Log("reloaded certificates: now presenting " + tls_->own_fingerprint().ToCompact() +
+      " on new connections");
+  // Re-check the peers already in with the new rules.
+  std::vector<PeerConnection*> doomed;
+  std::vector<std::string> reasons;
+  for (const auto& [id, conn] : peers_) {
+    const mbedtls_x509_crt* crt = conn->tls() ? conn->tls()->peer_certificate() : nullptr;
+    Status verdict = crt ? tls_->VerifyChain(*crt)
+                         : Status::PermissionDenied("the peer presented no certificate");
+    bool permanent = false;
+    if (verdict.ok()) verdict = CheckIdentity(conn, id, false, &permanent);
+    if (!verdict.ok()) {
+      doomed.push_back(conn);
+      reasons.push_back("after a certificate reload this node no longer accepts the peer's "
+                        "certificate: " +
+                        verdict.message());
+    }
+  }
+  for (size_t i = 0; i < doomed.size(); ++i) Refuse(doomed[i], reasons[i], false);
+  if (cut_off) *cut_off = doomed.size();
+  return Status::OK();
+}
+
+void PeerTransport::Stop(std::function<void()> done) {
+  if (stopping_) return;
+  stopping_ = true;
+  stop_done_ = std::move(done);
+  if (listening_) {
+    closing_handles_++;
+    uv_close(reinterpret_cast<uv_handle_t*>(&listener_), [](uv_handle_t* h) {
+      auto* self = static_cast<PeerTransport*>(h->data);
+      self->closing_handles_--;
+      self->MaybeFinishStop();
+    });
+  }
+  for (auto& [address, d] : dialers_) {
+    closing_handles_++;
+    uv_close(reinterpret_cast<uv_handle_t*>(&d->timer), [](uv_handle_t* h) {
+      auto* dialer = static_cast<Dialer*>(h->data);
+      dialer->owner->closing_handles_--;
+      dialer->owner->MaybeFinishStop();
+    });
+  }
+  std::vector<PeerConnection*> open(connections_.begin(), connections_.end());
+  for (PeerConnection* conn : open) conn->Close(Status::OK(), true);
+  MaybeFinishStop();
+}
+
+void PeerTransport::MaybeFinishStop() {
+  if (!stopping_ || closing_handles_ > 0 || !connections_.empty() || !stop_done_) return;
+  peers_.clear();
+  auto done = std::move(stop_done_);
+  stop_done_ = nullptr;
+  done();
+}
+
+}  // namespace mesh::net

@@ -1,0 +1,225 @@
+// net/peer_transport: the links between nodes (DESIGN.md §5, §6).
+//
+// A PeerTransport listens on a TCP address, dials the addresses it is given, and keeps at
+// most one live connection per other node. On every connection each side sends a PeerHello
+// (proto/peer.proto) right after the channel is secured — the TLS handshake, or the TCP
+// connect with --security none — and accepts the other's Hello only if:
+//   * it is the first frame, and the protocol version and the cluster name equal ours;
+//   * the node id is non-empty and not ours (a node that dialled itself just hangs up);
+//   * mutual: the peer certificate's CN equals the node id it claims;
+//   * tofu: with --trusted-fingerprints, the certificate's SHA-256 fingerprint is on the
+//     list; without, it matches the one pinned for that id in known_peers (first contact
+//     pins it; a changed one is refused with both fingerprints and the exact
+//     `lockmesh trust accept ...` command, net/known_peers.h);
+//   * no other live process holds a connection under that node id (same id, different
+//     incarnation: refused). Two connections of the same pair (both sides dialled) are
+//     resolved by node id: the connection dialled by the node with the smaller id stays.
+// A refusal is logged with the peer's address and the reason in words, sent to the peer as a
+// PeerRefusal (so that both logs say the same thing), reported through on_refused, and the
+// connection is closed. TLS handshake failures (another CA, expired, no certificate,
+// self-signed in encrypt/mutual, plaintext vs TLS) are reported the same way on both sides:
+// the refusing side from its own check, the refused side from the TLS alert.
+//
+// Frames are length-prefixed PeerEnvelopes of at most max_frame_bytes. A malformed or
+// oversized frame, TLS garbage, or a peer that does not finish its handshake and Hello within
+// the deadline closes that connection only, with a logged reason.
+//
+// Dialled addresses are redialled after a failure or a loss with exponential backoff and
+// jitter (delay = min(max, min * 2^failures) * uniform[0.5, 1)); a refusal the peer marked
+// permanent waits the longest delay. An address that turned out to be our own is dropped.
+//
+// Reload() re-reads --tls-cert/--tls-key/--tls-ca (and the allow-list): new connections use
+// the new certificates, and connected peers whose certificate no longer passes the new rules
+// are cut off (refused with the reason).
+//
+// Lifetime and threading: everything runs on the loop's thread. Create, Start, use, then
+// Stop(done) and wait for `done` before destroying the object or closing the loop. No
+// callback runs after Stop() is called. Every libuv handle is freed in its close callback.
+#ifndef LOCKMESH_NET_PEER_TRANSPORT_H_
+#define LOCKMESH_NET_PEER_TRANSPORT_H_
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mesh/status.h"
+#include "net/certificate.h"
+#include "net/known_peers.h"
+#include "net/tls_context.h"
+#include "peer.pb.h"
+
+namespace mesh::net {
+
+class PeerConnection;
+
+/// Version of the PeerHello/PeerEnvelope protocol; nodes refuse peers with another one.
+inline constexpr uint32_t kPeerProtocolVersion = 1;
+/// Default peer TCP port (DESIGN.md §5; FLoM uses 28015).
+inline constexpr uint16_t kDefaultPeerPort = 28017;
+/// Default largest PeerEnvelope frame (a Raft snapshot chunk must fit).
+inline constexpr uint32_t kMaxPeerFrameBytes = 16 * 1024 * 1024;
+
+/// How a transport is set up. Plain data.
+struct PeerTransportOptions {
+  /// --cluster: peers of another cluster name are refused.
+  std::string cluster = "lockmesh";
+  /// This node's unique id (required).
+  std::string node_id;
+  /// "host:port" to listen on (numeric IPv4, [IPv6] or "localhost"); port 0 picks a free
+  /// one (see listen_port()). Empty: do not listen (dial only).
+  std::string listen_address;
+  /// "host:port" announced in our Hello so that peers can dial back; default: the bound
+  /// listen address.
+  std::string advertise_address;
+  /// --security and --tls-cert/--tls-key/--tls-ca (tls.node_id is set from node_id).
+  TlsOptions tls;
+  /// tofu: the data dir holding known_peers (KnownPeersPath), also named in the accept
+  /// command. Required for tofu without an allow-list.
+  std::string data_dir;
+  /// tofu: --trusted-fingerprints FILE; non-empty makes tofu a strict allow-list.
+  std::string trusted_fingerprints_file;
+  /// Largest frame accepted (and sent).
+  uint32_t max_frame_bytes = kMaxPeerFrameBytes;
+  /// Deadline for TCP connect + TLS handshake + Hello on each connection.
+  uint64_t handshake_timeout_ms = 10000;
+  /// Redial backoff bounds.
+  uint64_t reconnect_min_ms = 100;
+  uint64_t reconnect_max_ms = 10000;
+  /// Seed of the backoff jitter (0: random).
+  uint64_t seed = 0;
+  /// Where log lines go (no newline); default: stderr.
+  std::function<void(const std::string& line)> log;
+};
+
+/// A connected, accepted peer.
+struct PeerInfo {
+  std::string node_id;
+  std::string address;         // ip:port of the other end of the connection
+  std::string listen_address;  // from its Hello ("" if it does not listen)
+  bool dialled = false;        // we dialled this connection
+  std::string tls_version;     // "" with --security none
+  std::string cipher_suite;    // ""  with --security none
+  std::string common_name;     // of its certificate ("" with none)
+  Fingerprint fingerprint;     // of its certificate (zeros with none)
+};
+
+/// A connection that ended before (or instead of) becoming a peer, or a peer cut off.
+struct PeerRefusal {
+  std::string address;  // ip:port of the other end
+  std::string node_id;  // the id it claimed, "" if it never got as far as its Hello
+  std::string reason;   // in words
+  bool by_peer = false; // true: the peer refused us (its reason); false: we refused it
+};
+
+/// What the owner hears. Every callback runs on the loop thread; any may be empty.
+struct PeerCallbacks {
+  /// A peer's Hello was accepted: it is connected and Send() reaches it.
+  std::function<void(const PeerInfo& peer)> on_peer_up;
+  /// A peer that was up is gone (connection lost or cut off), with why.
+  std::function<void(const std::string& node_id, const Status& why)> on_peer_down;
+  /// An envelope from a connected peer (never a Hello or a refusal). The envelope may be
+  /// moved from.
+  std::function<void(const std::string& node_id, pb::PeerEnvelope& message)> on_message;
+  /// A refusal either way (see PeerRefusal). Failures to connect are not refusals.
+  std::function<void(const PeerRefusal& refusal)> on_refused;
+};
+
+class PeerTransport {
+ public:
+  PeerTransport(uv_loop_t* loop, PeerTransportOptions options, PeerCallbacks callbacks);
+  /// Requires Stop() to have completed (or Start() never to have succeeded).
+  ~PeerTransport();
+  PeerTransport(const PeerTransport&) = delete;
+  PeerTransport& operator=(const PeerTransport&) = delete;
+
+  /// Loads the TLS configuration (refusing to start, with the reason, on a bad certificate
+  /// or, in mutual, one whose CN is not our node id), the allow-list, and starts listening.
+  Status Start();
+
+  /// The port actually bound (after Start; 0 if not listening).
+  uint16_t listen_port() const { return listen_port_; }
+  /// "host:port" sent in our Hello.
+  const std::string& advertise_address() const { return advertise_address_; }
+
+  /// Keeps a link to `host_port` (numeric IPv4, [IPv6] or "localhost", and a port): dials
+  /// now and again after every failure or loss, until Stop. Dialling an address already
+  /// dialled is a no-op. InvalidArgument for an address that does not parse.
+  Status Dial(const std::string& host_port);
+
+  /// Queues `message` for the connected peer `node_id`; false if it is not connected.
+  /// Messages to one peer arrive in order; those queued in one loop iteration are written
+  /// together (one TLS write, one system call).
+  bool Send(const std::string& node_id, const pb::PeerEnvelope& message);
+  /// As Send, for frames already encoded with AppendFrame (benchmarks, fan-out of one
+  /// message to many peers).
+  bool SendEncoded(const std::string& node_id, std::string_view frames);
+
+  /// Re-reads the certificate files and the allow-list (SIGHUP). On error the old
+  /// configuration stays and the error says why; otherwise new connections use the new one
+  /// and connected peers whose certificate fails the new rules are cut off (returned count
+  /// through `cut_off` if non-null).
+  Status Reload(size_t* cut_off = nullptr);
+
+  /// Closes the listener, every connection and timer; `done` runs once every handle is
+  /// closed (from a close callback). No other callback runs after Stop is called.
+  void Stop(std::function<void()> done);
+
+  /// Connected peers, by node id.
+  std::vector<PeerInfo> Peers() const;
+  bool IsConnected(const std::string& node_id) const { return peers_.count(node_id) != 0; }
+  /// Bytes queued in libuv for `node_id` but not yet written to the kernel (0 if unknown).
+  size_t QueuedBytes(const std::string& node_id) const;
+  /// The security level in force.
+  SecurityLevel security() const { return options_.tls.level; }
+
+ private:
+  struct Dialer;
+
+  void Log(const std::string& line) const;
+  void OnConnection(int status);
+  void Adopt(PeerConnection* conn, Dialer* dialer);
+  void OnSecured(PeerConnection* conn);
+  Status OnEnvelope(PeerConnection* conn, pb::PeerEnvelope& env);
+  Status OnHello(PeerConnection* conn, const pb::PeerHello& hello);
+  // The checks of a peer's certificate beyond the handshake's: CN (mutual), fingerprint
+  // (tofu). `record` pins a first contact in known_peers. Returns the refusal or OK.
+  Status CheckIdentity(const PeerConnection* conn, const std::string& node_id, bool record,
+                       bool* permanent) const;
+  void OnClosed(PeerConnection* conn, const Status& why);
+  void Refuse(PeerConnection* conn, const std::string& reason, bool permanent);
+  void DialNow(Dialer* d);
+  void ScheduleRedial(Dialer* d, bool longest);
+  PeerInfo Describe(const PeerConnection* conn) const;
+  void MaybeFinishStop();
+
+  uv_loop_t* loop_;
+  PeerTransportOptions options_;
+  PeerCallbacks callbacks_;
+  std::shared_ptr<const TlsContext> tls_;  // null with --security none
+  std::unique_ptr<TrustedFingerprints> allow_list_;
+  uint64_t incarnation_ = 0;
+  std::mt19937_64 rng_;
+  uv_tcp_t listener_;
+  bool listening_ = false;
+  uint16_t listen_port_ = 0;
+  std::string advertise_address_;
+  bool started_ = false;
+  bool stopping_ = false;
+  int closing_handles_ = 0;
+  std::function<void()> stop_done_;
+  std::set<PeerConnection*> connections_;            // every open connection
+  std::map<std::string, PeerConnection*> peers_;     // accepted, by node id
+  std::map<PeerConnection*, Dialer*> dialled_by_;    // connections we dialled
+  std::map<std::string, std::unique_ptr<Dialer>> dialers_;  // by address text
+};
+
+}  // namespace mesh::net
+
+#endif  // LOCKMESH_NET_PEER_TRANSPORT_H_
