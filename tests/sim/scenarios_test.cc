@@ -1,0 +1,267 @@
+// Scripted scenarios of the cluster simulator (acceptance 2 of issue 3). Each runs a
+// deterministic cluster (fixed seed, no random loss unless said) through one situation and
+// checks what must happen, on top of every invariant of sim_checker.h.
+#include <gtest/gtest.h>
+
+#include "sim/support/sim_cluster.h"
+
+namespace mesh::sim {
+namespace {
+
+using core::raft::Role;
+constexpr Time kSecond = 1'000'000;
+
+SimOptions Quiet(uint64_t seed, int voters, int spares) {
+  SimOptions o;
+  o.seed = seed;
+  o.voters = voters;
+  o.spares = spares;
+  o.drop = 0;
+  o.duplicate = 0;
+  return o;
+}
+
+int WaitForLeader(Cluster& c, Time limit = 10 * kSecond) {
+  c.RunUntil([&] { return c.Leader() >= 0; }, limit);
+  return c.Leader();
+}
+
+#define EXPECT_NO_VIOLATION(c) EXPECT_FALSE((c).failed()) << (c).Report()
+
+// An isolated leader loses its lease and steps down (check-quorum) within the election
+// timeout, and the others elect a new leader within the election timeout of noticing
+// (randomized in [T, 2T) after the last heartbeat). The old leader never holds a lease
+// while the new one exists.
+TEST(Scenarios, IsolatedLeaderStepsDownAndNewLeaderIsElected) {
+  SimOptions o = Quiet(11, 3, 0);
+  Cluster c(o);
+  c.Start();
+  const int old = WaitForLeader(c);
+  ASSERT_GE(old, 0) << c.Report();
+  c.RunFor(2 * kSecond);
+  ASSERT_EQ(c.Leader(), old);
+  const uint64_t old_term = c.raft(old)->term();
+  const Time isolated_at = c.now();
+  c.Partition({{old}});
+  Time stepped_down = 0, elected = 0;
+  bool lease_overlap = false;
+  c.RunUntil(
+      [&] {
+        if (stepped_down == 0 && c.raft(old)->role() != Role::kLeader) stepped_down = c.now();
+        for (int i = 0; i < c.size(); ++i) {
+          if (i == old || c.raft(i)->role() != Role::kLeader) continue;
+          if (elected == 0) elected = c.now();
+          if (c.raft(old)->HasLeaderLease(c.LocalNow(old))) lease_overlap = true;
+        }
+        return stepped_down != 0 && elected != 0;
+      },
+      10 * kSecond);
+  ASSERT_NE(stepped_down, 0u) << c.Report();
+  ASSERT_NE(elected, 0u) << c.Report();
+  EXPECT_FALSE(lease_overlap) << "the isolated leader still held a lease when another was elected";
+  // Check-quorum: no quorum heard within the election timeout (plus one heartbeat to notice).
+  EXPECT_LE(stepped_down - isolated_at, o.election_timeout + 2 * o.heartbeat_interval);
+  // The followers' election timers run [T, 2T) from the last heartbeat; then one pre-vote and
+  // one vote round trip. "Within the election timeout" of the timer firing.
+  EXPECT_LE(elected - isolated_at, 2 * o.election_timeout + o.election_timeout / 2);
+  const int now_leader = c.Leader();
+  ASSERT_GE(now_leader, 0);
+  EXPECT_NE(now_leader, old);
+  EXPECT_GT(c.raft(now_leader)->term(), old_term);
+  c.Heal();
+  c.RunFor(3 * kSecond);
+  EXPECT_NO_VIOLATION(c);
+}
+
+// A follower cut off for many election timeouts keeps campaigning in pre-vote only: its term
+// does not grow, and when it rejoins the leader and term are unchanged.
+TEST(Scenarios, RejoiningFollowerDoesNotDisturbLeader) {
+  SimOptions o = Quiet(12, 3, 0);
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  c.RunFor(2 * kSecond);
+  const uint64_t term = c.raft(leader)->term();
+  const int follower = (leader + 1) % c.size();
+  c.Partition({{follower}});
+  c.RunFor(8 * o.election_timeout);
+  EXPECT_EQ(c.raft(follower)->term(), term) << "pre-vote must not bump the term";
+  EXPECT_EQ(c.Leader(), leader);
+  c.Heal();
+  c.RunFor(5 * o.election_timeout);
+  EXPECT_EQ(c.Leader(), leader);
+  EXPECT_EQ(c.raft(leader)->term(), term);
+  EXPECT_EQ(c.raft(follower)->term(), term);
+  EXPECT_EQ(c.raft(follower)->leader(), c.id(leader));
+  EXPECT_NO_VIOLATION(c);
+}
+
+// A follower that was down while the others compacted their logs past its last entry
+// catches up by snapshot install, then by appends, and applies the same entries.
+TEST(Scenarios, NodeBehindCompactionCatchesUpBySnapshot) {
+  SimOptions o = Quiet(13, 3, 0);
+  o.compact_every = 16;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  const int follower = (leader + 1) % c.size();
+  c.RunFor(2 * kSecond);
+  c.Crash(follower, core::FaultFileSystem::TearMode::kDropUnsynced);
+  const uint64_t installed_before = c.stats().snapshots_installed;
+  // Clients on the other nodes keep the log growing well past the follower's.
+  c.RunFor(10 * kSecond);
+  const int l = c.Leader();
+  ASSERT_GE(l, 0);
+  ASSERT_GT(c.raft(l)->snapshot_meta().index(), 16u);
+  c.Restart(follower);
+  const uint64_t target = c.raft(l)->commit_index();
+  ASSERT_TRUE(c.RunUntil([&] { return c.raft(follower)->applied_index() >= target; },
+                         5 * kSecond))
+      << c.Report();
+  EXPECT_GT(c.stats().snapshots_installed, installed_before) << "caught up without a snapshot";
+  EXPECT_GE(c.raft(follower)->snapshot_meta().index(), 16u);
+  c.RunFor(2 * kSecond);
+  EXPECT_NO_VIOLATION(c);
+}
+
+// The leader crashes right after proposing a membership change (before it can commit), and
+// again right after a promotion is proposed; the cluster recovers, every node ends with the
+// same configuration, and a later change goes through.
+TEST(Scenarios, CrashInTheMiddleOfMembershipChange) {
+  SimOptions o = Quiet(14, 3, 1);
+  Cluster c(o);
+  c.Start();
+  int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  c.RunFor(kSecond);
+  const int spare = 3;
+  ASSERT_TRUE(c.AddLearner(spare).ok());
+  c.Crash(leader, core::FaultFileSystem::TearMode::kTearLastWrite);  // before any append lands
+  c.RunFor(kSecond);
+  c.Restart(leader);
+  leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  c.RunFor(2 * kSecond);
+  if (!c.IsMember(spare)) {
+    // The change died with the leader's unsynced log: propose it again.
+    ASSERT_TRUE(c.RunUntil([&] { return c.AddLearner(spare).ok(); }, 5 * kSecond)) << c.Report();
+  }
+  ASSERT_TRUE(c.RunUntil([&] { return c.Promote(spare).ok(); }, 10 * kSecond)) << c.Report();
+  const int promoter = c.Leader();
+  c.Crash(promoter, core::FaultFileSystem::TearMode::kDropUnsynced);
+  c.RunFor(3 * kSecond);
+  c.Restart(promoter);
+  c.RunFor(5 * kSecond);
+  ASSERT_GE(c.Leader(), 0) << c.Report();
+  // Every node converges on one configuration.
+  const std::string config = c.raft(c.Leader())->config().SerializeAsString();
+  ASSERT_TRUE(c.RunUntil(
+      [&] {
+        for (int i = 0; i < c.size(); ++i) {
+          if (c.raft(i)->config().SerializeAsString() != config) return false;
+        }
+        return true;
+      },
+      5 * kSecond))
+      << c.Report();
+  // And the cluster still changes membership: remove a voter other than the leader.
+  const int victim = (c.Leader() + 1) % c.size();
+  ASSERT_TRUE(c.RunUntil([&] { return c.Remove(victim).ok(); }, 5 * kSecond)) << c.Report();
+  c.RunFor(5 * kSecond);
+  EXPECT_FALSE(c.IsMember(victim));
+  EXPECT_NO_VIOLATION(c);
+}
+
+// A learner that cannot receive the log is not promoted; once it has caught up it is, and at
+// that moment its replicated index has reached the leader's commit index.
+TEST(Scenarios, LearnerPromotedOnlyAfterCatchingUp) {
+  SimOptions o = Quiet(15, 3, 1);
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  c.RunFor(3 * kSecond);  // some log to catch up with
+  const int spare = 3;
+  c.Partition({{spare}});
+  ASSERT_TRUE(c.AddLearner(spare).ok()) << c.Report();
+  c.RunFor(2 * kSecond);
+  ASSERT_TRUE(c.IsMember(spare));
+  ASSERT_FALSE(c.IsVoter(spare));
+  EXPECT_FALSE(c.Promote(spare).ok()) << "promoted a learner that has nothing";
+  c.RunFor(kSecond);
+  EXPECT_FALSE(c.Promote(spare).ok());
+  c.Heal();
+  uint64_t match_at_promotion = 0, commit_at_promotion = 0;
+  ASSERT_TRUE(c.RunUntil(
+      [&] {
+        const int l = c.Leader();
+        if (l < 0) return false;
+        uint64_t match = 0;
+        for (const core::raft::PeerProgress& p : c.raft(l)->progress()) {
+          if (p.id == c.id(spare)) match = p.match;
+        }
+        const uint64_t commit = c.raft(l)->commit_index();
+        if (!c.Promote(spare).ok()) return false;
+        match_at_promotion = match;
+        commit_at_promotion = commit;
+        return true;
+      },
+      10 * kSecond))
+      << c.Report();
+  EXPECT_GE(match_at_promotion, commit_at_promotion);
+  c.RunFor(3 * kSecond);
+  EXPECT_TRUE(c.IsVoter(spare));
+  EXPECT_NO_VIOLATION(c);
+}
+
+// A node whose keepalives stop tells its clients their locks are lost before the leader can
+// grant them to anyone else — with the worst allowed drift: the node's clock is the slowest
+// (rate 1 - d) and the leader's the fastest (1 + d).
+TEST(Scenarios, SilentNodeLosesLocksBeforeTheyAreGrantedElsewhereAtWorstDrift) {
+  SimOptions o = Quiet(16, 3, 0);
+  o.clock_drift = 0.01;
+  o.extreme_drift = true;  // even nodes run at 1.01, odd ones at 0.99
+  o.clients_per_node = 1;
+  Cluster c(o);
+  c.Start();
+  int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  if (leader % 2 == 1) {  // make a fast node the leader
+    ASSERT_TRUE(c.TransferLeadership(0).ok());
+    ASSERT_TRUE(c.RunUntil([&] { return c.Leader() == 0; }, 5 * kSecond)) << c.Report();
+    leader = 0;
+  }
+  const int victim = 1;  // the slow node
+  ASSERT_NE(victim, leader);
+  // Only the victim asks first; the others queue behind it once it holds.
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, i != victim);
+  c.ForceHold(victim, "r-contended", 120 * kSecond);
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != victim) c.ForceHold(i, "r-contended", kSecond);
+  }
+  ASSERT_TRUE(c.RunUntil([&] { return c.HeldBy(victim) > 0; }, 10 * kSecond)) << c.Report();
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, false);
+  c.RunFor(2 * kSecond);
+  ASSERT_EQ(c.HeldBy(victim), 1) << c.Report();
+  // The victim goes silent: every link from it is cut (it still hears the others).
+  const Time silent_at = c.now();
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != victim) c.SetLink(victim, i, false);
+  }
+  ASSERT_TRUE(c.RunUntil([&] { return c.FirstGrantElsewhere(victim, "r-contended", silent_at) != 0; },
+                         20 * kSecond))
+      << c.Report();
+  const Time granted = c.FirstGrantElsewhere(victim, "r-contended", silent_at);
+  const Time lost = c.LastLostAt(victim);
+  EXPECT_GT(lost, silent_at) << c.Report();
+  EXPECT_LT(lost, granted) << c.Report();
+  EXPECT_EQ(c.HeldBy(victim), 0);
+  std::printf("silent at %.3f s, locks lost at %.3f s, granted elsewhere at %.3f s (%.1f ms later)\n",
+              silent_at / 1e6, lost / 1e6, granted / 1e6, (granted - lost) / 1e3);
+  EXPECT_NO_VIOLATION(c);
+}
+
+}  // namespace
+}  // namespace mesh::sim

@@ -1,0 +1,108 @@
+// sim_soak: runs many random fault schedules of the cluster simulator (docs/simulation.md).
+//
+//   sim_soak --seeds N [--first S]   run seeds S .. S+N-1 (default S = 1), print a summary
+//   sim_soak --seed S [--verbose]    replay one seed; --verbose prints every event
+//
+// Exit status: 0 if every schedule passed and was rich, 1 if any violated an invariant or
+// was not rich enough, 2 for bad arguments.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "sim/support/sim_schedule.h"
+
+namespace {
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: sim_soak --seeds N [--first S] [--max-failures K]\n"
+               "       sim_soak --seed S [--verbose]\n");
+}
+
+bool ParseU64(const char* text, uint64_t* out) {
+  char* end = nullptr;
+  errno = 0;
+  unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || end == text || *end != '\0') return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  uint64_t seeds = 0, first = 1, single = 0, max_failures = 10;
+  bool have_single = false, verbose = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](uint64_t* out) {
+      if (i + 1 >= argc || !ParseU64(argv[i + 1], out)) {
+        std::fprintf(stderr, "sim_soak: %s needs a non-negative integer\n", arg.c_str());
+        std::exit(2);
+      }
+      ++i;
+    };
+    if (arg == "--seeds") value(&seeds);
+    else if (arg == "--first") value(&first);
+    else if (arg == "--max-failures") value(&max_failures);
+    else if (arg == "--seed") { value(&single); have_single = true; }
+    else if (arg == "--verbose") verbose = true;
+    else if (arg == "--help" || arg == "-h") { Usage(); return 0; }
+    else { std::fprintf(stderr, "sim_soak: unknown argument %s\n", arg.c_str()); Usage(); return 2; }
+  }
+  if (have_single) {
+    mesh::sim::ScheduleResult r = mesh::sim::RunSchedule(single, verbose);
+    std::printf("seed %llu: %s, %s; voters=%d virtual=%.1fs ops=%llu grants=%llu lost=%llu "
+                "faults=%llu crashes=%llu snapshots=%llu leaders=%llu applied=%llu events=%llu\n",
+                static_cast<unsigned long long>(single), r.ok ? "ok" : "VIOLATION",
+                r.rich ? "rich" : "NOT RICH", r.voters, r.virtual_time / 1e6,
+                static_cast<unsigned long long>(r.stats.client_ops),
+                static_cast<unsigned long long>(r.stats.grants),
+                static_cast<unsigned long long>(r.stats.lost),
+                static_cast<unsigned long long>(r.stats.faults),
+                static_cast<unsigned long long>(r.stats.crashes),
+                static_cast<unsigned long long>(r.stats.snapshots_installed),
+                static_cast<unsigned long long>(r.leader_terms),
+                static_cast<unsigned long long>(r.max_applied),
+                static_cast<unsigned long long>(r.stats.events));
+    if (!r.report.empty()) std::printf("%s", r.report.c_str());
+    return r.ok && r.rich ? 0 : 1;
+  }
+  if (seeds == 0) { Usage(); return 2; }
+  const auto start = std::chrono::steady_clock::now();
+  uint64_t failures = 0, poor = 0, ops = 0, faults = 0;
+  double virtual_s = 0;
+  uint64_t done = 0;
+  for (uint64_t s = first; s < first + seeds; ++s) {
+    mesh::sim::ScheduleResult r = mesh::sim::RunSchedule(s);
+    ++done;
+    virtual_s += r.virtual_time / 1e6;
+    ops += r.stats.client_ops;
+    faults += r.stats.faults;
+    if (!r.ok) ++failures;
+    else if (!r.rich) ++poor;
+    if (!r.ok || !r.rich) {
+      std::printf("FAIL %s", r.report.c_str());
+      std::fflush(stdout);
+      if (failures + poor >= max_failures) break;
+    }
+    if (done % 1000 == 0) {
+      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::printf("progress: %llu schedules, %llu violations, %llu not rich, %.0f s wall\n",
+                  static_cast<unsigned long long>(done), static_cast<unsigned long long>(failures),
+                  static_cast<unsigned long long>(poor), wall);
+      std::fflush(stdout);
+    }
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("schedules=%llu (seeds %llu..%llu) violations=%llu not_rich=%llu virtual=%.0fs "
+              "client_ops=%llu faults=%llu wall=%.1fs (%.1f ms/schedule)\n",
+              static_cast<unsigned long long>(done), static_cast<unsigned long long>(first),
+              static_cast<unsigned long long>(first + done - 1),
+              static_cast<unsigned long long>(failures), static_cast<unsigned long long>(poor),
+              virtual_s, static_cast<unsigned long long>(ops),
+              static_cast<unsigned long long>(faults), wall, 1000 * wall / std::max<uint64_t>(done, 1));
+  return failures == 0 && poor == 0 ? 0 : 1;
+}

@@ -1,0 +1,234 @@
+// tests/sim/support/sim_cluster: a deterministic simulation of a lockmesh cluster over core/
+// only (docs/simulation.md).
+//
+// One virtual real-time clock orders every event; each node sees it through its own clock,
+// local = offset + rate * real, with rate drawn in [1 - drift, 1 + drift] per node. Nodes
+// run the real core: raft::Raft on a core::LogStore on a core::FaultFileSystem (a crash
+// drops every unsynced write, optionally tearing the last one), a core::LockTable applied
+// from the committed log, and the leases of core/lease. Around them, a model of the node
+// driver of net/: it executes each Batch in the order persist (fsync) -> send -> apply ->
+// Advance, opens client sessions, proposes client commands and retries them until they are
+// applied (exactly-once by (session, seq)), cancels requests whose deadline passed, sends
+// keepalives, proposes ExpireNode when the leader says a node went silent, compacts the log,
+// and tells clients their locks are lost when its lease lapses.
+// Messages travel through a network with per-link delay, drop, duplication and reordering,
+// and partitions (symmetric or one-way). A Checker (sim_checker.h) sees every step.
+//
+// Everything random comes from SimOptions::seed: one seed, one schedule.
+#ifndef LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_H_
+#define LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/lease/lease.h"
+#include "core/lock_table.h"
+#include "core/raft/raft.h"
+#include "core/storage/fault_file_system.h"
+#include "core/storage/log_store.h"
+#include "sim/support/sim_checker.h"
+#include "sim/support/sim_random.h"
+
+namespace mesh::sim {
+
+/// Virtual real time, microseconds since the start of the simulation.
+using Time = uint64_t;
+
+struct SimOptions {
+  uint64_t seed = 1;
+  /// Voters of the initial configuration (3 or 5).
+  int voters = 3;
+  /// Nodes that start outside the configuration (joined later as learners).
+  int spares = 1;
+  /// Each node's clock runs at a rate within [1 - clock_drift, 1 + clock_drift].
+  double clock_drift = 0.004;
+  /// Clocks are drawn at the extremes of the drift bound (scenarios with worst drift).
+  bool extreme_drift = false;
+  Time election_timeout = 1'000'000;
+  Time heartbeat_interval = 100'000;
+  Time session_ttl = 3'000'000;
+  Time keepalive_interval = 300'000;
+  Time lease_margin = 20'000;
+  /// Clients per node, each with its own session, on `resources` simple resources.
+  int clients_per_node = 2;
+  int resources = 3;
+  /// One-way delay of a message, uniform in [min_delay, max_delay] (reordering follows).
+  Time min_delay = 300;
+  Time max_delay = 6'000;
+  double drop = 0.01;
+  double duplicate = 0.01;
+  /// A client's proposal is proposed again after this long without being applied.
+  Time retry_interval = 400'000;
+  /// A node compacts its log once this many entries are applied past its snapshot.
+  uint64_t compact_every = 64;
+  /// Bytes of one WAL segment (small: the file system lives in memory).
+  uint64_t segment_bytes = 256 << 10;
+  /// Events kept for the trace printed with a violation.
+  size_t trace_capacity = 400;
+  /// Print every event to stderr as it happens (replay a seed with --verbose).
+  bool verbose = false;
+};
+
+/// Counters of one run (also printed by the soak runner).
+struct SimStats {
+  uint64_t events = 0;
+  uint64_t messages = 0;
+  uint64_t client_ops = 0;  // Acquire (lock, try, timed) and Release requests issued
+  uint64_t grants = 0;      // locks handed to clients
+  uint64_t lost = 0;        // locks declared lost by a node (lease lapse or expiry)
+  uint64_t timeouts = 0;    // lock requests cancelled at their deadline
+  uint64_t faults = 0;      // partitions, heals, crashes, restarts, loss bursts, membership
+  uint64_t crashes = 0;
+  uint64_t snapshots_installed = 0;
+  uint64_t expirations = 0;  // ExpireNode proposed
+  uint64_t membership_changes = 0;
+};
+
+class Cluster {
+ public:
+  explicit Cluster(const SimOptions& options);
+  ~Cluster();
+  Cluster(const Cluster&) = delete;
+  Cluster& operator=(const Cluster&) = delete;
+
+  /// Bootstraps the voters (all with the same configuration), starts the spares empty.
+  void Start();
+  /// Runs events until virtual time now() + d or a violation.
+  void RunFor(Time d);
+  /// Runs until `done()` holds (checked after every event) or `limit` passes; true if done.
+  bool RunUntil(const std::function<bool()>& done, Time limit);
+
+  Time now() const { return now_; }
+  int size() const { return static_cast<int>(nodes_.size()); }
+
+  // ---- faults (each counts in stats().faults)
+  /// Cuts every link between different groups (both directions). Nodes not listed form
+  /// one more group.
+  void Partition(const std::vector<std::vector<int>>& groups);
+  /// Cuts (or restores) the one-way link from -> to.
+  void SetLink(int from, int to, bool up);
+  /// Restores every link and the normal loss rate.
+  void Heal();
+  /// Drop probability on every link until Heal (a loss burst).
+  void SetLoss(double drop);
+  /// Power cut on node i: unsynced writes lost (torn per `mode`), clients gone.
+  void Crash(int i, core::FaultFileSystem::TearMode mode);
+  /// Restarts a crashed node from its storage.
+  void Restart(int i);
+  /// At the current leader: add spare i as learner / promote learner i / remove member i.
+  /// A removed node stops and comes back later as a fresh spare with a new id.
+  Status AddLearner(int i);
+  Status Promote(int i);
+  Status Remove(int i);
+  /// At the current leader: hand leadership to node i.
+  Status TransferLeadership(int i);
+  /// Clients on node i stop issuing new operations (they finish what they started).
+  void PauseClients(int i, bool paused);
+  /// All of node i's clients' sessions keep a lock: the next operation each client issues
+  /// is an EX lock on `resource`, held until `hold` passes (used by scenarios).
+  void ForceHold(int i, const std::string& resource, Time hold);
+
+  // ---- observation
+  /// Index of the node that is leader in the highest term, -1 if none.
+  int Leader() const;
+  bool up(int i) const;
+  const std::string& id(int i) const;
+  /// The node's Raft (nullptr while down).
+  const core::raft::Raft* raft(int i) const;
+  /// True if node i is a voter / learner / member in the leader's (or its own) config.
+  bool IsVoter(int i) const;
+  bool IsMember(int i) const;
+  /// Number of nodes currently voters.
+  int VoterCount() const;
+  /// Node i's local clock now.
+  Time LocalNow(int i) const;
+  /// Node i's lease validity (local time) and whether its clients hold locks now.
+  Time LeaseUntil(int i) const;
+  int HeldBy(int i) const;
+  /// Virtual time at which node i last declared its clients' locks lost (0: never).
+  Time LastLostAt(int i) const;
+  /// Virtual time of the first grant of `resource` to a client of a node other than i
+  /// after `after` (0: none yet).
+  Time FirstGrantElsewhere(int i, const std::string& resource, Time after) const;
+
+  const Checker& checker() const { return checker_; }
+  Checker& mutable_checker() { return checker_; }
+  const SimStats& stats() const { return stats_; }
+  bool failed() const { return checker_.failed(); }
+  /// The violation, the seed, the replay command and the last trace events.
+  std::string Report() const;
+  /// Appends a line to the trace (and stderr when verbose).
+  void Trace(int node, const std::string& text);
+
+  SimRandom& fault_random() { return fault_rng_; }
+
+ private:
+  struct Node;
+  struct Client;
+  struct Event {
+    Time at;
+    uint64_t seq;
+    std::function<void()> fn;
+  };
+  struct Envelope;
+
+  void Schedule(Time at, std::function<void()> fn);
+  bool Step();  // one event; false if none
+  void NewIdentity(Node& n);
+  void OpenNode(Node& n, bool bootstrap);
+  Time Local(const Node& n) const;
+  Time RealAt(const Node& n, Time local) const;
+  void Wake(Node& n);
+  void ScheduleWake(Node& n);
+  void OnWake(Node& n);
+  void Pump(Node& n);
+  void ApplyEntry(Node& n, const pb::Entry& e);
+  void AfterApply(Node& n);
+  void ObserveRole(Node& n);
+  void Send(Node& from, int to, std::shared_ptr<Envelope> env);
+  void Deliver(int to, const std::shared_ptr<Envelope>& env);
+  void SendKeepalive(Node& n);
+  void HandleKeepalive(Node& leader, const pb::Keepalive& k, int from);
+  void HandleAck(Node& n, const pb::KeepaliveAck& ack);
+  void ClientAct(Node& n, Client& c);
+  void ProposeFor(Node& n, Client& c, pb::Command cmd);
+  void Propose(Node& n, const pb::Command& cmd);
+  void GrantTo(Node& n, Client& c, uint64_t lock_id, uint64_t token);
+  void Deliver(Node& n, Client& c);
+  void EndHold(Node& n, Client& c, const char* why);
+  void ResetClient(Node& n, Client& c, bool close_session, const char* why);
+  void DeclareLost(Node& n, const char* why);
+  void CleanupStaleSessions(Node& n);
+  void ResyncClients(Node& n);
+  Client* FindClient(Node& n, const pb::SessionKey& s);
+  int IndexOf(const std::string& id) const;
+  Status AtLeader(const core::raft::MembershipChange& change);
+  std::string ClientName(const Node& n, const Client& c) const;
+
+  SimOptions options_;
+  SimRandom seed_rng_;
+  SimRandom net_rng_;
+  SimRandom fault_rng_;
+  SimRandom client_rng_;
+  Time now_ = 0;
+  uint64_t event_seq_ = 0;
+  std::vector<Event> queue_;  // a binary heap on (at, seq)
+  std::vector<std::unique_ptr<Node>> nodes_;
+  std::vector<std::vector<bool>> link_up_;
+  double drop_;
+  int next_id_ = 1;
+  Checker checker_;
+  SimStats stats_;
+  std::deque<std::string> trace_;
+  // Grants handed to clients: (virtual time, node index, resource), for scenarios.
+  std::vector<std::tuple<Time, int, std::string>> grant_log_;
+};
+
+}  // namespace mesh::sim
+
+#endif  // LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_H_

@@ -1,0 +1,156 @@
+#include "sim/support/sim_schedule.h"
+
+#include <algorithm>
+#include <vector>
+
+namespace mesh::sim {
+namespace {
+
+constexpr Time kSecond = 1'000'000;
+constexpr Time kFaultPhase = 60 * kSecond;
+constexpr Time kSettle = 5 * kSecond;
+
+using TearMode = core::FaultFileSystem::TearMode;
+
+struct Undo {
+  Time at;
+  int kind;  // 0 heal, 1 restart node `node`, 2 restore link, 3 end loss burst
+  int node;
+  int to;
+};
+
+}  // namespace
+
+std::string ReplayCommand(uint64_t seed) {
+  return "build-sim/tests/sim_soak --seed " + std::to_string(seed) + " --verbose";
+}
+
+ScheduleResult RunSchedule(uint64_t seed, bool verbose) {
+  SimRandom pick(seed ^ 0x5eed5eed5eed5eedull);
+  SimOptions options;
+  options.seed = seed;
+  options.voters = pick.Chance(0.5) ? 3 : 5;
+  options.spares = 1;
+  options.verbose = verbose;
+  Cluster cluster(options);
+  cluster.Start();
+  SimRandom& rng = cluster.fault_random();
+  const int n = cluster.size();
+
+  std::vector<Undo> undo;
+  Time next_fault = 2 * kSecond + rng.Below(2 * kSecond);
+  while (!cluster.failed() && cluster.now() < kFaultPhase) {
+    Time next = next_fault;
+    for (const Undo& u : undo) next = std::min(next, u.at);
+    next = std::min(next, kFaultPhase);
+    cluster.RunFor(next - cluster.now());
+    if (cluster.failed()) break;
+    // Undo what is due.
+    for (size_t k = 0; k < undo.size();) {
+      const Undo u = undo[k];
+      if (u.at > cluster.now()) {
+        ++k;
+        continue;
+      }
+      undo.erase(undo.begin() + k);
+      switch (u.kind) {
+        case 0: cluster.Heal(); break;
+        case 1: cluster.Restart(u.node); break;
+        case 2: cluster.SetLink(u.node, u.to, true); break;
+        case 3: cluster.SetLoss(0.01); break;
+      }
+    }
+    if (cluster.now() < next_fault) continue;
+    next_fault = cluster.now() + kSecond + rng.Below(6 * kSecond);
+    const Time duration = 500'000 + rng.Below(5 * kSecond);
+    switch (rng.Below(8)) {
+      case 0: {  // symmetric partition into two groups
+        std::vector<int> a, b;
+        for (int i = 0; i < n; ++i) (rng.Chance(0.5) ? a : b).push_back(i);
+        cluster.Partition({a, b});
+        undo.push_back({cluster.now() + duration, 0, 0, 0});
+        break;
+      }
+      case 1: {  // isolate the leader
+        const int l = cluster.Leader();
+        if (l < 0) break;
+        cluster.Partition({{l}});
+        undo.push_back({cluster.now() + duration, 0, 0, 0});
+        break;
+      }
+      case 2: {  // one-way link cuts
+        const int from = static_cast<int>(rng.Below(n));
+        for (int k = 0; k < 2; ++k) {
+          const int to = static_cast<int>(rng.Below(n));
+          if (to == from) continue;
+          cluster.SetLink(from, to, false);
+          undo.push_back({cluster.now() + duration, 2, from, to});
+        }
+        break;
+      }
+      case 3:
+      case 4: {  // crash (sometimes the leader) and restart later
+        int victim = rng.Chance(0.4) ? cluster.Leader() : static_cast<int>(rng.Below(n));
+        if (victim < 0 || !cluster.up(victim)) break;
+        const uint64_t m = rng.Below(3);
+        cluster.Crash(victim, m == 0   ? TearMode::kDropUnsynced
+                              : m == 1 ? TearMode::kTearLastWrite
+                                       : TearMode::kGarbleLastWrite);
+        undo.push_back({cluster.now() + rng.Between(200'000, 6 * kSecond), 1, victim, 0});
+        break;
+      }
+      case 5: {  // loss burst
+        cluster.SetLoss(0.2 + 0.4 * rng.Unit());
+        undo.push_back({cluster.now() + std::min<Time>(duration, 3 * kSecond), 3, 0, 0});
+        break;
+      }
+      default: {  // membership: add a spare, promote a learner, or remove a member
+        std::vector<int> spares, learners, voters;
+        for (int i = 0; i < n; ++i) {
+          if (!cluster.up(i)) continue;
+          if (!cluster.IsMember(i)) spares.push_back(i);
+          else if (cluster.IsVoter(i)) voters.push_back(i);
+          else learners.push_back(i);
+        }
+        if (!learners.empty() && rng.Chance(0.7)) {
+          cluster.Promote(learners[rng.Below(learners.size())]);
+        } else if (!spares.empty() && learners.empty()) {
+          cluster.AddLearner(spares[rng.Below(spares.size())]);
+        } else if (static_cast<int>(voters.size()) > options.voters - 1 ||
+                   (!learners.empty() && rng.Chance(0.5))) {
+          std::vector<int>& from = !learners.empty() && rng.Chance(0.3) ? learners : voters;
+          if (!from.empty()) cluster.Remove(from[rng.Below(from.size())]);
+        }
+        break;
+      }
+    }
+  }
+  // Settle: heal everything, restart what is down, let the cluster converge.
+  if (!cluster.failed()) {
+    cluster.Heal();
+    for (const Undo& u : undo) {
+      if (u.kind == 1) cluster.Restart(u.node);
+    }
+    cluster.RunFor(kSettle);
+  }
+
+  ScheduleResult result;
+  result.ok = !cluster.failed();
+  result.voters = options.voters;
+  result.virtual_time = cluster.now();
+  result.stats = cluster.stats();
+  result.leader_terms = cluster.checker().leader_terms();
+  result.max_applied = cluster.checker().max_applied();
+  result.rich = result.virtual_time >= kFaultPhase && result.stats.client_ops >= 100 &&
+                result.stats.faults >= 5 && (options.voters == 3 || options.voters == 5);
+  if (!result.ok || !result.rich) {
+    result.report = cluster.Report() + (result.rich ? "" : "NOT RICH ENOUGH: ") +
+                    "ops=" + std::to_string(result.stats.client_ops) +
+                    " faults=" + std::to_string(result.stats.faults) +
+                    " virtual=" + std::to_string(result.virtual_time / kSecond) + "s\n" +
+                    "replay: " + ReplayCommand(seed) + "\n";
+  }
+  return result;
+}
+
+}  // namespace mesh::sim
