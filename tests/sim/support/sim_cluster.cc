@@ -565,7 +565,7 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
         c->inflight.clear();
         c->retry_at = kNever;
         c->state = Client::State::kIdle;
-        c->next_action = local + client_rng_.Between(10'000, 400'000);
+        c->next_action = local + client_rng_.Between(10'000, options_.client_think_max);
       }
       break;
     }
@@ -599,7 +599,7 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
           break;
         default:
           c->state = Client::State::kIdle;
-          c->next_action = local + client_rng_.Between(10'000, 400'000);
+          c->next_action = local + client_rng_.Between(10'000, options_.client_think_max);
           break;
       }
       break;
@@ -611,7 +611,7 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
       c->inflight.clear();
       c->retry_at = kNever;
       c->state = Client::State::kIdle;
-      c->next_action = local + client_rng_.Between(10'000, 400'000);
+      c->next_action = local + client_rng_.Between(10'000, options_.client_think_max);
       break;
     }
     case pb::Command::kCancel: {
@@ -626,7 +626,7 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
       } else {
         ++stats_.timeouts;
         c->state = Client::State::kIdle;
-        c->next_action = local + client_rng_.Between(10'000, 400'000);
+        c->next_action = local + client_rng_.Between(10'000, options_.client_think_max);
       }
       break;
     }

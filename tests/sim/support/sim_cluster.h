@@ -57,6 +57,8 @@ struct SimOptions {
   /// Clients per node, each with its own session, on `resources` simple resources.
   int clients_per_node = 2;
   int resources = 3;
+  /// An idle client issues its next request after a time uniform in [10 ms, this].
+  Time client_think_max = 400'000;
   /// One-way delay of a message, uniform in [min_delay, max_delay] (reordering follows).
   Time min_delay = 300;
   Time max_delay = 6'000;
