@@ -1,0 +1,44 @@
+// core/raft/raft_storage: Raft's durable state on a core::LogStore — the persist step of a
+// Batch, and the PersistentState a restarted node opens Raft with. Shared by the simulator
+// (LogStore over FaultFileSystem) and the node driver (LogStore over PosixFileSystem).
+//
+// Encoding: a pb::Entry is a core::LogEntry with the same index and term and
+// data = [EntryType : 1 byte][payload]. A snapshot is core::SnapshotData with the same index
+// and term and data = an encoded pb::StoredSnapshot (metadata with the configuration, and
+// the state machine's data).
+//
+// Threading: as LogStore (one owner thread).
+#ifndef LOCKMESH_CORE_RAFT_RAFT_STORAGE_H_
+#define LOCKMESH_CORE_RAFT_RAFT_STORAGE_H_
+
+#include "core/raft/raft.h"
+#include "core/storage/log_store.h"
+#include "mesh/status.h"
+
+namespace mesh::core::raft {
+
+/// Executes step 1 of `batch` on `store` and makes it durable before returning: installs
+/// batch.snapshot (SaveSnapshot, which drops the log it replaces), appends batch.entries
+/// (replacing a conflicting suffix), sets batch.hard_state, syncs once, then saves
+/// batch.compacted. Only after an ok return may the driver send the batch's messages. On
+/// error nothing of the batch may be acknowledged (the store's error is sticky: the driver
+/// stops the node or reopens the store).
+Status PersistBatch(LogStore* store, const Batch& batch);
+
+/// Buffers batch.entries and batch.hard_state without syncing (the pieces of PersistBatch
+/// between the snapshot install and the sync), for a driver that group-commits several
+/// batches with one LogStore::Sync. batch.snapshot and batch.compacted are not handled here.
+Status BufferBatch(LogStore* store, const Batch& batch);
+
+/// Reads what `store` recovered into `*out`, for Raft::Open. Corruption if an entry or the
+/// snapshot does not decode.
+Status LoadPersistentState(const LogStore& store, PersistentState* out);
+
+/// The LogEntry encoding of `entry` (see the file comment).
+LogEntry EncodeEntry(const pb::Entry& entry);
+/// Decodes a LogEntry written by EncodeEntry; Corruption if its data has no valid type byte.
+Status DecodeEntry(const LogEntry& stored, pb::Entry* entry);
+
+}  // namespace mesh::core::raft
+
+#endif  // LOCKMESH_CORE_RAFT_RAFT_STORAGE_H_
