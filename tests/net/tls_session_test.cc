@@ -1,0 +1,279 @@
+// TlsContext + TlsSession with real mbedTLS and real certificates (net/certificate.h), two
+// sessions wired back to back through memory: every security level's accepted case and the
+// refusals of the handshake, each with its reason on both sides.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "net/peer_test_util.h"
+#include "net/tls_context.h"
+#include "net/tls_session.h"
+
+namespace lockmesh::testing {
+namespace {
+
+using net::CertificateKind;
+using net::SecurityLevel;
+using net::TlsContext;
+using net::TlsRole;
+using net::TlsSession;
+
+class TlsSessionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ca_ = MakeCert(dir_.Join("ca"), CertificateKind::kCa, "test CA");
+    other_ca_ = MakeCert(dir_.Join("ca2"), CertificateKind::kCa, "other CA");
+    a_ = MakeCert(dir_.Join("a"), CertificateKind::kNode, "a", &ca_);
+    b_ = MakeCert(dir_.Join("b"), CertificateKind::kNode, "b", &ca_);
+  }
+
+  std::shared_ptr<const TlsContext> Context(const net::TlsOptions& o) {
+    std::shared_ptr<const TlsContext> c;
+    Status st = TlsContext::Create(o, &c);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    return c;
+  }
+
+  struct Outcome {
+    Status client;
+    Status server;
+    bool done = false;
+  };
+
+  // Runs a handshake between two sessions through memory until both are done or one fails
+  // and the other has consumed everything it was sent.
+  Outcome Handshake(TlsSession* client, TlsSession* server) {
+    Outcome out;
+    EXPECT_TRUE(client->Init().ok());
+    EXPECT_TRUE(server->Init().ok());
+    std::string bytes;
+    for (int round = 0; round < 50; ++round) {
+      if (out.client.ok() && !client->handshake_done()) out.client = client->Handshake();
+      client->TakeOutput(&bytes);
+      if (!bytes.empty()) server->Feed(bytes);
+      if (out.server.ok() && !server->handshake_done()) out.server = server->Handshake();
+      server->TakeOutput(&bytes);
+      if (!bytes.empty()) client->Feed(bytes);
+      if (out.client.ok() && !client->handshake_done()) out.client = client->Handshake();
+      bool c_end = !out.client.ok() || client->handshake_done();
+      bool s_end = !out.server.ok() || server->handshake_done();
+      if (c_end && s_end && !client->has_output() && !server->has_output()) break;
+    }
+    // After the handshake, a side that was refused learns it at its next read.
+    if (out.client.ok() && client->handshake_done() && !out.server.ok()) {
+      std::string plain;
+      out.client = client->Read(&plain);
+    }
+    if (out.server.ok() && server->handshake_done() && !out.client.ok()) {
+      std::string plain;
+      out.server = server->Read(&plain);
+    }
+    out.done = client->handshake_done() && server->handshake_done() && out.client.ok() &&
+               out.server.ok();
+    return out;
+  }
+
+  TempDir dir_{"lmtls"};
+  CertDir ca_, other_ca_, a_, b_;
+};
+
+TEST_F(TlsSessionTest, EncryptHandshakeAndDataBothWays) {
+  auto ca = Context(Tls(SecurityLevel::kEncrypt, a_, &ca_));
+  auto cb = Context(Tls(SecurityLevel::kEncrypt, b_, &ca_));
+  TlsSession client(ca, TlsRole::kClient), server(cb, TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_TRUE(o.done) << o.client.ToString() << " / " << o.server.ToString();
+  EXPECT_EQ(client.version(), "TLSv1.2");
+  EXPECT_NE(client.cipher_suite().find("GCM"), std::string::npos) << client.cipher_suite();
+  ASSERT_NE(server.peer_certificate(), nullptr);
+  EXPECT_EQ(net::PeerCommonName(*server.peer_certificate()), "a");
+  EXPECT_EQ(net::PeerCommonName(*client.peer_certificate()), "b");
+
+  std::string big(100000, 'x');
+  ASSERT_TRUE(client.Write(big).ok());
+  std::string wire, plain;
+  client.TakeOutput(&wire);
+  server.Feed(wire);
+  ASSERT_TRUE(server.Read(&plain).ok());
+  EXPECT_EQ(plain, big);
+  ASSERT_TRUE(server.Write("pong").ok());
+  server.TakeOutput(&wire);
+  client.Feed(wire);
+  plain.clear();
+  ASSERT_TRUE(client.Read(&plain).ok());
+  EXPECT_EQ(plain, "pong");
+  client.Close();
+  client.TakeOutput(&wire);
+  server.Feed(wire);
+  Status end = server.Read(&plain);
+  EXPECT_TRUE(end.IsUnavailable()) << end.ToString();
+}
+
+TEST_F(TlsSessionTest, MutualAndTofuAccepted) {
+  net::TlsOptions oa = Tls(SecurityLevel::kMutual, a_, &ca_);
+  oa.node_id = "a";
+  net::TlsOptions ob = Tls(SecurityLevel::kMutual, b_, &ca_);
+  ob.node_id = "b";
+  TlsSession c1(Context(oa), TlsRole::kClient), s1(Context(ob), TlsRole::kServer);
+  Outcome o = Handshake(&c1, &s1);
+  EXPECT_TRUE(o.done) << o.client.ToString() << " / " << o.server.ToString();
+
+  CertDir sa = MakeCert(dir_.Join("sa"), CertificateKind::kSelfSigned, "a");
+  CertDir sb = MakeCert(dir_.Join("sb"), CertificateKind::kSelfSigned, "b");
+  TlsSession c2(Context(Tls(SecurityLevel::kTofu, sa, nullptr)), TlsRole::kClient);
+  TlsSession s2(Context(Tls(SecurityLevel::kTofu, sb, nullptr)), TlsRole::kServer);
+  o = Handshake(&c2, &s2);
+  EXPECT_TRUE(o.done) << o.client.ToString() << " / " << o.server.ToString();
+  EXPECT_EQ(s2.peer_fingerprint(),
+            net::Fingerprint::OfDer(s2.peer_certificate()->raw.p, s2.peer_certificate()->raw.len));
+}
+
+TEST_F(TlsSessionTest, MutualRefusesOwnCnMismatch) {
+  net::TlsOptions o = Tls(SecurityLevel::kMutual, a_, &ca_);
+  o.node_id = "not-a";
+  std::shared_ptr<const TlsContext> c;
+  Status st = TlsContext::Create(o, &c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("CN 'a'"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("'not-a'"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("lockmesh cert node"), std::string::npos) << st.ToString();
+}
+
+TEST_F(TlsSessionTest, CreateErrorsNameTheProblem) {
+  std::shared_ptr<const TlsContext> c;
+  net::TlsOptions o = Tls(SecurityLevel::kEncrypt, a_, nullptr);
+  Status st = TlsContext::Create(o, &c);
+  EXPECT_NE(st.message().find("--tls-ca"), std::string::npos) << st.ToString();
+  o = Tls(SecurityLevel::kEncrypt, a_, &ca_);
+  o.key_file = b_.key();
+  st = TlsContext::Create(o, &c);
+  EXPECT_FALSE(st.ok());
+  o = Tls(SecurityLevel::kEncrypt, CertDir{dir_.Join("missing")}, &ca_);
+  st = TlsContext::Create(o, &c);
+  EXPECT_NE(st.message().find("--tls-cert"), std::string::npos) << st.ToString();
+  net::SecurityLevel level;
+  EXPECT_FALSE(net::ParseSecurityLevel("paranoid", &level).ok());
+  ASSERT_TRUE(net::ParseSecurityLevel("tofu", &level).ok());
+  EXPECT_EQ(level, SecurityLevel::kTofu);
+}
+
+TEST_F(TlsSessionTest, CertificateFromAnotherCaRefusedOnBothSides) {
+  CertDir stranger = MakeCert(dir_.Join("x"), CertificateKind::kNode, "x", &other_ca_);
+  TlsSession client(Context(Tls(SecurityLevel::kEncrypt, stranger, &other_ca_)), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  // The client checks the server first: b is not from other_ca.
+  EXPECT_NE(o.client.message().find("not issued by a CA this node trusts"), std::string::npos)
+      << o.client.ToString();
+  EXPECT_NE(o.server.message().find("unknown CA"), std::string::npos) << o.server.ToString();
+  EXPECT_TRUE(server.peer_refused());
+  EXPECT_FALSE(client.peer_refused());
+}
+
+TEST_F(TlsSessionTest, ServerRefusesClientFromAnotherCa) {
+  CertDir stranger = MakeCert(dir_.Join("x"), CertificateKind::kNode, "x", &other_ca_);
+  // The client trusts both CAs, so only the server refuses.
+  std::string both = dir_.Join("both.pem");
+  WriteFile(both, ReadFile(ca_.cert()) + ReadFile(other_ca_.cert()));
+  net::TlsOptions co = Tls(SecurityLevel::kEncrypt, stranger, nullptr);
+  co.ca_file = both;
+  TlsSession client(Context(co), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_NE(o.server.message().find("not issued by a CA this node trusts"), std::string::npos)
+      << o.server.ToString();
+  EXPECT_NE(o.client.message().find("unknown CA"), std::string::npos) << o.client.ToString();
+}
+
+TEST_F(TlsSessionTest, ExpiredCertificateRefusedOnBothSides) {
+  CertDir old = MakeCert(dir_.Join("old"), CertificateKind::kNode, "old", &ca_,
+                         Now() - 400 * 86400, Now() - 30 * 86400);
+  TlsSession client(Context(Tls(SecurityLevel::kEncrypt, old, &ca_)), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_NE(o.server.message().find("expired on"), std::string::npos) << o.server.ToString();
+  EXPECT_NE(o.client.message().find("expired"), std::string::npos) << o.client.ToString();
+}
+
+TEST_F(TlsSessionTest, NoClientCertificateRefusedOnBothSides) {
+  net::TlsOptions co;
+  co.level = SecurityLevel::kEncrypt;
+  co.ca_file = ca_.cert();
+  co.allow_no_certificate = true;
+  TlsSession client(Context(co), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_NE(o.server.message().find("presented no certificate"), std::string::npos)
+      << o.server.ToString();
+  EXPECT_NE(o.client.message().find("requires a client certificate"), std::string::npos)
+      << o.client.ToString();
+}
+
+TEST_F(TlsSessionTest, SelfSignedRefusedInEncryptAndMutualEvenIfListedAsCa) {
+  for (SecurityLevel level : {SecurityLevel::kEncrypt, SecurityLevel::kMutual}) {
+    SCOPED_TRACE(net::SecurityLevelName(level));
+    CertDir self = MakeCert(dir_.Join("self"), CertificateKind::kSelfSigned, "s");
+    // The server even lists the self-signed certificate as a CA: still refused.
+    std::string trust = dir_.Join("trust.pem");
+    WriteFile(trust, ReadFile(ca_.cert()) + ReadFile(self.cert()));
+    net::TlsOptions co = Tls(level, self, &ca_);
+    co.node_id = "s";
+    net::TlsOptions so = Tls(level, b_, nullptr);
+    so.ca_file = trust;
+    so.node_id = "b";
+    TlsSession client(Context(co), TlsRole::kClient);
+    TlsSession server(Context(so), TlsRole::kServer);
+    Outcome o = Handshake(&client, &server);
+    ASSERT_FALSE(o.done);
+    EXPECT_NE(o.server.message().find("self-signed"), std::string::npos) << o.server.ToString();
+    EXPECT_NE(o.client.message().find("access denied"), std::string::npos) << o.client.ToString();
+  }
+}
+
+TEST_F(TlsSessionTest, TofuRefusesExpiredSelfSigned) {
+  CertDir old = MakeCert(dir_.Join("old"), CertificateKind::kSelfSigned, "old",
+                         nullptr, Now() - 400 * 86400, Now() - 30 * 86400);
+  CertDir sb = MakeCert(dir_.Join("sb"), CertificateKind::kSelfSigned, "b");
+  TlsSession client(Context(Tls(SecurityLevel::kTofu, old, nullptr)), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kTofu, sb, nullptr)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_NE(o.server.message().find("expired on"), std::string::npos) << o.server.ToString();
+}
+
+TEST_F(TlsSessionTest, PlaintextBytesAreNotTls) {
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
+  ASSERT_TRUE(server.Init().ok());
+  server.Feed(std::string("\0\0\0\x10hello, plaintext", 20));
+  Status st = server.Handshake();
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("does not speak TLS"), std::string::npos) << st.ToString();
+  EXPECT_NE(st.message().find("--security none"), std::string::npos) << st.ToString();
+  EXPECT_FALSE(net::LooksLikeTlsHandshake(std::string("\0\0\0\x10", 4)));
+  TlsSession client(Context(Tls(SecurityLevel::kEncrypt, a_, &ca_)), TlsRole::kClient);
+  ASSERT_TRUE(client.Init().ok());
+  ASSERT_TRUE(client.Handshake().ok());
+  std::string hello;
+  client.TakeOutput(&hello);
+  EXPECT_TRUE(net::LooksLikeTlsHandshake(hello));
+}
+
+TEST_F(TlsSessionTest, VerifyChainAppliesTheLevelRules) {
+  auto enc = Context(Tls(SecurityLevel::kEncrypt, a_, &ca_));
+  net::CertificateChain chain;
+  ASSERT_TRUE(net::CertificateChain::Load(b_.cert(), &chain).ok());
+  EXPECT_TRUE(enc->VerifyChain(chain.leaf()).ok());
+  auto other = Context(Tls(SecurityLevel::kEncrypt,
+                           MakeCert(dir_.Join("y"), CertificateKind::kNode, "y", &other_ca_),
+                           &other_ca_));
+  Status st = other->VerifyChain(chain.leaf());
+  EXPECT_NE(st.message().find("not issued by a CA this node trusts"), std::string::npos)
+      << st.ToString();
+}
+
+}  // namespace
+}  // namespace lockmesh::testing
