@@ -17,6 +17,8 @@ CommandRunner AddLocksCommand(CLI::App* app);     // cmd_info.cc
 CommandRunner AddStatusCommand(CLI::App* app);    // cmd_info.cc
 CommandRunner AddUniqueIdCommand(CLI::App* app);  // cmd_info.cc
 CommandRunner AddBenchCommand(CLI::App* app);     // bench.cc
+CommandRunner AddCertCommand(CLI::App* app);      // cmd_cert.cc
+CommandRunner AddTrustCommand(CLI::App* app);     // cmd_trust.cc
 
 }  // namespace lockmesh::cli
 

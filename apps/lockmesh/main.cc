@@ -40,6 +40,8 @@ int Main(int argc, char** argv) {
   add(AddStatusCommand);
   add(AddUniqueIdCommand);
   add(AddBenchCommand);
+  add(AddCertCommand);
+  add(AddTrustCommand);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
