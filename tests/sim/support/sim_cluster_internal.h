@@ -1,0 +1,88 @@
+// tests/sim/support/sim_cluster_internal: the per-node and per-client state of the
+// simulated cluster, shared by sim_cluster.cc (events, network, faults, observation) and
+// sim_driver.cc (the model of the node driver). Not for tests.
+#ifndef LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_INTERNAL_H_
+#define LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_INTERNAL_H_
+
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "sim/support/sim_cluster.h"
+
+namespace mesh::sim {
+
+inline constexpr const char* kDataDir = "/data";
+inline constexpr Time kNever = UINT64_MAX;
+
+/// "12.345" (milliseconds with microseconds) for traces.
+inline std::string Ms(Time t) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%llu.%03llu", static_cast<unsigned long long>(t / 1000),
+                static_cast<unsigned long long>(t % 1000));
+  return buf;
+}
+
+
+struct Cluster::Client {
+  enum class State { kNoSession, kOpening, kIdle, kRequesting, kQueued, kHolding, kCancelling,
+                     kReleasing };
+  int k = 0;
+  State state = State::kNoSession;
+  uint64_t client_id = 0;
+  uint64_t seq = 0;
+  std::string inflight;     // encoded command proposed until applied ("" = none)
+  Time retry_at = kNever;   // local
+  Time next_action = 0;     // local: idle -> next request; holding -> release
+  Time deadline = 0;        // local: deadline of a timed request (0 = none)
+  bool deadline_passed = false;
+  std::string resource;
+  pb::LockMode mode = pb::EX;
+  uint64_t lock_id = 0;
+  uint64_t token = 0;
+  bool delivered = false;   // the client was told it holds the lock (checker hold open)
+  std::string forced_resource;
+  Time forced_hold = 0;
+};
+
+struct Cluster::Node {
+  int index = 0;
+  std::string id;
+  bool up = false;
+  bool decommissioned = false;
+  double rate = 1.0;
+  Time offset = 0;
+  std::unique_ptr<core::FaultFileSystem> fs;
+  std::unique_ptr<core::LogStore> store;
+  std::unique_ptr<SimRandom> raft_rng;
+  std::unique_ptr<core::raft::Raft> raft;
+  std::unique_ptr<core::LockTable> table;
+  std::unique_ptr<core::lease::NodeLease> lease;
+  std::unique_ptr<core::lease::LeaderLeases> leader_leases;
+  uint64_t incarnation = 0;
+  uint64_t next_client = 0;
+  std::vector<Client> clients;
+  bool paused = false;
+  Time keepalive_at = 0;       // local
+  Time wake_at = kNever;       // virtual real time of the earliest pending wake event
+  std::map<uint64_t, std::string> closing;  // client id -> encoded CloseSession
+  Time closing_retry_at = kNever;
+  std::set<std::string> session_nodes;      // nodes with open sessions (applied log)
+  Time lost_at = 0;                         // virtual time of the last DeclareLost
+  bool stale_scan = false;  // sessions of an earlier incarnation may hold locks: look
+};
+
+struct Cluster::Envelope {
+  enum class Kind { kRaft, kKeepalive, kAck } kind = Kind::kRaft;
+  int from = 0;
+  pb::RaftMessage raft;
+  pb::Keepalive keepalive;
+  pb::KeepaliveAck ack;
+};
+
+}  // namespace mesh::sim
+
+#endif  // LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_INTERNAL_H_
