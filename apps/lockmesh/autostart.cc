@@ -104,8 +104,10 @@ class StartLock {
 
 /// Starts the node detached. On success `*ready_read_fd` is the read end of its ready pipe.
 Status SpawnNode(const AutostartOptions& options, int* ready_read_fd) {
-  std::vector<std::string> args = {"lockmesh", "node", "--auto-started", "--socket",
-                                   options.socket};
+  std::vector<std::string> args = options.argv_prefix;
+  if (args.empty()) args.push_back("lockmesh");
+  for (const char* arg : {"node", "--auto-started", "--socket"}) args.push_back(arg);
+  args.push_back(options.socket);
   if (!options.data_dir.empty()) {
     args.push_back("--data-dir");
     args.push_back(options.data_dir);
@@ -114,6 +116,7 @@ Status SpawnNode(const AutostartOptions& options, int* ready_read_fd) {
     args.push_back("--config");
     args.push_back(options.config_file);
   }
+  args.insert(args.end(), options.extra_node_args.begin(), options.extra_node_args.end());
   args.push_back(kReadyFdFlag);
   args.push_back(std::to_string(kChildReadyFd));
   std::vector<char*> argv;

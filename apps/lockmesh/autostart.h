@@ -7,8 +7,9 @@
 //     up to `timeout_seconds`: only one starter at a time.
 //  3. Try to connect again: the previous holder of the flock may have started a node.
 //  4. Spawn `/proc/self/exe node --auto-started --socket S [--data-dir D] [--config F]
-//     --ready-fd 3`, fully detached (double fork, setsid, umask 077, cwd /, stdio on
-//     /dev/null, every other descriptor closed). The node reports "ok" or its start error on
+//     [extra args] --ready-fd 3` (argv[0] and any marker from `argv_prefix`), fully
+//     detached (double fork, setsid, umask 077, cwd /, stdio on /dev/null, every other
+//     descriptor closed). The node reports "ok" or its start error on
 //     the ready pipe, so a start failure is reported at once instead of after a timeout.
 //  5. Poll-connect with backoff until the node answers (up to `timeout_seconds`).
 //  6. Release the flock.
@@ -19,6 +20,7 @@
 
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "mesh/status.h"
 
@@ -31,6 +33,12 @@ struct AutostartOptions {
   std::string log_file;     // where the started node logs, for error messages
   bool enabled = true;      // false: only step 1 (--no-autostart)
   double timeout_seconds = 10;
+  /// The node's argv before "node": its argv[0] (the process name shown by ps and
+  /// matched by pkill) and any marker the front end needs (`flom` uses {"flom",
+  /// "--lockmesh"}, see flom_cli.h).
+  std::vector<std::string> argv_prefix = {"lockmesh"};
+  /// Extra `lockmesh node` flags, appended after the others (e.g. --idle-exit).
+  std::vector<std::string> extra_node_args;
 };
 
 /// One connection attempt: ok, Unavailable when no node answers, or another error.

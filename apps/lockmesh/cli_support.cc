@@ -13,8 +13,17 @@ namespace lockmesh::cli {
 
 using mesh::Status;
 
+namespace {
+std::string& ProgramName() {
+  static std::string name = "lockmesh";
+  return name;
+}
+}  // namespace
+
+void SetProgramName(std::string name) { ProgramName() = std::move(name); }
+
 void PrintError(std::string_view message) {
-  std::string line = "lockmesh: ";
+  std::string line = ProgramName() + ": ";
   line.append(message);
   line += '\n';
   fputs(line.c_str(), stderr);

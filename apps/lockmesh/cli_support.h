@@ -14,8 +14,13 @@
 
 namespace lockmesh::cli {
 
-/// Prints "lockmesh: <message>" and a newline on stderr.
+/// Prints "<program>: <message>" and a newline on stderr (program: "lockmesh", or what
+/// SetProgramName set).
 void PrintError(std::string_view message);
+
+/// The name PrintError puts before messages; the `flom` front end sets "flom". Call before
+/// any other thread exists.
+void SetProgramName(std::string name);
 
 /// Makes `path` absolute against the current directory ("" stays "").
 std::string AbsolutePath(const std::string& path);

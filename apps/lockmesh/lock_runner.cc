@@ -71,10 +71,19 @@ class LockRunner {
     kDone,       // closing handles and the client
   };
 
+  bool Ignored(int sig) const {
+    for (int s : request_.ignored_signals) {
+      if (s == sig) return true;
+    }
+    return false;
+  }
+
   void InitHandles() {
+    for (int sig : request_.ignored_signals) signal(sig, SIG_IGN);
     for (size_t i = 0; i < kForwardedSignals.size(); ++i) {
       uv_signal_init(loop_, &signals_[i]);
       signals_[i].data = this;
+      if (Ignored(kForwardedSignals[i])) continue;  // stays SIG_IGN, never forwarded
       uv_signal_start(
           &signals_[i],
           [](uv_signal_t* handle, int signum) {
@@ -100,6 +109,7 @@ class LockRunner {
       PrintError("cannot lock '" + request_.resource +
                  "': " + (st.message().empty() ? st.ToString() : st.message()));
       exit_code_ = ExitCodeForLockStatus(st);
+      if (exit_code_ == kExitLost) exit_code_ = request_.lost_exit_code;
       Finish();
       return;
     }
@@ -109,8 +119,13 @@ class LockRunner {
         {"LOCKMESH_RESOURCE", lock.resource.empty() ? request_.resource : lock.resource},
         {"LOCKMESH_LOCK_ID", std::to_string(lock.lock_id)},
     };
-    if (!lock.element.empty()) env.emplace_back("LOCKMESH_ELEMENT", lock.element);
-    Status started = ChildProcess::Start(request_.command, env, &child_);
+    std::vector<std::string> argv = request_.command;
+    if (!lock.element.empty()) {
+      env.emplace_back("LOCKMESH_ELEMENT", lock.element);
+      if (request_.element_as_last_argument) argv.push_back(lock.element);
+    }
+    if (request_.on_granted) request_.on_granted(lock);
+    Status started = ChildProcess::Start(argv, env, &child_);
     if (!started.ok()) {
       PrintError(started.message());
       exit_code_ = kExitCantRun;
@@ -155,7 +170,7 @@ class LockRunner {
       if (request_.on_lost != OnLost::kIgnore) {
         child_->SignalGroup(SIGKILL);  // whatever the command left behind in its group
       }
-      exit_code_ = kExitLost;
+      exit_code_ = request_.lost_exit_code;
       Finish();
       return;
     }
@@ -208,7 +223,7 @@ class LockRunner {
       case OnLost::kIgnore:
         PrintError("warning: " + head +
                    "--on-lost=ignore: the command keeps running unprotected; exit code will "
-                   "be 95");
+                   "be " + std::to_string(request_.lost_exit_code));
         break;
     }
   }

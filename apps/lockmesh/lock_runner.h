@@ -4,11 +4,13 @@
 #ifndef LOCKMESH_APPS_LOCKMESH_LOCK_RUNNER_H_
 #define LOCKMESH_APPS_LOCKMESH_LOCK_RUNNER_H_
 
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "autostart.h"
 #include "config.h"
+#include "exit_codes.h"
 #include "mesh/client.h"
 
 namespace lockmesh::cli {
@@ -22,6 +24,17 @@ struct LockRequest {
   double grace_seconds = 5;
   mesh::ClientOptions client_options;
   AutostartOptions autostart;
+  /// FLoM's convention (the `flom` front end): for set, sequence and timestamp resources
+  /// the granted element is also appended to the command as its last argument.
+  bool element_as_last_argument = false;
+  /// Signals ignored for the whole run instead of being forwarded or acted upon (FLoM's
+  /// --ignore-signal). The command itself starts with default dispositions.
+  std::vector<int> ignored_signals;
+  /// Exit code when the lock is lost (95; the `flom` front end uses FLoM's 99).
+  int lost_exit_code = kExitLost;
+  /// Called once the lock is granted, before the command starts (e.g. `flom -V` prints the
+  /// element). May be empty.
+  std::function<void(const mesh::Lock&)> on_granted;
 };
 
 /// Runs the request on uv_default_loop() and returns the process exit code (exit_codes.h).
