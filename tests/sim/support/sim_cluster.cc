@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "sim/support/sim_cluster_internal.h"
-#include "sim/support/sim_storage.h"
+#include "core/raft/raft_storage.h"
 
 namespace mesh::sim {
 
@@ -71,7 +71,7 @@ void Cluster::OpenNode(Node& n, bool) {
   store_options.segment_bytes = options_.segment_bytes;
   Status s = core::LogStore::Open(n.fs.get(), kDataDir, store_options, &n.store);
   core::raft::PersistentState state;
-  if (s.ok()) s = LoadPersistentState(*n.store, &state);
+  if (s.ok()) s = core::raft::LoadPersistentState(*n.store, &state);
   core::raft::RaftOptions ro;
   ro.id = n.id;
   ro.election_timeout = options_.election_timeout;

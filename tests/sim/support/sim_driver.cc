@@ -10,7 +10,7 @@
 #include <sstream>
 
 #include "sim/support/sim_cluster_internal.h"
-#include "sim/support/sim_storage.h"
+#include "core/raft/raft_storage.h"
 
 namespace mesh::sim {
 
@@ -231,7 +231,7 @@ void Cluster::Pump(Node& n) {
   while (n.up && n.raft->HasBatch()) {
     core::raft::Batch batch = n.raft->TakeBatch();
     // 1. persist (fsync)
-    Status s = PersistBatch(n.store.get(), batch);
+    Status s = core::raft::PersistBatch(n.store.get(), batch);
     if (!s.ok()) {
       checker_.Fail(now_, n.id + ": persist failed: " + s.ToString());
       return;
