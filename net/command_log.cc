@@ -1,5 +1,7 @@
 #include "net/command_log.h"
 
+#include "core/raft/raft_storage.h"
+
 namespace mesh::net {
 namespace {
 
@@ -41,6 +43,24 @@ class NoSyncFileSystem final : public core::FileSystem {
   core::FileSystem* base_;
 };
 
+// splitmix64 seeded from the clock and the process: election jitter only needs to differ
+// between nodes, not to be unpredictable.
+class ClockSeededRandom final : public core::raft::Random {
+ public:
+  ClockSeededRandom() : state_(uv_hrtime() ^ (static_cast<uint64_t>(uv_os_getpid()) << 32)) {}
+  uint64_t Next() override {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+core::raft::Time NowUs() { return uv_hrtime() / 1000; }
+
 }  // namespace
 
 CommandLog::CommandLog(uv_loop_t* loop, Options options, core::FileSystem* fs)
@@ -49,11 +69,14 @@ CommandLog::CommandLog(uv_loop_t* loop, Options options, core::FileSystem* fs)
     no_sync_fs_ = std::make_unique<NoSyncFileSystem>(fs_);
     fs_ = no_sync_fs_.get();
   }
+  random_ = std::make_unique<ClockSeededRandom>();
   uv_check_init(loop_, &check_);
   uv_idle_init(loop_, &idle_);
+  uv_timer_init(loop_, &timer_);
   check_.data = this;
   idle_.data = this;
-  open_handles_ = 2;
+  timer_.data = this;
+  open_handles_ = 3;
 }
 
 CommandLog::~CommandLog() = default;
@@ -62,32 +85,49 @@ Status CommandLog::Open() {
   MESH_RETURN_IF_ERROR(fs_->CreateDirs(options_.data_dir));
   core::LogStoreOptions opts;
   opts.segment_bytes = options_.wal_segment_bytes;
+  const std::string damaged =
+      ". The node will not guess what it held. Restore the data dir from a backup, or move it "
+      "aside to start empty (fencing tokens and sequence values then restart from 1)";
   Status opened = core::LogStore::Open(fs_, options_.data_dir, opts, &store_);
   if (opened.IsCorruption()) {
-    return Status::Corruption(
-        "the log in " + options_.data_dir + " is damaged: " + opened.message() +
-        ". The node will not guess what it held. Restore the data dir from a backup, or move it "
-        "aside to start empty (fencing tokens and sequence values then restart from 1)");
+    return Status::Corruption("the log in " + options_.data_dir + " is damaged: " +
+                              opened.message() + damaged);
   }
   MESH_RETURN_IF_ERROR(opened.Annotate("cannot open the log in " + options_.data_dir));
-  const core::SnapshotData& snap = store_->snapshot();
-  if (snap.index > 0) {
+  core::raft::PersistentState state;
+  Status loaded = core::raft::LoadPersistentState(*store_, &state);
+  if (!loaded.ok()) {
+    return Status::Corruption("the log in " + options_.data_dir + " is damaged: " +
+                              loaded.message() + damaged);
+  }
+  if (state.snapshot.index() > 0) {
     pb::LockTableSnapshot s;
-    if (!s.ParseFromString(snap.data)) {
-      return Status::Corruption("snapshot in " + options_.data_dir + " does not parse");
+    if (!s.ParseFromString(state.snapshot_data)) {
+      return Status::Corruption("the snapshot in " + options_.data_dir + " does not parse" +
+                                damaged);
     }
     MESH_RETURN_IF_ERROR(table_.Restore(s).Annotate("cannot restore the snapshot"));
   }
-  last_snapshot_index_ = snap.index;
-  for (uint64_t i = store_->first_index(); i <= store_->last_index(); ++i) {
-    const core::LogEntry& e = store_->entry(i);
-    if (e.index <= table_.applied_index()) continue;
-    pb::Command cmd;
-    if (!cmd.ParseFromString(e.data)) {
-      return Status::Corruption("log entry " + std::to_string(e.index) + " does not parse");
-    }
-    table_.Apply(e.index, cmd);
+  last_snapshot_index_ = state.snapshot.index();
+  const bool fresh =
+      state.hard_state.term == 0 && state.entries.empty() && state.snapshot.index() == 0;
+  core::raft::RaftOptions ro;
+  ro.id = options_.node_id;
+  ro.election_timeout = options_.election_timeout_us;
+  ro.heartbeat_interval = options_.heartbeat_interval_us;
+  MESH_RETURN_IF_ERROR(core::raft::Raft::Open(ro, state, random_.get(), NowUs(), &raft_)
+                           .Annotate("cannot start consensus on " + options_.data_dir));
+  if (fresh) {
+    pb::ClusterConfig config;
+    pb::Member* self = config.add_members();
+    self->set_id(options_.node_id);
+    self->set_voter(true);
+    MESH_RETURN_IF_ERROR(raft_->Bootstrap(NowUs(), config));
   }
+  // Run Raft until it has nothing left to do now: a sole voter elects itself, commits a
+  // NOOP of its term and thereby every entry an earlier run left, which replays them.
+  Drive();
+  if (!failure_.ok()) return failure_;
   uv_check_start(&check_, OnCheck);
   return Status::OK();
 }
@@ -99,7 +139,9 @@ void CommandLog::SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
   on_failure_ = std::move(on_failure);
 }
 
-uint64_t CommandLog::last_index() const { return store_ ? store_->last_index() : 0; }
+uint64_t CommandLog::applied_index() const { return raft_ ? raft_->applied_index() : 0; }
+
+uint64_t CommandLog::last_index() const { return raft_ ? raft_->last_index() : 0; }
 
 Status CommandLog::Propose(pb::Command command) {
   if (!failure_.ok()) return failure_;
@@ -142,53 +184,139 @@ void CommandLog::OnIdle(uv_idle_t* h) {
   if (self->urgent_pending_ == 0) uv_idle_stop(h);
 }
 
+void CommandLog::OnTimer(uv_timer_t* h) {
+  auto* self = static_cast<CommandLog*>(h->data);
+  if (!self->failure_.ok() || self->closing_) return;
+  self->raft_->Tick(NowUs());
+  self->ProposePending();
+  self->Drive();
+}
+
 void CommandLog::Flush() {
-  if (pending_.empty() || !failure_.ok() || !store_) return;
+  if (!failure_.ok() || !raft_) return;
+  ProposePending();
+  Drive();
+}
+
+void CommandLog::ProposePending() {
+  if (pending_.empty() || !failure_.ok()) return;
   uv_idle_stop(&idle_);
   urgent_pending_ = 0;
   gather_started_ns_ = 0;
   last_batch_size_ = pending_.size();
-  std::vector<pb::Command> batch;
-  batch.swap(pending_);
-  std::vector<core::LogEntry> entries;
-  entries.reserve(batch.size());
-  uint64_t index = store_->last_index();
-  for (const pb::Command& c : batch) {
-    core::LogEntry e;
-    e.index = ++index;
-    e.term = 1;
-    c.SerializeToString(&e.data);
-    entries.push_back(std::move(e));
+  size_t taken = 0;
+  core::raft::Time now = NowUs();
+  for (; taken < pending_.size(); ++taken) {
+    std::string data;
+    pending_[taken].SerializeToString(&data);
+    Status st = raft_->Propose(now, std::move(data));
+    // No leader yet (an election under way): keep the rest for the next tick.
+    if (st.IsUnavailable()) break;
+    if (!st.ok()) {
+      Fail(st.Annotate("cannot propose a command"));
+      return;
+    }
   }
-  Status st = store_->Append(entries);
-  if (st.ok()) st = store_->Sync();
-  if (!st.ok()) {
-    Fail(st.Annotate("cannot write the log"));
-    return;
+  pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(taken));
+  for (const pb::Command& c : pending_) {
+    if (!c.has_open_session()) ++urgent_pending_;
   }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    core::ApplyResult r = table_.Apply(entries[i].index, batch[i]);
-    if (on_apply_) on_apply_(entries[i].index, batch[i], r);
+}
+
+void CommandLog::Drive() {
+  if (driving_) return;  // a handler proposed from inside: the loop below picks it up
+  driving_ = true;
+  bool applied = false;
+  // Bounded: each round persists and applies real work; a runaway would be a Raft bug.
+  for (int round = 0; round < 10000 && failure_.ok(); ++round) {
+    if (!raft_->HasBatch()) {
+      if (applied) {
+        applied = false;
+        if (on_batch_done_) on_batch_done_();
+        MaybeSnapshot();
+        continue;
+      }
+      break;
+    }
+    core::raft::Batch batch = raft_->TakeBatch();
+    Status st = Persist(batch);
+    if (!st.ok()) {
+      Fail(st.Annotate("cannot write the log"));
+      break;
+    }
+    // Messages: none while this node is the only voter (the mesh issue sends them here).
+    st = ApplyBatch(batch);
+    if (!st.ok()) {
+      Fail(st);
+      break;
+    }
+    applied = applied || !batch.committed.empty();
+    raft_->Advance(batch);
   }
-  if (on_batch_done_) on_batch_done_();
-  MaybeSnapshot();
+  driving_ = false;
+  ArmTimer();
+}
+
+Status CommandLog::Persist(const core::raft::Batch& batch) {
+  // A batch that only moves the commit index needs no fsync: commit is a hint that Raft
+  // recovers after a restart (the leader re-commits; a follower learns it). Syncing it
+  // would double the fsyncs of every proposal round (entries in one batch, their commit
+  // in the next). The buffered hard state rides along with the next sync.
+  const core::HardState& durable = store_->hard_state();
+  bool must_sync = batch.snapshot || batch.compacted || !batch.entries.empty() ||
+                   (batch.hard_state && (batch.hard_state->term != durable.term ||
+                                         batch.hard_state->vote != durable.vote));
+  if (!must_sync) return core::raft::BufferBatch(store_.get(), batch);
+  return core::raft::PersistBatch(store_.get(), batch);
+}
+
+Status CommandLog::ApplyBatch(const core::raft::Batch& batch) {
+  if (batch.snapshot) {
+    pb::LockTableSnapshot s;
+    if (!s.ParseFromString(batch.snapshot->data)) {
+      return Status::Corruption("a snapshot received from the leader does not parse");
+    }
+    // Restore leaves the table unchanged on error. (The node's own sessions are in the
+    // snapshot like everyone's; reconciling its clients with it is the mesh issue's work.)
+    MESH_RETURN_IF_ERROR(table_.Restore(s).Annotate("cannot restore a received snapshot"));
+    last_snapshot_index_ = batch.snapshot->meta.index();
+  }
+  for (const pb::Entry& e : batch.committed) {
+    if (e.type() != pb::ENTRY_COMMAND) continue;
+    if (e.index() <= table_.applied_index()) continue;  // covered by the snapshot
+    pb::Command cmd;
+    if (!cmd.ParseFromString(e.data())) {
+      return Status::Corruption("log entry " + std::to_string(e.index()) +
+                                " does not parse as a command");
+    }
+    core::ApplyResult r = table_.Apply(e.index(), cmd);
+    if (on_apply_) on_apply_(e.index(), cmd, r);
+  }
+  return Status::OK();
+}
+
+void CommandLog::ArmTimer() {
+  if (closing_ || !failure_.ok() || !raft_) return;
+  core::raft::Time now = NowUs();
+  core::raft::Time deadline = raft_->next_deadline();
+  uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
+  uv_timer_start(&timer_, OnTimer, delay_ms, 0);
 }
 
 void CommandLog::MaybeSnapshot() {
   if (options_.snapshot_every == 0) return;
-  if (table_.applied_index() - last_snapshot_index_ < options_.snapshot_every) return;
+  uint64_t applied = raft_->applied_index();
+  if (applied - last_snapshot_index_ < options_.snapshot_every) return;
   pb::LockTableSnapshot s;
   table_.Snapshot(&s);
-  core::SnapshotData snap;
-  snap.index = table_.applied_index();
-  snap.term = 1;
-  s.SerializeToString(&snap.data);
-  Status st = store_->SaveSnapshot(snap);
+  std::string data;
+  s.SerializeToString(&data);
+  Status st = raft_->Compact(applied, std::move(data));
   if (!st.ok()) {
-    Fail(st.Annotate("cannot save a snapshot"));
+    Fail(st.Annotate("cannot take a snapshot"));
     return;
   }
-  last_snapshot_index_ = snap.index;
+  last_snapshot_index_ = applied;  // the next batch carries it to disk
 }
 
 void CommandLog::Fail(const Status& why) {
@@ -211,6 +339,7 @@ void CommandLog::Close(std::function<void()> done) {
   };
   uv_close(reinterpret_cast<uv_handle_t*>(&check_), on_closed);
   uv_close(reinterpret_cast<uv_handle_t*>(&idle_), on_closed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
 }
 
 }  // namespace mesh::net

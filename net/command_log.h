@@ -1,10 +1,17 @@
-// net/command_log: the node's durable, group-committed log of lock commands (single voter).
+// net/command_log: the node's replicated, durable log of lock commands — the driver of
+// core/raft (DESIGN.md §2) on the node's libuv loop.
 //
-// Proposals are buffered and written to the LogStore with one fsync per batch — at the
-// end of a loop iteration, or under load a little later to gather the batch (OnCheck) —
-// then applied to the LockTable in order; only then are the results handed to the node
-// (persist -> apply -> acknowledge, DESIGN.md §2). The consensus issue replaces the
-// single-voter commit rule with Raft behind this same interface.
+// Proposals are buffered and handed to Raft at the end of a loop iteration (or, under load,
+// a little later to gather a bigger batch: see OnCheck). Every Batch that Raft produces is
+// executed in the only safe order: persist (LogStore, one fsync for the whole batch) ->
+// send -> apply committed entries to the LockTable and report them to the node -> Advance.
+// So a command's result reaches a client only after its entry is durable on a quorum and
+// applied here.
+//
+// Today the node runs as the only voter of its own cluster (the mesh issue adds peers
+// through a transport): Raft elects it at once when the log opens, and each proposal batch
+// costs one fsync — the entries' — because a hard state that only moves the commit index is
+// written without a sync of its own (commit is a hint Raft recovers; see Persist()).
 //
 // Threading: the loop's thread only. Owns its libuv handles; Close() must be called and
 // its callback awaited before destruction.
@@ -19,6 +26,7 @@
 #include <vector>
 
 #include "core/lock_table.h"
+#include "core/raft/raft.h"
 #include "core/storage/log_store.h"
 #include "lockmesh.pb.h"
 #include "mesh/status.h"
@@ -27,43 +35,57 @@ namespace mesh::net {
 
 class CommandLog {
  public:
-  /// Called for every applied entry, in log order, after it is durable.
+  /// Called for every applied command entry, in log order, after it is durable.
   using ApplyHandler =
       std::function<void(uint64_t index, const pb::Command& command, const core::ApplyResult&)>;
   /// Called once if storage fails; the log refuses further proposals afterwards.
   using FailureHandler = std::function<void(const Status& why)>;
+  /// Called after the last entry of a batch was applied.
+  using BatchDoneHandler = std::function<void()>;
 
   struct Options {
     std::string data_dir;
+    /// This node's unique id: its Raft id, and the only voter of a fresh log.
+    std::string node_id;
     bool fsync = true;
+    /// Take a snapshot (and compact the log) every this many applied entries; 0 never.
     uint64_t snapshot_every = 100000;
     uint64_t wal_segment_bytes = 64ull << 20;
     /// Longest wait, in microseconds, for more commands before syncing a batch smaller
     /// than the last one (see OnCheck); 0 syncs at the end of every loop iteration.
     uint64_t gather_us = 150;
+    /// Raft timing (microseconds): see core::raft::RaftOptions.
+    uint64_t election_timeout_us = 1'000'000;
+    uint64_t heartbeat_interval_us = 100'000;
   };
 
+  /// `fs` must outlive the log.
   CommandLog(uv_loop_t* loop, Options options, core::FileSystem* fs);
   ~CommandLog();
 
-  /// Opens the store and replays it into the table. Call once, before Propose.
+  /// Opens the store, starts Raft on what it holds (bootstrapping a fresh log with this
+  /// node as the only voter), and replays every committed entry into the table before it
+  /// returns. Call once, before Propose. Corruption names the data dir and what to do.
   Status Open();
-  /// Called after the last entry of a batch was applied.
-  using BatchDoneHandler = std::function<void()>;
   void SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
                    BatchDoneHandler on_batch_done = nullptr);
 
-  /// Buffers a command; it is made durable and applied at the end of this loop iteration
-  /// (or a little later under load, see OnCheck). An OpenSession alone waits for the next
-  /// command, or for Flush().
-  /// Returns Unavailable after a storage failure or Close().
+  /// Buffers a command; it is proposed, made durable and applied at the end of this loop
+  /// iteration (or a little later under load, see OnCheck). An OpenSession alone waits for
+  /// the next command, or for Flush(). Returns Unavailable after a storage failure or
+  /// Close().
   Status Propose(pb::Command command);
-  /// Writes, syncs and applies everything buffered now (Stop uses it).
+  /// Proposes everything buffered and runs Raft's batches until none is left (Stop uses
+  /// it; with this node the only voter, buffered commands are applied when it returns).
   void Flush();
 
   const core::LockTable& table() const { return table_; }
-  uint64_t applied_index() const { return table_.applied_index(); }
+  /// Highest log index applied (command entries, and Raft's own NOOP/CONFIG entries).
+  uint64_t applied_index() const;
+  /// Last index in the log (durable or not).
   uint64_t last_index() const;
+  /// Raft's view, for status: term, role, leader.
+  const core::raft::Raft* raft() const { return raft_.get(); }
   bool failed() const { return !failure_.ok(); }
 
   /// Closes the libuv handles; `done` runs from the last close callback.
@@ -72,6 +94,16 @@ class CommandLog {
  private:
   static void OnCheck(uv_check_t* h);
   static void OnIdle(uv_idle_t* h);
+  static void OnTimer(uv_timer_t* h);
+  /// Hands buffered commands to Raft (those it refuses for want of a leader stay buffered).
+  void ProposePending();
+  /// Executes Raft's batches until it has none; then arms the tick timer.
+  void Drive();
+  /// Step 1 of a batch: persist, syncing once if anything in it must be durable.
+  Status Persist(const core::raft::Batch& batch);
+  /// Step 3 of a batch: restore a received snapshot, apply committed command entries.
+  Status ApplyBatch(const core::raft::Batch& batch);
+  void ArmTimer();
   void Fail(const Status& why);
   void MaybeSnapshot();
 
@@ -80,10 +112,13 @@ class CommandLog {
   core::FileSystem* fs_;
   std::unique_ptr<core::FileSystem> no_sync_fs_;
   std::unique_ptr<core::LogStore> store_;
+  std::unique_ptr<core::raft::Random> random_;
+  std::unique_ptr<core::raft::Raft> raft_;
   core::LockTable table_;
   std::vector<pb::Command> pending_;
   uv_check_t check_;
   uv_idle_t idle_;
+  uv_timer_t timer_;
   int open_handles_ = 0;
   std::function<void()> close_done_;
   ApplyHandler on_apply_;
@@ -91,8 +126,9 @@ class CommandLog {
   BatchDoneHandler on_batch_done_;
   Status failure_;
   bool closing_ = false;
+  bool driving_ = false;            // Drive() is on the stack (handlers may call Propose)
   uint64_t last_snapshot_index_ = 0;
-  size_t last_batch_size_ = 0;      // commands in the last synced batch
+  size_t last_batch_size_ = 0;      // commands in the last proposed batch
   size_t urgent_pending_ = 0;       // pending commands other than OpenSession
   uint64_t gather_started_ns_ = 0;  // uv_hrtime() when this batch began to wait; 0 = not
 };

@@ -104,6 +104,7 @@ class NodeImpl final : public Node {
     }
     net::CommandLog::Options lo;
     lo.data_dir = options_.data_dir;
+    lo.node_id = options_.node_id;
     lo.fsync = options_.fsync;
     lo.snapshot_every = options_.snapshot_every;
     lo.wal_segment_bytes = options_.wal_segment_bytes;
@@ -169,11 +170,14 @@ class NodeImpl final : public Node {
     NodeStatus s;
     s.node_id = options_.node_id;
     s.cluster = options_.cluster;
-    s.role = "leader";
-    s.leader_id = options_.node_id;
-    s.term = 1;
-    s.commit_index = log_ ? log_->applied_index() : 0;
-    s.applied_index = s.commit_index;
+    const core::raft::Raft* raft = log_ ? log_->raft() : nullptr;
+    if (raft) {
+      s.role = core::raft::RoleName(raft->role());
+      s.leader_id = raft->leader();
+      s.term = raft->term();
+      s.commit_index = raft->commit_index();
+      s.applied_index = raft->applied_index();
+    }
     s.clients = static_cast<uint32_t>(conns_.size());
     if (log_) {
       s.locks_held = static_cast<uint32_t>(log_->table().held_count());
@@ -185,7 +189,17 @@ class NodeImpl final : public Node {
     s.uptime_ms = started_ ? static_cast<int64_t>(uv_now(loop_) - started_ms_) : 0;
     s.version = kVersion;
     s.fsync = options_.fsync;
-    s.members.push_back({options_.node_id, "leader", "unix:" + options_.socket_path});
+    if (raft) {
+      for (const pb::Member& m : raft->config().members()) {
+        std::string role = !m.voter()                   ? "learner"
+                           : m.id() == raft->leader()  ? "leader"
+                                                       : "follower";
+        std::string address = m.id() == options_.node_id && m.address().empty()
+                                  ? "unix:" + options_.socket_path
+                                  : m.address();
+        s.members.push_back({m.id(), role, address});
+      }
+    }
     return s;
   }
 
