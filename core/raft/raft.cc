@@ -352,7 +352,7 @@ void Raft::Impl::Step(Time now, const pb::RaftMessage& m) {
     HandlePropose(m);
     return;
   }
-  if (m.term() == 0) return;
+  if (m.term() == 0 || m.term() >= kMaxIndex) return;
   const bool vote_request = m.type() == pb::VOTE || m.type() == pb::PRE_VOTE;
   if (vote_request && m.log_term() > m.term()) return;
   if (m.term() > term_) {

@@ -143,6 +143,11 @@ class Network {
   /// them turn the safety checks off.
   bool check_safety = true;
 
+  /// If set, runs step 1 of every batch before the in-memory copy in TestNode::stored is
+  /// updated (e.g. PersistBatch on a LogStore). Returning false means the persist failed:
+  /// the node crashes at once, nothing of the batch is sent, applied or acknowledged.
+  std::function<bool(TestNode&, const Batch&)> persist;
+
   /// A hook that sees every message before delivery; returning false drops it.
   std::function<bool(const pb::RaftMessage&)> filter;
 
@@ -168,6 +173,10 @@ class Network {
     if (!n.up) return;
     while (n.raft->HasBatch()) {
       Batch b = n.raft->TakeBatch();
+      if (persist && !persist(n, b)) {
+        Crash(id);
+        return;
+      }
       PersistBatch(b, &n.stored);
       for (auto& m : b.messages) queue_.push_back(std::move(m));
       if (b.snapshot) {
@@ -264,7 +273,9 @@ class Network {
   }
 
   void Apply(TestNode* n, const pb::Entry& e) {
-    if (check_safety) EXPECT_EQ(e.index(), n->applied + 1) << n->id << " applies out of order";
+    if (check_safety) {
+      EXPECT_EQ(e.index(), n->applied + 1) << n->id << " applies out of order";
+    }
     n->applied = e.index();
     auto [it, inserted] = committed_.emplace(e.index(), e);
     if (!inserted && check_safety) {

@@ -1,0 +1,291 @@
+// Unit tests of core/raft: learners, membership changes, leadership transfer, compaction and
+// snapshot install, on the in-memory network of support/raft_network.h.
+#include <gtest/gtest.h>
+
+#include "core/raft/raft.h"
+#include "support/raft_network.h"
+
+namespace mesh::core::raft {
+namespace {
+
+using testing::Network;
+
+using Kind = MembershipChange::Kind;
+const std::vector<std::string> kThree = {"n1", "n2", "n3"};
+
+MembershipChange Change(Kind kind, const std::string& id) {
+  MembershipChange c;
+  c.kind = kind;
+  c.id = id;
+  c.address = id + ":28017";
+  return c;
+}
+
+bool IsVoterIn(const pb::ClusterConfig& config, const std::string& id) {
+  for (const auto& m : config.members()) {
+    if (m.id() == id) return m.voter();
+  }
+  return false;
+}
+
+bool IsMemberOf(const pb::ClusterConfig& config, const std::string& id) {
+  for (const auto& m : config.members()) {
+    if (m.id() == id) return true;
+  }
+  return false;
+}
+
+TEST(RaftMembershipTest, LearnerReplicatesButNeverCountsOrCampaigns) {
+  Network net({"n1", "n2", "n3", "l1"});
+  net.BootstrapAll(kThree);  // l1 starts empty and joins
+  std::string leader = net.WaitForLeader();
+  ASSERT_TRUE(net.raft(leader).ProposeMembership(net.now(), Change(Kind::kAddLearner, "l1")).ok());
+  net.Process(leader);
+  net.Run(500'000);
+  EXPECT_EQ(net.raft("l1").role(), Role::kLearner);
+  ASSERT_TRUE(net.Propose(leader, "x").ok());
+  net.Run(300'000);
+  EXPECT_EQ(net.node("l1").commands, (std::vector<std::string>{"x"}));
+  // Two voters cut off: the learner's acknowledgements must not make a quorum.
+  for (const auto& id : kThree) {
+    if (id != leader) net.Isolate(id);
+  }
+  uint64_t commit = net.raft(leader).commit_index();
+  ASSERT_TRUE(net.raft(leader).Propose(net.now(), "y").ok());
+  net.Process(leader);
+  net.Run(300'000);
+  EXPECT_EQ(net.raft(leader).commit_index(), commit);
+  EXPECT_EQ(net.raft("l1").last_index(), commit + 1);  // replicated, not committed
+  // The learner never campaigns, however long it hears nothing.
+  net.Heal();
+  net.Run(300'000);
+  net.Isolate("l1");
+  uint64_t term = net.raft("l1").term();
+  net.Run(10'000'000);
+  EXPECT_EQ(net.raft("l1").term(), term);
+  EXPECT_EQ(net.raft("l1").role(), Role::kLearner);
+}
+
+TEST(RaftMembershipTest, AddPromoteRemoveOneAtATime) {
+  Network net({"n1", "n2", "n3", "n4"});
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  Raft& l = net.raft(leader);
+  EXPECT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kPromote, "n4")).IsInvalidArgument());
+  EXPECT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kRemove, "n9")).IsInvalidArgument());
+  EXPECT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kAddLearner, "n2")).IsInvalidArgument());
+  // Cut n4 off so that it cannot catch up, then add it.
+  net.Isolate("n4");
+  ASSERT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kAddLearner, "n4")).ok());
+  EXPECT_TRUE(IsMemberOf(l.config(), "n4"));  // in effect once appended
+  // One change at a time.
+  EXPECT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kRemove, "n3")).IsUnavailable());
+  net.Process(leader);
+  net.Run(300'000);
+  // Not caught up: promotion refused.
+  EXPECT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kPromote, "n4")).IsUnavailable());
+  net.Heal();
+  net.Run(500'000);
+  ASSERT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kPromote, "n4")).ok());
+  net.Process(leader);
+  net.Run(500'000);
+  for (const auto& id : {"n1", "n2", "n3", "n4"}) {
+    EXPECT_TRUE(IsVoterIn(net.raft(id).config(), "n4")) << id;
+  }
+  EXPECT_EQ(net.raft("n4").role(), leader == "n4" ? Role::kLeader : Role::kFollower);
+  // Four voters: quorum 3. Remove a follower; the others agree.
+  std::string victim = leader == "n3" ? "n2" : "n3";
+  ASSERT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kRemove, victim)).ok());
+  net.Process(leader);
+  net.Run(500'000);
+  for (const auto& id : {"n1", "n2", "n3", "n4"}) {
+    if (id != victim) EXPECT_FALSE(IsMemberOf(net.raft(id).config(), victim)) << id;
+  }
+  // The removed node never received its removal; its pre-votes disturb nobody.
+  net.Run(10'000'000);
+  EXPECT_NE(net.raft(victim).role(), Role::kCandidate);
+  EXPECT_EQ(net.Leader(), leader);
+  ASSERT_TRUE(net.Propose(leader, "after").ok());
+  net.Run(300'000);
+  for (const auto& id : {"n1", "n2", "n3", "n4"}) {
+    if (id != victim) EXPECT_EQ(net.node(id).commands.back(), "after") << id;
+  }
+}
+
+TEST(RaftMembershipTest, RemovedLeaderStepsDownAfterCommittingAndHandsOver) {
+  Network net(kThree);
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  ASSERT_TRUE(
+      net.raft(leader).ProposeMembership(net.now(), Change(Kind::kRemove, leader)).ok());
+  net.Process(leader);
+  Time removed_at = net.now();
+  ASSERT_TRUE(net.RunUntil([&] {
+    std::string l = net.Leader();
+    return !l.empty() && l != leader;
+  }));
+  // TIMEOUT_NOW to the most up-to-date voter: no election timeout to wait for.
+  EXPECT_LT(net.now() - removed_at, 200'000u);
+  EXPECT_NE(net.raft(leader).role(), Role::kLeader);
+  std::string next = net.Leader();
+  EXPECT_FALSE(IsMemberOf(net.raft(next).config(), leader));
+  EXPECT_EQ(net.raft(next).config().members_size(), 2);
+  ASSERT_TRUE(net.Propose(next, "x").ok());
+  net.Run(300'000);
+  EXPECT_EQ(net.node(next).commands.back(), "x");
+}
+
+TEST(RaftMembershipTest, UncommittedConfigIsUndoneWhenTruncated) {
+  Network net(kThree);
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  net.Isolate(leader);
+  ASSERT_TRUE(net.raft(leader).ProposeMembership(net.now(), Change(Kind::kAddLearner, "n9")).ok());
+  net.Process(leader);
+  EXPECT_TRUE(IsMemberOf(net.raft(leader).config(), "n9"));
+  ASSERT_TRUE(net.RunUntil([&] {
+    std::string l = net.Leader();
+    return !l.empty() && l != leader;
+  }));
+  ASSERT_TRUE(net.Propose(net.Leader(), "y").ok());
+  net.Heal();
+  net.Run(1'000'000);
+  EXPECT_FALSE(IsMemberOf(net.raft(leader).config(), "n9"));  // its entry was replaced
+}
+
+TEST(RaftMembershipTest, LeadershipTransfer) {
+  Network net(kThree);
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  std::string target = leader == "n2" ? "n3" : "n2";
+  net.Run(300'000);
+  EXPECT_TRUE(net.raft(leader).TransferLeadership(net.now(), leader).IsInvalidArgument());
+  EXPECT_TRUE(net.raft(target).TransferLeadership(net.now(), leader).IsUnavailable());
+  // The target is behind: the leader catches it up first.
+  net.Isolate(target);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(net.Propose(leader, "c").ok());
+  net.Heal();
+  ASSERT_TRUE(net.raft(leader).TransferLeadership(net.now(), target).ok());
+  EXPECT_TRUE(net.raft(leader).Propose(net.now(), "no").IsUnavailable());  // during transfer
+  net.Process(leader);
+  Time start = net.now();
+  ASSERT_TRUE(net.RunUntil([&] { return net.Leader() == target; }, 5'000'000, 1'000));
+  // Far below an election timeout: the appends lost while it was cut off are noticed at the
+  // next heartbeat answer, then TIMEOUT_NOW follows the catch-up at once.
+  EXPECT_LT(net.now() - start, 300'000u);
+  EXPECT_EQ(net.raft(leader).role(), Role::kFollower);
+  EXPECT_EQ(net.node(target).commands.size(), 10u);
+}
+
+TEST(RaftMembershipTest, TransferThatTimesOutAfterTimeoutNowStepsDown) {
+  Network net(kThree);
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  std::string target = leader == "n2" ? "n3" : "n2";
+  net.Run(300'000);
+  // TIMEOUT_NOW is lost.
+  net.filter = [](const pb::RaftMessage& m) { return m.type() != pb::TIMEOUT_NOW; };
+  ASSERT_TRUE(net.raft(leader).TransferLeadership(net.now(), target).ok());
+  net.Process(leader);
+  net.Deliver();
+  EXPECT_FALSE(net.raft(leader).HasLeaderLease(net.now()));  // TIMEOUT_NOW is out
+  net.Run(1'100'000);
+  EXPECT_NE(net.raft(leader).role(), Role::kLeader);
+  net.filter = nullptr;
+  EXPECT_FALSE(net.WaitForLeader().empty());
+}
+
+TEST(RaftMembershipTest, CompactionAndSnapshotInstallForALaggingNode) {
+  Network net(kThree);
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  std::string lagging = leader == "n3" ? "n2" : "n3";
+  net.Isolate(lagging);
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(net.Propose(leader, "c" + std::to_string(i)).ok());
+  net.Run(300'000);
+  Raft& l = net.raft(leader);
+  uint64_t applied = l.applied_index();
+  EXPECT_TRUE(l.Compact(applied + 1, "x").IsInvalidArgument());
+  ASSERT_TRUE(l.Compact(applied, "state@" + std::to_string(applied)).ok());
+  EXPECT_TRUE(l.Compact(applied, "again").IsInvalidArgument());
+  EXPECT_EQ(l.snapshot_meta().index(), applied);
+  Batch b = l.TakeBatch();
+  ASSERT_TRUE(b.compacted.has_value());
+  EXPECT_EQ(b.compacted->meta.index(), applied);
+  EXPECT_EQ(b.compacted->meta.config().members_size(), 3);
+  testing::PersistBatch(b, &net.node(leader).stored);
+  l.Advance(b);
+  EXPECT_EQ(net.node(leader).stored.snapshot.index(), applied);
+  EXPECT_EQ(net.node(leader).stored.entries.size(), l.last_index() - applied);
+  // More entries after the snapshot, then the lagging node returns.
+  ASSERT_TRUE(net.Propose(leader, "tail").ok());
+  size_t snapshots = 0;
+  net.filter = [&](const pb::RaftMessage& m) {
+    if (m.type() == pb::SNAPSHOT) ++snapshots;
+    return true;
+  };
+  net.Heal();
+  net.Run(1'000'000);
+  EXPECT_EQ(snapshots, 1u);
+  testing::TestNode& n = net.node(lagging);
+  EXPECT_EQ(n.stored.snapshot.index(), applied);
+  EXPECT_EQ(n.stored.snapshot_data, "state@" + std::to_string(applied));
+  EXPECT_EQ(n.commands, (std::vector<std::string>{"tail"}));  // applied after the snapshot
+  EXPECT_EQ(net.raft(lagging).commit_index(), l.commit_index());
+  EXPECT_EQ(net.raft(lagging).snapshot_meta().config().members_size(), 3);
+  // Restart from a compacted store: the snapshot is the base, the tail re-applies.
+  net.Crash(lagging);
+  net.Restart(lagging);
+  EXPECT_EQ(net.raft(lagging).snapshot_meta().index(), applied);
+  net.Run(300'000);
+  EXPECT_EQ(net.node(lagging).commands, (std::vector<std::string>{"tail"}));
+}
+
+TEST(RaftMembershipTest, NewLearnerCatchesUpFromASnapshot) {
+  Network net({"n1", "n2", "n3", "n4"});
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(net.Propose(leader, "c").ok());
+  net.Run(200'000);
+  Raft& l = net.raft(leader);
+  ASSERT_TRUE(l.Compact(l.applied_index(), "snap").ok());
+  net.Process(leader);
+  ASSERT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kAddLearner, "n4")).ok());
+  net.Process(leader);
+  net.Run(1'000'000);
+  EXPECT_EQ(net.node("n4").stored.snapshot_data, "snap");
+  EXPECT_EQ(net.raft("n4").commit_index(), l.commit_index());
+  EXPECT_EQ(net.raft("n4").role(), Role::kLearner);
+  ASSERT_TRUE(l.ProposeMembership(net.now(), Change(Kind::kPromote, "n4")).ok());
+  net.Process(leader);
+  net.Run(300'000);
+  EXPECT_EQ(net.raft("n4").role(), Role::kFollower);
+}
+
+TEST(RaftMembershipTest, LostSnapshotIsResent) {
+  Network net(kThree);
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  std::string lagging = leader == "n3" ? "n2" : "n3";
+  net.Isolate(lagging);
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(net.Propose(leader, "c").ok());
+  net.Run(200'000);
+  ASSERT_TRUE(net.raft(leader).Compact(net.raft(leader).applied_index(), "s").ok());
+  net.Process(leader);
+  int dropped = 0;
+  net.filter = [&](const pb::RaftMessage& m) {
+    if (m.type() == pb::SNAPSHOT && dropped < 2) {
+      ++dropped;
+      return false;
+    }
+    return true;
+  };
+  net.Heal();
+  net.Run(5'000'000);
+  EXPECT_EQ(dropped, 2);
+  EXPECT_EQ(net.node(lagging).stored.snapshot_data, "s");
+  EXPECT_EQ(net.raft(lagging).commit_index(), net.raft(leader).commit_index());
+}
+
+}  // namespace
+}  // namespace mesh::core::raft
