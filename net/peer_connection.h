@@ -95,12 +95,16 @@ class PeerConnection {
   bool connected() const { return began_; }
 
   // Slots for the owner (net/peer_transport.cc); the connection never reads them.
-  /// The node id, once the peer's Hello has been accepted ("" before).
+  /// The node id, once the link is up (both Hellos accepted; "" before).
   std::string node_id;
   /// From the peer's Hello (accepted or not).
   std::string claimed_id;
   std::string listen_address;
   uint64_t incarnation = 0;
+  /// We accepted the peer's Hello (and sent our Welcome).
+  bool hello_accepted = false;
+  /// We received the peer's Welcome (it accepted our Hello).
+  bool welcomed = false;
   /// The transport already reported this connection's refusal (don't report it twice).
   bool refusal_reported = false;
   /// The refusal said retrying cannot help (redial at the longest backoff).

@@ -5,6 +5,7 @@
 
 #include "net/frame.h"
 #include "net/peer_connection.h"
+#include "net/peer_hello.h"
 
 namespace mesh::net {
 namespace {
@@ -175,7 +176,7 @@ void PeerTransport::OnSecured(PeerConnection* conn) {
 
 Status PeerTransport::OnEnvelope(PeerConnection* conn, pb::PeerEnvelope& env) {
   if (env.has_refusal()) {
-    const std::string& reason = env.refusal().reason();
+    const std::string reason = Printable(env.refusal().reason(), 4096);
     conn->MarkRefusedByPeer();
     conn->refusal_reported = true;
     conn->permanent_refusal = env.refusal().permanent();
@@ -188,77 +189,84 @@ Status PeerTransport::OnEnvelope(PeerConnection* conn, pb::PeerEnvelope& env) {
     conn->Close(Status::PermissionDenied("refused by the peer: " + reason), false);
     return Status::OK();
   }
-  if (conn->node_id.empty()) {
-    if (!env.has_hello()) {
-      Refuse(conn, "protocol violation: the first message must be a Hello", false);
+  if (!conn->node_id.empty()) {  // the link is up
+    if (env.has_hello() || env.has_welcome()) {
+      Refuse(conn, "protocol violation: a second Hello or Welcome", false);
+      return Status::OK();
+    }
+    if (callbacks_.on_message && !stopping_) callbacks_.on_message(conn->node_id, env);
+    return Status::OK();
+  }
+  if (env.has_hello()) {
+    if (conn->hello_accepted || !conn->claimed_id.empty()) {
+      Refuse(conn, "protocol violation: a second Hello", false);
       return Status::OK();
     }
     return OnHello(conn, env.hello());
   }
-  if (env.has_hello()) {
-    Refuse(conn, "protocol violation: a second Hello", false);
+  if (env.has_welcome() && conn->hello_accepted && !conn->welcomed) {
+    conn->welcomed = true;
+    BecomeUp(conn);
     return Status::OK();
   }
-  if (callbacks_.on_message && !stopping_) callbacks_.on_message(conn->node_id, env);
+  Refuse(conn,
+         std::string("protocol violation: ") +
+             (conn->hello_accepted ? "a message before its Welcome" : "the first message must be a Hello"),
+         false);
   return Status::OK();
 }
 
 Status PeerTransport::OnHello(PeerConnection* conn, const pb::PeerHello& hello) {
-  conn->claimed_id = hello.node_id();
-  conn->listen_address = hello.listen_address();
+  conn->claimed_id = Printable(hello.node_id());
+  conn->listen_address = Printable(hello.listen_address());
   conn->incarnation = hello.incarnation();
   const std::string& id = hello.node_id();
-  if (hello.protocol_version() != kPeerProtocolVersion) {
-    Refuse(conn,
-           "peer protocol version " + std::to_string(hello.protocol_version()) +
-               " is not ours (" + std::to_string(kPeerProtocolVersion) +
-               "): run the same lockmesh version on every node",
-           true);
-    return Status::OK();
-  }
-  if (hello.cluster() != options_.cluster) {
-    Refuse(conn,
-           "node " + id + " belongs to cluster '" + hello.cluster() + "', this node to '" +
-               options_.cluster + "' (--cluster)",
-           true);
-    return Status::OK();
-  }
-  if (id.empty() || id.size() > 256) {
-    Refuse(conn, "the Hello has no valid node id", true);
-    return Status::OK();
-  }
-  auto dialer_it = dialled_by_.find(conn);
-  Dialer* dialer = dialer_it == dialled_by_.end() ? nullptr : dialer_it->second;
-  if (id == options_.node_id) {
-    if (hello.incarnation() == incarnation_) {
-      if (dialer) {
-        dialer->self = true;
-        Log("address " + dialer->address + " is this node itself; not dialling it");
+  HelloIdentity ours{options_.cluster, options_.node_id, incarnation_, kPeerProtocolVersion};
+  std::string reason;
+  bool permanent = false;
+  switch (CheckHello(hello, ours, &reason, &permanent)) {
+    case HelloVerdict::kRefuse:
+      Refuse(conn, reason, permanent);
+      return Status::OK();
+    case HelloVerdict::kSelf: {
+      auto it = dialled_by_.find(conn);
+      if (it != dialled_by_.end()) {
+        it->second->self = true;
+        Log("address " + it->second->address + " is this node itself; not dialling it");
       }
       conn->Close(Status::AlreadyExists("connected to ourselves"), false);
       return Status::OK();
     }
-    Refuse(conn,
-           "the peer claims this node's own id '" + id +
-               "': two live nodes must not share an id (give one of them another --node-id)",
-           true);
-    return Status::OK();
+    case HelloVerdict::kAccept:
+      break;
   }
-  bool permanent = false;
   Status identity = CheckIdentity(conn, id, true, &permanent);
   if (!identity.ok()) {
     Refuse(conn, identity.message(), permanent);
     return Status::OK();
   }
+  conn->hello_accepted = true;
+  pb::PeerEnvelope welcome;
+  welcome.mutable_welcome();
+  conn->Send(welcome);
+  if (conn->welcomed) BecomeUp(conn);
+  return Status::OK();
+}
+
+void PeerTransport::BecomeUp(PeerConnection* conn) {
+  const std::string& id = conn->claimed_id;
+  auto dialer_it = dialled_by_.find(conn);
+  Dialer* dialer = dialer_it == dialled_by_.end() ? nullptr : dialer_it->second;
+  if (dialer) dialer->node_id = id;
   auto existing_it = peers_.find(id);
   if (existing_it != peers_.end()) {
     PeerConnection* existing = existing_it->second;
-    if (existing->incarnation != hello.incarnation()) {
+    if (existing->incarnation != conn->incarnation) {
       Refuse(conn,
              "node id '" + id + "' is already connected from " + existing->remote_address() +
                  ", a different live process: two live nodes must not share an id",
              false);
-      return Status::OK();
+      return;
     }
     // The same process twice: both nodes dialled. Keep the connection dialled by the node
     // with the smaller id; both sides apply the same rule, so both keep the same one.
@@ -268,25 +276,18 @@ Status PeerTransport::OnHello(PeerConnection* conn, const pb::PeerHello& hello) 
     conn->node_id = id;
     if (!keep_new) {
       conn->Close(Status::AlreadyExists("duplicate connection with node " + id), true);
-      if (dialer) dialer->node_id = id;
-      return Status::OK();
+      return;
     }
     peers_[id] = conn;  // `existing` closes without a peer-down: the peer stays up
     existing->Close(Status::AlreadyExists("duplicate connection with node " + id), true);
     conn->Established();
-    if (dialer) {
-      dialer->node_id = id;
-      dialer->failures = 0;
-    }
-    return Status::OK();
+    if (dialer) dialer->failures = 0;
+    return;
   }
   conn->node_id = id;
   conn->Established();
   peers_[id] = conn;
-  if (dialer) {
-    dialer->node_id = id;
-    dialer->failures = 0;
-  }
+  if (dialer) dialer->failures = 0;
   PeerInfo info = Describe(conn);
   std::string how = conn->tls() ? ", " + info.tls_version + " " + info.cipher_suite +
                                       ", certificate " + info.fingerprint.ToCompact()
@@ -294,7 +295,6 @@ Status PeerTransport::OnHello(PeerConnection* conn, const pb::PeerHello& hello) 
   Log("peer " + id + " up (" + conn->remote_address() + (conn->dialled() ? ", dialled" : "") +
       how + ")");
   if (callbacks_.on_peer_up && !stopping_) callbacks_.on_peer_up(info);
-  return Status::OK();
 }
 
 Status PeerTransport::CheckIdentity(const PeerConnection* conn, const std::string& id,
@@ -358,6 +358,7 @@ void PeerTransport::Refuse(PeerConnection* conn, const std::string& reason, bool
   Log("refused peer " + conn->remote_address() + (id.empty() ? "" : " (node " + id + ")") +
       ": " + reason);
   conn->refusal_reported = true;
+  conn->permanent_refusal = permanent;
   if (callbacks_.on_refused && !stopping_) {
     callbacks_.on_refused({conn->remote_address(), id, reason, false});
   }

@@ -14,6 +14,9 @@
 //   * no other live process holds a connection under that node id (same id, different
 //     incarnation: refused). Two connections of the same pair (both sides dialled) are
 //     resolved by node id: the connection dialled by the node with the smaller id stays.
+// A side that accepts the other's Hello sends a PeerWelcome; the link is up (on_peer_up,
+// Send) only once each side has accepted the other's Hello and received its Welcome, so a
+// node that is being refused never sees the refusing peer come up.
 // A refusal is logged with the peer's address and the reason in words, sent to the peer as a
 // PeerRefusal (so that both logs say the same thing), reported through on_refused, and the
 // connection is closed. TLS handshake failures (another CA, expired, no certificate,
@@ -188,6 +191,8 @@ class PeerTransport {
   void OnSecured(PeerConnection* conn);
   Status OnEnvelope(PeerConnection* conn, pb::PeerEnvelope& env);
   Status OnHello(PeerConnection* conn, const pb::PeerHello& hello);
+  // Both Hellos accepted: resolves duplicates and reports the peer up.
+  void BecomeUp(PeerConnection* conn);
   // The checks of a peer's certificate beyond the handshake's: CN (mutual), fingerprint
   // (tofu). `record` pins a first contact in known_peers. Returns the refusal or OK.
   Status CheckIdentity(const PeerConnection* conn, const std::string& node_id, bool record,
