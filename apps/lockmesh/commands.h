@@ -19,6 +19,7 @@ CommandRunner AddUniqueIdCommand(CLI::App* app);  // cmd_info.cc
 CommandRunner AddBenchCommand(CLI::App* app);     // bench.cc
 CommandRunner AddCertCommand(CLI::App* app);      // cmd_cert.cc
 CommandRunner AddTrustCommand(CLI::App* app);     // cmd_trust.cc
+CommandRunner AddTlsDebugCommand(CLI::App* app);  // cmd_tls_debug.cc
 
 }  // namespace lockmesh::cli
 

@@ -47,6 +47,7 @@ int Main(int argc, char** argv) {
   add(AddBenchCommand);
   add(AddCertCommand);
   add(AddTrustCommand);
+  add(AddTlsDebugCommand);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

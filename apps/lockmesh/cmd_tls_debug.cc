@@ -1,0 +1,844 @@
+// `lockmesh tls-debug server | client | peer`: a TLS link tested step by step (DESIGN.md §6).
+//
+// Each step prints one line that starts with its name and "ok" or "FAILED"; the last line is
+// "result: ok" or "result: FAILED: <what went wrong, in words>", and the exit status is 0
+// only when every step passed. The TLS itself is net/tls_context + net/tls_session, the very
+// configuration and verification rules a node uses; the identity checks after the handshake
+// (CN = node id in mutual; known_peers or the allow-list in tofu) use the same functions as
+// the peer transport, but never write to known_peers (a debugging tool must not pin peers).
+// Sockets here are plain blocking ones driven with poll(): the tool does one connection at a
+// time and wants a timeout per step, not an event loop.
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli_support.h"
+#include "commands.h"
+#include "exit_codes.h"
+#include "mesh/node.h"
+#include "net/certificate.h"
+#include "net/frame.h"
+#include "net/known_peers.h"
+#include "net/peer_transport.h"
+#include "net/tls_context.h"
+#include "net/tls_session.h"
+#include "peer.pb.h"
+
+namespace lockmesh::cli {
+namespace {
+
+using mesh::Status;
+using mesh::net::CertificateInfo;
+using mesh::net::SecurityLevel;
+using mesh::net::TlsRole;
+using Clock = std::chrono::steady_clock;
+
+/// tls-debug exits 1 when the link failed a step (0 = every step passed).
+constexpr int kExitLinkFailed = 1;
+
+enum class Mode { kServer, kClient, kPeer };
+
+struct DebugFlags {
+  CommonOptions common;  // --config, --socket; --security, --tls-*, --node-id, --data-dir, --cluster
+  std::string target;    // HOST:PORT for client and peer
+  std::string listen;    // HOST:PORT for server
+  std::string trusted_fingerprints;
+  std::string peer_id;
+  double timeout = 5;
+  double wait = 0;
+};
+
+// ------------------------------------------------------------------------------ output
+
+void Line(const std::string& text) {
+  fputs((text + "\n").c_str(), stdout);
+  fflush(stdout);
+}
+
+double MsSince(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+std::string Ms(double ms) {
+  char buffer[32];
+  snprintf(buffer, sizeof buffer, "%.1f ms", ms);
+  return buffer;
+}
+
+/// Prints the final line and returns the exit code.
+int Fail(const std::string& what) {
+  Line("result: FAILED: " + what);
+  return kExitLinkFailed;
+}
+
+// ------------------------------------------------------------------------------ addresses
+
+/// "private (RFC 1918)", "loopback", "link-local", "shared (CGNAT, RFC 6598)",
+/// "unique local (IPv6 ULA)" or "public", for a numeric address.
+std::string AddressKind(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET6) {
+    const auto& a6 = reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a6)) return "loopback";
+    if (IN6_IS_ADDR_LINKLOCAL(&a6)) return "link-local";
+    if ((a6.s6_addr[0] & 0xfe) == 0xfc) return "private (IPv6 unique local)";
+    if (!IN6_IS_ADDR_V4MAPPED(&a6)) return "public";
+    sockaddr_storage v4 = {};
+    auto& in = reinterpret_cast<sockaddr_in&>(v4);
+    in.sin_family = AF_INET;
+    memcpy(&in.sin_addr, &a6.s6_addr[12], 4);
+    return AddressKind(v4);
+  }
+  uint32_t a = ntohl(reinterpret_cast<const sockaddr_in&>(ss).sin_addr.s_addr);
+  if ((a >> 24) == 127) return "loopback";
+  if ((a >> 24) == 10 || (a >> 20) == (172u << 4 | 1) || (a >> 16) == (192u << 8 | 168)) {
+    return "private (RFC 1918)";
+  }
+  if ((a >> 16) == (169u << 8 | 254)) return "link-local";
+  if ((a >> 22) == (100u << 2 | 1)) return "shared (carrier-grade NAT, RFC 6598)";
+  if (a == 0) return "unspecified";
+  return "public";
+}
+
+bool IsPrivateKind(const std::string& kind) {
+  return kind.rfind("private", 0) == 0 || kind.rfind("shared", 0) == 0 || kind == "link-local";
+}
+
+std::string AddressText(const sockaddr_storage& ss) {
+  char host[INET6_ADDRSTRLEN] = "?";
+  uint16_t port = 0;
+  if (ss.ss_family == AF_INET6) {
+    const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
+    port = ntohs(in6.sin6_port);
+    return std::string("[") + host + "]:" + std::to_string(port);
+  }
+  const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
+  inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
+  port = ntohs(in.sin_port);
+  return std::string(host) + ":" + std::to_string(port);
+}
+
+/// Does any local interface have an address of the same kind (private/public) and family?
+bool HaveLocalAddressOfKind(int family, bool private_kind) {
+  ifaddrs* list = nullptr;
+  if (getifaddrs(&list) != 0) return false;
+  bool found = false;
+  for (ifaddrs* i = list; i != nullptr && !found; i = i->ifa_next) {
+    if (i->ifa_addr == nullptr || i->ifa_addr->sa_family != family) continue;
+    sockaddr_storage ss = {};
+    memcpy(&ss, i->ifa_addr, family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
+    std::string kind = AddressKind(ss);
+    if (kind == "loopback" || kind == "link-local") continue;
+    found = IsPrivateKind(kind) == private_kind;
+  }
+  freeifaddrs(list);
+  return found;
+}
+
+/// A hint about private vs public addresses for a connection to `target` that failed.
+std::string AddressHint(const sockaddr_storage& target) {
+  std::string kind = AddressKind(target);
+  if (IsPrivateKind(kind) && !HaveLocalAddressOfKind(target.ss_family, true)) {
+    return "; " + AddressText(target) + " is a " + kind +
+           " address but this host has no private address: the peer is probably in another "
+           "network, reachable only through its public address (or a VPN)";
+  }
+  if (kind == "public" && HaveLocalAddressOfKind(target.ss_family, true)) {
+    return "; " + AddressText(target) +
+           " is a public address: if the peer is in this host's local network, use its "
+           "private address (many routers do not loop public addresses back inside)";
+  }
+  return "";
+}
+
+/// Splits "host:port" / "[v6]:port". False on a bad form.
+bool SplitHostPort(const std::string& text, std::string* host, std::string* port) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon + 1 == text.size()) return false;
+  *host = text.substr(0, colon);
+  *port = text.substr(colon + 1);
+  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
+    *host = host->substr(1, host->size() - 2);
+  }
+  for (char c : *port) {
+    if (c < '0' || c > '9') return false;
+  }
+  return !host->empty() && port->size() <= 5 && std::stoi(*port) <= 65535;
+}
+
+// ------------------------------------------------------------------------------ sockets
+
+/// Writes all of `data`; false on error (errno set).
+bool SendAll(int fd, const std::string& data) {
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return false;
+    done += static_cast<size_t>(n);
+  }
+  return true;
+}
+
+/// Waits for input until `deadline`; reads what is there. OK with bytes appended; TimedOut;
+/// Unavailable when the peer closed the connection.
+Status ReceiveSome(int fd, Clock::time_point deadline, std::string* out) {
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    if (left.count() <= 0) return Status::TimedOut("timed out");
+    pollfd p = {fd, POLLIN, 0};
+    int rc = poll(&p, 1, static_cast<int>(left.count()));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc == 0) return Status::TimedOut("timed out");
+    char buffer[16384];
+    ssize_t n = recv(fd, buffer, sizeof buffer, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      return Status::Unavailable(std::string("the connection failed: ") + strerror(errno));
+    }
+    if (n == 0) return Status::Unavailable("the peer closed the connection");
+    out->append(buffer, static_cast<size_t>(n));
+    return Status::OK();
+  }
+}
+
+/// Connects to `target` with a timeout; the failure message says what it means.
+Status ConnectWithTimeout(const sockaddr_storage& target, double timeout_s, int* fd_out,
+                          bool* timed_out, int* error) {
+  *timed_out = false;
+  *error = 0;
+  int fd = socket(target.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return Status::IOError(std::string("socket: ") + strerror(errno));
+  socklen_t len = target.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
+  int rc = connect(fd, reinterpret_cast<const sockaddr*>(&target), len);
+  int err = rc == 0 ? 0 : errno;
+  if (rc != 0 && err == EINPROGRESS) {
+    pollfd p = {fd, POLLOUT, 0};
+    int pr;
+    do {
+      pr = poll(&p, 1, static_cast<int>(timeout_s * 1000));
+    } while (pr < 0 && errno == EINTR);
+    if (pr == 0) {
+      close(fd);
+      *timed_out = true;
+      return Status::TimedOut("timeout");
+    }
+    socklen_t elen = sizeof err;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+  }
+  if (err != 0) {
+    close(fd);
+    *error = err;
+    return Status::Unavailable(strerror(err));
+  }
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  *fd_out = fd;
+  return Status::OK();
+}
+
+// ------------------------------------------------------------------------------ the checks
+
+/// Everything a run needs after its flags are resolved.
+struct Setup {
+  Mode mode;
+  SecurityLevel level = SecurityLevel::kNone;
+  std::string node_id;
+  std::string data_dir;
+  std::string cluster;
+  std::shared_ptr<const mesh::net::TlsContext> tls;
+  std::unique_ptr<mesh::net::TrustedFingerprints> allow_list;
+  double timeout = 5;
+};
+
+/// Runs the handshake to completion over `fd`.
+Status RunHandshake(int fd, mesh::net::TlsSession* session, Clock::time_point deadline) {
+  std::string out;
+  for (;;) {
+    Status st = session->Handshake();
+    session->TakeOutput(&out);
+    if (!out.empty() && !SendAll(fd, out) && st.ok()) {
+      return Status::Unavailable(std::string("the connection failed: ") + strerror(errno));
+    }
+    if (!st.ok() || session->handshake_done()) return st;
+    std::string in;
+    Status rst = ReceiveSome(fd, deadline, &in);
+    if (rst.IsTimedOut()) {
+      return Status::TimedOut(
+          "the peer accepted the TCP connection but did not complete the TLS handshake in time "
+          "(is it a TLS endpoint? is a proxy or firewall in between holding the packets?)");
+    }
+    if (!rst.ok()) {
+      return Status::Unavailable(rst.message() +
+                                 " during the TLS handshake (it may have refused us without "
+                                 "saying why, or it does not speak TLS)");
+    }
+    session->Feed(in);
+  }
+}
+
+void PrintChain(const mbedtls_x509_crt* chain) {
+  int64_t now = static_cast<int64_t>(time(nullptr));
+  int index = 0;
+  for (const mbedtls_x509_crt* c = chain; c != nullptr && c->raw.p != nullptr; c = c->next) {
+    CertificateInfo info = mesh::net::InspectCertificate(*c);
+    Line("certificate " + std::to_string(index) + (index == 0 ? " (leaf)" : ""));
+    ++index;
+    Line("  subject      " + info.subject);
+    Line("  issuer       " + info.issuer);
+    Line("  CN           " + (info.common_name.empty() ? "(none)" : info.common_name));
+    Line("  validity     " + mesh::net::FormatUtc(info.not_before) + " .. " +
+         mesh::net::FormatUtc(info.not_after) + " (" +
+         mesh::net::ValidityName(info.ValidityAt(now)) + ")");
+    Line(std::string("  CA           ") + (info.is_ca ? "yes" : "no") + ", self-signed " +
+         (info.self_signed ? "yes" : "no") + ", key " + info.key_type);
+    Line("  fingerprint  " + info.fingerprint.ToCompact());
+    Line("  " + info.fingerprint.ToOpenSsl());
+  }
+}
+
+/// A handshake failure as a named category plus the session's words.
+std::string ClassifyHandshakeFailure(const Status& st, const mesh::net::TlsSession& session,
+                                     SecurityLevel level) {
+  const std::string& m = st.message();
+  if (st.IsTimedOut()) return "handshake timeout: " + m;
+  if (session.peer_refused()) {
+    std::string category = "refused by the peer";
+    if (m.find("unknown CA") != std::string::npos) category = "unknown CA (the peer does not trust ours)";
+    if (m.find("expired") != std::string::npos) category = "the peer says our certificate is expired";
+    if (m.find("requires a client certificate") != std::string::npos) category = "no client certificate";
+    return category + ": " + m;
+  }
+  const mbedtls_x509_crt* peer = session.peer_certificate();
+  if (peer != nullptr && st.code() == Status::Code::kPermissionDenied) {
+    CertificateInfo info = mesh::net::InspectCertificate(*peer);
+    mesh::net::Validity validity = info.ValidityAt(static_cast<int64_t>(time(nullptr)));
+    std::string category = "certificate refused";
+    if (validity == mesh::net::Validity::kExpired) {
+      category = "expired certificate";
+    } else if (validity == mesh::net::Validity::kNotYetValid) {
+      category = "certificate not yet valid";
+    } else if (info.self_signed && level != SecurityLevel::kTofu) {
+      category = "self-signed certificate (use --security tofu, or a certificate from the CA)";
+    } else if (m.find("not issued by a CA") != std::string::npos) {
+      category = "unknown CA (the peer's certificate is not from --tls-ca)";
+    }
+    return category + ": " + m;
+  }
+  if (st.code() == Status::Code::kPermissionDenied &&
+      m.rfind("we refused the peer's certificate", 0) == 0) {
+    // The session does not keep a refused chain: name the failure from the words of the very
+    // rule that refused it (net/tls_context.cc CheckCertificate / DescribeVerifyFlags).
+    if (m.find("expired on") != std::string::npos) return "expired certificate: " + m;
+    if (m.find("not valid before") != std::string::npos) return "certificate not yet valid: " + m;
+    if (m.find("is self-signed") != std::string::npos) {
+      return "self-signed certificate (use --security tofu, or a certificate from the CA): " + m;
+    }
+    if (m.find("not issued by a CA") != std::string::npos) {
+      return "unknown CA (the peer's certificate is not from --tls-ca): " + m;
+    }
+    return "certificate refused: " + m;
+  }
+  if (m.find("presented no certificate") != std::string::npos) return "no client certificate: " + m;
+  if (m.find("does not speak TLS") != std::string::npos) return "not TLS: " + m;
+  return m;
+}
+
+/// Checks the peer's certificate against the identity rules of the level: CN = claimed id in
+/// mutual; allow-list or known_peers in tofu (read-only). Prints a line; returns the failure
+/// words or "".
+std::string CheckIdentity(const Setup& setup, const mbedtls_x509_crt* peer,
+                          const std::string& claimed_id, const std::string& claimed_from) {
+  if (setup.level == SecurityLevel::kNone) return "";
+  if (peer == nullptr) return "no certificate: the peer presented none";
+  CertificateInfo info = mesh::net::InspectCertificate(*peer);
+  if (setup.level == SecurityLevel::kMutual) {
+    if (claimed_id.empty()) {
+      Line("identity: not checked (give --peer-id ID to compare the certificate's CN '" +
+           info.common_name + "' with the node id you expect)");
+      return "";
+    }
+    if (info.common_name != claimed_id) {
+      return "CN mismatch: certificate CN '" + info.common_name + "' does not match the node id '" +
+             claimed_id + "' " + claimed_from +
+             " (--security mutual: each node's certificate must have CN = its node id)";
+    }
+    Line("identity: ok, certificate CN '" + info.common_name + "' equals the node id " +
+         claimed_from);
+    return "";
+  }
+  if (setup.level != SecurityLevel::kTofu) {
+    if (!claimed_id.empty() && info.common_name != claimed_id) {
+      Line("identity: note, certificate CN '" + info.common_name + "' differs from node id '" +
+           claimed_id + "' (fine with --security " + mesh::net::SecurityLevelName(setup.level) +
+           ", refused with mutual)");
+    } else {
+      Line("identity: ok (--security " + std::string(mesh::net::SecurityLevelName(setup.level)) +
+           " trusts the CA, not node ids)");
+    }
+    return "";
+  }
+  if (setup.allow_list) {
+    if (!setup.allow_list->Contains(info.fingerprint)) {
+      return "fingerprint not on the allow-list: " + info.fingerprint.ToCompact() +
+             " is not in --trusted-fingerprints " + setup.allow_list->path();
+    }
+    Line("identity: ok, fingerprint " + info.fingerprint.ToCompact() +
+         " is in --trusted-fingerprints " + setup.allow_list->path());
+    return "";
+  }
+  std::string path = mesh::net::KnownPeersPath(setup.data_dir);
+  std::vector<mesh::net::KnownPeer> known;
+  Status st = mesh::net::LoadKnownPeers(path, &known);
+  if (!st.ok()) return "cannot check known_peers: " + st.message();
+  if (claimed_id.empty()) {
+    for (const auto& k : known) {
+      if (k.fingerprint == info.fingerprint) {
+        Line("identity: ok, fingerprint is known for node '" + k.node_id + "' in " + path);
+        return "";
+      }
+    }
+    Line("identity: fingerprint " + info.fingerprint.ToCompact() + " is not in " + path +
+         " (a node would pin it on first contact; give --peer-id ID to check a node id)");
+    return "";
+  }
+  for (const auto& k : known) {
+    if (k.node_id != claimed_id) continue;
+    if (k.fingerprint != info.fingerprint) {
+      return "fingerprint changed: " +
+             mesh::net::FingerprintChangedMessage(claimed_id, k, info.fingerprint, setup.data_dir);
+    }
+    Line("identity: ok, fingerprint matches the one known for node '" + claimed_id + "' since " +
+         mesh::net::FormatUtc(k.first_seen));
+    return "";
+  }
+  Line("identity: first contact: node '" + claimed_id + "' is not in " + path +
+       "; a node would now pin " + info.fingerprint.ToCompact() + " (tls-debug does not)");
+  return "";
+}
+
+/// The Hello exchange of `peer` mode over an established session (TLS or plain).
+int ExchangeHello(const Setup& setup, int fd, mesh::net::TlsSession* session,
+                  const std::string& dialled, const sockaddr_storage& target) {
+  mesh::pb::PeerEnvelope mine;
+  mesh::pb::PeerHello* hello = mine.mutable_hello();
+  hello->set_cluster(setup.cluster);
+  hello->set_node_id(setup.node_id);
+  hello->set_protocol_version(mesh::net::kPeerProtocolVersion);
+  hello->set_incarnation(static_cast<uint64_t>(Clock::now().time_since_epoch().count()) | 1);
+  hello->set_security(mesh::net::SecurityLevelName(setup.level));
+  std::string frame;
+  mesh::net::AppendFrame(mine, &frame);
+  std::string out;
+  if (session != nullptr) {
+    Status st = session->Write(frame);
+    if (!st.ok()) return Fail("hello: " + st.message());
+    session->TakeOutput(&out);
+  } else {
+    out = frame;
+  }
+  if (!SendAll(fd, out)) return Fail(std::string("hello: cannot send: ") + strerror(errno));
+  auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(setup.timeout * 1000));
+  std::string plain;
+  for (;;) {
+    if (plain.size() >= 4) {
+      uint32_t len = (uint32_t(uint8_t(plain[0])) << 24) | (uint32_t(uint8_t(plain[1])) << 16) |
+                     (uint32_t(uint8_t(plain[2])) << 8) | uint32_t(uint8_t(plain[3]));
+      if (len > mesh::net::kMaxPeerFrameBytes) {
+        return Fail("hello: the peer sent a frame of " + std::to_string(len) +
+                    " bytes: it does not speak lockmesh's peer protocol");
+      }
+      if (plain.size() >= 4 + len) break;
+    }
+    std::string in;
+    Status st = ReceiveSome(fd, deadline, &in);
+    if (st.IsTimedOut()) return Fail("hello: no Hello from the peer within the timeout");
+    if (!st.ok()) return Fail("hello: " + st.message() + " before sending its Hello");
+    if (session == nullptr) {
+      plain += in;
+      continue;
+    }
+    session->Feed(in);
+    st = session->Read(&plain);
+    if (!st.ok()) return Fail("hello: " + st.message());
+  }
+  mesh::pb::PeerEnvelope theirs;
+  if (!theirs.ParseFromArray(plain.data() + 4, static_cast<int>(plain.size() - 4))) {
+    return Fail("hello: the peer's first frame is not a PeerEnvelope");
+  }
+  if (theirs.has_refusal()) {
+    return Fail("the node refused us: " + theirs.refusal().reason());
+  }
+  if (!theirs.has_hello()) return Fail("hello: the peer's first message is not a Hello");
+  const mesh::pb::PeerHello& h = theirs.hello();
+  Line("hello: node id '" + h.node_id() + "', cluster '" + h.cluster() + "', protocol " +
+       std::to_string(h.protocol_version()) + ", security " + h.security() + ", listens on " +
+       (h.listen_address().empty() ? "(nothing)" : h.listen_address()));
+  if (h.protocol_version() != mesh::net::kPeerProtocolVersion) {
+    return Fail("protocol version mismatch: the peer speaks " +
+                std::to_string(h.protocol_version()) + ", we speak " +
+                std::to_string(mesh::net::kPeerProtocolVersion));
+  }
+  if (h.cluster() != setup.cluster) {
+    return Fail("cluster name mismatch: the peer is in cluster '" + h.cluster() + "', we are in '" +
+                setup.cluster + "' (--cluster)");
+  }
+  if (h.node_id() == setup.node_id) {
+    return Fail("unique id clash: the peer claims our own node id '" + h.node_id() +
+                "' (two nodes must not share an id; see `lockmesh unique-id`)");
+  }
+  std::string why = CheckIdentity(setup, session ? session->peer_certificate() : nullptr,
+                                  h.node_id(), "it claims in its Hello");
+  if (!why.empty()) return Fail(why);
+  // The address it advertises vs the one we used.
+  std::string host, port;
+  if (!h.listen_address().empty() && SplitHostPort(h.listen_address(), &host, &port)) {
+    sockaddr_storage adv = {};
+    if (inet_pton(AF_INET, host.c_str(), &reinterpret_cast<sockaddr_in&>(adv).sin_addr) == 1) {
+      adv.ss_family = AF_INET;
+      std::string adv_kind = AddressKind(adv), used_kind = AddressKind(target);
+      if (IsPrivateKind(adv_kind) != IsPrivateKind(used_kind) && used_kind != "loopback") {
+        Line("address: note, we reached it at " + dialled + " (" + used_kind +
+             ") but it advertises " + h.listen_address() + " (" + adv_kind +
+             "): nodes that dial the advertised address from elsewhere may not reach it");
+      }
+    }
+  }
+  if (session != nullptr) {
+    session->Close();
+    session->TakeOutput(&out);
+    SendAll(fd, out);
+  }
+  Line("result: ok");
+  return kExitOk;
+}
+
+/// After a completed handshake: chain, verification, identity.
+int ReportSecured(const Setup& setup, mesh::net::TlsSession* session, double handshake_ms,
+                  const std::string& expected_id) {
+  Line("tls: ok, " + session->version() + ", " + session->cipher_suite() + ", handshake " +
+       Ms(handshake_ms));
+  const mbedtls_x509_crt* peer = session->peer_certificate();
+  if (peer == nullptr) return Fail("no certificate: the peer presented none");
+  PrintChain(peer);
+  std::string rules =
+      setup.level == SecurityLevel::kTofu
+          ? "self-signed and within its validity (tofu)"
+          : std::string("chains to a CA of --tls-ca, within its validity, not self-signed");
+  Line("verify: ok, " + rules);
+  std::string why = CheckIdentity(setup, peer, expected_id,
+                                  "expected (--peer-id)");
+  if (!why.empty()) return Fail(why);
+  return -1;  // continue
+}
+
+int RunConnect(const Setup& setup, const std::string& target_text, const std::string& expected_id) {
+  std::string host, port;
+  if (!SplitHostPort(target_text, &host, &port)) {
+    PrintError("'" + target_text + "' is not HOST:PORT ([ADDR]:PORT for IPv6)");
+    return kExitUsage;
+  }
+  addrinfo hints = {};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  int gai = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+  if (gai != 0) return Fail("cannot resolve '" + host + "': " + gai_strerror(gai));
+  sockaddr_storage target = {};
+  memcpy(&target, found->ai_addr, found->ai_addrlen);
+  freeaddrinfo(found);
+  std::string kind = AddressKind(target);
+  Line("target: " + AddressText(target) + ", a " + kind + " address");
+
+  auto start = Clock::now();
+  int fd = -1;
+  bool timed_out = false;
+  int error = 0;
+  Status st = ConnectWithTimeout(target, setup.timeout, &fd, &timed_out, &error);
+  if (!st.ok()) {
+    std::string hint = AddressHint(target);
+    if (timed_out) {
+      char secs[32];
+      snprintf(secs, sizeof secs, "%g", setup.timeout);
+      return Fail("timeout: no answer from " + AddressText(target) + " within " + secs +
+                  " s; a firewall is probably dropping the packets (check iptables/nftables on "
+                  "both hosts, cloud security groups, and that " + port +
+                  "/tcp is open on the peer)" + hint);
+    }
+    if (error == ECONNREFUSED) {
+      return Fail("connection refused: nothing listens on " + AddressText(target) +
+                  " (is the node running, with --listen on that address and port?)" + hint);
+    }
+    return Fail("cannot connect to " + AddressText(target) + ": " + st.message() + hint);
+  }
+  sockaddr_storage local = {};
+  socklen_t llen = sizeof local;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&local), &llen);
+  Line("tcp: ok, connected from " + AddressText(local) + " (" + AddressKind(local) + ") in " +
+       Ms(MsSince(start)));
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+
+  if (setup.level == SecurityLevel::kNone) {
+    Line("tls: skipped (--security none: plain TCP)");
+    if (setup.mode == Mode::kPeer) return ExchangeHello(setup, fd, nullptr, target_text, target);
+    Line("result: ok");
+    return kExitOk;
+  }
+  mesh::net::TlsSession session(setup.tls, TlsRole::kClient);
+  if (Status init = session.Init(); !init.ok()) return Fail("tls: " + init.message());
+  auto hs_start = Clock::now();
+  auto deadline = hs_start + std::chrono::milliseconds(static_cast<int64_t>(setup.timeout * 1000));
+  st = RunHandshake(fd, &session, deadline);
+  if (!st.ok()) {
+    if (session.peer_certificate() != nullptr) PrintChain(session.peer_certificate());
+    return Fail(ClassifyHandshakeFailure(st, session, setup.level));
+  }
+  int code = ReportSecured(setup, &session, MsSince(hs_start),
+                           setup.mode == Mode::kPeer ? "" : expected_id);
+  if (code >= 0) return code;
+  if (setup.mode == Mode::kPeer) return ExchangeHello(setup, fd, &session, target_text, target);
+  std::string out;
+  session.Close();
+  session.TakeOutput(&out);
+  SendAll(fd, out);
+  Line("result: ok");
+  return kExitOk;
+}
+
+int RunServer(const Setup& setup, const std::string& listen_text, double wait_s,
+              const std::string& expected_id) {
+  std::string host, port;
+  if (!SplitHostPort(listen_text, &host, &port)) {
+    PrintError("--listen '" + listen_text + "' is not HOST:PORT ([ADDR]:PORT for IPv6)");
+    return kExitUsage;
+  }
+  addrinfo hints = {};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  int gai = getaddrinfo(host.c_str(), port.c_str(), &hints, &found);
+  if (gai != 0) return Fail("cannot resolve '" + host + "': " + gai_strerror(gai));
+  int lfd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (lfd < 0 || bind(lfd, found->ai_addr, found->ai_addrlen) != 0 || listen(lfd, 4) != 0) {
+    std::string why = strerror(errno);
+    freeaddrinfo(found);
+    return Fail("cannot listen on " + listen_text + ": " + why +
+                (errno == EADDRINUSE ? " (is a node already listening there?)" : ""));
+  }
+  freeaddrinfo(found);
+  struct Closer {
+    int fd;
+    ~Closer() {
+      if (fd >= 0) close(fd);
+    }
+  } lcloser{lfd};
+  sockaddr_storage bound = {};
+  socklen_t blen = sizeof bound;
+  getsockname(lfd, reinterpret_cast<sockaddr*>(&bound), &blen);
+  Line("listening on " + AddressText(bound) + " (" + AddressKind(bound) + " address), security " +
+       mesh::net::SecurityLevelName(setup.level));
+  pollfd p = {lfd, POLLIN, 0};
+  int pr;
+  do {
+    pr = poll(&p, 1, wait_s > 0 ? static_cast<int>(wait_s * 1000) : -1);
+  } while (pr < 0 && errno == EINTR);
+  if (pr == 0) {
+    return Fail("timeout: no client connected within --wait; if one tried, a firewall is "
+                "probably dropping its packets to " + port + "/tcp");
+  }
+  sockaddr_storage remote = {};
+  socklen_t rlen = sizeof remote;
+  int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&remote), &rlen, SOCK_CLOEXEC);
+  if (fd < 0) return Fail(std::string("accept: ") + strerror(errno));
+  Closer closer{fd};
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  Line("tcp: ok, connection from " + AddressText(remote) + " (" + AddressKind(remote) +
+       " address)");
+  if (setup.level == SecurityLevel::kNone) {
+    Line("tls: skipped (--security none: plain TCP)");
+    Line("result: ok");
+    return kExitOk;
+  }
+  mesh::net::TlsSession session(setup.tls, TlsRole::kServer);
+  if (Status init = session.Init(); !init.ok()) return Fail("tls: " + init.message());
+  auto hs_start = Clock::now();
+  auto deadline = hs_start + std::chrono::milliseconds(static_cast<int64_t>(setup.timeout * 1000));
+  Status st = RunHandshake(fd, &session, deadline);
+  if (!st.ok()) {
+    if (session.peer_certificate() != nullptr) PrintChain(session.peer_certificate());
+    return Fail(ClassifyHandshakeFailure(st, session, setup.level));
+  }
+  int code = ReportSecured(setup, &session, MsSince(hs_start), expected_id);
+  if (code >= 0) return code;
+  std::string out;
+  session.Close();
+  session.TakeOutput(&out);
+  SendAll(fd, out);
+  Line("result: ok");
+  return kExitOk;
+}
+
+int Run(Mode mode, const DebugFlags& flags) {
+  Config config;
+  if (int code = LoadEffectiveConfig(flags.common, &config); code != 0) return code;
+  Setup setup;
+  setup.mode = mode;
+  setup.timeout = flags.timeout;
+  setup.cluster = config.node.cluster;
+  Status st = mesh::net::ParseSecurityLevel(config.node.security, &setup.level);
+  if (!st.ok()) {
+    PrintError("--security: " + st.message());
+    return kExitUsage;
+  }
+  setup.data_dir = EffectiveDataDir(config, EffectiveSocket(config));
+  setup.node_id = config.node.node_id;
+  if (setup.node_id.empty()) {
+    st = mesh::UniqueId(setup.data_dir, &setup.node_id);
+    if (!st.ok()) {
+      PrintError("cannot find this node's unique id (give --node-id): " + st.message());
+      return kExitError;
+    }
+  }
+  Line("local: node id '" + setup.node_id + "', security " +
+       mesh::net::SecurityLevelName(setup.level));
+  if (setup.level != SecurityLevel::kNone) {
+    mesh::net::TlsOptions options;
+    options.level = setup.level;
+    options.cert_file = config.node.tls_cert.empty() ? "" : AbsolutePath(config.node.tls_cert);
+    options.key_file = config.node.tls_key.empty() ? "" : AbsolutePath(config.node.tls_key);
+    options.ca_file = config.node.tls_ca.empty() ? "" : AbsolutePath(config.node.tls_ca);
+    options.node_id = setup.node_id;
+    options.allow_no_certificate = mode != Mode::kServer && options.cert_file.empty() &&
+                                   options.key_file.empty();
+    st = mesh::net::TlsContext::Create(options, &setup.tls);
+    if (!st.ok()) return Fail("local configuration: " + st.message());
+    if (setup.tls->own_chain().empty()) {
+      Line("local: no certificate (--tls-cert): the peer should refuse us");
+    } else {
+      CertificateInfo own = mesh::net::InspectCertificate(setup.tls->own_chain().leaf());
+      Line("local: certificate " + own.subject + ", " + own.fingerprint.ToCompact());
+    }
+    if (setup.level == SecurityLevel::kTofu && !flags.trusted_fingerprints.empty()) {
+      setup.allow_list = std::make_unique<mesh::net::TrustedFingerprints>();
+      st = mesh::net::TrustedFingerprints::Load(AbsolutePath(flags.trusted_fingerprints),
+                                                setup.allow_list.get());
+      if (!st.ok()) return Fail("local configuration: --trusted-fingerprints: " + st.message());
+    }
+  }
+  if (mode == Mode::kServer) return RunServer(setup, flags.listen, flags.wait, flags.peer_id);
+  return RunConnect(setup, flags.target, flags.peer_id);
+}
+
+void AddDebugOptions(CLI::App* cmd, DebugFlags* flags, Mode mode) {
+  FlagOverrides& o = flags->common.overrides;
+  o.AddOption(cmd, "--security", "node.security",
+              "none, encrypt, mutual or tofu, as for `lockmesh node` (default: the node's "
+              "configuration, else none)")
+      ->type_name("LEVEL");
+  o.AddOption(cmd, "--tls-cert", "node.tls_cert",
+              std::string("Our PEM certificate chain (default: the node's configuration") +
+                  (mode == Mode::kServer ? ")" : "; none: connect without one, to see the refusal)"))
+      ->type_name("FILE");
+  o.AddOption(cmd, "--tls-key", "node.tls_key", "Our PEM private key (default: the node's)")
+      ->type_name("FILE");
+  o.AddOption(cmd, "--tls-ca", "node.tls_ca",
+              "CA certificate(s) to trust, encrypt and mutual (default: the node's)")
+      ->type_name("FILE");
+  cmd->add_option("--trusted-fingerprints", flags->trusted_fingerprints,
+                  "tofu: allow only these fingerprints (one per line, either form, # comments) "
+                  "(default: check known_peers)")
+      ->type_name("FILE");
+  o.AddOption(cmd, "--node-id", "node.node_id",
+              "Our node id (default: `lockmesh unique-id`); mutual needs our certificate's CN "
+              "to equal it")
+      ->type_name("ID");
+  o.AddOption(cmd, "--data-dir", "node.data_dir",
+              "Data dir with known_peers (tofu) and a generated id (default: as for `lockmesh "
+              "node`)")
+      ->type_name("DIR");
+  if (mode == Mode::kPeer) {
+    o.AddOption(cmd, "--cluster", "node.cluster", "Cluster name sent in our Hello (default: lockmesh)")
+        ->type_name("NAME");
+  } else {
+    cmd->add_option("--peer-id", flags->peer_id,
+                    "The node id expected on the other side: mutual compares it with the "
+                    "certificate's CN, tofu looks its fingerprint up in known_peers (default: "
+                    "not checked)")
+        ->type_name("ID");
+  }
+  cmd->add_option("--timeout", flags->timeout,
+                  "Seconds allowed for each of TCP connect, TLS handshake and Hello (default: 5)")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->type_name("SECONDS");
+  AddCommonOptions(cmd, &flags->common);
+}
+
+}  // namespace
+
+CommandRunner AddTlsDebugCommand(CLI::App* app) {
+  CLI::App* cmd = app->add_subcommand(
+      "tls-debug", "Test a TLS link step by step (TCP, handshake, chain, verification, identity)");
+  cmd->require_subcommand(1);
+  const char* footer =
+      "Each step prints a line; the last is `result: ok` or `result: FAILED: <reason>`: "
+      "connection refused,\ntimeout (with a firewall hint), unknown CA, expired certificate, "
+      "self-signed certificate, no client\ncertificate, CN mismatch, fingerprint changed (with "
+      "the `lockmesh trust accept` command), fingerprint\nnot on the allow-list, not TLS, and "
+      "notes on private vs public addresses. Works against\n`openssl s_server -Verify 1` and "
+      "`openssl s_client -cert ... -key ...`. Never writes known_peers.\n\n"
+      "Exit status: 0 every step passed; 1 a step failed (reason on the result line); 2 usage "
+      "error;\n99 other errors (no unique id).";
+  cmd->footer(footer);
+  auto server_flags = std::make_shared<DebugFlags>();
+  auto client_flags = std::make_shared<DebugFlags>();
+  auto peer_flags = std::make_shared<DebugFlags>();
+  CLI::App* server = cmd->add_subcommand(
+      "server", "Accept one connection on --listen and run the TLS server side of the checks");
+  server->add_option("--listen", server_flags->listen,
+                     "HOST:PORT to listen on; port 0 picks a free one (printed) (required)")
+      ->required()
+      ->type_name("HOST:PORT");
+  server->add_option("--wait", server_flags->wait,
+                     "Give up if no client connects within SECONDS (default: 0, wait forever)")
+      ->type_name("SECONDS");
+  AddDebugOptions(server, server_flags.get(), Mode::kServer);
+  server->footer(footer);
+  CLI::App* client = cmd->add_subcommand(
+      "client", "Connect to HOST:PORT and run the TLS client side of the checks");
+  client->add_option("HOST:PORT", client_flags->target, "Where to connect")->required();
+  AddDebugOptions(client, client_flags.get(), Mode::kClient);
+  client->footer(footer);
+  CLI::App* peer = cmd->add_subcommand(
+      "peer", "As client, then exchange the peer Hello with a lockmesh node at HOST:PORT");
+  peer->add_option("HOST:PORT", peer_flags->target, "The node's --listen address")->required();
+  AddDebugOptions(peer, peer_flags.get(), Mode::kPeer);
+  peer->footer(footer);
+  return [=]() -> int {
+    if (server->parsed()) return Run(Mode::kServer, *server_flags);
+    if (client->parsed()) return Run(Mode::kClient, *client_flags);
+    return Run(Mode::kPeer, *peer_flags);
+  };
+}
+
+}  // namespace lockmesh::cli
