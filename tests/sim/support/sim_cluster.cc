@@ -314,8 +314,17 @@ void Cluster::Crash(int i, core::FaultFileSystem::TearMode mode) {
                ")");
 }
 
+void Cluster::CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode) {
+  Node& n = *nodes_[i];
+  if (!n.up) return;
+  n.crash_armed = true;
+  n.crash_mode = mode;
+  Trace(i, "power cut armed: after its next write is acknowledged");
+}
+
 void Cluster::Restart(int i) {
   Node& n = *nodes_[i];
+  n.crash_armed = false;
   if (n.up || n.decommissioned) return;
   ++stats_.faults;
   ++n.incarnation;

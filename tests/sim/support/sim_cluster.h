@@ -120,6 +120,10 @@ class Cluster {
   void SetLoss(double drop);
   /// Power cut on node i: unsynced writes lost (torn per `mode`), clients gone.
   void Crash(int i, core::FaultFileSystem::TearMode mode);
+  /// Arms a power cut on node i at the worst moment: right after it sends the messages of
+  /// its next batch that persisted entries or a hard state (its acknowledgements and votes
+  /// are out; nothing of the batch is applied). Disarmed by Restart(i) if it has not fired.
+  void CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode);
   /// Restarts a crashed node from its storage.
   void Restart(int i);
   /// At the current leader: add spare i as learner / promote learner i / remove member i.

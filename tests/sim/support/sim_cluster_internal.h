@@ -72,7 +72,11 @@ struct Cluster::Node {
   Time closing_retry_at = kNever;
   std::set<std::string> session_nodes;      // nodes with open sessions (applied log)
   Time lost_at = 0;                         // virtual time of the last DeclareLost
-  bool stale_scan = false;  // sessions of an earlier incarnation may hold locks: look
+  bool stale_scan = false;
+  // Armed by CrashAfterNextWrite: crash right after sending the next batch that persisted
+  // entries or a hard state (between "send" and "apply").
+  bool crash_armed = false;
+  core::FaultFileSystem::TearMode crash_mode = core::FaultFileSystem::TearMode::kDropUnsynced;  // sessions of an earlier incarnation may hold locks: look
 };
 
 struct Cluster::Envelope {

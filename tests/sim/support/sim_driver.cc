@@ -259,6 +259,11 @@ void Cluster::Pump(Node& n) {
       env->raft = std::move(m);
       Send(n, to, std::move(env));
     }
+    if (n.crash_armed && (!batch.entries.empty() || batch.hard_state)) {
+      n.crash_armed = false;
+      Crash(n.index, n.crash_mode);
+      return;
+    }
     // 3. apply
     for (const pb::Entry& e : batch.committed) ApplyEntry(n, e);
     // 4. acknowledge

@@ -98,9 +98,14 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose) {
         int victim = rng.Chance(0.4) ? cluster.Leader() : static_cast<int>(rng.Below(n));
         if (victim < 0 || !cluster.up(victim)) break;
         const uint64_t m = rng.Below(3);
-        cluster.Crash(victim, m == 0   ? TearMode::kDropUnsynced
+        const TearMode mode = m == 0   ? TearMode::kDropUnsynced
                               : m == 1 ? TearMode::kTearLastWrite
-                                       : TearMode::kGarbleLastWrite);
+                                       : TearMode::kGarbleLastWrite;
+        if (rng.Chance(0.5)) {
+          cluster.Crash(victim, mode);
+        } else {
+          cluster.CrashAfterNextWrite(victim, mode);  // the worst moment, if it comes soon
+        }
         undo.push_back({cluster.now() + rng.Between(200'000, 6 * kSecond), 1, victim, 0});
         break;
       }
