@@ -116,6 +116,10 @@ class Raft::Impl {
   std::vector<pb::RaftMessage> messages_;
   std::optional<pb::RaftMessage> forward_;  // proposals waiting to go to the leader
   bool flush_needed_ = false;               // leader: appends or commit may be due
+
+ public:
+  // During Step(Time, RaftMessage&&): the message, whose entries may be moved from.
+  pb::RaftMessage* movable_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------- set-up
@@ -559,11 +563,16 @@ void Raft::Impl::HandleAppend(const pb::RaftMessage& m) {
       log_.TruncateFrom(conflict);
       size_t c = 0;
       while (c < configs.size() && configs[c].first < conflict) ++c;
+      pb::RaftMessage* movable = movable_ == &m ? movable_ : nullptr;
       for (; k < m.entries_size(); ++k) {
         const pb::Entry& e = m.entries(k);
         const pb::ClusterConfig* config = nullptr;
         if (c < configs.size() && configs[c].first == e.index()) config = &configs[c++].second;
-        log_.Append(e, config);
+        if (movable != nullptr) {
+          log_.Append(std::move(*movable->mutable_entries(k)), config);
+        } else {
+          log_.Append(e, config);
+        }
       }
     }
     commit_ = std::max(commit_, std::min(m.commit(), last_new));
@@ -968,6 +977,11 @@ Status Raft::Bootstrap(Time now, const pb::ClusterConfig& config) {
 }
 void Raft::Tick(Time now) { impl_->Tick(now); }
 void Raft::Step(Time now, const pb::RaftMessage& message) { impl_->Step(now, message); }
+void Raft::Step(Time now, pb::RaftMessage&& message) {
+  impl_->movable_ = &message;
+  impl_->Step(now, message);
+  impl_->movable_ = nullptr;
+}
 Status Raft::Propose(Time now, std::string data, uint64_t* index) {
   return impl_->Propose(now, std::move(data), index);
 }

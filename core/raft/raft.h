@@ -201,6 +201,9 @@ class Raft {
 
   /// A message from a peer. Never fails: a message that makes no sense is dropped.
   void Step(Time now, const pb::RaftMessage& message);
+  /// The same, taking the message's entries instead of copying them (added after the first
+  /// version of this header; prefer it when the driver no longer needs the message).
+  void Step(Time now, pb::RaftMessage&& message);
 
   /// Proposes a command (an encoded pb::Command). On the leader it is appended at once; a
   /// follower or learner forwards it to the leader it knows (PROPOSE). Unavailable if no

@@ -83,7 +83,7 @@ class Cluster {
       Raft& r = *nodes_[i];
       std::vector<pb::RaftMessage> in = std::move(inbox_[i]);
       inbox_[i].clear();
-      for (const pb::RaftMessage& m : in) r.Step(now_, m);
+      for (pb::RaftMessage& m : in) r.Step(now_, std::move(m));
       while (r.HasBatch()) {
         Batch b = r.TakeBatch();
         for (pb::RaftMessage& m : b.messages) {
