@@ -76,6 +76,8 @@ void Cluster::OpenNode(Node& n, bool) {
   ro.id = n.id;
   ro.election_timeout = options_.election_timeout;
   ro.heartbeat_interval = options_.heartbeat_interval;
+  ro.max_append_bytes = options_.max_append_bytes;
+  ro.max_inflight = options_.max_inflight;
   // Rates within [1 - d, 1 + d] of real time differ from each other by 2d / (1 + d) at most.
   ro.max_drift = 2 * options_.clock_drift / (1 + options_.clock_drift) + 1e-6;
   n.raft_rng = std::make_unique<SimRandom>(seed_rng_.Next());

@@ -51,6 +51,9 @@ struct SimOptions {
   bool extreme_drift = false;
   Time election_timeout = 1'000'000;
   Time heartbeat_interval = 100'000;
+  /// RaftOptions::max_append_bytes and max_inflight (1 byte: one entry per APPEND).
+  uint64_t max_append_bytes = 1 << 20;
+  size_t max_inflight = 256;
   Time session_ttl = 3'000'000;
   Time keepalive_interval = 300'000;
   Time lease_margin = 20'000;

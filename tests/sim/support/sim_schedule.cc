@@ -37,6 +37,12 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose) {
   options.heartbeat_interval = 200'000;
   options.keepalive_interval = 500'000;
   options.client_think_max = 1'500'000;
+  // A third of the schedules replicate one entry per APPEND with a small pipeline, so that
+  // followers' match indexes move one entry at a time (commit-rule races) and probing runs.
+  if (pick.Chance(0.33)) {
+    options.max_append_bytes = 1;
+    options.max_inflight = 1 + pick.Below(4);
+  }
   Cluster cluster(options);
   cluster.Start();
   SimRandom& rng = cluster.fault_random();
