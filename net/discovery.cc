@@ -480,8 +480,15 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
   DiscoveredPeer peer;
   peer.beacon = beacon;
   peer.source = JoinHostPort(source.ip, source.port);
-  peer.address = JoinHostPort(IsUnspecifiedHost(beacon.peer_host) ? source.ip : beacon.peer_host,
-                              beacon.peer_port);
+  std::string host = beacon.peer_host;
+  if (IsUnspecifiedHost(host)) {
+    host = source.ip;
+    // Multicast looped over `lo` carries no source address (127.0.0.1 has host scope, too
+    // narrow for a multicast source): such a sender can only be on this host.
+    if (host == "0.0.0.0") host = "127.0.0.1";
+    if (host == "::") host = "::1";
+  }
+  peer.address = JoinHostPort(host, beacon.peer_port);
   peer.last_seen_ms = now;
   if (verdict == BeaconVerdict::kDuplicateId) {
     ++stats_.duplicate_id;

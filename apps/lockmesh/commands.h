@@ -17,6 +17,7 @@ CommandRunner AddLocksCommand(CLI::App* app);     // cmd_info.cc
 CommandRunner AddStatusCommand(CLI::App* app);    // cmd_info.cc
 CommandRunner AddUniqueIdCommand(CLI::App* app);  // cmd_info.cc
 CommandRunner AddBenchCommand(CLI::App* app);     // bench.cc
+CommandRunner AddDiscoverCommand(CLI::App* app);  // cmd_discover.cc (hidden)
 CommandRunner AddCertCommand(CLI::App* app);      // cmd_cert.cc
 CommandRunner AddTrustCommand(CLI::App* app);     // cmd_trust.cc
 CommandRunner AddTlsDebugCommand(CLI::App* app);  // cmd_tls_debug.cc

@@ -45,6 +45,7 @@ int Main(int argc, char** argv) {
   add(AddStatusCommand);
   add(AddUniqueIdCommand);
   add(AddBenchCommand);
+  add(AddDiscoverCommand);
   add(AddCertCommand);
   add(AddTrustCommand);
   add(AddTlsDebugCommand);
