@@ -34,6 +34,7 @@
 #include "net/certificate.h"
 #include "net/frame.h"
 #include "net/known_peers.h"
+#include "net/peer_hello.h"
 #include "net/peer_transport.h"
 #include "net/tls_context.h"
 #include "net/tls_session.h"
@@ -434,79 +435,141 @@ std::string CheckIdentity(const Setup& setup, const mbedtls_x509_crt* peer,
   return "";
 }
 
-/// The Hello exchange of `peer` mode over an established session (TLS or plain).
+/// One peer connection after its channel is secured (TLS, or plain with --security none):
+/// sends envelopes and reads whole frames with the step's deadline.
+class PeerChannel {
+ public:
+  PeerChannel(int fd, mesh::net::TlsSession* session, double timeout)
+      : fd_(fd), session_(session), timeout_(timeout) {}
+
+  /// Sends one envelope. The failure message says what went wrong.
+  Status Send(const mesh::pb::PeerEnvelope& envelope) {
+    std::string frame, out;
+    mesh::net::AppendFrame(envelope, &frame);
+    if (session_ != nullptr) {
+      MESH_RETURN_IF_ERROR(session_->Write(frame));
+      session_->TakeOutput(&out);
+    } else {
+      out = frame;
+    }
+    if (!SendAll(fd_, out)) return Status::Unavailable(std::string("cannot send: ") + strerror(errno));
+    return Status::OK();
+  }
+
+  /// Reads the next envelope (waiting at most the timeout).
+  Status Receive(mesh::pb::PeerEnvelope* envelope) {
+    auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(timeout_ * 1000));
+    Status pending;  // an error seen after some bytes: report it once they are used up
+    for (;;) {
+      if (plain_.size() >= 4) {
+        uint32_t len = (uint32_t(uint8_t(plain_[0])) << 24) | (uint32_t(uint8_t(plain_[1])) << 16) |
+                       (uint32_t(uint8_t(plain_[2])) << 8) | uint32_t(uint8_t(plain_[3]));
+        if (len > mesh::net::kMaxPeerFrameBytes) {
+          return Status::InvalidArgument("the peer sent a frame of " + std::to_string(len) +
+                                         " bytes: it does not speak lockmesh's peer protocol");
+        }
+        if (plain_.size() >= 4 + len) {
+          bool ok = envelope->ParseFromArray(plain_.data() + 4, static_cast<int>(len));
+          plain_.erase(0, 4 + len);
+          if (!ok) return Status::InvalidArgument("the peer's frame is not a PeerEnvelope");
+          return Status::OK();
+        }
+      }
+      // A refusal arrives just before the close: use every whole frame before the error.
+      if (!pending.ok()) return pending;
+      std::string in;
+      Status st = ReceiveSome(fd_, deadline, &in);
+      if (st.IsTimedOut()) return Status::TimedOut("no answer from the peer within the timeout");
+      if (!st.ok()) {
+        pending = st;
+        continue;
+      }
+      if (session_ == nullptr) {
+        plain_ += in;
+        continue;
+      }
+      session_->Feed(in);
+      pending = session_->Read(&plain_);
+    }
+  }
+
+  /// Tells the peer why we hang up (as a node would), then closes the TLS session.
+  void Refuse(const std::string& reason) {
+    mesh::pb::PeerEnvelope refusal;
+    refusal.mutable_refusal()->set_reason("tls-debug: " + reason);
+    refusal.mutable_refusal()->set_permanent(true);
+    Send(refusal);
+    Close();
+  }
+
+  void Close() {
+    if (session_ == nullptr) return;
+    std::string out;
+    session_->Close();
+    session_->TakeOutput(&out);
+    SendAll(fd_, out);
+  }
+
+ private:
+  int fd_;
+  mesh::net::TlsSession* session_;
+  double timeout_;
+  std::string plain_;
+};
+
+/// The Hello exchange of `peer` mode, as a node's transport does it: our Hello; theirs,
+/// checked with the transport's own rules (net/peer_hello.h CheckHello) and the identity rules
+/// of the level; our Welcome; theirs (or their refusal of us).
 int ExchangeHello(const Setup& setup, int fd, mesh::net::TlsSession* session,
                   const std::string& dialled, const sockaddr_storage& target) {
+  PeerChannel channel(fd, session, setup.timeout);
+  mesh::net::HelloIdentity ours;
+  ours.cluster = setup.cluster;
+  ours.node_id = setup.node_id;
+  ours.protocol_version = mesh::net::kPeerProtocolVersion;
+  ours.incarnation = static_cast<uint64_t>(Clock::now().time_since_epoch().count()) | 1;
   mesh::pb::PeerEnvelope mine;
   mesh::pb::PeerHello* hello = mine.mutable_hello();
-  hello->set_cluster(setup.cluster);
-  hello->set_node_id(setup.node_id);
-  hello->set_protocol_version(mesh::net::kPeerProtocolVersion);
-  hello->set_incarnation(static_cast<uint64_t>(Clock::now().time_since_epoch().count()) | 1);
+  hello->set_cluster(ours.cluster);
+  hello->set_node_id(ours.node_id);
+  hello->set_protocol_version(ours.protocol_version);
+  hello->set_incarnation(ours.incarnation);
   hello->set_security(mesh::net::SecurityLevelName(setup.level));
-  std::string frame;
-  mesh::net::AppendFrame(mine, &frame);
-  std::string out;
-  if (session != nullptr) {
-    Status st = session->Write(frame);
-    if (!st.ok()) return Fail("hello: " + st.message());
-    session->TakeOutput(&out);
-  } else {
-    out = frame;
-  }
-  if (!SendAll(fd, out)) return Fail(std::string("hello: cannot send: ") + strerror(errno));
-  auto deadline = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(setup.timeout * 1000));
-  std::string plain;
-  for (;;) {
-    if (plain.size() >= 4) {
-      uint32_t len = (uint32_t(uint8_t(plain[0])) << 24) | (uint32_t(uint8_t(plain[1])) << 16) |
-                     (uint32_t(uint8_t(plain[2])) << 8) | uint32_t(uint8_t(plain[3]));
-      if (len > mesh::net::kMaxPeerFrameBytes) {
-        return Fail("hello: the peer sent a frame of " + std::to_string(len) +
-                    " bytes: it does not speak lockmesh's peer protocol");
-      }
-      if (plain.size() >= 4 + len) break;
-    }
-    std::string in;
-    Status st = ReceiveSome(fd, deadline, &in);
-    if (st.IsTimedOut()) return Fail("hello: no Hello from the peer within the timeout");
-    if (!st.ok()) return Fail("hello: " + st.message() + " before sending its Hello");
-    if (session == nullptr) {
-      plain += in;
-      continue;
-    }
-    session->Feed(in);
-    st = session->Read(&plain);
-    if (!st.ok()) return Fail("hello: " + st.message());
-  }
+  if (Status st = channel.Send(mine); !st.ok()) return Fail("hello: " + st.message());
   mesh::pb::PeerEnvelope theirs;
-  if (!theirs.ParseFromArray(plain.data() + 4, static_cast<int>(plain.size() - 4))) {
-    return Fail("hello: the peer's first frame is not a PeerEnvelope");
+  if (Status st = channel.Receive(&theirs); !st.ok()) {
+    return Fail("hello: " + st.message() + " (waiting for the node's Hello)");
   }
   if (theirs.has_refusal()) {
-    return Fail("the node refused us: " + theirs.refusal().reason());
+    return Fail("the node refused us: " + mesh::net::Printable(theirs.refusal().reason(), 1024));
   }
-  if (!theirs.has_hello()) return Fail("hello: the peer's first message is not a Hello");
+  if (!theirs.has_hello()) return Fail("hello: the node's first message is not a Hello");
   const mesh::pb::PeerHello& h = theirs.hello();
-  Line("hello: node id '" + h.node_id() + "', cluster '" + h.cluster() + "', protocol " +
-       std::to_string(h.protocol_version()) + ", security " + h.security() + ", listens on " +
-       (h.listen_address().empty() ? "(nothing)" : h.listen_address()));
-  if (h.protocol_version() != mesh::net::kPeerProtocolVersion) {
-    return Fail("protocol version mismatch: the peer speaks " +
-                std::to_string(h.protocol_version()) + ", we speak " +
-                std::to_string(mesh::net::kPeerProtocolVersion));
-  }
-  if (h.cluster() != setup.cluster) {
-    return Fail("cluster name mismatch: the peer is in cluster '" + h.cluster() + "', we are in '" +
-                setup.cluster + "' (--cluster)");
-  }
-  if (h.node_id() == setup.node_id) {
-    return Fail("unique id clash: the peer claims our own node id '" + h.node_id() +
-                "' (two nodes must not share an id; see `lockmesh unique-id`)");
+  Line("hello: node id '" + mesh::net::Printable(h.node_id()) + "', cluster '" +
+       mesh::net::Printable(h.cluster()) + "', protocol " + std::to_string(h.protocol_version()) +
+       ", security " + mesh::net::Printable(h.security()) + ", listens on " +
+       (h.listen_address().empty() ? "(nothing)" : mesh::net::Printable(h.listen_address())));
+  std::string reason;
+  bool permanent = false;
+  switch (mesh::net::CheckHello(h, ours, &reason, &permanent)) {
+    case mesh::net::HelloVerdict::kAccept:
+      break;
+    case mesh::net::HelloVerdict::kSelf:
+      return Fail("we dialled ourselves");
+    case mesh::net::HelloVerdict::kRefuse:
+      channel.Refuse(reason);
+      if (h.node_id() == setup.node_id) {
+        return Fail("unique id clash: " + reason +
+                    " (two nodes must not share an id; see `lockmesh unique-id`)");
+      }
+      return Fail(reason);
   }
   std::string why = CheckIdentity(setup, session ? session->peer_certificate() : nullptr,
                                   h.node_id(), "it claims in its Hello");
-  if (!why.empty()) return Fail(why);
+  if (!why.empty()) {
+    channel.Refuse(why);
+    return Fail(why);
+  }
   // The address it advertises vs the one we used.
   std::string host, port;
   if (!h.listen_address().empty() && SplitHostPort(h.listen_address(), &host, &port)) {
@@ -521,11 +584,22 @@ int ExchangeHello(const Setup& setup, int fd, mesh::net::TlsSession* session,
       }
     }
   }
-  if (session != nullptr) {
-    session->Close();
-    session->TakeOutput(&out);
-    SendAll(fd, out);
+  mesh::pb::PeerEnvelope welcome;
+  welcome.mutable_welcome();
+  Status sent = channel.Send(welcome);
+  // Read even if the send failed: the node may already have refused our Hello and closed.
+  mesh::pb::PeerEnvelope answer;
+  Status received = channel.Receive(&answer);
+  if (received.ok() && answer.has_refusal()) {
+    return Fail("the node refused us: " + mesh::net::Printable(answer.refusal().reason(), 1024));
   }
+  if (!sent.ok()) return Fail("welcome: " + sent.message());
+  if (!received.ok()) {
+    return Fail("welcome: " + received.message() + " (waiting for the node to accept our Hello)");
+  }
+  if (!answer.has_welcome()) return Fail("welcome: the node answered our Hello with something else");
+  Line("welcome: ok, the node accepted our Hello (a node would now be linked to it)");
+  channel.Close();
   Line("result: ok");
   return kExitOk;
 }
@@ -543,8 +617,8 @@ int ReportSecured(const Setup& setup, mesh::net::TlsSession* session, double han
           ? "self-signed and within its validity (tofu)"
           : std::string("chains to a CA of --tls-ca, within its validity, not self-signed");
   Line("verify: ok, " + rules);
-  std::string why = CheckIdentity(setup, peer, expected_id,
-                                  "expected (--peer-id)");
+  if (setup.mode == Mode::kPeer) return -1;  // the Hello names the id to check
+  std::string why = CheckIdentity(setup, peer, expected_id, "expected (--peer-id)");
   if (!why.empty()) return Fail(why);
   return -1;  // continue
 }
