@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <functional>
 #include <map>
@@ -45,11 +46,23 @@ const std::string& IsolateNetwork() {
   static const std::string reason = []() -> std::string {
     if (unshare(CLONE_NEWNET) != 0) {
       int first = errno;
+      uid_t uid = getuid();
+      gid_t gid = getgid();
       if (unshare(CLONE_NEWUSER | CLONE_NEWNET) != 0) {
         return std::string("cannot create a network namespace (unshare CLONE_NEWNET: ") +
                strerror(first) + "; with a user namespace: " + strerror(errno) +
                "); run as root or allow unprivileged user namespaces";
       }
+      // Be root inside the user namespace, so that `ip` (exec'd below) keeps its capabilities.
+      auto write = [](const char* path, const std::string& text) {
+        FILE* f = fopen(path, "w");
+        if (f == nullptr) return;
+        fputs(text.c_str(), f);
+        fclose(f);
+      };
+      write("/proc/self/setgroups", "deny");
+      write("/proc/self/uid_map", "0 " + std::to_string(uid) + " 1");
+      write("/proc/self/gid_map", "0 " + std::to_string(gid) + " 1");
     }
     // Still single-threaded here: system() runs `ip` inside the new namespace.
     const char* setup =
