@@ -702,7 +702,7 @@ void AddDebugOptions(CLI::App* cmd, DebugFlags* flags, Mode mode) {
         ->type_name("ID");
   }
   cmd->add_option("--timeout", flags->timeout,
-                  "Seconds allowed for each of TCP connect, TLS handshake and Hello (default: 5)")
+                  "Seconds allowed for each step: TCP connect, TLS handshake, and for peer the Hello and the Welcome (default: 5)")
       ->check(CLI::Range(0.1, 3600.0))
       ->type_name("SECONDS");
   AddCommonOptions(cmd, &flags->common);

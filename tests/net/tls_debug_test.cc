@@ -398,6 +398,31 @@ TEST_F(TlsDebugTest, SilentServerAndAddressKinds) {
   EXPECT_TRUE(HasLine(pub.out, "target: 198.51.100.7:28017, a public address")) << pub.out;
 }
 
+// A plaintext peer (as a node with --security none would answer) is named, not hung on.
+TEST_F(TlsDebugTest, PlaintextPeerIsNamed) {
+  int listener = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(listen(listener, 8), 0);
+  socklen_t len = sizeof a;
+  getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
+  Process* client = Lockmesh("client", Plus({"tls-debug", "client",
+                                             "127.0.0.1:" + std::to_string(ntohs(a.sin_port))},
+                                            Encrypt("cli")));
+  int fd = accept(listener, nullptr, nullptr);
+  ASSERT_GE(fd, 0);
+  char buffer[512];
+  EXPECT_GT(recv(fd, buffer, sizeof buffer, 0), 0);  // the ClientHello
+  EXPECT_EQ(SendAll(fd, Frame("not a TLS record")), 0);
+  RunResult r = Finish(client, kRun);
+  close(fd);
+  close(listener);
+  EXPECT_EQ(r.code(), 1) << r.Describe();
+  EXPECT_EQ(LastLine(r.out).rfind("result: FAILED: not TLS: ", 0), 0u) << r.out;
+}
+
 TEST_F(TlsDebugTest, SelfSignedRefusedInEncrypt) {
   ASSERT_EQ(Lockmesh0({"cert", "self-signed", "--cn", "loner", "--out", Path("loner")}), 0);
   int port = 0;
