@@ -70,6 +70,7 @@ struct DebugFlags {
   std::string peer_id;
   double timeout = 5;
   double wait = 0;
+  bool hello = false;  // server: run the peer protocol after the handshake
 };
 
 // ------------------------------------------------------------------------------ output
@@ -104,6 +105,7 @@ struct Setup {
   std::string node_id;
   std::string data_dir;
   std::string cluster;
+  bool hello = false;  // server --hello, or peer mode
   std::shared_ptr<const mesh::net::TlsContext> tls;
   std::unique_ptr<mesh::net::TrustedFingerprints> allow_list;
   double timeout = 5;
@@ -410,9 +412,10 @@ int ExchangeHello(const Setup& setup, int fd, mesh::net::TlsSession* session,
     channel.Refuse(why);
     return Fail(why);
   }
-  // The address it advertises vs the one we used.
+  // The address it advertises vs the one we used to reach it.
   std::string host, port;
-  if (!h.listen_address().empty() && SplitHostPort(h.listen_address(), &host, &port)) {
+  if (setup.mode == Mode::kPeer && !h.listen_address().empty() &&
+      SplitHostPort(h.listen_address(), &host, &port)) {
     sockaddr_storage adv = {};
     if (inet_pton(AF_INET, host.c_str(), &reinterpret_cast<sockaddr_in&>(adv).sin_addr) == 1) {
       adv.ss_family = AF_INET;
@@ -457,7 +460,7 @@ int ReportSecured(const Setup& setup, mesh::net::TlsSession* session, double han
           ? "self-signed and within its validity (tofu)"
           : std::string("chains to a CA of --tls-ca, within its validity, not self-signed");
   Line("verify: ok, " + rules);
-  if (setup.mode == Mode::kPeer) return -1;  // the Hello names the id to check
+  if (setup.hello) return -1;  // the Hello names the id to check
   std::string why = CheckIdentity(setup, peer, expected_id, "expected (--peer-id)");
   if (!why.empty()) return Fail(why);
   return -1;  // continue
@@ -591,6 +594,7 @@ int RunServer(const Setup& setup, const std::string& listen_text, double wait_s,
        " address)");
   if (setup.level == SecurityLevel::kNone) {
     Line("tls: skipped (--security none: plain TCP)");
+    if (setup.hello) return ExchangeHello(setup, fd, nullptr, AddressText(remote), remote);
     Line("result: ok");
     return kExitOk;
   }
@@ -605,6 +609,7 @@ int RunServer(const Setup& setup, const std::string& listen_text, double wait_s,
   }
   int code = ReportSecured(setup, &session, MsSince(hs_start), expected_id);
   if (code >= 0) return code;
+  if (setup.hello) return ExchangeHello(setup, fd, &session, AddressText(remote), remote);
   std::string out;
   session.Close();
   session.TakeOutput(&out);
@@ -619,6 +624,7 @@ int Run(Mode mode, const DebugFlags& flags) {
   Setup setup;
   setup.mode = mode;
   setup.timeout = flags.timeout;
+  setup.hello = mode == Mode::kPeer || flags.hello;
   setup.cluster = config.node.cluster;
   Status st = mesh::net::ParseSecurityLevel(config.node.security, &setup.level);
   if (!st.ok()) {
@@ -691,10 +697,13 @@ void AddDebugOptions(CLI::App* cmd, DebugFlags* flags, Mode mode) {
               "Data dir with known_peers (tofu) and a generated id (default: as for `lockmesh "
               "node`)")
       ->type_name("DIR");
-  if (mode == Mode::kPeer) {
-    o.AddOption(cmd, "--cluster", "node.cluster", "Cluster name sent in our Hello (default: lockmesh)")
+  if (mode != Mode::kClient) {
+    o.AddOption(cmd, "--cluster", "node.cluster",
+                std::string("Cluster name sent in our Hello") +
+                    (mode == Mode::kServer ? " with --hello" : "") + " (default: lockmesh)")
         ->type_name("NAME");
-  } else {
+  }
+  if (mode != Mode::kPeer) {
     cmd->add_option("--peer-id", flags->peer_id,
                     "The node id expected on the other side: mutual compares it with the "
                     "certificate's CN, tofu looks its fingerprint up in known_peers (default: "
@@ -733,6 +742,10 @@ CommandRunner AddTlsDebugCommand(CLI::App* app) {
                      "HOST:PORT to listen on; port 0 picks a free one (printed) (required)")
       ->required()
       ->type_name("HOST:PORT");
+  server->add_flag("--hello", server_flags->hello,
+                   "After the handshake, run the peer protocol (Hello and Welcome both ways) as a "
+                   "node would, so that a node or `tls-debug peer` dialling this address can be "
+                   "tested (default: off)");
   server->add_option("--wait", server_flags->wait,
                      "Give up if no client connects within SECONDS (default: 0, wait forever)")
       ->type_name("SECONDS");

@@ -398,6 +398,52 @@ TEST_F(TlsDebugTest, SilentServerAndAddressKinds) {
   EXPECT_TRUE(HasLine(pub.out, "target: 198.51.100.7:28017, a public address")) << pub.out;
 }
 
+// `server --hello` speaks the peer protocol, so `peer` can be tested against it: accepted in
+// mutual; in tofu a fingerprint off the server's allow-list is refused, and both say why.
+TEST_F(TlsDebugTest, PeerAgainstServerWithHello) {
+  int port = 0;
+  Process* server = StartServer(
+      Plus(Encrypt("srv", "ca", "mutual"), {"--node-id", "srv", "--hello", "--cluster", "c1"}),
+      &port);
+  RunResult peer = RunLockmesh(
+      "peer", Plus({"tls-debug", "peer", "127.0.0.1:" + std::to_string(port), "--node-id", "cli",
+                    "--cluster", "c1"},
+                   Encrypt("cli", "ca", "mutual")),
+      kRun);
+  EXPECT_EQ(peer.code(), 0) << peer.Describe() << peer.out;
+  EXPECT_NE(peer.out.find("hello: node id 'srv', cluster 'c1'"), std::string::npos) << peer.out;
+  EXPECT_NE(peer.out.find("identity: ok, certificate CN 'srv' equals the node id it claims"),
+            std::string::npos)
+      << peer.out;
+  RunResult srv = Finish(server, kRun);
+  EXPECT_EQ(srv.code(), 0) << srv.Describe() << srv.out;
+  EXPECT_NE(srv.out.find("identity: ok, certificate CN 'cli' equals the node id it claims"),
+            std::string::npos)
+      << srv.out;
+
+  OpenSslSelfSigned("a", "node-a");
+  OpenSslSelfSigned("b", "node-b");
+  WriteFile(Path("allow"), OpenSslFingerprint(Path("a.pem")) + "\n");  // only itself
+  server = StartServer({"--security", "tofu", "--tls-cert", Path("a.pem"), "--tls-key",
+                        Path("a.key"), "--node-id", "node-a", "--hello", "--trusted-fingerprints",
+                        Path("allow")},
+                       &port);
+  peer = RunLockmesh("peer", {"tls-debug", "peer", "127.0.0.1:" + std::to_string(port),
+                              "--security", "tofu", "--tls-cert", Path("b.pem"), "--tls-key",
+                              Path("b.key"), "--node-id", "node-b", "--data-dir", Path("db")},
+                     kRun);
+  EXPECT_EQ(peer.code(), 1) << peer.Describe();
+  EXPECT_EQ(LastLine(peer.out).rfind("result: FAILED: the node refused us: tls-debug: fingerprint "
+                                     "not on the allow-list",
+                                     0),
+            0u)
+      << peer.out;
+  srv = Finish(server, kRun);
+  EXPECT_EQ(srv.code(), 1) << srv.Describe();
+  EXPECT_EQ(LastLine(srv.out).rfind("result: FAILED: fingerprint not on the allow-list", 0), 0u)
+      << srv.out;
+}
+
 // A plaintext peer (as a node with --security none would answer) is named, not hung on.
 TEST_F(TlsDebugTest, PlaintextPeerIsNamed) {
   int listener = socket(AF_INET, SOCK_STREAM, 0);
