@@ -685,6 +685,9 @@ class NodeImpl final : public Node {
       return;
     }
     if (uv_is_active(reinterpret_cast<uv_handle_t*>(&idle_timer_))) return;
+    // The loop's cached time can be far behind (start-up: recovery, fsync): without this an
+    // idle exit shorter than the start-up fires at once, before the first client connects.
+    uv_update_time(loop_);
     uv_timer_start(&idle_timer_, [](uv_timer_t* t) {
       auto* self = static_cast<NodeImpl*>(t->data);
       if (!self->Idle()) return;
