@@ -236,8 +236,11 @@ void WriteReadyLine(int fd, const Status& start_status) {
   close(fd);
 }
 
-Status ConnectOrStartNode(const AutostartOptions& options, const TryConnectFunction& try_connect,
-                          bool* started) {
+namespace {
+
+/// One pass of the protocol in autostart.h.
+Status ConnectOrStartNodeOnce(const AutostartOptions& options,
+                              const TryConnectFunction& try_connect, bool* started) {
   *started = false;
   Status st = try_connect();
   if (!st.IsUnavailable()) return st;
@@ -270,6 +273,22 @@ Status ConnectOrStartNode(const AutostartOptions& options, const TryConnectFunct
   if (st.IsUnavailable()) {
     return Status::Unavailable("no node answers at " + options.socket + " (" + st.message() +
                                "); see " + options.log_file);
+  }
+  return st;
+}
+
+}  // namespace
+
+Status ConnectOrStartNode(const AutostartOptions& options, const TryConnectFunction& try_connect,
+                          bool* started) {
+  // A node may exit at the end of its idle lifespan just as we connect: the connection is
+  // then reset (IOError), or the socket stops answering (Unavailable) while the exiting node
+  // still holds its lock file. Both mean "no node any more": start over (FLoM's issue #3).
+  constexpr int kAttempts = 3;
+  Status st;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    st = ConnectOrStartNodeOnce(options, try_connect, started);
+    if (st.ok() || !options.enabled || !(st.IsIOError() || st.IsUnavailable())) return st;
   }
   return st;
 }

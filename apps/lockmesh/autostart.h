@@ -15,6 +15,8 @@
 //  6. Release the flock.
 // The node itself holds an exclusive flock on S.lock for its lifetime, so even a node
 // started by other means cannot serve S twice.
+// A connection reset or a node that stops answering (an idle node exiting as we connect)
+// restarts the protocol, up to three times.
 #ifndef LOCKMESH_APPS_LOCKMESH_AUTOSTART_H_
 #define LOCKMESH_APPS_LOCKMESH_AUTOSTART_H_
 

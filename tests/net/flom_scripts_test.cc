@@ -166,6 +166,27 @@ flom -d 0 -r job -o 0 -- sh -c 'echo ran' || echo "busy or error: $?"
   EXPECT_TRUE(Nodes().empty()) << "-d 0 must not start a node";
 }
 
+// `flom -X` stops the node at once: a flom whose command runs loses its lock, terminates
+// the command (lockmesh; FLoM lets it run unprotected) and exits 99 (FLoM's code when its
+// unlock fails).
+TEST_F(FlomScriptTest, ImmediateExitEndsHoldersWithLostLock) {
+  Process* holder = Spawn("holder", {flom_, "-r", "R", "--", "sh", "-c",
+                                     "echo $$ > \"$D/cmd.pid\"; exec sleep 60"},
+                          ScriptEnv());
+  ASSERT_TRUE(WaitFor([&] { return !ReadFile(Path("cmd.pid")).empty() || !holder->Running(); },
+                      Millis(30000)));
+  pid_t command = std::atoi(ReadFile(Path("cmd.pid")).c_str());
+  ASSERT_GT(command, 0);
+  RunResult x = RunFlom("X", {"-X"});
+  EXPECT_EQ(x.code(), 0) << x.Describe();
+  RunResult h = Finish(holder, Millis(30000));
+  EXPECT_EQ(h.code(), 99) << h.Describe();
+  EXPECT_NE(h.err.find("lost"), std::string::npos) << h.err;
+  EXPECT_TRUE(WaitFor([&] { return kill(command, 0) != 0; }, Millis(30000)))
+      << "the command must not run on without its lock";
+  EXPECT_TRUE(WaitNoNode());
+}
+
 // -d N: the auto-started node exits after N ms without clients or locks (FLoM: 5000 ms).
 TEST_F(FlomScriptTest, DaemonLifespanEndsTheAutoStartedNode) {
   RunResult r = RunFlom("short", {"-d", "300", "--", "true"});

@@ -124,6 +124,28 @@ TEST_F(FlomUseCaseTest, SharedModesOnSimpleResource) {
   EXPECT_EQ(ex.code(), 0) << ex.Describe();
 }
 
+// lockmesh's deliberate difference from FLoM (README, "Moving from FLoM"): strict FIFO. With
+// a reader holding and a writer queued, a new reader waits behind the writer (FLoM would
+// grant it at once, so a stream of readers could starve the writer).
+TEST_F(FlomUseCaseTest, StrictFifoReaderWaitsBehindQueuedWriter) {
+  Process* reader = StartFlomHolder("r", {"-r", "F", "-l", "PR"});
+  ASSERT_NE(reader, nullptr);
+  Process* writer = Flom("w", {"-r", "F", "-l", "EX", "--", "true"});
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::vector<mesh::LockInfo> locks;
+        return ListLocks(paths_.socket, &locks) && CountLocks(locks, "F", false) == 1;
+      },
+      Millis(30000)))
+      << "the writer never queued";
+  RunResult late = RunFlom("late", {"-r", "F", "-l", "PR", "-o", "0", "--", "true"});
+  EXPECT_EQ(late.code(), 98) << "a reader arriving after a queued writer must not overtake it: "
+                             << late.Describe();
+  ReleaseHolder(reader, "r");
+  RunResult w = Finish(writer, Millis(30000));
+  EXPECT_EQ(w.code(), 0) << w.Describe();
+}
+
 // `flom -r limit[2] -q N`: a pool of two units.
 TEST_F(FlomUseCaseTest, NumericResourceWithQuantities) {
   Process* a = StartFlomHolder("a", {"-r", "limit[2]"});
