@@ -99,7 +99,8 @@ TEST(RaftMembershipTest, AddPromoteRemoveOneAtATime) {
   net.Process(leader);
   net.Run(500'000);
   for (const auto& id : {"n1", "n2", "n3", "n4"}) {
-    if (id != victim) EXPECT_FALSE(IsMemberOf(net.raft(id).config(), victim)) << id;
+    if (id == victim) continue;
+    EXPECT_FALSE(IsMemberOf(net.raft(id).config(), victim)) << id;
   }
   // The removed node never received its removal; its pre-votes disturb nobody.
   net.Run(10'000'000);
@@ -108,7 +109,8 @@ TEST(RaftMembershipTest, AddPromoteRemoveOneAtATime) {
   ASSERT_TRUE(net.Propose(leader, "after").ok());
   net.Run(300'000);
   for (const auto& id : {"n1", "n2", "n3", "n4"}) {
-    if (id != victim) EXPECT_EQ(net.node(id).commands.back(), "after") << id;
+    if (id == victim) continue;
+    EXPECT_EQ(net.node(id).commands.back(), "after") << id;
   }
 }
 

@@ -163,7 +163,8 @@ TEST(RaftTest, LeaderLeaseHoldsWhileAQuorumAcknowledges) {
   // Every node that acknowledged refuses votes until election_timeout after the last
   // contact, so no new leader exists before the old lease ran out.
   for (const auto& id : kThree) {
-    if (id != leader) EXPECT_NE(net.raft(id).role(), Role::kLeader);
+    if (id == leader) continue;
+    EXPECT_NE(net.raft(id).role(), Role::kLeader);
   }
 }
 

@@ -202,8 +202,9 @@ class Network {
       if (it == nodes_.end() || !it->second.up) continue;
       if (cut_.count({m.from(), m.to()})) continue;
       if (filter && !filter(m)) continue;
-      it->second.raft->Step(now_, m);
-      Process(m.to());
+      std::string to = m.to();
+      it->second.raft->Step(now_, std::move(m));  // the entry-moving overload
+      Process(to);
     }
   }
 
