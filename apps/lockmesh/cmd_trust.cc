@@ -29,7 +29,7 @@ struct TrustFlags {
   CommonOptions common;
   bool json = false;
   std::string node_id;
-  std::string fingerprint;
+  std::vector<std::string> fingerprint;  // one word, or OpenSSL's two when left unquoted
 };
 
 /// The data dir (as `lockmesh node` would use it) and its known_peers path.
@@ -85,10 +85,17 @@ int RunList(const TrustFlags& flags) {
 }
 
 int RunAccept(const TrustFlags& flags) {
+  std::string text;
+  for (const auto& word : flags.fingerprint) text += (text.empty() ? "" : " ") + word;
   Fingerprint fingerprint;
-  Status st = Fingerprint::Parse(flags.fingerprint, &fingerprint);
+  Status st = Fingerprint::Parse(text, &fingerprint);
   if (!st.ok()) {
-    PrintError(st.message());
+    std::string hint;
+    // `sha256$abcd...` unquoted: the shell replaced `$abcd...` with nothing.
+    if (text == "sha256" || text == "sha256$" || text == "SHA256") {
+      hint = " (did the shell expand `$...`? put the fingerprint in single quotes: 'sha256$...')";
+    }
+    PrintError(st.message() + hint);
     return kExitUsage;
   }
   std::string data_dir, path;
@@ -159,8 +166,10 @@ CommandRunner AddTrustCommand(CLI::App* app) {
       "accept", "Trust NODE_ID with FINGERPRINT, replacing what was known for it");
   accept->add_option("NODE_ID", accept_flags->node_id, "The peer's node id")->required();
   accept->add_option("FINGERPRINT", accept_flags->fingerprint,
-                     "sha256$abcd... or 'sha256 Fingerprint=AB:CD:...' (quote it) or AB:CD:...")
-      ->required();
+                     "'sha256$abcd...' (single quotes: it holds a $), sha256 Fingerprint=AB:CD:... "
+                     "as OpenSSL prints it, or AB:CD:...")
+      ->required()
+      ->expected(1, 2);
   AddStoreOptions(accept, accept_flags.get());
   CLI::App* forget = trust->add_subcommand("forget", "Forget NODE_ID's fingerprint");
   forget->add_option("NODE_ID", forget_flags->node_id, "The peer's node id")->required();

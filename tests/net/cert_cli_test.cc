@@ -164,6 +164,16 @@ TEST_F(CertCliTest, TrustAcceptListForget) {
   EXPECT_EQ(json["peers"][0]["fingerprint_openssl"], openssl_form);
   RunResult text = RunLockmesh("trust", {"trust", "list", "--data-dir", data});
   EXPECT_NE(text.out.find("peer-a"), std::string::npos) << text.out;
+  // OpenSSL's line left unquoted (two words) works too.
+  size_t space = openssl_form.find(' ');
+  RunResult two = RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-c",
+                                        openssl_form.substr(0, space), openssl_form.substr(space + 1)});
+  EXPECT_EQ(two.code(), 0) << two.Describe();
+  // `sha256$...` unquoted in a shell arrives as "sha256": the error says why.
+  RunResult expanded = RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-d", "sha256"});
+  EXPECT_EQ(expanded.code(), 2) << expanded.Describe();
+  EXPECT_NE(expanded.err.find("single quotes"), std::string::npos) << expanded.err;
+  ASSERT_EQ(RunLockmesh("trust", {"trust", "forget", "--data-dir", data, "peer-c"}).code(), 0);
   RunResult bad = RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-b", "sha256$12"});
   EXPECT_EQ(bad.code(), 2) << bad.Describe();
   EXPECT_NE(bad.err.find("64"), std::string::npos) << bad.err;
