@@ -130,8 +130,10 @@ class CertificateChain {
   CertificateChain& operator=(const CertificateChain&) = delete;
 
   /// Reads every certificate in `path` (PEM with one or more CERTIFICATE blocks, or one DER
-  /// certificate). NotFound if the file is missing; InvalidArgument naming the file and the
-  /// mbedTLS reason if it holds no parseable certificate (e.g. a key given as --tls-cert).
+  /// certificate; at most 1 MiB). NotFound if the file is missing; IOError if it cannot be
+  /// read; InvalidArgument naming the file and the mbedTLS reason if it holds no parseable
+  /// certificate (a key given as --tls-cert says "it holds a private key") or if any of its
+  /// certificates does not parse.
   static Status Load(const std::string& path, CertificateChain* out);
 
   /// As Load, from memory. `origin` names the data in error messages.
@@ -168,9 +170,9 @@ class PrivateKey {
   PrivateKey& operator=(const PrivateKey&) = delete;
 
   /// Reads an unencrypted PEM or DER private key (SEC1 "EC PRIVATE KEY", PKCS#8
-  /// "PRIVATE KEY", or PKCS#1 "RSA PRIVATE KEY"). NotFound if missing; InvalidArgument
-  /// naming the file for anything else (a passphrase-protected key says so). Does not check
-  /// the file's mode.
+  /// "PRIVATE KEY", or PKCS#1 "RSA PRIVATE KEY"). NotFound if missing; IOError if it cannot
+  /// be read; InvalidArgument naming the file for anything else (a passphrase-protected key
+  /// says so). Does not check the file's mode.
   static Status Load(const std::string& path, PrivateKey* out);
 
   /// As Load, from memory.
