@@ -11,6 +11,11 @@ namespace {
 // that closing a socket with unread input sends.
 constexpr uint64_t kLingerMs = 2000;
 
+// Most bytes a peer may make us buffer before its link is up (before its Hello and Welcome
+// have been accepted): a Hello is a few hundred bytes, and an unauthenticated peer must not
+// make us hold max_frame_bytes for every connection it opens.
+constexpr size_t kMaxBytesBeforeUp = 64 * 1024;
+
 struct WriteRequest {
   uv_write_t req;
   std::string data;
@@ -230,7 +235,13 @@ void PeerConnection::DecodeFrames() {
       return;
     }
   }
-  if (!closing_ && !decoder_.status().ok()) Fail(decoder_.status());
+  if (!closing_ && !decoder_.status().ok()) {
+    Fail(decoder_.status());
+  } else if (!closing_ && node_id.empty() && decoder_.buffered() > kMaxBytesBeforeUp) {
+    Fail(Status::InvalidArgument("the peer sent more than " +
+                                 std::to_string(kMaxBytesBeforeUp / 1024) +
+                                 " KiB before its Hello and Welcome (limit before the link is up)"));
+  }
 }
 
 void PeerConnection::Send(const pb::PeerEnvelope& env) {

@@ -117,6 +117,10 @@ TEST_P(PeerHostileTest, EachBadConnectionIsClosedAloneWithItsReason) {
     env.mutable_hello()->set_node_id("evil\nlockmesh: forged line");
     env.mutable_hello()->set_protocol_version(net::kPeerProtocolVersion);
     ExpectClosed(Frame(env.SerializeAsString()), "evil\\x0alockmesh");
+    // A large frame (under the limit) before the Hello: an unauthenticated peer may not
+    // make the node buffer it.
+    ExpectClosed(std::string("\0\x0d\xbb\xa0", 4) + std::string(100000, 'y'),
+                 "before its Hello and Welcome");
     // Half a frame, then the end of the stream.
     ExpectClosed(std::string("\0\0\0\x40half", 8), "middle of a frame", true);
     // A TLS ClientHello at a plaintext node.
