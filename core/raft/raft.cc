@@ -341,8 +341,8 @@ bool Raft::Impl::HasLeaderLease(Time now) const {
   if (acks.size() < quorum) return false;
   std::nth_element(acks.begin(), acks.begin() + (quorum - 1), acks.end(), std::greater<>());
   Time since = acks[quorum - 1];
-  auto lease = static_cast<Time>(static_cast<double>(opt_.election_timeout) *
-                                 (1.0 - opt_.max_drift));
+  auto lease =
+      static_cast<Time>(static_cast<double>(opt_.election_timeout) * (1.0 - opt_.max_drift));
   return since + lease > now;
 }
 
@@ -404,8 +404,8 @@ void Raft::Impl::Step(Time now, const pb::RaftMessage& m) {
 
 void Raft::Impl::HandleVoteRequest(Time now, const pb::RaftMessage& m) {
   const bool pre = m.type() == pb::PRE_VOTE;
-  const bool can_vote = vote_ == m.from() || (vote_.empty() && lead_.empty()) ||
-                        (pre && m.term() > term_);
+  const bool can_vote =
+      vote_ == m.from() || (vote_.empty() && lead_.empty()) || (pre && m.term() > term_);
   pb::RaftMessage r = NewMessage(pre ? pb::PRE_VOTE_RESPONSE : pb::VOTE_RESPONSE, m.from());
   if (can_vote && log_.IsUpToDate(m.index(), m.log_term())) {
     r.set_term(m.term());
@@ -619,8 +619,7 @@ void Raft::Impl::HandleSnapshot(const pb::RaftMessage& m) {
 
 // ---------------------------------------------------------------------------- replication
 
-void Raft::Impl::AppendOwn(pb::EntryType type, std::string data,
-                           const pb::ClusterConfig* config) {
+void Raft::Impl::AppendOwn(pb::EntryType type, std::string data, const pb::ClusterConfig* config) {
   pb::Entry e;
   e.set_term(term_);
   e.set_index(log_.last_index() + 1);
@@ -872,8 +871,8 @@ Status Raft::Impl::TransferLeadership(Time now, const std::string& to) {
 Status Raft::Impl::Compact(uint64_t index, std::string data) {
   if (index <= log_.snapshot().index() || index > applied_) {
     return Status::InvalidArgument("raft: compaction index " + std::to_string(index) +
-                                   " outside (" + std::to_string(log_.snapshot().index()) +
-                                   ", " + std::to_string(applied_) + "]");
+                                   " outside (" + std::to_string(log_.snapshot().index()) + ", " +
+                                   std::to_string(applied_) + "]");
   }
   pb::SnapshotMeta meta;
   meta.set_index(index);
@@ -957,8 +956,7 @@ Status Raft::Open(const RaftOptions& options, const PersistentState& state, Rand
   if (options.id.empty()) return Status::InvalidArgument("raft: empty node id");
   if (options.election_timeout == 0 || options.heartbeat_interval == 0 ||
       options.heartbeat_interval >= options.election_timeout) {
-    return Status::InvalidArgument(
-        "raft: need 0 < heartbeat_interval < election_timeout");
+    return Status::InvalidArgument("raft: need 0 < heartbeat_interval < election_timeout");
   }
   if (options.max_inflight == 0) return Status::InvalidArgument("raft: max_inflight is 0");
   if (options.max_drift < 0 || options.max_drift >= 1) {

@@ -77,9 +77,8 @@ Status LoadPersistentState(const LogStore& store, PersistentState* out) {
                                 " does not decode");
     }
     if (stored.meta().index() != snap.index || stored.meta().term() != snap.term) {
-      return Status::Corruption("raft snapshot metadata (" +
-                                std::to_string(stored.meta().index()) + ", " +
-                                std::to_string(stored.meta().term()) +
+      return Status::Corruption("raft snapshot metadata (" + std::to_string(stored.meta().index()) +
+                                ", " + std::to_string(stored.meta().term()) +
                                 ") disagrees with the store's (" + std::to_string(snap.index) +
                                 ", " + std::to_string(snap.term) + ")");
     }

@@ -68,8 +68,8 @@ bool ValidateAppend(const pb::RaftMessage& m,
 }
 
 bool ValidateSnapshotMeta(const pb::SnapshotMeta& meta, uint64_t term) {
-  return meta.index() > 0 && meta.index() < kMaxIndex && meta.term() > 0 &&
-         meta.term() <= term && ValidateConfig(meta.config()).ok();
+  return meta.index() > 0 && meta.index() < kMaxIndex && meta.term() > 0 && meta.term() <= term &&
+         ValidateConfig(meta.config()).ok();
 }
 
 Status ValidatePersistentState(const PersistentState& state,
@@ -89,14 +89,12 @@ Status ValidatePersistentState(const PersistentState& state,
   for (size_t i = 0; i < state.entries.size(); ++i) {
     const pb::Entry& e = state.entries[i];
     if (e.index() != snap.index() + 1 + i) {
-      return Status::Corruption("raft state: entry " + std::to_string(e.index()) +
-                                " where " + std::to_string(snap.index() + 1 + i) +
-                                " was expected");
+      return Status::Corruption("raft state: entry " + std::to_string(e.index()) + " where " +
+                                std::to_string(snap.index() + 1 + i) + " was expected");
     }
     if (e.term() < term || e.term() >= kMaxIndex) {
-      return Status::Corruption("raft state: entry " + std::to_string(e.index()) +
-                                " has term " + std::to_string(e.term()) + " after term " +
-                                std::to_string(term));
+      return Status::Corruption("raft state: entry " + std::to_string(e.index()) + " has term " +
+                                std::to_string(e.term()) + " after term " + std::to_string(term));
     }
     if (!KnownEntryType(e.type())) {
       return Status::Corruption("raft state: entry " + std::to_string(e.index()) +

@@ -119,7 +119,12 @@ void BM_CommittedEntries3Nodes(benchmark::State& state) {
   state.counters["committed_per_s"] =
       benchmark::Counter(static_cast<double>(cluster.committed()), benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_CommittedEntries3Nodes)->Arg(1)->Arg(16)->Arg(64)->Arg(256)->Arg(1024)
+BENCHMARK(BM_CommittedEntries3Nodes)
+    ->Arg(1)
+    ->Arg(16)
+    ->Arg(64)
+    ->Arg(256)
+    ->Arg(1024)
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -118,8 +118,7 @@ TEST(RaftMembershipTest, RemovedLeaderStepsDownAfterCommittingAndHandsOver) {
   Network net(kThree);
   net.BootstrapAll(kThree);
   std::string leader = net.WaitForLeader();
-  ASSERT_TRUE(
-      net.raft(leader).ProposeMembership(net.now(), Change(Kind::kRemove, leader)).ok());
+  ASSERT_TRUE(net.raft(leader).ProposeMembership(net.now(), Change(Kind::kRemove, leader)).ok());
   net.Process(leader);
   Time removed_at = net.now();
   ASSERT_TRUE(net.RunUntil([&] {

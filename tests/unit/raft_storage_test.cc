@@ -111,8 +111,8 @@ void ExpectRecovered(const std::string& who, const PersistentState& acked, const
                    loaded.hard_state.term == failed->hard_state->term &&
                    loaded.hard_state.vote == failed->hard_state->vote &&
                    loaded.hard_state.commit == failed->hard_state->commit;
-  EXPECT_TRUE(hs_acked || hs_failed) << "term " << loaded.hard_state.term << " vote '"
-                                     << loaded.hard_state.vote << "'";
+  EXPECT_TRUE(hs_acked || hs_failed)
+      << "term " << loaded.hard_state.term << " vote '" << loaded.hard_state.vote << "'";
   // Entries: every acknowledged one not replaced by the failed batch is there, and every
   // entry is one that was written.
   uint64_t replaced_from = UINT64_MAX;
@@ -193,7 +193,8 @@ TEST(RaftStorageTest, CrashesLoseNothingAcknowledgedAndAcceptNothingCorrupt) {
       if (!leader.empty()) {
         int n = 1 + rng.Next() % 20;
         for (int i = 0; i < n; ++i) {
-          (void)net.raft(leader).Propose(net.now(), std::string(1 + rng.Next() % 300, 'a' + i % 26));
+          (void)net.raft(leader).Propose(net.now(),
+                                         std::string(1 + rng.Next() % 300, 'a' + i % 26));
         }
         net.Process(leader);
       }
@@ -212,8 +213,8 @@ TEST(RaftStorageTest, CrashesLoseNothingAcknowledgedAndAcceptNothingCorrupt) {
           break;
         case 2:  // compact what the node applied
           if (v.up && v.raft->applied_index() > v.raft->snapshot_meta().index()) {
-            (void)v.raft->Compact(v.raft->applied_index(), "state@" +
-                                  std::to_string(v.raft->applied_index()));
+            (void)v.raft->Compact(v.raft->applied_index(),
+                                  "state@" + std::to_string(v.raft->applied_index()));
             net.Process(victim);
           }
           break;

@@ -85,8 +85,8 @@ struct TestNode {
   std::string id;
   std::unique_ptr<SeqRandom> random;
   std::unique_ptr<Raft> raft;
-  PersistentState stored;   // "durable storage"
-  uint64_t applied = 0;     // state machine: index of the last applied entry
+  PersistentState stored;             // "durable storage"
+  uint64_t applied = 0;               // state machine: index of the last applied entry
   std::vector<std::string> commands;  // data of applied COMMAND entries, in order
   bool up = true;
 };
@@ -224,8 +224,7 @@ class Network {
   }
 
   /// Runs until `pred` holds (checked at every step) or `limit` passes; returns pred().
-  bool RunUntil(const std::function<bool()>& pred, Time limit = 30'000'000,
-                Time step = 10'000) {
+  bool RunUntil(const std::function<bool()>& pred, Time limit = 30'000'000, Time step = 10'000) {
     Time end = now_ + limit;
     while (!pred()) {
       if (now_ >= end) return false;
@@ -280,10 +279,9 @@ class Network {
     n->applied = e.index();
     auto [it, inserted] = committed_.emplace(e.index(), e);
     if (!inserted && check_safety) {
-      EXPECT_EQ(it->second.term(), e.term()) << n->id << " applied a different entry at "
-                                             << e.index();
-      EXPECT_EQ(it->second.data(), e.data()) << n->id << " applied different data at "
-                                             << e.index();
+      EXPECT_EQ(it->second.term(), e.term())
+          << n->id << " applied a different entry at " << e.index();
+      EXPECT_EQ(it->second.data(), e.data()) << n->id << " applied different data at " << e.index();
     }
     if (e.type() == pb::ENTRY_COMMAND) n->commands.push_back(e.data());
   }
