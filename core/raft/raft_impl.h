@@ -1,0 +1,113 @@
+// core/raft/raft_impl: the private state and methods of Raft (raft.h), shared by its
+// implementation files: raft.cc (set-up, roles, timers, messages, replication, the public
+// wrappers) and raft_proposals.cc (proposals, membership, transfer, compaction, batches).
+// Not part of the API: include raft.h.
+#ifndef LOCKMESH_CORE_RAFT_RAFT_IMPL_H_
+#define LOCKMESH_CORE_RAFT_RAFT_IMPL_H_
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/raft/progress.h"
+#include "core/raft/raft.h"
+#include "core/raft/raft_log.h"
+#include "core/raft/raft_validate.h"
+
+namespace mesh::core::raft {
+
+class Raft::Impl {
+ public:
+  Impl(const RaftOptions& options, Random* random) : opt_(options), random_(random) {}
+
+  Status Load(const PersistentState& state, Time now);
+  Status Bootstrap(Time now, const pb::ClusterConfig& config);
+  void Tick(Time now);
+  void Step(Time now, const pb::RaftMessage& m);
+  Status Propose(Time now, std::string data, uint64_t* index);
+  Status ProposeMembership(Time now, const MembershipChange& change);
+  Status TransferLeadership(Time now, const std::string& to);
+  Status Compact(uint64_t index, std::string data);
+  bool HasBatch();
+  Batch TakeBatch();
+  void Advance(const Batch& batch);
+  Time NextDeadline() const;
+  bool HasLeaderLease(Time now) const;
+  Role role() const;
+  std::vector<PeerProgress> progress() const;
+
+  const RaftOptions opt_;
+  Random* const random_;
+  RaftLog log_;
+  uint64_t term_ = 0;
+  std::string vote_;
+  std::string lead_;
+  Role role_ = Role::kFollower;  // never kLearner: that is derived from the config
+  uint64_t commit_ = 0;
+  uint64_t applied_ = 0;
+
+ private:
+  enum class CampaignKind { kPreVote, kElection, kTransfer };
+
+  bool IsVoter(const std::string& id) const { return FindVoter(log_.config(), id); }
+  bool Promotable() const { return IsVoter(opt_.id); }
+  size_t Quorum() const;
+  void ResetElectionDeadline(Time now);
+  void SetLead(const std::string& lead);
+  void BecomeFollower(Time now, uint64_t term, const std::string& lead);
+  void BecomeLeader(Time now);
+  void Campaign(Time now, CampaignKind kind);
+  void Tally(Time now);
+  pb::RaftMessage NewMessage(pb::RaftMessageType type, const std::string& to) const;
+
+  void HandleVoteRequest(Time now, const pb::RaftMessage& m);
+  void StepLeader(Time now, const pb::RaftMessage& m);
+  void StepCandidate(Time now, const pb::RaftMessage& m);
+  void StepFollower(Time now, const pb::RaftMessage& m);
+  void HandlePropose(const pb::RaftMessage& m);
+  void HandleAppend(const pb::RaftMessage& m);
+  void HandleHeartbeat(const pb::RaftMessage& m);
+  void HandleSnapshot(const pb::RaftMessage& m);
+  void HandleAppendResponse(const std::string& from, Progress* pr, const pb::RaftMessage& m);
+  void HandleHeartbeatResponse(Time now, const std::string& from, Progress* pr);
+
+  void AppendOwn(pb::EntryType type, std::string data, const pb::ClusterConfig* config);
+  void SyncProgressWithConfig();
+  bool SendAppend(const std::string& to, Progress* pr, bool allow_empty);
+  void SendSnapshot(const std::string& to, Progress* pr);
+  void SendHeartbeat(const std::string& to, Progress* pr);
+  void SendTimeoutNow(const std::string& to);
+  bool MaybeCommit();
+  void StepDownIfRemoved();
+  bool QuorumActive(Time now) const;
+  void AbortTransfer();
+  void Flush();
+
+  std::map<std::string, Progress> progress_;  // leader: every member but this node
+  std::map<std::string, bool> votes_;         // (pre-)candidate: answers so far
+  Time now_ = 0;                              // time of the event being handled
+  Time election_deadline_ = 0;
+  Time heartbeat_deadline_ = 0;
+  Time vote_guard_until_ = 0;  // refuse (pre-)votes before this (heard from a leader)
+  Time leader_since_ = 0;
+  uint64_t term_start_index_ = 0;  // index of this leader's NOOP
+  std::string transfer_target_;
+  Time transfer_deadline_ = 0;
+  bool timeout_now_sent_ = false;
+  std::string snapshot_data_;
+  HardState last_hard_state_;
+  std::optional<Snapshot> pending_install_;
+  std::optional<Snapshot> pending_compacted_;
+  std::vector<pb::RaftMessage> messages_;
+  std::optional<pb::RaftMessage> forward_;  // proposals waiting to go to the leader
+  bool flush_needed_ = false;               // leader: appends or commit may be due
+
+ public:
+  // During Step(Time, RaftMessage&&): the message, whose entries may be moved from.
+  pb::RaftMessage* movable_ = nullptr;
+};
+
+}  // namespace mesh::core::raft
+
+#endif  // LOCKMESH_CORE_RAFT_RAFT_IMPL_H_
