@@ -190,8 +190,9 @@ Status SubjectAltNameDer(const std::string& dns_name, std::string* der) {
   if (rc == 0) len += n;
   if (rc == 0) n = check(mbedtls_asn1_write_len(&p, buffer, len));
   if (rc == 0) len += n;
-  if (rc == 0) n = check(mbedtls_asn1_write_tag(&p, buffer, MBEDTLS_ASN1_CONTEXT_SPECIFIC |
-                                                                 MBEDTLS_X509_SAN_DNS_NAME));
+  if (rc == 0)
+    n = check(mbedtls_asn1_write_tag(&p, buffer,
+                                     MBEDTLS_ASN1_CONTEXT_SPECIFIC | MBEDTLS_X509_SAN_DNS_NAME));
   if (rc == 0) len += n;
   if (rc == 0) n = check(mbedtls_asn1_write_len(&p, buffer, len));
   if (rc == 0) len += n;
@@ -208,7 +209,8 @@ Status ValidateSpec(const CertificateSpec& spec, std::string* not_before, std::s
   const std::string& cn = spec.common_name;
   if (cn.empty()) return Status::InvalidArgument("the certificate's CN is empty");
   if (cn.size() > 128) {
-    return Status::InvalidArgument("the CN '" + cn.substr(0, 40) + "...' is longer than 128 characters");
+    return Status::InvalidArgument("the CN '" + cn.substr(0, 40) +
+                                   "...' is longer than 128 characters");
   }
   for (char c : cn) {
     if (c < 0x20 || c > 0x7e || c == '\\') {
@@ -276,7 +278,8 @@ Status SyncDirectory(const std::string& dir) {
 Status MakeDirs(const std::string& dir) {
   struct stat st;
   if (stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode)) return Status::InvalidArgument(dir + " exists and is not a directory");
+    if (!S_ISDIR(st.st_mode))
+      return Status::InvalidArgument(dir + " exists and is not a directory");
     return Status::OK();
   }
   size_t slash = dir.find_last_of('/');
@@ -348,8 +351,8 @@ Status Fingerprint::Parse(std::string_view text, Fingerprint* out) {
   std::string lower = Lower(trimmed);
   std::string_view rest = lower;
   auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("'" + std::string(trimmed) + "' is not a SHA-256 fingerprint: " +
-                                   why);
+    return Status::InvalidArgument("'" + std::string(trimmed) +
+                                   "' is not a SHA-256 fingerprint: " + why);
   };
   if (size_t eq = rest.find("fingerprint="); eq != std::string_view::npos) {
     std::string_view digest = Trim(rest.substr(0, eq));
@@ -441,10 +444,10 @@ std::string FormatUtc(int64_t t) {
 
 CertificateInfo InspectCertificate(const mbedtls_x509_crt& crt) {
   CertificateInfo info;
-  info.subject = PrintGrowing(
-      [&](char* b, size_t n) { return mbedtls_x509_dn_gets(b, n, &crt.subject); });
-  info.issuer = PrintGrowing(
-      [&](char* b, size_t n) { return mbedtls_x509_dn_gets(b, n, &crt.issuer); });
+  info.subject =
+      PrintGrowing([&](char* b, size_t n) { return mbedtls_x509_dn_gets(b, n, &crt.subject); });
+  info.issuer =
+      PrintGrowing([&](char* b, size_t n) { return mbedtls_x509_dn_gets(b, n, &crt.issuer); });
   for (const mbedtls_x509_name* name = &crt.subject; name != nullptr; name = name->next) {
     if (name->oid.p != nullptr && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &name->oid) == 0) {
       info.common_name.assign(reinterpret_cast<const char*>(name->val.p), name->val.len);
@@ -462,8 +465,8 @@ CertificateInfo InspectCertificate(const mbedtls_x509_crt& crt) {
   info.self_signed = crt.issuer_raw.len == crt.subject_raw.len &&
                      memcmp(crt.issuer_raw.p, crt.subject_raw.p, crt.subject_raw.len) == 0 &&
                      SignatureVerifiesWithOwnKey(crt);
-  info.serial = PrintGrowing(
-      [&](char* b, size_t n) { return mbedtls_x509_serial_gets(b, n, &crt.serial); });
+  info.serial =
+      PrintGrowing([&](char* b, size_t n) { return mbedtls_x509_serial_gets(b, n, &crt.serial); });
   info.key_type = KeyType(crt.pk);
   info.signature = PrintGrowing([&](char* b, size_t n) {
     return mbedtls_x509_sig_alg_gets(b, n, &crt.sig_oid, crt.sig_pk, crt.sig_md, crt.sig_opts);
@@ -479,7 +482,9 @@ void CertificateChain::Free::operator()(mbedtls_x509_crt* crt) const {
   delete crt;
 }
 
-CertificateChain::CertificateChain() : crt_(new mbedtls_x509_crt) { mbedtls_x509_crt_init(crt_.get()); }
+CertificateChain::CertificateChain() : crt_(new mbedtls_x509_crt) {
+  mbedtls_x509_crt_init(crt_.get());
+}
 CertificateChain::~CertificateChain() = default;
 
 CertificateChain::CertificateChain(CertificateChain&& other) noexcept
@@ -504,7 +509,8 @@ Status CertificateChain::Parse(std::string_view pem_or_der, const std::string& o
   size_t len = data.size();
   // PEM input must be NUL-terminated, with the NUL counted in the length.
   if (data.find("-----BEGIN") != std::string::npos) len += 1;
-  int rc = mbedtls_x509_crt_parse(chain.crt_.get(), reinterpret_cast<const unsigned char*>(data.c_str()), len);
+  int rc = mbedtls_x509_crt_parse(chain.crt_.get(),
+                                  reinterpret_cast<const unsigned char*>(data.c_str()), len);
   if (rc < 0) {
     std::string hint;
     if (data.find("PRIVATE KEY-----") != std::string::npos) hint = " (it holds a private key)";
@@ -515,7 +521,8 @@ Status CertificateChain::Parse(std::string_view pem_or_der, const std::string& o
     return Status::InvalidArgument(origin + ": " + std::to_string(rc) +
                                    " certificate(s) in it could not be parsed");
   }
-  for (const mbedtls_x509_crt* c = chain.crt_.get(); c != nullptr && c->raw.p != nullptr; c = c->next) {
+  for (const mbedtls_x509_crt* c = chain.crt_.get(); c != nullptr && c->raw.p != nullptr;
+       c = c->next) {
     ++chain.count_;
   }
   if (chain.count_ == 0) return Status::InvalidArgument(origin + " holds no certificate");
@@ -622,7 +629,8 @@ Status PrivateKey::Load(const std::string& path, PrivateKey* out) {
 }
 
 Status CheckKeyMatchesCertificate(const CertificateChain& cert, const PrivateKey& key) {
-  if (cert.empty() || key.empty()) return Status::InvalidArgument("no certificate or no key loaded");
+  if (cert.empty() || key.empty())
+    return Status::InvalidArgument("no certificate or no key loaded");
   int rc = mbedtls_pk_check_pair(&cert.leaf().pk, key.get());
   if (rc != 0) {
     CertificateInfo info = InspectCertificate(cert.leaf());
@@ -678,7 +686,8 @@ Status GenerateCertificate(const CertificateSpec& spec, const CertificateChain* 
       w, signed_by_ca ? const_cast<mbedtls_pk_context*>(issuer_key->get()) : &g.key);
   std::string subject = SubjectFor(spec.common_name);
   rc = mbedtls_x509write_crt_set_subject_name(w, subject.c_str());
-  if (rc != 0) return Status::InvalidArgument("bad CN '" + spec.common_name + "': " + MbedError(rc));
+  if (rc != 0)
+    return Status::InvalidArgument("bad CN '" + spec.common_name + "': " + MbedError(rc));
   if (signed_by_ca) {
     MESH_RETURN_IF_ERROR(CopyIssuerName(&issuer_cert->leaf().subject, w));
   } else {
@@ -764,7 +773,8 @@ Status LoadCertificateAuthority(const std::string& dir, CertificateChain* cert, 
   }
   MESH_RETURN_IF_ERROR(st);
   if (!chain.leaf().ca_istrue) {
-    return Status::InvalidArgument(cert_path + " is not a CA certificate (basicConstraints CA:FALSE)");
+    return Status::InvalidArgument(cert_path +
+                                   " is not a CA certificate (basicConstraints CA:FALSE)");
   }
   PrivateKey pk;
   MESH_RETURN_IF_ERROR(PrivateKey::Load(key_path, &pk));

@@ -93,14 +93,14 @@ struct CertificateInfo {
   std::string issuer;       // likewise
   std::string common_name;  // the subject's (last) CN; empty if it has none
   std::vector<std::string> dns_names;  // SAN dNSName entries, in order
-  int64_t not_before = 0;   // Unix seconds, UTC
-  int64_t not_after = 0;    // Unix seconds, UTC
-  bool is_ca = false;       // basicConstraints CA:TRUE
-  bool self_signed = false; // issuer DN == subject DN and the signature verifies with its own key
-  std::string serial;       // serial number, colon-separated hex as mbedTLS prints it
-  std::string key_type;     // e.g. "EC P-256", "RSA 2048"
-  std::string signature;    // e.g. "ECDSA with SHA256"
-  Fingerprint fingerprint;  // SHA-256 of the DER
+  int64_t not_before = 0;              // Unix seconds, UTC
+  int64_t not_after = 0;               // Unix seconds, UTC
+  bool is_ca = false;                  // basicConstraints CA:TRUE
+  bool self_signed = false;  // issuer DN == subject DN and the signature verifies with its own key
+  std::string serial;        // serial number, colon-separated hex as mbedTLS prints it
+  std::string key_type;      // e.g. "EC P-256", "RSA 2048"
+  std::string signature;     // e.g. "ECDSA with SHA256"
+  Fingerprint fingerprint;   // SHA-256 of the DER
 
   /// Where `now` (Unix seconds) falls in [not_before, not_after] (both ends valid).
   Validity ValidityAt(int64_t now) const;

@@ -95,8 +95,8 @@ bool ParseIsoUtc(const std::string& text, int64_t* t) {
   int year, mon, day, hour, min, sec;
   char z = 0;
   int consumed = 0;
-  if (sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c%n", &year, &mon, &day, &hour, &min, &sec,
-             &z, &consumed) != 7 ||
+  if (sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c%n", &year, &mon, &day, &hour, &min, &sec, &z,
+             &consumed) != 7 ||
       z != 'Z' || static_cast<size_t>(consumed) != text.size()) {
     return false;
   }
@@ -144,7 +144,8 @@ Status ParseStore(const std::string& path, const std::string& data, PeerMap* pee
     if (first_seen.empty() || (fields >> extra)) {
       return Status::Corruption(where +
                                 "expected three fields: NODE_ID FINGERPRINT FIRST_SEEN (e.g. "
-                                "2026-11-23T17:40:00Z), found '" + std::string(text) + "'");
+                                "2026-11-23T17:40:00Z), found '" +
+                                std::string(text) + "'");
     }
     KnownPeer peer;
     peer.node_id = id;
@@ -191,8 +192,10 @@ Status WriteStore(const std::string& path, const PeerMap& peers) {
   while (ok && done < out.size()) {
     ssize_t n = write(fd, out.data() + done, out.size() - done);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) ok = false;
-    else done += static_cast<size_t>(n);
+    if (n < 0)
+      ok = false;
+    else
+      done += static_cast<size_t>(n);
   }
   ok = ok && fsync(fd) == 0;
   int saved = errno;
@@ -284,7 +287,8 @@ Status AcceptPeer(const std::string& path, const std::string& node_id,
   MESH_RETURN_IF_ERROR(ReadStore(path, &peers));
   auto it = peers.find(node_id);
   if (previous) {
-    *previous = it == peers.end() ? std::nullopt : std::optional<Fingerprint>(it->second.fingerprint);
+    *previous =
+        it == peers.end() ? std::nullopt : std::optional<Fingerprint>(it->second.fingerprint);
   }
   if (it != peers.end() && it->second.fingerprint == fingerprint) return Status::OK();
   peers[node_id] = KnownPeer{node_id, fingerprint, now};

@@ -80,7 +80,8 @@ Status ForgetPeer(const std::string& path, const std::string& node_id);
 /// The exact shell command that accepts `fingerprint` for `node_id`:
 ///   lockmesh trust accept [--data-dir DIR] NODE_ID 'sha256$...'
 /// (`--data-dir` only when `data_dir` is non-empty, `--` before an id that starts with '-';
-/// words quoted with ShellQuote, so it can be pasted as is). The TLS transport prints it in its "fingerprint changed" refusal.
+/// words quoted with ShellQuote, so it can be pasted as is). The TLS transport prints it in its
+/// "fingerprint changed" refusal.
 std::string TrustAcceptCommand(const std::string& node_id, const Fingerprint& fingerprint,
                                const std::string& data_dir);
 

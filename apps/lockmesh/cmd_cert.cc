@@ -51,7 +51,11 @@ bool ParseWhen(const std::string& text, int64_t now, int64_t* out) {
         static_cast<size_t>(consumed) + 1 != text.size() || n < 0 || n > 3650LL * 100) {
       return false;
     }
-    int64_t scale = unit == 's' ? 1 : unit == 'm' ? 60 : unit == 'h' ? 3600 : unit == 'd' ? 86400 : 0;
+    int64_t scale = unit == 's'   ? 1
+                    : unit == 'm' ? 60
+                    : unit == 'h' ? 3600
+                    : unit == 'd' ? 86400
+                                  : 0;
     if (scale == 0) return false;
     *out = now + (text[0] == '-' ? -1 : 1) * n * scale;
     return true;
@@ -136,7 +140,8 @@ int RunMake(CertificateKind kind, const MakeFlags& flags) {
   if (kind == CertificateKind::kNode) {
     ca_cert = std::make_unique<mesh::net::CertificateChain>();
     ca_key = std::make_unique<mesh::net::PrivateKey>();
-    Status st = mesh::net::LoadCertificateAuthority(AbsolutePath(flags.ca), ca_cert.get(), ca_key.get());
+    Status st =
+        mesh::net::LoadCertificateAuthority(AbsolutePath(flags.ca), ca_cert.get(), ca_key.get());
     if (!st.ok()) {
       PrintError("--ca " + flags.ca + ": " + st.message());
       return kExitError;
@@ -165,16 +170,18 @@ int RunMake(CertificateKind kind, const MakeFlags& flags) {
   PrintSummary(written.Inspect().front());
   switch (kind) {
     case CertificateKind::kCa:
-      printf("next: on each node, `lockmesh cert node --ca %s --out DIR`; give every node "
-             "--tls-ca %s/cert.pem.\nKeep %s/key.pem secret: whoever has it can make members.\n",
-             mesh::net::ShellQuote(out).c_str(), mesh::net::ShellQuote(out).c_str(),
-             mesh::net::ShellQuote(out).c_str());
+      printf(
+          "next: on each node, `lockmesh cert node --ca %s --out DIR`; give every node "
+          "--tls-ca %s/cert.pem.\nKeep %s/key.pem secret: whoever has it can make members.\n",
+          mesh::net::ShellQuote(out).c_str(), mesh::net::ShellQuote(out).c_str(),
+          mesh::net::ShellQuote(out).c_str());
       break;
     case CertificateKind::kNode:
-      printf("use: lockmesh node --security mutual --tls-cert %s/cert.pem --tls-key %s/key.pem "
-             "--tls-ca %s/cert.pem\n",
-             mesh::net::ShellQuote(out).c_str(), mesh::net::ShellQuote(out).c_str(),
-             mesh::net::ShellQuote(AbsolutePath(flags.ca)).c_str());
+      printf(
+          "use: lockmesh node --security mutual --tls-cert %s/cert.pem --tls-key %s/key.pem "
+          "--tls-ca %s/cert.pem\n",
+          mesh::net::ShellQuote(out).c_str(), mesh::net::ShellQuote(out).c_str(),
+          mesh::net::ShellQuote(AbsolutePath(flags.ca)).c_str());
       break;
     case CertificateKind::kSelfSigned:
       printf("use: lockmesh node --security tofu --tls-cert %s/cert.pem --tls-key %s/key.pem\n",
@@ -283,9 +290,9 @@ CLI::App* AddMakeCommand(CLI::App* cert, const std::string& name, const std::str
                    "`lockmesh node`)")
         ->type_name("DIR");
   }
-  cmd->add_option("--days", flags->days,
-                  std::string("Validity in days from now (default: ") +
-                      std::to_string(flags->days) + ")")
+  cmd->add_option(
+         "--days", flags->days,
+         std::string("Validity in days from now (default: ") + std::to_string(flags->days) + ")")
       ->check(CLI::Range(1, 36500))
       ->type_name("N");
   cmd->add_option("--not-before", flags->not_before,
@@ -319,16 +326,15 @@ CommandRunner AddCertCommand(CLI::App* app) {
     CLI::App *ca_cmd, *node_cmd, *self_cmd, *show_cmd;
   };
   auto runners = std::make_shared<Runners>();
-  runners->ca_cmd = AddMakeCommand(cert, "ca", "Make a certificate authority (CA:TRUE)",
-                                   CertificateKind::kCa, std::make_shared<MakeFlags>(),
-                                   &runners->ca);
+  runners->ca_cmd =
+      AddMakeCommand(cert, "ca", "Make a certificate authority (CA:TRUE)", CertificateKind::kCa,
+                     std::make_shared<MakeFlags>(), &runners->ca);
   runners->node_cmd =
       AddMakeCommand(cert, "node", "Make a node certificate signed by a CA, CN = node id",
                      CertificateKind::kNode, std::make_shared<MakeFlags>(), &runners->node);
-  runners->self_cmd = AddMakeCommand(cert, "self-signed",
-                                     "Make a self-signed certificate (for --security tofu)",
-                                     CertificateKind::kSelfSigned, std::make_shared<MakeFlags>(),
-                                     &runners->self_signed);
+  runners->self_cmd = AddMakeCommand(
+      cert, "self-signed", "Make a self-signed certificate (for --security tofu)",
+      CertificateKind::kSelfSigned, std::make_shared<MakeFlags>(), &runners->self_signed);
   CLI::App* show = cert->add_subcommand(
       "show", "Show a certificate file: subject, issuer, CN, validity, CA, fingerprints");
   show->add_option("FILE", runners->show_file, "PEM or DER certificate (every one in the file)")

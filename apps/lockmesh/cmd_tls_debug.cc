@@ -63,9 +63,10 @@ constexpr int kExitLinkFailed = 1;
 enum class Mode { kServer, kClient, kPeer };
 
 struct DebugFlags {
-  CommonOptions common;  // --config, --socket; --security, --tls-*, --node-id, --data-dir, --cluster
-  std::string target;    // HOST:PORT for client and peer
-  std::string listen;    // HOST:PORT for server
+  CommonOptions
+      common;          // --config, --socket; --security, --tls-*, --node-id, --data-dir, --cluster
+  std::string target;  // HOST:PORT for client and peer
+  std::string listen;  // HOST:PORT for server
   std::string trusted_fingerprints;
   std::string peer_id;
   double timeout = 5;
@@ -164,9 +165,12 @@ std::string ClassifyHandshakeFailure(const Status& st, const mesh::net::TlsSessi
   if (st.IsTimedOut()) return "handshake timeout: " + m;
   if (session.peer_refused()) {
     std::string category = "refused by the peer";
-    if (m.find("unknown CA") != std::string::npos) category = "unknown CA (the peer does not trust ours)";
-    if (m.find("expired") != std::string::npos) category = "the peer says our certificate is expired";
-    if (m.find("requires a client certificate") != std::string::npos) category = "no client certificate";
+    if (m.find("unknown CA") != std::string::npos)
+      category = "unknown CA (the peer does not trust ours)";
+    if (m.find("expired") != std::string::npos)
+      category = "the peer says our certificate is expired";
+    if (m.find("requires a client certificate") != std::string::npos)
+      category = "no client certificate";
     return category + ": " + m;
   }
   const mbedtls_x509_crt* peer = session.peer_certificate();
@@ -294,7 +298,8 @@ class PeerChannel {
     } else {
       out = frame;
     }
-    if (!SendAll(fd_, out)) return Status::Unavailable(std::string("cannot send: ") + strerror(errno));
+    if (!SendAll(fd_, out))
+      return Status::Unavailable(std::string("cannot send: ") + strerror(errno));
     return Status::OK();
   }
 
@@ -440,7 +445,8 @@ int ExchangeHello(const Setup& setup, int fd, mesh::net::TlsSession* session,
   if (!received.ok()) {
     return Fail("welcome: " + received.message() + " (waiting for the node to accept our Hello)");
   }
-  if (!answer.has_welcome()) return Fail("welcome: the node answered our Hello with something else");
+  if (!answer.has_welcome())
+    return Fail("welcome: the node answered our Hello with something else");
   Line("welcome: ok, the node accepted our Hello (a node would now be linked to it)");
   channel.Close();
   Line("result: ok");
@@ -495,8 +501,8 @@ int RunConnect(const Setup& setup, const std::string& target_text, const std::st
       snprintf(secs, sizeof secs, "%g", setup.timeout);
       return Fail("timeout: no answer from " + AddressText(target) + " within " + secs +
                   " s; a firewall is probably dropping the packets (check iptables/nftables on "
-                  "both hosts, cloud security groups, and that " + port +
-                  "/tcp is open on the peer)" + hint);
+                  "both hosts, cloud security groups, and that " +
+                  port + "/tcp is open on the peer)" + hint);
     }
     if (error == ECONNREFUSED) {
       return Fail("connection refused: nothing listens on " + AddressText(target) +
@@ -581,8 +587,10 @@ int RunServer(const Setup& setup, const std::string& listen_text, double wait_s,
     pr = poll(&p, 1, wait_s > 0 ? static_cast<int>(wait_s * 1000) : -1);
   } while (pr < 0 && errno == EINTR);
   if (pr == 0) {
-    return Fail("timeout: no client connected within --wait; if one tried, a firewall is "
-                "probably dropping its packets to " + port + "/tcp");
+    return Fail(
+        "timeout: no client connected within --wait; if one tried, a firewall is "
+        "probably dropping its packets to " +
+        port + "/tcp");
   }
   sockaddr_storage remote = {};
   socklen_t rlen = sizeof remote;
@@ -649,8 +657,8 @@ int Run(Mode mode, const DebugFlags& flags) {
     options.key_file = config.node.tls_key.empty() ? "" : AbsolutePath(config.node.tls_key);
     options.ca_file = config.node.tls_ca.empty() ? "" : AbsolutePath(config.node.tls_ca);
     options.node_id = setup.node_id;
-    options.allow_no_certificate = mode != Mode::kServer && options.cert_file.empty() &&
-                                   options.key_file.empty();
+    options.allow_no_certificate =
+        mode != Mode::kServer && options.cert_file.empty() && options.key_file.empty();
     st = mesh::net::TlsContext::Create(options, &setup.tls);
     if (!st.ok()) return Fail("local configuration: " + st.message());
     if (setup.tls->own_chain().empty()) {
@@ -676,9 +684,10 @@ void AddDebugOptions(CLI::App* cmd, DebugFlags* flags, Mode mode) {
               "none, encrypt, mutual or tofu, as for `lockmesh node` (default: the node's "
               "configuration, else none)")
       ->type_name("LEVEL");
-  o.AddOption(cmd, "--tls-cert", "node.tls_cert",
-              std::string("Our PEM certificate chain (default: the node's configuration") +
-                  (mode == Mode::kServer ? ")" : "; none: connect without one, to see the refusal)"))
+  o.AddOption(
+       cmd, "--tls-cert", "node.tls_cert",
+       std::string("Our PEM certificate chain (default: the node's configuration") +
+           (mode == Mode::kServer ? ")" : "; none: connect without one, to see the refusal)"))
       ->type_name("FILE");
   o.AddOption(cmd, "--tls-key", "node.tls_key", "Our PEM private key (default: the node's)")
       ->type_name("FILE");
@@ -711,7 +720,8 @@ void AddDebugOptions(CLI::App* cmd, DebugFlags* flags, Mode mode) {
         ->type_name("ID");
   }
   cmd->add_option("--timeout", flags->timeout,
-                  "Seconds allowed for each step: TCP connect, TLS handshake, and for peer the Hello and the Welcome (default: 5)")
+                  "Seconds allowed for each step: TCP connect, TLS handshake, and for peer the "
+                  "Hello and the Welcome (default: 5)")
       ->check(CLI::Range(0.1, 3600.0))
       ->type_name("SECONDS");
   AddCommonOptions(cmd, &flags->common);
@@ -738,16 +748,18 @@ CommandRunner AddTlsDebugCommand(CLI::App* app) {
   auto peer_flags = std::make_shared<DebugFlags>();
   CLI::App* server = cmd->add_subcommand(
       "server", "Accept one connection on --listen and run the TLS server side of the checks");
-  server->add_option("--listen", server_flags->listen,
-                     "HOST:PORT to listen on; port 0 picks a free one (printed) (required)")
+  server
+      ->add_option("--listen", server_flags->listen,
+                   "HOST:PORT to listen on; port 0 picks a free one (printed) (required)")
       ->required()
       ->type_name("HOST:PORT");
   server->add_flag("--hello", server_flags->hello,
                    "After the handshake, run the peer protocol (Hello and Welcome both ways) as a "
                    "node would, so that a node or `tls-debug peer` dialling this address can be "
                    "tested (default: off)");
-  server->add_option("--wait", server_flags->wait,
-                     "Give up if no client connects within SECONDS (default: 0, wait forever)")
+  server
+      ->add_option("--wait", server_flags->wait,
+                   "Give up if no client connects within SECONDS (default: 0, wait forever)")
       ->type_name("SECONDS");
   AddDebugOptions(server, server_flags.get(), Mode::kServer);
   server->footer(footer);

@@ -101,8 +101,8 @@ int RunAccept(const TrustFlags& flags) {
   std::string data_dir, path;
   if (int code = ResolveStore(flags, &data_dir, &path); code != 0) return code;
   std::optional<Fingerprint> previous;
-  st = mesh::net::AcceptPeer(path, flags.node_id, fingerprint,
-                             static_cast<int64_t>(time(nullptr)), &previous);
+  st = mesh::net::AcceptPeer(path, flags.node_id, fingerprint, static_cast<int64_t>(time(nullptr)),
+                             &previous);
   if (!st.ok()) {
     PrintError(st.message());
     return st.IsInvalidArgument() ? kExitUsage : kExitError;
@@ -159,15 +159,17 @@ CommandRunner AddTrustCommand(CLI::App* app) {
   auto list_flags = std::make_shared<TrustFlags>();
   auto accept_flags = std::make_shared<TrustFlags>();
   auto forget_flags = std::make_shared<TrustFlags>();
-  CLI::App* list = trust->add_subcommand("list", "List known peers: node id, fingerprint, first seen");
+  CLI::App* list =
+      trust->add_subcommand("list", "List known peers: node id, fingerprint, first seen");
   list->add_flag("--json", list_flags->json, "Print JSON for scripts instead of a table");
   AddStoreOptions(list, list_flags.get());
   CLI::App* accept = trust->add_subcommand(
       "accept", "Trust NODE_ID with FINGERPRINT, replacing what was known for it");
   accept->add_option("NODE_ID", accept_flags->node_id, "The peer's node id")->required();
-  accept->add_option("FINGERPRINT", accept_flags->fingerprint,
-                     "'sha256$abcd...' (single quotes: it holds a $), sha256 Fingerprint=AB:CD:... "
-                     "as OpenSSL prints it, or AB:CD:...")
+  accept
+      ->add_option("FINGERPRINT", accept_flags->fingerprint,
+                   "'sha256$abcd...' (single quotes: it holds a $), sha256 Fingerprint=AB:CD:... "
+                   "as OpenSSL prints it, or AB:CD:...")
       ->required()
       ->expected(1, 2);
   AddStoreOptions(accept, accept_flags.get());

@@ -48,7 +48,8 @@ TEST_F(CertCliTest, CaAndNodeCertificatesPassOpenSslVerify) {
   ASSERT_EQ(ca.code(), 0) << ca.Describe();
   RunResult node = Cert({"node", "--ca", Path("ca"), "--out", Path("n1"), "--node-id", "node-one"});
   ASSERT_EQ(node.code(), 0) << node.Describe();
-  RunResult verify = Run({"openssl", "verify", "-CAfile", Path("ca/cert.pem"), Path("n1/cert.pem")});
+  RunResult verify =
+      Run({"openssl", "verify", "-CAfile", Path("ca/cert.pem"), Path("n1/cert.pem")});
   EXPECT_EQ(verify.code(), 0) << verify.Describe();
   EXPECT_EQ(verify.out, Path("n1/cert.pem") + ": OK\n");
   // The fingerprint `cert node` printed is OpenSSL's, line for line.
@@ -64,7 +65,8 @@ TEST_F(CertCliTest, NodeCertificateDefaultsToTheUniqueId) {
   ASSERT_EQ(Cert({"ca", "--out", Path("ca")}).code(), 0);
   RunResult id = RunLockmesh("unique-id", {"unique-id", "--data-dir", Path("data")});
   ASSERT_EQ(id.code(), 0) << id.Describe();
-  RunResult node = Cert({"node", "--ca", Path("ca"), "--out", Path("n"), "--data-dir", Path("data")});
+  RunResult node =
+      Cert({"node", "--ca", Path("ca"), "--out", Path("n"), "--data-dir", Path("data")});
   ASSERT_EQ(node.code(), 0) << node.Describe();
   RunResult show = Cert({"show", "--json", Path("n/cert.pem")});
   ASSERT_EQ(show.code(), 0) << show.Describe();
@@ -91,8 +93,7 @@ TEST_F(CertCliTest, RefusesToOverwriteWithoutForce) {
 
 // Even with umask 000 the key is 0600 and the directory 0700.
 TEST_F(CertCliTest, KeyIsPrivateWhateverTheUmask) {
-  RunResult r = Run({"sh", "-c",
-                     "umask 000; exec \"$0\" cert self-signed --cn x --out \"$1\"",
+  RunResult r = Run({"sh", "-c", "umask 000; exec \"$0\" cert self-signed --cn x --out \"$1\"",
                      LockmeshBinary(), Path("u")});
   ASSERT_EQ(r.code(), 0) << r.Describe();
   EXPECT_EQ(ModeOf(Path("u/key.pem")), 0600u);
@@ -153,7 +154,8 @@ TEST_F(CertCliTest, TrustAcceptListForget) {
   std::string openssl_form = OpenSslFingerprint(Path("a/cert.pem"));
   std::string data = Path("data");
   // The OpenSSL form, as one argument, is accepted.
-  RunResult accept = RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-a", openssl_form});
+  RunResult accept =
+      RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-a", openssl_form});
   ASSERT_EQ(accept.code(), 0) << accept.Describe();
   EXPECT_EQ(ModeOf(data + "/known_peers"), 0600u);
   RunResult list = RunLockmesh("trust", {"trust", "list", "--json", "--data-dir", data});
@@ -166,15 +168,18 @@ TEST_F(CertCliTest, TrustAcceptListForget) {
   EXPECT_NE(text.out.find("peer-a"), std::string::npos) << text.out;
   // OpenSSL's line left unquoted (two words) works too.
   size_t space = openssl_form.find(' ');
-  RunResult two = RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-c",
-                                        openssl_form.substr(0, space), openssl_form.substr(space + 1)});
+  RunResult two =
+      RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-c",
+                            openssl_form.substr(0, space), openssl_form.substr(space + 1)});
   EXPECT_EQ(two.code(), 0) << two.Describe();
   // `sha256$...` unquoted in a shell arrives as "sha256": the error says why.
-  RunResult expanded = RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-d", "sha256"});
+  RunResult expanded =
+      RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-d", "sha256"});
   EXPECT_EQ(expanded.code(), 2) << expanded.Describe();
   EXPECT_NE(expanded.err.find("single quotes"), std::string::npos) << expanded.err;
   ASSERT_EQ(RunLockmesh("trust", {"trust", "forget", "--data-dir", data, "peer-c"}).code(), 0);
-  RunResult bad = RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-b", "sha256$12"});
+  RunResult bad =
+      RunLockmesh("trust", {"trust", "accept", "--data-dir", data, "peer-b", "sha256$12"});
   EXPECT_EQ(bad.code(), 2) << bad.Describe();
   EXPECT_NE(bad.err.find("64"), std::string::npos) << bad.err;
   RunResult forget = RunLockmesh("trust", {"trust", "forget", "--data-dir", data, "peer-a"});

@@ -85,7 +85,8 @@ TEST_F(CertLibraryTest, FingerprintFormsRoundTrip) {
   std::array<uint8_t, 32> bytes;
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<uint8_t>(i * 7 + 3);
   Fingerprint fp(bytes);
-  EXPECT_EQ(fp.ToCompact(), "sha256$030a11181f262d343b424950575e656c737a81888f969da4abb2b9c0c7ced5dc");
+  EXPECT_EQ(fp.ToCompact(),
+            "sha256$030a11181f262d343b424950575e656c737a81888f969da4abb2b9c0c7ced5dc");
   EXPECT_EQ(fp.ToOpenSsl().rfind("sha256 Fingerprint=03:0A:11:", 0), 0u) << fp.ToOpenSsl();
   for (const std::string& text :
        {fp.ToCompact(), fp.ToOpenSsl(), fp.ToColonHex(), "  " + fp.ToOpenSsl() + "\n",
@@ -172,10 +173,10 @@ TEST_F(CertLibraryTest, GeneratedChainVerifiesWithOpenSsl) {
 // (with its own DN layout and string types) still verifies.
 TEST_F(CertLibraryTest, NodeCertificateSignedByOpenSslCaVerifies) {
   std::string ca_dir = dir_->MakeDir("osslca");
-  RunResult made = OpenSsl({"req", "-new", "-x509", "-newkey", "ec", "-pkeyopt",
-                            "ec_paramgen_curve:prime256v1", "-days", "30", "-nodes", "-subj",
-                            "/C=IT/O=Example Org/OU=Ops/CN=Example Root", "-keyout",
-                            ca_dir + "/key.pem", "-out", ca_dir + "/cert.pem"});
+  RunResult made =
+      OpenSsl({"req", "-new", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+               "-days", "30", "-nodes", "-subj", "/C=IT/O=Example Org/OU=Ops/CN=Example Root",
+               "-keyout", ca_dir + "/key.pem", "-out", ca_dir + "/cert.pem"});
   ASSERT_EQ(made.code(), 0) << made.Describe();
   CertificateChain ca;
   PrivateKey ca_key;
@@ -192,10 +193,10 @@ TEST_F(CertLibraryTest, NodeCertificateSignedByOpenSslCaVerifies) {
 // it self-signed, and agrees on the fingerprint.
 TEST_F(CertLibraryTest, OpenSslSelfSignedCertificateIsUnderstood) {
   std::string dir = dir_->MakeDir("ossl");
-  RunResult made = OpenSsl({"req", "-new", "-x509", "-newkey", "ec", "-pkeyopt",
-                            "ec_paramgen_curve:prime256v1", "-days", "1825", "-nodes", "-subj",
-                            "/CN=openssl-node", "-keyout", dir + "/key.pem", "-out",
-                            dir + "/cert.pem"});
+  RunResult made =
+      OpenSsl({"req", "-new", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+               "-days", "1825", "-nodes", "-subj", "/CN=openssl-node", "-keyout", dir + "/key.pem",
+               "-out", dir + "/cert.pem"});
   ASSERT_EQ(made.code(), 0) << made.Describe();
   CertificateInfo info = Inspect(dir + "/cert.pem");
   EXPECT_TRUE(info.self_signed);
@@ -254,8 +255,9 @@ TEST_F(CertLibraryTest, BadSpecsAreRefusedInWords) {
   EXPECT_TRUE(chain.Inspect().front().dns_names.empty());  // not an id: no SAN
   spec.common_name = "x";
   spec.not_after = spec.not_before;
-  EXPECT_NE(mesh::net::GenerateCertificate(spec, nullptr, nullptr, &pair).message().find(
-                "validity period is empty"),
+  EXPECT_NE(mesh::net::GenerateCertificate(spec, nullptr, nullptr, &pair)
+                .message()
+                .find("validity period is empty"),
             std::string::npos);
   // A node certificate needs a CA, and a non-CA cannot sign one.
   mesh::net::DefaultValidity(Now(), 1, &spec);
@@ -354,10 +356,12 @@ TEST_F(KnownPeersTest, FirstContactThenKnownThenChanged) {
   EXPECT_NE(ReadFile(Store()).find("n1 " + Fp(1).ToCompact() + " 2023-11-14T22:13:20Z\n"),
             std::string::npos)
       << ReadFile(Store());
-  ASSERT_TRUE(mesh::net::CheckAndRecordPeer(Store(), "n1", Fp(1), 1800000000, &verdict, &stored).ok());
+  ASSERT_TRUE(
+      mesh::net::CheckAndRecordPeer(Store(), "n1", Fp(1), 1800000000, &verdict, &stored).ok());
   EXPECT_EQ(verdict, TofuVerdict::kKnown);
   EXPECT_EQ(stored.first_seen, 1700000000);
-  ASSERT_TRUE(mesh::net::CheckAndRecordPeer(Store(), "n1", Fp(2), 1800000000, &verdict, &stored).ok());
+  ASSERT_TRUE(
+      mesh::net::CheckAndRecordPeer(Store(), "n1", Fp(2), 1800000000, &verdict, &stored).ok());
   EXPECT_EQ(verdict, TofuVerdict::kChanged);
   EXPECT_EQ(stored.fingerprint, Fp(1));
   // A changed fingerprint is not recorded.

@@ -41,8 +41,8 @@ class TlsDebugPeerTest : public LoopTest {
   // Runs `lockmesh tls-debug peer <node> args...` while the loop serves the node.
   RunResult Debug(const std::vector<std::string>& args) {
     ProcessOptions o;
-    o.argv = {LockmeshBinary(), "tls-debug", "peer", peer_->address(), "--data-dir",
-              dir_.Join("data")};
+    o.argv = {LockmeshBinary(), "tls-debug",  "peer",
+              peer_->address(), "--data-dir", dir_.Join("data")};
     o.argv.insert(o.argv.end(), args.begin(), args.end());
     o.stdout_path = dir_.Join("debug.out");
     o.stderr_path = dir_.Join("debug.err");

@@ -54,8 +54,10 @@ class TlsDebugTest : public ProcessTest {
     ProcessTest::SetUp();
     if (HasFatalFailure()) return;
     ASSERT_EQ(Lockmesh0({"cert", "ca", "--out", Path("ca")}), 0);
-    ASSERT_EQ(Lockmesh0({"cert", "node", "--ca", Path("ca"), "--out", Path("srv"), "--cn", "srv"}), 0);
-    ASSERT_EQ(Lockmesh0({"cert", "node", "--ca", Path("ca"), "--out", Path("cli"), "--cn", "cli"}), 0);
+    ASSERT_EQ(Lockmesh0({"cert", "node", "--ca", Path("ca"), "--out", Path("srv"), "--cn", "srv"}),
+              0);
+    ASSERT_EQ(Lockmesh0({"cert", "node", "--ca", Path("ca"), "--out", Path("cli"), "--cn", "cli"}),
+              0);
   }
 
   int Lockmesh0(const std::vector<std::string>& args) {
@@ -89,9 +91,8 @@ class TlsDebugTest : public ProcessTest {
 
   // Starts `lockmesh tls-debug server --listen 127.0.0.1:0 args...`; returns it and its port.
   Process* StartServer(const std::vector<std::string>& args, int* port) {
-    Process* p = Lockmesh("server", Plus({"tls-debug", "server", "--listen", "127.0.0.1:0",
-                                          "--wait", "60"},
-                                         args));
+    Process* p = Lockmesh(
+        "server", Plus({"tls-debug", "server", "--listen", "127.0.0.1:0", "--wait", "60"}, args));
     std::smatch m;
     std::regex re("listening on 127\\.0\\.0\\.1:([0-9]+)");
     bool up = WaitFor(
@@ -107,19 +108,18 @@ class TlsDebugTest : public ProcessTest {
   }
 
   RunResult Client(int port, const std::vector<std::string>& args) {
-    return RunLockmesh("client",
-                       Plus({"tls-debug", "client", "127.0.0.1:" + std::to_string(port)}, args),
-                       kRun);
+    return RunLockmesh(
+        "client", Plus({"tls-debug", "client", "127.0.0.1:" + std::to_string(port)}, args), kRun);
   }
 
   // openssl s_server with stdin held open by a pipe (it quits on EOF of stdin).
   Process* StartOpenSslServer(int port, const std::vector<std::string>& args) {
-    std::string command = "sleep 60 | exec openssl s_server -accept " + std::to_string(port) +
-                          " -naccept 1";
+    std::string command =
+        "sleep 60 | exec openssl s_server -accept " + std::to_string(port) + " -naccept 1";
     for (const auto& a : args) command += " '" + a + "'";
     Process* p = Spawn("s_server", {"sh", "-c", command});
-    EXPECT_TRUE(WaitFor([&] { return p->Stdout().find("ACCEPT") != std::string::npos; },
-                        Millis(30000)))
+    EXPECT_TRUE(
+        WaitFor([&] { return p->Stdout().find("ACCEPT") != std::string::npos; }, Millis(30000)))
         << p->Stdout() << p->Stderr();
     return p;
   }
@@ -140,8 +140,16 @@ TEST_F(TlsDebugTest, ServerHandshakesWithOpenSslClient) {
   Process* server = StartServer(Plus(Encrypt("srv"), {"--node-id", "srv"}), &port);
   ASSERT_GT(port, 0);
   ProcessOptions o;
-  o.argv = {"openssl", "s_client", "-connect", "127.0.0.1:" + std::to_string(port), "-cert",
-            Path("cli/cert.pem"), "-key", Path("cli/key.pem"), "-CAfile", Path("ca/cert.pem"),
+  o.argv = {"openssl",
+            "s_client",
+            "-connect",
+            "127.0.0.1:" + std::to_string(port),
+            "-cert",
+            Path("cli/cert.pem"),
+            "-key",
+            Path("cli/key.pem"),
+            "-CAfile",
+            Path("ca/cert.pem"),
             "-verify_return_error"};
   o.stdout_path = Path("s_client.out");
   o.stderr_path = Path("s_client.err");
@@ -162,9 +170,9 @@ TEST_F(TlsDebugTest, ServerHandshakesWithOpenSslClient) {
 // Acceptance 2: `tls-debug client` completes a handshake with `openssl s_server -Verify 1`.
 TEST_F(TlsDebugTest, ClientHandshakesWithOpenSslServer) {
   int port = FreePort();
-  Process* server = StartOpenSslServer(port, {"-cert", Path("srv/cert.pem"), "-key",
-                                              Path("srv/key.pem"), "-CAfile", Path("ca/cert.pem"),
-                                              "-Verify", "1", "-verify_return_error"});
+  Process* server = StartOpenSslServer(
+      port, {"-cert", Path("srv/cert.pem"), "-key", Path("srv/key.pem"), "-CAfile",
+             Path("ca/cert.pem"), "-Verify", "1", "-verify_return_error"});
   RunResult client = Client(port, Plus(Encrypt("cli"), {"--peer-id", "srv"}));
   EXPECT_EQ(client.code(), 0) << client.Describe() << client.out;
   EXPECT_TRUE(HasLine(client.out, "  " + OpenSslFingerprint(Path("srv/cert.pem")))) << client.out;
@@ -185,11 +193,11 @@ TEST_F(TlsDebugTest, TofuWithOpenSslCertificatesAndFingerprintChange) {
   OpenSslSelfSigned("a2", "node-a");
   OpenSslSelfSigned("b", "node-b");
   std::string data = Path("data-b");
-  std::vector<std::string> server_a = {"--security", "tofu", "--tls-cert", Path("a.pem"),
-                                       "--tls-key", Path("a.key"), "--node-id", "node-a"};
-  std::vector<std::string> client_b = {"--security", "tofu", "--tls-cert", Path("b.pem"),
-                                       "--tls-key", Path("b.key"), "--node-id", "node-b",
-                                       "--data-dir", data, "--peer-id", "node-a"};
+  std::vector<std::string> server_a = {"--security", "tofu",        "--tls-cert", Path("a.pem"),
+                                       "--tls-key",  Path("a.key"), "--node-id",  "node-a"};
+  std::vector<std::string> client_b = {"--security", "tofu",        "--tls-cert", Path("b.pem"),
+                                       "--tls-key",  Path("b.key"), "--node-id",  "node-b",
+                                       "--data-dir", data,          "--peer-id",  "node-a"};
   int port = 0;
   Process* server = StartServer(server_a, &port);
   RunResult first = Client(port, client_b);
@@ -230,8 +238,8 @@ TEST_F(TlsDebugTest, TofuWithOpenSslCertificatesAndFingerprintChange) {
   Finish(server, kRun);
 
   // The printed command, run by a shell, accepts the new certificate.
-  RunResult pasted = Run({"sh", "-c", "exec \"$0\" " + command.substr(strlen("lockmesh ")),
-                          LockmeshBinary()});
+  RunResult pasted =
+      Run({"sh", "-c", "exec \"$0\" " + command.substr(strlen("lockmesh ")), LockmeshBinary()});
   ASSERT_EQ(pasted.code(), 0) << pasted.Describe();
   server = StartServer({"--security", "tofu", "--tls-cert", Path("a2.pem"), "--tls-key",
                         Path("a2.key"), "--node-id", "node-a"},
@@ -246,9 +254,10 @@ TEST_F(TlsDebugTest, TofuAllowList) {
   OpenSslSelfSigned("b", "node-b");
   OpenSslSelfSigned("c", "node-c");
   WriteFile(Path("allow"), "# node-a only\n" + OpenSslFingerprint(Path("a.pem")) + "\n");
-  std::vector<std::string> client = {"--security", "tofu", "--tls-cert", Path("b.pem"),
-                                     "--tls-key", Path("b.key"), "--node-id", "node-b",
-                                     "--trusted-fingerprints", Path("allow")};
+  std::vector<std::string> client = {"--security",  "tofu",      "--tls-cert",
+                                     Path("b.pem"), "--tls-key", Path("b.key"),
+                                     "--node-id",   "node-b",    "--trusted-fingerprints",
+                                     Path("allow")};
   int port = 0;
   Process* server = StartServer({"--security", "tofu", "--tls-cert", Path("a.pem"), "--tls-key",
                                  Path("a.key"), "--node-id", "node-a"},
@@ -306,21 +315,21 @@ TEST_F(TlsDebugTest, ExpiredAndNotYetValidAreNamed) {
 // Acceptance 3: CN mismatch in mutual mode; no client certificate.
 TEST_F(TlsDebugTest, CnMismatchAndNoClientCertificate) {
   int port = 0;
-  Process* server = StartServer(Plus(Encrypt("srv", "ca", "mutual"), {"--node-id", "srv"}),
-                                &port);
-  RunResult client = Client(
-      port, Plus(Encrypt("cli", "ca", "mutual"), {"--node-id", "cli", "--peer-id", "n7"}));
+  Process* server = StartServer(Plus(Encrypt("srv", "ca", "mutual"), {"--node-id", "srv"}), &port);
+  RunResult client =
+      Client(port, Plus(Encrypt("cli", "ca", "mutual"), {"--node-id", "cli", "--peer-id", "n7"}));
   EXPECT_EQ(client.code(), 1) << client.Describe();
-  EXPECT_EQ(LastLine(client.out).rfind("result: FAILED: CN mismatch: certificate CN 'srv' does not "
-                                       "match the node id 'n7'",
-                                       0),
+  EXPECT_EQ(LastLine(client.out)
+                .rfind("result: FAILED: CN mismatch: certificate CN 'srv' does not "
+                       "match the node id 'n7'",
+                       0),
             0u)
       << client.out;
   Finish(server, kRun);
   // The matching id passes.
   server = StartServer(Plus(Encrypt("srv", "ca", "mutual"), {"--node-id", "srv"}), &port);
-  client = Client(port,
-                  Plus(Encrypt("cli", "ca", "mutual"), {"--node-id", "cli", "--peer-id", "srv"}));
+  client =
+      Client(port, Plus(Encrypt("cli", "ca", "mutual"), {"--node-id", "cli", "--peer-id", "srv"}));
   EXPECT_EQ(client.code(), 0) << client.Describe() << client.out;
   EXPECT_NE(client.out.find("identity: ok, certificate CN 'srv' equals"), std::string::npos);
   Finish(server, kRun);
@@ -340,9 +349,11 @@ TEST_F(TlsDebugTest, ConnectionRefusedAndTimeout) {
   int port = FreePort();
   RunResult refused = Client(port, Encrypt("cli"));
   EXPECT_EQ(refused.code(), 1) << refused.Describe();
-  EXPECT_EQ(LastLine(refused.out).rfind("result: FAILED: connection refused: nothing listens on "
-                                        "127.0.0.1:" + std::to_string(port),
-                                        0),
+  EXPECT_EQ(LastLine(refused.out)
+                .rfind("result: FAILED: connection refused: nothing listens on "
+                       "127.0.0.1:" +
+                           std::to_string(port),
+                       0),
             0u)
       << refused.out;
 
@@ -393,8 +404,8 @@ TEST_F(TlsDebugTest, SilentServerAndAddressKinds) {
                                         "1", "--security", "none"});
   EXPECT_TRUE(HasLine(priv.out, "target: 10.255.255.1:28017, a private (RFC 1918) address"))
       << priv.out;
-  RunResult pub = RunLockmesh("pub", {"tls-debug", "client", "198.51.100.7:28017", "--timeout",
-                                      "1", "--security", "none"});
+  RunResult pub = RunLockmesh(
+      "pub", {"tls-debug", "client", "198.51.100.7:28017", "--timeout", "1", "--security", "none"});
   EXPECT_TRUE(HasLine(pub.out, "target: 198.51.100.7:28017, a public address")) << pub.out;
 }
 
@@ -405,11 +416,11 @@ TEST_F(TlsDebugTest, PeerAgainstServerWithHello) {
   Process* server = StartServer(
       Plus(Encrypt("srv", "ca", "mutual"), {"--node-id", "srv", "--hello", "--cluster", "c1"}),
       &port);
-  RunResult peer = RunLockmesh(
-      "peer", Plus({"tls-debug", "peer", "127.0.0.1:" + std::to_string(port), "--node-id", "cli",
-                    "--cluster", "c1"},
-                   Encrypt("cli", "ca", "mutual")),
-      kRun);
+  RunResult peer = RunLockmesh("peer",
+                               Plus({"tls-debug", "peer", "127.0.0.1:" + std::to_string(port),
+                                     "--node-id", "cli", "--cluster", "c1"},
+                                    Encrypt("cli", "ca", "mutual")),
+                               kRun);
   EXPECT_EQ(peer.code(), 0) << peer.Describe() << peer.out;
   EXPECT_NE(peer.out.find("hello: node id 'srv', cluster 'c1'"), std::string::npos) << peer.out;
   EXPECT_NE(peer.out.find("identity: ok, certificate CN 'srv' equals the node id it claims"),
@@ -424,14 +435,15 @@ TEST_F(TlsDebugTest, PeerAgainstServerWithHello) {
   OpenSslSelfSigned("a", "node-a");
   OpenSslSelfSigned("b", "node-b");
   WriteFile(Path("allow"), OpenSslFingerprint(Path("a.pem")) + "\n");  // only itself
-  server = StartServer({"--security", "tofu", "--tls-cert", Path("a.pem"), "--tls-key",
-                        Path("a.key"), "--node-id", "node-a", "--hello", "--trusted-fingerprints",
-                        Path("allow")},
-                       &port);
-  peer = RunLockmesh("peer", {"tls-debug", "peer", "127.0.0.1:" + std::to_string(port),
-                              "--security", "tofu", "--tls-cert", Path("b.pem"), "--tls-key",
-                              Path("b.key"), "--node-id", "node-b", "--data-dir", Path("db")},
-                     kRun);
+  server =
+      StartServer({"--security", "tofu", "--tls-cert", Path("a.pem"), "--tls-key", Path("a.key"),
+                   "--node-id", "node-a", "--hello", "--trusted-fingerprints", Path("allow")},
+                  &port);
+  peer = RunLockmesh(
+      "peer",
+      {"tls-debug", "peer", "127.0.0.1:" + std::to_string(port), "--security", "tofu", "--tls-cert",
+       Path("b.pem"), "--tls-key", Path("b.key"), "--node-id", "node-b", "--data-dir", Path("db")},
+      kRun);
   EXPECT_EQ(peer.code(), 1) << peer.Describe();
   EXPECT_EQ(LastLine(peer.out).rfind("result: FAILED: the node refused us: tls-debug: fingerprint "
                                      "not on the allow-list",
@@ -454,9 +466,9 @@ TEST_F(TlsDebugTest, PlaintextPeerIsNamed) {
   ASSERT_EQ(listen(listener, 8), 0);
   socklen_t len = sizeof a;
   getsockname(listener, reinterpret_cast<sockaddr*>(&a), &len);
-  Process* client = Lockmesh("client", Plus({"tls-debug", "client",
-                                             "127.0.0.1:" + std::to_string(ntohs(a.sin_port))},
-                                            Encrypt("cli")));
+  Process* client = Lockmesh(
+      "client", Plus({"tls-debug", "client", "127.0.0.1:" + std::to_string(ntohs(a.sin_port))},
+                     Encrypt("cli")));
   int fd = accept(listener, nullptr, nullptr);
   ASSERT_GE(fd, 0);
   char buffer[512];
