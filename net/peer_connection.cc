@@ -341,7 +341,8 @@ void PeerConnection::OnDeadline(uv_timer_t* t) {
     self->Fail(Status::TimedOut("TLS handshake did not complete within " + seconds +
                                 " s (is the peer a lockmesh node with the same --security?)"));
   } else {
-    self->Fail(Status::TimedOut("no Hello from the peer within " + seconds + " s"));
+    self->Fail(Status::TimedOut("the peer did not complete the Hello/Welcome exchange within " +
+                                seconds + " s"));
   }
 }
 

@@ -103,7 +103,8 @@ TEST_P(PeerHostileTest, EachBadConnectionIsClosedAloneWithItsReason) {
   // A frame header announcing 2 GiB.
   ExpectClosed(std::string("\x7f\xff\xff\xff", 4), tls ? "does not speak TLS" : "exceeds the limit");
   // Silence: nothing at all within the deadline.
-  ExpectClosed("", tls ? "TLS handshake did not complete" : "no Hello from the peer");
+  ExpectClosed("", tls ? "TLS handshake did not complete"
+                       : "did not complete the Hello/Welcome exchange");
   if (!tls) {
     // A frame whose body is not a PeerEnvelope.
     ExpectClosed(Frame(std::string("\xff\xff\xff\xff\xff\xff", 6)), "malformed frame");
