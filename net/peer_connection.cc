@@ -41,8 +41,8 @@ std::string SockName(const sockaddr_storage& ss) {
 
 }  // namespace
 
-PeerConnection::PeerConnection(uv_loop_t* loop, std::shared_ptr<const TlsContext> tls,
-                               bool dialled, uint32_t max_frame_bytes, uint64_t deadline_ms)
+PeerConnection::PeerConnection(uv_loop_t* loop, std::shared_ptr<const TlsContext> tls, bool dialled,
+                               uint32_t max_frame_bytes, uint64_t deadline_ms)
     : loop_(loop),
       tls_context_(std::move(tls)),
       dialled_(dialled),
@@ -148,21 +148,23 @@ void PeerConnection::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   if (n < 0) {
     std::string where;
     if (self->tls_ && !self->tls_->handshake_done()) {
-      where = " during the TLS handshake (does the peer use TLS too? Both nodes need the same "
-              "--security)";
+      where =
+          " during the TLS handshake (does the peer use TLS too? Both nodes need the same "
+          "--security)";
     } else if (!self->node_id.empty()) {
       where = "";
     } else if (!self->tls_) {
-      where = " before its Hello (does the peer require TLS? Both nodes need the same "
-              "--security)";
+      where =
+          " before its Hello (does the peer require TLS? Both nodes need the same "
+          "--security)";
     } else {
       where = " before its Hello";
     }
     if (n == UV_EOF) {
       if (self->decoder_.buffered() > 0) {
-        self->Fail(Status::InvalidArgument(
-            "connection ended in the middle of a frame (" +
-            std::to_string(self->decoder_.buffered()) + " bytes of an incomplete frame)"));
+        self->Fail(Status::InvalidArgument("connection ended in the middle of a frame (" +
+                                           std::to_string(self->decoder_.buffered()) +
+                                           " bytes of an incomplete frame)"));
       } else {
         self->Fail(Status::Unavailable("the peer closed the connection" + where));
       }
@@ -238,9 +240,9 @@ void PeerConnection::DecodeFrames() {
   if (!closing_ && !decoder_.status().ok()) {
     Fail(decoder_.status());
   } else if (!closing_ && node_id.empty() && decoder_.buffered() > kMaxBytesBeforeUp) {
-    Fail(Status::InvalidArgument("the peer sent more than " +
-                                 std::to_string(kMaxBytesBeforeUp / 1024) +
-                                 " KiB before its Hello and Welcome (limit before the link is up)"));
+    Fail(Status::InvalidArgument(
+        "the peer sent more than " + std::to_string(kMaxBytesBeforeUp / 1024) +
+        " KiB before its Hello and Welcome (limit before the link is up)"));
   }
 }
 

@@ -50,8 +50,7 @@ class PeerConnection {
   PeerConnection(const PeerConnection&) = delete;
   PeerConnection& operator=(const PeerConnection&) = delete;
 
-  void SetHandlers(SecuredHandler on_secured, EnvelopeHandler on_envelope,
-                   ClosedHandler on_closed);
+  void SetHandlers(SecuredHandler on_secured, EnvelopeHandler on_envelope, ClosedHandler on_closed);
 
   /// For an accepted connection: uv_accept from `server` and start (handshake as server).
   Status Accept(uv_stream_t* server);
@@ -148,10 +147,10 @@ class PeerConnection {
   bool first_bytes_checked_ = false;
   std::string remote_address_;
   FrameDecoder decoder_;
-  std::string pending_;      // plaintext frames not yet handed to TLS / the socket
-  std::string ciphertext_;   // scratch for TLS output
-  std::string plaintext_;    // scratch for TLS input
-  std::string frame_;        // scratch for one frame body
+  std::string pending_;     // plaintext frames not yet handed to TLS / the socket
+  std::string ciphertext_;  // scratch for TLS output
+  std::string plaintext_;   // scratch for TLS input
+  std::string frame_;       // scratch for one frame body
   Status close_reason_;
   SecuredHandler on_secured_;
   EnvelopeHandler on_envelope_;

@@ -32,8 +32,8 @@ std::string Printable(std::string_view text, size_t max) {
   return out;
 }
 
-HelloVerdict CheckHello(const pb::PeerHello& hello, const HelloIdentity& ours,
-                        std::string* reason, bool* permanent) {
+HelloVerdict CheckHello(const pb::PeerHello& hello, const HelloIdentity& ours, std::string* reason,
+                        bool* permanent) {
   *permanent = true;
   const std::string id = Printable(hello.node_id());
   if (hello.protocol_version() != ours.protocol_version) {

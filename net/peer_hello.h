@@ -35,8 +35,8 @@ enum class HelloVerdict {
 /// Checks `hello` against `ours`. On kRefuse, `*reason` says why in words (any text taken
 /// from the message is made printable, so a hostile Hello cannot forge log lines) and
 /// `*permanent` whether retrying can help.
-HelloVerdict CheckHello(const pb::PeerHello& hello, const HelloIdentity& ours,
-                        std::string* reason, bool* permanent);
+HelloVerdict CheckHello(const pb::PeerHello& hello, const HelloIdentity& ours, std::string* reason,
+                        bool* permanent);
 
 /// `text` with every byte outside printable ASCII shown as \xNN, cut to `max` bytes (with
 /// "..." appended when cut). For putting peer-supplied text into logs and messages.

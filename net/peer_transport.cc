@@ -60,11 +60,10 @@ struct PeerTransport::Dialer {
   PeerConnection* conn = nullptr;
   std::string node_id;  // learned from the Hello on a dialled connection
   int failures = 0;
-  bool self = false;    // the address is this node's own
+  bool self = false;  // the address is this node's own
 };
 
-PeerTransport::PeerTransport(uv_loop_t* loop, PeerTransportOptions options,
-                             PeerCallbacks callbacks)
+PeerTransport::PeerTransport(uv_loop_t* loop, PeerTransportOptions options, PeerCallbacks callbacks)
     : loop_(loop), options_(std::move(options)), callbacks_(std::move(callbacks)) {}
 
 PeerTransport::~PeerTransport() = default;
@@ -79,7 +78,8 @@ void PeerTransport::Log(const std::string& line) const {
 
 Status PeerTransport::Start() {
   if (started_) return Status::InvalidArgument("peer transport already started");
-  if (options_.node_id.empty()) return Status::InvalidArgument("the peer transport needs a node id");
+  if (options_.node_id.empty())
+    return Status::InvalidArgument("the peer transport needs a node id");
   options_.tls.node_id = options_.node_id;
   std::random_device entropy;
   incarnation_ = (uint64_t{entropy()} << 32) ^ entropy();
@@ -121,9 +121,9 @@ Status PeerTransport::Start() {
     sockaddr_storage bound{};
     int len = sizeof bound;
     uv_tcp_getsockname(&listener_, reinterpret_cast<sockaddr*>(&bound), &len);
-    listen_port_ = ntohs(bound.ss_family == AF_INET6
-                             ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                             : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
+    listen_port_ =
+        ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                          : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
     std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
     advertise_address_ = options_.advertise_address.empty()
                              ? shown + ":" + std::to_string(listen_port_)
@@ -137,7 +137,8 @@ Status PeerTransport::Start() {
       (listening_ ? " listening on " + advertise_address_ : std::string(", not listening")));
   if (options_.tls.level == SecurityLevel::kNone) {
     Log("security none: peer links are not encrypted, and any host that can reach this port "
-        "and uses cluster name '" + options_.cluster + "' may join");
+        "and uses cluster name '" +
+        options_.cluster + "' may join");
   }
   return Status::OK();
 }
@@ -210,8 +211,9 @@ Status PeerTransport::OnEnvelope(PeerConnection* conn, pb::PeerEnvelope& env) {
     return Status::OK();
   }
   Refuse(conn,
-         std::string("protocol violation: ") +
-             (conn->hello_accepted ? "a message before its Welcome" : "the first message must be a Hello"),
+         std::string("protocol violation: ") + (conn->hello_accepted
+                                                    ? "a message before its Welcome"
+                                                    : "the first message must be a Hello"),
          false);
   return Status::OK();
 }
@@ -292,13 +294,13 @@ void PeerTransport::BecomeUp(PeerConnection* conn) {
   std::string how = conn->tls() ? ", " + info.tls_version + " " + info.cipher_suite +
                                       ", certificate " + info.fingerprint.ToCompact()
                                 : ", no TLS";
-  Log("peer " + id + " up (" + conn->remote_address() + (conn->dialled() ? ", dialled" : "") +
-      how + ")");
+  Log("peer " + id + " up (" + conn->remote_address() + (conn->dialled() ? ", dialled" : "") + how +
+      ")");
   if (callbacks_.on_peer_up && !stopping_) callbacks_.on_peer_up(info);
 }
 
-Status PeerTransport::CheckIdentity(const PeerConnection* conn, const std::string& id,
-                                    bool record, bool* permanent) const {
+Status PeerTransport::CheckIdentity(const PeerConnection* conn, const std::string& id, bool record,
+                                    bool* permanent) const {
   *permanent = false;
   if (options_.tls.level == SecurityLevel::kNone) return Status::OK();
   const mbedtls_x509_crt* crt = conn->tls() ? conn->tls()->peer_certificate() : nullptr;
@@ -319,9 +321,8 @@ Status PeerTransport::CheckIdentity(const PeerConnection* conn, const std::strin
   if (allow_list_) {
     if (allow_list_->Contains(fp)) return Status::OK();
     *permanent = true;
-    return Status::PermissionDenied("certificate fingerprint " + fp.ToCompact() + " of node " +
-                                    id + " is not in --trusted-fingerprints " +
-                                    allow_list_->path());
+    return Status::PermissionDenied("certificate fingerprint " + fp.ToCompact() + " of node " + id +
+                                    " is not in --trusted-fingerprints " + allow_list_->path());
   }
   std::string path = KnownPeersPath(options_.data_dir);
   if (!record) {
@@ -331,16 +332,15 @@ Status PeerTransport::CheckIdentity(const PeerConnection* conn, const std::strin
     for (const KnownPeer& k : known) {
       if (k.node_id == id && k.fingerprint != fp) {
         *permanent = true;
-        return Status::PermissionDenied(
-            FingerprintChangedMessage(id, k, fp, options_.data_dir));
+        return Status::PermissionDenied(FingerprintChangedMessage(id, k, fp, options_.data_dir));
       }
     }
     return Status::OK();
   }
   TofuVerdict verdict;
   KnownPeer stored;
-  Status st = CheckAndRecordPeer(path, id, fp, static_cast<int64_t>(time(nullptr)), &verdict,
-                                 &stored);
+  Status st =
+      CheckAndRecordPeer(path, id, fp, static_cast<int64_t>(time(nullptr)), &verdict, &stored);
   if (!st.ok()) return Status::PermissionDenied("cannot check known_peers: " + st.ToString());
   if (verdict == TofuVerdict::kChanged) {
     *permanent = true;
@@ -355,8 +355,8 @@ Status PeerTransport::CheckIdentity(const PeerConnection* conn, const std::strin
 
 void PeerTransport::Refuse(PeerConnection* conn, const std::string& reason, bool permanent) {
   std::string id = conn->node_id.empty() ? conn->claimed_id : conn->node_id;
-  Log("refused peer " + conn->remote_address() + (id.empty() ? "" : " (node " + id + ")") +
-      ": " + reason);
+  Log("refused peer " + conn->remote_address() + (id.empty() ? "" : " (node " + id + ")") + ": " +
+      reason);
   conn->refusal_reported = true;
   conn->permanent_refusal = permanent;
   if (callbacks_.on_refused && !stopping_) {
@@ -467,10 +467,13 @@ void PeerTransport::ScheduleRedial(Dialer* d, bool longest) {
   }
   std::uniform_real_distribution<double> jitter(0.5, 1.0);
   auto delay = static_cast<uint64_t>(static_cast<double>(base) * jitter(rng_));
-  uv_timer_start(&d->timer, [](uv_timer_t* t) {
-    auto* dialer = static_cast<Dialer*>(t->data);
-    dialer->owner->DialNow(dialer);
-  }, delay, 0);
+  uv_timer_start(
+      &d->timer,
+      [](uv_timer_t* t) {
+        auto* dialer = static_cast<Dialer*>(t->data);
+        dialer->owner->DialNow(dialer);
+      },
+      delay, 0);
 }
 
 bool PeerTransport::Send(const std::string& node_id, const pb::PeerEnvelope& message) {
@@ -552,9 +555,10 @@ Status PeerTransport::Reload(size_t* cut_off) {
     if (verdict.ok()) verdict = CheckIdentity(conn, id, false, &permanent);
     if (!verdict.ok()) {
       doomed.push_back(conn);
-      reasons.push_back("after a certificate reload this node no longer accepts the peer's "
-                        "certificate: " +
-                        verdict.message());
+      reasons.push_back(
+          "after a certificate reload this node no longer accepts the peer's "
+          "certificate: " +
+          verdict.message());
     }
   }
   for (size_t i = 0; i < doomed.size(); ++i) Refuse(doomed[i], reasons[i], false);

@@ -115,10 +115,10 @@ struct PeerInfo {
 
 /// A connection that ended before (or instead of) becoming a peer, or a peer cut off.
 struct PeerRefusal {
-  std::string address;  // ip:port of the other end
-  std::string node_id;  // the id it claimed, "" if it never got as far as its Hello
-  std::string reason;   // in words
-  bool by_peer = false; // true: the peer refused us (its reason); false: we refused it
+  std::string address;   // ip:port of the other end
+  std::string node_id;   // the id it claimed, "" if it never got as far as its Hello
+  std::string reason;    // in words
+  bool by_peer = false;  // true: the peer refused us (its reason); false: we refused it
 };
 
 /// What the owner hears. Every callback runs on the loop thread; any may be empty.
@@ -219,9 +219,9 @@ class PeerTransport {
   bool stopping_ = false;
   int closing_handles_ = 0;
   std::function<void()> stop_done_;
-  std::set<PeerConnection*> connections_;            // every open connection
-  std::map<std::string, PeerConnection*> peers_;     // accepted, by node id
-  std::map<PeerConnection*, Dialer*> dialled_by_;    // connections we dialled
+  std::set<PeerConnection*> connections_;                   // every open connection
+  std::map<std::string, PeerConnection*> peers_;            // accepted, by node id
+  std::map<PeerConnection*, Dialer*> dialled_by_;           // connections we dialled
   std::map<std::string, std::unique_ptr<Dialer>> dialers_;  // by address text
 };
 

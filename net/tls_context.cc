@@ -60,19 +60,23 @@ bool IsSelfSigned(const mbedtls_x509_crt& crt) {
   if (md == nullptr) return false;
   unsigned char hash[MBEDTLS_MD_MAX_SIZE];
   if (mbedtls_md(md, crt.tbs.p, crt.tbs.len, hash) != 0) return false;
-  return mbedtls_pk_verify_ext(crt.sig_pk, crt.sig_opts,
-                               const_cast<mbedtls_pk_context*>(&crt.pk), crt.sig_md, hash,
-                               mbedtls_md_get_size(md), crt.sig.p, crt.sig.len) == 0;
+  return mbedtls_pk_verify_ext(crt.sig_pk, crt.sig_opts, const_cast<mbedtls_pk_context*>(&crt.pk),
+                               crt.sig_md, hash, mbedtls_md_get_size(md), crt.sig.p,
+                               crt.sig.len) == 0;
 }
 
 }  // namespace
 
 const char* SecurityLevelName(SecurityLevel level) {
   switch (level) {
-    case SecurityLevel::kNone: return "none";
-    case SecurityLevel::kEncrypt: return "encrypt";
-    case SecurityLevel::kMutual: return "mutual";
-    case SecurityLevel::kTofu: return "tofu";
+    case SecurityLevel::kNone:
+      return "none";
+    case SecurityLevel::kEncrypt:
+      return "encrypt";
+    case SecurityLevel::kMutual:
+      return "mutual";
+    case SecurityLevel::kTofu:
+      return "tofu";
   }
   return "?";
 }
@@ -120,8 +124,8 @@ std::string DescribeVerifyFlags(uint32_t flags, const mbedtls_x509_crt& crt) {
                MBEDTLS_X509_BADCERT_NS_CERT_TYPE)) {
     add("its key usage does not allow TLS authentication");
   }
-  if (flags & (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK |
-               MBEDTLS_X509_BADCERT_BAD_KEY)) {
+  if (flags &
+      (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK | MBEDTLS_X509_BADCERT_BAD_KEY)) {
     add("uses an algorithm or key size that is not acceptable (e.g. SHA-1, RSA < 2048 bits)");
   }
   if (flags & MBEDTLS_X509_BADCERT_SKIP_VERIFY) add("verification was skipped");
@@ -183,8 +187,7 @@ Status TlsContext::Build() {
       return st.Annotate("--tls-key " + options_.key_file + " and --tls-cert " +
                          options_.cert_file);
     }
-    own_fingerprint_ =
-        Fingerprint::OfDer(own_chain_.leaf().raw.p, own_chain_.leaf().raw.len);
+    own_fingerprint_ = Fingerprint::OfDer(own_chain_.leaf().raw.p, own_chain_.leaf().raw.len);
   }
   if (options_.level == SecurityLevel::kMutual && have_cert) {
     std::string cn = PeerCommonName(own_chain_.leaf());
@@ -194,8 +197,8 @@ Status TlsContext::Build() {
           "' but this node's id is '" + options_.node_id +
           "'; each node needs its own certificate whose CN is its id (make one with `lockmesh "
           "cert node --ca CA_DIR --cn " +
-          ShellQuote(options_.node_id) + " --out DIR`, or run with --node-id " +
-          ShellQuote(cn) + ")");
+          ShellQuote(options_.node_id) + " --out DIR`, or run with --node-id " + ShellQuote(cn) +
+          ")");
     }
   }
   if (options_.level == SecurityLevel::kEncrypt || options_.level == SecurityLevel::kMutual) {
@@ -254,8 +257,8 @@ void TlsContext::CheckCertificate(const mbedtls_x509_crt& crt, int depth, uint32
     *flags |= MBEDTLS_X509_BADCERT_OTHER;
     *flags &= ~MBEDTLS_X509_BADCERT_NOT_TRUSTED;  // say the one thing that matters
     if (!reason->empty()) *reason += "; ";
-    *reason += "certificate " + Subject(crt) +
-               " is self-signed, and --security " + SecurityLevelName(options_.level) +
+    *reason += "certificate " + Subject(crt) + " is self-signed, and --security " +
+               SecurityLevelName(options_.level) +
                " accepts only certificates issued by the CA of --tls-ca (self-signed "
                "certificates are for --security tofu)";
   }
@@ -280,8 +283,8 @@ Status TlsContext::VerifyChain(const mbedtls_x509_crt& chain) const {
   const mbedtls_x509_crt* trust = cas_.empty() ? own_chain_.get() : cas_.get();
   uint32_t flags = 0;
   int rc = mbedtls_x509_crt_verify(const_cast<mbedtls_x509_crt*>(&chain),
-                                   const_cast<mbedtls_x509_crt*>(trust), nullptr, nullptr,
-                                   &flags, cb, &ctx);
+                                   const_cast<mbedtls_x509_crt*>(trust), nullptr, nullptr, &flags,
+                                   cb, &ctx);
   if (rc == 0 && flags == 0) return Status::OK();
   if (ctx.reason.empty()) ctx.reason = DescribeVerifyFlags(flags, chain);
   if (ctx.reason.empty()) ctx.reason = MbedError(rc);

@@ -63,8 +63,8 @@ std::string AlertMeaning(unsigned char alert) {
 }  // namespace
 
 bool LooksLikeTlsHandshake(std::string_view b) {
-  return b.size() >= 3 && static_cast<unsigned char>(b[0]) == kTlsHandshakeRecord &&
-         b[1] == 3 && static_cast<unsigned char>(b[2]) <= 4;
+  return b.size() >= 3 && static_cast<unsigned char>(b[0]) == kTlsHandshakeRecord && b[1] == 3 &&
+         static_cast<unsigned char>(b[2]) <= 4;
 }
 
 TlsSession::TlsSession(std::shared_ptr<const TlsContext> context, TlsRole role)
@@ -215,8 +215,8 @@ Status TlsSession::Read(std::string* plaintext) {
   for (;;) {
     size_t at = plaintext->size();
     plaintext->resize(at + kChunk);
-    int rc = mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(plaintext->data() + at),
-                              kChunk);
+    int rc =
+        mbedtls_ssl_read(&ssl_, reinterpret_cast<unsigned char*>(plaintext->data() + at), kChunk);
     if (rc > 0) {
       plaintext->resize(at + static_cast<size_t>(rc));
       continue;

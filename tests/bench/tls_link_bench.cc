@@ -121,7 +121,8 @@ class Receiver {
     stop_.data = this;
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
       auto* self = static_cast<Receiver*>(a->data);
-      self->transport_->Stop([self] { uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_), nullptr); });
+      self->transport_->Stop(
+          [self] { uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_), nullptr); });
     });
     port_.store(transport_->listen_port());
     uv_run(&loop_, UV_RUN_DEFAULT);
@@ -142,8 +143,7 @@ class Sender {
     uv_loop_init(&loop_);
     transport_ = std::make_unique<net::PeerTransport>(&loop_, Options("a", TheCerts().a),
                                                       net::PeerCallbacks{});
-    if (!transport_->Start().ok() ||
-        !transport_->Dial("127.0.0.1:" + std::to_string(port)).ok()) {
+    if (!transport_->Start().ok() || !transport_->Dial("127.0.0.1:" + std::to_string(port)).ok()) {
       abort();
     }
     while (!transport_->IsConnected("b")) uv_run(&loop_, UV_RUN_ONCE);
@@ -235,10 +235,8 @@ void BM_LinkUp(benchmark::State& state) {
   int round = 0;
   for (auto _ : state) {
     // A new node id each time: the receiver may not yet have seen the last one go.
-    auto t = std::make_unique<net::PeerTransport>(&loop,
-                                                  Options("a" + std::to_string(round++),
-                                                          TheCerts().a),
-                                                  net::PeerCallbacks{});
+    auto t = std::make_unique<net::PeerTransport>(
+        &loop, Options("a" + std::to_string(round++), TheCerts().a), net::PeerCallbacks{});
     if (!t->Start().ok()) abort();
     auto start = std::chrono::steady_clock::now();
     t->Dial(address);

@@ -3,20 +3,21 @@
 // Hello inside is checked against a fixed identity. Nothing may crash; a refusal's reason
 // must be printable (a hostile Hello must not be able to forge log lines) and bounded; a
 // Hello is accepted only if its id is printable and its cluster and version are ours.
+#include "net/peer_hello.h"
+
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
-#include "net/peer_hello.h"
 #include "peer.pb.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   mesh::pb::PeerEnvelope env;
   if (!env.ParseFromArray(data, static_cast<int>(size)) || !env.has_hello()) {
     // Printable() on raw bytes must yield printable ASCII only.
-    std::string p = mesh::net::Printable(
-        std::string_view(reinterpret_cast<const char*>(data), size), 64);
+    std::string p =
+        mesh::net::Printable(std::string_view(reinterpret_cast<const char*>(data), size), 64);
     for (unsigned char c : p) {
       if (c < 0x20 || c >= 0x7f) abort();
     }

@@ -57,8 +57,7 @@ class PeerHostileTest : public LoopTest, public ::testing::WithParamInterface<Se
 
   // Opens a raw connection, sends `bytes`, and expects a to close it and log a line that
   // contains `reason` and the connection's address; then checks the real link is intact.
-  void ExpectClosed(const std::string& bytes, const std::string& reason,
-                    bool then_eof = false) {
+  void ExpectClosed(const std::string& bytes, const std::string& reason, bool then_eof = false) {
     SCOPED_TRACE(reason);
     int fd = RawConnect(a_->transport->listen_port());
     ASSERT_GE(fd, 0);
@@ -77,7 +76,8 @@ class PeerHostileTest : public LoopTest, public ::testing::WithParamInterface<Se
       }
       closed = closed || RawDrain(fd).closed;
       return closed && a_->Logged(reason) && a_->Logged(address);
-    })) << "closed=" << closed;
+    })) << "closed="
+        << closed;
     close(fd);
     // The real peer is still up on both sides and still carries messages.
     EXPECT_TRUE(a_->downs.empty() && b_->downs.empty());
@@ -101,10 +101,11 @@ TEST_P(PeerHostileTest, EachBadConnectionIsClosedAloneWithItsReason) {
   // Random bytes.
   ExpectClosed(garbage, tls ? "does not speak TLS" : "exceeds the limit");
   // A frame header announcing 2 GiB.
-  ExpectClosed(std::string("\x7f\xff\xff\xff", 4), tls ? "does not speak TLS" : "exceeds the limit");
+  ExpectClosed(std::string("\x7f\xff\xff\xff", 4),
+               tls ? "does not speak TLS" : "exceeds the limit");
   // Silence: nothing at all within the deadline.
-  ExpectClosed("", tls ? "TLS handshake did not complete"
-                       : "did not complete the Hello/Welcome exchange");
+  ExpectClosed(
+      "", tls ? "TLS handshake did not complete" : "did not complete the Hello/Welcome exchange");
   if (!tls) {
     // A frame whose body is not a PeerEnvelope.
     ExpectClosed(Frame(std::string("\xff\xff\xff\xff\xff\xff", 6)), "malformed frame");

@@ -5,9 +5,9 @@
 #ifndef LOCKMESH_TESTS_NET_PEER_TEST_UTIL_H_
 #define LOCKMESH_TESTS_NET_PEER_TEST_UTIL_H_
 
-#include <gtest/gtest.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>

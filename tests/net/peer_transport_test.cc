@@ -61,7 +61,9 @@ class PeerTransportTest : public LoopTest {
     uint64_t start = uv_now(&loop_);
     size_t a_ups = a->ups.size(), b_ups = b->ups.size();
     EXPECT_TRUE(RunUntil([&] { return a->Refused(a_text) && b->Refused(b_text); }, 15000))
-        << "a:\n" << a->Dump() << "b:\n" << b->Dump();
+        << "a:\n"
+        << a->Dump() << "b:\n"
+        << b->Dump();
     uv_update_time(&loop_);
     EXPECT_LT(uv_now(&loop_) - start, 8000u) << "refusal took as long as a timeout";
     EXPECT_TRUE(a->ups.size() == a_ups && b->ups.size() == b_ups) << "a refused peer came up";
@@ -189,8 +191,8 @@ TEST_F(PeerTransportTest, CertificateFromAnotherCaRefusedBothSides) {
 }
 
 TEST_F(PeerTransportTest, ExpiredCertificateRefusedBothSides) {
-  CertDir old = MakeCert(dir_.Join("old"), CertificateKind::kNode, "old", &ca_,
-                         Now() - 400 * 86400, Now() - 86400);
+  CertDir old = MakeCert(dir_.Join("old"), CertificateKind::kNode, "old", &ca_, Now() - 400 * 86400,
+                         Now() - 86400);
   TestPeer* a = Peer(PeerOptions("a", Level(SecurityLevel::kMutual, a_)));
   TestPeer* o = Peer(PeerOptions("old", Level(SecurityLevel::kMutual, old)));
   ASSERT_TRUE(o->transport->Dial(a->address()).ok());
@@ -212,21 +214,24 @@ TEST_F(PeerTransportTest, NoClientCertificateRefusedBothSides) {
   Status st = client.Handshake();
   std::string out;
   bool closed = false;
-  ASSERT_TRUE(RunUntil([&] {
-    client.TakeOutput(&out);
-    if (!out.empty()) {
-      EXPECT_EQ(write(fd, out.data(), out.size()), static_cast<ssize_t>(out.size()));
-    }
-    RawRead r = RawDrain(fd);
-    if (!r.bytes.empty()) {
-      client.Feed(r.bytes);
-      if (st.ok()) st = client.Handshake();
-    }
-    closed = closed || r.closed;
-    return !st.ok() && a->Refused("presented no certificate");
-  }, 15000)) << st.ToString() << "\n" << a->Dump();
-  EXPECT_NE(st.message().find("requires a client certificate"), std::string::npos)
-      << st.ToString();
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        client.TakeOutput(&out);
+        if (!out.empty()) {
+          EXPECT_EQ(write(fd, out.data(), out.size()), static_cast<ssize_t>(out.size()));
+        }
+        RawRead r = RawDrain(fd);
+        if (!r.bytes.empty()) {
+          client.Feed(r.bytes);
+          if (st.ok()) st = client.Handshake();
+        }
+        closed = closed || r.closed;
+        return !st.ok() && a->Refused("presented no certificate");
+      },
+      15000))
+      << st.ToString() << "\n"
+      << a->Dump();
+  EXPECT_NE(st.message().find("requires a client certificate"), std::string::npos) << st.ToString();
   close(fd);
 }
 

@@ -1,13 +1,14 @@
 // TlsContext + TlsSession with real mbedTLS and real certificates (net/certificate.h), two
 // sessions wired back to back through memory: every security level's accepted case and the
 // refusals of the handshake, each with its reason on both sides.
+#include "net/tls_session.h"
+
 #include <gtest/gtest.h>
 
 #include <string>
 
 #include "net/peer_test_util.h"
 #include "net/tls_context.h"
-#include "net/tls_session.h"
 
 namespace lockmesh::testing {
 namespace {
@@ -68,8 +69,8 @@ class TlsSessionTest : public ::testing::Test {
       std::string plain;
       out.server = server->Read(&plain);
     }
-    out.done = client->handshake_done() && server->handshake_done() && out.client.ok() &&
-               out.server.ok();
+    out.done =
+        client->handshake_done() && server->handshake_done() && out.client.ok() && out.server.ok();
     return out;
   }
 
@@ -188,8 +189,8 @@ TEST_F(TlsSessionTest, ServerRefusesClientFromAnotherCa) {
 }
 
 TEST_F(TlsSessionTest, ExpiredCertificateRefusedOnBothSides) {
-  CertDir old = MakeCert(dir_.Join("old"), CertificateKind::kNode, "old", &ca_,
-                         Now() - 400 * 86400, Now() - 30 * 86400);
+  CertDir old = MakeCert(dir_.Join("old"), CertificateKind::kNode, "old", &ca_, Now() - 400 * 86400,
+                         Now() - 30 * 86400);
   TlsSession client(Context(Tls(SecurityLevel::kEncrypt, old, &ca_)), TlsRole::kClient);
   TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
   Outcome o = Handshake(&client, &server);
@@ -235,8 +236,8 @@ TEST_F(TlsSessionTest, SelfSignedRefusedInEncryptAndMutualEvenIfListedAsCa) {
 }
 
 TEST_F(TlsSessionTest, TofuRefusesExpiredSelfSigned) {
-  CertDir old = MakeCert(dir_.Join("old"), CertificateKind::kSelfSigned, "old",
-                         nullptr, Now() - 400 * 86400, Now() - 30 * 86400);
+  CertDir old = MakeCert(dir_.Join("old"), CertificateKind::kSelfSigned, "old", nullptr,
+                         Now() - 400 * 86400, Now() - 30 * 86400);
   CertDir sb = MakeCert(dir_.Join("sb"), CertificateKind::kSelfSigned, "b");
   TlsSession client(Context(Tls(SecurityLevel::kTofu, old, nullptr)), TlsRole::kClient);
   TlsSession server(Context(Tls(SecurityLevel::kTofu, sb, nullptr)), TlsRole::kServer);
@@ -267,9 +268,9 @@ TEST_F(TlsSessionTest, VerifyChainAppliesTheLevelRules) {
   net::CertificateChain chain;
   ASSERT_TRUE(net::CertificateChain::Load(b_.cert(), &chain).ok());
   EXPECT_TRUE(enc->VerifyChain(chain.leaf()).ok());
-  auto other = Context(Tls(SecurityLevel::kEncrypt,
-                           MakeCert(dir_.Join("y"), CertificateKind::kNode, "y", &other_ca_),
-                           &other_ca_));
+  auto other =
+      Context(Tls(SecurityLevel::kEncrypt,
+                  MakeCert(dir_.Join("y"), CertificateKind::kNode, "y", &other_ca_), &other_ca_));
   Status st = other->VerifyChain(chain.leaf());
   EXPECT_NE(st.message().find("not issued by a CA this node trusts"), std::string::npos)
       << st.ToString();
