@@ -35,8 +35,8 @@ std::string Errno(const char* what) { return std::string(what) + ": " + strerror
 
 // The address bytes of `from` (the rate limiter's key) and its printable forms.
 struct SourceAddress {
-  std::string key;   // raw address bytes
-  std::string ip;    // "10.0.0.1", "fd00::1", "fe80::1%eth0"
+  std::string key;  // raw address bytes
+  std::string ip;   // "10.0.0.1", "fd00::1", "fe80::1%eth0"
   uint16_t port = 0;
 };
 
@@ -58,8 +58,8 @@ bool DescribeSource(const sockaddr* from, SourceAddress* out) {
     if (IN6_IS_ADDR_LINKLOCAL(&in6->sin6_addr) && in6->sin6_scope_id != 0) {
       char name[IF_NAMESIZE] = {0};
       out->ip += "%";
-      out->ip += if_indextoname(in6->sin6_scope_id, name) ? name
-                                                          : std::to_string(in6->sin6_scope_id);
+      out->ip +=
+          if_indextoname(in6->sin6_scope_id, name) ? name : std::to_string(in6->sin6_scope_id);
     }
     out->port = ntohs(in6->sin6_port);
     return true;
@@ -82,9 +82,12 @@ bool SameContent(const BeaconContent& a, const BeaconContent& b) {
 
 const char* PeerEventName(PeerEvent event) {
   switch (event) {
-    case PeerEvent::kSuggested: return "suggested";
-    case PeerEvent::kChanged: return "changed";
-    case PeerEvent::kExpired: return "expired";
+    case PeerEvent::kSuggested:
+      return "suggested";
+    case PeerEvent::kChanged:
+      return "changed";
+    case PeerEvent::kExpired:
+      return "expired";
   }
   return "?";
 }
@@ -131,8 +134,8 @@ Status Discovery::ValidateOptions() {
       return Status::InvalidArgument("'" + o.group4 + "' is not an IPv4 multicast group");
     }
     sockaddr_in6 g6;
-    if (o.ipv6 &&
-        (uv_ip6_addr(o.group6.c_str(), o.port, &g6) != 0 || !IN6_IS_ADDR_MULTICAST(&g6.sin6_addr))) {
+    if (o.ipv6 && (uv_ip6_addr(o.group6.c_str(), o.port, &g6) != 0 ||
+                   !IN6_IS_ADDR_MULTICAST(&g6.sin6_addr))) {
       return Status::InvalidArgument("'" + o.group6 + "' is not an IPv6 multicast group");
     }
     if (!o.interface.empty()) {
@@ -182,9 +185,9 @@ Status Discovery::OpenSocket(Socket* s, int family, int* fd_out) {
     mreq.imr_multiaddr = group->sin_addr;
     mreq.imr_ifindex = static_cast<int>(interface_index_);
     if (setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq) != 0) {
-      return fail("cannot join " + options_.group4 +
-                  (interface_index_ ? " on " + options_.interface
-                                    : std::string(" (no route to it? name an interface)")));
+      return fail(
+          "cannot join " + options_.group4 +
+          (interface_index_ ? " on " + options_.interface : std::string(" (no route to it? name an interface)")));
     }
     if (interface_index_ != 0 &&
         setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mreq, sizeof mreq) != 0) {
@@ -218,9 +221,9 @@ Status Discovery::OpenSocket(Socket* s, int family, int* fd_out) {
     mreq.ipv6mr_multiaddr = group->sin6_addr;
     mreq.ipv6mr_interface = interface_index_;
     if (setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &mreq, sizeof mreq) != 0) {
-      return fail("cannot join " + options_.group6 +
-                  (interface_index_ ? " on " + options_.interface
-                                    : std::string(" (no route to it? name an interface)")));
+      return fail(
+          "cannot join " + options_.group6 +
+          (interface_index_ ? " on " + options_.interface : std::string(" (no route to it? name an interface)")));
     }
     if (interface_index_ != 0) {
       unsigned index = interface_index_;
@@ -309,9 +312,9 @@ Status Discovery::Start(PeerCallback on_peer, DuplicateIdCallback on_duplicate_i
     uv_timer_start(&beacon_timer_, OnBeaconTimer, 0, 0);
   }
   if (!joins_.empty()) {
-    uv_timer_start(&join_timer_, [](uv_timer_t* t) {
-      static_cast<Discovery*>(t->data)->ResolveJoins();
-    }, 0, static_cast<uint64_t>(options_.join_period_ms));
+    uv_timer_start(
+        &join_timer_, [](uv_timer_t* t) { static_cast<Discovery*>(t->data)->ResolveJoins(); }, 0,
+        static_cast<uint64_t>(options_.join_period_ms));
   }
   return Status::OK();
 }
@@ -496,8 +499,8 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
     if (!fresh && now - it->second < kDuplicateReportEveryMs) return;
     it->second = now;
     if (duplicate_reported_ms_.size() > options_.max_peers) duplicate_reported_ms_.clear();
-    Log(DiscoveryLogLevel::kWarning, "another live process claims our node id " +
-                                         beacon.node_id + ": its beacon came from " + peer.source);
+    Log(DiscoveryLogLevel::kWarning, "another live process claims our node id " + beacon.node_id +
+                                         ": its beacon came from " + peer.source);
     if (on_duplicate_id_) on_duplicate_id_(peer);
     return;
   }
@@ -507,8 +510,8 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
     if (peers_.size() >= options_.max_peers) {
       ++stats_.table_full;
       LogLimited(DiscoveryLogLevel::kWarning, "table full",
-                 "ignoring node " + beacon.node_id + ": already " +
-                     std::to_string(peers_.size()) + " peers known");
+                 "ignoring node " + beacon.node_id + ": already " + std::to_string(peers_.size()) +
+                     " peers known");
       return;
     }
     peers_.emplace(beacon.node_id, PeerEntry{peer, now});
@@ -540,9 +543,10 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
 
 void Discovery::ExpirePeers() {
   uint64_t now = uv_now(loop_);
-  uint64_t expire = options_.expire_ms > 0
-                        ? static_cast<uint64_t>(options_.expire_ms)
-                        : static_cast<uint64_t>(3 * options_.period_ms + options_.burst_interval_ms);
+  uint64_t expire =
+      options_.expire_ms > 0
+          ? static_cast<uint64_t>(options_.expire_ms)
+          : static_cast<uint64_t>(3 * options_.period_ms + options_.burst_interval_ms);
   for (auto it = peers_.begin(); it != peers_.end() && state_ == State::kRunning;) {
     if (now - it->second.peer.last_seen_ms <= expire) {
       ++it;

@@ -51,8 +51,8 @@ inline constexpr uint16_t kDefaultDiscoveryPort = 28017;
 
 /// The parts of our beacon that change over a node's life (SetBeaconContent).
 struct BeaconAdvert {
-  std::string cluster_id;   // "" until the node belongs to a cluster
-  std::string peer_host;    // "" = "the address my beacon comes from" (listening on all)
+  std::string cluster_id;  // "" until the node belongs to a cluster
+  std::string peer_host;   // "" = "the address my beacon comes from" (listening on all)
   uint16_t peer_port = kDefaultDiscoveryPort;  // the peer listener's TCP port
   std::string security = "none";
   std::string fingerprint;  // "" without TLS
@@ -129,18 +129,18 @@ const char* PeerEventName(PeerEvent event);
 
 /// Counters since Start (all datagrams received, whatever their fate).
 struct DiscoveryStats {
-  uint64_t sent = 0;            // beacon datagrams sent
-  uint64_t send_errors = 0;     // sends the kernel refused (no route, buffer full, ...)
-  uint64_t received = 0;        // datagrams received
-  uint64_t accepted = 0;        // valid beacons of our cluster from other nodes
-  uint64_t own = 0;             // our own beacons looped back
-  uint64_t other_cluster = 0;   // valid beacons of another cluster name
-  uint64_t other_version = 0;   // valid beacons of another protocol version
-  uint64_t duplicate_id = 0;    // our node id from another instance
-  uint64_t malformed = 0;       // wrong magic, unparsable, or fields out of limits
-  uint64_t oversized = 0;       // longer than kMaxBeaconBytes (or truncated by the kernel)
-  uint64_t rate_limited = 0;    // dropped unparsed by the per-source limit
-  uint64_t table_full = 0;      // new peers not recorded because max_peers was reached
+  uint64_t sent = 0;           // beacon datagrams sent
+  uint64_t send_errors = 0;    // sends the kernel refused (no route, buffer full, ...)
+  uint64_t received = 0;       // datagrams received
+  uint64_t accepted = 0;       // valid beacons of our cluster from other nodes
+  uint64_t own = 0;            // our own beacons looped back
+  uint64_t other_cluster = 0;  // valid beacons of another cluster name
+  uint64_t other_version = 0;  // valid beacons of another protocol version
+  uint64_t duplicate_id = 0;   // our node id from another instance
+  uint64_t malformed = 0;      // wrong magic, unparsable, or fields out of limits
+  uint64_t oversized = 0;      // longer than kMaxBeaconBytes (or truncated by the kernel)
+  uint64_t rate_limited = 0;   // dropped unparsed by the per-source limit
+  uint64_t table_full = 0;     // new peers not recorded because max_peers was reached
 };
 
 class Discovery {
@@ -250,8 +250,8 @@ class Discovery {
     DiscoveredPeer peer;
     uint64_t source_seen_ms = 0;  // last beacon from peer.source (a node may be heard on two)
   };
-  std::map<std::string, PeerEntry> peers_;                 // by node id
-  std::map<uint64_t, uint64_t> duplicate_reported_ms_;     // instance -> when last reported
+  std::map<std::string, PeerEntry> peers_;              // by node id
+  std::map<uint64_t, uint64_t> duplicate_reported_ms_;  // instance -> when last reported
   SourceRateLimiter limiter_;
   DiscoveryStats stats_;
   struct LimitedLog {

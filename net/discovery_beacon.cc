@@ -16,8 +16,8 @@ bool IsIdChar(char c) {
 bool IsHostChar(char c) { return IsIdChar(c) || c == ':' || c == '%'; }
 
 // Checks length and character set of one field; `min_bytes` 0 allows an empty field.
-Status CheckField(std::string_view name, std::string_view value, size_t min_bytes,
-                  size_t max_bytes, bool (*allowed)(char)) {
+Status CheckField(std::string_view name, std::string_view value, size_t min_bytes, size_t max_bytes,
+                  bool (*allowed)(char)) {
   if (value.size() < min_bytes) return Status::InvalidArgument(std::string(name) + " is empty");
   if (value.size() > max_bytes) {
     return Status::InvalidArgument(std::string(name) + " is longer than " +
@@ -34,7 +34,8 @@ Status CheckField(std::string_view name, std::string_view value, size_t min_byte
 }  // namespace
 
 Status ValidateBeacon(const BeaconContent& b) {
-  MESH_RETURN_IF_ERROR(CheckField("cluster name", b.cluster_name, 1, kMaxClusterNameBytes, IsIdChar));
+  MESH_RETURN_IF_ERROR(
+      CheckField("cluster name", b.cluster_name, 1, kMaxClusterNameBytes, IsIdChar));
   MESH_RETURN_IF_ERROR(CheckField("node id", b.node_id, 1, kMaxNodeIdBytes, IsIdChar));
   MESH_RETURN_IF_ERROR(CheckField("cluster id", b.cluster_id, 0, kMaxClusterIdBytes, IsIdChar));
   MESH_RETURN_IF_ERROR(CheckField("peer host", b.peer_host, 0, kMaxPeerHostBytes, IsHostChar));
@@ -98,11 +99,16 @@ Status DecodeBeacon(std::string_view datagram, BeaconContent* out) {
 
 const char* BeaconVerdictName(BeaconVerdict verdict) {
   switch (verdict) {
-    case BeaconVerdict::kAccept: return "accept";
-    case BeaconVerdict::kOwn: return "own";
-    case BeaconVerdict::kDuplicateId: return "duplicate id";
-    case BeaconVerdict::kOtherCluster: return "other cluster";
-    case BeaconVerdict::kOtherVersion: return "other protocol version";
+    case BeaconVerdict::kAccept:
+      return "accept";
+    case BeaconVerdict::kOwn:
+      return "own";
+    case BeaconVerdict::kDuplicateId:
+      return "duplicate id";
+    case BeaconVerdict::kOtherCluster:
+      return "other cluster";
+    case BeaconVerdict::kOtherVersion:
+      return "other protocol version";
   }
   return "?";
 }
@@ -117,7 +123,8 @@ BeaconVerdict ClassifyBeacon(const BeaconContent& beacon, const LocalIdentity& s
 }
 
 SourceRateLimiter::SourceRateLimiter(double rate_per_s, double burst, size_t max_sources)
-    : rate_per_ms_(rate_per_s / 1000.0), burst_(std::max(1.0, burst)),
+    : rate_per_ms_(rate_per_s / 1000.0),
+      burst_(std::max(1.0, burst)),
       max_sources_(std::max<size_t>(1, max_sources)) {
   overflow_.tokens = burst_;
 }

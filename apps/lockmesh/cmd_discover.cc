@@ -31,7 +31,7 @@ struct DiscoverFlags {
   std::string family = "both";  // 4 | 6 | both
   std::string join;             // comma-separated
   bool no_multicast = false;
-  double seconds = 0;           // 0 = until SIGINT/SIGTERM
+  double seconds = 0;  // 0 = until SIGINT/SIGTERM
   int peer_port = mesh::net::kDefaultDiscoveryPort;
 };
 
@@ -68,12 +68,18 @@ Json PeerJson(const char* event, const DiscoveredPeer& p) {
 }
 
 Json StatsJson(const mesh::net::DiscoveryStats& s) {
-  return {{"event", "stats"},           {"sent", s.sent},
-          {"send_errors", s.send_errors}, {"received", s.received},
-          {"accepted", s.accepted},     {"own", s.own},
-          {"other_cluster", s.other_cluster}, {"other_version", s.other_version},
-          {"duplicate_id", s.duplicate_id}, {"malformed", s.malformed},
-          {"oversized", s.oversized},   {"rate_limited", s.rate_limited},
+  return {{"event", "stats"},
+          {"sent", s.sent},
+          {"send_errors", s.send_errors},
+          {"received", s.received},
+          {"accepted", s.accepted},
+          {"own", s.own},
+          {"other_cluster", s.other_cluster},
+          {"other_version", s.other_version},
+          {"duplicate_id", s.duplicate_id},
+          {"malformed", s.malformed},
+          {"oversized", s.oversized},
+          {"rate_limited", s.rate_limited},
           {"table_full", s.table_full}};
 }
 
@@ -140,15 +146,16 @@ int RunDiscover(DiscoverFlags* flags) {
   for (int i = 0; i < 2; ++i) {
     uv_signal_init(loop, &stopper.signals[i]);
     stopper.signals[i].data = &stopper;
-    uv_signal_start(&stopper.signals[i],
-                    [](uv_signal_t* h, int) { static_cast<Stopper*>(h->data)->Stop(); },
-                    signums[i]);
+    uv_signal_start(
+        &stopper.signals[i], [](uv_signal_t* h, int) { static_cast<Stopper*>(h->data)->Stop(); },
+        signums[i]);
   }
   uv_timer_init(loop, &stopper.timer);
   stopper.timer.data = &stopper;
   if (flags->seconds > 0) {
-    uv_timer_start(&stopper.timer, [](uv_timer_t* t) { static_cast<Stopper*>(t->data)->Stop(); },
-                   static_cast<uint64_t>(flags->seconds * 1000), 0);
+    uv_timer_start(
+        &stopper.timer, [](uv_timer_t* t) { static_cast<Stopper*>(t->data)->Stop(); },
+        static_cast<uint64_t>(flags->seconds * 1000), 0);
   }
   uv_run(loop, UV_RUN_DEFAULT);
   return kExitOk;
@@ -176,8 +183,7 @@ CommandRunner AddDiscoverCommand(CLI::App* app) {
       ->check(CLI::IsMember({"4", "6", "both"}));
   cmd->add_flag("--no-multicast", flags->no_multicast, "Use only the --join list");
   cmd->add_option("--join", flags->join, "Comma-separated HOST:PORT to suggest periodically");
-  cmd->add_option("--peer-port", flags->peer_port,
-                  "Peer TCP port to advertise (default: 28017)")
+  cmd->add_option("--peer-port", flags->peer_port, "Peer TCP port to advertise (default: 28017)")
       ->check(CLI::Range(1, 65535));
   cmd->add_option("--advertise-host", o.advert.peer_host,
                   "Host to advertise (default: none; receivers use the source address)");

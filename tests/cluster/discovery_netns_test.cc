@@ -1,10 +1,10 @@
 // Multicast discovery across "hosts" (network namespaces on a bridge), each running the real
 // `lockmesh discover` program, which prints what it is suggested as JSON lines.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <signal.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
@@ -63,8 +63,8 @@ class DiscoveryNetnsTest : public ::testing::Test {
 
   // `lockmesh discover` on host i, node id host-i.
   Process* Discover(size_t i, const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {LockmeshBinary(), "discover", "--cluster", "netns",
-                                     "--node-id", NodeId(i), "--peer-port", "28017"};
+    std::vector<std::string> argv = {LockmeshBinary(), "discover", "--cluster",   "netns",
+                                     "--node-id",      NodeId(i),  "--peer-port", "28017"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     Process* p = cluster_->Run(i, NodeId(i) + "-discover", argv);
     EXPECT_TRUE(p->ok()) << p->error();
@@ -94,8 +94,8 @@ class DiscoveryNetnsTest : public ::testing::Test {
 
   // Host i's fe80:: address on eth0 ("" if none yet).
   std::string LinkLocal(size_t i) {
-    CommandResult r = cluster_->Exec(i, {"ip", "-6", "-o", "addr", "show", "dev", "eth0",
-                                         "scope", "link"});
+    CommandResult r =
+        cluster_->Exec(i, {"ip", "-6", "-o", "addr", "show", "dev", "eth0", "scope", "link"});
     size_t at = r.output.find("inet6 ");
     if (at == std::string::npos) return "";
     at += 6;
@@ -133,9 +133,9 @@ TEST_F(DiscoveryNetnsTest, FiveHostsSeeEachOtherWithinFiveSeconds) {
   // Defaults (no interface named); --debug logs the ignored stranger's beacons.
   for (size_t i = 0; i < 5; ++i) procs.push_back(Discover(i, {"--debug"}));
   // A node of another cluster on host 0 is heard by everyone and suggested to no one.
-  Process* stranger = cluster_->Run(0, "stranger",
-                                    {LockmeshBinary(), "discover", "--cluster", "other",
-                                     "--node-id", "stranger", "--debug"});
+  Process* stranger = cluster_->Run(
+      0, "stranger",
+      {LockmeshBinary(), "discover", "--cluster", "other", "--node-id", "stranger", "--debug"});
   std::set<size_t> all = {0, 1, 2, 3, 4};
   bool ok = WaitFor([&] { return AllSeeAll(procs, all); }, Millis(5000), Millis(50));
   double seconds = SecondsSince(start);
@@ -187,15 +187,19 @@ TEST_F(DiscoveryNetnsTest, Ipv6OnlyHostsDiscoverEachOther) {
   auto start = Clock::now();
   // No interface named: IPv4 has no route to its group here, so only IPv6 comes up.
   for (size_t i = 0; i < 3; ++i) procs.push_back(Discover(i));
-  ASSERT_TRUE(WaitFor([&] { return AllSeeAll(procs, {0, 1, 2}); }, Millis(5000), Millis(50)))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return AllSeeAll(procs, {0, 1, 2});
+      },
+      Millis(5000), Millis(50)))
       << Describe(procs);
   printf("IPv6-only: every host saw every other after %.2f s\n", SecondsSince(start));
   for (size_t i = 0; i < 3; ++i) {
     View v = ReadView(procs[i]);
     for (const auto& [id, address] : v.peers) {
       bool ula = address.rfind("[fd00:77::", 0) == 0;
-      bool link_local = address.rfind("[fe80::", 0) == 0 &&
-                        address.find("%eth0]:28017") != std::string::npos;
+      bool link_local =
+          address.rfind("[fe80::", 0) == 0 && address.find("%eth0]:28017") != std::string::npos;
       EXPECT_TRUE(ula || link_local) << address;
     }
     // IPv4 could not be set up (no address, no route): said once, and IPv6 carried on.
@@ -212,11 +216,15 @@ TEST_F(DiscoveryNetnsTest, FaultsExpireOnlyTheAffectedHost) {
   LOCKMESH_REQUIRE_NETNS();
   Make({.hosts = 3});
   // The interface named this time (the other tests let the kernel's routes choose).
-  const std::vector<std::string> fast = {"--interface", "eth0", "--burst-interval-ms", "100",
-                                         "--period-ms", "300"};
+  const std::vector<std::string> fast = {"--interface", "eth0",        "--burst-interval-ms",
+                                         "100",         "--period-ms", "300"};
   std::vector<Process*> procs;
   for (size_t i = 0; i < 3; ++i) procs.push_back(Discover(i, fast));
-  ASSERT_TRUE(WaitFor([&] { return AllSeeAll(procs, {0, 1, 2}); }, Millis(5000), Millis(50)))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return AllSeeAll(procs, {0, 1, 2});
+      },
+      Millis(5000), Millis(50)))
       << Describe(procs);
 
   auto two_gone_and_back = [&](const char* fault, auto down, auto up) {
@@ -237,19 +245,23 @@ TEST_F(DiscoveryNetnsTest, FaultsExpireOnlyTheAffectedHost) {
     EXPECT_TRUE(procs[2]->Running()) << procs[2]->Stderr();
     st = up();
     ASSERT_TRUE(st.ok()) << st.ToString();
-    ASSERT_TRUE(WaitFor([&] { return AllSeeAll(procs, {0, 1, 2}); }, Millis(10000), Millis(50)))
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          return AllSeeAll(procs, {0, 1, 2});
+        },
+        Millis(10000), Millis(50)))
         << Describe(procs);
   };
-  two_gone_and_back("link down", [&] { return cluster_->LinkDown(2); },
-                    [&] { return cluster_->LinkUp(2); });
-  two_gone_and_back("isolated", [&] { return cluster_->Isolate(2); },
-                    [&] { return cluster_->Rejoin(2); });
+  two_gone_and_back(
+      "link down", [&] { return cluster_->LinkDown(2); }, [&] { return cluster_->LinkUp(2); });
+  two_gone_and_back(
+      "isolated", [&] { return cluster_->Isolate(2); }, [&] { return cluster_->Rejoin(2); });
   mesh::Status loss = cluster_->SetLoss(2, 100);
   if (loss.IsUnavailable()) {
     ADD_FAILURE() << "loss injection unavailable: " << loss.ToString();
   } else {
-    two_gone_and_back("100% loss", [&] { return loss; },
-                      [&] { return cluster_->ClearImpairment(2); });
+    two_gone_and_back(
+        "100% loss", [&] { return loss; }, [&] { return cluster_->ClearImpairment(2); });
   }
   if (NetnsCluster::NetemAvailable()) {
     ASSERT_TRUE(cluster_->SetDelay(2, 50, 10).ok());
@@ -261,10 +273,14 @@ TEST_F(DiscoveryNetnsTest, FaultsExpireOnlyTheAffectedHost) {
 
   // kill -9 and restart: the others expire host 2, then hear it again as a new instance.
   cluster_->Kill(procs[2]);
-  ASSERT_TRUE(WaitFor([&] { return ReadView(procs[0]).peers.count(NodeId(2)) == 0; },
-                      Millis(10000), Millis(50)));
+  ASSERT_TRUE(WaitFor([&] { return ReadView(procs[0]).peers.count(NodeId(2)) == 0; }, Millis(10000),
+                      Millis(50)));
   procs[2] = cluster_->Restart(procs[2]);
-  ASSERT_TRUE(WaitFor([&] { return AllSeeAll(procs, {0, 1, 2}); }, Millis(10000), Millis(50)))
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return AllSeeAll(procs, {0, 1, 2});
+      },
+      Millis(10000), Millis(50)))
       << Describe(procs);
   EXPECT_GE(ReadView(procs[0]).suggested[NodeId(2)], 4);  // first + after each fault
   StopAll(procs);

@@ -4,8 +4,8 @@
 // Each test process first moves itself into a fresh network namespace (unshare; as root, or
 // through a user namespace otherwise) and makes a veth pair there (see IsolateNetwork). So the
 // beacons, the garbage flood and the --join targets (loopback) never leave this process's
-// private namespace, and parallel tests cannot hear each other. Without namespaces the tests skip and say why
-// (with CI=true they fail instead).
+// private namespace, and parallel tests cannot hear each other. Without namespaces the tests skip
+// and say why (with CI=true they fail instead).
 #include "net/discovery.h"
 
 #include <arpa/inet.h>
@@ -72,8 +72,8 @@ const std::string& IsolateNetwork() {
         "ip addr add fd00:99::1/64 dev lmd0 nodad && ip addr add fd00:99::2/64 dev lmd0 nodad";
     int rc = system(setup);
     if (rc != 0) {
-      return "cannot set up the test link with iproute2 (`" + std::string(setup) +
-             "` exited " + std::to_string(rc) + ")";
+      return "cannot set up the test link with iproute2 (`" + std::string(setup) + "` exited " +
+             std::to_string(rc) + ")";
     }
     return "";
   }();
@@ -180,7 +180,8 @@ class DiscoveryTest : public ::testing::Test {
   bool RunUntil(const std::function<bool()>& done, Millis timeout) {
     auto deadline = Clock::now() + timeout;
     if (!uv_is_closing(reinterpret_cast<uv_handle_t*>(&tick_))) {
-      uv_timer_start(&tick_, [](uv_timer_t*) {}, 5, 5);
+      uv_timer_start(
+          &tick_, [](uv_timer_t*) {}, 5, 5);
     }
     bool ok = done();
     while (!ok && Clock::now() < deadline) {
@@ -211,7 +212,9 @@ TEST_F(DiscoveryTest, TwoNodesFindEachOtherOnBothFamilies) {
   ASSERT_TRUE(a && b);
   EXPECT_TRUE(a->discovery->ipv4_up() && a->discovery->ipv6_up()) << a->Describe();
   ASSERT_TRUE(RunUntil([&] { return a->Sees("node-b") && b->Sees("node-a"); }, Millis(5000)))
-      << "a:\n" << a->Describe() << "b:\n" << b->Describe();
+      << "a:\n"
+      << a->Describe() << "b:\n"
+      << b->Describe();
   DiscoveredPeer seen_b = a->Known()["node-b"];
   EXPECT_EQ(seen_b.beacon.cluster_name, "t");
   EXPECT_EQ(seen_b.beacon.security, "tofu");
@@ -233,8 +236,8 @@ TEST_F(DiscoveryTest, TwoNodesFindEachOtherOnBothFamilies) {
   BeaconAdvert advert = ob.advert;
   advert.cluster_id = "cluster-1";
   ASSERT_TRUE(b->discovery->SetBeaconContent(advert).ok());
-  ASSERT_TRUE(RunUntil([&] { return a->Known()["node-b"].beacon.cluster_id == "cluster-1"; },
-                       Millis(3000)))
+  ASSERT_TRUE(
+      RunUntil([&] { return a->Known()["node-b"].beacon.cluster_id == "cluster-1"; }, Millis(3000)))
       << a->Describe();
   EXPECT_FALSE(b->discovery->SetBeaconContent(BeaconAdvert{"bad id!", "", 1, "none", ""}).ok());
 
@@ -274,8 +277,8 @@ TEST_F(DiscoveryTest, SameNodeIdInAnotherProcessIsReported) {
   Watched* a = Add(Options("twin"));
   Watched* b = Add(Options("twin"));
   ASSERT_TRUE(a && b);
-  ASSERT_TRUE(RunUntil([&] { return !a->duplicates.empty() && !b->duplicates.empty(); },
-                       Millis(5000)));
+  ASSERT_TRUE(
+      RunUntil([&] { return !a->duplicates.empty() && !b->duplicates.empty(); }, Millis(5000)));
   EXPECT_EQ(a->duplicates[0].beacon.instance, b->discovery->instance());
   EXPECT_EQ(b->duplicates[0].beacon.instance, a->discovery->instance());
   EXPECT_TRUE(a->Known().empty()) << "a duplicate is not a peer";
@@ -390,11 +393,12 @@ TEST_F(DiscoveryTest, TenThousandGarbageDatagramsDoNotStopDiscovery) {
   ASSERT_TRUE(RunUntil([&] { return a->Sees("node-b") && b->Sees("node-a"); }, Millis(5000)))
       << a->Describe();
   const DiscoveryStats& s = a->discovery->stats();
-  printf("flood: %d datagrams sent in %.2f s; a received %llu: rate-limited %llu, malformed "
-         "%llu, oversized %llu, accepted %llu\n",
-         sent, flood_seconds, (unsigned long long)s.received, (unsigned long long)s.rate_limited,
-         (unsigned long long)s.malformed, (unsigned long long)s.oversized,
-         (unsigned long long)s.accepted);
+  printf(
+      "flood: %d datagrams sent in %.2f s; a received %llu: rate-limited %llu, malformed "
+      "%llu, oversized %llu, accepted %llu\n",
+      sent, flood_seconds, (unsigned long long)s.received, (unsigned long long)s.rate_limited,
+      (unsigned long long)s.malformed, (unsigned long long)s.oversized,
+      (unsigned long long)s.accepted);
   EXPECT_GT(s.received, 500u);  // the rest overflowed the socket buffer, as under any flood
   EXPECT_GT(s.rate_limited, 0u);
   EXPECT_GT(s.malformed, 0u);
@@ -442,7 +446,8 @@ TEST_F(DiscoveryTest, JoinListIsSuggestedUntilConnected) {
   ASSERT_TRUE(RunUntil([&] { return a->Count(PeerEvent::kSuggested, "127.0.0.1:4100") > before; },
                        Millis(5000)));
   bool unresolved_logged = false;
-  for (const auto& l : a->logs) unresolved_logged |= l.find("no-such-host.invalid") != std::string::npos;
+  for (const auto& l : a->logs)
+    unresolved_logged |= l.find("no-such-host.invalid") != std::string::npos;
   EXPECT_TRUE(unresolved_logged) << a->Describe();
 }
 

@@ -87,8 +87,8 @@ CommandResult RunCommand(const std::vector<std::string>& argv, Millis timeout) {
   char buffer[4096];
   bool killed = false;
   for (;;) {
-    int left = static_cast<int>(
-        std::chrono::duration_cast<Millis>(deadline - Clock::now()).count());
+    int left =
+        static_cast<int>(std::chrono::duration_cast<Millis>(deadline - Clock::now()).count());
     if (left <= 0) {
       kill(pid, SIGKILL);
       killed = true;
@@ -114,12 +114,12 @@ CommandResult RunCommand(const std::vector<std::string>& argv, Millis timeout) {
 
 std::string NetnsUnavailableReason() {
   static const std::string reason = []() -> std::string {
-    if (geteuid() != 0) return "network namespaces need root (running as uid " +
-                               std::to_string(geteuid()) + ")";
+    if (geteuid() != 0)
+      return "network namespaces need root (running as uid " + std::to_string(geteuid()) + ")";
     CommandResult version = RunCommand({"ip", "-V"});
     if (version.code != 0) return "iproute2's `ip` is not available: " + version.output;
-    std::string probe = std::string(kPrefix) + Base36(static_cast<uint64_t>(getpid()), 5) +
-                        "zz-probe";
+    std::string probe =
+        std::string(kPrefix) + Base36(static_cast<uint64_t>(getpid()), 5) + "zz-probe";
     CommandResult add = RunCommand({"ip", "netns", "add", probe});
     if (add.code != 0) return "`ip netns add` fails: " + add.output;
     RunCommand({"ip", "netns", "del", probe});
@@ -226,7 +226,8 @@ mesh::Status NetnsCluster::Build(const NetnsOptions& options) {
          Base36(static_cast<uint64_t>(counter++ % 1296), 2);
   logs_ = std::make_unique<TempDir>("lmn");
   bridge_ = tag_ + "br";
-  MESH_RETURN_IF_ERROR(Must({"ip", "link", "add", bridge_, "type", "bridge", "mcast_snooping", "0"}));
+  MESH_RETURN_IF_ERROR(
+      Must({"ip", "link", "add", bridge_, "type", "bridge", "mcast_snooping", "0"}));
   // The bridge carries the hosts' frames only; it needs no address of its own.
   RunCommand({"sysctl", "-q", "-w", "net.ipv6.conf." + bridge_ + ".disable_ipv6=1"});
   MESH_RETURN_IF_ERROR(Must({"ip", "link", "set", bridge_, "up"}));
@@ -248,14 +249,15 @@ mesh::Status NetnsCluster::Build(const NetnsOptions& options) {
         Must({"ip", "-n", h.netns, "link", "set", h.ifname, "up", "multicast", "on"}));
     if (options.ipv4) {
       h.ipv4 = "10.77.0." + std::to_string(i + 1);
-      MESH_RETURN_IF_ERROR(Must({"ip", "-n", h.netns, "addr", "add", h.ipv4 + "/24", "dev", h.ifname}));
+      MESH_RETURN_IF_ERROR(
+          Must({"ip", "-n", h.netns, "addr", "add", h.ipv4 + "/24", "dev", h.ifname}));
       MESH_RETURN_IF_ERROR(
           Must({"ip", "-n", h.netns, "route", "add", "224.0.0.0/4", "dev", h.ifname}));
     }
     if (options.ipv6) {
       h.ipv6 = "fd00:77::" + std::to_string(i + 1);
-      MESH_RETURN_IF_ERROR(Must(
-          {"ip", "-n", h.netns, "addr", "add", h.ipv6 + "/64", "dev", h.ifname, "nodad"}));
+      MESH_RETURN_IF_ERROR(
+          Must({"ip", "-n", h.netns, "addr", "add", h.ipv6 + "/64", "dev", h.ifname, "nodad"}));
       MESH_RETURN_IF_ERROR(
           Must({"ip", "-n", h.netns, "-6", "route", "add", "ff00::/8", "dev", h.ifname}));
     } else {
@@ -345,8 +347,8 @@ mesh::Status NetnsCluster::Rejoin(size_t i) {
 bool NetnsCluster::NetemAvailable() {
   static const bool available = [] {
     if (!NetnsUnavailableReason().empty()) return false;
-    std::string probe = std::string(kPrefix) + Base36(static_cast<uint64_t>(getpid()), 5) +
-                        "zz-netem";
+    std::string probe =
+        std::string(kPrefix) + Base36(static_cast<uint64_t>(getpid()), 5) + "zz-netem";
     if (RunCommand({"ip", "netns", "add", probe}).code != 0) return false;
     bool ok = RunCommand({"ip", "netns", "exec", probe, "tc", "qdisc", "add", "dev", "lo", "root",
                           "netem", "delay", "1ms"})
@@ -377,8 +379,8 @@ mesh::Status NetnsCluster::SetLoss(size_t i, double percent) {
       Must({"ip", "netns", "exec", h.netns, "nft", "add", "table", "inet", kLossTable}));
   MESH_RETURN_IF_ERROR(Must({"ip", "netns", "exec", h.netns, "nft", "add", "chain", "inet",
                              kLossTable, "out", "{ type filter hook output priority 0 ; }"}));
-  std::vector<std::string> rule = {"ip",  "netns",      "exec", h.netns,   "nft", "add",
-                                   "rule", "inet",      kLossTable, "out", "oifname", h.ifname};
+  std::vector<std::string> rule = {"ip",   "netns", "exec",     h.netns, "nft",     "add",
+                                   "rule", "inet",  kLossTable, "out",   "oifname", h.ifname};
   if (threshold < 10000) {  // numgen's values are 0-9999
     for (const char* word : {"numgen", "random", "mod", "10000", "<"}) rule.push_back(word);
     rule.push_back(std::to_string(threshold));
@@ -393,8 +395,18 @@ mesh::Status NetnsCluster::SetDelay(size_t i, int delay_ms, int jitter_ms) {
         "delay needs tc netem, which this kernel lacks (CONFIG_NET_SCH_NETEM)");
   }
   const NetnsHost& h = host(i);
-  std::vector<std::string> argv = {"ip",  "netns",   "exec", h.netns, "tc",  "qdisc", "replace",
-                                   "dev", h.ifname, "root", "netem",  "delay",
+  std::vector<std::string> argv = {"ip",
+                                   "netns",
+                                   "exec",
+                                   h.netns,
+                                   "tc",
+                                   "qdisc",
+                                   "replace",
+                                   "dev",
+                                   h.ifname,
+                                   "root",
+                                   "netem",
+                                   "delay",
                                    std::to_string(delay_ms) + "ms"};
   if (jitter_ms > 0) argv.push_back(std::to_string(jitter_ms) + "ms");
   return Must(argv);

@@ -45,15 +45,15 @@ std::string NetnsUnavailableReason();
 bool InCi();
 
 /// Skips the current test loudly when namespaces are unavailable, or fails it under CI.
-#define LOCKMESH_REQUIRE_NETNS()                                                         \
-  do {                                                                                   \
-    std::string lockmesh_netns_reason = ::lockmesh::testing::NetnsUnavailableReason();  \
-    if (!lockmesh_netns_reason.empty()) {                                                \
-      if (::lockmesh::testing::InCi()) {                                                 \
-        FAIL() << "multi-host test cannot run under CI: " << lockmesh_netns_reason;      \
-      }                                                                                  \
-      GTEST_SKIP() << "SKIPPED (no network namespaces): " << lockmesh_netns_reason;      \
-    }                                                                                    \
+#define LOCKMESH_REQUIRE_NETNS()                                                       \
+  do {                                                                                 \
+    std::string lockmesh_netns_reason = ::lockmesh::testing::NetnsUnavailableReason(); \
+    if (!lockmesh_netns_reason.empty()) {                                              \
+      if (::lockmesh::testing::InCi()) {                                               \
+        FAIL() << "multi-host test cannot run under CI: " << lockmesh_netns_reason;    \
+      }                                                                                \
+      GTEST_SKIP() << "SKIPPED (no network namespaces): " << lockmesh_netns_reason;    \
+    }                                                                                  \
   } while (0)
 
 /// The outcome of one command run to completion.
@@ -66,9 +66,9 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv, Millis timeout = Millis(20000));
 
 struct NetnsOptions {
-  int hosts = 3;      // 1-50
-  bool ipv4 = true;   // 10.77.0.N/24
-  bool ipv6 = true;   // fd00:77::N/64; with ipv4 false the hosts are IPv6-only
+  int hosts = 3;     // 1-50
+  bool ipv4 = true;  // 10.77.0.N/24
+  bool ipv6 = true;  // fd00:77::N/64; with ipv4 false the hosts are IPv6-only
 };
 
 struct NetnsHost {
