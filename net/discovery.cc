@@ -484,12 +484,15 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
   peer.beacon = beacon;
   peer.source = JoinHostPort(source.ip, source.port);
   std::string host = beacon.peer_host;
-  if (IsUnspecifiedHost(host)) {
-    host = source.ip;
-    // Multicast looped over `lo` carries no source address (127.0.0.1 has host scope, too
-    // narrow for a multicast source): such a sender can only be on this host.
-    if (host == "0.0.0.0") host = "127.0.0.1";
-    if (host == "::") host = "::1";
+  if (IsUnspecifiedHost(host)) host = source.ip;
+  // A sender without an address on its interface (multicast looped over `lo`, an IPv6-only
+  // host sending on IPv4) sends from 0.0.0.0 / ::, which is nowhere to dial: such a beacon
+  // suggests nothing (the same node is normally heard on its other family).
+  if (verdict == BeaconVerdict::kAccept && IsUnspecifiedHost(host)) {
+    LogLimited(DiscoveryLogLevel::kDebug, "no source address",
+               "ignoring the beacon of node " + beacon.node_id +
+                   ": it has no source address and advertises no host");
+    return;
   }
   peer.address = JoinHostPort(host, beacon.peer_port);
   peer.last_seen_ms = now;
