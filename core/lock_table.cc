@@ -480,6 +480,7 @@ void LockTable::Impl::DoExpireNode(uint64_t index, const pb::ExpireNode& cmd, Ap
   size_t ended = 0;
   while (it != sessions.end() && it->first.first == cmd.node_id()) {
     auto next = std::next(it);
+    if (cmd.below_client_id() != 0 && it->first.second >= cmd.below_client_id()) break;
     EndSession(it, pb::LOST, out, &touched);
     it = next;
     ++ended;

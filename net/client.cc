@@ -324,7 +324,23 @@ class AsyncClientImpl final : public AsyncClient {
     out.uptime_ms = s.uptime_ms();
     out.version = s.version();
     out.fsync = s.fsync();
-    for (const auto& m : s.members()) out.members.push_back({m.node_id(), m.role(), m.address()});
+    for (const auto& m : s.members()) {
+      MemberInfo mi;
+      mi.node_id = m.node_id();
+      mi.role = m.role();
+      mi.address = m.address();
+      mi.voter = m.voter();
+      mi.connected = m.connected();
+      mi.match = m.match();
+      mi.lag = m.lag();
+      mi.found_at = m.found_at();
+      mi.fingerprint = m.fingerprint();
+      out.members.push_back(std::move(mi));
+    }
+    out.mesh = s.mesh();
+    out.cluster_id = s.cluster_id();
+    out.lease_ms = s.lease_ms();
+    out.warnings.assign(s.warnings().begin(), s.warnings().end());
     if (p.done) p.done(Status::OK(), out);
   }
 

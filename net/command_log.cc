@@ -115,10 +115,12 @@ Status CommandLog::Open() {
   ro.id = options_.node_id;
   ro.election_timeout = options_.election_timeout_us;
   ro.heartbeat_interval = options_.heartbeat_interval_us;
+  ro.max_drift = options_.max_drift;
   MESH_RETURN_IF_ERROR(core::raft::Raft::Open(ro, state, random_.get(), NowUs(), &raft_)
                            .Annotate("cannot start consensus on " + options_.data_dir));
-  if (fresh) {
+  if (fresh && options_.standalone) {
     pb::ClusterConfig config;
+    config.set_cluster_id("local-" + options_.node_id);
     pb::Member* self = config.add_members();
     self->set_id(options_.node_id);
     self->set_voter(true);
@@ -188,8 +190,55 @@ void CommandLog::OnTimer(uv_timer_t* h) {
   auto* self = static_cast<CommandLog*>(h->data);
   if (!self->failure_.ok() || self->closing_) return;
   self->raft_->Tick(NowUs());
+  self->RetryUnapplied();
   self->ProposePending();
   self->Drive();
+}
+
+void CommandLog::Step(pb::RaftMessage&& message) {
+  if (!failure_.ok() || closing_ || !raft_) return;
+  raft_->Step(NowUs(), std::move(message));
+  // A leader may just have become known: buffered proposals can go now.
+  ProposePending();
+  Drive();
+}
+
+Status CommandLog::Bootstrap(const pb::ClusterConfig& config) {
+  if (!failure_.ok()) return failure_;
+  MESH_RETURN_IF_ERROR(raft_->Bootstrap(NowUs(), config));
+  Drive();
+  return failure_;
+}
+
+Status CommandLog::ProposeMembership(const core::raft::MembershipChange& change) {
+  if (!failure_.ok()) return failure_;
+  MESH_RETURN_IF_ERROR(raft_->ProposeMembership(NowUs(), change));
+  Drive();
+  return Status::OK();
+}
+
+Status CommandLog::TransferLeadership(const std::string& to) {
+  if (!failure_.ok()) return failure_;
+  MESH_RETURN_IF_ERROR(raft_->TransferLeadership(NowUs(), to));
+  Drive();
+  return Status::OK();
+}
+
+bool CommandLog::HasLeaderLease() const {
+  return raft_ && failure_.ok() && raft_->HasLeaderLease(NowUs());
+}
+
+void CommandLog::RetryUnapplied() {
+  if (options_.standalone || unapplied_.empty() || raft_->leader().empty()) return;
+  const uint64_t now = NowUs();
+  const uint64_t after = options_.election_timeout_us;
+  // Oldest first would be nicer, but order does not matter for correctness: every command
+  // of one session carries its seq, and the table applies each (session, seq) once.
+  for (auto& [data, when] : unapplied_) {
+    if (now - when < after) continue;
+    if (!raft_->Propose(now, data).ok()) break;  // no leader after all: next tick
+    when = now;
+  }
 }
 
 void CommandLog::Flush() {
@@ -209,6 +258,7 @@ void CommandLog::ProposePending() {
   for (; taken < pending_.size(); ++taken) {
     std::string data;
     pending_[taken].SerializeToString(&data);
+    if (!options_.standalone) unapplied_[data] = now;
     Status st = raft_->Propose(now, std::move(data));
     // No leader yet (an election under way): keep the rest for the next tick.
     if (st.IsUnavailable()) break;
@@ -244,7 +294,9 @@ void CommandLog::Drive() {
       Fail(st.Annotate("cannot write the log"));
       break;
     }
-    // Messages: none while this node is the only voter (the mesh issue sends them here).
+    if (sender_) {
+      for (pb::RaftMessage& m : batch.messages) sender_(std::move(m));
+    }
     st = ApplyBatch(batch);
     if (!st.ok()) {
       Fail(st);
@@ -284,6 +336,7 @@ Status CommandLog::ApplyBatch(const core::raft::Batch& batch) {
   for (const pb::Entry& e : batch.committed) {
     if (e.type() != pb::ENTRY_COMMAND) continue;
     if (e.index() <= table_.applied_index()) continue;  // covered by the snapshot
+    if (!unapplied_.empty()) unapplied_.erase(e.data());
     pb::Command cmd;
     if (!cmd.ParseFromString(e.data())) {
       return Status::Corruption("log entry " + std::to_string(e.index()) +

@@ -8,10 +8,16 @@
 // So a command's result reaches a client only after its entry is durable on a quorum and
 // applied here.
 //
-// Today the node runs as the only voter of its own cluster (the mesh issue adds peers
-// through a transport): Raft elects it at once when the log opens, and each proposal batch
-// costs one fsync — the entries' — because a hard state that only moves the commit index is
-// written without a sync of its own (commit is a hint Raft recovers; see Persist()).
+// A local node (Options::standalone) is the only voter of its own cluster: a fresh log is
+// bootstrapped with itself, Raft elects it at once when the log opens, and each proposal
+// batch costs one fsync — the entries' — because a hard state that only moves the commit
+// index is written without a sync of its own (commit is a hint Raft recovers; see Persist()).
+// In a mesh (net/cluster.h) a fresh log waits for Bootstrap() or for a leader to add it;
+// Raft's messages go out through the sender, and those of peers come in through Step().
+// A proposal may then be lost (forwarded to a leader that died, appended by a leader that
+// was deposed before commit): the log re-proposes every command it has not seen applied
+// after one election timeout. Commands are idempotent by (session, seq), so a duplicate
+// costs a log entry and nothing else.
 //
 // Threading: the loop's thread only. Owns its libuv handles; Close() must be called and
 // its callback awaited before destruction.
@@ -23,6 +29,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "core/lock_table.h"
@@ -42,6 +49,8 @@ class CommandLog {
   using FailureHandler = std::function<void(const Status& why)>;
   /// Called after the last entry of a batch was applied.
   using BatchDoneHandler = std::function<void()>;
+  /// Sends one Raft message to its `to` (best effort; Raft retries what matters).
+  using Sender = std::function<void(pb::RaftMessage&& message)>;
 
   struct Options {
     std::string data_dir;
@@ -57,6 +66,11 @@ class CommandLog {
     /// Raft timing (microseconds): see core::raft::RaftOptions.
     uint64_t election_timeout_us = 1'000'000;
     uint64_t heartbeat_interval_us = 100'000;
+    /// True: a local node — bootstrap a fresh log with this node as the only voter, never
+    /// re-propose. False: a mesh member (see the file comment).
+    bool standalone = true;
+    /// Clock-rate bound between nodes (RaftOptions::max_drift).
+    double max_drift = 0.01;
   };
 
   /// `fs` must outlive the log.
@@ -69,6 +83,22 @@ class CommandLog {
   Status Open();
   void SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
                    BatchDoneHandler on_batch_done = nullptr);
+  /// Where Raft's messages go (mesh only; without a sender they are dropped).
+  void SetSender(Sender sender) { sender_ = std::move(sender); }
+
+  /// A Raft message from a peer: steps Raft and executes what follows.
+  void Step(pb::RaftMessage&& message);
+  /// Fresh log only: writes `config` as the first entry and starts Raft on it (see
+  /// core::raft::Raft::Bootstrap).
+  Status Bootstrap(const pb::ClusterConfig& config);
+  /// Leader only: one membership change (core::raft::Raft::ProposeMembership).
+  Status ProposeMembership(const core::raft::MembershipChange& change);
+  /// Leader only: hands leadership to voter `to` (core::raft::Raft::TransferLeadership).
+  Status TransferLeadership(const std::string& to);
+  /// True if this node is the leader and holds a leader lease now.
+  bool HasLeaderLease() const;
+  /// Commands proposed and not yet seen applied (mesh only).
+  size_t unapplied() const { return unapplied_.size(); }
 
   /// Buffers a command; it is proposed, made durable and applied at the end of this loop
   /// iteration (or a little later under load, see OnCheck). An OpenSession alone waits for
@@ -106,6 +136,8 @@ class CommandLog {
   void ArmTimer();
   void Fail(const Status& why);
   void MaybeSnapshot();
+  /// Re-proposes commands not applied within an election timeout (mesh only).
+  void RetryUnapplied();
 
   uv_loop_t* loop_;
   Options options_;
@@ -124,6 +156,9 @@ class CommandLog {
   ApplyHandler on_apply_;
   FailureHandler on_failure_;
   BatchDoneHandler on_batch_done_;
+  Sender sender_;
+  // Mesh only: encoded command -> local time (us) it was last proposed, until applied.
+  std::unordered_map<std::string, uint64_t> unapplied_;
   Status failure_;
   bool closing_ = false;
   bool driving_ = false;            // Drive() is on the stack (handlers may call Propose)

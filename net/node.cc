@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -15,9 +16,11 @@
 #include <map>
 #include <random>
 #include <set>
+#include <vector>
 
 #include "lockmesh.pb.h"
 #include "mesh/node.h"
+#include "net/cluster.h"
 #include "net/command_log.h"
 #include "net/framed_stream.h"
 #include "net/posix_file_system.h"
@@ -109,6 +112,12 @@ class NodeImpl final : public Node {
     lo.snapshot_every = options_.snapshot_every;
     lo.wal_segment_bytes = options_.wal_segment_bytes;
     lo.gather_us = options_.gather_us;
+    const MeshOptions& mo = options_.mesh;
+    if (mo.enabled) {
+      lo.standalone = false;
+      lo.election_timeout_us = static_cast<uint64_t>(mo.election_timeout_ms) * 1000;
+      lo.heartbeat_interval_us = lo.election_timeout_us / 10;
+    }
     log_ = std::make_unique<net::CommandLog>(loop_, lo, net::PosixFileSystem());
     Status st = log_->Open();
     if (!st.ok()) {
@@ -123,9 +132,21 @@ class NodeImpl final : public Node {
           Log("fatal: " + why.ToString() + "; stopping (clients lose their locks)");
           StopWithReason(why);
         },
-        [this] { UncorkAll(); });
+        [this] {
+          UncorkAll();
+          if (cluster_) cluster_->OnApplied();
+        });
+    if (mo.enabled) {
+      st = StartCluster();
+      if (!st.ok()) {
+        StopClusterNow();
+        CloseLogHandles();
+        return st;
+      }
+    }
     st = Listen();
     if (!st.ok()) {
+      StopClusterNow();
       CloseLogHandles();
       return st;
     }
@@ -137,13 +158,18 @@ class NodeImpl final : public Node {
     // Client ids must never repeat for this node id, even across restarts: each id is
     // taken when its OpenSession is proposed, so every id handed out costs one log entry,
     // and starting above the last index keeps ids of this run above every earlier one.
-    next_client_id_ = log_->last_index() + 1;
+    // In a mesh the local log may lag (a restarted learner), so ids also start above the
+    // wall clock in microseconds, which no earlier run can have reached.
+    next_client_id_ = std::max<uint64_t>(log_->last_index() + 1, WallNanos() / 1000);
     started_ms_ = uv_now(loop_);
     started_ = true;
-    // Sessions left in the log by an earlier run of this node died with it.
-    if (log_->table().session_count() > 0) {
+    // Sessions left in the log by an earlier run of this node died with it. (In a mesh the
+    // local log may not hold them yet: propose the expiry anyway; it ends only sessions of
+    // earlier runs, whose client ids are below ours.)
+    if (log_->table().session_count() > 0 || mo.enabled) {
       pb::Command c;
       c.mutable_expire_node()->set_node_id(options_.node_id);
+      c.mutable_expire_node()->set_below_client_id(next_client_id_);
       log_->Propose(std::move(c));
     }
     Log("node " + options_.node_id + " serving " + options_.socket_path + ", data " +
@@ -197,10 +223,31 @@ class NodeImpl final : public Node {
         std::string address = m.id() == options_.node_id && m.address().empty()
                                   ? "unix:" + options_.socket_path
                                   : m.address();
-        s.members.push_back({m.id(), role, address});
+        MemberInfo mi;
+        mi.node_id = m.id();
+        mi.role = role;
+        mi.address = address;
+        mi.voter = m.voter();
+        mi.connected = m.id() == options_.node_id;
+        s.members.push_back(std::move(mi));
       }
+      s.cluster_id = raft->config().cluster_id();
     }
+    if (cluster_) cluster_->FillStatus(&s);
     return s;
+  }
+
+  Status ReloadCertificates(size_t* cut_off) override {
+    if (!cluster_) return Status::Unavailable("a local node has no peer links to reload");
+    if (options_.mesh.security == "none") {
+      return Status::Unavailable("--security none: there are no certificates to reload");
+    }
+    Status st = cluster_->Reload(cut_off);
+    Log(st.ok() ? "certificates reloaded" + (cut_off ? ", " + std::to_string(*cut_off) +
+                                                           " peer(s) cut off"
+                                                     : std::string())
+                : "certificate reload failed, the old ones stay in force: " + st.ToString());
+    return st;
   }
 
  private:
@@ -478,11 +525,21 @@ class NodeImpl final : public Node {
     out->set_uptime_ms(s.uptime_ms);
     out->set_version(s.version);
     out->set_fsync(s.fsync);
+    out->set_mesh(s.mesh);
+    out->set_cluster_id(s.cluster_id);
+    out->set_lease_ms(s.lease_ms);
+    for (const std::string& w : s.warnings) out->add_warnings(w);
     for (const auto& m : s.members) {
       auto* pm = out->add_members();
       pm->set_node_id(m.node_id);
       pm->set_role(m.role);
       pm->set_address(m.address);
+      pm->set_voter(m.voter);
+      pm->set_connected(m.connected);
+      pm->set_match(m.match);
+      pm->set_lag(m.lag);
+      pm->set_found_at(m.found_at);
+      pm->set_fingerprint(m.fingerprint);
     }
   }
 
@@ -529,6 +586,13 @@ class NodeImpl final : public Node {
 
   void SendResult(Conn* c, uint64_t request_id, const pb::CommandResult& r) {
     if (!c->stream) return;
+    if (cluster_ && r.code() == pb::GRANTED && !cluster_->LeaseValid()) {
+      // Without a lease this node cannot vouch that the grant is still ours when the
+      // client hears of it: hold it until an acknowledgement (which implies the log is
+      // applied past any expiry of our sessions) makes the lease valid again.
+      deferred_grants_.push_back({c->serial, request_id, r});
+      return;
+    }
     CorkForBatch(c);
     pb::ClientResponse resp;
     resp.set_request_id(request_id);
@@ -638,8 +702,106 @@ class NodeImpl final : public Node {
       c->stream->Send(resp);
     }
     (void)index;
+    if (cmd.has_expire_node() && cmd.expire_node().node_id() == options_.node_id) {
+      // The cluster ended sessions of ours (a lapsed lease, or the leader's expiry): their
+      // clients must reconnect to get new ones.
+      const uint64_t below = cmd.expire_node().below_client_id();
+      std::vector<Conn*> ended;
+      for (auto& [id, c] : sessions_) {
+        if (below == 0 || id < below) ended.push_back(c);
+      }
+      for (Conn* c : ended) {
+        c->session_open = false;
+        if (c->stream) {
+          c->stream->Close(Status::Unavailable("the cluster expired this node's sessions"));
+        }
+      }
+    }
     MaybeQuiesce();
     ArmIdleTimer();
+  }
+
+  // ------------------------------------------------------------ the mesh
+
+  Status StartCluster() {
+    const MeshOptions& mo = options_.mesh;
+    net::ClusterOptions co;
+    co.cluster = options_.cluster;
+    co.node_id = options_.node_id;
+    co.data_dir = options_.data_dir;
+    co.expect = mo.expect;
+    co.voters = mo.voters;
+    co.listen = mo.listen;
+    co.advertise = mo.advertise;
+    co.join = mo.join;
+    MESH_RETURN_IF_ERROR(net::ParseSecurityLevel(mo.security, &co.tls.level));
+    co.tls.cert_file = mo.tls_cert;
+    co.tls.key_file = mo.tls_key;
+    co.tls.ca_file = mo.tls_ca;
+    co.trusted_fingerprints_file = mo.trusted_fingerprints;
+    co.multicast = mo.multicast;
+    co.discovery_port = mo.discovery_port;
+    co.discovery_interface = mo.discovery_interface;
+    co.discovery_ttl = mo.discovery_ttl;
+    if (mo.expect < 1 || mo.voters < 1 || mo.session_ttl_ms < 100 || mo.dead_after_ms < 100 ||
+        mo.election_timeout_ms < 10) {
+      return Status::InvalidArgument(
+          "mesh options out of range: expect and voters must be >= 1, session ttl and "
+          "dead-after >= 100 ms, election timeout >= 10 ms");
+    }
+    co.session_ttl_us = static_cast<uint64_t>(mo.session_ttl_ms) * 1000;
+    co.dead_after_us = static_cast<uint64_t>(mo.dead_after_ms) * 1000;
+    co.election_timeout_us = static_cast<uint64_t>(mo.election_timeout_ms) * 1000;
+    co.log = [this](const std::string& line) { Log(line); };
+    net::Cluster::Callbacks cb;
+    cb.on_lease_lapsed = [this] { OnLeaseLapsed(); };
+    cb.on_lease_valid = [this] { FlushDeferredGrants(); };
+    cluster_ = std::make_unique<net::Cluster>(loop_, co, log_.get(), cb);
+    return cluster_->Start();
+  }
+
+  // Start failed after the cluster was made: stop it, running the loop until it has.
+  void StopClusterNow() {
+    if (!cluster_) return;
+    bool done = false;
+    cluster_->Stop([&done] { done = true; });
+    while (!done) uv_run(loop_, UV_RUN_ONCE);
+    cluster_.reset();
+  }
+
+  void OnLeaseLapsed() {
+    deferred_grants_.clear();
+    std::vector<Conn*> all;
+    for (auto& [serial, c] : conns_) all.push_back(c.get());
+    for (Conn* c : all) {
+      if (!c->stream) continue;
+      for (uint64_t lock_id : c->held) {
+        pb::ClientResponse resp;
+        auto* ev = resp.mutable_event();
+        ev->set_lock_id(lock_id);
+        ev->set_code(pb::LOST);
+        ev->set_message(
+            "this node lost contact with the cluster's leader for the session lease; another "
+            "node may be granted the lock");
+        c->stream->Send(resp);
+      }
+      c->held.clear();
+      c->session_open = false;
+      c->stream->Close(Status::Unavailable("session lease lapsed"));
+    }
+  }
+
+  void FlushDeferredGrants() {
+    std::vector<DeferredGrant> grants;
+    grants.swap(deferred_grants_);
+    for (const DeferredGrant& g : grants) {
+      auto it = conns_.find(g.serial);
+      if (it == conns_.end() || !it->second->stream) continue;
+      Conn* c = it->second.get();
+      if (!c->held.count(g.result.lock_id())) continue;  // released or lost meanwhile
+      SendResult(c, g.request_id, g.result);
+    }
+    UncorkAll();
   }
 
   // ------------------------------------------------------------ deadlines and idleness
@@ -746,11 +908,23 @@ class NodeImpl final : public Node {
         log_->Propose(std::move(cmd));
       }
       log_->Flush();
+      if (cluster_) {
+        // Leave gracefully: the session closes above reach the cluster, and a leader
+        // hands over first. Nothing may finish the stop meanwhile.
+        open_handles_ = 1;
+        cluster_->Leave([this] { CloseAll(); });
+        return;
+      }
     }
+    CloseAll();
+  }
+
+  void CloseAll() {
     for (auto& [id, c] : conns_) {
       if (c->stream) c->stream->Close(Status::OK());
     }
-    open_handles_ = 4;  // server, two timers, the log's handles (counted as one)
+    // server, two timers, the log's handles (counted as one), the cluster (as one)
+    open_handles_ = cluster_ ? 5 : 4;
     auto on_closed = [](uv_handle_t* h) {
       auto* self = static_cast<NodeImpl*>(h->data);
       --self->open_handles_;
@@ -759,6 +933,12 @@ class NodeImpl final : public Node {
     uv_close(reinterpret_cast<uv_handle_t*>(&server_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_closed);
+    if (cluster_) {
+      cluster_->Stop([this] {
+        --open_handles_;
+        MaybeFinishStop();
+      });
+    }
     log_->Close([this] {
       --open_handles_;
       MaybeFinishStop();
@@ -807,6 +987,13 @@ class NodeImpl final : public Node {
   uv_loop_t* loop_;
   NodeOptions options_;
   std::unique_ptr<net::CommandLog> log_;
+  std::unique_ptr<net::Cluster> cluster_;  // mesh only; declared after log_: destroyed first
+  struct DeferredGrant {
+    uint64_t serial;
+    uint64_t request_id;
+    pb::CommandResult result;
+  };
+  std::vector<DeferredGrant> deferred_grants_;  // mesh: grants held while the lease is invalid
   uv_pipe_t server_;
   uv_timer_t deadline_timer_;
   uv_timer_t idle_timer_;

@@ -156,11 +156,21 @@ int RunStatus(const InfoFlags& flags) {
     for (const auto& m : s.members) {
       members.push_back({{"node_id", m.node_id},
                          {"role", m.role},
+                         {"voter", m.voter},
                          {"address", m.address},
-                         {"leader", !s.leader_id.empty() && m.node_id == s.leader_id}});
+                         {"leader", !s.leader_id.empty() && m.node_id == s.leader_id},
+                         {"connected", m.connected},
+                         {"match", m.match},
+                         {"lag", m.lag},
+                         {"found_at", m.found_at},
+                         {"fingerprint", m.fingerprint}});
     }
     Json out = {{"node_id", s.node_id},
                 {"cluster", s.cluster},
+                {"cluster_id", s.cluster_id},
+                {"mesh", s.mesh},
+                {"lease_ms", s.lease_ms},
+                {"warnings", s.warnings},
                 {"role", s.role},
                 {"leader_id", s.leader_id},
                 {"term", s.term},
@@ -181,7 +191,8 @@ int RunStatus(const InfoFlags& flags) {
   }
   PrintTable({
       {"node", s.node_id + " (" + OrDash(s.role) + ")"},
-      {"cluster", s.cluster},
+      {"cluster", s.cluster + (s.cluster_id.empty() ? "" : " (id " + s.cluster_id + ")") +
+                      (s.mesh ? "" : ", local node")},
       {"leader", OrDash(s.leader_id)},
       {"term", std::to_string(s.term)},
       {"commit/applied", std::to_string(s.commit_index) + " / " + std::to_string(s.applied_index)},
@@ -194,12 +205,18 @@ int RunStatus(const InfoFlags& flags) {
       {"fsync", s.fsync ? "on" : "off"},
       {"uptime", FormatUptime(s.uptime_ms)},
       {"version", OrDash(s.version)},
+      {"lease", !s.mesh ? "-" : s.lease_ms >= 0 ? std::to_string(s.lease_ms) + " ms left"
+                                                : "none (locks are not handed out)"},
   });
+  for (const std::string& w : s.warnings) printf("warning: %s\n", w.c_str());
   if (!s.members.empty()) {
     puts("");
-    std::vector<std::vector<std::string>> rows = {{"MEMBER", "ROLE", "ADDRESS", "LEADER"}};
+    std::vector<std::vector<std::string>> rows = {
+        {"MEMBER", "ROLE", "LEADER", "LINK", "ADDRESS", "FOUND AT", "LAG", "FINGERPRINT"}};
     for (const auto& m : s.members) {
-      rows.push_back({m.node_id, m.role, OrDash(m.address), m.node_id == s.leader_id ? "*" : ""});
+      rows.push_back({m.node_id, m.role, m.node_id == s.leader_id ? "*" : "",
+                      m.connected ? "up" : "down", OrDash(m.address), OrDash(m.found_at),
+                      s.role == "leader" ? std::to_string(m.lag) : "-", OrDash(m.fingerprint)});
     }
     PrintTable(rows);
   }
@@ -224,10 +241,12 @@ CommandRunner AddLocksCommand(CLI::App* app) {
 CommandRunner AddStatusCommand(CLI::App* app) {
   CLI::App* cmd = app->add_subcommand("status", "Show the local node and its cluster members");
   cmd->footer(
-      std::string("JSON (--json): {node_id, cluster, role, leader_id, term, commit_index, "
-                  "applied_index, clients,\nlocks_held, locks_waiting, data_dir, socket, "
-                  "security, fsync, uptime_ms, version,\nmembers: [{node_id, role, address, "
-                  "leader (bool)}]}.\n\n") +
+      std::string("JSON (--json): {node_id, cluster, cluster_id, mesh (bool), lease_ms (-1: "
+                  "none), warnings: [..],\nrole (leader|follower|candidate|pre-candidate|"
+                  "learner|joining), leader_id, term, commit_index,\napplied_index, clients, "
+                  "locks_held, locks_waiting, data_dir, socket, security, fsync,\nuptime_ms, "
+                  "version, members: [{node_id, role (leader|follower|learner), voter, leader, "
+                  "address,\nconnected, match, lag (leader only), found_at, fingerprint}]}.\n\n") +
       kInfoExitCodes);
   auto flags = std::make_shared<InfoFlags>();
   cmd->add_flag("--json", flags->json, "Print JSON for scripts instead of text");

@@ -84,27 +84,36 @@ class LogSink {
   int fd_ = -1;
 };
 
-/// Refuses what this single-node build cannot do; warns about what it ignores.
-Status CheckClusterSettings(const NodeConfig& node, LogSink* log) {
-  if (!node.join.empty()) {
-    return Status::InvalidArgument(
-        "--join (node.join) is not supported yet in this build: it runs a single node");
+/// Checks the settings that only make sense together, and warns about ignored ones.
+Status CheckClusterSettings(const NodeConfig& node, bool local, LogSink* log) {
+  const bool tls_files = !node.tls_cert.empty() || !node.tls_key.empty() || !node.tls_ca.empty();
+  if (local) {
+    if (!node.join.empty() || node.expect > 1 || !node.listen.empty()) {
+      log->Note("warning: a local node (--local, or auto-started) has no peers: --join, "
+                "--expect and --listen are ignored");
+    }
+    return Status::OK();
   }
-  if (node.security != "none") {
-    return Status::InvalidArgument("--security " + node.security +
-                                   " is not supported yet in this build; only 'none'");
-  }
-  if (node.expect > 1) {
-    return Status::InvalidArgument("--expect " + std::to_string(node.expect) +
-                                   " is not supported yet in this build: it runs a single node "
-                                   "and would wait forever");
-  }
-  if (!node.listen.empty()) {
-    log->Note("warning: this build has no peer networking; --listen " + node.listen +
-              " is accepted but nothing listens on it");
-  }
-  if (!node.tls_cert.empty() || !node.tls_key.empty() || !node.tls_ca.empty()) {
+  if (node.security == "none" && tls_files) {
     log->Note("warning: --tls-cert/--tls-key/--tls-ca are ignored with --security none");
+  }
+  if (node.security != "none" && (node.tls_cert.empty() || node.tls_key.empty())) {
+    return Status::InvalidArgument("--security " + node.security +
+                                   " needs --tls-cert and --tls-key (make them with "
+                                   "`lockmesh cert node` or `lockmesh cert self-signed`)");
+  }
+  if ((node.security == "encrypt" || node.security == "mutual") && node.tls_ca.empty()) {
+    return Status::InvalidArgument("--security " + node.security +
+                                   " needs --tls-ca (the CA that signed every node's "
+                                   "certificate; `lockmesh cert ca` makes one)");
+  }
+  if (!node.trusted_fingerprints.empty() && node.security != "tofu") {
+    return Status::InvalidArgument("--trusted-fingerprints is for --security tofu only");
+  }
+  if (!node.multicast && node.join.empty() && node.expect > 1) {
+    return Status::InvalidArgument("--no-multicast with --expect " +
+                                   std::to_string(node.expect) +
+                                   " and no --join: this node could never find its peers");
   }
   return Status::OK();
 }
@@ -119,7 +128,8 @@ class NodeRunner {
     std::string data_dir = EffectiveDataDir(config_, socket);
     LogSink log(flags_.auto_started ? data_dir + "/node.log" : "");
     log_ = &log;
-    Status st = CheckClusterSettings(config_.node, &log);
+    const bool local = flags_.auto_started || config_.node.local;
+    Status st = CheckClusterSettings(config_.node, local, &log);
     if (!st.ok()) return FailStart(st);
 
     mesh::NodeOptions options;
@@ -133,6 +143,28 @@ class NodeRunner {
     options.idle_exit_ms = std::llround(idle * 1000);
     options.fsync = config_.node.fsync;
     options.log = [&log](const std::string& line) { log.Write(line); };
+    if (!local) {
+      const NodeConfig& n = config_.node;
+      mesh::MeshOptions& m = options.mesh;
+      m.enabled = true;
+      m.expect = static_cast<int>(n.expect);
+      m.voters = static_cast<int>(n.voters);
+      m.listen = n.listen;
+      m.advertise = n.advertise;
+      m.join = n.join;
+      m.security = n.security;
+      m.tls_cert = n.tls_cert;
+      m.tls_key = n.tls_key;
+      m.tls_ca = n.tls_ca;
+      m.trusted_fingerprints = n.trusted_fingerprints;
+      m.multicast = n.multicast;
+      m.discovery_port = static_cast<uint16_t>(n.discovery_port);
+      m.discovery_interface = n.discovery_interface;
+      m.discovery_ttl = static_cast<int>(n.discovery_ttl);
+      m.session_ttl_ms = std::llround(n.session_ttl * 1000);
+      m.dead_after_ms = std::llround(n.dead_after * 1000);
+      m.election_timeout_ms = n.election_timeout_ms;
+    }
 
     uv_loop_t* loop = uv_default_loop();
     st = mesh::Node::Create(loop, options, &node_);
@@ -149,7 +181,12 @@ class NodeRunner {
     char idle_text[32];
     snprintf(idle_text, sizeof idle_text, "%g s", idle);
     log.Note(std::string("node settings: socket ") + socket + ", data dir " + data_dir +
-             ", cluster " + config_.node.cluster + ", fsync " +
+             ", cluster " + config_.node.cluster +
+             (local ? ", local (no peers)"
+                    : ", mesh: expect " + std::to_string(config_.node.expect) + ", voters " +
+                          std::to_string(config_.node.voters) + ", security " +
+                          config_.node.security) +
+             ", fsync " +
              (config_.node.fsync ? "on" : "off") + ", idle exit " +
              (idle > 0 ? idle_text : "never") + (flags_.auto_started ? ", auto-started" : "") +
              ", config files: " + (files.empty() ? "none" : files));
@@ -198,7 +235,13 @@ class NodeRunner {
 
   void OnSignal(int signum) {
     if (signum == SIGHUP) {
-      log_->Note("SIGHUP: nothing to reload in this build");
+      if (config_.node.local || flags_.auto_started || config_.node.security == "none") {
+        log_->Note("SIGHUP: no certificates to reload (local node or --security none)");
+        return;
+      }
+      log_->Note("SIGHUP: reloading certificates");
+      size_t cut_off = 0;
+      node_->ReloadCertificates(&cut_off);  // the node logs the outcome
       return;
     }
     if (stopping_) {
@@ -234,8 +277,11 @@ CommandRunner AddNodeCommand(CLI::App* app) {
       "The node serves local clients on its UNIX socket (0600, or 0660 with --socket-group) "
       "and keeps its\nlog and snapshots in the data dir. SIGINT or SIGTERM stops it "
       "gracefully (clients' locks are\nreleased first). Only one node can serve a socket.\n\n"
-      "This build runs a single node: --join, --expect > 1 and --security other than none are "
-      "refused\n(exit 99); --listen, --voters and --tls-* are accepted and validated.\n\n"
+      "A node run this way joins a mesh: it listens for peers (TCP 28017), finds them by "
+      "multicast\n(UDP 28017, 239.255.28.17 and ff12::2817) or --join, and forms or joins a "
+      "cluster of its --cluster\nname. --local runs it alone (UNIX socket only), as "
+      "`lockmesh lock` does when it auto-starts one.\nSIGHUP reloads the TLS files; peers "
+      "whose certificate no longer verifies are cut off.\n\n"
       "Exit status: 0 stopped cleanly (signal, shutdown request, idle exit); 2 usage error; "
       "99 could not\nstart (reason on stderr, e.g. another node already serves the socket) "
       "or stopped on an error.");
@@ -264,23 +310,22 @@ CommandRunner AddNodeCommand(CLI::App* app) {
             "Do not fsync the log before acknowledging (unsafe; benchmarks only) (default: "
             "fsync on)");
   o.AddOption(cmd, "--expect", "node.expect",
-              "Nodes to see before bootstrapping a new cluster (default: 1; only 1 in this "
-              "build)")
+              "Nodes (this one included) a node with empty state waits to see before a new "
+              "cluster is made; the lowest id bootstraps it (default: 1)")
       ->type_name("N");
   o.AddOption(cmd, "--voters", "node.voters",
               "Voting members, 1-9; the others are learners (default: 3)")
       ->type_name("N");
   o.AddOption(cmd, "--listen", "node.listen",
               "Peer address HOST:PORT, IPv6 as [ADDR]:PORT (default: all addresses, port "
-              "28017; unused in this build)")
+              "28017)")
       ->type_name("HOST:PORT");
   o.AddOption(cmd, "--join", "node.join",
-              "Comma-separated HOST:PORT of peers to contact without multicast (default: none; "
-              "not supported yet)")
+              "Comma-separated HOST:PORT of peers to contact without multicast (default: none)")
       ->type_name("LIST");
   o.AddOption(cmd, "--security", "node.security",
-              "Peer security: none, encrypt, mutual or tofu (default: none; only none in this "
-              "build)")
+              "Peer security: none, encrypt, mutual or tofu (default: none: clear TCP, any node "
+              "of the same cluster name may join)")
       ->type_name("LEVEL");
   o.AddOption(cmd, "--tls-cert", "node.tls_cert", "PEM certificate (default: none)")
       ->type_name("FILE");
@@ -288,6 +333,40 @@ CommandRunner AddNodeCommand(CLI::App* app) {
       ->type_name("FILE");
   o.AddOption(cmd, "--tls-ca", "node.tls_ca", "PEM CA certificate(s) (default: none)")
       ->type_name("FILE");
+  o.AddOption(cmd, "--trusted-fingerprints", "node.trusted_fingerprints",
+              "tofu: file of allowed certificate fingerprints, a strict allow-list (default: "
+              "none: trust on first use)")
+      ->type_name("FILE");
+  o.AddFlag(cmd, "--local", "node.local", "true",
+            "Run alone: UNIX socket only, no peers, no discovery (default: off; on for nodes "
+            "auto-started by `lockmesh lock`)");
+  o.AddOption(cmd, "--advertise", "node.advertise",
+              "HOST:PORT other nodes should dial to reach this one (default: the address they "
+              "see this node at)")
+      ->type_name("HOST:PORT");
+  o.AddFlag(cmd, "--no-multicast", "node.multicast", "false",
+            "Find peers through --join only (default: multicast discovery on)");
+  o.AddOption(cmd, "--discovery-port", "node.discovery_port",
+              "UDP port of the discovery beacons (default: 28017)")
+      ->type_name("PORT");
+  o.AddOption(cmd, "--discovery-interface", "node.discovery_interface",
+              "Network interface for discovery beacons (default: chosen by the routes to the "
+              "multicast groups)")
+      ->type_name("IF");
+  o.AddOption(cmd, "--discovery-ttl", "node.discovery_ttl",
+              "Multicast TTL / hop limit of the beacons (default: 1, the local link)")
+      ->type_name("N");
+  o.AddOption(cmd, "--session-ttl", "node.session_ttl",
+              "Seconds of silence after which the leader ends a node's sessions; the node "
+              "tells its clients their locks are lost before that (default: 10)")
+      ->type_name("SECONDS");
+  o.AddOption(cmd, "--dead-after", "node.dead_after",
+              "Seconds a member may be unreachable before it is replaced (voter) or removed "
+              "(learner) (default: 30)")
+      ->type_name("SECONDS");
+  o.AddOption(cmd, "--election-timeout", "node.election_timeout_ms",
+              "Raft election timeout in milliseconds, the same on every node (default: 1000)")
+      ->type_name("MS");
   AddCommonOptions(cmd, &flags->common);
   cmd->add_flag("--auto-started", flags->auto_started,
                 "Started by the CLI: idle exit 60 s by default, log to <data-dir>/node.log")

@@ -169,6 +169,72 @@ const std::vector<Key>& Keys() {
          c->node.tls_ca = std::get<std::string>(v);
          return Status::OK();
        }},
+      {"node.local", "LOCKMESH_LOCAL", Kind::kBool,
+       [](const Value& v, Config* c) {
+         c->node.local = std::get<bool>(v);
+         return Status::OK();
+       }},
+      {"node.advertise", "LOCKMESH_ADVERTISE", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         MESH_RETURN_IF_ERROR(ValidateHostPort(s));
+         c->node.advertise = s;
+         return Status::OK();
+       }},
+      {"node.trusted_fingerprints", "LOCKMESH_TRUSTED_FINGERPRINTS", Kind::kString,
+       [](const Value& v, Config* c) {
+         c->node.trusted_fingerprints = std::get<std::string>(v);
+         return Status::OK();
+       }},
+      {"node.multicast", "LOCKMESH_MULTICAST", Kind::kBool,
+       [](const Value& v, Config* c) {
+         c->node.multicast = std::get<bool>(v);
+         return Status::OK();
+       }},
+      {"node.discovery_port", "LOCKMESH_DISCOVERY_PORT", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 1 || n > 65535) return Status::InvalidArgument("must be between 1 and 65535");
+         c->node.discovery_port = n;
+         return Status::OK();
+       }},
+      {"node.discovery_interface", "LOCKMESH_DISCOVERY_INTERFACE", Kind::kString,
+       [](const Value& v, Config* c) {
+         c->node.discovery_interface = std::get<std::string>(v);
+         return Status::OK();
+       }},
+      {"node.discovery_ttl", "LOCKMESH_DISCOVERY_TTL", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 1 || n > 255) return Status::InvalidArgument("must be between 1 and 255");
+         c->node.discovery_ttl = n;
+         return Status::OK();
+       }},
+      {"node.session_ttl", "LOCKMESH_SESSION_TTL", Kind::kSeconds,
+       [](const Value& v, Config* c) {
+         double d = std::get<double>(v);
+         if (d < 0.5 || d > 86400) {
+           return Status::InvalidArgument("must be between 0.5 and 86400 seconds");
+         }
+         c->node.session_ttl = d;
+         return Status::OK();
+       }},
+      {"node.dead_after", "LOCKMESH_DEAD_AFTER", Kind::kSeconds,
+       [](const Value& v, Config* c) {
+         double d = std::get<double>(v);
+         if (d < 1 || d > 30 * 86400) {
+           return Status::InvalidArgument("must be between 1 and 2592000 seconds");
+         }
+         c->node.dead_after = d;
+         return Status::OK();
+       }},
+      {"node.election_timeout_ms", "LOCKMESH_ELECTION_TIMEOUT_MS", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 50 || n > 60000) return Status::InvalidArgument("must be between 50 and 60000");
+         c->node.election_timeout_ms = n;
+         return Status::OK();
+       }},
       {"lock.mode", "LOCKMESH_MODE", Kind::kString,
        [](const Value& v, Config* c) {
          const auto& s = std::get<std::string>(v);

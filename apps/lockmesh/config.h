@@ -52,6 +52,16 @@ struct NodeConfig {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
+  bool local = false;                 // UNIX socket only: no peers, no discovery
+  std::string advertise;              // HOST:PORT peers should dial ("" = as they see us)
+  std::string trusted_fingerprints;   // tofu allow-list file ("" = trust on first use)
+  bool multicast = true;              // discovery beacons (false: --join only)
+  int64_t discovery_port = 28017;     // UDP port of the beacons
+  std::string discovery_interface;    // "" = chosen by the routes to the groups
+  int64_t discovery_ttl = 1;          // multicast TTL / hop limit
+  double session_ttl = 10;            // seconds of silence before a node's sessions expire
+  double dead_after = 30;             // seconds unreachable before a member is replaced
+  int64_t election_timeout_ms = 1000; // Raft election timeout
 };
 
 /// Table [lock]: defaults of `lockmesh lock`.

@@ -19,7 +19,7 @@ for f in bin/lockmesh include/mesh/client.h include/mesh/node.h include/mesh/sta
   [ -e "$prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
 done
 
-"$prefix/bin/lockmesh" node --socket "$tmp/node.sock" --data-dir "$tmp/data" 2>"$tmp/node.log" &
+"$prefix/bin/lockmesh" node --local --socket "$tmp/node.sock" --data-dir "$tmp/data" 2>"$tmp/node.log" &
 node_pid=$!
 for _ in $(seq 1 200); do [ -S "$tmp/node.sock" ] && break; sleep 0.05; done
 [ -S "$tmp/node.sock" ] || { echo "installed node did not start:"; cat "$tmp/node.log"; exit 1; }

@@ -83,8 +83,14 @@ struct LockInfo {
 /// A cluster member as the node sees it.
 struct MemberInfo {
   std::string node_id;
-  std::string role;     // "leader", "follower", "learner", "candidate"
-  std::string address;
+  std::string role;     // "leader", "follower", "learner"
+  std::string address;  // advertised host:port ("unix:PATH" for a local node itself)
+  bool voter = false;
+  bool connected = false;   // link up now (true for the node itself)
+  uint64_t match = 0;       // on the leader: highest index known replicated there
+  uint64_t lag = 0;         // on the leader: commit index - match
+  std::string found_at;     // ip:port of the connection to it ("" if none)
+  std::string fingerprint;  // sha256$... of its certificate ("" without TLS)
 };
 
 /// What `lockmesh status` shows.
@@ -108,6 +114,15 @@ struct NodeStatus {
   int64_t uptime_ms = 0;
   std::string version;
   std::vector<MemberInfo> members;
+  /// False for a local node (UNIX socket only, the only member of its own log).
+  bool mesh = false;
+  /// The Raft cluster id ("" until the node belongs to a cluster).
+  std::string cluster_id;
+  /// How long this node's session lease still holds, in ms; -1 if it holds none (a local
+  /// node's never lapses: -1 there too).
+  int64_t lease_ms = -1;
+  /// Problems worth a human's attention (a second cluster of the same name, ...).
+  std::vector<std::string> warnings;
 };
 
 /// Where and how to connect.

@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "mesh/client.h"
 #include "mesh/status.h"
@@ -22,6 +23,42 @@
 typedef struct uv_loop_s uv_loop_t;
 
 namespace mesh {
+
+/// How a node takes part in a mesh of nodes (DESIGN.md §2, §4-§6; docs/cli.md names the
+/// flags). Plain data; the defaults are the CLI's.
+struct MeshOptions {
+  /// false: a local node — UNIX socket only, the only member of its own log (what
+  /// `lockmesh lock` auto-starts). true: discover peers, form or join a cluster.
+  bool enabled = false;
+  /// Nodes (this one included) a node with empty state must see before a cluster is made.
+  int expect = 1;
+  /// Voting members the leader aims for; every other member is a learner.
+  int voters = 3;
+  /// Peer TCP listener HOST:PORT; "" = [::]:28017 (0.0.0.0:28017 without IPv6).
+  std::string listen;
+  /// HOST:PORT written into the configuration for this node; "" = as peers see it.
+  std::string advertise;
+  /// Peers to dial without multicast (HOST:PORT).
+  std::vector<std::string> join;
+  /// "none", "encrypt", "mutual" or "tofu", and the PEM files (DESIGN.md §6).
+  std::string security = "none";
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_ca;
+  /// tofu: a file of allowed fingerprints (a strict allow-list); "" = trust on first use.
+  std::string trusted_fingerprints;
+  /// Discovery: multicast on/off, UDP port, interface name ("" = by routes), TTL.
+  bool multicast = true;
+  uint16_t discovery_port = 28017;
+  std::string discovery_interface;
+  int discovery_ttl = 1;
+  /// A node silent this long loses its sessions (and its clients their locks).
+  int64_t session_ttl_ms = 10000;
+  /// A member unreachable this long is replaced (voter) or removed (learner).
+  int64_t dead_after_ms = 30000;
+  /// Raft's election timeout (heartbeats every tenth of it). Same on every node.
+  int64_t election_timeout_ms = 1000;
+};
 
 struct NodeOptions {
   /// This node's unique id; "" = UniqueId(data_dir).
@@ -50,6 +87,8 @@ struct NodeOptions {
   uint64_t gather_us = 150;
   /// Log destination: called with one line (no newline) per event; default stderr.
   std::function<void(const std::string& line)> log;
+  /// Peers, discovery, security (off by default: a local node).
+  MeshOptions mesh;
 };
 
 class Node {
@@ -69,6 +108,11 @@ class Node {
   virtual void SetStoppedCallback(std::function<void(const Status& why)> stopped) = 0;
   /// A snapshot of what `lockmesh status` shows.
   virtual NodeStatus GetStatus() const = 0;
+  /// Re-reads the TLS certificate, key, CA and allow-list files (what SIGHUP does): new
+  /// links use them, and peers whose certificate fails the new rules are cut off
+  /// (`cut_off` receives how many, if non-null). On error the old files stay in force.
+  /// Unavailable for a local node or with --security none.
+  virtual Status ReloadCertificates(size_t* cut_off) = 0;
 };
 
 /// The node id to use when none is given: the systemd/D-Bus machine id

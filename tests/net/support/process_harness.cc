@@ -672,7 +672,7 @@ std::unique_ptr<Process> StartNode(const std::string& socket, const std::string&
                                    const std::map<std::string, std::optional<std::string>>& env,
                                    const std::vector<std::string>& extra_args, Millis timeout) {
   ProcessOptions o;
-  o.argv = {LockmeshBinary(), "node", "--socket", socket, "--data-dir", data_dir};
+  o.argv = {LockmeshBinary(), "node", "--local", "--socket", socket, "--data-dir", data_dir};
   o.argv.insert(o.argv.end(), extra_args.begin(), extra_args.end());
   o.env = env;
   o.stdout_path = log_path;

@@ -1,0 +1,761 @@
+#include "net/cluster.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <random>
+
+namespace mesh::net {
+namespace {
+
+constexpr uint64_t kTickMs = 50;
+constexpr uint64_t kGossipIntervalMs = 500;
+constexpr uint64_t kJoinIntervalMs = 1000;
+constexpr size_t kMaxWarnings = 16;
+
+uint64_t NowUs() { return uv_hrtime() / 1000; }
+
+std::string RandomClusterId() {
+  std::random_device rd;
+  uint64_t v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  char buf[17];
+  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+// Splits "host:port" / "[v6]:port" into host (without brackets) and port text.
+void SplitHostPort(const std::string& text, std::string* host, std::string* port) {
+  host->clear();
+  port->clear();
+  if (!text.empty() && text[0] == '[') {
+    size_t close = text.find(']');
+    if (close == std::string::npos) return;
+    *host = text.substr(1, close - 1);
+    if (close + 1 < text.size() && text[close + 1] == ':') *port = text.substr(close + 2);
+    return;
+  }
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) {
+    *host = text;
+    return;
+  }
+  *host = text.substr(0, colon);
+  *port = text.substr(colon + 1);
+}
+
+std::string JoinHostPort(const std::string& host, const std::string& port) {
+  if (host.find(':') != std::string::npos) return "[" + host + "]:" + port;
+  return host + ":" + port;
+}
+
+bool Unspecified(const std::string& host) {
+  return host.empty() || host == "0.0.0.0" || host == "::";
+}
+
+}  // namespace
+
+Cluster::Cluster(uv_loop_t* loop, ClusterOptions options, CommandLog* log, Callbacks callbacks)
+    : loop_(loop),
+      options_(std::move(options)),
+      log_(log),
+      callbacks_(std::move(callbacks)),
+      lease_options_([this] {
+        core::lease::LeaseOptions lo;
+        lo.session_ttl = options_.session_ttl_us;
+        lo.max_drift = options_.max_drift;
+        lo.margin = std::max<uint64_t>(10'000, std::min<uint64_t>(100'000, lo.session_ttl / 20));
+        lo.keepalive_interval = std::max<uint64_t>(50'000, lo.session_ttl / 10);
+        return lo;
+      }()),
+      leader_leases_(lease_options_),
+      node_lease_(lease_options_) {}
+
+Cluster::~Cluster() = default;
+
+void Cluster::Log(const std::string& line) const {
+  if (options_.log) {
+    options_.log(line);
+  } else {
+    fprintf(stderr, "%s\n", line.c_str());
+  }
+}
+
+const std::string& Cluster::ClusterId() const { return log_->raft()->config().cluster_id(); }
+
+bool Cluster::InConfig() const { return IsMember(options_.node_id); }
+
+bool Cluster::IsMember(const std::string& id) const {
+  for (const pb::Member& m : log_->raft()->config().members()) {
+    if (m.id() == id) return true;
+  }
+  return false;
+}
+
+Status Cluster::Start() {
+  start_ms_ = uv_now(loop_);
+  options_.tls.node_id = options_.node_id;
+  PeerCallbacks cb;
+  cb.on_peer_up = [this](const PeerInfo& info) { OnPeerUp(info); };
+  cb.on_peer_down = [this](const std::string& id, const Status& why) { OnPeerDown(id, why); };
+  cb.on_message = [this](const std::string& from, pb::PeerEnvelope& env) {
+    OnMessage(from, env);
+  };
+  cb.on_refused = [this](const PeerRefusal& r) {
+    // The transport logs the refusal itself; a second-cluster hint helps the operator.
+    (void)r;
+  };
+  auto make_transport = [&](const std::string& listen) {
+    PeerTransportOptions to;
+    to.cluster = options_.cluster;
+    to.node_id = options_.node_id;
+    to.listen_address = listen;
+    to.advertise_address = options_.advertise;
+    to.tls = options_.tls;
+    to.data_dir = options_.data_dir;
+    to.trusted_fingerprints_file = options_.trusted_fingerprints_file;
+    to.log = [this](const std::string& line) { Log(line); };
+    return std::make_unique<PeerTransport>(loop_, to, cb);
+  };
+  std::string listen = options_.listen;
+  if (listen.empty()) {
+    const std::string port = std::to_string(kDefaultPeerPort);
+    transport_ = make_transport("[::]:" + port);
+    Status st = transport_->Start();
+    if (!st.ok()) {
+      // No IPv6 here (a container without it, say): IPv4 only. The failed transport may
+      // hold a listener handle: it is stopped (and freed) with the rest at Stop().
+      failed_transport_ = std::move(transport_);
+      transport_ = make_transport("0.0.0.0:" + port);
+      MESH_RETURN_IF_ERROR(transport_->Start().Annotate("cannot listen for peers"));
+    }
+  } else {
+    transport_ = make_transport(listen);
+    MESH_RETURN_IF_ERROR(transport_->Start().Annotate("cannot listen for peers on " + listen));
+  }
+  log_->SetSender([this](pb::RaftMessage&& m) { SendRaft(std::move(m)); });
+
+  DiscoveryOptions d;
+  d.cluster_name = options_.cluster;
+  d.node_id = options_.node_id;
+  d.multicast = options_.multicast;
+  d.port = options_.discovery_port;
+  d.group4 = options_.discovery_group4;
+  d.group6 = options_.discovery_group6;
+  d.interface = options_.discovery_interface;
+  d.ttl = options_.discovery_ttl;
+  d.join = options_.join;
+  d.advert.peer_port = transport_->listen_port();
+  d.advert.security = SecurityLevelName(options_.tls.level);
+  {
+    std::string host, port;
+    SplitHostPort(options_.advertise, &host, &port);
+    if (!Unspecified(host)) {
+      d.advert.peer_host = host;
+      if (!port.empty()) d.advert.peer_port = static_cast<uint16_t>(std::stoi(port));
+    }
+  }
+  d.advert.cluster_id = ClusterId();
+  advertised_cluster_id_ = ClusterId();
+  d.log = [this](DiscoveryLogLevel level, const std::string& line) {
+    if (level != DiscoveryLogLevel::kDebug) Log(line);
+  };
+  discovery_ = std::make_unique<Discovery>(loop_, d);
+  MESH_RETURN_IF_ERROR(
+      discovery_
+          ->Start(
+              [this](PeerEvent ev, const DiscoveredPeer& p) {
+                if (ev == PeerEvent::kExpired || stopping_) return;
+                if (!p.beacon.node_id.empty() && transport_->IsConnected(p.beacon.node_id)) return;
+                Status st = transport_->Dial(p.address);
+                if (!st.ok()) Log("cannot dial " + p.address + ": " + st.ToString());
+              },
+              [this](const DiscoveredPeer& p) {
+                Log("error: another live node claims our node id " + options_.node_id +
+                    " (beacons from " + p.source +
+                    "); every node needs its own id (--node-id, or a distinct machine id)");
+              })
+          .Annotate("cannot start discovery"));
+
+  uv_timer_init(loop_, &tick_timer_);
+  uv_timer_init(loop_, &lapse_timer_);
+  tick_timer_.data = this;
+  lapse_timer_.data = this;
+  uv_timer_start(&tick_timer_, OnTick, kTickMs, kTickMs);
+  started_ = true;
+  if (options_.tls.level == SecurityLevel::kNone) {
+    Log("warning: --security none: any host on this network that uses the cluster name '" +
+        options_.cluster + "' may join this cluster and take or release its locks");
+  }
+  Log("mesh: cluster '" + options_.cluster + "', listening for peers on port " +
+      std::to_string(transport_->listen_port()) + ", security " +
+      SecurityLevelName(options_.tls.level) +
+      (ClusterId().empty() ? ", no cluster yet (expecting " + std::to_string(options_.expect) +
+                                 " node(s))"
+                           : ", cluster id " + ClusterId()));
+  return Status::OK();
+}
+
+// ---------------------------------------------------------------- links and messages
+
+void Cluster::OnPeerUp(const PeerInfo& info) {
+  Peer& p = peers_[info.node_id];
+  p = Peer{};
+  p.info = info;
+  Gossip(info.node_id);
+}
+
+void Cluster::OnPeerDown(const std::string& node_id, const Status& why) {
+  (void)why;
+  peers_.erase(node_id);
+}
+
+void Cluster::Gossip(const std::string& to) {
+  pb::PeerEnvelope env;
+  pb::MeshGossip* g = env.mutable_gossip();
+  g->set_cluster_id(ClusterId());
+  g->set_leader_id(log_->raft()->leader());
+  g->set_term(log_->raft()->term());
+  g->set_member(InConfig());
+  transport_->Send(to, env);
+}
+
+void Cluster::OnMessage(const std::string& from, pb::PeerEnvelope& env) {
+  if (stopping_) return;
+  auto it = peers_.find(from);
+  if (it == peers_.end()) return;
+  switch (env.body_case()) {
+    case pb::PeerEnvelope::kGossip:
+      OnGossip(from, env.gossip());
+      break;
+    case pb::PeerEnvelope::kJoin:
+      OnJoinRequest(from, std::move(*env.mutable_join()));
+      break;
+    case pb::PeerEnvelope::kRaft: {
+      // Only from our own cluster (or the one we are joining): two clusters of one name
+      // must never exchange log entries.
+      // A node we added that has not received the configuration yet still gossips no
+      // cluster id: it is let in as a member of ours.
+      const Peer& p = it->second;
+      const std::string& ours = ClusterId().empty() ? joining_cluster_id_ : ClusterId();
+      if (!p.gossiped || ours.empty()) return;
+      if (p.cluster_id != ours && !(p.cluster_id.empty() && IsMember(from))) return;
+      if (env.raft().from() != from) return;  // a peer speaks for itself only
+      log_->Step(std::move(*env.mutable_raft()));
+      break;
+    }
+    case pb::PeerEnvelope::kKeepalive:
+      OnKeepalive(from, env.keepalive());
+      break;
+    case pb::PeerEnvelope::kKeepaliveAck:
+      OnKeepaliveAck(env.keepalive_ack());
+      break;
+    default:
+      break;  // unknown to this version: ignored
+  }
+}
+
+void Cluster::SendRaft(pb::RaftMessage&& m) {
+  if (stopping_ || !transport_) return;
+  if (!transport_->IsConnected(m.to())) return;  // best effort: raft retries
+  pb::PeerEnvelope env;
+  std::string to = m.to();
+  *env.mutable_raft() = std::move(m);
+  transport_->Send(to, env);
+}
+
+void Cluster::OnGossip(const std::string& from, const pb::MeshGossip& g) {
+  Peer& p = peers_[from];
+  p.gossiped = true;
+  p.cluster_id = g.cluster_id();
+  p.leader_id = g.leader_id();
+  p.member = g.member();
+  const std::string& ours = ClusterId();
+  if (!ours.empty() && !g.cluster_id().empty() && g.cluster_id() != ours) {
+    std::string key = from + "/" + g.cluster_id();
+    if (warned_.insert(key).second) {
+      std::string w = "a second cluster named '" + options_.cluster + "' (id " + g.cluster_id() +
+                      ") is on the network: node " + from + " at " + p.info.address +
+                      " belongs to it; this node stays in cluster " + ours +
+                      " (clusters are never merged: give one of them another --cluster name)";
+      Log("warning: " + w);
+      if (warnings_.size() < kMaxWarnings) warnings_.push_back(w);
+    }
+  }
+}
+
+std::string Cluster::AddressOf(const PeerInfo& info, const std::string& claimed) const {
+  std::string host, port;
+  SplitHostPort(claimed, &host, &port);
+  if (!Unspecified(host) && !port.empty()) return claimed;
+  std::string conn_host, conn_port, listen_host, listen_port;
+  SplitHostPort(info.address, &conn_host, &conn_port);
+  SplitHostPort(info.listen_address, &listen_host, &listen_port);
+  if (port.empty()) port = listen_port;
+  if (port.empty()) port = std::to_string(kDefaultPeerPort);
+  return JoinHostPort(conn_host, port);
+}
+
+void Cluster::OnJoinRequest(const std::string& from, pb::JoinRequest req) {
+  const std::string& ours = ClusterId();
+  if (ours.empty() || (!req.cluster_id().empty() && req.cluster_id() != ours)) return;
+  if (req.node_id().empty() || req.node_id() == options_.node_id) return;
+  if (req.node_id() == from) {
+    // First hop: the joiner may not know the address others reach it at.
+    req.set_address(AddressOf(peers_[from].info, req.address()));
+  }
+  const core::raft::Raft* raft = log_->raft();
+  if (raft->role() == core::raft::Role::kLeader) {
+    if (pending_joins_.size() < 1024) pending_joins_[req.node_id()] = req.address();
+    return;
+  }
+  const std::string& leader = raft->leader();
+  if (!leader.empty() && leader != from && transport_->IsConnected(leader)) {
+    pb::PeerEnvelope env;
+    *env.mutable_join() = std::move(req);
+    transport_->Send(leader, env);
+  }
+}
+
+// ---------------------------------------------------------------- leases
+
+void Cluster::OnKeepalive(const std::string& from, const pb::Keepalive& ka) {
+  if (ka.node_id() != from) return;
+  const uint64_t now = NowUs();
+  last_heard_us_[from] = now;
+  pb::KeepaliveAck ack;
+  if (!leader_leases_.OnKeepalive(now, ka, log_->HasLeaderLease(), options_.node_id,
+                                  log_->last_index(), &ack)) {
+    return;
+  }
+  pb::PeerEnvelope env;
+  *env.mutable_keepalive_ack() = ack;
+  transport_->Send(from, env);
+}
+
+void Cluster::OnKeepaliveAck(const pb::KeepaliveAck& ack) {
+  if (ack.node_id() != options_.node_id) return;
+  node_lease_.OnAck(ack, log_->applied_index());
+  CheckLapse();
+}
+
+void Cluster::SendKeepalive(uint64_t now) {
+  const std::string& leader = log_->raft()->leader();
+  if (leader.empty()) return;
+  if (leader == options_.node_id) {
+    pb::Keepalive ka = node_lease_.MakeKeepalive(now, options_.node_id);
+    pb::KeepaliveAck ack;
+    if (leader_leases_.OnKeepalive(now, ka, log_->HasLeaderLease(), options_.node_id,
+                                   log_->last_index(), &ack)) {
+      node_lease_.OnAck(ack, log_->applied_index());
+    }
+    return;
+  }
+  if (!transport_->IsConnected(leader)) return;
+  pb::PeerEnvelope env;
+  *env.mutable_keepalive() = node_lease_.MakeKeepalive(now, options_.node_id);
+  transport_->Send(leader, env);
+}
+
+bool Cluster::LeaseValid() const { return node_lease_.Valid(NowUs()); }
+
+void Cluster::CheckLapse() {
+  if (stopping_) return;
+  const uint64_t now = NowUs();
+  if (node_lease_.Lapsed(now)) {
+    if (lease_was_valid_) {
+      Log("lease lapsed: no acknowledgement from a leader within the session lease (" +
+          std::to_string(options_.session_ttl_us / 1000) +
+          " ms less the drift bound); this node's clients lose their locks");
+    }
+    lease_was_valid_ = false;
+    if (callbacks_.on_lease_lapsed) callbacks_.on_lease_lapsed();
+  }
+  if (node_lease_.Valid(now) && !lease_was_valid_) {
+    lease_was_valid_ = true;
+    if (callbacks_.on_lease_valid) callbacks_.on_lease_valid();
+  }
+  ArmLapseTimer();
+}
+
+void Cluster::ArmLapseTimer() {
+  if (stopping_ || !started_) return;
+  uint64_t deadline = node_lease_.NextDeadline();
+  if (deadline == UINT64_MAX) {
+    uv_timer_stop(&lapse_timer_);
+    return;
+  }
+  uint64_t now = NowUs();
+  uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
+  uv_timer_start(&lapse_timer_, OnLapseTimer, delay_ms, 0);
+}
+
+void Cluster::OnLapseTimer(uv_timer_t* t) { static_cast<Cluster*>(t->data)->CheckLapse(); }
+
+void Cluster::LeaderLeaseDuties(uint64_t now) {
+  const core::raft::Raft* raft = log_->raft();
+  const bool leader = raft->role() == core::raft::Role::kLeader;
+  if (leader && !was_leader_) {
+    std::vector<std::string> nodes;
+    for (const pb::Member& m : raft->config().members()) nodes.push_back(m.id());
+    for (const core::LockRow& row : log_->table().List()) nodes.push_back(row.session.node_id());
+    std::sort(nodes.begin(), nodes.end());
+    nodes.erase(std::unique(nodes.begin(), nodes.end()), nodes.end());
+    leader_leases_.BecomeLeader(now, nodes);
+    leader_since_us_ = now;
+    last_heard_us_.clear();
+    was_leader_ = true;
+    Log("leader of cluster " + ClusterId() + " in term " + std::to_string(raft->term()));
+  } else if (!leader && was_leader_) {
+    leader_leases_.StepDown();
+    pending_joins_.clear();
+    was_leader_ = false;
+  }
+  if (!leader) return;
+  for (const std::string& node : leader_leases_.TakeExpired(now)) {
+    if (node == options_.node_id) continue;
+    Log("node " + node + " silent for the session ttl (" +
+        std::to_string(options_.session_ttl_us / 1000) + " ms): expiring its sessions");
+    pb::Command c;
+    c.mutable_expire_node()->set_node_id(node);
+    Status st = log_->Propose(std::move(c));
+    if (!st.ok()) Log("cannot propose the expiry of " + node + ": " + st.ToString());
+  }
+}
+
+// ---------------------------------------------------------------- formation, membership
+
+void Cluster::Form() {
+  const uint64_t now_ms = uv_now(loop_);
+  if (now_ms - start_ms_ < options_.formation_wait_ms) return;
+  // Clusters in view, by the number of their nodes we are connected to.
+  std::map<std::string, std::vector<std::string>> clusters;
+  std::vector<std::string> fresh;
+  for (const auto& [id, p] : peers_) {
+    if (!p.gossiped) continue;
+    if (p.cluster_id.empty()) {
+      fresh.push_back(id);
+    } else {
+      clusters[p.cluster_id].push_back(id);
+    }
+  }
+  if (!clusters.empty()) {
+    if (joining_cluster_id_.empty() || clusters.count(joining_cluster_id_) == 0) {
+      size_t best = 0;
+      for (const auto& [cid, nodes] : clusters) {
+        if (nodes.size() > best) {
+          best = nodes.size();
+          joining_cluster_id_ = cid;
+        }
+      }
+      if (clusters.size() > 1) {
+        Log("warning: " + std::to_string(clusters.size()) + " clusters named '" +
+            options_.cluster + "' are in view; joining " + joining_cluster_id_);
+      }
+    }
+    if (now_ms - last_join_ms_ < kJoinIntervalMs) return;
+    last_join_ms_ = now_ms;
+    const std::vector<std::string>& nodes = clusters[joining_cluster_id_];
+    std::string to = nodes.front();
+    for (const std::string& id : nodes) {
+      if (peers_[id].leader_id == id) to = id;
+    }
+    pb::PeerEnvelope env;
+    env.mutable_join()->set_node_id(options_.node_id);
+    env.mutable_join()->set_address(options_.advertise);
+    env.mutable_join()->set_cluster_id(joining_cluster_id_);
+    transport_->Send(to, env);
+    Log("asking " + to + " to join cluster " + joining_cluster_id_ + " as a learner");
+    return;
+  }
+  if (static_cast<int>(fresh.size()) + 1 < options_.expect) return;
+  for (const std::string& id : fresh) {
+    if (id < options_.node_id) return;  // the lowest id bootstraps; we join it after
+  }
+  pb::ClusterConfig config;
+  config.set_cluster_id(RandomClusterId());
+  pb::Member* self = config.add_members();
+  self->set_id(options_.node_id);
+  self->set_voter(true);
+  self->set_address(options_.advertise);
+  Status st = log_->Bootstrap(config);
+  if (!st.ok()) {
+    Log("cannot bootstrap a cluster: " + st.ToString());
+    return;
+  }
+  Log("bootstrapped cluster " + config.cluster_id() + " ('" + options_.cluster + "') with " +
+      std::to_string(fresh.size()) + " other fresh node(s) in view; they join as learners");
+  for (const auto& [id, p] : peers_) Gossip(id);
+}
+
+void Cluster::ManageMembership() {
+  const core::raft::Raft* raft = log_->raft();
+  const uint64_t now = NowUs();
+  const pb::ClusterConfig& config = raft->config();
+  std::map<std::string, const pb::Member*> members;
+  for (const pb::Member& m : config.members()) members[m.id()] = &m;
+  // 1. Join requests become learners.
+  for (auto it = pending_joins_.begin(); it != pending_joins_.end();) {
+    if (members.count(it->first)) {
+      it = pending_joins_.erase(it);
+      continue;
+    }
+    core::raft::MembershipChange c;
+    c.kind = core::raft::MembershipChange::Kind::kAddLearner;
+    c.id = it->first;
+    c.address = it->second;
+    Status st = log_->ProposeMembership(c);
+    if (st.IsUnavailable()) return;  // a change in flight: next tick
+    if (st.ok()) {
+      Log("adding " + c.id + " (" + c.address + ") as a learner");
+    } else {
+      Log("cannot add " + c.id + ": " + st.ToString());
+    }
+    pending_joins_.erase(it);
+    return;
+  }
+  // Who is alive and caught up, by the leader's view.
+  const uint64_t dead_after = options_.dead_after_us;
+  const bool long_leader = now - leader_since_us_ >= dead_after;
+  std::vector<std::string> ready_learners;
+  std::vector<std::string> dead_voters, dead_learners;
+  int voters = 0;
+  for (const core::raft::PeerProgress& p : raft->progress()) {
+    auto heard = last_heard_us_.find(p.id);
+    uint64_t last = std::max<uint64_t>(p.last_contact,
+                                       heard == last_heard_us_.end() ? 0 : heard->second);
+    bool dead = long_leader && (last == 0 || now - last >= dead_after);
+    if (p.voter) {
+      if (dead) dead_voters.push_back(p.id);
+    } else if (dead) {
+      dead_learners.push_back(p.id);
+    } else if (p.match >= raft->commit_index() && transport_->IsConnected(p.id)) {
+      ready_learners.push_back(p.id);
+    }
+  }
+  for (const pb::Member& m : config.members()) voters += m.voter() ? 1 : 0;
+  auto propose = [&](core::raft::MembershipChange::Kind kind, const std::string& id,
+                     const std::string& what) {
+    core::raft::MembershipChange c;
+    c.kind = kind;
+    c.id = id;
+    Status st = log_->ProposeMembership(c);
+    if (st.ok()) {
+      Log(what);
+    } else if (!st.IsUnavailable()) {
+      Log("cannot change membership (" + what + "): " + st.ToString());
+    }
+  };
+  // 2. A dead voter makes room for a caught-up learner.
+  if (!dead_voters.empty() && !ready_learners.empty()) {
+    propose(core::raft::MembershipChange::Kind::kRemove, dead_voters.front(),
+            "removing voter " + dead_voters.front() + ": unreachable for " +
+                std::to_string(dead_after / 1000000) + " s (--dead-after); learner " +
+                ready_learners.front() + " will take its place");
+    return;
+  }
+  // 3. Promote learners up to the target.
+  if (voters < options_.voters && !ready_learners.empty()) {
+    propose(core::raft::MembershipChange::Kind::kPromote, ready_learners.front(),
+            "promoting learner " + ready_learners.front() + " to voter (" +
+                std::to_string(voters + 1) + " of " + std::to_string(options_.voters) + ")");
+    return;
+  }
+  // 4. Learners gone for good leave the configuration.
+  if (!dead_learners.empty()) {
+    propose(core::raft::MembershipChange::Kind::kRemove, dead_learners.front(),
+            "removing learner " + dead_learners.front() + ": unreachable for " +
+                std::to_string(dead_after / 1000000) + " s (--dead-after)");
+  }
+}
+
+void Cluster::DialMembers() {
+  for (const pb::Member& m : log_->raft()->config().members()) {
+    if (m.id() == options_.node_id || m.address().empty()) continue;
+    if (transport_->IsConnected(m.id())) continue;
+    transport_->Dial(m.address());  // a no-op once dialled; bad addresses are logged once
+  }
+}
+
+// ---------------------------------------------------------------- the tick
+
+void Cluster::OnTick(uv_timer_t* t) { static_cast<Cluster*>(t->data)->Tick(); }
+
+void Cluster::Tick() {
+  if (stopping_) return;
+  const uint64_t now_ms = uv_now(loop_);
+  const uint64_t now = NowUs();
+  const core::raft::Raft* raft = log_->raft();
+  if (now_ms - last_gossip_ms_ >= kGossipIntervalMs) {
+    last_gossip_ms_ = now_ms;
+    for (const auto& [id, p] : peers_) Gossip(id);
+  }
+  if (ClusterId() != advertised_cluster_id_) {
+    advertised_cluster_id_ = ClusterId();
+    BeaconAdvert a;
+    a.cluster_id = advertised_cluster_id_;
+    a.peer_port = transport_->listen_port();
+    a.security = SecurityLevelName(options_.tls.level);
+    std::string host, port;
+    SplitHostPort(options_.advertise, &host, &port);
+    if (!Unspecified(host)) {
+      a.peer_host = host;
+      if (!port.empty()) a.peer_port = static_cast<uint16_t>(std::stoi(port));
+    }
+    discovery_->SetBeaconContent(a);
+    for (const auto& [id, p] : peers_) Gossip(id);
+  }
+  if (raft->config().members_size() == 0) {
+    Form();
+  } else if (!InConfig() && now_ms - last_join_ms_ >= kJoinIntervalMs) {
+    // Removed (or added nowhere yet): ask again, to the leader if we know it.
+    last_join_ms_ = now_ms;
+    std::string to = raft->leader();
+    if (to.empty() || !transport_->IsConnected(to)) {
+      to.clear();
+      for (const auto& [id, p] : peers_) {
+        if (p.cluster_id == ClusterId() && p.member) to = id;
+      }
+    }
+    if (!to.empty()) {
+      pb::PeerEnvelope env;
+      env.mutable_join()->set_node_id(options_.node_id);
+      env.mutable_join()->set_address(options_.advertise);
+      env.mutable_join()->set_cluster_id(ClusterId());
+      transport_->Send(to, env);
+    }
+  }
+  DialMembers();
+  LeaderLeaseDuties(now);
+  if (raft->role() == core::raft::Role::kLeader) ManageMembership();
+  if (now - last_keepalive_us_ >= lease_options_.keepalive_interval) {
+    last_keepalive_us_ = now;
+    SendKeepalive(now);
+  }
+  // Leaving: done once the commands proposed before leaving are applied (sessions closed)
+  // and, for a leader, once leadership has moved — or at the deadline.
+  const bool handed_over = raft->role() != core::raft::Role::kLeader ||
+                           raft->config().members_size() <= 1;
+  if (leave_done_ && ((handed_over && log_->unapplied() == 0) || now_ms >= leave_deadline_ms_)) {
+    auto done = std::move(leave_done_);
+    leave_done_ = nullptr;
+    done();
+  }
+}
+
+void Cluster::OnApplied() {
+  if (stopping_ || !started_) return;
+  node_lease_.OnApplied(log_->applied_index());
+  LeaderLeaseDuties(NowUs());
+  CheckLapse();
+}
+
+// ---------------------------------------------------------------- leave, stop, reload, status
+
+void Cluster::Leave(std::function<void()> done) {
+  if (!started_ || stopping_) {
+    done();
+    return;
+  }
+  leave_done_ = std::move(done);
+  leave_deadline_ms_ = uv_now(loop_) + 2 * options_.election_timeout_us / 1000;
+  const core::raft::Raft* raft = log_->raft();
+  if (raft->role() != core::raft::Role::kLeader) return;  // Tick waits for the log to drain
+  std::string best;
+  uint64_t best_match = 0;
+  for (const core::raft::PeerProgress& p : raft->progress()) {
+    if (!p.voter || !transport_->IsConnected(p.id)) continue;
+    if (best.empty() || p.match > best_match) {
+      best = p.id;
+      best_match = p.match;
+    }
+  }
+  if (best.empty()) return;
+  Status st = log_->TransferLeadership(best);
+  if (!st.ok()) {
+    Log("cannot hand over leadership: " + st.ToString());
+    return;
+  }
+  Log("leaving: handing leadership to " + best);
+}
+
+void Cluster::Stop(std::function<void()> done) {
+  stopping_ = true;
+  stop_done_ = std::move(done);
+  if (leave_done_) {
+    auto d = std::move(leave_done_);
+    leave_done_ = nullptr;
+    d();
+  }
+  log_->SetSender(nullptr);
+  stop_waits_ = 1;  // this function's own, released at its end
+  if (started_) {
+    stop_waits_ += 2;
+    uv_close(reinterpret_cast<uv_handle_t*>(&tick_timer_), OnHandleClosed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&lapse_timer_), OnHandleClosed);
+  }
+  for (PeerTransport* t : {failed_transport_.get(), transport_.get()}) {
+    if (t == nullptr) continue;
+    ++stop_waits_;
+    t->Stop([this] { StopStep(); });
+  }
+  if (discovery_) {
+    ++stop_waits_;
+    discovery_->Close([this] { StopStep(); });
+  }
+  StopStep();
+}
+
+void Cluster::OnHandleClosed(uv_handle_t* h) { static_cast<Cluster*>(h->data)->StopStep(); }
+
+void Cluster::StopStep() {
+  if (--stop_waits_ > 0 || !stop_done_) return;
+  auto d = std::move(stop_done_);
+  stop_done_ = nullptr;
+  d();
+}
+
+Status Cluster::Reload(size_t* cut_off) {
+  if (!transport_) return Status::Unavailable("the mesh is not running");
+  return transport_->Reload(cut_off);
+}
+
+void Cluster::FillStatus(NodeStatus* s) const {
+  s->mesh = true;
+  s->cluster_id = ClusterId();
+  s->security = SecurityLevelName(options_.tls.level);
+  const uint64_t now = NowUs();
+  s->lease_ms = node_lease_.Valid(now)
+                    ? static_cast<int64_t>((node_lease_.valid_until() - now) / 1000)
+                    : -1;
+  s->warnings = warnings_;
+  const core::raft::Raft* raft = log_->raft();
+  if (raft->config().members_size() == 0) s->role = "joining";
+  std::map<std::string, core::raft::PeerProgress> progress;
+  for (const core::raft::PeerProgress& p : raft->progress()) progress[p.id] = p;
+  s->members.clear();
+  for (const pb::Member& m : raft->config().members()) {
+    MemberInfo mi;
+    mi.node_id = m.id();
+    mi.voter = m.voter();
+    mi.role = !m.voter() ? "learner" : m.id() == raft->leader() ? "leader" : "follower";
+    mi.address = m.address();
+    auto peer = peers_.find(m.id());
+    mi.connected = m.id() == options_.node_id || peer != peers_.end();
+    if (peer != peers_.end()) {
+      mi.found_at = peer->second.info.address;
+      if (options_.tls.level != SecurityLevel::kNone) {
+        mi.fingerprint = peer->second.info.fingerprint.ToCompact();
+      }
+    }
+    auto pr = progress.find(m.id());
+    if (pr != progress.end()) {
+      mi.match = pr->second.match;
+      mi.lag = raft->commit_index() > pr->second.match ? raft->commit_index() - pr->second.match
+                                                        : 0;
+    } else if (m.id() == options_.node_id && raft->role() == core::raft::Role::kLeader) {
+      mi.match = raft->last_index();
+    }
+    s->members.push_back(std::move(mi));
+  }
+}
+
+}  // namespace mesh::net
