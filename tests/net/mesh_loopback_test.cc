@@ -1,0 +1,267 @@
+// A mesh of real `lockmesh node` processes on loopback, found through --join (no multicast,
+// no namespaces, no root): formation with --expect, locks from every node, a leader killed,
+// a lock holder's node killed, and certificate reload on SIGHUP (issue 4, acceptance 4).
+// The multi-host behaviour (multicast, partitions, loss) is tested in tests/cluster.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "net/support/process_harness.h"
+
+namespace lockmesh::testing {
+namespace {
+
+using Json = nlohmann::json;
+
+class MeshLoopbackTest : public ProcessTest {
+ protected:
+  void SetUp() override {
+    ProcessTest::SetUp();
+    // Ports of this test process only; CTest may run other tests in parallel.
+    base_port_ = 30000 + static_cast<int>(getpid() % 5000) * 6;
+  }
+
+  std::string Address(int i) const { return "127.0.0.1:" + std::to_string(base_port_ + i); }
+  std::string Socket(int i) const { return Path("n" + std::to_string(i) + ".sock"); }
+  std::string Id(int i) const { return "n" + std::to_string(i); }
+
+  // Starts node i of n (1-based); every node is given every address with --join.
+  Process* StartMeshNode(int i, int n, const std::vector<std::string>& extra = {}) {
+    std::string join;
+    for (int j = 1; j <= n; ++j) join += (join.empty() ? "" : ",") + Address(j);
+    std::vector<std::string> args = {"node",           "--node-id",    Id(i),
+                                     "--socket",       Socket(i),      "--data-dir",
+                                     Path("d" + std::to_string(i)),   "--listen",
+                                     Address(i),       "--join",       join,
+                                     "--no-multicast", "--expect",     std::to_string(n),
+                                     "--session-ttl",  "2",            "--election-timeout",
+                                     "1000"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    Process* p = Lockmesh(Id(i), args);
+    nodes_[i] = p;
+    return p;
+  }
+
+  // `lockmesh status --json` of node i; null JSON if it does not answer.
+  Json Status(int i) {
+    RunResult r = RunLockmesh("status", {"status", "--socket", Socket(i), "--json"},
+                              Millis(10000));
+    if (r.code() != 0) return Json();
+    Json j = Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+    return j.is_discarded() ? Json() : j;
+  }
+
+  // Waits until nodes `which` agree on one cluster id and leader and list `voters` voters.
+  bool WaitFormed(const std::vector<int>& which, int voters, Millis timeout) {
+    return WaitFor(
+        [&] {
+          std::string cluster_id, leader;
+          for (int i : which) {
+            Json s = Status(i);
+            if (s.is_null() || s["cluster_id"].get<std::string>().empty()) return false;
+            int v = 0;
+            for (const Json& m : s["members"]) v += m["voter"].get<bool>() ? 1 : 0;
+            if (v != voters || s["leader_id"].get<std::string>().empty()) return false;
+            if (cluster_id.empty()) {
+              cluster_id = s["cluster_id"];
+              leader = s["leader_id"];
+            } else if (s["cluster_id"] != cluster_id || s["leader_id"] != leader) {
+              return false;
+            }
+          }
+          return true;
+        },
+        timeout, Millis(200));
+  }
+
+  int LeaderIndex(int any) {
+    std::string leader = Status(any).value("leader_id", "");
+    for (auto& [i, p] : nodes_) {
+      if (Id(i) == leader) return i;
+    }
+    return 0;
+  }
+
+  // Runs `lockmesh lock` on node i; returns the run (stdout has the token).
+  RunResult LockOn(int i, const std::string& resource, const std::vector<std::string>& flags = {},
+                   Millis timeout = Millis(30000)) {
+    std::vector<std::string> args = {"lock", "--socket", Socket(i), "--no-autostart"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {resource, "--", "sh", "-c", "echo $LOCKMESH_TOKEN"});
+    return RunLockmesh("lock", args, timeout);
+  }
+
+  std::string NodeLog(int i) { return nodes_[i] ? nodes_[i]->Stderr() : ""; }
+
+  int base_port_ = 0;
+  std::map<int, Process*> nodes_;
+};
+
+TEST_F(MeshLoopbackTest, ThreeNodesFormOneClusterAndServeLocksEverywhere) {
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3);
+  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)))
+      << NodeLog(1) << "\n---\n" << NodeLog(2) << "\n---\n" << NodeLog(3);
+  uint64_t last = 0;
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 1; i <= 3; ++i) {
+      RunResult r = LockOn(i, "shared-resource");
+      ASSERT_EQ(r.code(), 0) << r.Describe();
+      uint64_t token = std::stoull(r.out);
+      EXPECT_GT(token, last) << "fencing tokens must rise across nodes";
+      last = token;
+    }
+  }
+  // The lowest id bootstrapped the cluster; the others joined as learners and were promoted.
+  EXPECT_NE(NodeLog(1).find("bootstrapped cluster"), std::string::npos) << NodeLog(1);
+  EXPECT_NE(NodeLog(2).find("to join cluster"), std::string::npos) << NodeLog(2);
+}
+
+TEST_F(MeshLoopbackTest, LeaderKilledAnotherTakesOverAndHeldLocksStayHeld) {
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3);
+  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));
+  int leader = LeaderIndex(1);
+  ASSERT_NE(leader, 0);
+  int holder_node = leader == 3 ? 2 : 3;
+  int other = 6 - leader - holder_node;
+  // A lock held through a follower survives the leader's death.
+  Process* holder = Lockmesh("holder", {"lock", "--socket", Socket(holder_node), "--no-autostart",
+                                        "held", "--", "sleep", "600"});
+  ASSERT_TRUE(WaitFor([&] { return LockOn(other, "held", {"-n"}).code() == 98; }, Millis(20000)));
+  nodes_[leader]->Kill();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Json s = Status(other);
+        return !s.is_null() && !s["leader_id"].get<std::string>().empty() &&
+               s["leader_id"] != Id(leader);
+      },
+      Millis(20000), Millis(100)))
+      << NodeLog(other);
+  RunResult r = LockOn(other, "after-failover", {}, Millis(20000));
+  EXPECT_EQ(r.code(), 0) << r.Describe();
+  // Still held by the holder (whose node kept its lease through the new leader).
+  EXPECT_EQ(LockOn(other, "held", {"-n"}).code(), 98);
+  EXPECT_TRUE(holder->Running());
+}
+
+TEST_F(MeshLoopbackTest, LockOfAKilledNodeIsGrantedElsewhereWithinSessionTtl) {
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3);
+  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));
+  int leader = LeaderIndex(1);
+  int victim = leader == 3 ? 2 : 3;  // not the leader: the ttl alone is measured
+  int waiter_node = 6 - leader - victim;
+  Process* holder = Lockmesh("holder", {"lock", "--socket", Socket(victim), "--no-autostart",
+                                        "moving", "--", "sleep", "600"});
+  ASSERT_TRUE(
+      WaitFor([&] { return LockOn(waiter_node, "moving", {"-n"}).code() == 98; }, Millis(20000)));
+  Process* waiter =
+      Lockmesh("waiter", {"lock", "--socket", Socket(waiter_node), "--no-autostart", "-w", "60",
+                          "moving", "--", "sh", "-c", "echo granted"});
+  usleep(300 * 1000);
+  auto killed = Clock::now();
+  nodes_[victim]->Kill();
+  holder->Kill();
+  auto st = waiter->Wait(Millis(30000));
+  ASSERT_TRUE(st.has_value());
+  double seconds = std::chrono::duration<double>(Clock::now() - killed).count();
+  EXPECT_EQ(st->code, 0) << waiter->Stderr();
+  // session ttl 2 s + 2 s (the bound of issue 5), measured with the waiter's exit (later
+  // than the grant itself).
+  EXPECT_LT(seconds, 4.0) << NodeLog(leader);
+}
+
+// ---------------------------------------------------------------- certificates (SIGHUP)
+
+class MeshReloadTest : public MeshLoopbackTest {
+ protected:
+  void MakeCerts() {
+    ASSERT_EQ(RunLockmesh("ca", {"cert", "ca", "--out", Path("ca")}).code(), 0);
+    ASSERT_EQ(RunLockmesh("ca2", {"cert", "ca", "--out", Path("ca2")}).code(), 0);
+    for (int i = 1; i <= 2; ++i) {
+      ASSERT_EQ(RunLockmesh("cert", {"cert", "node", "--ca", Path("ca"), "--cn", Id(i), "--out",
+                                     Path("c" + std::to_string(i))})
+                    .code(),
+                0);
+      // Each node reads its own copy of the CA, so one node's CA can change alone.
+      WriteFile(Path("ca-of-" + Id(i) + ".pem"), ReadFile(Path("ca/cert.pem")));
+    }
+  }
+  std::vector<std::string> TlsArgs(int i) {
+    std::string dir = Path("c" + std::to_string(i));
+    return {"--security", "mutual",          "--tls-cert", dir + "/cert.pem",
+            "--tls-key",  dir + "/key.pem", "--tls-ca",   Path("ca-of-" + Id(i) + ".pem")};
+  }
+  bool Connected(int at, int peer) {
+    Json s = Status(at);
+    if (s.is_null()) return false;
+    for (const Json& m : s["members"]) {
+      if (m["node_id"] == Id(peer)) return m["connected"].get<bool>();
+    }
+    return false;
+  }
+  std::string FingerprintSeen(int at, int peer) {
+    Json s = Status(at);
+    if (s.is_null()) return "";
+    for (const Json& m : s["members"]) {
+      if (m["node_id"] == Id(peer) && m["connected"].get<bool>()) return m["fingerprint"];
+    }
+    return "";
+  }
+  std::string FingerprintOf(const std::string& cert) {
+    RunResult r = RunLockmesh("show", {"cert", "show", "--json", cert});
+    Json j = Json::parse(r.out, nullptr, false);
+    if (j.is_discarded()) return "";
+    return j["certificates"][0]["fingerprint"];
+  }
+};
+
+TEST_F(MeshReloadTest, PeerWhoseCertificateNoLongerVerifiesIsCutOffOnSighup) {
+  MakeCerts();
+  for (int i = 1; i <= 2; ++i) StartMeshNode(i, 2, TlsArgs(i));
+  ASSERT_TRUE(WaitFormed({1, 2}, 2, Millis(30000))) << NodeLog(1) << "\n---\n" << NodeLog(2);
+  ASSERT_TRUE(Connected(1, 2));
+  // Node 1 now trusts another CA only: node 2's certificate no longer verifies there.
+  WriteFile(Path("ca-of-n1.pem"), ReadFile(Path("ca2/cert.pem")));
+  nodes_[1]->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return !Connected(1, 2); }, Millis(20000), Millis(100)))
+      << NodeLog(1);
+  // And it stays out: node 2 redials and is refused every time.
+  for (int k = 0; k < 10; ++k) {
+    usleep(300 * 1000);
+    EXPECT_FALSE(Connected(1, 2));
+  }
+  EXPECT_NE(NodeLog(1).find("certificates reloaded"), std::string::npos) << NodeLog(1);
+  EXPECT_NE(NodeLog(1).find("n2"), std::string::npos);
+}
+
+TEST_F(MeshReloadTest, NewConnectionsUseTheReloadedCertificate) {
+  MakeCerts();
+  for (int i = 1; i <= 2; ++i) StartMeshNode(i, 2, TlsArgs(i));
+  ASSERT_TRUE(WaitFormed({1, 2}, 2, Millis(30000)));
+  const std::string old_fp = FingerprintOf(Path("c2/cert.pem"));
+  ASSERT_FALSE(old_fp.empty());
+  ASSERT_TRUE(WaitFor([&] { return FingerprintSeen(1, 2) == old_fp; }, Millis(10000)));
+  // A new certificate for node 2 (same CA, new key) in place of the old files, then SIGHUP.
+  ASSERT_EQ(RunLockmesh("cert", {"cert", "node", "--ca", Path("ca"), "--cn", Id(2), "--out",
+                                 Path("c2new")})
+                .code(),
+            0);
+  WriteFile(Path("c2/cert.pem"), ReadFile(Path("c2new/cert.pem")));
+  WriteFile(Path("c2/key.pem"), ReadFile(Path("c2new/key.pem")));
+  const std::string new_fp = FingerprintOf(Path("c2/cert.pem"));
+  ASSERT_NE(new_fp, old_fp);
+  nodes_[2]->Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return NodeLog(2).find("certificates reloaded") != std::string::npos; },
+                      Millis(10000)));
+  // The running link keeps the old certificate; a new connection (node 1 restarted) shows
+  // node 2's new one.
+  nodes_[1]->Kill();
+  StartMeshNode(1, 2, TlsArgs(1));
+  EXPECT_TRUE(WaitFor([&] { return FingerprintSeen(1, 2) == new_fp; }, Millis(30000),
+                      Millis(200)))
+      << NodeLog(1) << "\n---\n" << NodeLog(2);
+}
+
+}  // namespace
+}  // namespace lockmesh::testing
