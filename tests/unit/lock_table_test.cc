@@ -784,6 +784,24 @@ TEST_F(LockTableTest, ExpireNodeEndsOnlyThatNode) {
   EXPECT_EQ(Apply(ExpireCmd("nobody")).result.code(), pb::RELEASED);
 }
 
+TEST_F(LockTableTest, ExpireNodeBelowAClientIdSparesNewerSessions) {
+  // A restarted node expires its earlier runs' sessions (ids below its first new one) and
+  // keeps the sessions it has opened since, even if the expiry is applied after them.
+  const pb::SessionKey old1 = Open("n1", 5), old2 = Open("n1", 99), fresh = Open("n1", 100);
+  ASSERT_EQ(Acquire(old1, "R").result.code(), pb::GRANTED);
+  const ApplyResult waiting = Acquire(fresh, "R");
+  ASSERT_EQ(waiting.result.code(), pb::QUEUED);
+  pb::Command cmd = ExpireCmd("n1");
+  cmd.mutable_expire_node()->set_below_client_id(100);
+  const ApplyResult expired = Apply(cmd);
+  EXPECT_EQ(expired.result.code(), pb::RELEASED);
+  EXPECT_FALSE(table_.HasSession(old1));
+  EXPECT_FALSE(table_.HasSession(old2));
+  EXPECT_TRUE(table_.HasSession(fresh));
+  ASSERT_EQ(expired.grants.size(), 1u);  // the newer session inherits the lock in FIFO order
+  EXPECT_EQ(expired.grants[0].lock_id, waiting.result.lock_id());
+}
+
 // ---------------------------------------------------------------- no_create
 
 TEST_F(LockTableTest, NoCreateCantWaitOrWaitsForCreation) {
