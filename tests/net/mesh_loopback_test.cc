@@ -171,6 +171,68 @@ TEST_F(MeshLoopbackTest, LockOfAKilledNodeIsGrantedElsewhereWithinSessionTtl) {
   EXPECT_LT(seconds, 4.0) << NodeLog(leader);
 }
 
+TEST_F(MeshLoopbackTest, SigtermOnTheLeaderHandsLeadershipOver) {
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3);
+  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));
+  int leader = LeaderIndex(1);
+  ASSERT_NE(leader, 0);
+  int other = leader == 1 ? 2 : 1;
+  nodes_[leader]->Signal(SIGTERM);
+  auto st = nodes_[leader]->Wait(Millis(20000));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->code, 0) << NodeLog(leader);
+  EXPECT_NE(NodeLog(leader).find("handing leadership to"), std::string::npos) << NodeLog(leader);
+  // The new leader was chosen by the transfer, not by an election after a timeout: it is
+  // known at once (well within one election timeout of the old leader's exit).
+  auto exited = Clock::now();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Json s = Status(other);
+        return !s.is_null() && !s["leader_id"].get<std::string>().empty() &&
+               s["leader_id"] != Id(leader);
+      },
+      Millis(20000), Millis(50)));
+  EXPECT_LT(SecondsSince(exited), 1.0);
+  EXPECT_EQ(LockOn(other, "after-leave").code(), 0);
+}
+
+TEST_F(MeshLoopbackTest, TwoClustersOfOneNameStayApartAndSaySo) {
+  // Two one-node clusters, made apart (each joins only itself)...
+  for (int i = 1; i <= 2; ++i) {
+    Process* p = Lockmesh(Id(i), {"node", "--node-id", Id(i), "--socket", Socket(i), "--data-dir",
+                                  Path("d" + std::to_string(i)), "--listen", Address(i),
+                                  "--no-multicast", "--join", Address(i)});
+    nodes_[i] = p;
+  }
+  ASSERT_TRUE(WaitFormed({1}, 1, Millis(30000)));
+  ASSERT_TRUE(WaitFormed({2}, 1, Millis(30000)));
+  const std::string id1 = Status(1)["cluster_id"], id2 = Status(2)["cluster_id"];
+  ASSERT_NE(id1, id2);
+  // ... then node 2 restarts knowing node 1's address: the two meet.
+  nodes_[2]->Signal(SIGTERM);
+  ASSERT_TRUE(nodes_[2]->Wait(Millis(20000)).has_value());
+  nodes_[2] = Lockmesh("n2-again", {"node", "--node-id", Id(2), "--socket", Socket(2),
+                                    "--data-dir", Path("d2"), "--listen", Address(2),
+                                    "--no-multicast", "--join", Address(1)});
+  auto warned = [&](int i) {
+    Json s = Status(i);
+    if (s.is_null()) return false;
+    for (const Json& w : s["warnings"]) {
+      if (w.get<std::string>().find("second cluster") != std::string::npos) return true;
+    }
+    return false;
+  };
+  ASSERT_TRUE(WaitFor([&] { return warned(1) && warned(2); }, Millis(30000), Millis(200)))
+      << NodeLog(1) << "\n---\n" << nodes_[2]->Stderr();
+  // Never merged: each keeps its own id, members and locks.
+  EXPECT_EQ(Status(1)["cluster_id"], id1);
+  EXPECT_EQ(Status(2)["cluster_id"], id2);
+  EXPECT_EQ(Status(1)["members"].size(), 1u);
+  EXPECT_EQ(Status(2)["members"].size(), 1u);
+  EXPECT_EQ(LockOn(1, "x").code(), 0);
+  EXPECT_EQ(LockOn(2, "x").code(), 0);
+}
+
 // ---------------------------------------------------------------- certificates (SIGHUP)
 
 class MeshReloadTest : public MeshLoopbackTest {
