@@ -346,6 +346,7 @@ void Cluster::SendKeepalive(uint64_t now) {
     if (leader_leases_.OnKeepalive(now, ka, log_->HasLeaderLease(), options_.node_id,
                                    log_->last_index(), &ack)) {
       node_lease_.OnAck(ack, log_->applied_index());
+      CheckLapse();
     }
     return;
   }
@@ -356,6 +357,14 @@ void Cluster::SendKeepalive(uint64_t now) {
 }
 
 bool Cluster::LeaseValid() const { return node_lease_.Valid(NowUs()); }
+
+void Cluster::RequestLease() {
+  if (stopping_ || !started_) return;
+  const uint64_t now = NowUs();
+  if (now - last_keepalive_us_ < 20'000) return;  // one is on its way
+  last_keepalive_us_ = now;
+  SendKeepalive(now);
+}
 
 void Cluster::CheckLapse() {
   if (stopping_) return;

@@ -126,6 +126,8 @@ class Cluster {
 
   /// True if this node's clients may be told of grants now: the lease holds.
   bool LeaseValid() const;
+  /// A grant waits for the lease: send a keepalive now rather than at the next interval.
+  void RequestLease();
 
   /// Re-reads the TLS files (SIGHUP); see PeerTransport::Reload.
   Status Reload(size_t* cut_off);

@@ -591,6 +591,7 @@ class NodeImpl final : public Node {
       // client hears of it: hold it until an acknowledgement (which implies the log is
       // applied past any expiry of our sessions) makes the lease valid again.
       deferred_grants_.push_back({c->serial, request_id, r});
+      cluster_->RequestLease();
       return;
     }
     CorkForBatch(c);

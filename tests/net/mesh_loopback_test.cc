@@ -233,6 +233,21 @@ TEST_F(MeshLoopbackTest, TwoClustersOfOneNameStayApartAndSaySo) {
   EXPECT_EQ(LockOn(2, "x").code(), 0);
 }
 
+TEST_F(MeshLoopbackTest, EmbeddedNodeExampleTakesLocksThroughItsOwnNode) {
+  // apps/examples/embedded_node: mesh::Node and mesh::AsyncClient on one libuv loop.
+  const std::string bin = LockmeshBinary().substr(0, LockmeshBinary().rfind('/')) +
+                          "/embedded_node";
+  Process* p = Spawn("embedded", {bin, "--node-id", "emb", "--data-dir", Path("emb"),
+                                  "--socket", Socket(1), "--listen", Address(1), "--join",
+                                  Address(1), "--no-multicast", "--cycles", "3"});
+  RunResult r = Finish(p, Millis(60000));
+  EXPECT_EQ(r.code(), 0) << r.Describe();
+  size_t count = 0;
+  for (size_t at = 0; (at = r.out.find("fencing token", at)) != std::string::npos; ++at) ++count;
+  EXPECT_EQ(count, 3u) << r.out;
+  EXPECT_NE(r.err.find("node stopped"), std::string::npos) << r.err;
+}
+
 // ---------------------------------------------------------------- certificates (SIGHUP)
 
 class MeshReloadTest : public MeshLoopbackTest {
