@@ -228,6 +228,30 @@ bool CommandLog::HasLeaderLease() const {
   return raft_ && failure_.ok() && raft_->HasLeaderLease(NowUs());
 }
 
+void CommandLog::ForgetSession(const pb::SessionKey& session) {
+  // A session being closed must not be re-opened, nor get a lock, by a late retry of its
+  // own commands (a retried OpenSession applied after the close would open a session that
+  // nobody will ever close). Copies already sent can still arrive; the close is ordered
+  // after them whenever the leader does not change in between.
+  auto same = [&](const pb::SessionKey& k) {
+    return k.node_id() == session.node_id() && k.client_id() == session.client_id();
+  };
+  for (auto it = unapplied_.begin(); it != unapplied_.end();) {
+    pb::Command c;
+    bool drop = false;
+    if (c.ParseFromString(it->first)) {
+      switch (c.body_case()) {
+        case pb::Command::kOpenSession: drop = same(c.open_session().session()); break;
+        case pb::Command::kAcquire: drop = same(c.acquire().session()); break;
+        case pb::Command::kRelease: drop = same(c.release().session()); break;
+        case pb::Command::kCancel: drop = same(c.cancel().session()); break;
+        default: break;
+      }
+    }
+    it = drop ? unapplied_.erase(it) : std::next(it);
+  }
+}
+
 void CommandLog::RetryUnapplied() {
   if (options_.standalone || unapplied_.empty() || raft_->leader().empty()) return;
   const uint64_t now = NowUs();
@@ -258,7 +282,10 @@ void CommandLog::ProposePending() {
   for (; taken < pending_.size(); ++taken) {
     std::string data;
     pending_[taken].SerializeToString(&data);
-    if (!options_.standalone) unapplied_[data] = now;
+    if (!options_.standalone) {
+      if (pending_[taken].has_close_session()) ForgetSession(pending_[taken].close_session().session());
+      unapplied_[data] = now;
+    }
     Status st = raft_->Propose(now, std::move(data));
     // No leader yet (an election under way): keep the rest for the next tick.
     if (st.IsUnavailable()) break;

@@ -138,6 +138,8 @@ class CommandLog {
   void MaybeSnapshot();
   /// Re-proposes commands not applied within an election timeout (mesh only).
   void RetryUnapplied();
+  /// Stops retrying the commands of `session` (it is being closed).
+  void ForgetSession(const pb::SessionKey& session);
 
   uv_loop_t* loop_;
   Options options_;
