@@ -47,6 +47,24 @@ std::string JoinHostPort(const std::string& host, const std::string& port) {
   return host + ":" + port;
 }
 
+// "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack listener) -> "10.0.0.1".
+std::string Unmapped(const std::string& host) {
+  static const std::string kPrefix = "::ffff:";
+  if (host.size() > kPrefix.size() && host.compare(0, kPrefix.size(), kPrefix) == 0 &&
+      host.find('.') != std::string::npos) {
+    return host.substr(kPrefix.size());
+  }
+  return host;
+}
+
+// The same for "host:port" / "[host]:port".
+std::string UnmappedAddress(const std::string& address) {
+  std::string host, port;
+  SplitHostPort(address, &host, &port);
+  if (port.empty()) return address;
+  return JoinHostPort(Unmapped(host), port);
+}
+
 bool Unspecified(const std::string& host) {
   return host.empty() || host == "0.0.0.0" || host == "::";
 }
@@ -291,7 +309,7 @@ std::string Cluster::AddressOf(const PeerInfo& info, const std::string& claimed)
   SplitHostPort(info.listen_address, &listen_host, &listen_port);
   if (port.empty()) port = listen_port;
   if (port.empty()) port = std::to_string(kDefaultPeerPort);
-  return JoinHostPort(conn_host, port);
+  return JoinHostPort(Unmapped(conn_host), port);
 }
 
 void Cluster::OnJoinRequest(const std::string& from, pb::JoinRequest req) {
@@ -496,6 +514,15 @@ void Cluster::Form() {
 }
 
 void Cluster::ManageMembership() {
+  // Proposing drives the log, whose apply callback comes back here: one level only (the
+  // loop below holds iterators).
+  if (in_membership_) return;
+  in_membership_ = true;
+  ManageMembershipOnce();
+  in_membership_ = false;
+}
+
+void Cluster::ManageMembershipOnce() {
   const core::raft::Raft* raft = log_->raft();
   const uint64_t now = NowUs();
   const pb::ClusterConfig& config = raft->config();
@@ -655,6 +682,16 @@ void Cluster::OnApplied() {
   node_lease_.OnApplied(log_->applied_index());
   LeaderLeaseDuties(NowUs());
   CheckLapse();
+  // The next membership change can go as soon as the last one is applied, rather than at
+  // the next tick (formation makes several in a row).
+  const core::raft::Raft* raft = log_->raft();
+  if (raft->role() != core::raft::Role::kLeader) return;
+  int voters = 0;
+  for (const pb::Member& m : raft->config().members()) voters += m.voter() ? 1 : 0;
+  if (!pending_joins_.empty() ||
+      (voters < options_.voters && raft->config().members_size() > voters)) {
+    ManageMembership();
+  }
 }
 
 // ---------------------------------------------------------------- leave, stop, reload, status
@@ -750,7 +787,7 @@ void Cluster::FillStatus(NodeStatus* s) const {
     auto peer = peers_.find(m.id());
     mi.connected = m.id() == options_.node_id || peer != peers_.end();
     if (peer != peers_.end()) {
-      mi.found_at = peer->second.info.address;
+      mi.found_at = UnmappedAddress(peer->second.info.address);
       if (options_.tls.level != SecurityLevel::kNone) {
         mi.fingerprint = peer->second.info.fingerprint.ToCompact();
       }
