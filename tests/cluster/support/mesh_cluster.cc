@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <random>
 #include <sstream>
 
@@ -436,21 +437,22 @@ Process* MeshCluster::RestartNode(size_t i) {
 }
 
 void MeshCluster::CrashHost(size_t i) {
-  KillNode(i);
-  // Everything else in the namespace: clients, their commands (own process groups).
+  // Everything in the namespace stops at once, as in a power cut: first SIGSTOP to all (so that
+  // no survivor sees another die and reacts, e.g. a client stopping its command because its
+  // node went away), then SIGKILL to all. A few rounds, in case something forked meanwhile.
   for (int round = 0; round < 5; ++round) {
-    std::istringstream pids(RunCommand({"ip", "netns", "pids", net_->host(i).netns}).output);
-    bool any = false;
-    for (std::string line; std::getline(pids, line);) {
+    std::istringstream lines(RunCommand({"ip", "netns", "pids", net_->host(i).netns}).output);
+    std::vector<pid_t> pids;
+    for (std::string line; std::getline(lines, line);) {
       pid_t pid = static_cast<pid_t>(atoi(line.c_str()));
-      if (pid > 1 && pid != getpid()) {
-        kill(pid, SIGKILL);
-        any = true;
-      }
+      if (pid > 1 && pid != getpid()) pids.push_back(pid);
     }
-    if (!any) break;
+    if (pids.empty()) break;
+    for (pid_t pid : pids) kill(pid, SIGSTOP);
+    for (pid_t pid : pids) kill(pid, SIGKILL);
     usleep(20 * 1000);
   }
+  KillNode(i);  // reaps it
 }
 
 std::string MeshCluster::NodeLog(size_t i) const {
@@ -599,7 +601,41 @@ std::vector<std::string> MeshCluster::LockArgv(size_t i, const std::string& reso
 CommandResult MeshCluster::Lock(size_t i, const std::string& resource,
                                 const std::vector<std::string>& flags,
                                 const std::vector<std::string>& command, Millis timeout) const {
-  return net_->Exec(i, LockArgv(i, resource, flags, command), timeout);
+  // A Process of our own rather than Exec, so that a lock that hangs past `timeout` can be
+  // described (its node's status and lock table) before it is killed. Thread-safe: the
+  // cluster's process list is not touched.
+  static std::atomic<int> counter{0};
+  std::string base = Path("client-" + std::to_string(getpid()) + "-" + std::to_string(counter++));
+  ProcessOptions po;
+  po.argv = {"ip", "netns", "exec", net_->host(i).netns};
+  std::vector<std::string> lock = LockArgv(i, resource, flags, command);
+  po.argv.insert(po.argv.end(), lock.begin(), lock.end());
+  po.stdout_path = base + ".out";
+  po.stderr_path = base + ".err";
+  CommandResult result;
+  {
+    Process p(po);
+    if (!p.ok()) {
+      result.output = "cannot start lockmesh lock: " + p.error();
+      return result;
+    }
+    std::optional<ExitStatus> st = p.Wait(timeout);
+    if (st) {
+      result.code = st->exited() ? st->code : 128 + st->signal;
+    } else {
+      NodeView v = Status(i);
+      CommandResult locks =
+          RunCommand({LockmeshBinary(), "locks", "--socket", Socket(i), "--json"}, Millis(5000));
+      result.output = "(lockmesh lock still running after " + std::to_string(timeout.count()) +
+                      " ms; killed. Its node then: " + v.Summary() + "\n  locks: " +
+                      locks.output.substr(0, 2000) + ")\n";
+      p.Kill();
+    }
+  }
+  result.output = ReadFile(base + ".out") + ReadFile(base + ".err") + result.output;
+  unlink((base + ".out").c_str());
+  unlink((base + ".err").c_str());
+  return result;
 }
 
 uint64_t MeshCluster::LockToken(size_t i, const std::string& resource, CommandResult* result,

@@ -183,7 +183,9 @@ class MeshCluster {
   std::vector<std::string> LockArgv(size_t i, const std::string& resource,
                                     const std::vector<std::string>& flags,
                                     const std::vector<std::string>& command) const;
-  /// Runs a lock on host i (inside its namespace) to completion. Output: stdout and stderr.
+  /// Runs a lock on host i (inside its namespace) to completion. Output: stdout and stderr
+  /// (and, if it ran past `timeout` and was killed, code -1 and its node's status and locks).
+  /// Thread-safe.
   CommandResult Lock(size_t i, const std::string& resource,
                      const std::vector<std::string>& flags = {},
                      const std::vector<std::string>& command = {"true"},
