@@ -1,5 +1,7 @@
 #include "net/cluster.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <random>
@@ -67,6 +69,32 @@ std::string UnmappedAddress(const std::string& address) {
 
 bool Unspecified(const std::string& host) {
   return host.empty() || host == "0.0.0.0" || host == "::";
+}
+
+// This host's first global address: IPv4 if it has one, else IPv6; "" if none.
+std::string FirstGlobalAddress() {
+  uv_interface_address_t* list = nullptr;
+  int count = 0;
+  if (uv_interface_addresses(&list, &count) != 0) return "";
+  std::string v4, v6;
+  char text[INET6_ADDRSTRLEN] = {0};
+  for (int i = 0; i < count; ++i) {
+    const uv_interface_address_t& a = list[i];
+    if (a.is_internal) continue;
+    if (a.address.address4.sin_family == AF_INET && v4.empty()) {
+      uint32_t ip = ntohl(a.address.address4.sin_addr.s_addr);
+      if ((ip >> 16) == 0xA9FE) continue;  // 169.254/16: link-local
+      uv_ip4_name(&a.address.address4, text, sizeof text);
+      v4 = text;
+    } else if (a.address.address6.sin6_family == AF_INET6 && v6.empty()) {
+      const uint8_t* b = a.address.address6.sin6_addr.s6_addr;
+      if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) continue;  // fe80::/10: link-local
+      uv_ip6_name(&a.address.address6, text, sizeof text);
+      v6 = text;
+    }
+  }
+  uv_free_interface_addresses(list, count);
+  return !v4.empty() ? v4 : v6;
 }
 
 }  // namespace
@@ -300,6 +328,16 @@ void Cluster::OnGossip(const std::string& from, const pb::MeshGossip& g) {
   }
 }
 
+std::string Cluster::SelfAddress() const {
+  if (!options_.advertise.empty()) return options_.advertise;
+  const std::string port = std::to_string(transport_->listen_port());
+  std::string host, listen_port;
+  SplitHostPort(options_.listen, &host, &listen_port);
+  if (!Unspecified(host)) return JoinHostPort(host, port);
+  host = FirstGlobalAddress();
+  return host.empty() ? "" : JoinHostPort(host, port);
+}
+
 std::string Cluster::AddressOf(const PeerInfo& info, const std::string& claimed) const {
   std::string host, port;
   SplitHostPort(claimed, &host, &port);
@@ -487,7 +525,7 @@ void Cluster::Form() {
     }
     pb::PeerEnvelope env;
     env.mutable_join()->set_node_id(options_.node_id);
-    env.mutable_join()->set_address(options_.advertise);
+    env.mutable_join()->set_address(SelfAddress());
     env.mutable_join()->set_cluster_id(joining_cluster_id_);
     transport_->Send(to, env);
     Log("asking " + to + " to join cluster " + joining_cluster_id_ + " as a learner");
@@ -502,7 +540,7 @@ void Cluster::Form() {
   pb::Member* self = config.add_members();
   self->set_id(options_.node_id);
   self->set_voter(true);
-  self->set_address(options_.advertise);
+  self->set_address(SelfAddress());
   Status st = log_->Bootstrap(config);
   if (!st.ok()) {
     Log("cannot bootstrap a cluster: " + st.ToString());
@@ -654,7 +692,7 @@ void Cluster::Tick() {
     if (!to.empty()) {
       pb::PeerEnvelope env;
       env.mutable_join()->set_node_id(options_.node_id);
-      env.mutable_join()->set_address(options_.advertise);
+      env.mutable_join()->set_address(SelfAddress());
       env.mutable_join()->set_cluster_id(ClusterId());
       transport_->Send(to, env);
     }

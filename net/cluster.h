@@ -175,6 +175,10 @@ class Cluster {
   bool InConfig() const;
   bool IsMember(const std::string& id) const;
   std::string AddressOf(const PeerInfo& info, const std::string& claimed) const;
+  /// HOST:PORT written in the configuration for this node: --advertise, else a specific
+  /// --listen host, else this host's first global address (IPv4 first), with the listener's
+  /// port; "" if there is none.
+  std::string SelfAddress() const;
 
   uv_loop_t* loop_;
   ClusterOptions options_;
