@@ -698,6 +698,7 @@ void Cluster::Tick() {
     }
   }
   DialMembers();
+  log_->Retry();
   LeaderLeaseDuties(now);
   if (raft->role() == core::raft::Role::kLeader) ManageMembership();
   if (now - last_keepalive_us_ >= lease_options_.keepalive_interval) {

@@ -1,5 +1,7 @@
 #include "net/command_log.h"
 
+#include <algorithm>
+
 #include "core/raft/raft_storage.h"
 
 namespace mesh::net {
@@ -256,13 +258,29 @@ void CommandLog::RetryUnapplied() {
   if (options_.standalone || unapplied_.empty() || raft_->leader().empty()) return;
   const uint64_t now = NowUs();
   const uint64_t after = options_.election_timeout_us;
-  // Oldest first would be nicer, but order does not matter for correctness: every command
-  // of one session carries its seq, and the table applies each (session, seq) once.
-  for (auto& [data, when] : unapplied_) {
-    if (now - when < after) continue;
-    if (!raft_->Propose(now, data).ok()) break;  // no leader after all: next tick
-    when = now;
+  const std::string& leader = raft_->leader();
+  // In the order first proposed: the table applies a session's commands only in seq order
+  // (and none before its OpenSession), so a reordered retry would be refused.
+  std::vector<std::pair<uint64_t, std::unordered_map<std::string, Proposed>::value_type*>> due;
+  for (auto& entry : unapplied_) {
+    const Proposed& p = entry.second;
+    if (p.leader == leader && now - p.when < after) continue;
+    due.emplace_back(p.order, &entry);
   }
+  std::sort(due.begin(), due.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [order, entry] : due) {
+    if (!raft_->Propose(now, entry->first).ok()) break;  // no leader after all: next time
+    entry->second.when = now;
+    entry->second.leader = leader;
+  }
+}
+
+void CommandLog::Retry() {
+  if (!failure_.ok() || closing_ || !raft_ || options_.standalone) return;
+  RetryUnapplied();
+  ProposePending();
+  Drive();
 }
 
 void CommandLog::Flush() {
@@ -284,7 +302,7 @@ void CommandLog::ProposePending() {
     pending_[taken].SerializeToString(&data);
     if (!options_.standalone) {
       if (pending_[taken].has_close_session()) ForgetSession(pending_[taken].close_session().session());
-      unapplied_[data] = now;
+      unapplied_[data] = Proposed{now, raft_->leader(), ++proposal_order_};
     }
     Status st = raft_->Propose(now, std::move(data));
     // No leader yet (an election under way): keep the rest for the next tick.
