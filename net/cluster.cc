@@ -227,6 +227,12 @@ Status Cluster::Start() {
   lapse_timer_.data = this;
   uv_timer_start(&tick_timer_, OnTick, kTickMs, kTickMs);
   started_ = true;
+  if (options_.session_ttl_us < 3 * options_.election_timeout_us) {
+    Log("warning: --session-ttl " + std::to_string(options_.session_ttl_us / 1000) +
+        " ms is less than 3 election timeouts (" +
+        std::to_string(3 * options_.election_timeout_us / 1000) +
+        " ms): a leader change may outlast the session lease, and clients then lose their locks");
+  }
   if (options_.tls.level == SecurityLevel::kNone) {
     Log("warning: --security none: any host on this network that uses the cluster name '" +
         options_.cluster + "' may join this cluster and take or release its locks");
