@@ -1,5 +1,7 @@
 #include "net/cluster.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <random>
@@ -47,8 +49,52 @@ std::string JoinHostPort(const std::string& host, const std::string& port) {
   return host + ":" + port;
 }
 
+// "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack listener) -> "10.0.0.1".
+std::string Unmapped(const std::string& host) {
+  static const std::string kPrefix = "::ffff:";
+  if (host.size() > kPrefix.size() && host.compare(0, kPrefix.size(), kPrefix) == 0 &&
+      host.find('.') != std::string::npos) {
+    return host.substr(kPrefix.size());
+  }
+  return host;
+}
+
+// The same for "host:port" / "[host]:port".
+std::string UnmappedAddress(const std::string& address) {
+  std::string host, port;
+  SplitHostPort(address, &host, &port);
+  if (port.empty()) return address;
+  return JoinHostPort(Unmapped(host), port);
+}
+
 bool Unspecified(const std::string& host) {
   return host.empty() || host == "0.0.0.0" || host == "::";
+}
+
+// This host's first global address: IPv4 if it has one, else IPv6; "" if none.
+std::string FirstGlobalAddress() {
+  uv_interface_address_t* list = nullptr;
+  int count = 0;
+  if (uv_interface_addresses(&list, &count) != 0) return "";
+  std::string v4, v6;
+  char text[INET6_ADDRSTRLEN] = {0};
+  for (int i = 0; i < count; ++i) {
+    const uv_interface_address_t& a = list[i];
+    if (a.is_internal) continue;
+    if (a.address.address4.sin_family == AF_INET && v4.empty()) {
+      uint32_t ip = ntohl(a.address.address4.sin_addr.s_addr);
+      if ((ip >> 16) == 0xA9FE) continue;  // 169.254/16: link-local
+      uv_ip4_name(&a.address.address4, text, sizeof text);
+      v4 = text;
+    } else if (a.address.address6.sin6_family == AF_INET6 && v6.empty()) {
+      const uint8_t* b = a.address.address6.sin6_addr.s6_addr;
+      if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) continue;  // fe80::/10: link-local
+      uv_ip6_name(&a.address.address6, text, sizeof text);
+      v6 = text;
+    }
+  }
+  uv_free_interface_addresses(list, count);
+  return !v4.empty() ? v4 : v6;
 }
 
 }  // namespace
@@ -181,6 +227,12 @@ Status Cluster::Start() {
   lapse_timer_.data = this;
   uv_timer_start(&tick_timer_, OnTick, kTickMs, kTickMs);
   started_ = true;
+  if (options_.session_ttl_us < 3 * options_.election_timeout_us) {
+    Log("warning: --session-ttl " + std::to_string(options_.session_ttl_us / 1000) +
+        " ms is less than 3 election timeouts (" +
+        std::to_string(3 * options_.election_timeout_us / 1000) +
+        " ms): a leader change may outlast the session lease, and clients then lose their locks");
+  }
   if (options_.tls.level == SecurityLevel::kNone) {
     Log("warning: --security none: any host on this network that uses the cluster name '" +
         options_.cluster + "' may join this cluster and take or release its locks");
@@ -282,6 +334,16 @@ void Cluster::OnGossip(const std::string& from, const pb::MeshGossip& g) {
   }
 }
 
+std::string Cluster::SelfAddress() const {
+  if (!options_.advertise.empty()) return options_.advertise;
+  const std::string port = std::to_string(transport_->listen_port());
+  std::string host, listen_port;
+  SplitHostPort(options_.listen, &host, &listen_port);
+  if (!Unspecified(host)) return JoinHostPort(host, port);
+  host = FirstGlobalAddress();
+  return host.empty() ? "" : JoinHostPort(host, port);
+}
+
 std::string Cluster::AddressOf(const PeerInfo& info, const std::string& claimed) const {
   std::string host, port;
   SplitHostPort(claimed, &host, &port);
@@ -291,7 +353,7 @@ std::string Cluster::AddressOf(const PeerInfo& info, const std::string& claimed)
   SplitHostPort(info.listen_address, &listen_host, &listen_port);
   if (port.empty()) port = listen_port;
   if (port.empty()) port = std::to_string(kDefaultPeerPort);
-  return JoinHostPort(conn_host, port);
+  return JoinHostPort(Unmapped(conn_host), port);
 }
 
 void Cluster::OnJoinRequest(const std::string& from, pb::JoinRequest req) {
@@ -469,7 +531,7 @@ void Cluster::Form() {
     }
     pb::PeerEnvelope env;
     env.mutable_join()->set_node_id(options_.node_id);
-    env.mutable_join()->set_address(options_.advertise);
+    env.mutable_join()->set_address(SelfAddress());
     env.mutable_join()->set_cluster_id(joining_cluster_id_);
     transport_->Send(to, env);
     Log("asking " + to + " to join cluster " + joining_cluster_id_ + " as a learner");
@@ -484,7 +546,7 @@ void Cluster::Form() {
   pb::Member* self = config.add_members();
   self->set_id(options_.node_id);
   self->set_voter(true);
-  self->set_address(options_.advertise);
+  self->set_address(SelfAddress());
   Status st = log_->Bootstrap(config);
   if (!st.ok()) {
     Log("cannot bootstrap a cluster: " + st.ToString());
@@ -496,6 +558,15 @@ void Cluster::Form() {
 }
 
 void Cluster::ManageMembership() {
+  // Proposing drives the log, whose apply callback comes back here: one level only (the
+  // loop below holds iterators).
+  if (in_membership_) return;
+  in_membership_ = true;
+  ManageMembershipOnce();
+  in_membership_ = false;
+}
+
+void Cluster::ManageMembershipOnce() {
   const core::raft::Raft* raft = log_->raft();
   const uint64_t now = NowUs();
   const pb::ClusterConfig& config = raft->config();
@@ -627,12 +698,13 @@ void Cluster::Tick() {
     if (!to.empty()) {
       pb::PeerEnvelope env;
       env.mutable_join()->set_node_id(options_.node_id);
-      env.mutable_join()->set_address(options_.advertise);
+      env.mutable_join()->set_address(SelfAddress());
       env.mutable_join()->set_cluster_id(ClusterId());
       transport_->Send(to, env);
     }
   }
   DialMembers();
+  log_->Retry();
   LeaderLeaseDuties(now);
   if (raft->role() == core::raft::Role::kLeader) ManageMembership();
   if (now - last_keepalive_us_ >= lease_options_.keepalive_interval) {
@@ -655,6 +727,16 @@ void Cluster::OnApplied() {
   node_lease_.OnApplied(log_->applied_index());
   LeaderLeaseDuties(NowUs());
   CheckLapse();
+  // The next membership change can go as soon as the last one is applied, rather than at
+  // the next tick (formation makes several in a row).
+  const core::raft::Raft* raft = log_->raft();
+  if (raft->role() != core::raft::Role::kLeader) return;
+  int voters = 0;
+  for (const pb::Member& m : raft->config().members()) voters += m.voter() ? 1 : 0;
+  if (!pending_joins_.empty() ||
+      (voters < options_.voters && raft->config().members_size() > voters)) {
+    ManageMembership();
+  }
 }
 
 // ---------------------------------------------------------------- leave, stop, reload, status
@@ -750,7 +832,7 @@ void Cluster::FillStatus(NodeStatus* s) const {
     auto peer = peers_.find(m.id());
     mi.connected = m.id() == options_.node_id || peer != peers_.end();
     if (peer != peers_.end()) {
-      mi.found_at = peer->second.info.address;
+      mi.found_at = UnmappedAddress(peer->second.info.address);
       if (options_.tls.level != SecurityLevel::kNone) {
         mi.fingerprint = peer->second.info.fingerprint.ToCompact();
       }

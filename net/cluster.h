@@ -11,7 +11,7 @@
 //    whether it is a member (pb::MeshGossip). Raft messages are taken only from peers of our
 //    own cluster id (or, while joining, of the cluster being joined): two clusters of one
 //    name never exchange a log entry, and each reports the other loudly (warnings()).
-//  * Formation: a node with empty state waits for formation_wait_ms (one discovery burst),
+//  * Formation: a node with empty state waits for formation_wait_ms (a discovery burst),
 //    then: if a peer belongs to a cluster, it asks to join it as a learner (pb::JoinRequest,
 //    repeated until it is in the configuration); else, once it is connected to expect - 1
 //    other fresh nodes and its id is the lowest of them all, it bootstraps a new cluster with
@@ -86,7 +86,7 @@ struct ClusterOptions {
   uint64_t election_timeout_us = 1'000'000;
   double max_drift = 0.01;
   /// How long a fresh node listens before it makes or joins a cluster.
-  uint64_t formation_wait_ms = 1500;
+  uint64_t formation_wait_ms = 1000;
   /// Log lines (no newline).
   std::function<void(const std::string& line)> log;
 };
@@ -162,8 +162,9 @@ class Cluster {
   void SendRaft(pb::RaftMessage&& m);
   /// Fresh node: join a cluster a peer belongs to, or bootstrap one.
   void Form();
-  /// Leader: joins, promotions, replacements.
+  /// Leader: joins, promotions, replacements (at most one change per call).
   void ManageMembership();
+  void ManageMembershipOnce();
   /// Leader: leases, expiries.
   void LeaderLeaseDuties(uint64_t now);
   void SendKeepalive(uint64_t now);
@@ -174,6 +175,10 @@ class Cluster {
   bool InConfig() const;
   bool IsMember(const std::string& id) const;
   std::string AddressOf(const PeerInfo& info, const std::string& claimed) const;
+  /// HOST:PORT written in the configuration for this node: --advertise, else a specific
+  /// --listen host, else this host's first global address (IPv4 first), with the listener's
+  /// port; "" if there is none.
+  std::string SelfAddress() const;
 
   uv_loop_t* loop_;
   ClusterOptions options_;
@@ -200,6 +205,7 @@ class Cluster {
   uint64_t leader_since_us_ = 0;
   bool was_leader_ = false;
   bool lease_was_valid_ = false;
+  bool in_membership_ = false;  // ManageMembership is on the stack (it drives the log)
   std::string joining_cluster_id_;
   std::string advertised_cluster_id_;
   std::map<std::string, Peer> peers_;                 // connected, by node id

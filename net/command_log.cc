@@ -1,5 +1,7 @@
 #include "net/command_log.h"
 
+#include <algorithm>
+
 #include "core/raft/raft_storage.h"
 
 namespace mesh::net {
@@ -228,17 +230,57 @@ bool CommandLog::HasLeaderLease() const {
   return raft_ && failure_.ok() && raft_->HasLeaderLease(NowUs());
 }
 
+void CommandLog::ForgetSession(const pb::SessionKey& session) {
+  // A session being closed must not be re-opened, nor get a lock, by a late retry of its
+  // own commands (a retried OpenSession applied after the close would open a session that
+  // nobody will ever close). Copies already sent can still arrive; the close is ordered
+  // after them whenever the leader does not change in between.
+  auto same = [&](const pb::SessionKey& k) {
+    return k.node_id() == session.node_id() && k.client_id() == session.client_id();
+  };
+  for (auto it = unapplied_.begin(); it != unapplied_.end();) {
+    pb::Command c;
+    bool drop = false;
+    if (c.ParseFromString(it->first)) {
+      switch (c.body_case()) {
+        case pb::Command::kOpenSession: drop = same(c.open_session().session()); break;
+        case pb::Command::kAcquire: drop = same(c.acquire().session()); break;
+        case pb::Command::kRelease: drop = same(c.release().session()); break;
+        case pb::Command::kCancel: drop = same(c.cancel().session()); break;
+        default: break;
+      }
+    }
+    it = drop ? unapplied_.erase(it) : std::next(it);
+  }
+}
+
 void CommandLog::RetryUnapplied() {
   if (options_.standalone || unapplied_.empty() || raft_->leader().empty()) return;
   const uint64_t now = NowUs();
   const uint64_t after = options_.election_timeout_us;
-  // Oldest first would be nicer, but order does not matter for correctness: every command
-  // of one session carries its seq, and the table applies each (session, seq) once.
-  for (auto& [data, when] : unapplied_) {
-    if (now - when < after) continue;
-    if (!raft_->Propose(now, data).ok()) break;  // no leader after all: next tick
-    when = now;
+  const std::string& leader = raft_->leader();
+  // In the order first proposed: the table applies a session's commands only in seq order
+  // (and none before its OpenSession), so a reordered retry would be refused.
+  std::vector<std::pair<uint64_t, std::unordered_map<std::string, Proposed>::value_type*>> due;
+  for (auto& entry : unapplied_) {
+    const Proposed& p = entry.second;
+    if (p.leader == leader && now - p.when < after) continue;
+    due.emplace_back(p.order, &entry);
   }
+  std::sort(due.begin(), due.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [order, entry] : due) {
+    if (!raft_->Propose(now, entry->first).ok()) break;  // no leader after all: next time
+    entry->second.when = now;
+    entry->second.leader = leader;
+  }
+}
+
+void CommandLog::Retry() {
+  if (!failure_.ok() || closing_ || !raft_ || options_.standalone) return;
+  RetryUnapplied();
+  ProposePending();
+  Drive();
 }
 
 void CommandLog::Flush() {
@@ -258,7 +300,10 @@ void CommandLog::ProposePending() {
   for (; taken < pending_.size(); ++taken) {
     std::string data;
     pending_[taken].SerializeToString(&data);
-    if (!options_.standalone) unapplied_[data] = now;
+    if (!options_.standalone) {
+      if (pending_[taken].has_close_session()) ForgetSession(pending_[taken].close_session().session());
+      unapplied_[data] = Proposed{now, raft_->leader(), ++proposal_order_};
+    }
     Status st = raft_->Propose(now, std::move(data));
     // No leader yet (an election under way): keep the rest for the next tick.
     if (st.IsUnavailable()) break;

@@ -99,6 +99,9 @@ class CommandLog {
   bool HasLeaderLease() const;
   /// Commands proposed and not yet seen applied (mesh only).
   size_t unapplied() const { return unapplied_.size(); }
+  /// Mesh only, called often (every few tens of ms): re-proposes the commands not applied
+  /// within an election timeout, or proposed to a leader that is no longer the leader.
+  void Retry();
 
   /// Buffers a command; it is proposed, made durable and applied at the end of this loop
   /// iteration (or a little later under load, see OnCheck). An OpenSession alone waits for
@@ -138,6 +141,8 @@ class CommandLog {
   void MaybeSnapshot();
   /// Re-proposes commands not applied within an election timeout (mesh only).
   void RetryUnapplied();
+  /// Stops retrying the commands of `session` (it is being closed).
+  void ForgetSession(const pb::SessionKey& session);
 
   uv_loop_t* loop_;
   Options options_;
@@ -157,8 +162,15 @@ class CommandLog {
   FailureHandler on_failure_;
   BatchDoneHandler on_batch_done_;
   Sender sender_;
-  // Mesh only: encoded command -> local time (us) it was last proposed, until applied.
-  std::unordered_map<std::string, uint64_t> unapplied_;
+  // Mesh only: encoded command -> when (local us) and to which leader it was last proposed,
+  // until applied.
+  struct Proposed {
+    uint64_t when = 0;
+    std::string leader;
+    uint64_t order = 0;  // first proposal's rank: retries keep the original order
+  };
+  uint64_t proposal_order_ = 0;
+  std::unordered_map<std::string, Proposed> unapplied_;
   Status failure_;
   bool closing_ = false;
   bool driving_ = false;            // Drive() is on the stack (handlers may call Propose)

@@ -742,6 +742,8 @@ class NodeImpl final : public Node {
     co.trusted_fingerprints_file = mo.trusted_fingerprints;
     co.multicast = mo.multicast;
     co.discovery_port = mo.discovery_port;
+    co.discovery_group4 = mo.discovery_group4;
+    co.discovery_group6 = mo.discovery_group6;
     co.discovery_interface = mo.discovery_interface;
     co.discovery_ttl = mo.discovery_ttl;
     if (mo.expect < 1 || mo.voters < 1 || mo.session_ttl_ms < 100 || mo.dead_after_ms < 100 ||

@@ -160,6 +160,8 @@ class NodeRunner {
       m.multicast = n.multicast;
       m.discovery_port = static_cast<uint16_t>(n.discovery_port);
       m.discovery_interface = n.discovery_interface;
+      m.discovery_group4 = n.discovery_group4;
+      m.discovery_group6 = n.discovery_group6;
       m.discovery_ttl = static_cast<int>(n.discovery_ttl);
       m.session_ttl_ms = std::llround(n.session_ttl * 1000);
       m.dead_after_ms = std::llround(n.dead_after * 1000);
@@ -349,6 +351,12 @@ CommandRunner AddNodeCommand(CLI::App* app) {
   o.AddOption(cmd, "--discovery-port", "node.discovery_port",
               "UDP port of the discovery beacons (default: 28017)")
       ->type_name("PORT");
+  o.AddOption(cmd, "--discovery-group4", "node.discovery_group4",
+              "IPv4 multicast group of the beacons (default: 239.255.28.17)")
+      ->type_name("ADDR");
+  o.AddOption(cmd, "--discovery-group6", "node.discovery_group6",
+              "IPv6 multicast group of the beacons (default: ff12::2817)")
+      ->type_name("ADDR");
   o.AddOption(cmd, "--discovery-interface", "node.discovery_interface",
               "Network interface for discovery beacons (default: chosen by the routes to the "
               "multicast groups)")

@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <strings.h>
 #include <toml++/toml.h>
 
@@ -196,6 +197,26 @@ const std::vector<Key>& Keys() {
          int64_t n = std::get<int64_t>(v);
          if (n < 1 || n > 65535) return Status::InvalidArgument("must be between 1 and 65535");
          c->node.discovery_port = n;
+         return Status::OK();
+       }},
+      {"node.discovery_group4", "LOCKMESH_DISCOVERY_GROUP4", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         in_addr a{};
+         if (inet_pton(AF_INET, s.c_str(), &a) != 1 || (ntohl(a.s_addr) >> 28) != 0xE) {
+           return Status::InvalidArgument("'" + s + "' is not an IPv4 multicast address");
+         }
+         c->node.discovery_group4 = s;
+         return Status::OK();
+       }},
+      {"node.discovery_group6", "LOCKMESH_DISCOVERY_GROUP6", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         in6_addr a{};
+         if (inet_pton(AF_INET6, s.c_str(), &a) != 1 || a.s6_addr[0] != 0xff) {
+           return Status::InvalidArgument("'" + s + "' is not an IPv6 multicast address");
+         }
+         c->node.discovery_group6 = s;
          return Status::OK();
        }},
       {"node.discovery_interface", "LOCKMESH_DISCOVERY_INTERFACE", Kind::kString,

@@ -57,6 +57,8 @@ struct NodeConfig {
   std::string trusted_fingerprints;   // tofu allow-list file ("" = trust on first use)
   bool multicast = true;              // discovery beacons (false: --join only)
   int64_t discovery_port = 28017;     // UDP port of the beacons
+  std::string discovery_group4 = "239.255.28.17";  // IPv4 multicast group
+  std::string discovery_group6 = "ff12::2817";     // IPv6 multicast group
   std::string discovery_interface;    // "" = chosen by the routes to the groups
   int64_t discovery_ttl = 1;          // multicast TTL / hop limit
   double session_ttl = 10;            // seconds of silence before a node's sessions expire

@@ -28,7 +28,8 @@ class MeshLoopbackTest : public ProcessTest {
   std::string Id(int i) const { return "n" + std::to_string(i); }
 
   // Starts node i of n (1-based); every node is given every address with --join.
-  Process* StartMeshNode(int i, int n, const std::vector<std::string>& extra = {}) {
+  Process* StartMeshNode(int i, int n, const std::vector<std::string>& extra = {},
+                         const std::string& session_ttl = "2") {
     std::string join;
     for (int j = 1; j <= n; ++j) join += (join.empty() ? "" : ",") + Address(j);
     std::vector<std::string> args = {"node",           "--node-id",    Id(i),
@@ -36,7 +37,7 @@ class MeshLoopbackTest : public ProcessTest {
                                      Path("d" + std::to_string(i)),   "--listen",
                                      Address(i),       "--join",       join,
                                      "--no-multicast", "--expect",     std::to_string(n),
-                                     "--session-ttl",  "2",            "--election-timeout",
+                                     "--session-ttl",  session_ttl,    "--election-timeout",
                                      "1000"};
     args.insert(args.end(), extra.begin(), extra.end());
     Process* p = Lockmesh(Id(i), args);
@@ -119,7 +120,9 @@ TEST_F(MeshLoopbackTest, ThreeNodesFormOneClusterAndServeLocksEverywhere) {
 }
 
 TEST_F(MeshLoopbackTest, LeaderKilledAnotherTakesOverAndHeldLocksStayHeld) {
-  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3);
+  // The session ttl must outlast an election (1-2 s here, more on a slow sanitizer build)
+  // for a held lock to survive it: that is what the ttl is for.
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3, {}, "8");
   ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));
   int leader = LeaderIndex(1);
   ASSERT_NE(leader, 0);

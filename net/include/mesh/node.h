@@ -50,6 +50,9 @@ struct MeshOptions {
   /// Discovery: multicast on/off, UDP port, interface name ("" = by routes), TTL.
   bool multicast = true;
   uint16_t discovery_port = 28017;
+  /// Multicast groups of the beacons (IPv4 and IPv6).
+  std::string discovery_group4 = "239.255.28.17";
+  std::string discovery_group6 = "ff12::2817";
   std::string discovery_interface;
   int discovery_ttl = 1;
   /// A node silent this long loses its sessions (and its clients their locks).
