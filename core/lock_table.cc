@@ -556,6 +556,11 @@ ApplyResult LockTable::Apply(uint64_t index, const pb::Command& command) {
 
 uint64_t LockTable::applied_index() const { return impl_->applied_index; }
 
+uint64_t LockTable::MaxClientId(const std::string& node_id) const {
+  auto it = impl_->max_client_id.find(node_id);
+  return it == impl_->max_client_id.end() ? 0 : it->second;
+}
+
 size_t LockTable::session_count() const { return impl_->sessions.size(); }
 
 size_t LockTable::held_count() const {

@@ -159,6 +159,9 @@ Status Cluster::Start() {
     to.data_dir = options_.data_dir;
     to.trusted_fingerprints_file = options_.trusted_fingerprints_file;
     to.log = [this](const std::string& line) { Log(line); };
+    // A link lost to an outage must come back soon after the network does: the session
+    // lease (and the leader's expiry of this node) depends on it.
+    to.reconnect_max_ms = std::min<uint64_t>(1000, to.reconnect_max_ms);
     return std::make_unique<PeerTransport>(loop_, to, cb);
   };
   std::string listen = options_.listen;
@@ -252,6 +255,7 @@ void Cluster::OnPeerUp(const PeerInfo& info) {
   Peer& p = peers_[info.node_id];
   p = Peer{};
   p.info = info;
+  p.last_heard_ms = uv_now(loop_);
   Gossip(info.node_id);
 }
 
@@ -274,6 +278,7 @@ void Cluster::OnMessage(const std::string& from, pb::PeerEnvelope& env) {
   if (stopping_) return;
   auto it = peers_.find(from);
   if (it == peers_.end()) return;
+  it->second.last_heard_ms = uv_now(loop_);
   switch (env.body_case()) {
     case pb::PeerEnvelope::kGossip:
       OnGossip(from, env.gossip());
@@ -485,8 +490,12 @@ void Cluster::LeaderLeaseDuties(uint64_t now) {
     if (node == options_.node_id) continue;
     Log("node " + node + " silent for the session ttl (" +
         std::to_string(options_.session_ttl_us / 1000) + " ms): expiring its sessions");
+    // Only the sessions that exist now: one the node opens after this decision (it is back,
+    // and its OpenSession reached the log) is spared — its grants still wait for the node's
+    // lease, which needs an acknowledgement from a leader.
     pb::Command c;
     c.mutable_expire_node()->set_node_id(node);
+    c.mutable_expire_node()->set_below_client_id(log_->table().MaxClientId(node) + 1);
     Status st = log_->Propose(std::move(c));
     if (!st.ok()) Log("cannot propose the expiry of " + node + ": " + st.ToString());
   }
@@ -667,6 +676,19 @@ void Cluster::Tick() {
   if (now_ms - last_gossip_ms_ >= kGossipIntervalMs) {
     last_gossip_ms_ = now_ms;
     for (const auto& [id, p] : peers_) Gossip(id);
+  }
+  // Every link carries gossip every kGossipIntervalMs both ways: one silent for several of
+  // them is half-open (an outage TCP has not noticed yet) — drop it and redial.
+  const uint64_t silent_limit =
+      std::max<uint64_t>(4 * kGossipIntervalMs, 2 * options_.election_timeout_us / 1000);
+  std::vector<std::string> silent;
+  for (const auto& [id, p] : peers_) {
+    if (now_ms - p.last_heard_ms > silent_limit) silent.push_back(id);
+  }
+  for (const std::string& id : silent) {
+    Log("peer " + id + " silent for " + std::to_string(silent_limit) +
+        " ms: closing the link to redial it");
+    transport_->Disconnect(id, "silent for " + std::to_string(silent_limit) + " ms");
   }
   if (ClusterId() != advertised_cluster_id_) {
     advertised_cluster_id_ = ClusterId();

@@ -142,6 +142,7 @@ class Cluster {
     std::string leader_id;
     bool member = false;
     bool gossiped = false;
+    uint64_t last_heard_ms = 0;  // loop time of its last message
   };
 
   void Log(const std::string& line) const;
