@@ -142,9 +142,7 @@ Status Cluster::Start() {
   PeerCallbacks cb;
   cb.on_peer_up = [this](const PeerInfo& info) { OnPeerUp(info); };
   cb.on_peer_down = [this](const std::string& id, const Status& why) { OnPeerDown(id, why); };
-  cb.on_message = [this](const std::string& from, pb::PeerEnvelope& env) {
-    OnMessage(from, env);
-  };
+  cb.on_message = [this](const std::string& from, pb::PeerEnvelope& env) { OnMessage(from, env); };
   cb.on_refused = [this](const PeerRefusal& r) {
     // The transport logs the refusal itself; a second-cluster hint helps the operator.
     (void)r;
@@ -243,9 +241,9 @@ Status Cluster::Start() {
   Log("mesh: cluster '" + options_.cluster + "', listening for peers on port " +
       std::to_string(transport_->listen_port()) + ", security " +
       SecurityLevelName(options_.tls.level) +
-      (ClusterId().empty() ? ", no cluster yet (expecting " + std::to_string(options_.expect) +
-                                 " node(s))"
-                           : ", cluster id " + ClusterId()));
+      (ClusterId().empty()
+           ? ", no cluster yet (expecting " + std::to_string(options_.expect) + " node(s))"
+           : ", cluster id " + ClusterId()));
   return Status::OK();
 }
 
@@ -527,8 +525,8 @@ void Cluster::Form() {
         }
       }
       if (clusters.size() > 1) {
-        Log("warning: " + std::to_string(clusters.size()) + " clusters named '" +
-            options_.cluster + "' are in view; joining " + joining_cluster_id_);
+        Log("warning: " + std::to_string(clusters.size()) + " clusters named '" + options_.cluster +
+            "' are in view; joining " + joining_cluster_id_);
       }
     }
     if (now_ms - last_join_ms_ < kJoinIntervalMs) return;
@@ -609,8 +607,8 @@ void Cluster::ManageMembershipOnce() {
   int voters = 0;
   for (const core::raft::PeerProgress& p : raft->progress()) {
     auto heard = last_heard_us_.find(p.id);
-    uint64_t last = std::max<uint64_t>(p.last_contact,
-                                       heard == last_heard_us_.end() ? 0 : heard->second);
+    uint64_t last =
+        std::max<uint64_t>(p.last_contact, heard == last_heard_us_.end() ? 0 : heard->second);
     bool dead = long_leader && (last == 0 || now - last >= dead_after);
     if (p.voter) {
       if (dead) dead_voters.push_back(p.id);
@@ -735,8 +733,8 @@ void Cluster::Tick() {
   }
   // Leaving: done once the commands proposed before leaving are applied (sessions closed)
   // and, for a leader, once leadership has moved — or at the deadline.
-  const bool handed_over = raft->role() != core::raft::Role::kLeader ||
-                           raft->config().members_size() <= 1;
+  const bool handed_over =
+      raft->role() != core::raft::Role::kLeader || raft->config().members_size() <= 1;
   if (leave_done_ && ((handed_over && log_->unapplied() == 0) || now_ms >= leave_deadline_ms_)) {
     auto done = std::move(leave_done_);
     leave_done_ = nullptr;
@@ -836,9 +834,8 @@ void Cluster::FillStatus(NodeStatus* s) const {
   s->cluster_id = ClusterId();
   s->security = SecurityLevelName(options_.tls.level);
   const uint64_t now = NowUs();
-  s->lease_ms = node_lease_.Valid(now)
-                    ? static_cast<int64_t>((node_lease_.valid_until() - now) / 1000)
-                    : -1;
+  s->lease_ms =
+      node_lease_.Valid(now) ? static_cast<int64_t>((node_lease_.valid_until() - now) / 1000) : -1;
   s->warnings = warnings_;
   const core::raft::Raft* raft = log_->raft();
   if (raft->config().members_size() == 0) s->role = "joining";
@@ -862,8 +859,8 @@ void Cluster::FillStatus(NodeStatus* s) const {
     auto pr = progress.find(m.id());
     if (pr != progress.end()) {
       mi.match = pr->second.match;
-      mi.lag = raft->commit_index() > pr->second.match ? raft->commit_index() - pr->second.match
-                                                        : 0;
+      mi.lag =
+          raft->commit_index() > pr->second.match ? raft->commit_index() - pr->second.match : 0;
     } else if (m.id() == options_.node_id && raft->role() == core::raft::Role::kLeader) {
       mi.match = raft->last_index();
     }

@@ -11,7 +11,9 @@ namespace {
 class NoSyncFile final : public core::WritableFile {
  public:
   explicit NoSyncFile(std::unique_ptr<core::WritableFile> f) : f_(std::move(f)) {}
-  Status WriteAt(uint64_t offset, std::string_view data) override { return f_->WriteAt(offset, data); }
+  Status WriteAt(uint64_t offset, std::string_view data) override {
+    return f_->WriteAt(offset, data);
+  }
   Status Sync() override { return Status::OK(); }
   Status Close() override { return f_->Close(); }
 
@@ -29,11 +31,15 @@ class NoSyncFileSystem final : public core::FileSystem {
     *out = std::make_unique<NoSyncFile>(std::move(f));
     return Status::OK();
   }
-  Status ReadFile(const std::string& p, std::string* out) override { return base_->ReadFile(p, out); }
+  Status ReadFile(const std::string& p, std::string* out) override {
+    return base_->ReadFile(p, out);
+  }
   Status WriteFileAtomic(const std::string& p, std::string_view d) override {
     return base_->WriteFileAtomic(p, d);
   }
-  Status ListDir(const std::string& d, std::vector<std::string>* n) override { return base_->ListDir(d, n); }
+  Status ListDir(const std::string& d, std::vector<std::string>* n) override {
+    return base_->ListDir(d, n);
+  }
   Status CreateDirs(const std::string& d) override { return base_->CreateDirs(d); }
   Status Remove(const std::string& p) override { return base_->Remove(p); }
   Status Rename(const std::string& f, const std::string& t) override { return base_->Rename(f, t); }
@@ -92,15 +98,15 @@ Status CommandLog::Open() {
       "aside to start empty (fencing tokens and sequence values then restart from 1)";
   Status opened = core::LogStore::Open(fs_, options_.data_dir, opts, &store_);
   if (opened.IsCorruption()) {
-    return Status::Corruption("the log in " + options_.data_dir + " is damaged: " +
-                              opened.message() + damaged);
+    return Status::Corruption("the log in " + options_.data_dir +
+                              " is damaged: " + opened.message() + damaged);
   }
   MESH_RETURN_IF_ERROR(opened.Annotate("cannot open the log in " + options_.data_dir));
   core::raft::PersistentState state;
   Status loaded = core::raft::LoadPersistentState(*store_, &state);
   if (!loaded.ok()) {
-    return Status::Corruption("the log in " + options_.data_dir + " is damaged: " +
-                              loaded.message() + damaged);
+    return Status::Corruption("the log in " + options_.data_dir +
+                              " is damaged: " + loaded.message() + damaged);
   }
   if (state.snapshot.index() > 0) {
     pb::LockTableSnapshot s;
@@ -255,11 +261,20 @@ void CommandLog::ForgetSession(const pb::SessionKey& session) {
     bool drop = false;
     if (c.ParseFromString(it->first)) {
       switch (c.body_case()) {
-        case pb::Command::kOpenSession: drop = same(c.open_session().session()); break;
-        case pb::Command::kAcquire: drop = same(c.acquire().session()); break;
-        case pb::Command::kRelease: drop = same(c.release().session()); break;
-        case pb::Command::kCancel: drop = same(c.cancel().session()); break;
-        default: break;
+        case pb::Command::kOpenSession:
+          drop = same(c.open_session().session());
+          break;
+        case pb::Command::kAcquire:
+          drop = same(c.acquire().session());
+          break;
+        case pb::Command::kRelease:
+          drop = same(c.release().session());
+          break;
+        case pb::Command::kCancel:
+          drop = same(c.cancel().session());
+          break;
+        default:
+          break;
       }
     }
     it = drop ? unapplied_.erase(it) : std::next(it);
@@ -279,8 +294,7 @@ void CommandLog::RetryUnapplied() {
     if (p.leader == leader && now - p.when < after) continue;
     due.emplace_back(p.order, &entry);
   }
-  std::sort(due.begin(), due.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [order, entry] : due) {
     if (!raft_->Propose(now, entry->first).ok()) break;  // no leader after all: next time
     entry->second.when = now;
@@ -313,7 +327,8 @@ void CommandLog::ProposePending() {
     std::string data;
     pending_[taken].SerializeToString(&data);
     if (!options_.standalone) {
-      if (pending_[taken].has_close_session()) ForgetSession(pending_[taken].close_session().session());
+      if (pending_[taken].has_close_session())
+        ForgetSession(pending_[taken].close_session().session());
       unapplied_[data] = Proposed{now, raft_->leader(), ++proposal_order_};
     }
     Status st = raft_->Propose(now, std::move(data));
