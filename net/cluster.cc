@@ -536,11 +536,7 @@ void Cluster::Form() {
     for (const std::string& id : nodes) {
       if (peers_[id].leader_id == id) to = id;
     }
-    pb::PeerEnvelope env;
-    env.mutable_join()->set_node_id(options_.node_id);
-    env.mutable_join()->set_address(SelfAddress());
-    env.mutable_join()->set_cluster_id(joining_cluster_id_);
-    transport_->Send(to, env);
+    SendJoinRequest(to, joining_cluster_id_);
     Log("asking " + to + " to join cluster " + joining_cluster_id_ + " as a learner");
     return;
   }
@@ -562,6 +558,14 @@ void Cluster::Form() {
   Log("bootstrapped cluster " + config.cluster_id() + " ('" + options_.cluster + "') with " +
       std::to_string(fresh.size()) + " other fresh node(s) in view; they join as learners");
   for (const auto& [id, p] : peers_) Gossip(id);
+}
+
+void Cluster::SendJoinRequest(const std::string& to, const std::string& cluster_id) {
+  pb::PeerEnvelope env;
+  env.mutable_join()->set_node_id(options_.node_id);
+  env.mutable_join()->set_address(SelfAddress());
+  env.mutable_join()->set_cluster_id(cluster_id);
+  transport_->Send(to, env);
 }
 
 void Cluster::ManageMembership() {
@@ -715,13 +719,7 @@ void Cluster::Tick() {
         if (p.cluster_id == ClusterId() && p.member) to = id;
       }
     }
-    if (!to.empty()) {
-      pb::PeerEnvelope env;
-      env.mutable_join()->set_node_id(options_.node_id);
-      env.mutable_join()->set_address(SelfAddress());
-      env.mutable_join()->set_cluster_id(ClusterId());
-      transport_->Send(to, env);
-    }
+    if (!to.empty()) SendJoinRequest(to, ClusterId());
   }
   DialMembers();
   log_->Retry();
