@@ -343,6 +343,8 @@ Status Discovery::SetBeaconContent(const BeaconAdvert& advert) {
   MESH_RETURN_IF_ERROR(ValidateBeacon(next));
   bool changed = !SameContent(next, self_);
   self_ = std::move(next);
+  // identity_ holds views into self_'s strings, which the assignment may have freed.
+  identity_ = {self_.cluster_name, self_.protocol_version, self_.node_id, self_.instance};
   options_.advert = advert;
   if (changed && state_ == State::kRunning) ScheduleNextBeacon(true);
   return Status::OK();

@@ -291,6 +291,36 @@ TEST_F(DiscoveryTest, SameNodeIdInAnotherProcessIsReported) {
   EXPECT_TRUE(logged);
 }
 
+// Regression: the identity our own beacons are checked against once pointed into the
+// beacon content that SetBeaconContent replaces; with ids too long for the small-string
+// buffer (32 characters, as `lockmesh unique-id` makes) that was a use-after-free and
+// our own beacons looked like another process claiming our id.
+TEST_F(DiscoveryTest, OwnBeaconsStayOwnAfterTheContentChangesWithLongIds) {
+  const std::string long_id = "0123456789abcdef0123456789abcdef";
+  const std::string long_cluster = "a-cluster-name-longer-than-sso-buffers";
+  Watched* a = Add(Options(long_id, long_cluster));
+  Watched* b = Add(Options("fedcba9876543210fedcba9876543210", long_cluster));
+  ASSERT_TRUE(a && b);
+  for (int i = 0; i < 5; ++i) {
+    BeaconAdvert advert;
+    advert.cluster_id = "cluster-id-number-" + std::to_string(i) + "-padded-past-sso";
+    advert.peer_port = 4000;
+    ASSERT_TRUE(a->discovery->SetBeaconContent(advert).ok());
+    // Churn the heap so that a dangling view would see other bytes.
+    std::vector<std::string> churn(64, std::string(long_id.size(), static_cast<char>('A' + i)));
+    ASSERT_TRUE(RunUntil(
+        [&] {
+          return b->Known()[long_id].beacon.cluster_id == advert.cluster_id &&
+                 a->discovery->stats().own > static_cast<uint64_t>(i) * 2;
+        },
+        Millis(5000)))
+        << a->Describe() << b->Describe();
+  }
+  EXPECT_TRUE(a->duplicates.empty()) << a->Describe();
+  EXPECT_EQ(a->discovery->stats().duplicate_id, 0u) << a->Describe();
+  EXPECT_TRUE(a->Sees("fedcba9876543210fedcba9876543210")) << a->Describe();
+}
+
 // Sends `count` hostile datagrams from `source` (bound) to `target`.
 int Flood(const sockaddr* source, socklen_t source_len, const sockaddr* target,
           socklen_t target_len, int count, std::mt19937* rng, const std::string& valid) {
