@@ -290,6 +290,16 @@ void LockTable::Impl::DoOpenSession(const pb::OpenSession& cmd, ApplyResult* out
     SetResult(&out->result, pb::GRANTED, "session already open");
     return;
   }
+  // A node hands out client ids in increasing order, so an OpenSession at or below the
+  // highest one seen is a late copy (a retry) of a session that has since been closed or
+  // expired: re-opening it would leave a session, and maybe a lock, nobody will release.
+  uint64_t& high = max_client_id[id.first];
+  if (id.second <= high) {
+    SetResult(&out->result, pb::NO_SESSION,
+              "session " + Describe(id) + " was closed or superseded; it cannot be re-opened");
+    return;
+  }
+  high = id.second;
   Session& s = sessions[id];
   s.pid = cmd.pid();
   s.uid = cmd.uid();
@@ -545,6 +555,11 @@ ApplyResult LockTable::Apply(uint64_t index, const pb::Command& command) {
 }
 
 uint64_t LockTable::applied_index() const { return impl_->applied_index; }
+
+uint64_t LockTable::MaxClientId(const std::string& node_id) const {
+  auto it = impl_->max_client_id.find(node_id);
+  return it == impl_->max_client_id.end() ? 0 : it->second;
+}
 
 size_t LockTable::session_count() const { return impl_->sessions.size(); }
 

@@ -164,6 +164,9 @@ class LockTable {
 
   /// Number of open sessions.
   size_t session_count() const;
+  /// The highest client id that has opened a session on `node_id` (0 if none): OpenSession
+  /// of a session at or below it is refused (a closed session is never re-opened).
+  uint64_t MaxClientId(const std::string& node_id) const;
   /// Number of held locks.
   size_t held_count() const;
   /// Number of queued requests (including no_create requests waiting for creation).

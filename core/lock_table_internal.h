@@ -109,6 +109,8 @@ struct LockTable::Impl {
   std::map<SessionId, Session> sessions;       // open sessions
   std::map<std::string, Resource> resources;   // by queue key
   std::map<uint64_t, std::string> lock_index;  // lock id -> queue key
+  // node id -> highest client id that opened a session there (see DoOpenSession).
+  std::map<std::string, uint64_t> max_client_id;
 
   // ------------------------------------------------------------ helpers
   // The queue of `rn`, created empty if missing.

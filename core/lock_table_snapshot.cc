@@ -53,6 +53,11 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
     ss->set_last_seq(s.last_seq);
     ss->set_last_result(s.last_result.SerializeAsString());
   }
+  for (const auto& [node, high] : max_client_id) {
+    pb::NodeWatermark* w = out->add_watermarks();
+    w->set_node_id(node);
+    w->set_max_client_id(high);
+  }
   for (const auto& [key, r] : resources) {
     pb::ResourceState* rs = out->add_resources();
     rs->set_name(key);
@@ -210,6 +215,11 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
                                 ": last result does not parse");
     }
     sessions.emplace(id, std::move(s));
+  }
+  for (const pb::NodeWatermark& w : snap.watermarks()) max_client_id[w.node_id()] = w.max_client_id();
+  for (const auto& [id, s] : sessions) {
+    uint64_t& high = max_client_id[id.first];  // snapshots older than watermarks
+    high = std::max(high, id.second);
   }
   for (const pb::ResourceState& rs : snap.resources()) {
     ResourceName rn;

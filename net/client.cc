@@ -396,7 +396,11 @@ class AsyncClientImpl final : public AsyncClient {
     if (closed_) CloseTimer();
   }
 
+  // Idempotent: a pending request failed by a lost connection may call Close() from inside
+  // OnStreamClosed, which then closes the timer too.
   void CloseTimer() {
+    if (timer_closing_) return;
+    timer_closing_ = true;
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
       auto* self = static_cast<AsyncClientImpl*>(h->data);
       auto done = std::move(self->close_done_);
@@ -415,6 +419,7 @@ class AsyncClientImpl final : public AsyncClient {
   bool connected_ = false;
   bool closed_ = false;
   bool user_closed_ = false;
+  bool timer_closing_ = false;
   uint64_t next_request_id_ = 0;
   std::map<uint64_t, Pending> pending_;
   std::map<uint64_t, mesh::Lock> held_;

@@ -142,9 +142,7 @@ Status Cluster::Start() {
   PeerCallbacks cb;
   cb.on_peer_up = [this](const PeerInfo& info) { OnPeerUp(info); };
   cb.on_peer_down = [this](const std::string& id, const Status& why) { OnPeerDown(id, why); };
-  cb.on_message = [this](const std::string& from, pb::PeerEnvelope& env) {
-    OnMessage(from, env);
-  };
+  cb.on_message = [this](const std::string& from, pb::PeerEnvelope& env) { OnMessage(from, env); };
   cb.on_refused = [this](const PeerRefusal& r) {
     // The transport logs the refusal itself; a second-cluster hint helps the operator.
     (void)r;
@@ -159,6 +157,9 @@ Status Cluster::Start() {
     to.data_dir = options_.data_dir;
     to.trusted_fingerprints_file = options_.trusted_fingerprints_file;
     to.log = [this](const std::string& line) { Log(line); };
+    // A link lost to an outage must come back soon after the network does: the session
+    // lease (and the leader's expiry of this node) depends on it.
+    to.reconnect_max_ms = std::min<uint64_t>(1000, to.reconnect_max_ms);
     return std::make_unique<PeerTransport>(loop_, to, cb);
   };
   std::string listen = options_.listen;
@@ -240,9 +241,9 @@ Status Cluster::Start() {
   Log("mesh: cluster '" + options_.cluster + "', listening for peers on port " +
       std::to_string(transport_->listen_port()) + ", security " +
       SecurityLevelName(options_.tls.level) +
-      (ClusterId().empty() ? ", no cluster yet (expecting " + std::to_string(options_.expect) +
-                                 " node(s))"
-                           : ", cluster id " + ClusterId()));
+      (ClusterId().empty()
+           ? ", no cluster yet (expecting " + std::to_string(options_.expect) + " node(s))"
+           : ", cluster id " + ClusterId()));
   return Status::OK();
 }
 
@@ -252,6 +253,7 @@ void Cluster::OnPeerUp(const PeerInfo& info) {
   Peer& p = peers_[info.node_id];
   p = Peer{};
   p.info = info;
+  p.last_heard_ms = uv_now(loop_);
   Gossip(info.node_id);
 }
 
@@ -274,6 +276,7 @@ void Cluster::OnMessage(const std::string& from, pb::PeerEnvelope& env) {
   if (stopping_) return;
   auto it = peers_.find(from);
   if (it == peers_.end()) return;
+  it->second.last_heard_ms = uv_now(loop_);
   switch (env.body_case()) {
     case pb::PeerEnvelope::kGossip:
       OnGossip(from, env.gossip());
@@ -485,8 +488,12 @@ void Cluster::LeaderLeaseDuties(uint64_t now) {
     if (node == options_.node_id) continue;
     Log("node " + node + " silent for the session ttl (" +
         std::to_string(options_.session_ttl_us / 1000) + " ms): expiring its sessions");
+    // Only the sessions that exist now: one the node opens after this decision (it is back,
+    // and its OpenSession reached the log) is spared — its grants still wait for the node's
+    // lease, which needs an acknowledgement from a leader.
     pb::Command c;
     c.mutable_expire_node()->set_node_id(node);
+    c.mutable_expire_node()->set_below_client_id(log_->table().MaxClientId(node) + 1);
     Status st = log_->Propose(std::move(c));
     if (!st.ok()) Log("cannot propose the expiry of " + node + ": " + st.ToString());
   }
@@ -518,8 +525,8 @@ void Cluster::Form() {
         }
       }
       if (clusters.size() > 1) {
-        Log("warning: " + std::to_string(clusters.size()) + " clusters named '" +
-            options_.cluster + "' are in view; joining " + joining_cluster_id_);
+        Log("warning: " + std::to_string(clusters.size()) + " clusters named '" + options_.cluster +
+            "' are in view; joining " + joining_cluster_id_);
       }
     }
     if (now_ms - last_join_ms_ < kJoinIntervalMs) return;
@@ -529,11 +536,7 @@ void Cluster::Form() {
     for (const std::string& id : nodes) {
       if (peers_[id].leader_id == id) to = id;
     }
-    pb::PeerEnvelope env;
-    env.mutable_join()->set_node_id(options_.node_id);
-    env.mutable_join()->set_address(SelfAddress());
-    env.mutable_join()->set_cluster_id(joining_cluster_id_);
-    transport_->Send(to, env);
+    SendJoinRequest(to, joining_cluster_id_);
     Log("asking " + to + " to join cluster " + joining_cluster_id_ + " as a learner");
     return;
   }
@@ -555,6 +558,14 @@ void Cluster::Form() {
   Log("bootstrapped cluster " + config.cluster_id() + " ('" + options_.cluster + "') with " +
       std::to_string(fresh.size()) + " other fresh node(s) in view; they join as learners");
   for (const auto& [id, p] : peers_) Gossip(id);
+}
+
+void Cluster::SendJoinRequest(const std::string& to, const std::string& cluster_id) {
+  pb::PeerEnvelope env;
+  env.mutable_join()->set_node_id(options_.node_id);
+  env.mutable_join()->set_address(SelfAddress());
+  env.mutable_join()->set_cluster_id(cluster_id);
+  transport_->Send(to, env);
 }
 
 void Cluster::ManageMembership() {
@@ -600,8 +611,8 @@ void Cluster::ManageMembershipOnce() {
   int voters = 0;
   for (const core::raft::PeerProgress& p : raft->progress()) {
     auto heard = last_heard_us_.find(p.id);
-    uint64_t last = std::max<uint64_t>(p.last_contact,
-                                       heard == last_heard_us_.end() ? 0 : heard->second);
+    uint64_t last =
+        std::max<uint64_t>(p.last_contact, heard == last_heard_us_.end() ? 0 : heard->second);
     bool dead = long_leader && (last == 0 || now - last >= dead_after);
     if (p.voter) {
       if (dead) dead_voters.push_back(p.id);
@@ -668,6 +679,19 @@ void Cluster::Tick() {
     last_gossip_ms_ = now_ms;
     for (const auto& [id, p] : peers_) Gossip(id);
   }
+  // Every link carries gossip every kGossipIntervalMs both ways: one silent for several of
+  // them is half-open (an outage TCP has not noticed yet) — drop it and redial.
+  const uint64_t silent_limit =
+      std::max<uint64_t>(4 * kGossipIntervalMs, 2 * options_.election_timeout_us / 1000);
+  std::vector<std::string> silent;
+  for (const auto& [id, p] : peers_) {
+    if (now_ms - p.last_heard_ms > silent_limit) silent.push_back(id);
+  }
+  for (const std::string& id : silent) {
+    Log("peer " + id + " silent for " + std::to_string(silent_limit) +
+        " ms: closing the link to redial it");
+    transport_->Disconnect(id, "silent for " + std::to_string(silent_limit) + " ms");
+  }
   if (ClusterId() != advertised_cluster_id_) {
     advertised_cluster_id_ = ClusterId();
     BeaconAdvert a;
@@ -695,13 +719,7 @@ void Cluster::Tick() {
         if (p.cluster_id == ClusterId() && p.member) to = id;
       }
     }
-    if (!to.empty()) {
-      pb::PeerEnvelope env;
-      env.mutable_join()->set_node_id(options_.node_id);
-      env.mutable_join()->set_address(SelfAddress());
-      env.mutable_join()->set_cluster_id(ClusterId());
-      transport_->Send(to, env);
-    }
+    if (!to.empty()) SendJoinRequest(to, ClusterId());
   }
   DialMembers();
   log_->Retry();
@@ -713,8 +731,8 @@ void Cluster::Tick() {
   }
   // Leaving: done once the commands proposed before leaving are applied (sessions closed)
   // and, for a leader, once leadership has moved — or at the deadline.
-  const bool handed_over = raft->role() != core::raft::Role::kLeader ||
-                           raft->config().members_size() <= 1;
+  const bool handed_over =
+      raft->role() != core::raft::Role::kLeader || raft->config().members_size() <= 1;
   if (leave_done_ && ((handed_over && log_->unapplied() == 0) || now_ms >= leave_deadline_ms_)) {
     auto done = std::move(leave_done_);
     leave_done_ = nullptr;
@@ -814,9 +832,8 @@ void Cluster::FillStatus(NodeStatus* s) const {
   s->cluster_id = ClusterId();
   s->security = SecurityLevelName(options_.tls.level);
   const uint64_t now = NowUs();
-  s->lease_ms = node_lease_.Valid(now)
-                    ? static_cast<int64_t>((node_lease_.valid_until() - now) / 1000)
-                    : -1;
+  s->lease_ms =
+      node_lease_.Valid(now) ? static_cast<int64_t>((node_lease_.valid_until() - now) / 1000) : -1;
   s->warnings = warnings_;
   const core::raft::Raft* raft = log_->raft();
   if (raft->config().members_size() == 0) s->role = "joining";
@@ -840,8 +857,8 @@ void Cluster::FillStatus(NodeStatus* s) const {
     auto pr = progress.find(m.id());
     if (pr != progress.end()) {
       mi.match = pr->second.match;
-      mi.lag = raft->commit_index() > pr->second.match ? raft->commit_index() - pr->second.match
-                                                        : 0;
+      mi.lag =
+          raft->commit_index() > pr->second.match ? raft->commit_index() - pr->second.match : 0;
     } else if (m.id() == options_.node_id && raft->role() == core::raft::Role::kLeader) {
       mi.match = raft->last_index();
     }

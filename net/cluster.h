@@ -142,6 +142,7 @@ class Cluster {
     std::string leader_id;
     bool member = false;
     bool gossiped = false;
+    uint64_t last_heard_ms = 0;  // loop time of its last message
   };
 
   void Log(const std::string& line) const;
@@ -160,6 +161,8 @@ class Cluster {
   void OnKeepalive(const std::string& from, const pb::Keepalive& ka);
   void OnKeepaliveAck(const pb::KeepaliveAck& ack);
   void SendRaft(pb::RaftMessage&& m);
+  /// Asks `to` (a member of `cluster_id`) to add this node as a learner.
+  void SendJoinRequest(const std::string& to, const std::string& cluster_id);
   /// Fresh node: join a cluster a peer belongs to, or bootstrap one.
   void Form();
   /// Leader: joins, promotions, replacements (at most one change per call).

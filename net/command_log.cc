@@ -11,7 +11,9 @@ namespace {
 class NoSyncFile final : public core::WritableFile {
  public:
   explicit NoSyncFile(std::unique_ptr<core::WritableFile> f) : f_(std::move(f)) {}
-  Status WriteAt(uint64_t offset, std::string_view data) override { return f_->WriteAt(offset, data); }
+  Status WriteAt(uint64_t offset, std::string_view data) override {
+    return f_->WriteAt(offset, data);
+  }
   Status Sync() override { return Status::OK(); }
   Status Close() override { return f_->Close(); }
 
@@ -29,11 +31,15 @@ class NoSyncFileSystem final : public core::FileSystem {
     *out = std::make_unique<NoSyncFile>(std::move(f));
     return Status::OK();
   }
-  Status ReadFile(const std::string& p, std::string* out) override { return base_->ReadFile(p, out); }
+  Status ReadFile(const std::string& p, std::string* out) override {
+    return base_->ReadFile(p, out);
+  }
   Status WriteFileAtomic(const std::string& p, std::string_view d) override {
     return base_->WriteFileAtomic(p, d);
   }
-  Status ListDir(const std::string& d, std::vector<std::string>* n) override { return base_->ListDir(d, n); }
+  Status ListDir(const std::string& d, std::vector<std::string>* n) override {
+    return base_->ListDir(d, n);
+  }
   Status CreateDirs(const std::string& d) override { return base_->CreateDirs(d); }
   Status Remove(const std::string& p) override { return base_->Remove(p); }
   Status Rename(const std::string& f, const std::string& t) override { return base_->Rename(f, t); }
@@ -92,15 +98,15 @@ Status CommandLog::Open() {
       "aside to start empty (fencing tokens and sequence values then restart from 1)";
   Status opened = core::LogStore::Open(fs_, options_.data_dir, opts, &store_);
   if (opened.IsCorruption()) {
-    return Status::Corruption("the log in " + options_.data_dir + " is damaged: " +
-                              opened.message() + damaged);
+    return Status::Corruption("the log in " + options_.data_dir +
+                              " is damaged: " + opened.message() + damaged);
   }
   MESH_RETURN_IF_ERROR(opened.Annotate("cannot open the log in " + options_.data_dir));
   core::raft::PersistentState state;
   Status loaded = core::raft::LoadPersistentState(*store_, &state);
   if (!loaded.ok()) {
-    return Status::Corruption("the log in " + options_.data_dir + " is damaged: " +
-                              loaded.message() + damaged);
+    return Status::Corruption("the log in " + options_.data_dir +
+                              " is damaged: " + loaded.message() + damaged);
   }
   if (state.snapshot.index() > 0) {
     pb::LockTableSnapshot s;
@@ -163,6 +169,13 @@ Status CommandLog::Propose(pb::Command command) {
 
 void CommandLog::OnCheck(uv_check_t* h) {
   auto* self = static_cast<CommandLog*>(h->data);
+  if (self->step_pending_) {
+    // Peers' messages were stepped in this iteration: execute what they produced now (a
+    // follower's append delays the leader's commit), with any pending proposals.
+    self->step_pending_ = false;
+    self->Flush();
+    return;
+  }
   if (self->urgent_pending_ == 0) return;  // nothing, or only OpenSessions: no hurry
   // Gather. Under load, the clients answered by the last batch send their next commands a
   // moment after the answers (a wake-up across CPUs costs ~90 us on small VMs). Syncing the
@@ -185,7 +198,7 @@ void CommandLog::OnCheck(uv_check_t* h) {
 void CommandLog::OnIdle(uv_idle_t* h) {
   // Only keeps the poll phase from blocking while proposals wait; OnCheck flushes.
   auto* self = static_cast<CommandLog*>(h->data);
-  if (self->urgent_pending_ == 0) uv_idle_stop(h);
+  if (self->urgent_pending_ == 0 && !self->step_pending_) uv_idle_stop(h);
 }
 
 void CommandLog::OnTimer(uv_timer_t* h) {
@@ -200,9 +213,14 @@ void CommandLog::OnTimer(uv_timer_t* h) {
 void CommandLog::Step(pb::RaftMessage&& message) {
   if (!failure_.ok() || closing_ || !raft_) return;
   raft_->Step(NowUs(), std::move(message));
-  // A leader may just have become known: buffered proposals can go now.
-  ProposePending();
-  Drive();
+  // Executed at the end of this loop iteration (OnCheck), so that everything the messages
+  // received in one iteration produce — appends from the leader, proposals forwarded by
+  // followers, acknowledgements — is persisted with one fsync and sent in one write per
+  // peer. The idle handle keeps poll from blocking before that.
+  if (!step_pending_) {
+    step_pending_ = true;
+    uv_idle_start(&idle_, OnIdle);
+  }
 }
 
 Status CommandLog::Bootstrap(const pb::ClusterConfig& config) {
@@ -243,11 +261,20 @@ void CommandLog::ForgetSession(const pb::SessionKey& session) {
     bool drop = false;
     if (c.ParseFromString(it->first)) {
       switch (c.body_case()) {
-        case pb::Command::kOpenSession: drop = same(c.open_session().session()); break;
-        case pb::Command::kAcquire: drop = same(c.acquire().session()); break;
-        case pb::Command::kRelease: drop = same(c.release().session()); break;
-        case pb::Command::kCancel: drop = same(c.cancel().session()); break;
-        default: break;
+        case pb::Command::kOpenSession:
+          drop = same(c.open_session().session());
+          break;
+        case pb::Command::kAcquire:
+          drop = same(c.acquire().session());
+          break;
+        case pb::Command::kRelease:
+          drop = same(c.release().session());
+          break;
+        case pb::Command::kCancel:
+          drop = same(c.cancel().session());
+          break;
+        default:
+          break;
       }
     }
     it = drop ? unapplied_.erase(it) : std::next(it);
@@ -267,8 +294,7 @@ void CommandLog::RetryUnapplied() {
     if (p.leader == leader && now - p.when < after) continue;
     due.emplace_back(p.order, &entry);
   }
-  std::sort(due.begin(), due.end(),
-            [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [order, entry] : due) {
     if (!raft_->Propose(now, entry->first).ok()) break;  // no leader after all: next time
     entry->second.when = now;
@@ -301,7 +327,8 @@ void CommandLog::ProposePending() {
     std::string data;
     pending_[taken].SerializeToString(&data);
     if (!options_.standalone) {
-      if (pending_[taken].has_close_session()) ForgetSession(pending_[taken].close_session().session());
+      if (pending_[taken].has_close_session())
+        ForgetSession(pending_[taken].close_session().session());
       unapplied_[data] = Proposed{now, raft_->leader(), ++proposal_order_};
     }
     Status st = raft_->Propose(now, std::move(data));

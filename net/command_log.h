@@ -173,7 +173,8 @@ class CommandLog {
   std::unordered_map<std::string, Proposed> unapplied_;
   Status failure_;
   bool closing_ = false;
-  bool driving_ = false;            // Drive() is on the stack (handlers may call Propose)
+  bool driving_ = false;       // Drive() is on the stack (handlers may call Propose)
+  bool step_pending_ = false;  // messages stepped since the last Drive (see Step)
   uint64_t last_snapshot_index_ = 0;
   size_t last_batch_size_ = 0;      // commands in the last proposed batch
   size_t urgent_pending_ = 0;       // pending commands other than OpenSession

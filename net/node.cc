@@ -712,7 +712,9 @@ class NodeImpl final : public Node {
         if (below == 0 || id < below) ended.push_back(c);
       }
       for (Conn* c : ended) {
-        c->session_open = false;
+        // session_open stays true: closing proposes a CloseSession, which is a no-op for an
+        // ended session but stops the retries of its commands (a late retried OpenSession
+        // is refused by the table anyway).
         if (c->stream) {
           c->stream->Close(Status::Unavailable("the cluster expired this node's sessions"));
         }
@@ -789,7 +791,9 @@ class NodeImpl final : public Node {
         c->stream->Send(resp);
       }
       c->held.clear();
-      c->session_open = false;
+      // Closing proposes the session's CloseSession: its locks are released through the log
+      // as soon as the cluster is reachable again — the leader expires this node only if it
+      // stays silent for the whole ttl, and it may come back before that.
       c->stream->Close(Status::Unavailable("session lease lapsed"));
     }
   }

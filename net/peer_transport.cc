@@ -483,6 +483,12 @@ bool PeerTransport::Send(const std::string& node_id, const pb::PeerEnvelope& mes
   return true;
 }
 
+void PeerTransport::Disconnect(const std::string& node_id, const std::string& why) {
+  auto it = peers_.find(node_id);
+  if (it == peers_.end() || it->second->closing()) return;
+  it->second->Close(Status::Unavailable(why), false);
+}
+
 bool PeerTransport::SendEncoded(const std::string& node_id, std::string_view frames) {
   auto it = peers_.find(node_id);
   if (it == peers_.end() || it->second->closing()) return false;

@@ -174,6 +174,12 @@ class PeerTransport {
   /// closed (from a close callback). No other callback runs after Stop is called.
   void Stop(std::function<void()> done);
 
+  /// Closes the link to `node_id` (if any) with `why` as the reason: on_peer_down runs, and
+  /// a dialled address is redialled with the usual backoff. For a link that carries nothing
+  /// although traffic is expected (a half-open TCP connection after a network outage, which
+  /// TCP's retransmission backoff can keep silent for many seconds).
+  void Disconnect(const std::string& node_id, const std::string& why);
+
   /// Connected peers, by node id.
   std::vector<PeerInfo> Peers() const;
   bool IsConnected(const std::string& node_id) const { return peers_.count(node_id) != 0; }

@@ -76,9 +76,10 @@ struct App {
           return;
         }
         if (cycles_left > 0) --cycles_left;
-        if (!stopping) uv_timer_start(&timer, [](uv_timer_t* t) {
-          static_cast<App*>(t->data)->Cycle();
-        }, cycles_left == 0 ? 0 : 1000, 0);
+        if (!stopping)
+          uv_timer_start(
+              &timer, [](uv_timer_t* t) { static_cast<App*>(t->data)->Cycle(); },
+              cycles_left == 0 ? 0 : 1000, 0);
       });
     });
   }
@@ -146,8 +147,9 @@ int main(int argc, char** argv) {
   for (uv_signal_t* s : {&app.sigint, &app.sigterm}) {
     uv_signal_init(app.loop, s);
     s->data = &app;
-    uv_signal_start(s, [](uv_signal_t* h, int) { static_cast<App*>(h->data)->Stop(0); },
-                    s == &app.sigint ? SIGINT : SIGTERM);
+    uv_signal_start(
+        s, [](uv_signal_t* h, int) { static_cast<App*>(h->data)->Stop(0); },
+        s == &app.sigint ? SIGINT : SIGTERM);
   }
   mesh::ClientOptions co;
   co.socket_path = options.socket_path;
@@ -155,8 +157,7 @@ int main(int argc, char** argv) {
   app.client = mesh::AsyncClient::Create(app.loop, co);
   app.client->Connect([&app](const mesh::Status& st) {
     if (!st.ok()) {
-      fprintf(stderr, "embedded_node: cannot connect to its own node: %s\n",
-              st.ToString().c_str());
+      fprintf(stderr, "embedded_node: cannot connect to its own node: %s\n", st.ToString().c_str());
       app.Stop(1);
       return;
     }

@@ -79,6 +79,26 @@ TEST_F(LockCliTest, WaitOneSecondOnHeldLockExits98) {
   EXPECT_EQ(after.code(), 0) << after.Describe();
 }
 
+// A waiting `lockmesh lock` whose node dies exits 99 with the reason — it once aborted on a
+// double uv_close (the failed request closed the client, then the lost connection did too).
+TEST_F(LockCliTest, WaiterWhoseNodeDiesExits99WithoutCrashing) {
+  Process* holder = StartHolder("busy", "h");
+  ASSERT_NE(holder, nullptr);
+  const std::string ran = Path("ran");
+  Process* waiter = Lockmesh("waiter", LockArgs("busy", {"touch", ran}, {"-w", "60"}));
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::vector<mesh::LockInfo> locks;
+        return ListLocks(paths_.socket, &locks) && CountLocks(locks, "busy", false) == 1;
+      },
+      Millis(20000)));
+  EXPECT_EQ(KillNodesServing(paths_.socket), 1);
+  RunResult r = Finish(waiter, Millis(20000));
+  EXPECT_EQ(r.code(), 99) << r.Describe();
+  EXPECT_NE(r.err.find("connection to node lost"), std::string::npos) << r.Describe();
+  EXPECT_FALSE(FileExists(ran));
+}
+
 // (d) The command's exit status passes through; the command sees the lock's environment.
 TEST_F(LockCliTest, ChildExitStatusPassesThrough) {
   RunResult seven = RunLockmesh("exit7", LockArgs("st", {"sh", "-c", "exit 7"}));

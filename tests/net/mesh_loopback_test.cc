@@ -32,12 +32,23 @@ class MeshLoopbackTest : public ProcessTest {
                          const std::string& session_ttl = "2") {
     std::string join;
     for (int j = 1; j <= n; ++j) join += (join.empty() ? "" : ",") + Address(j);
-    std::vector<std::string> args = {"node",           "--node-id",    Id(i),
-                                     "--socket",       Socket(i),      "--data-dir",
-                                     Path("d" + std::to_string(i)),   "--listen",
-                                     Address(i),       "--join",       join,
-                                     "--no-multicast", "--expect",     std::to_string(n),
-                                     "--session-ttl",  session_ttl,    "--election-timeout",
+    std::vector<std::string> args = {"node",
+                                     "--node-id",
+                                     Id(i),
+                                     "--socket",
+                                     Socket(i),
+                                     "--data-dir",
+                                     Path("d" + std::to_string(i)),
+                                     "--listen",
+                                     Address(i),
+                                     "--join",
+                                     join,
+                                     "--no-multicast",
+                                     "--expect",
+                                     std::to_string(n),
+                                     "--session-ttl",
+                                     session_ttl,
+                                     "--election-timeout",
                                      "1000"};
     args.insert(args.end(), extra.begin(), extra.end());
     Process* p = Lockmesh(Id(i), args);
@@ -47,8 +58,7 @@ class MeshLoopbackTest : public ProcessTest {
 
   // `lockmesh status --json` of node i; null JSON if it does not answer.
   Json Status(int i) {
-    RunResult r = RunLockmesh("status", {"status", "--socket", Socket(i), "--json"},
-                              Millis(10000));
+    RunResult r = RunLockmesh("status", {"status", "--socket", Socket(i), "--json"}, Millis(10000));
     if (r.code() != 0) return Json();
     Json j = Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
     return j.is_discarded() ? Json() : j;
@@ -102,8 +112,9 @@ class MeshLoopbackTest : public ProcessTest {
 
 TEST_F(MeshLoopbackTest, ThreeNodesFormOneClusterAndServeLocksEverywhere) {
   for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3);
-  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)))
-      << NodeLog(1) << "\n---\n" << NodeLog(2) << "\n---\n" << NodeLog(3);
+  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000))) << NodeLog(1) << "\n---\n"
+                                                       << NodeLog(2) << "\n---\n"
+                                                       << NodeLog(3);
   uint64_t last = 0;
   for (int round = 0; round < 2; ++round) {
     for (int i = 1; i <= 3; ++i) {
@@ -158,9 +169,8 @@ TEST_F(MeshLoopbackTest, LockOfAKilledNodeIsGrantedElsewhereWithinSessionTtl) {
                                         "moving", "--", "sleep", "600"});
   ASSERT_TRUE(
       WaitFor([&] { return LockOn(waiter_node, "moving", {"-n"}).code() == 98; }, Millis(20000)));
-  Process* waiter =
-      Lockmesh("waiter", {"lock", "--socket", Socket(waiter_node), "--no-autostart", "-w", "60",
-                          "moving", "--", "sh", "-c", "echo granted"});
+  Process* waiter = Lockmesh("waiter", {"lock", "--socket", Socket(waiter_node), "--no-autostart",
+                                        "-w", "60", "moving", "--", "sh", "-c", "echo granted"});
   usleep(300 * 1000);
   auto killed = Clock::now();
   nodes_[victim]->Kill();
@@ -214,9 +224,9 @@ TEST_F(MeshLoopbackTest, TwoClustersOfOneNameStayApartAndSaySo) {
   // ... then node 2 restarts knowing node 1's address: the two meet.
   nodes_[2]->Signal(SIGTERM);
   ASSERT_TRUE(nodes_[2]->Wait(Millis(20000)).has_value());
-  nodes_[2] = Lockmesh("n2-again", {"node", "--node-id", Id(2), "--socket", Socket(2),
-                                    "--data-dir", Path("d2"), "--listen", Address(2),
-                                    "--no-multicast", "--join", Address(1)});
+  nodes_[2] = Lockmesh("n2-again",
+                       {"node", "--node-id", Id(2), "--socket", Socket(2), "--data-dir", Path("d2"),
+                        "--listen", Address(2), "--no-multicast", "--join", Address(1)});
   auto warned = [&](int i) {
     Json s = Status(i);
     if (s.is_null()) return false;
@@ -226,7 +236,8 @@ TEST_F(MeshLoopbackTest, TwoClustersOfOneNameStayApartAndSaySo) {
     return false;
   };
   ASSERT_TRUE(WaitFor([&] { return warned(1) && warned(2); }, Millis(30000), Millis(200)))
-      << NodeLog(1) << "\n---\n" << nodes_[2]->Stderr();
+      << NodeLog(1) << "\n---\n"
+      << nodes_[2]->Stderr();
   // Never merged: each keeps its own id, members and locks.
   EXPECT_EQ(Status(1)["cluster_id"], id1);
   EXPECT_EQ(Status(2)["cluster_id"], id2);
@@ -238,11 +249,11 @@ TEST_F(MeshLoopbackTest, TwoClustersOfOneNameStayApartAndSaySo) {
 
 TEST_F(MeshLoopbackTest, EmbeddedNodeExampleTakesLocksThroughItsOwnNode) {
   // apps/examples/embedded_node: mesh::Node and mesh::AsyncClient on one libuv loop.
-  const std::string bin = LockmeshBinary().substr(0, LockmeshBinary().rfind('/')) +
-                          "/embedded_node";
-  Process* p = Spawn("embedded", {bin, "--node-id", "emb", "--data-dir", Path("emb"),
-                                  "--socket", Socket(1), "--listen", Address(1), "--join",
-                                  Address(1), "--no-multicast", "--cycles", "3"});
+  const std::string bin =
+      LockmeshBinary().substr(0, LockmeshBinary().rfind('/')) + "/embedded_node";
+  Process* p = Spawn("embedded", {bin, "--node-id", "emb", "--data-dir", Path("emb"), "--socket",
+                                  Socket(1), "--listen", Address(1), "--join", Address(1),
+                                  "--no-multicast", "--cycles", "3"});
   RunResult r = Finish(p, Millis(60000));
   EXPECT_EQ(r.code(), 0) << r.Describe();
   size_t count = 0;
@@ -269,7 +280,7 @@ class MeshReloadTest : public MeshLoopbackTest {
   }
   std::vector<std::string> TlsArgs(int i) {
     std::string dir = Path("c" + std::to_string(i));
-    return {"--security", "mutual",          "--tls-cert", dir + "/cert.pem",
+    return {"--security", "mutual",         "--tls-cert", dir + "/cert.pem",
             "--tls-key",  dir + "/key.pem", "--tls-ca",   Path("ca-of-" + Id(i) + ".pem")};
   }
   bool Connected(int at, int peer) {
@@ -304,8 +315,7 @@ TEST_F(MeshReloadTest, PeerWhoseCertificateNoLongerVerifiesIsCutOffOnSighup) {
   // Node 1 now trusts another CA only: node 2's certificate no longer verifies there.
   WriteFile(Path("ca-of-n1.pem"), ReadFile(Path("ca2/cert.pem")));
   nodes_[1]->Signal(SIGHUP);
-  ASSERT_TRUE(WaitFor([&] { return !Connected(1, 2); }, Millis(20000), Millis(100)))
-      << NodeLog(1);
+  ASSERT_TRUE(WaitFor([&] { return !Connected(1, 2); }, Millis(20000), Millis(100))) << NodeLog(1);
   // And it stays out: node 2 redials and is refused every time.
   for (int k = 0; k < 10; ++k) {
     usleep(300 * 1000);
@@ -323,8 +333,8 @@ TEST_F(MeshReloadTest, NewConnectionsUseTheReloadedCertificate) {
   ASSERT_FALSE(old_fp.empty());
   ASSERT_TRUE(WaitFor([&] { return FingerprintSeen(1, 2) == old_fp; }, Millis(10000)));
   // A new certificate for node 2 (same CA, new key) in place of the old files, then SIGHUP.
-  ASSERT_EQ(RunLockmesh("cert", {"cert", "node", "--ca", Path("ca"), "--cn", Id(2), "--out",
-                                 Path("c2new")})
+  ASSERT_EQ(RunLockmesh("cert",
+                        {"cert", "node", "--ca", Path("ca"), "--cn", Id(2), "--out", Path("c2new")})
                 .code(),
             0);
   WriteFile(Path("c2/cert.pem"), ReadFile(Path("c2new/cert.pem")));
@@ -338,9 +348,9 @@ TEST_F(MeshReloadTest, NewConnectionsUseTheReloadedCertificate) {
   // node 2's new one.
   nodes_[1]->Kill();
   StartMeshNode(1, 2, TlsArgs(1));
-  EXPECT_TRUE(WaitFor([&] { return FingerprintSeen(1, 2) == new_fp; }, Millis(30000),
-                      Millis(200)))
-      << NodeLog(1) << "\n---\n" << NodeLog(2);
+  EXPECT_TRUE(WaitFor([&] { return FingerprintSeen(1, 2) == new_fp; }, Millis(30000), Millis(200)))
+      << NodeLog(1) << "\n---\n"
+      << NodeLog(2);
 }
 
 }  // namespace

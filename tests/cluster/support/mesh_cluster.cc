@@ -677,7 +677,11 @@ void MeshTest::TearDown() {
     std::string dest = std::string(keep) + "/" + info->test_suite_name() + "." + info->name();
     RunCommand({"mkdir", "-p", dest});
     RunCommand({"cp", "-r", mesh_->net().log_dir(), dest + "/logs"});
-    RunCommand({"cp", "-r", mesh_->Path(""), dest + "/shared"});
+    // The shared tree without the data dirs (64 MB of preallocated log each) and sockets.
+    RunCommand({"mkdir", "-p", dest + "/shared"});
+    RunCommand({"sh", "-c",
+                "cd '" + mesh_->Path("") + "' && tar cf - --exclude='./h*/data' "
+                "--exclude='*.sock' . | (cd '" + dest + "/shared' && tar xf -)"});
     printf("logs of the failed test kept in %s\n", dest.c_str());
   }
   mesh_.reset();

@@ -10,7 +10,9 @@
 //                                    reachable from any namespace, so status polls need no
 //                                    `ip netns exec`)
 //   <root>/...                       whatever a test puts there (Path())
-// Node logs (stderr) are the netns harness's log_dir()/node-h<i>.err.
+// Node logs (stderr) are the netns harness's log_dir()/node-h<i>.err. Both trees are removed
+// with the cluster; LOCKMESH_CLUSTER_KEEP_LOGS=DIR keeps copies of a failed test's in
+// DIR/<suite>.<test>/{logs,shared} (without the data dirs; MeshTest::TearDown).
 //
 // Timestamps: critical sections and the tests read CLOCK_MONOTONIC (MonotonicNs()), one clock
 // for every namespace of the machine. Child commands get it from the tool mode of the test
