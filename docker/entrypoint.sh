@@ -62,6 +62,20 @@ run_node() {
     export LOCKMESH_TLS_KEY="$LOCKMESH_CERTS_DIR/nodes/$id/key.pem"
     export LOCKMESH_TLS_CA="$LOCKMESH_CERTS_DIR/ca.pem"
     say "node id $id (certificate $LOCKMESH_TLS_CERT, container $(hostname))"
+    # The same settings for commands run with `docker exec` (unique-id, tls-debug, cert):
+    # the user configuration file, in the data volume ($HOME). Variables still override it.
+    config_dir="${XDG_CONFIG_HOME:-${HOME:-/var/lib/lockmesh}/.config}/lockmesh"
+    mkdir -p "$config_dir"
+    cat >"$config_dir/lockmesh.toml.tmp" <<EOF_CONFIG
+# Written by lockmesh-entrypoint: the certificate this container claimed in $LOCKMESH_CERTS_DIR.
+[node]
+node_id = "$id"
+security = "$LOCKMESH_SECURITY"
+tls_cert = "$LOCKMESH_TLS_CERT"
+tls_key = "$LOCKMESH_TLS_KEY"
+tls_ca = "$LOCKMESH_TLS_CA"
+EOF_CONFIG
+    mv "$config_dir/lockmesh.toml.tmp" "$config_dir/lockmesh.toml"
   fi
   if [ -z "${LOCKMESH_NODE_ID:-}" ]; then
     for f in /etc/machine-id /var/lib/dbus/machine-id; do
