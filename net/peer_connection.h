@@ -156,14 +156,14 @@ class PeerConnection {
   bool first_bytes_checked_ = false;
   std::string remote_address_;
   FrameDecoder decoder_;
-  std::string pending_;     // plaintext frames not yet handed to TLS / the socket
+  std::string pending_;  // plaintext frames not yet handed to TLS / the socket
   // Written buffers kept for reuse. A bulk sender produces a fresh megabyte-sized buffer
   // of TLS output per loop iteration; allocating and freeing it each time made glibc
   // return the heap top to the kernel and fault it back in every iteration (brk + page
   // faults + a TLB shootdown on the other CPU: a third of the sender's time).
   std::vector<std::string> spare_buffers_;
-  std::string plaintext_;   // scratch for TLS input
-  std::string frame_;       // scratch for one frame body
+  std::string plaintext_;  // scratch for TLS input
+  std::string frame_;      // scratch for one frame body
   Status close_reason_;
   SecuredHandler on_secured_;
   EnvelopeHandler on_envelope_;
