@@ -157,10 +157,10 @@ class PeerConnection {
   std::string remote_address_;
   FrameDecoder decoder_;
   std::string pending_;  // plaintext frames not yet handed to TLS / the socket
-  // Written buffers kept for reuse. A bulk sender produces a fresh megabyte-sized buffer
-  // of TLS output per loop iteration; allocating and freeing it each time made glibc
-  // return the heap top to the kernel and fault it back in every iteration (brk + page
-  // faults + a TLB shootdown on the other CPU: a third of the sender's time).
+  // Written buffers kept for reuse. A bulk sender's TLS output is 64 KiB or more per loop
+  // iteration; growing a new buffer and freeing it after the write made glibc give the
+  // heap top back to the kernel (brk) and fault it in again every iteration, each trim a
+  // TLB shootdown on the other CPU: a third of the bulk benchmark's CPU time.
   std::vector<std::string> spare_buffers_;
   std::string plaintext_;  // scratch for TLS input
   std::string frame_;      // scratch for one frame body
