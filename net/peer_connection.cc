@@ -16,6 +16,12 @@ constexpr uint64_t kLingerMs = 2000;
 // make us hold max_frame_bytes for every connection it opens.
 constexpr size_t kMaxBytesBeforeUp = 64 * 1024;
 
+// Buffers kept per connection for reuse (see spare_buffers_), and the largest capacity
+// worth keeping: an idle link holds at most kMaxSpareBuffers * kMaxSpareCapacity.
+constexpr size_t kMaxSpareBuffers = 4;
+constexpr size_t kMaxSpareCapacity = 1 << 20;
+
+// A uv_write request that owns the bytes it writes.
 struct WriteRequest {
   uv_write_t req;
   std::string data;
@@ -127,8 +133,7 @@ void PeerConnection::Begin() {
   }
   if (dialled_) {
     st = tls_->Handshake();  // the ClientHello
-    tls_->TakeOutput(&ciphertext_);
-    if (!ciphertext_.empty()) WriteRaw(std::move(ciphertext_));
+    WriteTlsOutput();
     if (!st.ok()) Fail(st);
   }
 }
@@ -195,8 +200,7 @@ void PeerConnection::OnData(const char* data, size_t n) {
   tls_->Feed(std::string_view(data, n));
   if (!tls_->handshake_done()) {
     Status st = tls_->Handshake();
-    tls_->TakeOutput(&ciphertext_);
-    if (!ciphertext_.empty()) WriteRaw(std::move(ciphertext_));
+    WriteTlsOutput();
     if (closing_) return;
     if (!st.ok()) {
       refused_by_peer_ = tls_->peer_refused();
@@ -215,8 +219,7 @@ void PeerConnection::OnData(const char* data, size_t n) {
     DecodeFrames();
   }
   if (closing_) return;
-  tls_->TakeOutput(&ciphertext_);
-  if (!ciphertext_.empty()) WriteRaw(std::move(ciphertext_));
+  WriteTlsOutput();
   if (!st.ok() && !closing_) {
     refused_by_peer_ = tls_->peer_refused();
     Fail(st);
@@ -273,16 +276,37 @@ void PeerConnection::Flush() {
   }
   if (pending_.empty() || handles_closing_) return;
   if (!tls_) {
-    std::string bytes;
-    bytes.swap(pending_);
+    std::string bytes = SpareBuffer();
+    bytes.swap(pending_);  // pending_ keeps the spare's capacity for the next frames
     WriteRaw(std::move(bytes));
     return;
   }
   Status st = tls_->Write(pending_);
   pending_.clear();
-  tls_->TakeOutput(&ciphertext_);
-  if (!ciphertext_.empty()) WriteRaw(std::move(ciphertext_));
+  WriteTlsOutput();
   if (!st.ok()) Fail(st);
+}
+
+void PeerConnection::WriteTlsOutput() {
+  if (!tls_->has_output()) return;
+  // The session gets the spare's capacity in exchange, so its next records are appended
+  // without growing a buffer from nothing.
+  std::string out = SpareBuffer();
+  tls_->TakeOutput(&out);
+  WriteRaw(std::move(out));
+}
+
+std::string PeerConnection::SpareBuffer() {
+  if (spare_buffers_.empty()) return std::string();
+  std::string buffer = std::move(spare_buffers_.back());
+  spare_buffers_.pop_back();
+  return buffer;
+}
+
+void PeerConnection::Recycle(std::string buffer) {
+  if (buffer.capacity() > kMaxSpareCapacity || spare_buffers_.size() >= kMaxSpareBuffers) return;
+  buffer.clear();
+  spare_buffers_.push_back(std::move(buffer));
 }
 
 void PeerConnection::WriteRaw(std::string bytes) {
@@ -292,7 +316,10 @@ void PeerConnection::WriteRaw(std::string bytes) {
   if (tcp_.write_queue_size == 0) {
     uv_buf_t buf = uv_buf_init(bytes.data(), static_cast<unsigned>(bytes.size()));
     int n = uv_try_write(stream, &buf, 1);
-    if (n == static_cast<int>(bytes.size())) return;
+    if (n == static_cast<int>(bytes.size())) {
+      Recycle(std::move(bytes));
+      return;
+    }
     if (n > 0) {
       offset = static_cast<size_t>(n);
     } else if (n != UV_EAGAIN) {
@@ -300,14 +327,13 @@ void PeerConnection::WriteRaw(std::string bytes) {
       return;
     }
   }
+  // libuv keeps the buffer until the write completes; the request owns it (no copy, the
+  // written prefix is skipped).
   auto* w = new WriteRequest;
   w->req.data = w;
-  if (offset == 0) {
-    w->data = std::move(bytes);
-  } else {
-    w->data.assign(bytes, offset, std::string::npos);
-  }
-  uv_buf_t buf = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  w->data = std::move(bytes);
+  uv_buf_t buf =
+      uv_buf_init(w->data.data() + offset, static_cast<unsigned>(w->data.size() - offset));
   int rc = uv_write(&w->req, stream, &buf, 1, OnWrite);
   if (rc != 0) {
     delete w;
@@ -318,6 +344,7 @@ void PeerConnection::WriteRaw(std::string bytes) {
 void PeerConnection::OnWrite(uv_write_t* req, int status) {
   auto* w = static_cast<WriteRequest*>(req->data);
   auto* self = static_cast<PeerConnection*>(req->handle->data);
+  self->Recycle(std::move(w->data));
   delete w;
   if (status != 0 && status != UV_ECANCELED && !self->closing_) {
     self->Fail(Status::IOError(std::string("write failed: ") + uv_strerror(status)));
@@ -352,8 +379,7 @@ void PeerConnection::Fail(const Status& why) {
   if (closing_) return;
   // An alert the TLS session queued for the peer goes out before the close.
   if (tls_ && tls_->has_output() && !handles_closing_) {
-    tls_->TakeOutput(&ciphertext_);
-    WriteRaw(std::move(ciphertext_));
+    WriteTlsOutput();
     if (closing_) return;
   }
   Close(why, false);
@@ -379,8 +405,7 @@ void PeerConnection::Close(const Status& why, bool flush) {
   if (why.ok() || flush) Flush();
   if (tls_ && !handles_closing_) {
     tls_->Close();
-    tls_->TakeOutput(&ciphertext_);
-    if (!ciphertext_.empty()) WriteRaw(std::move(ciphertext_));
+    WriteTlsOutput();
   }
   if (handles_closing_) return;
   uv_timer_stop(&deadline_);
