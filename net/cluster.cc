@@ -179,6 +179,9 @@ Status Cluster::Start() {
     MESH_RETURN_IF_ERROR(transport_->Start().Annotate("cannot listen for peers on " + listen));
   }
   log_->SetSender([this](pb::RaftMessage&& m) { SendRaft(std::move(m)); });
+  log_->SetSendFlusher([this] {
+    if (!stopping_ && transport_) transport_->FlushQueued();
+  });
 
   DiscoveryOptions d;
   d.cluster_name = options_.cluster;
@@ -795,6 +798,7 @@ void Cluster::Stop(std::function<void()> done) {
     d();
   }
   log_->SetSender(nullptr);
+  log_->SetSendFlusher(nullptr);
   stop_waits_ = 1;  // this function's own, released at its end
   if (started_) {
     stop_waits_ += 2;

@@ -71,6 +71,9 @@ class CommandLog {
     bool standalone = true;
     /// Clock-rate bound between nodes (RaftOptions::max_drift).
     double max_drift = 0.01;
+    /// Run a batch's fsync on libuv's thread pool while the loop goes on reading peers and
+    /// clients and stepping Raft (see Drive). Only with fsync on; false syncs in the loop.
+    bool sync_off_loop = true;
   };
 
   /// `fs` must outlive the log.
@@ -85,6 +88,9 @@ class CommandLog {
                    BatchDoneHandler on_batch_done = nullptr);
   /// Where Raft's messages go (mesh only; without a sender they are dropped).
   void SetSender(Sender sender) { sender_ = std::move(sender); }
+  /// Called after messages were handed to the sender ahead of an fsync: it must write
+  /// them now, not when the loop next polls (mesh only; optional).
+  void SetSendFlusher(std::function<void()> flush) { send_flusher_ = std::move(flush); }
 
   /// A Raft message from a peer: steps Raft and executes what follows.
   void Step(pb::RaftMessage&& message);
@@ -134,6 +140,34 @@ class CommandLog {
   void Drive();
   /// Step 1 of a batch: persist, syncing once if anything in it must be durable.
   Status Persist(const core::raft::Batch& batch);
+  /// True if persisting `batch` needs an fsync.
+  bool MustSync(const core::raft::Batch& batch) const;
+  /// A batch taken from Raft, on its way to disk.
+  struct QueuedBatch {
+    core::raft::Batch batch;
+    bool term_or_vote_changed = false;  // its hard state must be durable before it is sent
+    bool sent_early = false;            // its messages left when it was taken
+  };
+  /// Raft's next batch, with term_or_vote_changed set.
+  QueuedBatch TakeBatch();
+  /// True if `q`'s messages may go out before it is persisted: a leader's appends.
+  bool FinishesEarly(const QueuedBatch& q) const;
+  /// Takes Raft's next batch into waiting_: applies its committed entries and, if it
+  /// FinishesEarly and no earlier batch's messages wait, sends its messages. False if the
+  /// log failed.
+  bool TakeAndStart();
+  /// Persists waiting_, in order, with one sync: on the pool thread (OnSyncDone then
+  /// finishes them) or, without fsync or for a snapshot, here (then finishes them). False
+  /// if the log failed.
+  bool PersistWaiting();
+  /// After a batch is persisted: sends its messages (unless sent early), then Advance.
+  void FinishBatch(QueuedBatch* q);
+  /// Thread-pool side of an off-loop sync: store_->Sync(), nothing else.
+  static void OnSyncWork(uv_work_t* req);
+  /// Loop side: finishes the synced batch and drives on.
+  static void OnSyncDone(uv_work_t* req, int status);
+  /// Runs close_done_ once the handles are closed and no sync is in flight.
+  void MaybeFinishClose();
   /// Step 3 of a batch: restore a received snapshot, apply committed command entries.
   Status ApplyBatch(const core::raft::Batch& batch);
   void ArmTimer();
@@ -162,6 +196,18 @@ class CommandLog {
   FailureHandler on_failure_;
   BatchDoneHandler on_batch_done_;
   Sender sender_;
+  std::function<void()> send_flusher_;
+  // An off-loop sync in flight: while set, the loop takes no batch and touches no store_
+  // (the pool thread owns it); Raft keeps taking steps and proposals for the next batch.
+  bool sync_in_flight_ = false;
+  uv_work_t sync_work_;
+  std::vector<QueuedBatch> syncing_;  // the batches the sync in flight makes durable
+  std::vector<QueuedBatch> waiting_;  // taken since, to persist after it
+  bool hold_ = false;        // a batch's messages wait for its sync: so must every later batch's
+  Status sync_status_;       // written by the pool thread, read in OnSyncDone
+  uint64_t known_term_ = 0;  // the hard state of the last batch taken that had one
+  std::string known_vote_;
+  bool applied_since_done_ = false;  // a batch applied entries since on_batch_done_ ran
   // Mesh only: encoded command -> when (local us) and to which leader it was last proposed,
   // until applied.
   struct Proposed {

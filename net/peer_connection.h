@@ -66,6 +66,10 @@ class PeerConnection {
   /// Queues pre-encoded frames (AppendFrame output), e.g. for benchmarks. Same rules.
   void SendFrames(std::string_view frames);
 
+  /// Writes the frames queued so far now instead of before the next poll (a leader sends
+  /// its appends this way before its fsync blocks the loop).
+  void FlushNow() { Flush(); }
+
   /// Stops the deadline: the transport accepted the peer's Hello.
   void Established();
 

@@ -496,6 +496,17 @@ bool PeerTransport::SendEncoded(const std::string& node_id, std::string_view fra
   return true;
 }
 
+void PeerTransport::FlushQueued() {
+  // Copied first: a failed write closes its connection, which may touch peers_.
+  std::vector<PeerConnection*> open;
+  for (auto& [id, conn] : peers_) {
+    if (!conn->closing()) open.push_back(conn);
+  }
+  for (PeerConnection* conn : open) {
+    if (!conn->closing()) conn->FlushNow();
+  }
+}
+
 size_t PeerTransport::QueuedBytes(const std::string& node_id) const {
   auto it = peers_.find(node_id);
   return it == peers_.end() ? 0 : it->second->write_queue_bytes();

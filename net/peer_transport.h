@@ -183,6 +183,8 @@ class PeerTransport {
   /// Connected peers, by node id.
   std::vector<PeerInfo> Peers() const;
   bool IsConnected(const std::string& node_id) const { return peers_.count(node_id) != 0; }
+  /// Writes what Send queued for every peer now rather than before the next poll.
+  void FlushQueued();
   /// Bytes queued in libuv for `node_id` but not yet written to the kernel (0 if unknown).
   size_t QueuedBytes(const std::string& node_id) const;
   /// The security level in force.

@@ -37,7 +37,8 @@ struct BenchFlags {
   std::string scenario = "all";
   int runs = 1;
   bool json = false;
-  bool wait_unlock = false;  // a cycle also waits for the unlock's acknowledgement
+  bool wait_unlock = false;               // a cycle also waits for the unlock's acknowledgement
+  std::vector<std::string> node_sockets;  // --node-socket: spread clients over these nodes
 };
 
 /// One measured configuration.
@@ -61,14 +62,16 @@ struct Result {
 /// Runs one scenario once on `loop`.
 class BenchRun {
  public:
-  BenchRun(uv_loop_t* loop, const mesh::ClientOptions& options, const Scenario& scenario,
-           double seconds)
-      : loop_(loop), options_(options), scenario_(scenario), seconds_(seconds) {}
+  /// Client i connects to sockets[i % sockets.size()] (at least one socket).
+  BenchRun(uv_loop_t* loop, const mesh::ClientOptions& options,
+           const std::vector<std::string>& sockets, const Scenario& scenario, double seconds)
+      : loop_(loop), options_(options), sockets_(sockets), scenario_(scenario), seconds_(seconds) {}
 
   Status Run(Result* result) {
     for (int i = 0; i < scenario_.clients; ++i) {
       std::unique_ptr<mesh::AsyncClient> client;
       mesh::ClientOptions options = options_;
+      options.socket_path = sockets_[i % sockets_.size()];
       options.client_name = "lockmesh bench " + scenario_.name + " #" + std::to_string(i);
       Status st = ConnectOnLoop(loop_, options, &client);
       if (!st.ok()) {
@@ -112,17 +115,17 @@ class BenchRun {
   void Cycle(size_t i) {
     Clock::time_point t0 = Clock::now();
     mesh::LockOptions lock_options;  // EX, wait forever
-    clients_[i]->Lock(
-        resources_[i], lock_options, [this, i, t0](const Status& st, const mesh::Lock& lock) {
-          if (!st.ok()) return Stop(st.Annotate("lock " + resources_[i]));
-          ++unlocks_in_flight_;
-          clients_[i]->Unlock(lock, false, [this, i, t0](const Status& st) {
-            --unlocks_in_flight_;
-            if (!st.ok()) return Stop(st.Annotate("unlock " + resources_[i]));
-            if (wait_unlock_) EndCycle(i, t0);
-          });
-          if (!wait_unlock_) EndCycle(i, t0);
-        });
+    clients_[i]->Lock(resources_[i], lock_options,
+                      [this, i, t0](const Status& st, const mesh::Lock& lock) {
+                        if (!st.ok()) return Stop(st.Annotate("lock " + resources_[i]));
+                        ++unlocks_in_flight_;
+                        clients_[i]->Unlock(lock, false, [this, i, t0](const Status& st) {
+                          --unlocks_in_flight_;
+                          if (!st.ok()) return Stop(st.Annotate("unlock " + resources_[i]));
+                          if (wait_unlock_) EndCycle(i, t0);
+                        });
+                        if (!wait_unlock_) EndCycle(i, t0);
+                      });
   }
 
   void EndCycle(size_t i, Clock::time_point t0) {
@@ -148,6 +151,7 @@ class BenchRun {
 
   uv_loop_t* loop_;
   mesh::ClientOptions options_;
+  std::vector<std::string> sockets_;
   Scenario scenario_;
   double seconds_;
   std::vector<std::unique_ptr<mesh::AsyncClient>> clients_;
@@ -188,6 +192,11 @@ int RunBench(const BenchFlags& flags) {
   if (which == "all" || which == "one") scenarios.push_back({"one", flags.clients, true});
 
   std::string socket = EffectiveSocket(config);
+  // The clients' nodes: the local one, then each --node-socket (a mesh's other nodes).
+  std::vector<std::string> sockets = {socket};
+  for (const std::string& s : flags.node_sockets) {
+    if (std::find(sockets.begin(), sockets.end(), s) == sockets.end()) sockets.push_back(s);
+  }
   mesh::ClientOptions options;
   options.socket_path = socket;
   AutostartOptions autostart;
@@ -231,9 +240,15 @@ int RunBench(const BenchFlags& flags) {
     printf("node %s (%s%s), cluster %s, data dir %s, fsync %s, socket %s\n", node.node_id.c_str(),
            node.role.c_str(), started ? ", auto-started by this bench" : "", node.cluster.c_str(),
            node.data_dir.c_str(), node.fsync ? "on" : "off", socket.c_str());
-    printf("machine: %ld CPUs, %s; %g s per scenario, median of %d run(s); unlock %s\n", nproc,
-           cpu.c_str(), flags.seconds, flags.runs,
-           flags.wait_unlock ? "acknowledged before the next lock" : "pipelined with the next lock");
+    if (sockets.size() > 1) {
+      std::string all;
+      for (const std::string& s : sockets) all += (all.empty() ? "" : ", ") + s;
+      printf("clients spread round-robin over %zu nodes: %s\n", sockets.size(), all.c_str());
+    }
+    printf(
+        "machine: %ld CPUs, %s; %g s per scenario, median of %d run(s); unlock %s\n", nproc,
+        cpu.c_str(), flags.seconds, flags.runs,
+        flags.wait_unlock ? "acknowledged before the next lock" : "pipelined with the next lock");
     fflush(stdout);
   }
 
@@ -242,7 +257,7 @@ int RunBench(const BenchFlags& flags) {
     std::vector<Result> runs;
     for (int r = 0; r < flags.runs; ++r) {
       Result result;
-      BenchRun run(&loop, options, scenario, flags.seconds);
+      BenchRun run(&loop, options, sockets, scenario, flags.seconds);
       run.set_wait_unlock(flags.wait_unlock);
       st = run.Run(&result);
       if (!st.ok()) {
@@ -271,6 +286,7 @@ int RunBench(const BenchFlags& flags) {
                   {"members", node.members.size()},
                   {"data_dir", node.data_dir},
                   {"socket", socket},
+                  {"node_sockets", sockets},
                   {"fsync", node.fsync},
                   {"version", node.version},
                   {"auto_started", started}}},
@@ -310,7 +326,8 @@ CommandRunner AddBenchCommand(CLI::App* app) {
   cmd->footer(
       "Scenarios: seq = one client cycling on one resource; distinct = N clients, each on its "
       "own\nresource; one = N clients contending for one exclusive resource. A cycle is one "
-      "lock (EX, waiting)\nplus one unlock; latency is measured per cycle, from the lock request to the unlock being\nsent (with --wait-unlock: to its acknowledgement). Starts a node "
+      "lock (EX, waiting)\nplus one unlock; latency is measured per cycle, from the lock request "
+      "to the unlock being\nsent (with --wait-unlock: to its acknowledgement). Starts a node "
       "(auto-start, as `lock` does) if none\nis running. Output names the node, its data dir "
       "and whether it fsyncs, and the machine.\n\nExit status: 0 done; 1 no node and "
       "--no-autostart; 2 usage error; 99 any other error.");
@@ -331,6 +348,11 @@ CommandRunner AddBenchCommand(CLI::App* app) {
                   "Runs per scenario; the median by cycles/s is reported (default: 1)")
       ->check(CLI::Range(1, 100));
   cmd->add_flag("--json", flags->json, "Print JSON instead of a table");
+  cmd->add_option("--node-socket", flags->node_sockets,
+                  "Also use the node at this socket; repeatable. Clients are spread round-robin "
+                  "over the local node and these (the other nodes of a mesh, e.g. "
+                  "tests/bench/mesh_vs_etcd.sh) (default: only the local node)")
+      ->allow_extra_args(false);
   cmd->add_flag("--wait-unlock", flags->wait_unlock,
                 "Wait for each unlock's acknowledgement before the next lock (default: the next "
                 "lock is pipelined behind the unlock, as an application that does not wait for "
