@@ -73,7 +73,8 @@ class CommandLog {
     double max_drift = 0.01;
     /// Run a batch's fsync on libuv's thread pool while the loop goes on reading peers and
     /// clients and stepping Raft (see Drive). Only with fsync on; false syncs in the loop.
-    bool sync_off_loop = true;
+    /// The node sets it for mesh members (see net/node.cc for the measurements).
+    bool sync_off_loop = false;
   };
 
   /// `fs` must outlive the log.
