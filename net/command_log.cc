@@ -418,7 +418,10 @@ bool CommandLog::PersistWaiting() {
   std::vector<QueuedBatch> batches = std::move(waiting_);
   waiting_.clear();
   bool must_sync = false;
-  bool in_loop = !options_.sync_off_loop || !options_.fsync;
+  // A node alone in its configuration has no peer to serve while its disk syncs, and
+  // off the loop it would pay the pool thread's two wake-ups per batch (see net/node.cc).
+  bool in_loop =
+      !options_.sync_off_loop || !options_.fsync || raft_->config().members_size() <= 1;
   bool messages_wait = false;
   for (const QueuedBatch& q : batches) {
     must_sync = must_sync || MustSync(q.batch);

@@ -115,10 +115,11 @@ class NodeImpl final : public Node {
     const MeshOptions& mo = options_.mesh;
     if (mo.enabled) {
       lo.standalone = false;
-      // Off the loop in a mesh only: there the loop has peers to serve while the disk
-      // syncs (3 nodes in namespaces, 32 clients: 7.3-7.8k cycles/s in the loop,
-      // 8.9-13k off it). A lone node has nothing to overlap and loses the pool thread's
-      // two wake-ups per batch (distinct: 20-24k cycles/s in the loop, 12k off it).
+      // Off the loop in a mesh of several nodes only (CommandLog checks the member
+      // count): there the loop has peers to serve while the disk syncs (3 nodes in
+      // namespaces, 32 clients: 7.3-7.8k cycles/s in the loop, 8.9-13k off it). A lone
+      // node has nothing to overlap and would lose the pool thread's two wake-ups per
+      // batch (bench distinct: 20-24k cycles/s in the loop, 12k off it).
       lo.sync_off_loop = true;
       lo.election_timeout_us = static_cast<uint64_t>(mo.election_timeout_ms) * 1000;
       lo.heartbeat_interval_us = lo.election_timeout_us / 10;
