@@ -137,6 +137,9 @@ bench_mesh() {
 }
 mesh_seq="$(bench_mesh --scenario seq --json)"
 mesh_distinct="$(bench_mesh --scenario distinct --json)"
+# seq again with the client on a follower: every command then takes one more hop.
+mesh_seq_follower="$(in_ns lmb2 "$lockmesh" bench --no-autostart --socket "$work/node1.sock" \
+  --seconds "$seconds" --runs "$runs" $wait_unlock --scenario seq --json)"
 
 # --- etcd -------------------------------------------------------------------------------
 etcd_seq=""
@@ -168,7 +171,8 @@ else
 fi
 
 # --- report -----------------------------------------------------------------------------
-MESH_SEQ="$mesh_seq" MESH_DISTINCT="$mesh_distinct" ETCD_SEQ="$etcd_seq" \
+MESH_SEQ="$mesh_seq" MESH_DISTINCT="$mesh_distinct" MESH_SEQ_FOLLOWER="$mesh_seq_follower" \
+ETCD_SEQ="$etcd_seq" LEADER="$leader" \
 ETCD_DISTINCT="$etcd_distinct" CLIENTS="$clients" WAIT="${wait_unlock:-}" python3 - <<'EOF'
 import json, os
 
@@ -195,7 +199,12 @@ for name, clients, m, e in rows:
     else:
         line += f"{'-':>9} {'-':>7} {'-':>7} | {'-':>9} {'-':>9}"
     print(line)
+f = first(os.environ["MESH_SEQ_FOLLOWER"])
+print(f"{'seq (F)':<9} {1:>7} | {f['cycles_per_second']:>12.0f} {f['latency_ms']['p50']:>7.3f} "
+      f"{f['latency_ms']['p99']:>7.3f} |")
 print("ratio c/s = lockmesh cycles/s / etcd cycles/s; ratio p50 = etcd p50 / lockmesh p50 "
       "(above 1: lockmesh is faster)")
+print(f"lockmesh: seq's client is on the leader ({os.environ['LEADER']}), seq (F)'s on a follower; "
+      "distinct's clients are spread over the 3 nodes; etcd's over its 3 members")
 EOF
 [ -z "$etcd_note" ] || echo "$etcd_note"
