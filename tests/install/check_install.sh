@@ -18,6 +18,9 @@ for f in bin/lockmesh include/mesh/client.h include/mesh/node.h include/mesh/sta
          lib/libmesh.a lib/libmesh.so lib/cmake/lockmesh/lockmeshConfig.cmake lib/pkgconfig/lockmesh.pc; do
   [ -e "$prefix/$f" ] || { echo "missing after install: $f"; exit 1; }
 done
+# The FLoM front end is a symlink to the same binary, which picks its personality by name.
+[ "$(readlink "$prefix/bin/flom")" = lockmesh ] || { echo "bin/flom is not a link to lockmesh"; exit 1; }
+"$prefix/bin/flom" --help 2>&1 | grep -qi flom || { echo "bin/flom does not start the FLoM front end"; exit 1; }
 
 "$prefix/bin/lockmesh" node --local --socket "$tmp/node.sock" --data-dir "$tmp/data" 2>"$tmp/node.log" &
 node_pid=$!
