@@ -5,6 +5,8 @@
 #include <cstring>
 #include <memory>
 
+#include "net/sigpipe.h"
+
 namespace mesh::net {
 namespace {
 
@@ -17,6 +19,7 @@ struct WriteRequest {
 }  // namespace
 
 FramedStream::FramedStream(uv_loop_t* loop, uint32_t max_frame_bytes) : decoder_(max_frame_bytes) {
+  IgnoreSigpipe();  // a client hanging up mid-write must not end the process
   uv_pipe_init(loop, &pipe_, 0);
   pipe_.data = this;
   initialized_ = true;

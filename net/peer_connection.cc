@@ -3,6 +3,8 @@
 
 #include <cstring>
 
+#include "net/sigpipe.h"
+
 namespace mesh::net {
 namespace {
 
@@ -54,6 +56,7 @@ PeerConnection::PeerConnection(uv_loop_t* loop, std::shared_ptr<const TlsContext
       dialled_(dialled),
       deadline_ms_(deadline_ms),
       decoder_(max_frame_bytes) {
+  IgnoreSigpipe();  // a peer hanging up mid-write must not end the process
   uv_tcp_init(loop, &tcp_);
   uv_timer_init(loop, &deadline_);
   uv_prepare_init(loop, &prepare_);

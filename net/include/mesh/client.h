@@ -15,6 +15,11 @@
 // refuse tokens older than the newest it has seen.
 //
 // Threading: an object is used from one thread (AsyncClient: its loop's thread).
+//
+// SIGPIPE: libuv writes to sockets with write(2), which raises SIGPIPE when the other end
+// has gone. Every connection a client or node makes or accepts therefore sets SIGPIPE to
+// SIG_IGN if it is still at its default (which would end the process); a handler the
+// application installed is kept, and must then not end the process either.
 #ifndef MESH_CLIENT_H_
 #define MESH_CLIENT_H_
 

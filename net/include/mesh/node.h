@@ -8,6 +8,9 @@
 // lifespan running out) closes every handle; `stopped` callbacks run once all libuv handles
 // are closed, after which the Node may be destroyed. Destroying a started Node that has not
 // stopped is a bug (handles would outlive it).
+//
+// A node ignores SIGPIPE unless the application handles it (see mesh/client.h): a peer or
+// client hanging up mid-write must not end the process.
 #ifndef MESH_NODE_H_
 #define MESH_NODE_H_
 
