@@ -614,7 +614,7 @@ TEST_F(DockerComposeTest, ImageComposeMeshFailoverAndMutualTls) {
 
   image_ = "lockmesh:" + engine_->tag();
   std::string build_log = engine_->dir() + "/build.log";
-  std::vector<std::string> build = {"nice", "-n", "10", DockerBinary(), "build", "--network", "host",
+  std::vector<std::string> build = {DockerBinary(), "build", "--network", "host",
                                     "-f", Source("docker/Dockerfile"), "-t", image_,
                                     LOCKMESH_SOURCE_DIR};
   CommandResult built = RunCommand(build, 720, engine_->env(), build_log);
