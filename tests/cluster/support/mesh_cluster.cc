@@ -328,7 +328,11 @@ mesh::Status MeshCluster::Create(const MeshOptions& options, std::unique_ptr<Mes
   // readers of a failed run.
   chmod(c->dir_->path().c_str(), 0755);
   for (size_t i = 0; i < c->size(); ++i) {
-    c->dir_->MakeDir("h" + std::to_string(i), 0700);
+    std::string h = "h" + std::to_string(i);
+    c->dir_->MakeDir(h, 0700);
+    if (options.host_environment) {
+      for (const char* sub : {"/home", "/run", "/state", "/config"}) c->dir_->MakeDir(h + sub);
+    }
     c->nodes_.push_back(nullptr);
   }
   if (options.security == "mutual") {
@@ -354,6 +358,27 @@ std::optional<size_t> MeshCluster::HostOf(const std::string& node_id) const {
     if (NodeId(i) == node_id) return i;
   }
   return std::nullopt;
+}
+
+std::string MeshCluster::Socket(size_t i) const {
+  std::string h = "h" + std::to_string(i);
+  return options_.host_environment ? dir_->Join(h + "/run/lockmesh/node.sock")
+                                   : dir_->Join(h + ".sock");
+}
+
+std::string MeshCluster::DataDir(size_t i) const {
+  std::string h = "h" + std::to_string(i);
+  return options_.host_environment ? dir_->Join(h + "/state/lockmesh/default")
+                                   : dir_->Join(h + "/data");
+}
+
+std::map<std::string, std::optional<std::string>> MeshCluster::HostEnv(size_t i) const {
+  if (!options_.host_environment) return {};
+  std::string h = dir_->Join("h" + std::to_string(i));
+  return {{"HOME", h + "/home"},
+          {"XDG_RUNTIME_DIR", h + "/run"},
+          {"XDG_STATE_HOME", h + "/state"},
+          {"XDG_CONFIG_HOME", h + "/config"}};
 }
 
 std::string MeshCluster::PeerAddress(size_t i) const {
@@ -384,17 +409,12 @@ mesh::Status MeshCluster::MakeNodeCert(const std::string& ca_dir, const std::str
 
 std::vector<std::string> MeshCluster::NodeArgv(size_t i,
                                                const std::vector<std::string>& extra) const {
-  std::vector<std::string> argv = {LockmeshBinary(),
-                                   "node",
-                                   "--node-id",
-                                   NodeId(i),
-                                   "--cluster",
-                                   options_.cluster,
-                                   "--socket",
-                                   Socket(i),
-                                   "--data-dir",
-                                   DataDir(i),
-                                   "--expect",
+  std::vector<std::string> argv = {LockmeshBinary(), "node", "--node-id", NodeId(i), "--cluster",
+                                   options_.cluster};
+  if (!options_.host_environment) {
+    argv.insert(argv.end(), {"--socket", Socket(i), "--data-dir", DataDir(i)});
+  }
+  argv.insert(argv.end(), {"--expect",
                                    std::to_string(options_.expect),
                                    "--voters",
                                    std::to_string(options_.voters),
@@ -405,7 +425,7 @@ std::vector<std::string> MeshCluster::NodeArgv(size_t i,
                                    "--election-timeout",
                                    std::to_string(options_.election_timeout_ms),
                                    "--security",
-                                   options_.security};
+                                   options_.security});
   if (options_.security == "mutual") {
     argv.insert(argv.end(), {"--tls-cert", CertDir(i) + "/cert.pem", "--tls-key",
                              CertDir(i) + "/key.pem", "--tls-ca", CaDir() + "/cert.pem"});
@@ -416,7 +436,7 @@ std::vector<std::string> MeshCluster::NodeArgv(size_t i,
 }
 
 Process* MeshCluster::StartNode(size_t i, const std::vector<std::string>& extra) {
-  Process* p = net_->Run(i, "node-" + NodeId(i), NodeArgv(i, extra));
+  Process* p = net_->Run(i, "node-" + NodeId(i), NodeArgv(i, extra), HostEnv(i));
   EXPECT_TRUE(p->ok()) << p->error();
   nodes_[i] = p;
   return p;
