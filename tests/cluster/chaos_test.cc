@@ -49,6 +49,8 @@ namespace {
 constexpr int kHosts = 5;
 constexpr int kSessionTtlS = 3;
 constexpr int kLongHoldMs = 12000;
+// Hosts from this one on start their node with an explicit --data-dir; the others with none.
+constexpr size_t kFirstExplicitDataDir = 3;
 // The rogue peer of tests/net/support/rogue_peer.cc, next to the other test binaries. The
 // step is skipped (and says so) where it is not built.
 constexpr const char kRogueBinary[] = "rogue_peer";
@@ -123,13 +125,19 @@ class ChaosTest : public MeshTest {
 
   std::optional<size_t> Leader() { return mesh_->WaitLeader(Live(), Millis(30000)); }
 
-  // A host other than the leader, seeded.
-  size_t Follower() {
+  // A host other than the leader, seeded; one with an explicit --data-dir (hosts 3 and 4)
+  // or one with every default, when `explicit_data_dir` says which (if there is such a host).
+  size_t Follower(std::optional<bool> explicit_data_dir = std::nullopt) {
     std::optional<size_t> leader = mesh_->AgreedLeader(Live());
-    std::vector<size_t> candidates;
+    std::vector<size_t> candidates, preferred;
     for (size_t i : Live()) {
-      if (!leader || i != *leader) candidates.push_back(i);
+      if (leader && i == *leader) continue;
+      candidates.push_back(i);
+      if (explicit_data_dir && (i >= kFirstExplicitDataDir) == *explicit_data_dir) {
+        preferred.push_back(i);
+      }
     }
+    if (!preferred.empty()) candidates = preferred;
     return candidates[rng_() % candidates.size()];
   }
 
@@ -187,31 +195,38 @@ class ChaosTest : public MeshTest {
     Note("leader " + (next ? Id(*next) : std::string("NONE")));
     RunFor(std::max(0.0, Jitter(6) - Seconds(MonotonicNs() - w.dead_from)));
     w.dead_until = MonotonicNs();
-    for (int attempt = 0; attempt < 3; ++attempt) {
-      std::vector<pid_t> rogue_nodes = AutoStartedNodes(i);
-      for (pid_t pid : rogue_nodes) {
-        ADD_FAILURE() << "an auto-started node (pid " << pid << ": "
-                      << ::testing::PrintToString(Cmdline(pid)) << ") ran on " << Id(i)
-                      << " while its mesh node was dead";
-        kill(pid, SIGKILL);
+    // Without the rule "one authority per host" the host's clients have auto-started a node
+    // on its socket by now: a failure. It is killed (its host's client paused, so that no
+    // new one starts) so that the mesh node can come back and the schedule go on.
+    std::vector<pid_t> auto_started = AutoStartedNodes(i);
+    if (!auto_started.empty()) {
+      clients_->Pause(i, Millis(1));
+      for (int round = 0; round < 50 && !auto_started.empty(); ++round) {
+        for (pid_t pid : auto_started) {
+          ADD_FAILURE() << "an auto-started node (pid " << pid << ": "
+                        << ::testing::PrintToString(Cmdline(pid)) << ") served " << Id(i)
+                        << "'s socket while its mesh node was dead";
+          kill(pid, SIGKILL);
+        }
+        Note(std::to_string(auto_started.size()) + " AUTO-STARTED node(s) on " + Id(i) +
+             " while its mesh node was dead (killed)");
+        clients_->Pause(i, Millis(500));
+        auto_started = AutoStartedNodes(i);
       }
-      if (!rogue_nodes.empty()) {
-        Note(std::to_string(rogue_nodes.size()) + " AUTO-STARTED node(s) on " + Id(i) +
-             " (killed)");
-        usleep(200 * 1000);
-      }
-      Process* p = mesh_->RestartNode(i);
-      Note("restarted the node of " + Id(i));
-      bool up = WaitFor(
-          [&] {
-            NodeView v = mesh_->Status(i, Millis(2000));
-            return (v.ok && !v.cluster_id.empty()) || !p->Running();
-          },
-          Millis(20000), Millis(100));
-      if (up && p->Running()) break;
-      Note("the node of " + Id(i) + " did not come back: " +
-           Tail(mesh_->net().log_dir() + "/node-" + Id(i) + ".err", 3));
     }
+    Process* p = mesh_->RestartNode(i);
+    Note("restarted the node of " + Id(i));
+    bool up = WaitFor(
+        [&] {
+          NodeView v = mesh_->Status(i, Millis(2000));
+          return (v.ok && !v.cluster_id.empty() && !v.leader_id.empty()) || !p->Running();
+        },
+        Millis(20000), Millis(100));
+    if (!up || !p->Running()) {
+      ADD_FAILURE() << "the node of " << Id(i) << " did not come back: "
+                    << Tail(mesh_->net().log_dir() + "/node-" + Id(i) + ".err", 3);
+    }
+    clients_->Resume(i);
     dead_.erase(i);
     WaitWhole(w.name);
     RunFor(kSessionTtlS);
@@ -366,7 +381,9 @@ TEST_F(ChaosTest, FiveHostsDefaultClientsUnderFaultsOneHolderRisingTokensExactCo
   // run with every default. The rule "one authority per host" must hold for both.
   for (size_t i = 0; i < mesh_->size(); ++i) {
     std::vector<std::string> extra;
-    if (i >= 3) extra = {"--data-dir", mesh_->Path(Id(i) + "/var-lib-lockmesh")};
+    if (i >= kFirstExplicitDataDir) {
+      extra = {"--data-dir", mesh_->Path(Id(i) + "/var-lib-lockmesh")};
+    }
     mesh_->StartNode(i, extra);
   }
   std::string why;
@@ -400,14 +417,20 @@ TEST_F(ChaosTest, FiveHostsDefaultClientsUnderFaultsOneHolderRisingTokensExactCo
   }
   RunFor(2);
 
-  const int64_t kBudgetNs = 170LL * 1000000000;  // the schedule's own bound
-  for (const std::string& kind : kinds) {
+  // Two rounds of every kind, each round in its own seeded order. The first kill -9 hits a
+  // host with an explicit data dir, the second one a host with every default.
+  std::vector<std::string> schedule = kinds;
+  std::shuffle(kinds.begin(), kinds.end(), rng_);
+  schedule.insert(schedule.end(), kinds.begin(), kinds.end());
+  const int64_t kBudgetNs = 150LL * 1000000000;  // no fault starts later than this
+  int kills = 0;
+  for (const std::string& kind : schedule) {
     if (MonotonicNs() - t0_ > kBudgetNs) {
       Note("time budget spent: skipping " + kind);
       continue;
     }
     if (kind == "kill") {
-      KillAndRestart(Follower(), kind);
+      KillAndRestart(Follower(/*explicit_data_dir=*/kills++ % 2 == 0), kind);
     } else if (kind == "kill-leader") {
       std::optional<size_t> l = Leader();
       KillAndRestart(l.value_or(Follower()), kind);
@@ -436,6 +459,7 @@ TEST_F(ChaosTest, FiveHostsDefaultClientsUnderFaultsOneHolderRisingTokensExactCo
   // ------------------------------------------------------------------ the verdict
   std::vector<ChaosRun> runs = clients_->Runs();
   history::History h = clients_->Collect();
+  h.origin_ns = t0_;
   std::map<std::string, std::map<int, int>> codes;
   for (const ChaosRun& r : runs) ++codes[r.run.host][r.run.exit_code];
   for (const auto& [host, by_code] : codes) {

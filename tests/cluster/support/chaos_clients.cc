@@ -161,6 +161,16 @@ void ChaosClients::Loop(size_t i) {
   const std::string host = MeshCluster::NodeId(i);
   std::mt19937_64 rng(seed_ * 1000003 + i);
   for (int k = 0; k < max_runs_ && !stop_.load(); ++k) {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!paused_.count(i) || stop_.load()) {
+          busy_.insert(i);
+          break;
+        }
+      }
+      usleep(20 * 1000);
+    }
     ChaosRun r;
     r.run.id = host + "-" + std::to_string(k);
     r.run.host = host;
@@ -215,6 +225,7 @@ void ChaosClients::Loop(size_t i) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       runs_.push_back(r);
+      busy_.erase(i);
     }
     int pause_ms = r.run.exit_code == 0 ? static_cast<int>(rng() % 20)
                    : r.run.exit_code == 99 ? 200
@@ -240,6 +251,24 @@ bool ChaosClients::RunLongSection(size_t i, int hold_ms, Millis timeout) {
         return !record.empty() && ReadFile(record).compare(0, 2, "S ") == 0;
       },
       timeout, Millis(20));
+}
+
+bool ChaosClients::Pause(size_t i, Millis timeout) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    paused_.insert(i);
+  }
+  return WaitFor(
+      [&] {
+        std::lock_guard<std::mutex> lock(mu_);
+        return busy_.count(i) == 0;
+      },
+      timeout, Millis(10));
+}
+
+void ChaosClients::Resume(size_t i) {
+  std::lock_guard<std::mutex> lock(mu_);
+  paused_.erase(i);
 }
 
 std::vector<ChaosRun> ChaosClients::Runs() const {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,6 +64,10 @@ class ChaosClients {
   /// Asks host i's loop to make its next section `hold_ms` long, and waits (at most
   /// `timeout`) until that section has started (its S record exists). False on timeout.
   bool RunLongSection(size_t i, int hold_ms, Millis timeout);
+  /// Host i's loop starts no new run while paused; Pause waits (at most `timeout`) until its
+  /// current run is over and returns whether it is.
+  bool Pause(size_t i, Millis timeout);
+  void Resume(size_t i);
   /// Runs whose lock exited 0 so far.
   int successes() const { return successes_.load(); }
   /// Every run so far (a copy).
@@ -88,6 +93,8 @@ class ChaosClients {
   std::vector<ChaosRun> runs_;              // guarded by mu_
   std::map<size_t, int> long_request_;      // host -> hold ms asked for; guarded by mu_
   std::map<size_t, std::string> long_record_;  // host -> record of the long section; mu_
+  std::set<size_t> paused_;                    // guarded by mu_
+  std::set<size_t> busy_;                      // hosts whose loop is in a run; mu_
 };
 
 }  // namespace lockmesh::testing

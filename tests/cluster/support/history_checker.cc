@@ -26,6 +26,7 @@ std::string Seconds(int64_t ns) {
 
 // The earliest start of all sections, as the origin of the times in messages.
 int64_t Origin(const History& h) {
+  if (h.origin_ns != 0) return h.origin_ns;
   int64_t origin = 0;
   for (const Section& s : h.sections) {
     if (s.start_ns > 0 && (origin == 0 || s.start_ns < origin)) origin = s.start_ns;

@@ -63,6 +63,8 @@ struct Run {
 struct History {
   std::vector<Section> sections;
   std::map<std::string, Run> runs;  // by id
+  /// Times in messages are shown relative to this (0: the earliest start).
+  int64_t origin_ns = 0;
   int64_t counter = 0;              // final value of the counter file
   uint64_t counter_writer = 0;      // token the final file names as its writer (0: none)
   /// Records the parser could not read (each is reported as a violation).
