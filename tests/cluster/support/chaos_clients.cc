@@ -266,6 +266,12 @@ bool ChaosClients::Pause(size_t i, Millis timeout) {
       timeout, Millis(10));
 }
 
+std::string ChaosClients::LongRecord(size_t i) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = long_record_.find(i);
+  return it == long_record_.end() ? "" : it->second;
+}
+
 void ChaosClients::Resume(size_t i) {
   std::lock_guard<std::mutex> lock(mu_);
   paused_.erase(i);

@@ -68,6 +68,8 @@ class ChaosClients {
   /// current run is over and returns whether it is.
   bool Pause(size_t i, Millis timeout);
   void Resume(size_t i);
+  /// The record file of the last section RunLongSection asked host i for ("" if none).
+  std::string LongRecord(size_t i) const;
   /// Runs whose lock exited 0 so far.
   int successes() const { return successes_.load(); }
   /// Every run so far (a copy).
