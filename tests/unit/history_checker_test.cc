@@ -203,8 +203,7 @@ TEST(HistoryCheckerTest, KilledSectionEndsWhenItsLockExited) {
   b.h.runs["h1-0"].exit_ns = kT0 + 240 * kMs;
   Verdict v = Check(b.h);
   ASSERT_EQ(v.Count(ViolationKind::kOverlap), 1u) << v.Summary();
-  EXPECT_NE(v.violations[0].message.find("no mark: exit of its lockmesh lock"),
-            std::string::npos)
+  EXPECT_NE(v.violations[0].message.find("no mark: exit of its lockmesh lock"), std::string::npos)
       << v.violations[0].message;
   EXPECT_NE(v.violations[0].message.find("last mark +0.150000 s"), std::string::npos)
       << v.violations[0].message;
@@ -251,8 +250,8 @@ TEST(HistoryCheckerTest, SuccessWithoutACompleteSectionIsFound) {
 
 TEST(HistoryCheckerTest, ParsesRecordsAndTheCounter) {
   History h;
-  EXPECT_TRUE(ParseSectionRecords("h1-3", "h1",
-                                  "S 42 1000 6 41\nP 1020\nP 1040\nW 7 1050\nE 1060\n", &h));
+  EXPECT_TRUE(
+      ParseSectionRecords("h1-3", "h1", "S 42 1000 6 41\nP 1020\nP 1040\nW 7 1050\nE 1060\n", &h));
   EXPECT_TRUE(ParseSectionRecords("h1-4", "h1", "S 43 2000 7 42\nP 2020\nT 2030\n", &h));
   EXPECT_TRUE(ParseSectionRecords("h1-5", "h1", "", &h));  // never started: no section
   ASSERT_EQ(h.sections.size(), 2u);

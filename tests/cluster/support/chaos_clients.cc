@@ -130,8 +130,8 @@ std::vector<std::string> SectionArgv(const std::string& record, const std::strin
 
 // ==================================================================== the loops
 
-ChaosClients::ChaosClients(MeshCluster* mesh, std::string resource, std::string dir,
-                           uint64_t seed, Millis run_timeout, int max_runs)
+ChaosClients::ChaosClients(MeshCluster* mesh, std::string resource, std::string dir, uint64_t seed,
+                           Millis run_timeout, int max_runs)
     : mesh_(mesh),
       resource_(std::move(resource)),
       dir_(std::move(dir)),
@@ -188,8 +188,8 @@ void ChaosClients::Loop(size_t i) {
     // `lockmesh lock X -- SECTION` and nothing else: default socket (from the host's
     // environment), auto-start on, wait forever, --on-lost term.
     ProcessOptions po;
-    po.argv = {"ip", "netns", "exec", mesh_->net().host(i).netns, LockmeshBinary(), "lock",
-               resource_, "--"};
+    po.argv = {"ip",   "netns",   "exec", mesh_->net().host(i).netns, LockmeshBinary(),
+               "lock", resource_, "--"};
     std::vector<std::string> section = SectionArgv(r.record, CounterPath(), r.hold_ms);
     po.argv.insert(po.argv.end(), section.begin(), section.end());
     po.env = mesh_->HostEnv(i);
@@ -227,7 +227,7 @@ void ChaosClients::Loop(size_t i) {
       runs_.push_back(r);
       busy_.erase(i);
     }
-    int pause_ms = r.run.exit_code == 0 ? static_cast<int>(rng() % 20)
+    int pause_ms = r.run.exit_code == 0    ? static_cast<int>(rng() % 20)
                    : r.run.exit_code == 99 ? 200
                                            : 100;
     if (pause_ms > 0) usleep(static_cast<useconds_t>(pause_ms) * 1000);

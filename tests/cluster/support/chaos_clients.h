@@ -38,9 +38,9 @@ std::vector<std::string> SectionArgv(const std::string& record, const std::strin
 
 /// One `lockmesh lock` run, as its loop saw it.
 struct ChaosRun {
-  history::Run run;      // id "h<i>-<k>", host, exit code, begin and exit times
-  std::string record;    // the section's record file
-  int hold_ms = 0;       // how long its section was asked to stay inside
+  history::Run run;         // id "h<i>-<k>", host, exit code, begin and exit times
+  std::string record;       // the section's record file
+  int hold_ms = 0;          // how long its section was asked to stay inside
   std::string stderr_head;  // first 300 bytes of its stderr when it did not exit 0
 };
 
@@ -92,8 +92,8 @@ class ChaosClients {
   std::atomic<int> successes_{0};
   std::vector<std::thread> threads_;
   mutable std::mutex mu_;
-  std::vector<ChaosRun> runs_;              // guarded by mu_
-  std::map<size_t, int> long_request_;      // host -> hold ms asked for; guarded by mu_
+  std::vector<ChaosRun> runs_;                 // guarded by mu_
+  std::map<size_t, int> long_request_;         // host -> hold ms asked for; guarded by mu_
   std::map<size_t, std::string> long_record_;  // host -> record of the long section; mu_
   std::set<size_t> paused_;                    // guarded by mu_
   std::set<size_t> busy_;                      // hosts whose loop is in a run; mu_

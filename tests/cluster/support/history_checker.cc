@@ -151,8 +151,8 @@ Verdict Check(const History& h) {
   for (const Section& s : h.sections) {
     if (s.start_ns == 0) {
       if (s.end_ns != 0 || s.incremented) {
-        add(ViolationKind::kMalformed, "a section with an end or a write but no start: " +
-                                           describe(s));
+        add(ViolationKind::kMalformed,
+            "a section with an end or a write but no start: " + describe(s));
       }
       continue;  // stopped before its first record: it did nothing
     }
@@ -174,7 +174,8 @@ Verdict Check(const History& h) {
     if (kind == EndKind::kUnknown) {
       add(ViolationKind::kUnboundedEnd,
           "a section whose end cannot be bounded (no end or SIGTERM mark, no exit time of its "
-          "lock; its last progress mark is used, a lower bound only): " + describe(s),
+          "lock; its last progress mark is used, a lower bound only): " +
+              describe(s),
           s.start_ns);
       end = std::max(s.last_mark_ns, s.start_ns);
     } else if (end < s.start_ns) {
@@ -227,10 +228,10 @@ Verdict Check(const History& h) {
       return;
     }
     if (w->second->read_value + 1 != value) {
-      add(ViolationKind::kLostUpdate,
-          by + " read value " + std::to_string(value) + " from token " + std::to_string(writer) +
-              ", which wrote " + std::to_string(w->second->read_value + 1) + ": " +
-              describe(*w->second));
+      add(ViolationKind::kLostUpdate, by + " read value " + std::to_string(value) + " from token " +
+                                          std::to_string(writer) + ", which wrote " +
+                                          std::to_string(w->second->read_value + 1) + ": " +
+                                          describe(*w->second));
     }
     completed.insert(writer);
   };
@@ -264,9 +265,9 @@ Verdict Check(const History& h) {
   }
   for (int64_t value = 1; value <= h.counter; ++value) {
     if (wrote.count(value) == 0) {
-      add(ViolationKind::kLostUpdate,
-          "no completed increment wrote value " + std::to_string(value) + " (of 1.." +
-              std::to_string(h.counter) + ")");
+      add(ViolationKind::kLostUpdate, "no completed increment wrote value " +
+                                          std::to_string(value) + " (of 1.." +
+                                          std::to_string(h.counter) + ")");
       break;
     }
   }
@@ -288,8 +289,7 @@ Verdict Check(const History& h) {
       std::string what = found == by_run.end() ? std::string("no section at all")
                                                : describe(*found->second.front());
       add(ViolationKind::kSuccessMissing,
-          "run " + id + " on " + r.host + ": lockmesh lock exited 0 at " +
-              Time(r.exit_ns, origin) +
+          "run " + id + " on " + r.host + ": lockmesh lock exited 0 at " + Time(r.exit_ns, origin) +
               " but its section did not run to its end with its increment: " + what,
           r.exit_ns);
     }
@@ -343,8 +343,8 @@ bool ParseSectionRecords(const std::string& run, const std::string& host, const 
       good = false;
     }
     if (!good) {
-      h->malformed.push_back("run " + run + " on " + host + ": unreadable or out-of-order record '" +
-                             line + "'");
+      h->malformed.push_back("run " + run + " on " + host +
+                             ": unreadable or out-of-order record '" + line + "'");
       ok = false;
       continue;
     }

@@ -38,12 +38,12 @@ namespace lockmesh::testing::history {
 
 /// One critical section: what one command run under the lock recorded.
 struct Section {
-  std::string run;   // the client run it belongs to ("h2-17"), the key into History::runs
-  std::string host;  // where it ran ("h2"), for messages
-  uint64_t token = 0;     // LOCKMESH_TOKEN
-  int64_t start_ns = 0;   // S: first thing the command did (0: no start record)
-  int64_t end_ns = 0;     // E: last thing the command did (0: none)
-  int64_t term_ns = 0;    // T: SIGTERM arrived, the command stopped at once (0: none)
+  std::string run;           // the client run it belongs to ("h2-17"), the key into History::runs
+  std::string host;          // where it ran ("h2"), for messages
+  uint64_t token = 0;        // LOCKMESH_TOKEN
+  int64_t start_ns = 0;      // S: first thing the command did (0: no start record)
+  int64_t end_ns = 0;        // E: last thing the command did (0: none)
+  int64_t term_ns = 0;       // T: SIGTERM arrived, the command stopped at once (0: none)
   int64_t last_mark_ns = 0;  // latest progress mark P (or start), a lower bound of its end
   int64_t read_value = 0;    // counter value it read
   uint64_t read_writer = 0;  // token of the section that wrote that value (0: initial file)
@@ -65,8 +65,8 @@ struct History {
   std::map<std::string, Run> runs;  // by id
   /// Times in messages are shown relative to this (0: the earliest start).
   int64_t origin_ns = 0;
-  int64_t counter = 0;              // final value of the counter file
-  uint64_t counter_writer = 0;      // token the final file names as its writer (0: none)
+  int64_t counter = 0;          // final value of the counter file
+  uint64_t counter_writer = 0;  // token the final file names as its writer (0: none)
   /// Records the parser could not read (each is reported as a violation).
   std::vector<std::string> malformed;
 };
@@ -91,15 +91,15 @@ const char* ViolationKindName(ViolationKind kind);
 
 struct Violation {
   ViolationKind kind;
-  std::string message;    // one line (two sections described in full where two are involved)
-  int64_t at_ns = 0;      // when it happened (the later section's start), 0 if not a moment
+  std::string message;  // one line (two sections described in full where two are involved)
+  int64_t at_ns = 0;    // when it happened (the later section's start), 0 if not a moment
 };
 
 struct Verdict {
   std::vector<Violation> violations;  // in the order found: malformed, ends, order, counter
-  size_t sections_checked = 0;  // sections with a start
+  size_t sections_checked = 0;        // sections with a start
   int64_t completed_increments = 0;
-  int64_t max_overlap_ns = 0;   // the longest overlap found (0: none)
+  int64_t max_overlap_ns = 0;  // the longest overlap found (0: none)
   bool ok() const { return violations.empty(); }
   /// How many violations of `kind`.
   size_t Count(ViolationKind kind) const;
