@@ -409,12 +409,17 @@ mesh::Status MeshCluster::MakeNodeCert(const std::string& ca_dir, const std::str
 
 std::vector<std::string> MeshCluster::NodeArgv(size_t i,
                                                const std::vector<std::string>& extra) const {
-  std::vector<std::string> argv = {LockmeshBinary(), "node", "--node-id", NodeId(i), "--cluster",
-                                   options_.cluster};
-  if (!options_.host_environment) {
-    argv.insert(argv.end(), {"--socket", Socket(i), "--data-dir", DataDir(i)});
-  }
-  argv.insert(argv.end(), {"--expect",
+  std::vector<std::string> argv = {LockmeshBinary(),
+                                   "node",
+                                   "--node-id",
+                                   NodeId(i),
+                                   "--cluster",
+                                   options_.cluster,
+                                   "--socket",
+                                   Socket(i),
+                                   "--data-dir",
+                                   DataDir(i),
+                                   "--expect",
                                    std::to_string(options_.expect),
                                    "--voters",
                                    std::to_string(options_.voters),
@@ -425,10 +430,17 @@ std::vector<std::string> MeshCluster::NodeArgv(size_t i,
                                    "--election-timeout",
                                    std::to_string(options_.election_timeout_ms),
                                    "--security",
-                                   options_.security});
+                                   options_.security};
   if (options_.security == "mutual") {
     argv.insert(argv.end(), {"--tls-cert", CertDir(i) + "/cert.pem", "--tls-key",
                              CertDir(i) + "/key.pem", "--tls-ca", CaDir() + "/cert.pem"});
+  }
+  if (options_.host_environment) {
+    // The host's own defaults: neither --socket nor --data-dir.
+    for (const char* flag : {"--socket", "--data-dir"}) {
+      auto at = std::find(argv.begin(), argv.end(), flag);
+      if (at != argv.end()) argv.erase(at, at + 2);
+    }
   }
   argv.insert(argv.end(), options_.extra_node_args.begin(), options_.extra_node_args.end());
   argv.insert(argv.end(), extra.begin(), extra.end());
