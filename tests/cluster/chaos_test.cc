@@ -174,6 +174,18 @@ class ChaosTest : public MeshTest {
     bool in = clients_->RunLongSection(i, hold_ms, Millis(20000));
     Note(std::string(in ? "the client of " : "(no long section on ") + Id(i) +
          (in ? " holds X in a " + std::to_string(hold_ms / 1000) + " s section" : " within 20 s)"));
+    if (!in && stalls_reported_++ < 2) {
+      // Nobody got X for a while: what every node holds and queues, for the failure report.
+      std::string tables;
+      for (size_t k = 0; k < mesh_->size(); ++k) {
+        CommandResult locks = RunCommand(
+            {LockmeshBinary(), "locks", "--socket", mesh_->Socket(k), "--json"}, Millis(5000));
+        tables += "  " + mesh_->Status(k).Summary() +
+                  "\n    locks: " + locks.output.substr(0, 1500) + "\n";
+      }
+      printf("no grant for the long section on %s within 20 s; lock tables:\n%s", Id(i).c_str(),
+             tables.c_str());
+    }
     return in;
   }
 
@@ -446,6 +458,7 @@ class ChaosTest : public MeshTest {
   std::vector<std::string> schedule_;
   std::vector<Window> windows_;
   std::set<size_t> dead_;
+  int stalls_reported_ = 0;
 };
 
 TEST_F(ChaosTest, FiveHostsDefaultClientsUnderFaultsOneHolderRisingTokensExactCounter) {
@@ -658,6 +671,27 @@ TEST_F(ChaosTest, FiveHostsDefaultClientsUnderFaultsOneHolderRisingTokensExactCo
          Seconds(MonotonicNs() - t0_), kHosts, clients_->successes(), v.sections_checked,
          static_cast<long long>(h.counter));
   EXPECT_GE(clients_->successes(), 50) << "too little progress to say anything";
+  // Liveness, beside the safety verdict: the longest time in which no run on any host
+  // succeeded. Every fault heals or fails over within seconds (ttl 3 s, a 12 s section at
+  // most), so a long stall means a lock got stuck.
+  std::vector<int64_t> done;
+  for (const ChaosRun& r : runs) {
+    if (r.run.exit_code == 0) done.push_back(r.run.exit_ns);
+  }
+  std::sort(done.begin(), done.end());
+  int64_t prev = t0_, worst = 0, worst_at = t0_;
+  for (int64_t d : done) {
+    if (d - prev > worst) {
+      worst = d - prev;
+      worst_at = prev;
+    }
+    prev = d;
+  }
+  printf("longest time without a successful run on any host: %.2f s, from +%.2f s\n",
+         Seconds(worst), Seconds(worst_at - t0_));
+  EXPECT_LT(Seconds(worst), 30.0) << "X was stuck (no client on any host got it) for "
+                                  << Seconds(worst) << " s from +" << Seconds(worst_at - t0_)
+                                  << " s; see the fault schedule and lock tables above";
   // Whole again at the end.
   EXPECT_TRUE(mesh_->WaitFormed(mesh_->HostsExcept(), kHosts, kHosts, Millis(30000), &why)) << why;
   clients_.reset();

@@ -210,8 +210,13 @@ void ChaosClients::Loop(size_t i) {
         if (st) {
           r.run.exit_code = st->exited() ? st->code : 128 + st->signal;
         } else {
-          r.run.exit_code = -1;  // hung: killed below (its group; the section is bounded)
-          r.run.exit_ns = 0;     // not an upper bound of its section's end
+          // Hung: SIGTERM first, which `lockmesh lock` forwards to its command and waits for,
+          // so that a section it may have started ends before the lock is released (a SIGKILL
+          // alone would orphan the command, still inside, while the node frees the lock).
+          r.run.exit_code = -1;
+          p.Signal(SIGTERM);
+          st = p.Wait(Millis(10000));
+          r.run.exit_ns = st ? MonotonicNs() : 0;  // 0: not an upper bound of its section
           p.Kill();
         }
       }
