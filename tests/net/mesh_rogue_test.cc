@@ -295,6 +295,40 @@ TEST_F(MeshRogueTest, PlaintextNonMemberChangesNothingAndIsLogged) {
   EXPECT_NE(NodeLog(1).find("claiming to be from 'n2' on the link of 'n9'"), std::string::npos)
       << NodeLog(1);
   EXPECT_NE(NodeLog(1).find("a node id is only a claim"), std::string::npos);
+
+  // With none a member's id is only a claim: with that member down, the rogue takes its id.
+  // Even then the leader takes proposals only about the claimed member's own sessions, and
+  // never an ExpireNode of another node.
+  const std::string leader = Status(1)["leader_id"].get<std::string>();
+  int l = leader == "n1" ? 1 : leader == "n2" ? 2 : 3;
+  int member = l == 1 ? 3 : 1;  // neither the leader nor n2 (the holder's node)
+  nodes_[member]->Kill();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        Json st = Status(l);
+        if (st.is_null()) return false;
+        for (const Json& m : st["members"]) {
+          if (m["node_id"] == Id(member)) return !m["connected"].get<bool>();
+        }
+        return false;
+      },
+      Millis(20000), Millis(200)));
+  r = Rogue(l, {"--claim-id", Id(member), "--send", "propose-expire:n2", "--send",
+                "propose-acquire:n2:held", "--send", "propose-expire:" + leader});
+  ASSERT_EQ(r.code(), 0) << r.Describe() << r.out;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return NodeLog(l).find("[propose-expire-node]") != std::string::npos &&
+               NodeLog(l).find("[propose-foreign-session]") != std::string::npos;
+      },
+      Millis(10000)))
+      << NodeLog(l);
+  auto until = Clock::now() + Millis(6000);
+  while (Clock::now() < until) {
+    ASSERT_NE(Locks(l).find("held n2"), std::string::npos) << NodeLog(l);
+    ASSERT_TRUE(holder->Running());
+    usleep(500 * 1000);
+  }
 }
 
 }  // namespace
