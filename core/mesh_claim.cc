@@ -200,13 +200,15 @@ Status DecideStart(const Starter& starter, const std::vector<FoundClaim>& claims
           c.node_id + " has left its mesh for good, release the claim: " + release);
     }
     std::string how = c.start_command.empty()
-                          ? std::string("start it as it was started before")
-                          : "start it: " + ShellJoin(c.start_command);
+                          ? std::string("start the mesh node as it was started before")
+                          : "start the mesh node: " + ShellJoin(c.start_command);
     return Status::PermissionDenied(
-        starter.socket + " belongs to " + Describe(c) + " (claim " + f.path +
-        "), which is not running; a local node may not serve it beside the mesh (one authority "
-        "per host, docs/mesh.md), so no lock is granted here. To lock, " + how +
-        ". If this host has left the mesh for good, release the claim: " + release);
+        starter.socket + " belongs to mesh node " + c.node_id + " of cluster '" + c.cluster +
+        "' (claim " + f.path + "), which is not running. A local node may not serve it beside "
+        "the mesh (one authority per host, docs/mesh.md): nothing is granted here. To lock, " +
+        how + ". If this host has left the mesh for good, release the claim: " +
+        ReleaseCommand(c.socket.empty() ? starter.socket : c.socket,
+                       c.data_dir.empty() ? starter.data_dir : c.data_dir));
   }
   return Status::OK();
 }

@@ -85,7 +85,7 @@ class AuthorityTest : public ProcessTest {
     EXPECT_EQ(r.code(), 99) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "mesh node m1")) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "cluster 'lockmesh'")) << what << ": " << r.Describe();
-    EXPECT_TRUE(Has(r.err, "start it: \\S*lockmesh node --node-id m1")) << what << ": "
+    EXPECT_TRUE(Has(r.err, "start the mesh node: \\S*lockmesh node --node-id m1")) << what << ": "
                                                                      << r.Describe();
     EXPECT_TRUE(Has(r.err, "--release-mesh-claim")) << what << ": " << r.Describe();
   }
