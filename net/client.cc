@@ -579,9 +579,10 @@ class AsyncClientImpl final : public AsyncClient {
       uv_timer_stop(&lease_timer_);
       return;
     }
-    // The loop's clock may lag the monotonic one; a timer that fires early re-arms here.
+    // The loop's clock may lag the monotonic one; a timer that fires early re-arms here
+    // (never with 0 ms, which libuv would run again within the same pass).
     const uint64_t now = NowUs();
-    const uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
+    const uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 1;
     uv_timer_start(&lease_timer_, OnLeaseTimer, delay_ms, 0);
   }
 
