@@ -518,14 +518,16 @@ class AsyncClientImpl final : public AsyncClient {
       return;
     }
     if (lease_->Valid(now) && !held_back_.empty()) {
-      auto grants = std::move(held_back_);
-      held_back_.clear();
-      for (HeldBack& h : grants) {
+      // One at a time: a callback may close the client, and OnStreamClosed then fails
+      // the ones still held back.
+      while (!held_back_.empty() && stream_ && !stream_->closing()) {
+        HeldBack h = std::move(held_back_.front());
+        held_back_.pop_front();
         pb::ClientResponse resp;
         *resp.mutable_result() = h.result;
         Deliver(h.pending, resp);
-        if (!stream_) return;  // a callback closed the client
       }
+      if (!stream_ || stream_->closing()) return;
     } else if (!held_back_.empty()) {
       // As the node does with a queued request whose deadline passed: answer TIMED_OUT, and
       // give the lock back (it was granted, so the node's cancel would find nothing).
@@ -545,7 +547,7 @@ class AsyncClientImpl final : public AsyncClient {
                                           "renewed in time to use it)"),
                          mesh::Lock{});
         }
-        if (!stream_) return;
+        if (!stream_ || stream_->closing()) return;  // the callback closed the client
       }
     }
     ArmLeaseTimer();
