@@ -316,13 +316,27 @@ class ScriptedNodeTest : public ProcessTest {
     return 0;
   }
 
-  Process* StartLock(const std::vector<std::string>& flags) {
+  // `lockmesh lock X` whose command writes its token to <root>/started, then runs until
+  // SIGTERM (touching <root>/stopped), or ignores SIGTERM when `ignore_term`.
+  Process* StartLock(const std::vector<std::string>& flags, bool ignore_term = false) {
     std::vector<std::string> args = {"lock", "--socket", socket_, "--no-autostart"};
     args.insert(args.end(), flags.begin(), flags.end());
+    const std::string on_term =
+        ignore_term ? "trap '' TERM" : "trap 'touch " + Path("stopped") + "; exit 0' TERM";
     args.insert(args.end(), {"X", "--", "sh", "-c",
-                             "echo $LOCKMESH_TOKEN > " + Path("started") + "; trap 'touch " +
-                                 Path("stopped") + "; exit 0' TERM; while :; do sleep 0.02; done"});
+                             "echo $LOCKMESH_TOKEN > " + Path("started") + "; " + on_term +
+                                 "; while :; do sleep 0.02; done"});
     return Lockmesh("lock", args);
+  }
+
+  // Hello with a lease, the grant covered by a 1 s lease; returns once the command runs.
+  void GrantWithLease() {
+    ASSERT_TRUE(Accept(Millis(20000)));
+    ASSERT_NO_FATAL_FAILURE(AnswerHello(100));
+    ASSERT_TRUE(Serve(Millis(5000), 1'000'000, [&] { return LockRequestId() != 0; }));
+    ASSERT_NE(LockRequestId(), 0u);
+    Grant(LockRequestId());
+    ASSERT_TRUE(Serve(Millis(10000), 1'000'000, [&] { return FileExists(Path("started")); }));
   }
 
   std::string socket_;
@@ -388,6 +402,34 @@ TEST_F(ScriptedNodeTest, HeldBackGrantPastTheDeadlineTimesOutAndIsGivenBack) {
   bool unlocked = false;
   for (const auto& r : others_) unlocked |= r.has_unlock() && r.unlock().lock_id() == 5;
   EXPECT_TRUE(unlocked) << "the held-back lock was not given back";
+}
+
+TEST_F(ScriptedNodeTest, CommandIgnoringSigtermIsKilledAfterTheGrace) {
+  Process* lock = StartLock({"--grace", "0.5"}, /*ignore_term=*/true);
+  ASSERT_NO_FATAL_FAILURE(GrantWithLease()) << lock->Stderr();
+  ASSERT_TRUE(Serve(Millis(500), 1'000'000));
+  // Renewals stop: lost within the lease (0.89 s), SIGTERM ignored, SIGKILL 0.5 s later.
+  const auto frozen = Clock::now();
+  Serve(Millis(10000), std::nullopt, [&] { return !lock->Running(); });
+  auto st = lock->Wait(Millis(10000));
+  ASSERT_TRUE(st.has_value()) << lock->Stderr();
+  const double seconds = SecondsSince(frozen);
+  EXPECT_EQ(st->code, 95) << lock->Stderr();
+  EXPECT_GT(seconds, 0.5) << "killed before the grace";
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_NE(lock->Stderr().find("SIGKILL after 0.5 s"), std::string::npos) << lock->Stderr();
+  // The command's group is gone too (SIGKILL to the group): at most zombies are left, orphans
+  // re-parented to this test (a subreaper) until TearDown reaps them.
+  auto live = [] {
+    int n = 0;
+    for (pid_t pid : Descendants()) {
+      std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z') ++n;
+    }
+    return n;
+  };
+  EXPECT_TRUE(WaitFor([&] { return live() == 0; }, Millis(5000))) << live() << " left";
 }
 
 TEST_F(ScriptedNodeTest, LocalNodeWithoutLeaseGetsNoRenewalsAndGrantsAtOnce) {
