@@ -585,14 +585,16 @@ class AsyncClientImpl final : public AsyncClient {
       return;
     }
     if (lease_->Valid(now) && !held_back_.empty()) {
-      auto grants = std::move(held_back_);
-      held_back_.clear();
-      for (HeldBack& h : grants) {
+      // One at a time: a callback may close the client, and OnStreamClosed then fails
+      // the ones still held back.
+      while (!held_back_.empty() && stream_ && !stream_->closing()) {
+        HeldBack h = std::move(held_back_.front());
+        held_back_.pop_front();
         pb::ClientResponse resp;
         *resp.mutable_result() = h.result;
         Deliver(h.pending, resp);
-        if (!stream_) return;  // a callback closed the client
       }
+      if (!stream_ || stream_->closing()) return;
     } else if (!held_back_.empty()) {
       // As the node does with a queued request whose deadline passed: answer TIMED_OUT, and
       // give the lock back (it was granted, so the node's cancel would find nothing).
@@ -612,7 +614,7 @@ class AsyncClientImpl final : public AsyncClient {
                                           "renewed in time to use it)"),
                          mesh::Lock{});
         }
-        if (!stream_) return;
+        if (!stream_ || stream_->closing()) return;  // the callback closed the client
       }
     }
     ArmLeaseTimer();
@@ -646,9 +648,10 @@ class AsyncClientImpl final : public AsyncClient {
       uv_timer_stop(&lease_timer_);
       return;
     }
-    // The loop's clock may lag the monotonic one; a timer that fires early re-arms here.
+    // The loop's clock may lag the monotonic one; a timer that fires early re-arms here
+    // (never with 0 ms, which libuv would run again within the same pass).
     const uint64_t now = NowUs();
-    const uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
+    const uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 1;
     uv_timer_start(&lease_timer_, OnLeaseTimer, delay_ms, 0);
   }
 

@@ -3,13 +3,19 @@
 // (core/lease/client_lease.h) must stop the command before the cluster grants the lock to
 // another client. Three real `lockmesh node` processes on loopback (--join, no multicast),
 // --session-ttl 3, the holder's node stopped for 8 s: once a follower, once the leader.
-// The same in network namespaces: tests/cluster/mesh_freeze_netns_test.cc.
+// The same in network namespaces: tests/cluster/mesh_freeze_netns_test.cc. ScriptedNodeTest
+// (below) runs `lockmesh lock` against a scripted node for the client's other lease rules.
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "lockmesh.pb.h"
 #include "net/support/process_harness.h"
 
 namespace lockmesh::testing {
@@ -189,6 +195,258 @@ TEST_F(MeshFreezeTest, FrozenLeaderNodesCommandStopsBeforeTheLockMoves) {
   ASSERT_NE(leader, 0);
   const int waiter = leader == 1 ? 2 : 1;
   FreezeHolderNode(leader, waiter);
+}
+
+// ---------------------------------------------------------------- the lease protocol, scripted
+
+// A real `lockmesh lock` against a scripted node: the test serves the UNIX socket itself and
+// answers the client's frames, so that the client sees exactly the sequences a frozen or
+// lease-less node produces (no real node can be made to produce them on cue): a grant that
+// arrives while the client's lease does not hold, renewals that stop, a local node.
+class ScriptedNodeTest : public ProcessTest {
+ protected:
+  void SetUp() override {
+    ProcessTest::SetUp();
+    socket_ = Path("scripted.sock");
+    listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(listen_fd_, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    ASSERT_LT(socket_.size(), sizeof addr.sun_path);
+    memcpy(addr.sun_path, socket_.c_str(), socket_.size() + 1);
+    ASSERT_EQ(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0)
+        << strerror(errno);
+    ASSERT_EQ(listen(listen_fd_, 4), 0);
+  }
+
+  void TearDown() override {
+    if (conn_fd_ >= 0) close(conn_fd_);
+    if (listen_fd_ >= 0) close(listen_fd_);
+    ProcessTest::TearDown();
+  }
+
+  enum class Got { kFrame, kTimeout, kClosed };
+
+  // Waits up to `timeout` for the client to connect.
+  bool Accept(Millis timeout) {
+    pollfd p{listen_fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) != 1) return false;
+    conn_fd_ = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    return conn_fd_ >= 0;
+  }
+
+  Got Read(Millis timeout, mesh::pb::ClientRequest* req) {
+    pollfd p{conn_fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) != 1) return Got::kTimeout;
+    char c;
+    if (recv(conn_fd_, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) return Got::kClosed;
+    std::string body;
+    if (!ReadFrame(conn_fd_, Millis(5000), &body)) return Got::kClosed;
+    EXPECT_TRUE(req->ParseFromString(body));
+    return Got::kFrame;
+  }
+
+  // False if the client has closed the connection already (EPIPE / ECONNRESET).
+  bool Send(const mesh::pb::ClientResponse& resp) {
+    std::string body;
+    EXPECT_TRUE(resp.SerializeToString(&body));
+    return SendAll(conn_fd_, Frame(body)) == 0;
+  }
+
+  // Answers the hello; lease_renew_ms 0 is a local node's answer.
+  void AnswerHello(uint64_t lease_renew_ms) {
+    mesh::pb::ClientRequest req;
+    ASSERT_EQ(Read(Millis(20000), &req), Got::kFrame);
+    ASSERT_TRUE(req.has_hello());
+    mesh::pb::ClientResponse resp;
+    resp.set_request_id(req.request_id());
+    resp.mutable_hello()->set_protocol_version(req.hello().protocol_version());
+    resp.mutable_hello()->set_node_id("scripted");
+    resp.mutable_hello()->set_client_id(7);
+    resp.mutable_hello()->set_lease_renew_ms(lease_renew_ms);
+    resp.mutable_hello()->set_lease_drift_ppm(lease_renew_ms ? 10000 : 0);
+    resp.mutable_hello()->set_lease_margin_us(lease_renew_ms ? 100000 : 0);
+    ASSERT_TRUE(Send(resp));
+  }
+
+  bool AnswerLease(const mesh::pb::ClientRequest& req, uint64_t remaining_us) {
+    mesh::pb::ClientResponse resp;
+    resp.set_request_id(req.request_id());
+    resp.mutable_lease()->set_seq(req.lease().seq());
+    resp.mutable_lease()->set_remaining_us(remaining_us);
+    ++leases_answered_;
+    return Send(resp);
+  }
+
+  void Grant(uint64_t request_id) {
+    mesh::pb::ClientResponse resp;
+    resp.set_request_id(request_id);
+    resp.mutable_result()->set_code(mesh::pb::GRANTED);
+    resp.mutable_result()->set_lock_id(5);
+    resp.mutable_result()->set_token(42);
+    ASSERT_TRUE(Send(resp));
+  }
+
+  // For `duration`, answers every LeaseRequest with `remaining_us` (nullopt: never, as a frozen
+  // node) and remembers the other requests. False if the client closed the connection.
+  bool Serve(Millis duration, std::optional<uint64_t> remaining_us,
+             const std::function<bool()>& until = nullptr) {
+    auto end = Clock::now() + duration;
+    while (Clock::now() < end) {
+      if (until && until()) return true;
+      mesh::pb::ClientRequest req;
+      Got got = Read(Millis(10), &req);
+      if (got == Got::kClosed) return false;
+      if (got == Got::kTimeout) continue;
+      if (req.has_lease()) {
+        ++leases_seen_;
+        if (remaining_us && !AnswerLease(req, *remaining_us)) return false;
+      } else {
+        others_.push_back(req);
+      }
+    }
+    return true;
+  }
+
+  // The lock request among the requests seen so far (0 if none).
+  uint64_t LockRequestId() const {
+    for (const auto& r : others_) {
+      if (r.has_lock()) return r.request_id();
+    }
+    return 0;
+  }
+
+  // `lockmesh lock X` whose command writes its token to <root>/started, then runs until
+  // SIGTERM (touching <root>/stopped), or ignores SIGTERM when `ignore_term`.
+  Process* StartLock(const std::vector<std::string>& flags, bool ignore_term = false) {
+    std::vector<std::string> args = {"lock", "--socket", socket_, "--no-autostart"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    const std::string on_term =
+        ignore_term ? "trap '' TERM" : "trap 'touch " + Path("stopped") + "; exit 0' TERM";
+    args.insert(args.end(), {"X", "--", "sh", "-c",
+                             "echo $LOCKMESH_TOKEN > " + Path("started") + "; " + on_term +
+                                 "; while :; do sleep 0.02; done"});
+    return Lockmesh("lock", args);
+  }
+
+  // Hello with a lease, the grant covered by a 1 s lease; returns once the command runs.
+  void GrantWithLease() {
+    ASSERT_TRUE(Accept(Millis(20000)));
+    ASSERT_NO_FATAL_FAILURE(AnswerHello(100));
+    ASSERT_TRUE(Serve(Millis(5000), 1'000'000, [&] { return LockRequestId() != 0; }));
+    ASSERT_NE(LockRequestId(), 0u);
+    Grant(LockRequestId());
+    ASSERT_TRUE(Serve(Millis(10000), 1'000'000, [&] { return FileExists(Path("started")); }));
+  }
+
+  std::string socket_;
+  int listen_fd_ = -1;
+  int conn_fd_ = -1;
+  int leases_seen_ = 0;
+  int leases_answered_ = 0;
+  std::vector<mesh::pb::ClientRequest> others_;
+};
+
+TEST_F(ScriptedNodeTest, GrantIsHeldBackUntilARenewalAndLostWhenRenewalsStop) {
+  Process* lock = StartLock({});
+  ASSERT_TRUE(Accept(Millis(20000))) << lock->Stderr();
+  ASSERT_NO_FATAL_FAILURE(AnswerHello(100));
+  // The first renewal comes before the lock request, unprompted.
+  mesh::pb::ClientRequest first;
+  ASSERT_EQ(Read(Millis(5000), &first), Got::kFrame);
+  ASSERT_TRUE(first.has_lease()) << first.DebugString();
+  ASSERT_TRUE(Serve(Millis(5000), std::nullopt, [&] { return LockRequestId() != 0; }));
+  ASSERT_NE(LockRequestId(), 0u);
+  // No lease yet (the node says it holds none): the grant must wait.
+  ASSERT_TRUE(AnswerLease(first, 0));
+  Grant(LockRequestId());
+  const int before = leases_seen_;
+  ASSERT_TRUE(Serve(Millis(600), 0));
+  EXPECT_FALSE(FileExists(Path("started"))) << "the command ran on a grant the lease did not cover";
+  EXPECT_GE(leases_seen_ - before, 3) << "renewals every 100 ms (and one at once)";
+  // A renewal answered with a lease: the grant is handed over and the command runs.
+  ASSERT_TRUE(Serve(Millis(10000), 1'000'000, [&] { return FileExists(Path("started")); }));
+  ASSERT_TRUE(WaitFor([&] { return ReadFile(Path("started")) == "42\n"; }, Millis(10000)))
+      << lock->Stderr();
+  // Renewals keep the lease (1 s each, renewed every 100 ms) for well over a lease.
+  ASSERT_TRUE(Serve(Millis(2000), 1'000'000));
+  EXPECT_TRUE(lock->Running());
+  EXPECT_FALSE(FileExists(Path("stopped")));
+  // The node freezes: renewals are no longer answered. Within the last lease (0.89 s) the
+  // client reports the lock lost, the command gets SIGTERM, and the client hangs up.
+  const auto frozen = Clock::now();
+  EXPECT_FALSE(Serve(Millis(10000), std::nullopt)) << "the client kept the connection open";
+  const double hung_up = SecondsSince(frozen);
+  EXPECT_LT(hung_up, 1.5);
+  auto st = lock->Wait(Millis(10000));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->code, 95) << lock->Stderr();
+  EXPECT_TRUE(FileExists(Path("stopped"))) << "the command was not signalled";
+  EXPECT_NE(lock->Stderr().find("did not renew this client's lease"), std::string::npos)
+      << lock->Stderr();
+}
+
+TEST_F(ScriptedNodeTest, HeldBackGrantPastTheDeadlineTimesOutAndIsGivenBack) {
+  Process* lock = StartLock({"-w", "1"});
+  ASSERT_TRUE(Accept(Millis(20000))) << lock->Stderr();
+  ASSERT_NO_FATAL_FAILURE(AnswerHello(100));
+  ASSERT_TRUE(Serve(Millis(5000), 0, [&] { return LockRequestId() != 0; }));
+  ASSERT_NE(LockRequestId(), 0u);
+  Grant(LockRequestId());
+  // Renewals answered "no lease" until the client gives up and closes.
+  Serve(Millis(10000), 0);
+  auto st = lock->Wait(Millis(10000));
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(st->code, 98) << lock->Stderr();
+  EXPECT_FALSE(FileExists(Path("started")));
+  bool unlocked = false;
+  for (const auto& r : others_) unlocked |= r.has_unlock() && r.unlock().lock_id() == 5;
+  EXPECT_TRUE(unlocked) << "the held-back lock was not given back";
+}
+
+TEST_F(ScriptedNodeTest, CommandIgnoringSigtermIsKilledAfterTheGrace) {
+  Process* lock = StartLock({"--grace", "0.5"}, /*ignore_term=*/true);
+  ASSERT_NO_FATAL_FAILURE(GrantWithLease()) << lock->Stderr();
+  ASSERT_TRUE(Serve(Millis(500), 1'000'000));
+  // Renewals stop: lost within the lease (0.89 s), SIGTERM ignored, SIGKILL 0.5 s later.
+  const auto frozen = Clock::now();
+  Serve(Millis(10000), std::nullopt, [&] { return !lock->Running(); });
+  auto st = lock->Wait(Millis(10000));
+  ASSERT_TRUE(st.has_value()) << lock->Stderr();
+  const double seconds = SecondsSince(frozen);
+  EXPECT_EQ(st->code, 95) << lock->Stderr();
+  EXPECT_GT(seconds, 0.5) << "killed before the grace";
+  EXPECT_LT(seconds, 5.0);
+  EXPECT_NE(lock->Stderr().find("SIGKILL after 0.5 s"), std::string::npos) << lock->Stderr();
+  // The command's group is gone too (SIGKILL to the group): at most zombies are left, orphans
+  // re-parented to this test (a subreaper) until TearDown reaps them.
+  auto live = [] {
+    int n = 0;
+    for (pid_t pid : Descendants()) {
+      std::string stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
+      size_t paren = stat.rfind(')');
+      if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] != 'Z') ++n;
+    }
+    return n;
+  };
+  EXPECT_TRUE(WaitFor([&] { return live() == 0; }, Millis(5000))) << live() << " left";
+}
+
+TEST_F(ScriptedNodeTest, LocalNodeWithoutLeaseGetsNoRenewalsAndGrantsAtOnce) {
+  Process* lock = StartLock({});
+  ASSERT_TRUE(Accept(Millis(20000))) << lock->Stderr();
+  ASSERT_NO_FATAL_FAILURE(AnswerHello(0));
+  ASSERT_TRUE(Serve(Millis(5000), std::nullopt, [&] { return LockRequestId() != 0; }));
+  ASSERT_NE(LockRequestId(), 0u);
+  Grant(LockRequestId());
+  ASSERT_TRUE(Serve(Millis(10000), std::nullopt, [&] { return FileExists(Path("started")); }));
+  ASSERT_TRUE(Serve(Millis(1500), std::nullopt));
+  EXPECT_EQ(leases_seen_, 0) << "a client of a local node keeps no lease";
+  EXPECT_TRUE(lock->Running()) << lock->Stderr();
+  lock->Signal(SIGTERM);  // forwarded to the command, which exits 0
+  Serve(Millis(5000), std::nullopt);
+  auto st = lock->Wait(Millis(10000));
+  ASSERT_TRUE(st.has_value());
 }
 
 }  // namespace
