@@ -55,13 +55,15 @@
 //     only the sender's own sessions, so a non-member (a removed node rejoining) may send it.
 //  R7 A KeepaliveAck is taken only if it is for this node, this node is not the leader (a
 //     leader acknowledges itself without the network), and it comes from the link of the
-//     leader this node knows, which is a member, and names that leader (leader_id == link).
+//     leader this node knows, which is a member (or, as in R3a/R3b, the leader of the
+//     cluster a fresh node joins, or one a member vouches for in any term), and names that
+//     leader (leader_id == link).
 //     An ack extends this node's session lease: from anyone else it would keep the node's
 //     clients' locks alive while the real leader expires them.
 //
-// Every refusal carries a stable `rule` key (for rate-limited logging, RefusalLimiter) and
-// words for the log. The driver (net/cluster.cc) logs them with the peer's id, address and
-// certificate fingerprint.
+// Every refusal carries a stable `rule` key and the kind of message (`what`; the pair keys the
+// rate-limited logging, RefusalLimiter) and words for the log. The driver (net/cluster.cc) logs
+// them with the peer's id, address and certificate fingerprint.
 //
 // Threading: the functions are pure; a RefusalLimiter belongs to one thread.
 #ifndef LOCKMESH_CORE_ADMISSION_H_
@@ -110,12 +112,14 @@ struct Admission {
   bool accepted = true;
   /// Refused only: a short stable key of the rule ("not-a-member", "from-mismatch", ...).
   std::string rule;
+  /// Refused only: the kind of message refused ("HEARTBEAT", "KeepaliveAck", ...).
+  std::string what;
   /// Refused only: what was refused and why, in words.
   std::string detail;
 
   static Admission Accept() { return Admission{}; }
-  static Admission Refuse(std::string rule, std::string detail) {
-    return Admission{false, std::move(rule), std::move(detail)};
+  static Admission Refuse(std::string rule, std::string what, std::string detail) {
+    return Admission{false, std::move(rule), std::move(what), std::move(detail)};
   }
 };
 
