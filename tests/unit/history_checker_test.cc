@@ -136,6 +136,20 @@ TEST(HistoryCheckerTest, RepeatedTokenIsFound) {
   EXPECT_EQ(v.Count(ViolationKind::kTokenOrder), 1u) << v.Summary();
 }
 
+TEST(HistoryCheckerTest, TokensHandedOutTwiceByTwoAuthorities) {
+  // A local node beside the mesh hands out token 5 again: the token order says so, and the
+  // counter is still read right (the reader's writer is the token-5 section that wrote 2).
+  Builder b;
+  b.Add("h0-0", 5, 0, 100, 0, 0);
+  b.Add("h1-0", 5, 110, 200, 1, 5);
+  b.Add("h2-0", 9, 205, 300, 2, 5);
+  b.Counter(3, 9);
+  Verdict v = Check(b.h);
+  EXPECT_EQ(v.Count(ViolationKind::kTokenOrder), 1u) << v.Summary();
+  EXPECT_EQ(v.violations.size(), 1u) << v.Summary();
+  EXPECT_EQ(v.completed_increments, 3);
+}
+
 TEST(HistoryCheckerTest, WrongCounterIsFound) {
   Builder b = Clean();
   b.Counter(2, 11);  // the file lost the last increment (or it never was fsynced)

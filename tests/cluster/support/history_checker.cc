@@ -205,12 +205,13 @@ Verdict Check(const History& h) {
 
   // 3: the counter. Completed increments: the sections that recorded their write, and those
   // named as writers by a later reader or by the final file.
-  std::map<uint64_t, const Section*> by_token;
+  // A token may name several sections (two authorities handing out tokens): a reader's
+  // writer is then the one of them that wrote the value it read, if any.
+  std::multimap<uint64_t, const Section*> by_token;
   for (const Section* s : order) by_token.emplace(s->token, s);  // duplicates: reported above
-  std::set<uint64_t> completed;
-  std::map<uint64_t, std::string> why_completed;
+  std::set<const Section*> completed;
   for (const Section* s : order) {
-    if (s->incremented) completed.insert(s->token);
+    if (s->incremented) completed.insert(s);
   }
   auto named_writer = [&](uint64_t writer, int64_t value, const std::string& by) {
     if (writer == 0) {
@@ -220,20 +221,23 @@ Verdict Check(const History& h) {
       }
       return;
     }
-    auto w = by_token.find(writer);
-    if (w == by_token.end()) {
+    auto [first, last] = by_token.equal_range(writer);
+    if (first == last) {
       add(ViolationKind::kLostUpdate, by + " read value " + std::to_string(value) +
                                           " written by token " + std::to_string(writer) +
                                           ", which has no critical section in the history");
       return;
     }
-    if (w->second->read_value + 1 != value) {
+    const Section* w = first->second;
+    for (auto it = first; it != last; ++it) {
+      if (it->second->read_value + 1 == value) w = it->second;
+    }
+    if (w->read_value + 1 != value) {
       add(ViolationKind::kLostUpdate, by + " read value " + std::to_string(value) + " from token " +
                                           std::to_string(writer) + ", which wrote " +
-                                          std::to_string(w->second->read_value + 1) + ": " +
-                                          describe(*w->second));
+                                          std::to_string(w->read_value + 1) + ": " + describe(*w));
     }
-    completed.insert(writer);
+    completed.insert(w);
   };
   for (const Section* s : order) {
     named_writer(s->read_writer, s->read_value, "section " + describe(*s));
@@ -241,16 +245,15 @@ Verdict Check(const History& h) {
   named_writer(h.counter_writer, h.counter, "the final counter file");
   v.completed_increments = static_cast<int64_t>(completed.size());
   std::map<int64_t, const Section*> wrote;  // value -> section
-  for (uint64_t t : completed) {
-    auto w = by_token.find(t);
-    if (w == by_token.end()) continue;  // reported above
-    int64_t value = w->second->read_value + 1;
-    auto [it, fresh] = wrote.emplace(value, w->second);
+  for (const Section* w : order) {          // in start order, so that messages are stable
+    if (completed.count(w) == 0) continue;
+    int64_t value = w->read_value + 1;
+    auto [it, fresh] = wrote.emplace(value, w);
     if (!fresh) {
       add(ViolationKind::kLostUpdate,
           "value " + std::to_string(value) + " written twice (an increment lost): " +
-              describe(*it->second) + " and " + describe(*w->second),
-          std::max(it->second->start_ns, w->second->start_ns));
+              describe(*it->second) + " and " + describe(*w),
+          std::max(it->second->start_ns, w->start_ns));
     }
   }
   if (h.counter != v.completed_increments) {
@@ -281,8 +284,8 @@ Verdict Check(const History& h) {
     bool whole = false;
     if (found != by_run.end()) {
       for (const Section* s : found->second) {
-        whole = whole || (s->start_ns != 0 && s->end_ns != 0 && s->term_ns == 0 &&
-                          completed.count(s->token) != 0);
+        whole = whole ||
+                (s->start_ns != 0 && s->end_ns != 0 && s->term_ns == 0 && completed.count(s) != 0);
       }
     }
     if (!whole) {
