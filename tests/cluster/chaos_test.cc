@@ -11,8 +11,8 @@
 //                client holds X in a 12 s section: the command must be stopped in time
 //   stop-leader  the same for the leader's node
 //   isolate      the leader's link off the bridge for 8 s, then back
-//   split        a 2|3 partition for 8 s (nftables drops between the sides), then healed
-//   loss         10% packet loss on two hosts' egress for the whole run (nftables)
+//   split        a 2|3 partition for 8 s (blackhole routes between the sides), then healed
+//   loss         10% packet loss on two hosts' egress for the whole run (netem, else nftables)
 //   rogue        a process with a certificate of the cluster's CA (CN evil, never admitted)
 //                sends forged Raft (tests/net/support/rogue_peer.cc: ExpireNode and Acquire
 //                proposals, a heartbeat 50 terms ahead, a forged APPEND, votes) to the leader
@@ -44,6 +44,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "cluster/support/chaos_clients.h"
@@ -306,26 +307,27 @@ class ChaosTest : public MeshTest {
     windows_.push_back(w);
   }
 
-  // nftables in each host of `minority`: drop everything to and from the other side.
-  mesh::Status SplitOff(const std::vector<size_t>& minority) {
+  // A 2|3 partition with iproute2 only: on each side, blackhole routes to every address of
+  // the other side (both sides, so that nothing gets across in either direction, TCP data
+  // included). `op` is "add" or "del".
+  mesh::Status Partition(const std::vector<size_t>& minority, const std::string& op) {
     std::set<size_t> mine(minority.begin(), minority.end());
-    std::string v4, v6;
     for (size_t i = 0; i < mesh_->size(); ++i) {
-      if (mine.count(i)) continue;
-      v4 += (v4.empty() ? "" : ", ") + mesh_->net().host(i).ipv4;
-      v6 += (v6.empty() ? "" : ", ") + mesh_->net().host(i).ipv6;
-    }
-    std::string rules =
-        "table inet lmsplit {\n"
-        " chain in { type filter hook input priority -10; ip saddr { " +
-        v4 + " } drop; ip6 saddr { " + v6 + " } drop; }\n" +
-        " chain out { type filter hook output priority -10; ip daddr { " + v4 +
-        " } drop; ip6 daddr { " + v6 + " } drop; }\n}\n";
-    const std::string file = mesh_->Path("split.nft");
-    WriteFile(file, rules);
-    for (size_t i : minority) {
-      CommandResult r = mesh_->net().Exec(i, {"nft", "-f", file});
-      if (r.code != 0) return mesh::Status::IOError("nft -f on " + Id(i) + ": " + r.output);
+      for (size_t j = 0; j < mesh_->size(); ++j) {
+        if (mine.count(i) == mine.count(j)) continue;  // same side
+        const NetnsHost& peer = mesh_->net().host(j);
+        const std::string& ns = mesh_->net().host(i).netns;
+        for (const auto& [family, address] :
+             {std::pair<std::string, std::string>{"-4", peer.ipv4 + "/32"},
+              std::pair<std::string, std::string>{"-6", peer.ipv6 + "/128"}}) {
+          if (address.size() < 5) continue;  // that family is off
+          CommandResult r = RunCommand({"ip", "-n", ns, family, "route", op, "blackhole", address});
+          if (r.code != 0) {
+            return mesh::Status::IOError("ip -n " + ns + " route " + op + " blackhole " + address +
+                                         ": " + r.output);
+          }
+        }
+      }
     }
     return mesh::Status::OK();
   }
@@ -342,15 +344,13 @@ class ChaosTest : public MeshTest {
     if (leader && rng_() % 2 == 0) minority[1] = *leader;
     w.name = "split " + Id(minority[0]) + "," + Id(minority[1]) + " | rest";
     LongSectionOn(minority[0]);
-    mesh::Status st = SplitOff(minority);
+    mesh::Status st = Partition(minority, "add");
     EXPECT_TRUE(st.ok()) << st.ToString();
     Note("partition: " + Id(minority[0]) + ", " + Id(minority[1]) + " | the other three" +
          (leader && (minority[1] == *leader) ? " (the leader in the minority)" : ""));
     RunFor(Jitter(8));
-    for (size_t i : minority) {
-      CommandResult r = mesh_->net().Exec(i, {"nft", "delete", "table", "inet", "lmsplit"});
-      EXPECT_EQ(r.code, 0) << r.output;
-    }
+    st = Partition(minority, "del");
+    EXPECT_TRUE(st.ok()) << st.ToString();
     Note("partition healed");
     WaitWhole(w.name);
     RunFor(kSessionTtlS);
