@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -65,12 +66,22 @@ class WallClockTest : public ProcessTest {
   // multicast; its log is <root>/logs/<name>.err. Waits until it serves its socket.
   Process* StartMeshNode(const std::string& name, int port,
                          const std::map<std::string, std::optional<std::string>>& env) {
-    Process* p = Lockmesh(name,
-                          {"node", "--socket", paths_.socket, "--data-dir", paths_.data_dir,
-                           "--node-id", "w1", "--listen", "127.0.0.1:" + std::to_string(port),
-                           "--no-multicast", "--expect", "1"},
-                          env);
-    if (!WaitFor([&] { return !p->Running() || SocketAccepts(paths_.socket); }, Millis(30000)) ||
+    return StartMeshNodeAt(name, "w1", paths_.socket, paths_.data_dir, port, {}, env);
+  }
+  Process* StartMeshNodeAt(const std::string& name, const std::string& id,
+                           const std::string& socket, const std::string& data_dir, int port,
+                           const std::vector<std::string>& extra,
+                           const std::map<std::string, std::optional<std::string>>& env = {}) {
+    std::vector<std::string> args = {"node",     "--socket",    socket,
+                                     "--data-dir", data_dir,    "--node-id",
+                                     id,         "--listen",    "127.0.0.1:" + std::to_string(port),
+                                     "--no-multicast"};
+    if (std::find(extra.begin(), extra.end(), "--expect") == extra.end()) {
+      args.insert(args.end(), {"--expect", "1"});
+    }
+    args.insert(args.end(), extra.begin(), extra.end());
+    Process* p = Lockmesh(name, args, env);
+    if (!WaitFor([&] { return !p->Running() || SocketAccepts(socket); }, Millis(30000)) ||
         !p->Running()) {
       ADD_FAILURE() << "mesh node " << name << " does not serve:\n" << p->Stderr();
       return nullptr;
@@ -203,6 +214,31 @@ TEST_F(WallClockTest, AMeshNodeRestartedAnHourBackExpiresItsOldSessionAndGrantsN
       << "not a mesh node:\n"
       << second->Stderr();
   ExpectOldSessionGoneAndNewLockGranted("X", old_client, Path("logs/mesh-2.err"));
+}
+
+TEST_F(WallClockTest, ANodeStillClaimingItsIdsAnswersStatusAndGrantsOnceItHasThem) {
+  // A mesh node waiting for its cluster (--expect 2, the other node not started yet) cannot
+  // claim client ids: its clients' hellos are answered (status works), and a lock request
+  // waits for the claim, then is granted once the cluster forms.
+  const int port1 = FreePort(), port2 = FreePort();
+  ASSERT_GT(port1, 0);
+  ASSERT_GT(port2, 0);
+  ASSERT_NE(port1, port2);
+  const std::string join = "127.0.0.1:" + std::to_string(port1) + ",127.0.0.1:" +
+                           std::to_string(port2);
+  const std::vector<std::string> two = {"--expect", "2", "--join", join};
+  Process* a = StartMeshNodeAt("a", "a1", paths_.socket, paths_.data_dir, port1, two);
+  ASSERT_NE(a, nullptr);
+  RunResult status = RunLockmesh("status", {"status", "--socket", paths_.socket, "--json"},
+                                 Millis(20000));
+  EXPECT_EQ(status.code(), 0) << status.Describe() << "\n" << a->Stderr();
+  Process* locker = Lockmesh("locker", LockArgs("X", {"true"}));
+  // It waits: no cluster, no ids, no session yet.
+  EXPECT_FALSE(locker->Wait(Millis(1500))) << locker->Stderr();
+  Process* b = StartMeshNodeAt("b", "a2", Path("b.sock"), Path("b-data"), port2, two);
+  ASSERT_NE(b, nullptr);
+  RunResult r = Finish(locker, Millis(60000));
+  EXPECT_EQ(r.code(), 0) << r.Describe() << "\n" << a->Stderr() << "\n---\n" << b->Stderr();
 }
 
 }  // namespace
