@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -24,6 +25,8 @@
 #include "net/cluster.h"
 #include "net/command_log.h"
 #include "net/framed_stream.h"
+#include "net/local_dir.h"
+#include "net/mesh_claim.h"
 #include "net/posix_file_system.h"
 #include "net/protocol.h"
 
@@ -95,6 +98,7 @@ class NodeImpl final : public Node {
 
   ~NodeImpl() override {
     if (lock_fd_ >= 0) close(lock_fd_);
+    if (dir_fd_ >= 0) close(dir_fd_);
   }
 
   Status Start() override {
@@ -113,6 +117,7 @@ class NodeImpl final : public Node {
       if (!made.ok()) return made.Annotate("cannot create the data dir");
       MESH_RETURN_IF_ERROR(UniqueId(options_.data_dir, &options_.node_id));
     }
+    MESH_RETURN_IF_ERROR(ApplyMeshClaim());
     net::CommandLog::Options lo;
     lo.data_dir = options_.data_dir;
     lo.node_id = options_.node_id;
@@ -267,13 +272,18 @@ class NodeImpl final : public Node {
 
   Status LockSocket() {
     std::string dir = DirName(options_.socket_path);
-    Status st = net::PosixFileSystem()->CreateDirs(dir);
-    if (!st.ok()) return st.Annotate("cannot create the socket directory");
-    std::string lock_path = options_.socket_path + ".lock";
-    lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd_ < 0) {
-      return Status::IOError("cannot open " + lock_path + ": " + std::strerror(errno));
+    gid_t gid = static_cast<gid_t>(-1);
+    if (!options_.socket_group.empty()) {
+      group* g = getgrnam(options_.socket_group.c_str());
+      if (!g) return Status::InvalidArgument("no such group: " + options_.socket_group);
+      gid = g->gr_gid;
     }
+    // The directory must be ours (docs/mesh.md "The local boundary"); the lock file in it is
+    // opened through the checked descriptor, never through a symlink.
+    MESH_RETURN_IF_ERROR(net::OpenSocketDirectory(dir, gid, &dir_fd_));
+    std::string lock_path = options_.socket_path + ".lock";
+    MESH_RETURN_IF_ERROR(net::OpenOwnFile(dir_fd_, net::BasePart(lock_path), O_RDWR,
+                                          /*create=*/true, lock_path, &lock_fd_));
     if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
       close(lock_fd_);
@@ -285,7 +295,40 @@ class NodeImpl final : public Node {
       return Status::IOError("cannot lock " + lock_path + ": " + std::strerror(err));
     }
     // We own the socket path: a file left there by a dead node is stale.
-    unlink(options_.socket_path.c_str());
+    unlinkat(dir_fd_, net::BasePart(options_.socket_path).c_str(), 0);
+    return Status::OK();
+  }
+
+  // One authority per host (core/mesh_claim.h): with the socket locked and the node id
+  // known, a mesh node claims its socket and data dir, and any other node refuses them if
+  // claimed. The socket's flock serialises racing starters on one socket.
+  Status ApplyMeshClaim() {
+    const bool mesh = options_.mesh.enabled;
+    core::Starter who;
+    who.mesh = mesh;
+    who.cluster = options_.cluster;
+    who.node_id = options_.node_id;
+    who.socket = options_.socket_path;
+    who.data_dir = options_.data_dir;
+    Status decided = core::DecideStart(who, net::ReadMeshClaims(who.socket, who.data_dir));
+    if (!decided.ok()) {
+      Log("refusing to start: " + decided.message());
+      return decided;
+    }
+    if (!mesh) return Status::OK();
+    core::MeshClaim claim;
+    claim.cluster = options_.cluster;
+    claim.node_id = options_.node_id;
+    claim.data_dir = options_.data_dir;
+    claim.socket = options_.socket_path;
+    claim.start_command = options_.start_command;
+    Status made = net::PosixFileSystem()->CreateDirs(options_.data_dir);
+    if (!made.ok()) return made.Annotate("cannot create the data dir");
+    for (const std::string& path :
+         {net::DataDirClaimPath(options_.data_dir), net::SocketClaimPath(options_.socket_path)}) {
+      Status st = net::WriteMeshClaim(path, claim);
+      if (!st.ok()) return st.Annotate("cannot write this mesh node's claim");
+    }
     return Status::OK();
   }
 
@@ -354,8 +397,35 @@ class NodeImpl final : public Node {
     uint64_t id = c->serial;
     self->conns_.emplace(id, std::move(conn));
     uv_timer_stop(&self->idle_timer_);
+    self->StartHelloTimer(id);
     stream->Start([self, c](std::string_view body) { return self->OnFrame(c, body); },
                   [self, id](const Status& why) { self->OnConnClosed(id, why); });
+  }
+
+  // A connection must say hello within options_.hello_timeout_ms, or it is closed (a local
+  // process must not hold a connection slot, and keep an auto-started node alive, for free).
+  void StartHelloTimer(uint64_t serial) {
+    if (options_.hello_timeout_ms <= 0) return;
+    auto* t = new uv_timer_t;
+    uv_timer_init(loop_, t);
+    t->data = this;
+    hello_timers_.emplace(t, serial);
+    uv_timer_start(t, [](uv_timer_t* timer) {
+      auto* self = static_cast<NodeImpl*>(timer->data);
+      auto it = self->hello_timers_.find(timer);
+      uint64_t serial = it->second;
+      self->hello_timers_.erase(it);
+      uv_close(reinterpret_cast<uv_handle_t*>(timer),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      auto conn = self->conns_.find(serial);
+      if (conn == self->conns_.end() || conn->second->hello_seen || !conn->second->stream) return;
+      Conn* c = conn->second.get();
+      Status why = Status::TimedOut("no hello within " +
+                                    std::to_string(self->options_.hello_timeout_ms) + " ms");
+      self->Log("closing client connection of pid " + std::to_string(c->pid) + " (uid " +
+                std::to_string(c->uid) + "): " + why.message());
+      c->stream->Close(why);
+    }, static_cast<uint64_t>(options_.hello_timeout_ms), 0);
   }
 
   // ------------------------------------------------------------ requests
@@ -405,6 +475,17 @@ class NodeImpl final : public Node {
       resp.mutable_hello()->set_protocol_version(net::kClientProtocolVersion);
       resp.mutable_hello()->set_node_id(options_.node_id);
       resp.mutable_hello()->set_client_id(c->client_id);
+      if (cluster_) {
+        // The client keeps a lease of its own (core/lease/client_lease.h), renewed as often
+        // as this node renews its own, with the cluster's drift bound and the node's margin.
+        // A local node has no lease: no other node can grant its locks.
+        const core::lease::LeaseOptions& lo = cluster_->lease_options();
+        resp.mutable_hello()->set_lease_renew_ms(
+            std::max<uint64_t>(1, lo.keepalive_interval / 1000));
+        resp.mutable_hello()->set_lease_drift_ppm(
+            static_cast<uint32_t>(std::ceil(std::max(0.0, lo.max_drift) * 1e6)));
+        resp.mutable_hello()->set_lease_margin_us(lo.margin);
+      }
       c->stream->Send(resp);
       return Status::OK();
     }
@@ -457,11 +538,31 @@ class NodeImpl final : public Node {
         }
         return Status::OK();
       }
+      case pb::ClientRequest::kLease: {
+        // Answered at once: the client's lease counts from its own send time, so only the
+        // time this node's lease still holds now matters (0 when it does not hold, which is
+        // also when a grant would be held back).
+        pb::ClientResponse resp;
+        resp.set_request_id(req.request_id());
+        resp.mutable_lease()->set_seq(req.lease().seq());
+        resp.mutable_lease()->set_remaining_us(LeaseRemainingUs());
+        c->stream->Send(resp);
+        return Status::OK();
+      }
       case pb::ClientRequest::kHello:
         return Status::InvalidArgument("second hello on one connection");
       default:
         return Status::InvalidArgument("request with no known body");
     }
+  }
+
+  // How long this node's session lease still holds (us of the monotonic clock the cluster's
+  // lease runs on); 0 if it does not, or if this is a local node.
+  uint64_t LeaseRemainingUs() const {
+    if (!cluster_) return 0;
+    const uint64_t now = uv_hrtime() / 1000;
+    const uint64_t until = cluster_->node_lease().valid_until();
+    return until > now ? until - now : 0;
   }
 
   Status HandleLock(Conn* c, const pb::ClientRequest& req) {
@@ -1052,13 +1153,23 @@ class NodeImpl final : public Node {
     for (auto& [id, c] : conns_) {
       if (c->stream) c->stream->Close(Status::OK());
     }
-    // server, two timers, the log's handles (counted as one), the cluster (as one)
-    open_handles_ = cluster_ ? 5 : 4;
+    // server, two timers, the log's handles (counted as one), the cluster (as one), and
+    // the pending hello timers
+    open_handles_ = (cluster_ ? 5 : 4) + static_cast<int>(hello_timers_.size());
     auto on_closed = [](uv_handle_t* h) {
       auto* self = static_cast<NodeImpl*>(h->data);
       --self->open_handles_;
       self->MaybeFinishStop();
     };
+    for (auto& [timer, serial] : hello_timers_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) {
+        auto* self = static_cast<NodeImpl*>(h->data);
+        delete reinterpret_cast<uv_timer_t*>(h);
+        --self->open_handles_;
+        self->MaybeFinishStop();
+      });
+    }
+    hello_timers_.clear();
     uv_close(reinterpret_cast<uv_handle_t*>(&server_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_closed);
@@ -1077,7 +1188,7 @@ class NodeImpl final : public Node {
   void MaybeFinishStop() {
     if (open_handles_ > 0 || !conns_.empty() || finished_) return;
     finished_ = true;
-    unlink(options_.socket_path.c_str());
+    unlinkat(dir_fd_, net::BasePart(options_.socket_path).c_str(), 0);
     if (lock_fd_ >= 0) {
       close(lock_fd_);  // releases the flock: another node may start now
       lock_fd_ = -1;
@@ -1129,6 +1240,8 @@ class NodeImpl final : public Node {
   bool server_ready_ = false;
   bool timers_ready_ = false;
   int lock_fd_ = -1;
+  int dir_fd_ = -1;  // the checked socket directory (net/local_dir.h)
+  std::map<uv_timer_t*, uint64_t> hello_timers_;  // pending hello deadlines -> Conn::serial
   int64_t socket_gid_ = -1;
   uint64_t id_epoch_ = 0;         // this run's client id epoch (see ClaimClientIds)
   uint64_t next_client_k_ = 1;    // next client id: (id_epoch_ << 32) | next_client_k_
