@@ -115,8 +115,14 @@ Admission AdmitCommand(const std::string& proposer, const pb::Command& c) {
                                "PROPOSE of ExpireNode '" + c.expire_node().node_id() +
                                    "': only the leader expires another node, by its own "
                                    "decision");
-    // A claim of client ids (ClaimClientIds, proposed by a node for its own id) belongs
-    // here once it exists: accept when its node_id == proposer.
+    case pb::Command::kClaimClientIds:
+      // A node claims client ids for its own id only (net/node.cc, at start): another's
+      // claim with expire_older would end that node's sessions.
+      if (c.claim_client_ids().node_id() == proposer) return Admission::Accept();
+      return Admission::Refuse("propose-claim-client-ids", "PROPOSE",
+                               "PROPOSE of ClaimClientIds for '" +
+                                   c.claim_client_ids().node_id() +
+                                   "': a node claims client ids only for itself");
     default:
       return Admission::Refuse("propose-unknown-command", "PROPOSE",
                                "PROPOSE of a command kind that peers may not propose (body " +

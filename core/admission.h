@@ -46,6 +46,8 @@
 //       expire_node: node_id == link only (a node restarting ends its earlier runs'
 //         sessions, net/node.cc). Expiring another node is the leader's own decision
 //         (net/cluster.cc proposes it locally, never through PROPOSE);
+//       claim_client_ids: node_id == link only (a node claims its own client ids, and
+//         with them ends its earlier runs' sessions, net/node.cc);
 //       any other kind, an unset body or bytes that do not parse: refused. A command kind
 //       added later is refused until it is added to the allow-list (AdmitCommand).
 //     One bad entry refuses the whole message.
