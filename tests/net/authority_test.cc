@@ -158,6 +158,52 @@ TEST_F(AuthorityTest, EveryNonMeshNodeRefusesAClaimedSocketOrDataDir) {
   ExpectNoLocalNode(marker);
 }
 
+// The mesh node restarting while clients with auto-start and hand-started local nodes race
+// for the socket: the mesh node ends up serving it alone, every client either got its lock
+// from the mesh node or exited 99, and no local node ever served.
+TEST_F(AuthorityTest, RacingStartersNeverServeBesideTheMesh) {
+  uint64_t first = 0;
+  Process* mesh = StartMesh(&first);
+  ASSERT_NE(mesh, nullptr);
+  KillMesh(mesh);
+  std::vector<Process*> clients, locals;
+  for (int i = 0; i < 3; ++i) {
+    locals.push_back(Lockmesh("local", {"node", "--local", "--socket", paths_.socket}));
+  }
+  Process* restarted = Lockmesh("mesh", MeshArgs());
+  for (int i = 0; i < 6; ++i) {
+    clients.push_back(Lockmesh("client", {"lock", "--socket", paths_.socket, "-w", "20", "X", "--",
+                                          "sh", "-c", "echo $LOCKMESH_TOKEN"}));
+  }
+  for (Process* p : locals) {
+    RunResult r = Finish(p, Millis(30000));
+    EXPECT_EQ(r.code(), 99) << r.Describe();
+    EXPECT_TRUE(Has(r.err, "mesh node m1|another node already serves")) << r.Describe();
+  }
+  int granted = 0;
+  for (Process* p : clients) {
+    RunResult r = Finish(p, Millis(60000));
+    if (r.code() == 0) {
+      ++granted;
+      EXPECT_GT(std::stoull(r.out), first) << r.Describe();
+    } else {
+      EXPECT_EQ(r.code(), 99) << r.Describe();
+      EXPECT_TRUE(Has(r.err, "mesh node m1")) << r.Describe();
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return SocketAccepts(paths_.socket); }, Millis(20000)))
+      << restarted->Stderr();
+  std::vector<pid_t> serving = NodePidsServing(paths_.socket);
+  ASSERT_EQ(serving.size(), 1u);
+  EXPECT_EQ(serving[0], restarted->pid());
+  EXPECT_FALSE(Has(ReadFile(paths_.data_dir + "/node.log"), " serving "))
+      << "a local node served the mesh's data dir:\n" << ReadFile(paths_.data_dir + "/node.log");
+  RunResult after = RunLockmesh("after", LockArgs("X", {"sh", "-c", "echo $LOCKMESH_TOKEN"}));
+  EXPECT_EQ(after.code(), 0) << after.Describe();
+  printf("racing starters: %d of %zu clients were granted by the restarted mesh node\n", granted,
+         clients.size());
+}
+
 TEST_F(AuthorityTest, ReleaseMeshClaimHandsTheSocketBack) {
   Process* mesh = StartMesh(nullptr);
   ASSERT_NE(mesh, nullptr);
