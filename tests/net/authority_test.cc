@@ -52,9 +52,18 @@ class AuthorityTest : public ProcessTest {
   }
 
   std::vector<std::string> MeshArgs() const {
-    return {"node",         "--node-id", "m1",           "--socket",
-            paths_.socket,  "--data-dir", paths_.data_dir, "--no-multicast",
-            "--listen",     "127.0.0.1:" + std::to_string(port_), "--expect", "1"};
+    return {"node",
+            "--node-id",
+            "m1",
+            "--socket",
+            paths_.socket,
+            "--data-dir",
+            paths_.data_dir,
+            "--no-multicast",
+            "--listen",
+            "127.0.0.1:" + std::to_string(port_),
+            "--expect",
+            "1"};
   }
 
   // Starts the mesh node and waits until a lock goes through it; returns its token.
@@ -85,8 +94,8 @@ class AuthorityTest : public ProcessTest {
     EXPECT_EQ(r.code(), 99) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "mesh node m1")) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "cluster 'lockmesh'")) << what << ": " << r.Describe();
-    EXPECT_TRUE(Has(r.err, "start the mesh node: \\S*lockmesh node --node-id m1")) << what << ": "
-                                                                     << r.Describe();
+    EXPECT_TRUE(Has(r.err, "start the mesh node: \\S*lockmesh node --node-id m1"))
+        << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "--release-mesh-claim")) << what << ": " << r.Describe();
   }
 
@@ -118,9 +127,9 @@ TEST_F(AuthorityTest, NoGrantBesideADeadMeshNode) {
   ExpectClaimRefusal(lock, "lockmesh lock");
   ExpectNoLocalNode(marker);
 
-  RunResult bench = RunLockmesh(
-      "bench", {"bench", "--socket", paths_.socket, "--seconds", "1", "--runs", "1"},
-      Millis(30000));
+  RunResult bench =
+      RunLockmesh("bench", {"bench", "--socket", paths_.socket, "--seconds", "1", "--runs", "1"},
+                  Millis(30000));
   ExpectClaimRefusal(bench, "lockmesh bench");
   ExpectNoLocalNode(marker);
 
@@ -141,8 +150,8 @@ TEST_F(AuthorityTest, EveryNonMeshNodeRefusesAClaimedSocketOrDataDir) {
   KillMesh(mesh);
   const std::string marker = Path("granted");
   // Started by hand, the node's own rule (no CLI pre-check in front of it).
-  RunResult local = RunLockmesh("local", {"node", "--local", "--socket", paths_.socket,
-                                          "--data-dir", paths_.data_dir});
+  RunResult local = RunLockmesh(
+      "local", {"node", "--local", "--socket", paths_.socket, "--data-dir", paths_.data_dir});
   ExpectClaimRefusal(local, "node --local");
   // As auto-started (what `lockmesh lock` spawns), with another data dir: the socket's claim.
   RunResult autostarted = RunLockmesh(
@@ -152,7 +161,8 @@ TEST_F(AuthorityTest, EveryNonMeshNodeRefusesAClaimedSocketOrDataDir) {
       << ReadFile(Path("other/node.log"));
   // On another socket with the mesh's data dir: the data dir's claim.
   RunResult other_socket = RunLockmesh(
-      "other", {"node", "--local", "--socket", Path("s2/node.sock"), "--data-dir", paths_.data_dir});
+      "other",
+      {"node", "--local", "--socket", Path("s2/node.sock"), "--data-dir", paths_.data_dir});
   ExpectClaimRefusal(other_socket, "node --local on the mesh's data dir");
   EXPECT_FALSE(SocketAccepts(Path("s2/node.sock")));
   ExpectNoLocalNode(marker);
@@ -197,7 +207,8 @@ TEST_F(AuthorityTest, RacingStartersNeverServeBesideTheMesh) {
   ASSERT_EQ(serving.size(), 1u);
   EXPECT_EQ(serving[0], restarted->pid());
   EXPECT_FALSE(Has(ReadFile(paths_.data_dir + "/node.log"), " serving "))
-      << "a local node served the mesh's data dir:\n" << ReadFile(paths_.data_dir + "/node.log");
+      << "a local node served the mesh's data dir:\n"
+      << ReadFile(paths_.data_dir + "/node.log");
   RunResult after = RunLockmesh("after", LockArgs("X", {"sh", "-c", "echo $LOCKMESH_TOKEN"}));
   EXPECT_EQ(after.code(), 0) << after.Describe();
   printf("racing starters: %d of %zu clients were granted by the restarted mesh node\n", granted,
@@ -207,8 +218,8 @@ TEST_F(AuthorityTest, RacingStartersNeverServeBesideTheMesh) {
 TEST_F(AuthorityTest, ReleaseMeshClaimHandsTheSocketBack) {
   Process* mesh = StartMesh(nullptr);
   ASSERT_NE(mesh, nullptr);
-  std::vector<std::string> release = {"node", "--release-mesh-claim", "--socket", paths_.socket,
-                                      "--data-dir", paths_.data_dir};
+  std::vector<std::string> release = {"node",        "--release-mesh-claim", "--socket",
+                                      paths_.socket, "--data-dir",           paths_.data_dir};
   RunResult busy = RunLockmesh("release-busy", release);
   EXPECT_EQ(busy.code(), 99) << busy.Describe();
   EXPECT_TRUE(Has(busy.err, "a node is serving")) << busy.Describe();
@@ -239,9 +250,9 @@ TEST_F(AuthorityTest, DamagedTruncatedOrSymlinkedClaimRefusesALocalStart) {
     std::string name;
     std::string why;
   };
-  for (const Case& c : {Case{"garbage", "checksum|truncated|format"},
-                        Case{"truncated", "truncated"}, Case{"flipped", "checksum"},
-                        Case{"symlink", "symbolic link"}}) {
+  for (const Case& c :
+       {Case{"garbage", "checksum|truncated|format"}, Case{"truncated", "truncated"},
+        Case{"flipped", "checksum"}, Case{"symlink", "symbolic link"}}) {
     unlink(claim_path.c_str());
     if (c.name == "garbage") WriteFile(claim_path, "\x01\x02 not a claim");
     if (c.name == "truncated") WriteFile(claim_path, text.substr(0, text.size() / 2));
@@ -255,8 +266,8 @@ TEST_F(AuthorityTest, DamagedTruncatedOrSymlinkedClaimRefusesALocalStart) {
       ASSERT_EQ(symlink(Path("real-claim").c_str(), claim_path.c_str()), 0);
     }
     const std::string marker = Path("granted-" + c.name);
-    RunResult r = RunLockmesh(c.name, {"lock", "--socket", paths_.socket, "X", "--", "touch", marker},
-                              Millis(30000));
+    RunResult r = RunLockmesh(
+        c.name, {"lock", "--socket", paths_.socket, "X", "--", "touch", marker}, Millis(30000));
     EXPECT_EQ(r.code(), 99) << c.name << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "unreadable")) << c.name << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, c.why)) << c.name << ": " << r.Describe();
@@ -342,8 +353,8 @@ TEST_F(AuthorityTest, ConnectionWithoutHelloIsClosed) {
   close(fd);
   EXPECT_TRUE(how == PeerClose::kEof || how == PeerClose::kReset) << PeerCloseName(how);
   EXPECT_GE(waited, 4.0);  // the default hello timeout is 5 s
-  EXPECT_TRUE(WaitFor([&] { return Has(ReadFile(paths_.log), "no hello within 5000 ms"); },
-                      Millis(5000)))
+  EXPECT_TRUE(
+      WaitFor([&] { return Has(ReadFile(paths_.log), "no hello within 5000 ms"); }, Millis(5000)))
       << Tail(paths_.log);
   // The node keeps serving.
   EXPECT_EQ(RunLockmesh("lock", LockArgs("X", {"true"})).code(), 0);

@@ -18,8 +18,8 @@ MeshClaim Sample() {
   c.node_id = "n1";
   c.data_dir = "/var/lib/lockmesh";
   c.socket = "/run/lockmesh/node.sock";
-  c.start_command = {"/usr/bin/lockmesh", "node", "--cluster", "prod", "--join",
-                     "a weird\nvalue\\with 'quotes'"};
+  c.start_command = {
+      "/usr/bin/lockmesh", "node", "--cluster", "prod", "--join", "a weird\nvalue\\with 'quotes'"};
   return c;
 }
 
