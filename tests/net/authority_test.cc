@@ -296,6 +296,16 @@ TEST_F(AuthorityTest, MeshNodeOfAnotherClusterDoesNotTakeOverAClaim) {
   EXPECT_TRUE(Has(r.err, "belong to mesh node m1 of cluster 'lockmesh'")) << r.Describe();
 }
 
+TEST_F(AuthorityTest, TwoNodesNeverShareADataDir) {
+  ASSERT_NE(StartTestNode(), nullptr);
+  RunResult second = RunLockmesh("second", {"node", "--local", "--socket", Path("s2/node.sock"),
+                                            "--data-dir", paths_.data_dir});
+  EXPECT_EQ(second.code(), 99) << second.Describe();
+  EXPECT_TRUE(Has(second.err, "another node already uses the data dir " + paths_.data_dir))
+      << second.Describe();
+  EXPECT_FALSE(SocketAccepts(Path("s2/node.sock")));
+}
+
 // ------------------------------------------------------------------ the local boundary
 
 TEST_F(AuthorityTest, GroupOrOtherWritableSocketDirectoryIsRefused) {
