@@ -101,7 +101,9 @@ class AuthorityTest : public ProcessTest {
 
   // No node serves the socket, none answers it, and the marker command never ran.
   void ExpectNoLocalNode(const std::string& marker) {
-    EXPECT_TRUE(NodePidsServing(paths_.socket).empty()) << "a node serves the claimed socket";
+    // (A refusing node may still be exiting after it reported its refusal.)
+    EXPECT_TRUE(WaitFor([&] { return NodePidsServing(paths_.socket).empty(); }, Millis(10000)))
+        << "a node serves the claimed socket";
     EXPECT_FALSE(SocketAccepts(paths_.socket)) << "something answers on the claimed socket";
     EXPECT_FALSE(FileExists(marker)) << "a command ran under a lock granted beside the mesh";
   }
