@@ -97,7 +97,7 @@ class NodeImpl final : public Node {
   NodeImpl(uv_loop_t* loop, NodeOptions options) : loop_(loop), options_(std::move(options)) {}
 
   ~NodeImpl() override {
-    if (lock_fd_ >= 0) close(lock_fd_);
+    CloseLockFiles();
     if (dir_fd_ >= 0) close(dir_fd_);
   }
 
@@ -299,10 +299,11 @@ class NodeImpl final : public Node {
     return Status::OK();
   }
 
-  // One authority per host (core/mesh_claim.h): with the socket locked and the node id
-  // known, a mesh node claims its socket and data dir, and any other node refuses them if
-  // claimed. The socket's flock serialises racing starters on one socket.
+  // One authority per host (core/mesh_claim.h): with the socket and the data dir locked and
+  // the node id known, a mesh node claims its socket and data dir, and any other node
+  // refuses them if claimed. The two flocks serialise racing starters on either.
   Status ApplyMeshClaim() {
+    MESH_RETURN_IF_ERROR(LockDataDir());
     const bool mesh = options_.mesh.enabled;
     core::Starter who;
     who.mesh = mesh;
@@ -330,6 +331,38 @@ class NodeImpl final : public Node {
       if (!st.ok()) return st.Annotate("cannot write this mesh node's claim");
     }
     return Status::OK();
+  }
+
+  // An exclusive flock on <data_dir>/node.lock for the node's lifetime: two nodes never share
+  // a data dir (whatever their sockets), and the claim is checked or written under it.
+  Status LockDataDir() {
+    Status made = net::PosixFileSystem()->CreateDirs(options_.data_dir);
+    if (!made.ok()) return made.Annotate("cannot create the data dir");
+    std::string path = options_.data_dir + "/node.lock";
+    data_lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (data_lock_fd_ < 0) {
+      int err = errno;
+      return err == ELOOP ? Status::PermissionDenied(path + " is a symbolic link; refusing it")
+                          : Status::IOError("cannot open " + path + ": " + std::strerror(err));
+    }
+    if (flock(data_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      close(data_lock_fd_);
+      data_lock_fd_ = -1;
+      if (err == EWOULDBLOCK) {
+        return Status::Busy("another node already uses the data dir " + options_.data_dir +
+                            " (it holds " + path + ")");
+      }
+      return Status::IOError("cannot lock " + path + ": " + std::strerror(err));
+    }
+    return Status::OK();
+  }
+
+  void CloseLockFiles() {
+    if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock: another node may start now
+    if (data_lock_fd_ >= 0) close(data_lock_fd_);
+    lock_fd_ = -1;
+    data_lock_fd_ = -1;
   }
 
   Status Listen() {
@@ -1189,10 +1222,7 @@ class NodeImpl final : public Node {
     if (open_handles_ > 0 || !conns_.empty() || finished_) return;
     finished_ = true;
     unlinkat(dir_fd_, net::BasePart(options_.socket_path).c_str(), 0);
-    if (lock_fd_ >= 0) {
-      close(lock_fd_);  // releases the flock: another node may start now
-      lock_fd_ = -1;
-    }
+    CloseLockFiles();
     Log("node stopped" + (stop_reason_.ok() ? std::string() : ": " + stop_reason_.ToString()));
     auto done = std::move(stop_done_);
     auto stopped = std::move(stopped_);
@@ -1218,10 +1248,7 @@ class NodeImpl final : public Node {
     }
     while (!closed) uv_run(loop_, UV_RUN_ONCE);
     delete counter;
-    if (lock_fd_ >= 0) {
-      close(lock_fd_);
-      lock_fd_ = -1;
-    }
+    CloseLockFiles();
   }
 
   uv_loop_t* loop_;
@@ -1240,7 +1267,8 @@ class NodeImpl final : public Node {
   bool server_ready_ = false;
   bool timers_ready_ = false;
   int lock_fd_ = -1;
-  int dir_fd_ = -1;  // the checked socket directory (net/local_dir.h)
+  int dir_fd_ = -1;        // the checked socket directory (net/local_dir.h)
+  int data_lock_fd_ = -1;  // flock'ed <data_dir>/node.lock
   std::map<uv_timer_t*, uint64_t> hello_timers_;  // pending hello deadlines -> Conn::serial
   int64_t socket_gid_ = -1;
   uint64_t id_epoch_ = 0;         // this run's client id epoch (see ClaimClientIds)
