@@ -108,15 +108,19 @@ Admission AdmitCommand(const std::string& proposer, const pb::Command& c) {
     case pb::Command::kCloseSession:
       return OwnSession(proposer, "CloseSession", c.close_session().session());
     case pb::Command::kExpireNode:
-      // A restarting node ends its own earlier runs' sessions (net/node.cc); expiring any
-      // other node is the leader's own decision, proposed locally.
-      if (c.expire_node().node_id() == proposer) return Admission::Accept();
+      // Expiring a node is the leader's own decision, proposed locally; a restarting node
+      // ends its own earlier runs' sessions with ClaimClientIds (net/node.cc).
       return Admission::Refuse("propose-expire-node", "PROPOSE",
                                "PROPOSE of ExpireNode '" + c.expire_node().node_id() +
-                                   "': only the leader expires another node, by its own "
-                                   "decision");
-    // A claim of client ids (ClaimClientIds, proposed by a node for its own id) belongs
-    // here once it exists: accept when its node_id == proposer.
+                                   "': only the leader expires a node, by its own decision");
+    case pb::Command::kClaimClientIds:
+      // A node claims client ids for its own id only (net/node.cc, at start): another's
+      // claim with expire_older would end that node's sessions.
+      if (c.claim_client_ids().node_id() == proposer) return Admission::Accept();
+      return Admission::Refuse("propose-claim-client-ids", "PROPOSE",
+                               "PROPOSE of ClaimClientIds for '" +
+                                   c.claim_client_ids().node_id() +
+                                   "': a node claims client ids only for itself");
     default:
       return Admission::Refuse("propose-unknown-command", "PROPOSE",
                                "PROPOSE of a command kind that peers may not propose (body " +

@@ -43,9 +43,11 @@
 //  R4 A PROPOSE is taken only from a member (R2), and only if every entry is a COMMAND whose
 //     pb::Command is on the allow-list below and concerns the proposer's own node:
 //       open_session, acquire, release, cancel, close_session: session.node_id == link;
-//       expire_node: node_id == link only (a node restarting ends its earlier runs'
-//         sessions, net/node.cc). Expiring another node is the leader's own decision
-//         (net/cluster.cc proposes it locally, never through PROPOSE);
+//       expire_node: never. Expiring a node is the leader's own decision (net/cluster.cc
+//         proposes it locally, never through PROPOSE); a restarting node ends its earlier
+//         runs' sessions with claim_client_ids instead;
+//       claim_client_ids: node_id == link only (a node claims its own client ids, and
+//         with them ends its earlier runs' sessions, net/node.cc);
 //       any other kind, an unset body or bytes that do not parse: refused. A command kind
 //       added later is refused until it is added to the allow-list (AdmitCommand).
 //     One bad entry refuses the whole message.

@@ -147,8 +147,8 @@ std::string ShellJoin(const std::vector<std::string>& argv) {
     if (!out.empty()) out += ' ';
     bool plain = !arg.empty();
     for (char c : arg) {
-      if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string_view("-_./:=,@%+").find(c) !=
-                                                               std::string_view::npos)) {
+      if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+            std::string_view("-_./:=,@%+").find(c) != std::string_view::npos)) {
         plain = false;
       }
     }
@@ -170,8 +170,8 @@ std::string ShellJoin(const std::vector<std::string>& argv) {
 }
 
 std::string ReleaseCommand(const std::string& socket, const std::string& data_dir) {
-  return ShellJoin({"lockmesh", "node", "--release-mesh-claim", "--socket", socket,
-                    "--data-dir", data_dir});
+  return ShellJoin(
+      {"lockmesh", "node", "--release-mesh-claim", "--socket", socket, "--data-dir", data_dir});
 }
 
 Status DecideStart(const Starter& starter, const std::vector<FoundClaim>& claims) {
@@ -185,26 +185,29 @@ Status DecideStart(const Starter& starter, const std::vector<FoundClaim>& claims
           " is unreadable (" + f.error + "); a local node may not serve " + starter.socket +
           " beside a mesh (one authority per host, docs/mesh.md). Start this host's mesh node "
           "(`lockmesh node` with its flags), or, if this host has left the mesh for good, "
-          "release the claim: " + release);
+          "release the claim: " +
+          release);
     }
     const MeshClaim& c = f.claim;
     if (starter.mesh) {
-      if (c.cluster == starter.cluster && (starter.node_id.empty() || c.node_id == starter.node_id)) {
+      if (c.cluster == starter.cluster &&
+          (starter.node_id.empty() || c.node_id == starter.node_id)) {
         continue;
       }
       return Status::PermissionDenied(
-          starter.socket + " / " + starter.data_dir + " belong to " + Describe(c) +
-          " (claim " + f.path + "); a mesh node of cluster '" + starter.cluster + "'" +
+          starter.socket + " / " + starter.data_dir + " belong to " + Describe(c) + " (claim " +
+          f.path + "); a mesh node of cluster '" + starter.cluster + "'" +
           (starter.node_id.empty() ? "" : " with id " + starter.node_id) +
-          " may not take them over. Use another --socket and --data-dir, or, if node " +
-          c.node_id + " has left its mesh for good, release the claim: " + release);
+          " may not take them over. Use another --socket and --data-dir, or, if node " + c.node_id +
+          " has left its mesh for good, release the claim: " + release);
     }
     std::string how = c.start_command.empty()
                           ? std::string("start the mesh node as it was started before")
                           : "start the mesh node: " + ShellJoin(c.start_command);
     return Status::PermissionDenied(
         starter.socket + " belongs to mesh node " + c.node_id + " of cluster '" + c.cluster +
-        "' (claim " + f.path + "), which is not running. A local node may not serve it beside "
+        "' (claim " + f.path +
+        "), which is not running. A local node may not serve it beside "
         "the mesh (one authority per host, docs/mesh.md): nothing is granted here. To lock, " +
         how + ". If this host has left the mesh for good, release the claim: " +
         ReleaseCommand(c.socket.empty() ? starter.socket : c.socket,

@@ -56,11 +56,11 @@ struct FoundClaim {
 
 /// Who is starting, and where.
 struct Starter {
-  bool mesh = false;      // a mesh node (MeshOptions::enabled)
-  std::string cluster;    // its cluster name (mesh only)
-  std::string node_id;    // its node id (mesh only; "" = not known yet)
-  std::string socket;     // the socket it would serve
-  std::string data_dir;   // the data dir it would use
+  bool mesh = false;     // a mesh node (MeshOptions::enabled)
+  std::string cluster;   // its cluster name (mesh only)
+  std::string node_id;   // its node id (mesh only; "" = not known yet)
+  std::string socket;    // the socket it would serve
+  std::string data_dir;  // the data dir it would use
 };
 
 /// The rule. A node that is not a mesh node may start only if no claim is present (a valid

@@ -4,11 +4,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <cstdlib>
-#include <cstring>
-
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <list>
 #include <map>
 #include <variant>

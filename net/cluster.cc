@@ -110,6 +110,7 @@ Cluster::Cluster(uv_loop_t* loop, ClusterOptions options, CommandLog* log, Callb
         lo.max_drift = options_.max_drift;
         lo.margin = std::max<uint64_t>(10'000, std::min<uint64_t>(100'000, lo.session_ttl / 20));
         lo.keepalive_interval = std::max<uint64_t>(50'000, lo.session_ttl / 10);
+        lo.election_timeout = options_.election_timeout_us;  // a longer gap is a pause
         return lo;
       }()),
       leader_leases_(lease_options_),

@@ -42,7 +42,9 @@ Status Refuse(const std::string& dir, const std::string& why) {
       "refusing the socket directory " + dir + ": it " + why +
       ". Another user could replace the socket or read what clients send. A node serves only "
       "from a directory it owns that group and others cannot write (it creates one with mode "
-      "0700, or 0750 with --socket-group); remove " + dir + " (or chmod go-w it if it is "
+      "0700, or 0750 with --socket-group); remove " +
+      dir +
+      " (or chmod go-w it if it is "
       "yours), or choose another --socket (or set XDG_RUNTIME_DIR)");
 }
 
@@ -76,7 +78,8 @@ Status OpenSocketDirectory(const std::string& dir, gid_t gid, int* dir_fd) {
   struct stat st;
   if (lstat(dir.c_str(), &st) != 0) {
     if (errno != ENOENT) {
-      return Status::IOError("cannot stat the socket directory " + dir + ": " + std::strerror(errno));
+      return Status::IOError("cannot stat the socket directory " + dir + ": " +
+                             std::strerror(errno));
     }
     std::string parent = DirPart(dir);
     if (parent != "." && parent != "/") {
@@ -97,7 +100,8 @@ Status OpenSocketDirectory(const std::string& dir, gid_t gid, int* dir_fd) {
                              std::strerror(errno));
     }
     if (lstat(dir.c_str(), &st) != 0) {
-      return Status::IOError("cannot stat the socket directory " + dir + ": " + std::strerror(errno));
+      return Status::IOError("cannot stat the socket directory " + dir + ": " +
+                             std::strerror(errno));
     }
   }
   std::string why = Judge(st);
@@ -125,13 +129,14 @@ Status OpenSocketDirectory(const std::string& dir, gid_t gid, int* dir_fd) {
 Status OpenOwnFile(int dir_fd, const std::string& name, int flags, bool create,
                    const std::string& shown, int* fd) {
   *fd = -1;
-  int f = openat(dir_fd, name.c_str(),
-                 flags | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
+  int f =
+      openat(dir_fd, name.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
   if (f < 0) {
     int err = errno;
     if (err == ENOENT && !create) return Status::NotFound(shown + " does not exist");
     if (err == ELOOP) {
-      return Status::PermissionDenied(shown + " is a symbolic link; refusing to follow it "
+      return Status::PermissionDenied(shown +
+                                      " is a symbolic link; refusing to follow it "
                                       "(remove it)");
     }
     return Status::IOError("cannot open " + shown + ": " + std::strerror(err));

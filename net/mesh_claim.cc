@@ -55,7 +55,8 @@ core::FoundClaim ReadMeshClaim(const std::string& path) {
     std::string text;
     char buf[4096];
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0 && text.size() <= kMaxClaimBytes) text.append(buf, n);
+    while ((n = read(fd, buf, sizeof buf)) > 0 && text.size() <= kMaxClaimBytes)
+      text.append(buf, n);
     if (n < 0) {
       found.error = std::strerror(errno);
     } else {
@@ -71,7 +72,8 @@ core::FoundClaim ReadMeshClaim(const std::string& path) {
   return found;
 }
 
-std::vector<core::FoundClaim> ReadMeshClaims(const std::string& socket, const std::string& data_dir) {
+std::vector<core::FoundClaim> ReadMeshClaims(const std::string& socket,
+                                             const std::string& data_dir) {
   std::vector<core::FoundClaim> out;
   out.push_back(ReadMeshClaim(SocketClaimPath(socket)));
   if (!data_dir.empty()) out.push_back(ReadMeshClaim(DataDirClaimPath(data_dir)));

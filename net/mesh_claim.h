@@ -24,7 +24,8 @@ std::string DataDirClaimPath(const std::string& data_dir);
 core::FoundClaim ReadMeshClaim(const std::string& path);
 
 /// Both claims of a node serving `socket` with `data_dir`.
-std::vector<core::FoundClaim> ReadMeshClaims(const std::string& socket, const std::string& data_dir);
+std::vector<core::FoundClaim> ReadMeshClaims(const std::string& socket,
+                                             const std::string& data_dir);
 
 /// Writes `claim` to `path` atomically and durably (see above).
 Status WriteMeshClaim(const std::string& path, const core::MeshClaim& claim);

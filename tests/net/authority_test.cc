@@ -52,9 +52,18 @@ class AuthorityTest : public ProcessTest {
   }
 
   std::vector<std::string> MeshArgs() const {
-    return {"node",         "--node-id", "m1",           "--socket",
-            paths_.socket,  "--data-dir", paths_.data_dir, "--no-multicast",
-            "--listen",     "127.0.0.1:" + std::to_string(port_), "--expect", "1"};
+    return {"node",
+            "--node-id",
+            "m1",
+            "--socket",
+            paths_.socket,
+            "--data-dir",
+            paths_.data_dir,
+            "--no-multicast",
+            "--listen",
+            "127.0.0.1:" + std::to_string(port_),
+            "--expect",
+            "1"};
   }
 
   // Starts the mesh node and waits until a lock goes through it; returns its token.
@@ -85,14 +94,16 @@ class AuthorityTest : public ProcessTest {
     EXPECT_EQ(r.code(), 99) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "mesh node m1")) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "cluster 'lockmesh'")) << what << ": " << r.Describe();
-    EXPECT_TRUE(Has(r.err, "start the mesh node: \\S*lockmesh node --node-id m1")) << what << ": "
-                                                                     << r.Describe();
+    EXPECT_TRUE(Has(r.err, "start the mesh node: \\S*lockmesh node --node-id m1"))
+        << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "--release-mesh-claim")) << what << ": " << r.Describe();
   }
 
   // No node serves the socket, none answers it, and the marker command never ran.
   void ExpectNoLocalNode(const std::string& marker) {
-    EXPECT_TRUE(NodePidsServing(paths_.socket).empty()) << "a node serves the claimed socket";
+    // (A refusing node may still be exiting after it reported its refusal.)
+    EXPECT_TRUE(WaitFor([&] { return NodePidsServing(paths_.socket).empty(); }, Millis(10000)))
+        << "a node serves the claimed socket";
     EXPECT_FALSE(SocketAccepts(paths_.socket)) << "something answers on the claimed socket";
     EXPECT_FALSE(FileExists(marker)) << "a command ran under a lock granted beside the mesh";
   }
@@ -118,9 +129,9 @@ TEST_F(AuthorityTest, NoGrantBesideADeadMeshNode) {
   ExpectClaimRefusal(lock, "lockmesh lock");
   ExpectNoLocalNode(marker);
 
-  RunResult bench = RunLockmesh(
-      "bench", {"bench", "--socket", paths_.socket, "--seconds", "1", "--runs", "1"},
-      Millis(30000));
+  RunResult bench =
+      RunLockmesh("bench", {"bench", "--socket", paths_.socket, "--seconds", "1", "--runs", "1"},
+                  Millis(30000));
   ExpectClaimRefusal(bench, "lockmesh bench");
   ExpectNoLocalNode(marker);
 
@@ -141,8 +152,8 @@ TEST_F(AuthorityTest, EveryNonMeshNodeRefusesAClaimedSocketOrDataDir) {
   KillMesh(mesh);
   const std::string marker = Path("granted");
   // Started by hand, the node's own rule (no CLI pre-check in front of it).
-  RunResult local = RunLockmesh("local", {"node", "--local", "--socket", paths_.socket,
-                                          "--data-dir", paths_.data_dir});
+  RunResult local = RunLockmesh(
+      "local", {"node", "--local", "--socket", paths_.socket, "--data-dir", paths_.data_dir});
   ExpectClaimRefusal(local, "node --local");
   // As auto-started (what `lockmesh lock` spawns), with another data dir: the socket's claim.
   RunResult autostarted = RunLockmesh(
@@ -152,17 +163,65 @@ TEST_F(AuthorityTest, EveryNonMeshNodeRefusesAClaimedSocketOrDataDir) {
       << ReadFile(Path("other/node.log"));
   // On another socket with the mesh's data dir: the data dir's claim.
   RunResult other_socket = RunLockmesh(
-      "other", {"node", "--local", "--socket", Path("s2/node.sock"), "--data-dir", paths_.data_dir});
+      "other",
+      {"node", "--local", "--socket", Path("s2/node.sock"), "--data-dir", paths_.data_dir});
   ExpectClaimRefusal(other_socket, "node --local on the mesh's data dir");
   EXPECT_FALSE(SocketAccepts(Path("s2/node.sock")));
   ExpectNoLocalNode(marker);
 }
 
+// The mesh node restarting while clients with auto-start and hand-started local nodes race
+// for the socket: the mesh node ends up serving it alone, every client either got its lock
+// from the mesh node or exited 99, and no local node ever served.
+TEST_F(AuthorityTest, RacingStartersNeverServeBesideTheMesh) {
+  uint64_t first = 0;
+  Process* mesh = StartMesh(&first);
+  ASSERT_NE(mesh, nullptr);
+  KillMesh(mesh);
+  std::vector<Process*> clients, locals;
+  for (int i = 0; i < 3; ++i) {
+    locals.push_back(Lockmesh("local", {"node", "--local", "--socket", paths_.socket}));
+  }
+  Process* restarted = Lockmesh("mesh", MeshArgs());
+  for (int i = 0; i < 6; ++i) {
+    clients.push_back(Lockmesh("client", {"lock", "--socket", paths_.socket, "-w", "20", "X", "--",
+                                          "sh", "-c", "echo $LOCKMESH_TOKEN"}));
+  }
+  for (Process* p : locals) {
+    RunResult r = Finish(p, Millis(30000));
+    EXPECT_EQ(r.code(), 99) << r.Describe();
+    EXPECT_TRUE(Has(r.err, "mesh node m1|another node already serves")) << r.Describe();
+  }
+  int granted = 0;
+  for (Process* p : clients) {
+    RunResult r = Finish(p, Millis(60000));
+    if (r.code() == 0) {
+      ++granted;
+      EXPECT_GT(std::stoull(r.out), first) << r.Describe();
+    } else {
+      EXPECT_EQ(r.code(), 99) << r.Describe();
+      EXPECT_TRUE(Has(r.err, "mesh node m1")) << r.Describe();
+    }
+  }
+  ASSERT_TRUE(WaitFor([&] { return SocketAccepts(paths_.socket); }, Millis(20000)))
+      << restarted->Stderr();
+  std::vector<pid_t> serving = NodePidsServing(paths_.socket);
+  ASSERT_EQ(serving.size(), 1u);
+  EXPECT_EQ(serving[0], restarted->pid());
+  EXPECT_FALSE(Has(ReadFile(paths_.data_dir + "/node.log"), " serving "))
+      << "a local node served the mesh's data dir:\n"
+      << ReadFile(paths_.data_dir + "/node.log");
+  RunResult after = RunLockmesh("after", LockArgs("X", {"sh", "-c", "echo $LOCKMESH_TOKEN"}));
+  EXPECT_EQ(after.code(), 0) << after.Describe();
+  printf("racing starters: %d of %zu clients were granted by the restarted mesh node\n", granted,
+         clients.size());
+}
+
 TEST_F(AuthorityTest, ReleaseMeshClaimHandsTheSocketBack) {
   Process* mesh = StartMesh(nullptr);
   ASSERT_NE(mesh, nullptr);
-  std::vector<std::string> release = {"node", "--release-mesh-claim", "--socket", paths_.socket,
-                                      "--data-dir", paths_.data_dir};
+  std::vector<std::string> release = {"node",        "--release-mesh-claim", "--socket",
+                                      paths_.socket, "--data-dir",           paths_.data_dir};
   RunResult busy = RunLockmesh("release-busy", release);
   EXPECT_EQ(busy.code(), 99) << busy.Describe();
   EXPECT_TRUE(Has(busy.err, "a node is serving")) << busy.Describe();
@@ -193,9 +252,9 @@ TEST_F(AuthorityTest, DamagedTruncatedOrSymlinkedClaimRefusesALocalStart) {
     std::string name;
     std::string why;
   };
-  for (const Case& c : {Case{"garbage", "checksum|truncated|format"},
-                        Case{"truncated", "truncated"}, Case{"flipped", "checksum"},
-                        Case{"symlink", "symbolic link"}}) {
+  for (const Case& c :
+       {Case{"garbage", "checksum|truncated|format"}, Case{"truncated", "truncated"},
+        Case{"flipped", "checksum"}, Case{"symlink", "symbolic link"}}) {
     unlink(claim_path.c_str());
     if (c.name == "garbage") WriteFile(claim_path, "\x01\x02 not a claim");
     if (c.name == "truncated") WriteFile(claim_path, text.substr(0, text.size() / 2));
@@ -209,8 +268,8 @@ TEST_F(AuthorityTest, DamagedTruncatedOrSymlinkedClaimRefusesALocalStart) {
       ASSERT_EQ(symlink(Path("real-claim").c_str(), claim_path.c_str()), 0);
     }
     const std::string marker = Path("granted-" + c.name);
-    RunResult r = RunLockmesh(c.name, {"lock", "--socket", paths_.socket, "X", "--", "touch", marker},
-                              Millis(30000));
+    RunResult r = RunLockmesh(
+        c.name, {"lock", "--socket", paths_.socket, "X", "--", "touch", marker}, Millis(30000));
     EXPECT_EQ(r.code(), 99) << c.name << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "unreadable")) << c.name << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, c.why)) << c.name << ": " << r.Describe();
@@ -237,6 +296,16 @@ TEST_F(AuthorityTest, MeshNodeOfAnotherClusterDoesNotTakeOverAClaim) {
   RunResult r = RunLockmesh("other-cluster", args);
   EXPECT_EQ(r.code(), 99) << r.Describe();
   EXPECT_TRUE(Has(r.err, "belong to mesh node m1 of cluster 'lockmesh'")) << r.Describe();
+}
+
+TEST_F(AuthorityTest, TwoNodesNeverShareADataDir) {
+  ASSERT_NE(StartTestNode(), nullptr);
+  RunResult second = RunLockmesh("second", {"node", "--local", "--socket", Path("s2/node.sock"),
+                                            "--data-dir", paths_.data_dir});
+  EXPECT_EQ(second.code(), 99) << second.Describe();
+  EXPECT_TRUE(Has(second.err, "another node already uses the data dir " + paths_.data_dir))
+      << second.Describe();
+  EXPECT_FALSE(SocketAccepts(Path("s2/node.sock")));
 }
 
 // ------------------------------------------------------------------ the local boundary
@@ -296,8 +365,8 @@ TEST_F(AuthorityTest, ConnectionWithoutHelloIsClosed) {
   close(fd);
   EXPECT_TRUE(how == PeerClose::kEof || how == PeerClose::kReset) << PeerCloseName(how);
   EXPECT_GE(waited, 4.0);  // the default hello timeout is 5 s
-  EXPECT_TRUE(WaitFor([&] { return Has(ReadFile(paths_.log), "no hello within 5000 ms"); },
-                      Millis(5000)))
+  EXPECT_TRUE(
+      WaitFor([&] { return Has(ReadFile(paths_.log), "no hello within 5000 ms"); }, Millis(5000)))
       << Tail(paths_.log);
   // The node keeps serving.
   EXPECT_EQ(RunLockmesh("lock", LockArgs("X", {"true"})).code(), 0);
