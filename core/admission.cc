@@ -1,5 +1,6 @@
 #include "core/admission.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace mesh::core {
@@ -94,6 +95,27 @@ Admission OwnSession(const std::string& proposer, const char* kind, const pb::Se
 }
 
 }  // namespace
+
+std::string Admission::PrintableDetail(const std::string& detail) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(std::min(detail.size(), kMaxDetail));
+  for (char ch : detail) {
+    if (out.size() >= kMaxDetail) {
+      out += "... (cut)";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
 
 bool IsMemberOf(const pb::ClusterConfig* config, const std::string& id) {
   if (config == nullptr || id.empty()) return false;

@@ -127,8 +127,13 @@ struct Admission {
 
   static Admission Accept() { return Admission{}; }
   static Admission Refuse(std::string rule, std::string what, std::string detail) {
-    return Admission{false, std::move(rule), std::move(what), std::move(detail)};
+    return Admission{false, std::move(rule), std::move(what), PrintableDetail(detail)};
   }
+  /// `detail` as it may go into a log line: it quotes what a peer sent (ids, leader names),
+  /// so control characters (a newline would forge a log line of its own) become \xNN and
+  /// it is cut at kMaxDetail bytes.
+  static std::string PrintableDetail(const std::string& detail);
+  static constexpr size_t kMaxDetail = 1024;
 };
 
 /// True if `id` is in `config` (voter or learner). A null config has no members.

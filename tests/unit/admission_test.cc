@@ -374,6 +374,24 @@ TEST_F(AdmissionTest, AcksFromTheLeaderOfAJoinedOrLaggingNode) {
   EXPECT_EQ(AdmitKeepaliveAck(View(), "evil", ack).rule, "not-a-member");
 }
 
+// A refusal's detail quotes what the peer sent (its `from`, the ids it names) and goes into
+// the log: a newline in a forged id must not start a log line of its own, and a megabyte of
+// id must not become a megabyte of log line.
+TEST_F(AdmissionTest, RefusalDetailIsOneBoundedLogLine) {
+  Admission a = AdmitRaft(View(), "evil",
+                          Msg(pb::HEARTBEAT, "x\n2026-12-06T21:00:00.000Z lockmesh[1] lease lapsed", 50));
+  ASSERT_FALSE(a.accepted);
+  EXPECT_EQ(a.detail.find('\n'), std::string::npos) << a.detail;
+  EXPECT_NE(a.detail.find("x\\x0a2026"), std::string::npos) << a.detail;
+  pb::KeepaliveAck ack;
+  ack.set_node_id("n1");
+  ack.set_leader_id(std::string(1 << 20, 'e') + "\r\x1b[2J");
+  a = AdmitKeepaliveAck(View(), "n2", ack);
+  ASSERT_FALSE(a.accepted);
+  EXPECT_LE(a.detail.size(), Admission::kMaxDetail + 16);
+  for (char c : a.detail) EXPECT_GE(static_cast<unsigned char>(c), 0x20);
+}
+
 TEST(RefusalLimiterTest, OneLinePerPeerAndRulePerInterval) {
   RefusalLimiter limiter(10'000'000, 8);
   uint64_t suppressed = 99;
