@@ -1,5 +1,6 @@
 #include "core/admission.h"
 
+#include <algorithm>
 #include <vector>
 
 namespace mesh::core {
@@ -42,6 +43,16 @@ bool HasMembers(const pb::ClusterConfig* config) {
   return config != nullptr && config->members_size() > 0;
 }
 
+// True if `id` is a voter of `config`. Only voters vouch, lead, campaign or move the term
+// (R2): a learner may be anyone who got a link and asked to join.
+bool IsVoterOf(const pb::ClusterConfig* config, const std::string& id) {
+  if (config == nullptr || id.empty()) return false;
+  for (const pb::Member& m : config->members()) {
+    if (m.id() == id) return m.voter();
+  }
+  return false;
+}
+
 // A peer other than `leader` and this node whose gossip names `leader` as leader in a term
 // >= `term`: a member of the configuration (R3b) or, with members_only false, a peer this
 // node asked to join (R3a). "" if there is none.
@@ -52,7 +63,7 @@ std::string Voucher(const AdmissionView& view, const std::string& leader, uint64
     if (peer == leader || peer == view.self_id) continue;
     if (claim.leader_id != leader || claim.term < term) continue;
     if (members_only) {
-      if (!IsMemberOf(view.config, peer)) continue;
+      if (!IsVoterOf(view.config, peer)) continue;
     } else if (view.join_targets == nullptr || view.join_targets->count(peer) == 0) {
       continue;
     }
@@ -84,6 +95,27 @@ Admission OwnSession(const std::string& proposer, const char* kind, const pb::Se
 }
 
 }  // namespace
+
+std::string Admission::PrintableDetail(const std::string& detail) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(std::min(detail.size(), kMaxDetail));
+  for (char ch : detail) {
+    if (out.size() >= kMaxDetail) {
+      out += "... (cut)";
+      break;
+    }
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
 
 bool IsMemberOf(const pb::ClusterConfig* config, const std::string& id) {
   if (config == nullptr || id.empty()) return false;
@@ -139,6 +171,20 @@ Admission AdmitRaft(const AdmissionView& view, const std::string& link, const pb
   const std::string term = std::to_string(m.term());
   if (IsMemberOf(view.config, link)) {
     // R2, and R4 for proposals.
+    if (m.type() != pb::PROPOSE && !IsVoterOf(view.config, link)) {
+      // A learner answers its leader (in no term above ours) and proposes; it leads only
+      // as a non-member would, vouched for by a voter (it was promoted since our config).
+      const bool answer = m.type() == pb::APPEND_RESPONSE || m.type() == pb::HEARTBEAT_RESPONSE;
+      if (answer && m.term() <= view.term) return Admission::Accept();
+      if (IsLeaderTraffic(m.type()) && AcceptedLeader(view, link, m.term())) {
+        return Admission::Accept();
+      }
+      return Admission::Refuse("learner", type,
+                               std::string(type) + " in term " + term + " from '" + link +
+                                   "', a learner of this node's configuration: a learner "
+                                   "answers its leader and proposes, and leads only when a "
+                                   "voter vouches for it");
+    }
     if (m.type() != pb::PROPOSE) return Admission::Accept();
     for (const pb::Entry& e : m.entries()) {
       if (e.type() != pb::ENTRY_COMMAND) {

@@ -12,7 +12,11 @@
 // "in this node's configuration": the latest one appended to its log (Raft::config()), voter
 // or learner.
 //  R1 A Raft message is considered only if its `from` is `link` (a peer speaks for itself).
-//  R2 Raft traffic from a member is stepped (PROPOSE also passes R4).
+//  R2 Raft traffic from a voter is stepped (PROPOSE also passes R4). A learner is a member
+//     too, but membership is automatic (a peer that asks is added as a learner): from a
+//     learner only APPEND_RESPONSE and HEARTBEAT_RESPONSE in no term above this node's, and
+//     proposals (R4), are stepped; its leader traffic only as R3b takes a non-member's (it
+//     was promoted and elected since our configuration), and nothing else.
 //  R3 Raft traffic from a non-member is refused, except leader traffic (APPEND, SNAPSHOT,
 //     HEARTBEAT) in the two cases that liveness needs, where someone this node trusts vouches
 //     for the sender:
@@ -22,7 +26,7 @@
 //         join; nobody else.
 //     (b) Lagging: this node's configuration is older than the sender's (the sender was added
 //         by entries this node has not received, and then elected). It accepts leader traffic
-//         from L when another member M of its configuration (M is neither this node nor L)
+//         from L when another member M of its configuration, a voter (M is neither this node nor L)
 //         names L as leader, in gossip over M's own authenticated link, in a term >= the
 //         message's term. Members are trusted (a member can do anything Raft lets it do
 //         anyway); a member names L only after its own Raft accepted L's leadership, which
@@ -103,6 +107,8 @@ struct AdmissionView {
   bool leader = false;
   /// The leader of the current term as this node's Raft knows it ("" if none).
   std::string leader_id;
+  /// This node's current Raft term (a learner may not push it up, R2).
+  uint64_t term = 0;
   /// Peers this node sent a JoinRequest to while it had no configuration (rule R3a).
   const std::set<std::string>* join_targets = nullptr;
   /// The latest gossip of each connected peer, by authenticated link id (rules R3a, R3b).
@@ -121,8 +127,13 @@ struct Admission {
 
   static Admission Accept() { return Admission{}; }
   static Admission Refuse(std::string rule, std::string what, std::string detail) {
-    return Admission{false, std::move(rule), std::move(what), std::move(detail)};
+    return Admission{false, std::move(rule), std::move(what), PrintableDetail(detail)};
   }
+  /// `detail` as it may go into a log line: it quotes what a peer sent (ids, leader names),
+  /// so control characters (a newline would forge a log line of its own) become \xNN and
+  /// it is cut at kMaxDetail bytes.
+  static std::string PrintableDetail(const std::string& detail);
+  static constexpr size_t kMaxDetail = 1024;
 };
 
 /// True if `id` is in `config` (voter or learner). A null config has no members.

@@ -360,6 +360,7 @@ core::AdmissionView Cluster::View() const {
   v.config = &raft->config();
   v.leader = raft->role() == core::raft::Role::kLeader;
   v.leader_id = raft->leader();
+  v.term = raft->term();
   v.join_targets = &join_targets_;
   v.gossip = &gossip_claims_;
   return v;

@@ -273,6 +273,44 @@ TEST_F(MeshRogueTest, CaSignedNonMemberChangesNothingAndIsLogged) {
   EXPECT_EQ(Status(1)["term"].get<uint64_t>(), term);
 }
 
+// Membership is automatic: a CA-signed rogue that first asks to join is added as a learner
+// (logged). A learner still may not lead: its HEARTBEAT and APPEND in term 50, sent once it
+// is in the configuration, move no term and change no lock (core/admission.h, R2).
+TEST_F(MeshRogueTest, CaSignedLearnerCannotLead) {
+  MakeCerts();
+  StartMesh("mutual");
+  ASSERT_TRUE(WaitFormed(Millis(40000))) << AllLogs();
+  Process* holder = Lockmesh(
+      "holder", {"lock", "--socket", Socket(2), "--no-autostart", "held", "--", "sleep", "600"});
+  ASSERT_TRUE(WaitFor([&] { return Locks(1).find("held n2") != std::string::npos; }, Millis(20000)))
+      << AllLogs();
+  const std::string before = Locks(1);
+  const uint64_t term = Status(1)["term"].get<uint64_t>();
+  const std::string commit = std::to_string(Status(1)["commit_index"].get<uint64_t>());
+  const std::string leader = Status(1)["leader_id"].get<std::string>();
+  const int l = leader == "n1" ? 1 : leader == "n2" ? 2 : 3;
+  // The learner is added within a few hundred ms; keepalives (taken for the sender's own id)
+  // keep the link from going silent meanwhile.
+  std::vector<std::string> args = {"--node-id", "evil", "--gap-ms", "400", "--send", "join:evil"};
+  for (int k = 0; k < 5; ++k) {
+    args.push_back("--send");
+    args.push_back("keepalive:evil");
+  }
+  for (const std::string& spec :
+       {std::string("heartbeat:50"), "append:50:" + commit + ":" + std::to_string(term)}) {
+    args.push_back("--send");
+    args.push_back(spec);
+  }
+  RunResult r = Rogue(l, args);
+  ASSERT_EQ(r.code(), 0) << r.Describe() << r.out << AllLogs();
+  ASSERT_NE(NodeLog(l).find("adding evil"), std::string::npos)
+      << "the rogue should have been added as a learner before it sent its heartbeat"
+      << AllLogs();
+  ExpectNothingChanged(before, term, holder);
+  EXPECT_NE(NodeLog(l).find("a learner of this node's configuration"), std::string::npos)
+      << NodeLog(l);
+}
+
 TEST_F(MeshRogueTest, PlaintextNonMemberChangesNothingAndIsLogged) {
   StartMesh("none");
   ASSERT_TRUE(WaitFormed(Millis(40000))) << AllLogs();

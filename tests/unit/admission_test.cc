@@ -71,11 +71,13 @@ class AdmissionTest : public ::testing::Test {
     v.leader_id = leader_id_;
     v.join_targets = &join_targets_;
     v.gossip = &gossip_;
+    v.term = term_;
     return v;
   }
 
   pb::ClusterConfig config_ = Config({"n1", "n2", "n3"});
   bool leader_ = false;
+  uint64_t term_ = 0;
   std::string leader_id_ = "n2";
   std::set<std::string> join_targets_;
   std::map<std::string, GossipClaim> gossip_;
@@ -112,6 +114,47 @@ TEST_F(AdmissionTest, NonMembersAreRefused) {
     EXPECT_NE(a.detail.find("evil"), std::string::npos);
   }
   EXPECT_FALSE(AdmitRaft(View(), "evil", Propose("evil", Acquire("evil"))).accepted);
+}
+
+// A learner is in the configuration, but membership is automatic (any peer that may get a
+// link and asks is added as one, docs/mesh.md "Who may speak"): a rogue that sends a
+// JoinRequest first must not then lead (HEARTBEAT in term 50, forged APPENDs), campaign,
+// push the term up with responses, or vouch for another rogue. A learner that was promoted
+// and elected since our configuration was appended is taken when a voter vouches for it.
+TEST_F(AdmissionTest, LearnersNeitherLeadNorVouch) {
+  pb::Member* m = config_.add_members();
+  m->set_id("evil");
+  m->set_voter(false);
+  m = config_.add_members();
+  m->set_id("evil2");
+  m->set_voter(false);
+  term_ = 5;
+  for (auto type : {pb::APPEND, pb::HEARTBEAT, pb::SNAPSHOT, pb::VOTE, pb::PRE_VOTE,
+                    pb::TIMEOUT_NOW, pb::VOTE_RESPONSE, pb::PRE_VOTE_RESPONSE}) {
+    EXPECT_FALSE(AdmitRaft(View(), "evil", Msg(type, "evil", 50)).accepted) << type;
+    EXPECT_FALSE(AdmitRaft(View(), "evil", Msg(type, "evil", 5)).accepted) << type;
+  }
+  // What a learner sends: answers to its leader (not in a term above ours), own proposals.
+  EXPECT_TRUE(AdmitRaft(View(), "evil", Msg(pb::APPEND_RESPONSE, "evil", 5)).accepted);
+  EXPECT_TRUE(AdmitRaft(View(), "evil", Msg(pb::HEARTBEAT_RESPONSE, "evil", 5)).accepted);
+  EXPECT_FALSE(AdmitRaft(View(), "evil", Msg(pb::APPEND_RESPONSE, "evil", 50)).accepted);
+  EXPECT_FALSE(AdmitRaft(View(), "evil", Msg(pb::HEARTBEAT_RESPONSE, "evil", 50)).accepted);
+  EXPECT_TRUE(AdmitRaft(View(), "evil", Propose("evil", Acquire("evil"))).accepted);
+  // One learner's gossip vouches for no other learner, nor for a non-member.
+  gossip_["evil2"] = {"evil", 50};
+  EXPECT_FALSE(AdmitRaft(View(), "evil", Msg(pb::HEARTBEAT, "evil", 50)).accepted);
+  gossip_["evil2"] = {"evil3", 50};
+  EXPECT_FALSE(AdmitRaft(View(), "evil3", Msg(pb::APPEND, "evil3", 50)).accepted);
+  pb::KeepaliveAck ack;
+  ack.set_node_id("n1");
+  ack.set_leader_id("evil3");
+  leader_id_ = "evil3";
+  EXPECT_FALSE(AdmitKeepaliveAck(View(), "evil3", ack).accepted);
+  // A voter's gossip does vouch: the learner was promoted and elected (we lag).
+  gossip_["n3"] = {"evil", 6};
+  EXPECT_TRUE(AdmitRaft(View(), "evil", Msg(pb::APPEND, "evil", 6)).accepted);
+  EXPECT_TRUE(AdmitRaft(View(), "evil", Msg(pb::HEARTBEAT, "evil", 6)).accepted);
+  EXPECT_FALSE(AdmitRaft(View(), "evil", Msg(pb::VOTE, "evil", 6)).accepted);
 }
 
 // The gossip of a non-member (a rogue naming itself leader) vouches for nothing, nor does
@@ -329,6 +372,24 @@ TEST_F(AdmissionTest, AcksFromTheLeaderOfAJoinedOrLaggingNode) {
   ack.set_leader_id("evil");
   leader_id_ = "evil";
   EXPECT_EQ(AdmitKeepaliveAck(View(), "evil", ack).rule, "not-a-member");
+}
+
+// A refusal's detail quotes what the peer sent (its `from`, the ids it names) and goes into
+// the log: a newline in a forged id must not start a log line of its own, and a megabyte of
+// id must not become a megabyte of log line.
+TEST_F(AdmissionTest, RefusalDetailIsOneBoundedLogLine) {
+  Admission a = AdmitRaft(View(), "evil",
+                          Msg(pb::HEARTBEAT, "x\n2026-12-06T21:00:00.000Z lockmesh[1] lease lapsed", 50));
+  ASSERT_FALSE(a.accepted);
+  EXPECT_EQ(a.detail.find('\n'), std::string::npos) << a.detail;
+  EXPECT_NE(a.detail.find("x\\x0a2026"), std::string::npos) << a.detail;
+  pb::KeepaliveAck ack;
+  ack.set_node_id("n1");
+  ack.set_leader_id(std::string(1 << 20, 'e') + "\r\x1b[2J");
+  a = AdmitKeepaliveAck(View(), "n2", ack);
+  ASSERT_FALSE(a.accepted);
+  EXPECT_LE(a.detail.size(), Admission::kMaxDetail + 16);
+  for (char c : a.detail) EXPECT_GE(static_cast<unsigned char>(c), 0x20);
 }
 
 TEST(RefusalLimiterTest, OneLinePerPeerAndRulePerInterval) {
