@@ -16,6 +16,7 @@
 #include "lockmesh.pb.h"
 #include "mesh/client.h"
 #include "net/framed_stream.h"
+#include "net/lease_clock.h"
 #include "net/protocol.h"
 
 namespace mesh {
@@ -23,8 +24,8 @@ namespace {
 
 const char* const kModeNames[] = {"NL", "CR", "CW", "PR", "PW", "EX"};
 
-// Microseconds of the monotonic clock (CLOCK_MONOTONIC, as the node's lease uses).
-uint64_t NowUs() { return uv_hrtime() / 1000; }
+// Microseconds of the clock the node's lease runs on (net/lease_clock.h).
+uint64_t NowUs() { return net::LeaseClockUs(); }
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));

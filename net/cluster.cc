@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <random>
 
+#include "net/lease_clock.h"
+
 namespace mesh::net {
 namespace {
 
@@ -14,7 +16,7 @@ constexpr uint64_t kGossipIntervalMs = 500;
 constexpr uint64_t kJoinIntervalMs = 1000;
 constexpr size_t kMaxWarnings = 16;
 
-uint64_t NowUs() { return uv_hrtime() / 1000; }
+uint64_t NowUs() { return LeaseClockUs(); }  // net/lease_clock.h
 
 std::string RandomClusterId() {
   std::random_device rd;

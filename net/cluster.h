@@ -134,7 +134,7 @@ class Cluster {
   bool LeaseValid() const;
   /// A grant waits for the lease: send a keepalive now rather than at the next interval.
   void RequestLease();
-  /// This node's lease (times in us of uv_hrtime) and its tuning, for the clients' own
+  /// This node's lease (times in us of net/lease_clock.h) and its tuning, for the clients' own
   /// leases (core/lease/client_lease.h).
   const core::lease::NodeLease& node_lease() const { return node_lease_; }
   const core::lease::LeaseOptions& lease_options() const { return lease_options_; }

@@ -4,6 +4,7 @@
 
 #include "core/admission.h"
 #include "core/raft/raft_storage.h"
+#include "net/lease_clock.h"
 
 namespace mesh::net {
 namespace {
@@ -68,7 +69,7 @@ class ClockSeededRandom final : public core::raft::Random {
   uint64_t state_;
 };
 
-core::raft::Time NowUs() { return uv_hrtime() / 1000; }
+core::raft::Time NowUs() { return LeaseClockUs(); }  // net/lease_clock.h
 
 }  // namespace
 

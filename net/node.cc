@@ -25,6 +25,7 @@
 #include "net/cluster.h"
 #include "net/command_log.h"
 #include "net/framed_stream.h"
+#include "net/lease_clock.h"
 #include "net/local_dir.h"
 #include "net/mesh_claim.h"
 #include "net/posix_file_system.h"
@@ -593,7 +594,7 @@ class NodeImpl final : public Node {
   // lease runs on); 0 if it does not, or if this is a local node.
   uint64_t LeaseRemainingUs() const {
     if (!cluster_) return 0;
-    const uint64_t now = uv_hrtime() / 1000;
+    const uint64_t now = net::LeaseClockUs();
     const uint64_t until = cluster_->node_lease().valid_until();
     return until > now ? until - now : 0;
   }
