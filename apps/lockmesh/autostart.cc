@@ -229,15 +229,19 @@ void WriteReadyLine(int fd, const Status& start_status) {
   close(fd);
 }
 
+Status CheckNoMeshClaim(const std::string& socket, const std::string& data_dir) {
+  mesh::core::Starter who;
+  who.socket = socket;
+  who.data_dir = data_dir;
+  return mesh::core::DecideStart(who, mesh::net::ReadMeshClaims(who.socket, who.data_dir));
+}
+
 namespace {
 
-/// PermissionDenied (with how to start the mesh node) if the socket or data dir that a node
-/// started here would use is claimed by a mesh node (core/mesh_claim.h).
-Status CheckNoMeshClaim(const AutostartOptions& options) {
-  mesh::core::Starter who;
-  who.socket = options.socket;
-  who.data_dir = options.data_dir.empty() ? options.claim_data_dir : options.data_dir;
-  return mesh::core::DecideStart(who, mesh::net::ReadMeshClaims(who.socket, who.data_dir));
+/// CheckNoMeshClaim for the socket and data dir that a node started here would use.
+Status CheckNoMeshClaimFor(const AutostartOptions& options) {
+  return CheckNoMeshClaim(options.socket,
+                          options.data_dir.empty() ? options.claim_data_dir : options.data_dir);
 }
 
 /// One pass of the protocol in autostart.h.
@@ -248,7 +252,7 @@ Status ConnectOrStartNodeOnce(const AutostartOptions& options,
   if (!st.IsUnavailable()) return st;
   // No node answers. If a mesh node has claimed this socket or data dir, it is down: say so
   // at once (the node we would start refuses anyway: that refusal is the rule).
-  MESH_RETURN_IF_ERROR(CheckNoMeshClaim(options));
+  MESH_RETURN_IF_ERROR(CheckNoMeshClaimFor(options));
   if (!options.enabled) {
     return Status::Unavailable("no node is running at " + options.socket);
   }
@@ -263,7 +267,7 @@ Status ConnectOrStartNodeOnce(const AutostartOptions& options,
   MESH_RETURN_IF_ERROR(st);
   st = try_connect();
   if (!st.IsUnavailable()) return st;
-  MESH_RETURN_IF_ERROR(CheckNoMeshClaim(options));
+  MESH_RETURN_IF_ERROR(CheckNoMeshClaimFor(options));
 
   int ready_fd = -1;
   MESH_RETURN_IF_ERROR(SpawnNode(options, &ready_fd));

@@ -59,6 +59,14 @@ using TryConnectFunction = std::function<mesh::Status()>;
 mesh::Status ConnectOrStartNode(const AutostartOptions& options,
                                 const TryConnectFunction& try_connect, bool* started);
 
+/// PermissionDenied if `socket` or `data_dir` (both absolute: the socket a client uses and
+/// the data dir a node would use with it) carries a mesh node's claim (core/mesh_claim.h,
+/// docs/mesh.md "One authority per host"): the message names the mesh node and its cluster,
+/// says it is not running, and gives the commands that start it and release the claim. Ok
+/// when neither is claimed. Reads the two claim files; thread-safe. ConnectOrStartNode checks
+/// this before starting anything; `locks` and `status` say it when no node answers.
+mesh::Status CheckNoMeshClaim(const std::string& socket, const std::string& data_dir);
+
 /// Name of the hidden `node` flag carrying the ready pipe's descriptor.
 inline constexpr const char* kReadyFdFlag = "--ready-fd";
 

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "autostart.h"
 #include "cli_support.h"
 #include "commands.h"
 #include "exit_codes.h"
@@ -19,8 +20,10 @@ using mesh::Status;
 using Json = nlohmann::ordered_json;
 
 constexpr const char* kInfoExitCodes =
-    "Exit status: 0 success; 1 no node is running at the socket (no node is started); 2 usage "
-    "error;\n99 any other error (bad configuration, I/O, protocol).";
+    "Exit status: 0 success; 1 no node is running at the socket (no node is started; also when\n"
+    "the socket belongs to a mesh node that is down: the message says which and how to start it);"
+    "\n2 usage error; 99 any other error (bad configuration, I/O, protocol).\n"
+    "With --json, an error also prints {\"error\": MESSAGE} on stdout.";
 
 /// Flags shared by `locks` and `status`.
 struct InfoFlags {
@@ -28,8 +31,16 @@ struct InfoFlags {
   bool json = false;
 };
 
+/// Prints `message` as an error (stderr); with --json also as {"error": message} on stdout.
+void ReportError(const InfoFlags& flags, const std::string& message) {
+  PrintError(message);
+  if (flags.json) puts(Json({{"error", message}}).dump(2).c_str());
+}
+
 /// Connects to the node named by the configuration; prints the error and sets `*code` on
-/// failure.
+/// failure. When no node answers and a mesh node has claimed the socket or the data dir, the
+/// error is the claim's (which mesh node, which cluster, how to start it), as `lockmesh lock`
+/// says it.
 std::unique_ptr<mesh::Client> ConnectForInfo(const InfoFlags& flags, const char* name, int* code) {
   Config config;
   if (int c = LoadEffectiveConfig(flags.common, &config); c != 0) {
@@ -43,14 +54,18 @@ std::unique_ptr<mesh::Client> ConnectForInfo(const InfoFlags& flags, const char*
   Status st = mesh::Client::Connect(options, &client);
   if (st.IsUnavailable()) {
     // "no node is running/listening at S (reason)" from the client, or a timeout.
-    PrintError(st.message().rfind("no node", 0) == 0
-                   ? "no node is running at " + options.socket_path
-                   : st.message());
+    std::string message = st.message();
+    if (message.rfind("no node", 0) == 0) {
+      Status claim = CheckNoMeshClaim(options.socket_path,
+                                      AbsolutePath(EffectiveDataDir(config, options.socket_path)));
+      message = claim.ok() ? "no node is running at " + options.socket_path : claim.message();
+    }
+    ReportError(flags, message);
     *code = kExitNoNode;
     return nullptr;
   }
   if (!st.ok()) {
-    PrintError("cannot connect to " + options.socket_path + ": " + st.ToString());
+    ReportError(flags, "cannot connect to " + options.socket_path + ": " + st.ToString());
     *code = kExitError;
     return nullptr;
   }
@@ -101,7 +116,7 @@ int RunLocks(const InfoFlags& flags) {
   std::vector<mesh::LockInfo> locks;
   Status st = client->ListLocks(&locks);
   if (!st.ok()) {
-    PrintError("cannot list locks: " + st.ToString());
+    ReportError(flags, "cannot list locks: " + st.ToString());
     return kExitError;
   }
   if (flags.json) {
@@ -148,7 +163,7 @@ int RunStatus(const InfoFlags& flags) {
   mesh::NodeStatus s;
   Status st = client->GetStatus(&s);
   if (!st.ok()) {
-    PrintError("cannot get status: " + st.ToString());
+    ReportError(flags, "cannot get status: " + st.ToString());
     return kExitError;
   }
   if (flags.json) {

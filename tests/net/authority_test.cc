@@ -9,13 +9,15 @@
 // the claimed socket or data dir; `lockmesh node --release-mesh-claim` gives them back.
 // Also: a damaged, truncated or symlinked claim refuses a local start; a group/other-writable
 // socket directory and a planted symlink at <socket>.lock are refused; a connection without
-// a hello is closed. (Tests needing a second uid are in socket_permission_test.cc.)
+// a hello is closed. `lockmesh status` and `lockmesh locks` name the dead mesh node. (Tests
+// needing a second uid are in socket_permission_test.cc.)
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
 #include <vector>
@@ -144,6 +146,41 @@ TEST_F(AuthorityTest, NoGrantBesideADeadMeshNode) {
   uint64_t again = 0;
   ASSERT_NE(StartMesh(&again), nullptr);
   EXPECT_GT(again, first);
+}
+
+// `lockmesh status` and `lockmesh locks` on the socket of a mesh node that is down say what
+// `lockmesh lock` says (which node, which cluster, how to start it), still with exit 1 (no
+// node), and with --json as {"error": MESSAGE} on stdout. They start nothing.
+TEST_F(AuthorityTest, StatusAndLocksNameTheDeadMeshNode) {
+  Process* mesh = StartMesh(nullptr);
+  ASSERT_NE(mesh, nullptr);
+  KillMesh(mesh);
+  for (const char* command : {"status", "locks"}) {
+    for (bool json : {false, true}) {
+      std::vector<std::string> args = {command, "--socket", paths_.socket};
+      if (json) args.push_back("--json");
+      const std::string what = std::string("lockmesh ") + command + (json ? " --json" : "");
+      RunResult r = RunLockmesh(command, args, Millis(30000));
+      EXPECT_EQ(r.code(), 1) << what << ": " << r.Describe();
+      EXPECT_TRUE(Has(r.err, "belongs to mesh node m1 of cluster 'lockmesh'.*which is not running"))
+          << what << ": " << r.Describe();
+      EXPECT_TRUE(Has(r.err, "start the mesh node: \\S*lockmesh node --node-id m1"))
+          << what << ": " << r.Describe();
+      EXPECT_TRUE(Has(r.err, "--release-mesh-claim")) << what << ": " << r.Describe();
+      if (json) {
+        nlohmann::json out = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+        ASSERT_TRUE(out.is_object() && out.contains("error") && out["error"].is_string())
+            << what << ": " << r.Describe();
+        const std::string error = out["error"];
+        EXPECT_TRUE(Has(error, "mesh node m1 of cluster 'lockmesh'")) << what << ": " << error;
+        EXPECT_NE(r.err.find(error), std::string::npos) << what << ": " << r.Describe();
+      } else {
+        EXPECT_EQ(r.out, "") << what << ": " << r.Describe();
+      }
+    }
+  }
+  EXPECT_TRUE(NodePidsServing(paths_.socket).empty());
+  EXPECT_FALSE(SocketAccepts(paths_.socket));
 }
 
 TEST_F(AuthorityTest, EveryNonMeshNodeRefusesAClaimedSocketOrDataDir) {
