@@ -235,6 +235,11 @@ Admission AdmitKeepalive(const std::string& link, const pb::Keepalive& keepalive
                                "': a node keeps only its own sessions alive");
 }
 
+bool MayHoldLease(const pb::ClusterConfig* config, const LockTable& table,
+                  const std::string& node) {
+  return IsMemberOf(config, node) || table.HasNodeSessions(node);
+}
+
 Admission AdmitKeepaliveAck(const AdmissionView& view, const std::string& link,
                             const pb::KeepaliveAck& ack) {
   if (ack.node_id() != view.self_id) {

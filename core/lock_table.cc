@@ -631,6 +631,11 @@ uint64_t LockTable::ClientIdEpoch(const std::string& node_id, uint64_t* nonce) c
   return it == impl_->node_ids.end() ? 0 : it->second.epoch;
 }
 
+bool LockTable::HasNodeSessions(const std::string& node_id) const {
+  auto it = impl_->sessions.lower_bound({node_id, 0});
+  return it != impl_->sessions.end() && it->first.first == node_id;
+}
+
 size_t LockTable::session_count() const { return impl_->sessions.size(); }
 
 size_t LockTable::held_count() const {

@@ -201,6 +201,8 @@ class LockTable {
 
   /// True if the session is open.
   bool HasSession(const pb::SessionKey& session) const;
+  /// True if node `node_id` has at least one open session.
+  bool HasNodeSessions(const std::string& node_id) const;
 
  private:
   struct Impl;
