@@ -56,7 +56,11 @@
 //       added later is refused until it is added to the allow-list (AdmitCommand).
 //     One bad entry refuses the whole message.
 //  R5 A JoinRequest is the one thing a non-member may send: taken when its node_id is `link`
-//     (the joiner itself), or from a member (a follower forwarding a joiner's request).
+//     (the joiner itself), or from a voter (a follower forwarding a joiner's request to the
+//     leader, net/cluster.cc OnJoinRequest). Not from a learner: membership is automatic, so
+//     a learner may be anyone who asked, and would otherwise fill the configuration with
+//     made-up learners; a learner does not forward (the joiner retries, preferring the
+//     leader its gossip names).
 //  R6 A Keepalive is taken only for the link's own node id (node_id == link); it concerns
 //     only the sender's own sessions, so a non-member (a removed node rejoining) may send it.
 //     The leader then tracks and acknowledges it only if the node may hold a lease
@@ -142,6 +146,8 @@ struct Admission {
 
 /// True if `id` is in `config` (voter or learner). A null config has no members.
 bool IsMemberOf(const pb::ClusterConfig* config, const std::string& id);
+/// True if `id` is a voter of `config`. A null config has no voters.
+bool IsVoterOf(const pb::ClusterConfig* config, const std::string& id);
 
 /// Rules R1-R4 for a Raft message that arrived on the link authenticated as `link`.
 Admission AdmitRaft(const AdmissionView& view, const std::string& link,

@@ -451,7 +451,9 @@ void Cluster::OnJoinRequest(const std::string& from, pb::JoinRequest req) {
     return;
   }
   const std::string& leader = raft->leader();
-  if (!leader.empty() && leader != from && transport_->IsConnected(leader)) {
+  // Only a voter's forward is taken (core/admission.h R5).
+  if (!leader.empty() && leader != from && transport_->IsConnected(leader) &&
+      core::IsVoterOf(&raft->config(), options_.node_id)) {
     pb::PeerEnvelope env;
     *env.mutable_join() = std::move(req);
     transport_->Send(leader, env);
