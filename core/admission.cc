@@ -225,8 +225,8 @@ Admission AdmitJoinRequest(const AdmissionView& view, const std::string& link,
   if (request.node_id() == link || IsVoterOf(view.config, link)) return Admission::Accept();
   if (IsMemberOf(view.config, link)) {
     return Admission::Refuse("join-forward-from-learner", "JoinRequest",
-                             "JoinRequest for '" + request.node_id() + "' from learner '" +
-                                 link + "': only a voter forwards another node's request");
+                             "JoinRequest for '" + request.node_id() + "' from learner '" + link +
+                                 "': only a voter forwards another node's request");
   }
   return Admission::Refuse("join-for-another", "JoinRequest",
                            "JoinRequest for '" + request.node_id() + "' from '" + link +

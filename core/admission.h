@@ -167,8 +167,7 @@ Admission AdmitKeepalive(const std::string& link, const pb::Keepalive& keepalive
 /// Rule R6, second half: whether the leader tracks and acknowledges keepalives of `node`
 /// (core::lease::LeaderLeases::OnKeepalive's `known`): true if `node` is a member of
 /// `config` (voter or learner) or has a session in `table`.
-bool MayHoldLease(const pb::ClusterConfig* config, const LockTable& table,
-                  const std::string& node);
+bool MayHoldLease(const pb::ClusterConfig* config, const LockTable& table, const std::string& node);
 
 /// Rule R7.
 Admission AdmitKeepaliveAck(const AdmissionView& view, const std::string& link,

@@ -114,8 +114,9 @@ struct ApplyResult {
   ///  - CloseSession: RELEASED, or NO_SESSION. ExpireNode: RELEASED (even with no session).
   ///  - ClaimClientIds: GRANTED with client_id_epoch; a retry (the nonce of one of the
   ///    node's last kRememberedClaims claims again, e.g. a duplicate proposal of an earlier
-  ///    run applied late) gets that claim's epoch and has no effect: it ends no session. ERROR for an empty node id, or
-  ///    when the node's epochs are used up (epoch above kMaxClientIdEpoch).
+  ///    run applied late) gets that claim's epoch and has no effect: it ends no session.
+  ///    ERROR for an empty node id, or when the node's epochs are used up (epoch above
+  ///    kMaxClientIdEpoch).
   ///  - Acquire/Release/Cancel whose seq is the session's last applied seq: the recorded
   ///    answer of that seq, with no effect. A lower seq (or 0): ERROR "stale sequence
   ///    number", with no effect.

@@ -139,8 +139,8 @@ class LeaderLeases {
   /// tests/sim/support/sim_driver.cc). To be removed once they pass `known`.
   bool OnKeepalive(Time now, const pb::Keepalive& keepalive, bool has_leader_lease,
                    const std::string& leader_id, uint64_t last_log_index, pb::KeepaliveAck* ack) {
-    return OnKeepalive(now, keepalive, /*known=*/true, has_leader_lease, leader_id,
-                       last_log_index, ack);
+    return OnKeepalive(now, keepalive, /*known=*/true, has_leader_lease, leader_id, last_log_index,
+                       ack);
   }
 
   /// Number of nodes tracked (for tests: it is bounded by the members and the nodes with

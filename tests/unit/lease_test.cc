@@ -192,12 +192,12 @@ TEST(LeaderLeasesTest, KeepalivesOfUnknownNodesAreIgnored) {
   EXPECT_FALSE(leader.LastHeard("rogue-7", &when));
   EXPECT_EQ(leader.TakeExpired(20'000'000), (std::vector<std::string>{"n1", "n2"}));
   // A known node (a member, or a removed one that still has sessions) is acknowledged.
-  EXPECT_TRUE(leader.OnKeepalive(20'000'000, KeepaliveFrom("n3", 1), /*known=*/true, true, "n1",
-                                 1, &ack));
+  EXPECT_TRUE(
+      leader.OnKeepalive(20'000'000, KeepaliveFrom("n3", 1), /*known=*/true, true, "n1", 1, &ack));
   EXPECT_EQ(leader.tracked_count(), 3u);
   // Once it is neither (it left and its sessions ended), its next keepalive forgets it.
-  EXPECT_FALSE(leader.OnKeepalive(21'000'000, KeepaliveFrom("n3", 2), /*known=*/false, true,
-                                  "n1", 1, &ack));
+  EXPECT_FALSE(
+      leader.OnKeepalive(21'000'000, KeepaliveFrom("n3", 2), /*known=*/false, true, "n1", 1, &ack));
   EXPECT_EQ(leader.tracked_count(), 2u);
   EXPECT_TRUE(leader.TakeExpired(40'000'000).empty()) << "n1, n2 reported already; n3 forgotten";
 }
@@ -211,8 +211,8 @@ TEST(LeaderLeasesTest, MembersAndNodesWithSessionsMayHoldALease) {
   open.mutable_open_session()->mutable_session()->set_node_id("gone");
   open.mutable_open_session()->mutable_session()->set_client_id(5);
   ASSERT_EQ(table.Apply(1, open).result.code(), pb::GRANTED);
-  EXPECT_TRUE(MayHoldLease(&config, table, "n1"));     // a member
-  EXPECT_TRUE(MayHoldLease(&config, table, "gone"));   // removed, sessions still open
+  EXPECT_TRUE(MayHoldLease(&config, table, "n1"));      // a member
+  EXPECT_TRUE(MayHoldLease(&config, table, "gone"));    // removed, sessions still open
   EXPECT_FALSE(MayHoldLease(&config, table, "rogue"));  // neither
   EXPECT_FALSE(MayHoldLease(nullptr, table, "n1"));
   EXPECT_FALSE(MayHoldLease(&config, table, "gon"));  // a prefix of a node with sessions
