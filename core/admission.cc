@@ -43,16 +43,6 @@ bool HasMembers(const pb::ClusterConfig* config) {
   return config != nullptr && config->members_size() > 0;
 }
 
-// True if `id` is a voter of `config`. Only voters vouch, lead, campaign or move the term
-// (R2): a learner may be anyone who got a link and asked to join.
-bool IsVoterOf(const pb::ClusterConfig* config, const std::string& id) {
-  if (config == nullptr || id.empty()) return false;
-  for (const pb::Member& m : config->members()) {
-    if (m.id() == id) return m.voter();
-  }
-  return false;
-}
-
 // A peer other than `leader` and this node whose gossip names `leader` as leader in a term
 // >= `term`: a member of the configuration (R3b) or, with members_only false, a peer this
 // node asked to join (R3a). "" if there is none.
@@ -115,6 +105,16 @@ std::string Admission::PrintableDetail(const std::string& detail) {
     }
   }
   return out;
+}
+
+// Only voters vouch, lead, campaign, move the term or forward a join (R2, R5): a learner
+// may be anyone who got a link and asked to join.
+bool IsVoterOf(const pb::ClusterConfig* config, const std::string& id) {
+  if (config == nullptr || id.empty()) return false;
+  for (const pb::Member& m : config->members()) {
+    if (m.id() == id) return m.voter();
+  }
+  return false;
 }
 
 bool IsMemberOf(const pb::ClusterConfig* config, const std::string& id) {
@@ -222,7 +222,12 @@ Admission AdmitRaft(const AdmissionView& view, const std::string& link, const pb
 
 Admission AdmitJoinRequest(const AdmissionView& view, const std::string& link,
                            const pb::JoinRequest& request) {
-  if (request.node_id() == link || IsMemberOf(view.config, link)) return Admission::Accept();
+  if (request.node_id() == link || IsVoterOf(view.config, link)) return Admission::Accept();
+  if (IsMemberOf(view.config, link)) {
+    return Admission::Refuse("join-forward-from-learner", "JoinRequest",
+                             "JoinRequest for '" + request.node_id() + "' from learner '" + link +
+                                 "': only a voter forwards another node's request");
+  }
   return Admission::Refuse("join-for-another", "JoinRequest",
                            "JoinRequest for '" + request.node_id() + "' from '" + link +
                                "': a non-member may ask to join only for itself");
@@ -233,6 +238,11 @@ Admission AdmitKeepalive(const std::string& link, const pb::Keepalive& keepalive
   return Admission::Refuse("keepalive-for-another", "Keepalive",
                            "Keepalive for '" + keepalive.node_id() + "' from '" + link +
                                "': a node keeps only its own sessions alive");
+}
+
+bool MayHoldLease(const pb::ClusterConfig* config, const LockTable& table,
+                  const std::string& node) {
+  return IsMemberOf(config, node) || table.HasNodeSessions(node);
 }
 
 Admission AdmitKeepaliveAck(const AdmissionView& view, const std::string& link,

@@ -56,9 +56,16 @@
 //       added later is refused until it is added to the allow-list (AdmitCommand).
 //     One bad entry refuses the whole message.
 //  R5 A JoinRequest is the one thing a non-member may send: taken when its node_id is `link`
-//     (the joiner itself), or from a member (a follower forwarding a joiner's request).
+//     (the joiner itself), or from a voter (a follower forwarding a joiner's request to the
+//     leader, net/cluster.cc OnJoinRequest). Not from a learner: membership is automatic, so
+//     a learner may be anyone who asked, and would otherwise fill the configuration with
+//     made-up learners; a learner does not forward (the joiner retries, preferring the
+//     leader its gossip names).
 //  R6 A Keepalive is taken only for the link's own node id (node_id == link); it concerns
 //     only the sender's own sessions, so a non-member (a removed node rejoining) may send it.
+//     The leader then tracks and acknowledges it only if the node may hold a lease
+//     (MayHoldLease: a member, or a node with sessions in the lock table); any other id's
+//     keepalive is ignored (core/lease/lease.h), so made-up ids cost the leader nothing.
 //  R7 A KeepaliveAck is taken only if it is for this node, this node is not the leader (a
 //     leader acknowledges itself without the network), and it comes from the link of the
 //     leader this node knows, which is a member (or, as in R3a/R3b, the leader of the
@@ -81,6 +88,7 @@
 #include <string>
 #include <utility>
 
+#include "core/lock_table.h"
 #include "lease.pb.h"
 #include "lockmesh.pb.h"
 #include "peer.pb.h"
@@ -138,6 +146,8 @@ struct Admission {
 
 /// True if `id` is in `config` (voter or learner). A null config has no members.
 bool IsMemberOf(const pb::ClusterConfig* config, const std::string& id);
+/// True if `id` is a voter of `config`. A null config has no voters.
+bool IsVoterOf(const pb::ClusterConfig* config, const std::string& id);
 
 /// Rules R1-R4 for a Raft message that arrived on the link authenticated as `link`.
 Admission AdmitRaft(const AdmissionView& view, const std::string& link,
@@ -153,6 +163,11 @@ Admission AdmitJoinRequest(const AdmissionView& view, const std::string& link,
 
 /// Rule R6.
 Admission AdmitKeepalive(const std::string& link, const pb::Keepalive& keepalive);
+
+/// Rule R6, second half: whether the leader tracks and acknowledges keepalives of `node`
+/// (core::lease::LeaderLeases::OnKeepalive's `known`): true if `node` is a member of
+/// `config` (voter or learner) or has a session in `table`.
+bool MayHoldLease(const pb::ClusterConfig* config, const LockTable& table, const std::string& node);
 
 /// Rule R7.
 Admission AdmitKeepaliveAck(const AdmissionView& view, const std::string& link,

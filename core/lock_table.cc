@@ -513,12 +513,19 @@ void LockTable::Impl::DoClaimClientIds(uint64_t index, const pb::ClaimClientIds&
     return;
   }
   auto found = node_ids.find(cmd.node_id());
-  if (found != node_ids.end() && found->second.epoch != 0 &&
-      found->second.epoch_nonce == cmd.nonce()) {
-    // A retry of the node's latest claim: the same answer, no effect.
-    SetResult(&out->result, pb::GRANTED, "client ids already claimed by this claim");
-    out->result.set_client_id_epoch(found->second.epoch);
-    return;
+  if (found != node_ids.end() && found->second.epoch != 0) {
+    // A retry of one of the node's remembered claims (the latest, or an earlier one whose
+    // duplicate proposal was applied late): the same answer, no effect. Above all it must
+    // not end the sessions of the node's current run, whose lease still holds.
+    uint64_t retried = found->second.epoch_nonce == cmd.nonce() ? found->second.epoch : 0;
+    for (const auto& claim : found->second.earlier_claims) {
+      if (retried == 0 && claim.nonce == cmd.nonce()) retried = claim.epoch;
+    }
+    if (retried != 0) {
+      SetResult(&out->result, pb::GRANTED, "client ids already claimed by this claim");
+      out->result.set_client_id_epoch(retried);
+      return;
+    }
   }
   const NodeIds current = found == node_ids.end() ? NodeIds() : found->second;
   // Above the previous epoch and above every id the node ever opened (ids of runs that took
@@ -530,6 +537,12 @@ void LockTable::Impl::DoClaimClientIds(uint64_t index, const pb::ClaimClientIds&
     return;
   }
   NodeIds& ids = node_ids[cmd.node_id()];
+  if (ids.epoch != 0) {
+    ids.earlier_claims.push_back({ids.epoch_nonce, ids.epoch});
+    if (ids.earlier_claims.size() > kRememberedClaims - 1) {
+      ids.earlier_claims.erase(ids.earlier_claims.begin());
+    }
+  }
   ids.epoch = epoch;
   ids.epoch_nonce = cmd.nonce();
   const uint64_t first = epoch << kClientIdEpochBits;
@@ -616,6 +629,11 @@ uint64_t LockTable::ClientIdEpoch(const std::string& node_id, uint64_t* nonce) c
   auto it = impl_->node_ids.find(node_id);
   if (nonce) *nonce = it == impl_->node_ids.end() ? 0 : it->second.epoch_nonce;
   return it == impl_->node_ids.end() ? 0 : it->second.epoch;
+}
+
+bool LockTable::HasNodeSessions(const std::string& node_id) const {
+  auto it = impl_->sessions.lower_bound({node_id, 0});
+  return it != impl_->sessions.end() && it->first.first == node_id;
 }
 
 size_t LockTable::session_count() const { return impl_->sessions.size(); }

@@ -36,7 +36,9 @@
 //    expire_older (a node's first claim of a run) the claim also ends, as LOST, every
 //    session of the node below E << kClientIdEpochBits and refuses OpenSession below it from
 //    then on. Its epoch is above the previous one and above every id the node opened, so a
-//    node's ids never repeat, whatever its clocks did.
+//    node's ids never repeat, whatever its clocks did. The table remembers the nonces of a
+//    node's last kRememberedClaims claims (in snapshots too): a retry of any of them, even
+//    one applied after a newer claim, is answered with its epoch and ends nothing.
 //  - Acquire, Release and Cancel carry (session, seq); each seq takes effect at most once
 //    (see ApplyResult::result).
 //
@@ -44,6 +46,7 @@
 #ifndef LOCKMESH_CORE_LOCK_TABLE_H_
 #define LOCKMESH_CORE_LOCK_TABLE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -62,6 +65,9 @@ constexpr int kClientIdEpochBits = 32;
 constexpr uint64_t kMaxClientIdInEpoch = (uint64_t{1} << kClientIdEpochBits) - 1;
 /// The highest epoch a node may claim (E << kClientIdEpochBits must fit in 64 bits).
 constexpr uint64_t kMaxClientIdEpoch = (uint64_t{1} << (64 - kClientIdEpochBits)) - 1;
+/// How many of a node's latest ClaimClientIds the table remembers (nonce and epoch): a
+/// retry of any of them is answered with its epoch and has no effect.
+constexpr size_t kRememberedClaims = 16;
 
 /// A lock granted by an applied entry, to the issuer or to a waiter that was queued; also
 /// used for the locks that an entry released because their session or node ended.
@@ -106,9 +112,11 @@ struct ApplyResult {
   ///  - Cancel: CANCELLED, or GRANTED with token and element when the grant came first;
   ///    NOT_FOUND, NO_SESSION.
   ///  - CloseSession: RELEASED, or NO_SESSION. ExpireNode: RELEASED (even with no session).
-  ///  - ClaimClientIds: GRANTED with client_id_epoch; a retry (the node's latest claim's
-  ///    nonce again) gets the same epoch and has no effect. ERROR for an empty node id, or
-  ///    when the node's epochs are used up (epoch above kMaxClientIdEpoch).
+  ///  - ClaimClientIds: GRANTED with client_id_epoch; a retry (the nonce of one of the
+  ///    node's last kRememberedClaims claims again, e.g. a duplicate proposal of an earlier
+  ///    run applied late) gets that claim's epoch and has no effect: it ends no session.
+  ///    ERROR for an empty node id, or when the node's epochs are used up (epoch above
+  ///    kMaxClientIdEpoch).
   ///  - Acquire/Release/Cancel whose seq is the session's last applied seq: the recorded
   ///    answer of that seq, with no effect. A lower seq (or 0): ERROR "stale sequence
   ///    number", with no effect.
@@ -194,6 +202,8 @@ class LockTable {
 
   /// True if the session is open.
   bool HasSession(const pb::SessionKey& session) const;
+  /// True if node `node_id` has at least one open session.
+  bool HasNodeSessions(const std::string& node_id) const;
 
  private:
   struct Impl;

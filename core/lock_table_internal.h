@@ -70,11 +70,20 @@ struct Resource {
   bool Idle() const { return holders.empty() && waiters.empty() && parked.empty(); }
 };
 
+// A remembered ClaimClientIds: its nonce and the epoch it got.
+struct ClaimRecord {
+  uint64_t nonce = 0;
+  uint64_t epoch = 0;
+};
+
 // What the table knows of one node's client ids (OpenSession, ClaimClientIds).
 struct NodeIds {
   uint64_t max_client_id = 0;  // highest id opened, or below the latest expiring claim
   uint64_t epoch = 0;          // latest ClaimClientIds epoch (0: none)
   uint64_t epoch_nonce = 0;    // that claim's nonce
+  // The claims before the latest, oldest first, at most kRememberedClaims - 1 of them: a
+  // retry of any of them (a duplicate proposal applied late) is answered, not applied.
+  std::vector<ClaimRecord> earlier_claims;
 };
 
 struct Session {

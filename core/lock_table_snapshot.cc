@@ -59,6 +59,11 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
     w->set_max_client_id(ids.max_client_id);
     w->set_epoch(ids.epoch);
     w->set_epoch_nonce(ids.epoch_nonce);
+    for (const auto& claim : ids.earlier_claims) {
+      pb::ClaimRecord* c = w->add_earlier_claims();
+      c->set_nonce(claim.nonce);
+      c->set_epoch(claim.epoch);
+    }
   }
   for (const auto& [key, r] : resources) {
     pb::ResourceState* rs = out->add_resources();
@@ -227,6 +232,18 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
     ids.max_client_id = w.max_client_id();
     ids.epoch = w.epoch();
     ids.epoch_nonce = w.epoch_nonce();
+    if (w.earlier_claims_size() > static_cast<int>(kRememberedClaims) - 1) {
+      return Status::Corruption("snapshot watermark of node " + w.node_id() + ": " +
+                                std::to_string(w.earlier_claims_size()) + " earlier claims");
+    }
+    for (const pb::ClaimRecord& c : w.earlier_claims()) {
+      if (c.epoch() == 0 || c.epoch() >= w.epoch()) {
+        return Status::Corruption("snapshot watermark of node " + w.node_id() +
+                                  ": earlier claim with epoch " + std::to_string(c.epoch()) +
+                                  " not below the latest " + std::to_string(w.epoch()));
+      }
+      ids.earlier_claims.push_back({c.nonce(), c.epoch()});
+    }
   }
   for (const auto& [id, s] : sessions) {
     uint64_t& high = node_ids[id.first].max_client_id;  // snapshots older than watermarks

@@ -451,7 +451,9 @@ void Cluster::OnJoinRequest(const std::string& from, pb::JoinRequest req) {
     return;
   }
   const std::string& leader = raft->leader();
-  if (!leader.empty() && leader != from && transport_->IsConnected(leader)) {
+  // Only a voter's forward is taken (core/admission.h R5).
+  if (!leader.empty() && leader != from && transport_->IsConnected(leader) &&
+      core::IsVoterOf(&raft->config(), options_.node_id)) {
     pb::PeerEnvelope env;
     *env.mutable_join() = std::move(req);
     transport_->Send(leader, env);
@@ -467,9 +469,10 @@ void Cluster::OnKeepalive(const std::string& from, const pb::Keepalive& ka) {
     return;
   }
   const uint64_t now = NowUs();
-  last_heard_us_[from] = now;
+  const bool known = core::MayHoldLease(&log_->raft()->config(), log_->table(), from);
+  if (known) last_heard_us_[from] = now;
   pb::KeepaliveAck ack;
-  if (!leader_leases_.OnKeepalive(now, ka, log_->HasLeaderLease(), options_.node_id,
+  if (!leader_leases_.OnKeepalive(now, ka, known, log_->HasLeaderLease(), options_.node_id,
                                   log_->last_index(), &ack)) {
     return;
   }
@@ -495,7 +498,8 @@ void Cluster::SendKeepalive(uint64_t now) {
   if (leader == options_.node_id) {
     pb::Keepalive ka = node_lease_.MakeKeepalive(now, options_.node_id);
     pb::KeepaliveAck ack;
-    if (leader_leases_.OnKeepalive(now, ka, log_->HasLeaderLease(), options_.node_id,
+    const bool known = core::MayHoldLease(&log_->raft()->config(), log_->table(), options_.node_id);
+    if (leader_leases_.OnKeepalive(now, ka, known, log_->HasLeaderLease(), options_.node_id,
                                    log_->last_index(), &ack)) {
       node_lease_.OnAck(ack, log_->applied_index());
       CheckLapse();

@@ -42,11 +42,18 @@ void LeaderLeases::Track(Time now, const std::string& node) {
 
 void LeaderLeases::Forget(const std::string& node) { nodes_.erase(node); }
 
-bool LeaderLeases::OnKeepalive(Time now, const pb::Keepalive& keepalive, bool has_leader_lease,
-                               const std::string& leader_id, uint64_t last_log_index,
-                               pb::KeepaliveAck* ack) {
+bool LeaderLeases::OnKeepalive(Time now, const pb::Keepalive& keepalive, bool known,
+                               bool has_leader_lease, const std::string& leader_id,
+                               uint64_t last_log_index, pb::KeepaliveAck* ack) {
   if (!leader_ || keepalive.node_id().empty()) return false;
   Observe(now);
+  if (!known) {
+    // No session to keep alive and none it could open: neither tracked nor acknowledged. A
+    // node tracked since it was known (a member since removed, whose sessions ended) is
+    // forgotten, so the map holds only nodes that may hold a lease.
+    nodes_.erase(keepalive.node_id());
+    return false;
+  }
   Tracked& tracked = nodes_[keepalive.node_id()];
   // A message delayed in the network may carry an older send time than one already seen;
   // the receive time is what counts, and it only moves forward.

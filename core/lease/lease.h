@@ -1,8 +1,10 @@
 // core/lease: the session leases of DESIGN.md §4, as two pure state machines.
 //
-//  * LeaderLeases runs on the Raft leader. It remembers, per node, the local time of the
-//    last Keepalive it received; it acknowledges a Keepalive only while Raft says it holds a
-//    leader lease (Raft::HasLeaderLease); and it reports, once per silence, every node that
+//  * LeaderLeases runs on the Raft leader. It remembers, per node that may hold a lease (a
+//    member of the leader's configuration or a node with sessions in its lock table; any
+//    other node's keepalive is ignored), the local time of the last Keepalive it received;
+//    it acknowledges a Keepalive only while Raft says it holds a leader lease
+//    (Raft::HasLeaderLease); and it reports, once per silence, every node that
 //    has been silent for session_ttl, so that the driver proposes ExpireNode for it. When the
 //    node becomes leader every node's clock starts at that moment (BecomeLeader), so a leader
 //    change only ever extends a lease.
@@ -64,6 +66,7 @@
 #ifndef LOCKMESH_CORE_LEASE_LEASE_H_
 #define LOCKMESH_CORE_LEASE_LEASE_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -117,13 +120,32 @@ class LeaderLeases {
   /// Stops tracking `node` (its sessions are gone and it left the configuration).
   void Forget(const std::string& node);
 
-  /// A Keepalive from `keepalive.node_id()` arrived at `now`. Records it (also when not
-  /// acknowledged: a later expiry is always the safe direction) and returns true if it must
-  /// be acknowledged, i.e. if this node is leader and `has_leader_lease` (Raft's
-  /// HasLeaderLease(now)). On true, `*ack` is the acknowledgement to send back;
-  /// `last_log_index` is this leader's last log index (KeepaliveAck::required_index).
-  bool OnKeepalive(Time now, const pb::Keepalive& keepalive, bool has_leader_lease,
+  /// A Keepalive from `keepalive.node_id()` arrived at `now`. `known` says whether that
+  /// node may hold a lease (core::MayHoldLease: a member of this leader's configuration, or
+  /// a node with sessions in its lock table). A known node's keepalive is recorded (also
+  /// when not acknowledged: a later expiry is always the safe direction), and true is
+  /// returned if it must be acknowledged, i.e. if this node is leader and
+  /// `has_leader_lease` (Raft's HasLeaderLease(now)). On true, `*ack` is the
+  /// acknowledgement to send back; `last_log_index` is this leader's last log index
+  /// (KeepaliveAck::required_index).
+  /// The keepalive of an unknown node is ignored: not tracked (it was forgotten if it was),
+  /// so never expired, and not acknowledged. Such a node has no session to keep alive and
+  /// cannot open one (only members propose, core/admission.h R4); without the rule any id a
+  /// peer makes up under --security none or tofu would be tracked forever, and each would
+  /// cost an ExpireNode entry. A removed member that still has sessions stays known.
+  bool OnKeepalive(Time now, const pb::Keepalive& keepalive, bool known, bool has_leader_lease,
                    const std::string& leader_id, uint64_t last_log_index, pb::KeepaliveAck* ack);
+  /// The same with `known` true, for drivers that do not tell yet (the simulator,
+  /// tests/sim/support/sim_driver.cc). To be removed once they pass `known`.
+  bool OnKeepalive(Time now, const pb::Keepalive& keepalive, bool has_leader_lease,
+                   const std::string& leader_id, uint64_t last_log_index, pb::KeepaliveAck* ack) {
+    return OnKeepalive(now, keepalive, /*known=*/true, has_leader_lease, leader_id, last_log_index,
+                       ack);
+  }
+
+  /// Number of nodes tracked (for tests: it is bounded by the members and the nodes with
+  /// sessions, plus nodes that were one of those since they were last heard from).
+  size_t tracked_count() const { return nodes_.size(); }
 
   /// Nodes silent for at least session_ttl at `now` that were not reported since they were
   /// last heard from, in id order. Each is reported once: the driver proposes one

@@ -198,7 +198,7 @@ TEST_F(AdmissionTest, RemovedNodeFollowsTheLeaderThatRemovedIt) {
   leader_id_ = "n2";
   EXPECT_TRUE(AdmitRaft(View(), "n2", Msg(pb::APPEND, "n2", 4)).accepted);
   EXPECT_TRUE(AdmitRaft(View(), "n2", Msg(pb::HEARTBEAT, "n2", 4)).accepted);
-  // Its JoinRequest to rejoin goes out; a forwarded one from a member is taken.
+  // Its JoinRequest to rejoin goes out; a forwarded one from a voter is taken.
   pb::JoinRequest j;
   j.set_node_id("n5");
   EXPECT_TRUE(AdmitJoinRequest(View(), "n2", j).accepted);
@@ -313,7 +313,28 @@ TEST_F(AdmissionTest, JoinRequests) {
   Admission a = AdmitJoinRequest(View(), "evil", j);
   EXPECT_FALSE(a.accepted);
   EXPECT_EQ(a.rule, "join-for-another");
-  EXPECT_TRUE(AdmitJoinRequest(View(), "n3", j).accepted);  // forwarded by a member
+  EXPECT_TRUE(AdmitJoinRequest(View(), "n3", j).accepted);  // forwarded by a voter
+}
+
+// R5: a learner (membership is automatic: anyone who asked) may not ask for other ids, or a
+// rogue learner would fill the configuration with made-up learners. For itself it may.
+TEST_F(AdmissionTest, LearnersDoNotForwardJoinRequests) {
+  pb::Member* learner = config_.add_members();
+  learner->set_id("rogue");
+  learner->set_voter(false);
+  pb::JoinRequest j;
+  j.set_node_id("fake-1");
+  Admission a = AdmitJoinRequest(View(), "rogue", j);
+  EXPECT_FALSE(a.accepted);
+  EXPECT_EQ(a.rule, "join-forward-from-learner");
+  EXPECT_EQ(a.what, "JoinRequest");
+  j.set_node_id("rogue");
+  EXPECT_TRUE(AdmitJoinRequest(View(), "rogue", j).accepted);
+  j.set_node_id("fake-2");
+  EXPECT_TRUE(AdmitJoinRequest(View(), "n2", j).accepted);  // a voter forwards
+  EXPECT_TRUE(IsVoterOf(&config_, "n2"));
+  EXPECT_FALSE(IsVoterOf(&config_, "rogue"));
+  EXPECT_FALSE(IsVoterOf(nullptr, "n2"));
 }
 
 // R6: keepalives only for the link's own id.

@@ -149,26 +149,74 @@ TEST_F(ClientIdEpochTest, ARetryOfTheLatestClaimIsAppliedOnce) {
   EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
 }
 
-TEST_F(ClientIdEpochTest, AStaleClaimAppliedAfterANewerOneBumpsTheEpochAgain) {
-  // An earlier run's claim (nonce 1) still in flight across its crash is applied after the
-  // new run's claim (nonce 2): it takes a higher epoch and ends the new run's sessions.
-  // The table cannot tell it is stale; the node sees the epoch rise past its own and
-  // claims again (net/node.cc).
+TEST_F(ClientIdEpochTest, ARetryOfAnEarlierClaimAppliedAfterANewerOneEndsNothing) {
+  // A duplicate proposal of the previous run's claim (nonce 1), delayed in the log, is
+  // applied after the current run's claim (nonce 2). The current run's lease still holds
+  // and its clients believe they hold their locks: the retry must not end them.
   ASSERT_EQ(ClaimEpoch("n1", true, 1), 1u);
   ASSERT_EQ(ClaimEpoch("n1", true, 2), 2u);
   const pb::SessionKey mine = Key("n1", Id(2, 1));
   ASSERT_EQ(Apply(Open(mine)).result.code(), pb::GRANTED);
   ASSERT_EQ(Apply(Lock(mine, 1, "X")).result.code(), pb::GRANTED);
-  const ApplyResult stale = Apply(Claim("n1", true, 1));
-  ASSERT_EQ(stale.result.code(), pb::GRANTED);
-  EXPECT_EQ(stale.result.client_id_epoch(), 3u);
-  EXPECT_FALSE(table_.HasSession(mine));
-  ASSERT_EQ(stale.released.size(), 1u);
+  const std::string before = SnapshotBytes(table_);
+  const ApplyResult retry = Apply(Claim("n1", true, 1));
+  ASSERT_EQ(retry.result.code(), pb::GRANTED);
+  EXPECT_EQ(retry.result.client_id_epoch(), 1u);  // the epoch that claim got
+  EXPECT_TRUE(retry.released.empty());
+  EXPECT_TRUE(retry.grants.empty());
+  EXPECT_TRUE(table_.HasSession(mine));
+  EXPECT_EQ(table_.held_count(), 1u);
   uint64_t nonce = 0;
-  EXPECT_EQ(table_.ClientIdEpoch("n1", &nonce), 3u);
-  EXPECT_EQ(nonce, 1u);  // not ours (2): the node notices
-  EXPECT_EQ(ClaimEpoch("n1", true, 3), 4u);
-  EXPECT_EQ(Apply(Open(Key("n1", Id(4, 1)))).result.code(), pb::GRANTED);
+  EXPECT_EQ(table_.ClientIdEpoch("n1", &nonce), 2u);
+  EXPECT_EQ(nonce, 2u);
+  pb::LockTableSnapshot a, b;
+  ASSERT_TRUE(a.ParseFromString(before));
+  table_.Snapshot(&b);
+  a.set_applied_index(b.applied_index());
+  EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
+  EXPECT_EQ(Apply(Open(Key("n1", Id(2, 2)))).result.code(), pb::GRANTED);
+}
+
+TEST_F(ClientIdEpochTest, EarlierClaimsAreRememberedInSnapshots) {
+  ASSERT_EQ(ClaimEpoch("n1", true, 1), 1u);
+  ASSERT_EQ(ClaimEpoch("n1", true, 2), 2u);
+  const pb::SessionKey mine = Key("n1", Id(2, 1));
+  ASSERT_EQ(Apply(Open(mine)).result.code(), pb::GRANTED);
+  ASSERT_EQ(Apply(Lock(mine, 1, "X")).result.code(), pb::GRANTED);
+  pb::LockTableSnapshot snap;
+  table_.Snapshot(&snap);
+  LockTable copy;
+  ASSERT_TRUE(copy.Restore(snap).ok());
+  EXPECT_EQ(SnapshotBytes(copy), SnapshotBytes(table_));
+  uint64_t index = table_.applied_index();
+  const ApplyResult retry = copy.Apply(++index, Claim("n1", true, 1));
+  EXPECT_EQ(retry.result.client_id_epoch(), 1u);
+  EXPECT_TRUE(copy.HasSession(mine));
+  EXPECT_EQ(copy.held_count(), 1u);
+  // A snapshot claiming an earlier claim at or above the latest epoch is refused.
+  pb::LockTableSnapshot bad = snap;
+  ASSERT_EQ(bad.watermarks_size(), 1);
+  ASSERT_EQ(bad.watermarks(0).earlier_claims_size(), 1);
+  bad.mutable_watermarks(0)->mutable_earlier_claims(0)->set_epoch(2);
+  LockTable refused;
+  EXPECT_TRUE(refused.Restore(bad).IsCorruption());
+}
+
+TEST_F(ClientIdEpochTest, OnlyTheLastClaimsAreRemembered) {
+  // Claims with nonces 1..kRememberedClaims+1: the first is forgotten, the others are not.
+  for (uint64_t n = 1; n <= kRememberedClaims + 1; ++n) ASSERT_EQ(ClaimEpoch("n1", false, n), n);
+  pb::LockTableSnapshot snap;
+  table_.Snapshot(&snap);
+  ASSERT_EQ(snap.watermarks_size(), 1);
+  EXPECT_EQ(snap.watermarks(0).earlier_claims_size(), static_cast<int>(kRememberedClaims) - 1);
+  EXPECT_EQ(ClaimEpoch("n1", false, 2), 2u);  // remembered: a retry
+  // Forgotten: a new claim, with the next epoch. The node sees the epoch rise past its own
+  // and claims again (net/node.cc).
+  const uint64_t next = kRememberedClaims + 2;
+  EXPECT_EQ(ClaimEpoch("n1", false, 1), next);
+  uint64_t nonce = 0;
+  EXPECT_EQ(table_.ClientIdEpoch("n1", &nonce), next);
+  EXPECT_EQ(nonce, 1u);
 }
 
 TEST_F(ClientIdEpochTest, TheEpochStartsAboveIdsTheNodeTookElsewhere) {

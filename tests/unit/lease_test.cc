@@ -5,6 +5,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <string>
+
+#include "core/admission.h"
+#include "core/lock_table.h"
 
 namespace mesh::core::lease {
 namespace {
@@ -171,6 +175,51 @@ TEST(NodeLeaseTest, TooShortTtlGivesNoLease) {
   ack.set_seq(k.seq());
   lease.OnAck(ack, 0);
   EXPECT_FALSE(lease.Valid(5));
+}
+
+TEST(LeaderLeasesTest, KeepalivesOfUnknownNodesAreIgnored) {
+  // Under --security none or tofu a peer may send keepalives under any id it makes up. The
+  // leader neither tracks nor acknowledges them, so they never cost an ExpireNode entry.
+  LeaderLeases leader(Options());
+  leader.BecomeLeader(0, {"n1", "n2"});
+  pb::KeepaliveAck ack;
+  for (uint64_t i = 0; i < 1000; ++i) {
+    EXPECT_FALSE(leader.OnKeepalive(1'000 + i, KeepaliveFrom("rogue-" + std::to_string(i), 1),
+                                    /*known=*/false, true, "n1", 1, &ack));
+  }
+  EXPECT_EQ(leader.tracked_count(), 2u);
+  Time when = 0;
+  EXPECT_FALSE(leader.LastHeard("rogue-7", &when));
+  EXPECT_EQ(leader.TakeExpired(20'000'000), (std::vector<std::string>{"n1", "n2"}));
+  // A known node (a member, or a removed one that still has sessions) is acknowledged.
+  EXPECT_TRUE(
+      leader.OnKeepalive(20'000'000, KeepaliveFrom("n3", 1), /*known=*/true, true, "n1", 1, &ack));
+  EXPECT_EQ(leader.tracked_count(), 3u);
+  // Once it is neither (it left and its sessions ended), its next keepalive forgets it.
+  EXPECT_FALSE(
+      leader.OnKeepalive(21'000'000, KeepaliveFrom("n3", 2), /*known=*/false, true, "n1", 1, &ack));
+  EXPECT_EQ(leader.tracked_count(), 2u);
+  EXPECT_TRUE(leader.TakeExpired(40'000'000).empty()) << "n1, n2 reported already; n3 forgotten";
+}
+
+TEST(LeaderLeasesTest, MembersAndNodesWithSessionsMayHoldALease) {
+  pb::ClusterConfig config;
+  pb::Member* m = config.add_members();
+  m->set_id("n1");
+  LockTable table;
+  pb::Command open;
+  open.mutable_open_session()->mutable_session()->set_node_id("gone");
+  open.mutable_open_session()->mutable_session()->set_client_id(5);
+  ASSERT_EQ(table.Apply(1, open).result.code(), pb::GRANTED);
+  EXPECT_TRUE(MayHoldLease(&config, table, "n1"));      // a member
+  EXPECT_TRUE(MayHoldLease(&config, table, "gone"));    // removed, sessions still open
+  EXPECT_FALSE(MayHoldLease(&config, table, "rogue"));  // neither
+  EXPECT_FALSE(MayHoldLease(nullptr, table, "n1"));
+  EXPECT_FALSE(MayHoldLease(&config, table, "gon"));  // a prefix of a node with sessions
+  pb::Command close;
+  *close.mutable_close_session()->mutable_session() = open.open_session().session();
+  ASSERT_EQ(table.Apply(2, close).result.code(), pb::RELEASED);
+  EXPECT_FALSE(MayHoldLease(&config, table, "gone"));
 }
 
 }  // namespace
