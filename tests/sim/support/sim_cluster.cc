@@ -32,6 +32,8 @@ Cluster::Cluster(const SimOptions& options)
     double u = options_.extreme_drift ? (i % 2 == 0 ? 1.0 : -1.0) : seed_rng_.Unit() * 2 - 1;
     n->rate = 1.0 + options_.clock_drift * u;
     n->offset = seed_rng_.Between(1'000'000, 100'000'000);
+    // Wall clocks around 2026 (microseconds since the epoch), a few ms apart.
+    n->wall_offset = 1'780'000'000'000'000 + static_cast<int64_t>(seed_rng_.Below(10'000));
     NewIdentity(*n);
     nodes_.push_back(std::move(n));
   }
@@ -128,6 +130,13 @@ Time Cluster::Local(const Node& n) const {
 
 Time Cluster::LocalNow(int i) const { return Local(*nodes_[i]); }
 
+int64_t Cluster::WallNow(int i) const {
+  const Node& n = *nodes_[i];
+  return n.wall_offset + static_cast<int64_t>(static_cast<double>(now_) * n.rate);
+}
+
+bool Cluster::frozen(int i) const { return nodes_[i]->frozen(); }
+
 Time Cluster::RealAt(const Node& n, Time local) const {
   if (local == kNever) return kNever;
   if (local <= n.offset) return 0;
@@ -175,8 +184,7 @@ bool Cluster::RunUntil(const std::function<bool()>& done, Time limit) {
   return done();
 }
 
-void Cluster::ScheduleWake(Node& n) {
-  if (!n.up) return;
+Time Cluster::NodeDeadline(const Node& n) const {
   Time local = n.raft->next_deadline();
   local = std::min(local, n.keepalive_at);
   local = std::min(local, n.lease->NextDeadline());
@@ -190,6 +198,22 @@ void Cluster::ScheduleWake(Node& n) {
     }
     if (c.deadline != 0 && !c.deadline_passed) local = std::min(local, c.deadline);
   }
+  return local;
+}
+
+Time Cluster::FrozenDeadline(const Node& n) const {
+  // Only the clients run while their node is frozen: their holds end.
+  Time local = kNever;
+  for (const Client& c : n.clients) {
+    if (c.state == Client::State::kHolding) local = std::min(local, c.next_action);
+  }
+  return local;
+}
+
+void Cluster::ScheduleWake(Node& n) {
+  if (!n.up) return;
+  Time local = n.frozen() ? FrozenDeadline(n) : NodeDeadline(n);
+  if (local == kNever && n.frozen()) return;  // the Thaw event resumes the node
   Time real = std::max(RealAt(n, local), now_ + 1);
   if (real >= n.wake_at && n.wake_at > now_) return;  // an earlier wake is already pending
   n.wake_at = real;
@@ -200,7 +224,11 @@ void Cluster::ScheduleWake(Node& n) {
     Node& m = *nodes_[i];
     if (!m.up || m.incarnation != inc || m.id != id) return;
     if (m.wake_at == real) m.wake_at = kNever;
-    OnWake(m);
+    if (m.frozen()) {
+      OnFrozenWake(m);
+    } else {
+      OnWake(m);
+    }
   });
 }
 
@@ -215,6 +243,7 @@ int Cluster::IndexOf(const std::string& id) const {
 
 void Cluster::Send(Node& from, int to, std::shared_ptr<Envelope> env) {
   ++stats_.messages;
+  env->link = from.id;
   if (options_.verbose && env->kind == Envelope::Kind::kRaft) {
     const pb::RaftMessage& m = env->raft;
     Trace(from.index, std::string("-> ") + nodes_[to]->id + " " +
@@ -235,6 +264,10 @@ void Cluster::Send(Node& from, int to, std::shared_ptr<Envelope> env) {
 void Cluster::Deliver(int to, const std::shared_ptr<Envelope>& env) {
   Node& n = *nodes_[to];
   if (!n.up) return;
+  if (n.frozen()) {
+    n.inbox.push_back(env);
+    return;
+  }
   const Time local = Local(n);
   switch (env->kind) {
     case Envelope::Kind::kRaft:
@@ -303,6 +336,8 @@ void Cluster::Crash(int i, core::FaultFileSystem::TearMode mode) {
     }
   }
   n.up = false;
+  n.frozen_until = 0;
+  n.inbox.clear();
   n.raft.reset();
   n.store.reset();
   n.table.reset();
@@ -336,10 +371,74 @@ void Cluster::Restart(int i) {
   ScheduleWake(n);
 }
 
+void Cluster::Freeze(int i, Time d) {
+  Node& n = *nodes_[i];
+  if (!n.up) return;
+  ++stats_.faults;
+  ++stats_.freezes;
+  const Time until = std::max(n.frozen_until, now_ + d);
+  n.frozen_until = until;
+  Trace(i, "frozen (SIGSTOP) for " + Ms(d) + " ms");
+  const uint64_t inc = n.incarnation;
+  const std::string id = n.id;
+  Schedule(until, [this, i, inc, id, until] {
+    Node& m = *nodes_[i];
+    if (!m.up || m.incarnation != inc || m.id != id || m.frozen_until != until) return;
+    Thaw(m);
+  });
+  n.wake_at = kNever;
+  ScheduleWake(n);
+}
+
+void Cluster::Thaw(Node& n) {
+  n.frozen_until = 0;
+  Trace(n.index, "thawed (" + std::to_string(n.inbox.size()) + " messages queued)");
+  // libuv runs due timers before it polls for I/O.
+  n.wake_at = kNever;
+  OnWake(n);
+  std::vector<std::shared_ptr<Envelope>> inbox;
+  inbox.swap(n.inbox);
+  for (const auto& env : inbox) {
+    if (!n.up || n.frozen()) break;
+    Deliver(n.index, env);
+  }
+}
+
+void Cluster::OnFrozenWake(Node& n) {
+  // The node does nothing; its clients (other processes) end their holds on time. A
+  // release is proposed by the node once it runs again.
+  const Time local = Local(n);
+  for (Client& c : n.clients) {
+    if (c.state == Client::State::kHolding && local >= c.next_action) ClientAct(n, c);
+  }
+  ScheduleWake(n);
+}
+
+void Cluster::JumpClock(int i, Time d) {
+  Node& n = *nodes_[i];
+  ++stats_.faults;
+  ++stats_.clock_steps;
+  n.offset += d;
+  Trace(i, "monotonic clock jumps forward " + Ms(d) + " ms");
+  if (!n.up) return;
+  n.wake_at = kNever;
+  ScheduleWake(n);
+}
+
+void Cluster::StepWall(int i, int64_t delta) {
+  Node& n = *nodes_[i];
+  ++stats_.faults;
+  ++stats_.clock_steps;
+  n.wall_offset += delta;
+  Trace(i, std::string("wall clock stepped ") + (delta < 0 ? "back " : "forward ") +
+               Ms(static_cast<Time>(delta < 0 ? -delta : delta)) + " ms");
+}
+
 Status Cluster::AtLeader(const core::raft::MembershipChange& change) {
   const int l = Leader();
   if (l < 0) return Status::Unavailable("no leader");
   Node& n = *nodes_[l];
+  if (n.frozen()) return Status::Unavailable("the leader is frozen");
   Status s = n.raft->ProposeMembership(Local(n), change);
   Trace(l, std::string("membership ") +
                (change.kind == core::raft::MembershipChange::Kind::kAddLearner ? "add learner "
@@ -392,6 +491,8 @@ Status Cluster::Remove(int i) {
     }
     Trace(i, "decommissioned; comes back as a fresh spare");
     n.up = false;
+    n.frozen_until = 0;
+    n.inbox.clear();
     n.raft.reset();
     n.store.reset();
     n.table.reset();
@@ -407,6 +508,7 @@ Status Cluster::TransferLeadership(int i) {
   const int l = Leader();
   if (l < 0) return Status::Unavailable("no leader");
   Node& n = *nodes_[l];
+  if (n.frozen()) return Status::Unavailable("the leader is frozen");
   Status s = n.raft->TransferLeadership(Local(n), nodes_[i]->id);
   Trace(l, "transfers leadership to " + nodes_[i]->id + ": " + s.ToString());
   Pump(n);

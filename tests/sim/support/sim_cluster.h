@@ -92,6 +92,9 @@ struct SimStats {
   uint64_t snapshots_installed = 0;
   uint64_t expirations = 0;  // ExpireNode proposed
   uint64_t membership_changes = 0;
+  uint64_t freezes = 0;          // nodes frozen (SIGSTOP) for a while
+  uint64_t clock_steps = 0;      // monotonic jumps and wall-clock steps
+  uint64_t rogue_messages = 0;   // messages sent by the rogue process
 };
 
 class Cluster {
@@ -129,6 +132,23 @@ class Cluster {
   void CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode);
   /// Restarts a crashed node from its storage.
   void Restart(int i);
+  /// Node i's process stops for `d` (SIGSTOP, a GC pause, VM steal): it handles no timer
+  /// and no message (deliveries queue and are handled after the freeze, timers first as in
+  /// libuv) and sends nothing, but its monotonic clock runs on. Its clients are separate
+  /// processes: they keep running on the host's clock (they release when their hold ends,
+  /// and their own client lease lapses). A crash ends the freeze.
+  void Freeze(int i, Time d);
+  /// Node i's monotonic clock jumps forward by `d` (real time does not): the host's clock
+  /// seen by the node and its clients.
+  void JumpClock(int i, Time d);
+  /// Node i's wall clock is stepped by `delta` microseconds (back if negative).
+  void StepWall(int i, int64_t delta);
+  /// The rogue process (a non-member with its own authenticated link, "rogue") sends
+  /// `count` forged peer and Raft messages to up nodes: PROPOSE of ExpireNode and of
+  /// commands for other nodes' sessions, HEARTBEAT/APPEND/VOTE/PRE_VOTE with high terms and
+  /// forged entries, KeepaliveAck and Keepalive for members. With `as_member` each message
+  /// claims a member's id (the leader's, mostly) on the rogue's own link; otherwise its own.
+  void RogueBurst(int count, bool as_member);
   /// At the current leader: add spare i as learner / promote learner i / remove member i.
   /// A removed node stops and comes back later as a fresh spare with a new id.
   Status AddLearner(int i);
@@ -154,8 +174,12 @@ class Cluster {
   bool IsMember(int i) const;
   /// Number of nodes currently voters.
   int VoterCount() const;
-  /// Node i's local clock now.
+  /// Node i's local (monotonic) clock now.
   Time LocalNow(int i) const;
+  /// Node i's wall clock now (microseconds).
+  int64_t WallNow(int i) const;
+  /// True while node i is frozen.
+  bool frozen(int i) const;
   /// Node i's lease validity (local time) and whether its clients hold locks now.
   Time LeaseUntil(int i) const;
   int HeldBy(int i) const;
@@ -194,7 +218,12 @@ class Cluster {
   Time RealAt(const Node& n, Time local) const;
   void Wake(Node& n);
   void ScheduleWake(Node& n);
+  Time NodeDeadline(const Node& n) const;    // local time of the node's next timer
+  Time FrozenDeadline(const Node& n) const;  // ... of its clients' while it is frozen
   void OnWake(Node& n);
+  void OnFrozenWake(Node& n);
+  void Thaw(Node& n);
+  void SendRogue(int to, std::shared_ptr<Envelope> env);
   void Pump(Node& n);
   void ApplyEntry(Node& n, const pb::Entry& e);
   void AfterApply(Node& n);

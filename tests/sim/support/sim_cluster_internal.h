@@ -17,6 +17,8 @@ namespace mesh::sim {
 
 inline constexpr const char* kDataDir = "/data";
 inline constexpr Time kNever = UINT64_MAX;
+/// Envelope::from of messages sent by the rogue process (not a node index).
+inline constexpr int kRogue = -2;
 
 /// "12.345" (milliseconds with microseconds) for traces.
 inline std::string Ms(Time t) {
@@ -76,12 +78,26 @@ struct Cluster::Node {
   // Armed by CrashAfterNextWrite: crash right after sending the next batch that persisted
   // entries or a hard state (between "send" and "apply").
   bool crash_armed = false;
-  core::FaultFileSystem::TearMode crash_mode = core::FaultFileSystem::TearMode::kDropUnsynced;  // sessions of an earlier incarnation may hold locks: look
+  core::FaultFileSystem::TearMode crash_mode = core::FaultFileSystem::TearMode::kDropUnsynced;
+  // Frozen (SIGSTOP) until this virtual time (0: running). A frozen node handles no timer
+  // and no message: deliveries queue in `inbox` and are handled after the thaw. Its clients
+  // are separate processes and keep running (OnFrozenWake).
+  Time frozen_until = 0;
+  std::vector<std::shared_ptr<Envelope>> inbox;
+  // The node's wall clock: wall = wall_offset + rate * real (stepped by StepWall); the
+  // monotonic clock is `offset + rate * real` (stepped forward by JumpClock).
+  int64_t wall_offset = 0;
+  // Sequence number of the last Keepalive this node sent (a sniffing rogue forges acks).
+  uint64_t last_keepalive_seq = 0;
+  bool frozen() const { return frozen_until != 0; }
 };
 
 struct Cluster::Envelope {
   enum class Kind { kRaft, kKeepalive, kAck } kind = Kind::kRaft;
-  int from = 0;
+  int from = 0;  // sender's node index; kRogue for the rogue process
+  // The id the sender's link authenticated (its certificate): a node's own id, the rogue's
+  // id for everything the rogue sends, whatever `from` field the message claims.
+  std::string link;
   pb::RaftMessage raft;
   pb::Keepalive keepalive;
   pb::KeepaliveAck ack;

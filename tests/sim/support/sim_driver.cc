@@ -20,15 +20,11 @@ using core::raft::Role;
 
 void Cluster::OnWake(Node& n) {
   const Time local = Local(n);
-  n.raft->Tick(local);
-  if (local >= n.keepalive_at) {
-    n.keepalive_at = local + options_.keepalive_interval;
-    SendKeepalive(n);
-    if (!n.up) return;
-  }
-  if (n.lease->Lapsed(local)) DeclareLost(n, "lease lapsed");
+  // The leader's lease duties before Raft's timers: in net/ they run on separate timers,
+  // in either order (after a clock jump this is the worse one).
   if (n.leader_leases->is_leader()) {
     for (const std::string& silent : n.leader_leases->TakeExpired(local)) {
+      if (silent == n.id) continue;  // as net/: a leader never expires itself
       pb::Command cmd;
       cmd.mutable_expire_node()->set_node_id(silent);
       Trace(n.index, "proposes ExpireNode(" + silent + ")");
@@ -36,6 +32,13 @@ void Cluster::OnWake(Node& n) {
       Propose(n, cmd);
     }
   }
+  n.raft->Tick(local);
+  if (local >= n.keepalive_at) {
+    n.keepalive_at = local + options_.keepalive_interval;
+    SendKeepalive(n);
+    if (!n.up) return;
+  }
+  if (n.lease->Lapsed(local)) DeclareLost(n, "lease lapsed");
   for (Client& c : n.clients) {
     if (!c.inflight.empty() && local >= c.retry_at) {
       c.retry_at = local + options_.retry_interval;
@@ -141,7 +144,13 @@ void Cluster::ClientAct(Node& n, Client& c) {
       c.state = Client::State::kReleasing;
       c.next_action = kNever;
       ++stats_.client_ops;
-      ProposeFor(n, c, cmd);
+      if (n.frozen()) {
+        // The client is done with the lock; its node proposes the release once it runs.
+        c.inflight = cmd.SerializeAsString();
+        c.retry_at = local;
+      } else {
+        ProposeFor(n, c, cmd);
+      }
       return;
     }
     default:
@@ -519,6 +528,7 @@ void Cluster::SendKeepalive(Node& n) {
   const std::string& leader = n.raft->leader();
   if (leader.empty()) return;
   pb::Keepalive k = n.lease->MakeKeepalive(Local(n), n.id);
+  n.last_keepalive_seq = k.seq();
   if (leader == n.id) {
     HandleKeepalive(n, k, n.index);
     return;
@@ -543,6 +553,7 @@ void Cluster::HandleKeepalive(Node& leader, const pb::Keepalive& k, int from) {
     HandleAck(leader, ack);
     return;
   }
+  if (from == kRogue) return;  // the ack goes back to the rogue
   auto env = std::make_shared<Envelope>();
   env->kind = Envelope::Kind::kAck;
   env->from = leader.index;
