@@ -47,6 +47,7 @@ void Cluster::NewIdentity(Node& n) {
   n.incarnation = 0;
   n.next_client = 0;
   n.decommissioned = false;
+  n.join_targets.clear();
 }
 
 void Cluster::Start() {
@@ -268,6 +269,7 @@ void Cluster::Deliver(int to, const std::shared_ptr<Envelope>& env) {
     n.inbox.push_back(env);
     return;
   }
+  if (!Admit(n, *env)) return;
   const Time local = Local(n);
   switch (env->kind) {
     case Envelope::Kind::kRaft:
@@ -282,6 +284,45 @@ void Cluster::Deliver(int to, const std::shared_ptr<Envelope>& env) {
   }
   Pump(n);
   ScheduleWake(n);
+}
+
+bool Cluster::Admit(Node& n, const Envelope& env) {
+  core::AdmissionView view;
+  view.self_id = n.id;
+  view.config = &n.raft->config();
+  view.leader = n.raft->role() == Role::kLeader;
+  view.leader_id = n.raft->leader();
+  view.join_targets = &n.join_targets;
+  // Gossip: what every other running node that can reach this one says about its leader
+  // now (net/ gossips every link every second; the simulator has it without delay). The
+  // rogue does not gossip: its link is not a member's nor a join target's.
+  std::map<std::string, core::GossipClaim> gossip;
+  const bool member_link = core::IsMemberOf(view.config, env.link);
+  if (!member_link) {
+    for (const auto& m : nodes_) {
+      if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
+      gossip[m->id] = core::GossipClaim{m->raft->leader(), m->raft->term()};
+    }
+  }
+  view.gossip = &gossip;
+  core::Admission a;
+  switch (env.kind) {
+    case Envelope::Kind::kRaft:
+      a = core::AdmitRaft(view, env.link, env.raft);
+      break;
+    case Envelope::Kind::kKeepalive:
+      a = core::AdmitKeepalive(env.link, env.keepalive);
+      break;
+    case Envelope::Kind::kAck:
+      a = core::AdmitKeepaliveAck(view, env.link, env.ack);
+      break;
+  }
+  if (a.accepted) return true;
+  ++stats_.refused;
+  if (options_.verbose || env.from != kRogue) {
+    Trace(n.index, "refuses (" + a.rule + ") from link " + env.link + ": " + a.detail);
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------- faults
@@ -459,6 +500,9 @@ Status Cluster::AddLearner(int i) {
   c.kind = core::raft::MembershipChange::Kind::kAddLearner;
   c.id = nodes_[i]->id;
   c.address = c.id + ":28017";
+  // The spare asked the leader to join (net/: a JoinRequest); it trusts that cluster.
+  const int l = Leader();
+  if (l >= 0) nodes_[i]->join_targets.insert(nodes_[l]->id);
   return AtLeader(c);
 }
 

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/admission.h"
 #include "core/lease/lease.h"
 #include "core/lock_table.h"
 #include "core/raft/raft.h"
@@ -95,6 +96,7 @@ struct SimStats {
   uint64_t freezes = 0;          // nodes frozen (SIGSTOP) for a while
   uint64_t clock_steps = 0;      // monotonic jumps and wall-clock steps
   uint64_t rogue_messages = 0;   // messages sent by the rogue process
+  uint64_t refused = 0;          // messages refused by core/admission
 };
 
 class Cluster {
@@ -230,6 +232,8 @@ class Cluster {
   void ObserveRole(Node& n);
   void Send(Node& from, int to, std::shared_ptr<Envelope> env);
   void Deliver(int to, const std::shared_ptr<Envelope>& env);
+  /// core/admission's decision on `env` at node n, as net/cluster.cc makes it.
+  bool Admit(Node& n, const Envelope& env);
   void SendKeepalive(Node& n);
   void HandleKeepalive(Node& leader, const pb::Keepalive& k, int from);
   void HandleAck(Node& n, const pb::KeepaliveAck& ack);

@@ -89,6 +89,9 @@ struct Cluster::Node {
   int64_t wall_offset = 0;
   // Sequence number of the last Keepalive this node sent (a sniffing rogue forges acks).
   uint64_t last_keepalive_seq = 0;
+  // Peers this node asked to join while it had no configuration (a spare added as a
+  // learner "asked" the leader that added it): AdmissionView::join_targets.
+  std::set<std::string> join_targets;
   bool frozen() const { return frozen_until != 0; }
 };
 
