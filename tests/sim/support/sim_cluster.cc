@@ -109,6 +109,7 @@ void Cluster::OpenNode(Node& n, bool) {
   n.clients.assign(options_.clients_per_node, Client());
   for (int k = 0; k < options_.clients_per_node; ++k) {
     n.clients[k].k = k;
+    NewClientLease(n, n.clients[k]);
     n.clients[k].next_action = Local(n) + client_rng_.Between(10'000, 500'000);
   }
   n.closing.clear();
@@ -198,6 +199,7 @@ Time Cluster::NodeDeadline(const Node& n) const {
       if (!n.paused || c.state == Client::State::kHolding) local = std::min(local, c.next_action);
     }
     if (c.deadline != 0 && !c.deadline_passed) local = std::min(local, c.deadline);
+    local = std::min(local, ClientDeadline(n, c));
   }
   return local;
 }
@@ -207,6 +209,7 @@ Time Cluster::FrozenDeadline(const Node& n) const {
   Time local = kNever;
   for (const Client& c : n.clients) {
     if (c.state == Client::State::kHolding) local = std::min(local, c.next_action);
+    local = std::min(local, ClientDeadline(n, c));
   }
   return local;
 }
@@ -379,6 +382,7 @@ void Cluster::Crash(int i, core::FaultFileSystem::TearMode mode) {
   n.up = false;
   n.frozen_until = 0;
   n.inbox.clear();
+  n.lease_inbox.clear();
   n.raft.reset();
   n.store.reset();
   n.table.reset();
@@ -443,6 +447,12 @@ void Cluster::Thaw(Node& n) {
     if (!n.up || n.frozen()) break;
     Deliver(n.index, env);
   }
+  std::vector<std::tuple<int, uint64_t, uint64_t>> requests;
+  requests.swap(n.lease_inbox);
+  for (const auto& [k, conn, seq] : requests) {
+    if (!n.up || n.frozen()) break;
+    AnswerLeaseRequest(n, k, conn, seq);
+  }
 }
 
 void Cluster::OnFrozenWake(Node& n) {
@@ -450,6 +460,7 @@ void Cluster::OnFrozenWake(Node& n) {
   // release is proposed by the node once it runs again.
   const Time local = Local(n);
   for (Client& c : n.clients) {
+    ClientLeaseDuties(n, c);
     if (c.state == Client::State::kHolding && local >= c.next_action) ClientAct(n, c);
   }
   ScheduleWake(n);
@@ -537,6 +548,7 @@ Status Cluster::Remove(int i) {
     n.up = false;
     n.frozen_until = 0;
     n.inbox.clear();
+    n.lease_inbox.clear();
     n.raft.reset();
     n.store.reset();
     n.table.reset();

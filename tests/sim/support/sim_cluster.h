@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "core/admission.h"
+#include "core/lease/client_lease.h"
 #include "core/lease/lease.h"
 #include "core/lock_table.h"
 #include "core/raft/raft.h"
@@ -58,6 +59,15 @@ struct SimOptions {
   Time session_ttl = 3'000'000;
   Time keepalive_interval = 300'000;
   Time lease_margin = 20'000;
+  /// Model the client library's own lease (core/lease/client_lease.h): a client counts a
+  /// lock as held only while its ClientLease is valid, renewed by a LeaseRequest to its
+  /// node every client_lease_interval while it holds or waits for a lock. Off: the client's
+  /// view is its node's lease (what clients did before issue 13).
+  bool client_lease = true;
+  Time client_lease_interval = 300'000;
+  /// One-way delay of the local socket between a client and its node.
+  Time local_min_delay = 20;
+  Time local_max_delay = 200;
   /// Clients per node, each with its own session, on `resources` simple resources.
   int clients_per_node = 2;
   int resources = 3;
@@ -242,6 +252,14 @@ class Cluster {
   void Propose(Node& n, const pb::Command& cmd);
   void GrantTo(Node& n, Client& c, uint64_t lock_id, uint64_t token);
   void Deliver(Node& n, Client& c);
+  // The client lease (sim_client_lease.cc).
+  core::lease::ClientLeaseOptions ClientLeaseOpts() const;
+  void NewClientLease(Node& n, Client& c);
+  void ClientLeaseDuties(Node& n, Client& c);
+  uint64_t SendLeaseRequest(Node& n, Client& c);
+  void AnswerLeaseRequest(Node& n, int k, uint64_t conn, uint64_t seq);
+  void OnLeaseReply(Node& n, Client& c, uint64_t seq, Time remaining);
+  Time ClientDeadline(const Node& n, const Client& c) const;
   void EndHold(Node& n, Client& c, const char* why);
   void ResetClient(Node& n, Client& c, bool close_session, const char* why);
   void DeclareLost(Node& n, const char* why);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "sim/support/sim_cluster.h"
@@ -48,6 +49,17 @@ struct Cluster::Client {
   bool delivered = false;   // the client was told it holds the lock (checker hold open)
   std::string forced_resource;
   Time forced_hold = 0;
+  // The client library's own lease (core/lease/client_lease.h), on the host's clock. The
+  // client counts a delivered lock as held only while it is valid.
+  core::lease::ClientLease lease{core::lease::ClientLeaseOptions{}};
+  uint64_t conn = 0;        // connection number: replies to an earlier one are ignored
+  Time lease_renew_at = 0;  // local: next LeaseRequest (while it may hold or get a lock)
+  uint64_t await_seq = 0;   // a grant waits for the reply to this LeaseRequest (0: none)
+  /// Holds or waits for a lock: renews its client lease.
+  bool may_hold() const {
+    return state == State::kRequesting || state == State::kQueued ||
+           state == State::kCancelling || state == State::kHolding;
+  }
 };
 
 struct Cluster::Node {
@@ -92,6 +104,9 @@ struct Cluster::Node {
   // Peers this node asked to join while it had no configuration (a spare added as a
   // learner "asked" the leader that added it): AdmissionView::join_targets.
   std::set<std::string> join_targets;
+  // LeaseRequests of its clients that arrived while it was frozen: (client, conn, seq).
+  std::vector<std::tuple<int, uint64_t, uint64_t>> lease_inbox;
+  uint64_t next_conn = 0;
   bool frozen() const { return frozen_until != 0; }
 };
 

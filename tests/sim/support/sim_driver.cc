@@ -58,6 +58,7 @@ void Cluster::OnWake(Node& n) {
         ProposeFor(n, c, cmd);
       }
     }
+    ClientLeaseDuties(n, c);
     if (local >= c.next_action) ClientAct(n, c);
   }
   if (!n.closing.empty() && local >= n.closing_retry_at) {
@@ -160,6 +161,7 @@ void Cluster::ClientAct(Node& n, Client& c) {
 }
 
 void Cluster::GrantTo(Node& n, Client& c, uint64_t lock_id, uint64_t token) {
+  c.await_seq = 0;
   c.state = Client::State::kHolding;
   c.lock_id = lock_id;
   c.token = token;
@@ -175,6 +177,12 @@ void Cluster::GrantTo(Node& n, Client& c, uint64_t lock_id, uint64_t token) {
 }
 
 void Cluster::Deliver(Node& n, Client& c) {
+  if (options_.client_lease && !c.lease.Valid(Local(n))) {
+    // The grant reached the client without a valid client lease: it counts the lock as
+    // held only once a LeaseRequest sent after the grant is answered with a node lease.
+    if (c.await_seq == 0) c.await_seq = SendLeaseRequest(n, c);
+    return;
+  }
   c.delivered = true;
   ++stats_.grants;
   grant_log_.emplace_back(now_, n.index, c.resource);
@@ -208,6 +216,7 @@ void Cluster::ResetClient(Node& n, Client& c, bool close_session, const char* wh
   }
   Client fresh;
   fresh.k = c.k;
+  NewClientLease(n, fresh);
   fresh.forced_resource = c.forced_resource;
   fresh.forced_hold = c.forced_hold;
   fresh.next_action = Local(n) + client_rng_.Between(10'000, 300'000);
