@@ -602,6 +602,10 @@ const core::raft::Raft* Cluster::raft(int i) const {
   return nodes_[i]->up ? nodes_[i]->raft.get() : nullptr;
 }
 
+const core::LockTable* Cluster::table(int i) const {
+  return nodes_[i]->up ? nodes_[i]->table.get() : nullptr;
+}
+
 namespace {
 const pb::Member* FindMember(const pb::ClusterConfig& config, const std::string& id) {
   for (const pb::Member& m : config.members()) {

@@ -181,6 +181,8 @@ class Cluster {
   const std::string& id(int i) const;
   /// The node's Raft (nullptr while down).
   const core::raft::Raft* raft(int i) const;
+  /// The node's lock table (nullptr while down).
+  const core::LockTable* table(int i) const;
   /// True if node i is a voter / learner / member in the leader's (or its own) config.
   bool IsVoter(int i) const;
   bool IsMember(int i) const;
