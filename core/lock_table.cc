@@ -293,7 +293,7 @@ void LockTable::Impl::DoOpenSession(const pb::OpenSession& cmd, ApplyResult* out
   // A node hands out client ids in increasing order, so an OpenSession at or below the
   // highest one seen is a late copy (a retry) of a session that has since been closed or
   // expired: re-opening it would leave a session, and maybe a lock, nobody will release.
-  uint64_t& high = max_client_id[id.first];
+  uint64_t& high = node_ids[id.first].max_client_id;
   if (id.second <= high) {
     SetResult(&out->result, pb::NO_SESSION,
               "session " + Describe(id) + " was closed or superseded; it cannot be re-opened");
@@ -484,20 +484,68 @@ void LockTable::Impl::DoCloseSession(uint64_t index, const pb::CloseSession& cmd
   SetResult(&out->result, pb::RELEASED, "");
 }
 
-void LockTable::Impl::DoExpireNode(uint64_t index, const pb::ExpireNode& cmd, ApplyResult* out) {
-  std::set<std::string> touched;
-  auto it = sessions.lower_bound(SessionId(cmd.node_id(), 0));
+size_t LockTable::Impl::EndNodeSessions(const std::string& node, uint64_t below, ApplyResult* out,
+                                        std::set<std::string>* touched) {
+  auto it = sessions.lower_bound(SessionId(node, 0));
   size_t ended = 0;
-  while (it != sessions.end() && it->first.first == cmd.node_id()) {
+  while (it != sessions.end() && it->first.first == node) {
     auto next = std::next(it);
-    if (cmd.below_client_id() != 0 && it->first.second >= cmd.below_client_id()) break;
-    EndSession(it, pb::LOST, out, &touched);
+    if (below != 0 && it->first.second >= below) break;
+    EndSession(it, pb::LOST, out, touched);
     it = next;
     ++ended;
   }
+  return ended;
+}
+
+void LockTable::Impl::DoExpireNode(uint64_t index, const pb::ExpireNode& cmd, ApplyResult* out) {
+  std::set<std::string> touched;
+  const size_t ended = EndNodeSessions(cmd.node_id(), cmd.below_client_id(), out, &touched);
   Regrant(index, touched, out);
   SetResult(&out->result, pb::RELEASED,
             std::to_string(ended) + " session(s) of node " + cmd.node_id() + " ended");
+}
+
+void LockTable::Impl::DoClaimClientIds(uint64_t index, const pb::ClaimClientIds& cmd,
+                                       ApplyResult* out) {
+  if (cmd.node_id().empty()) {
+    SetResult(&out->result, pb::ERROR, "client id claim without a node id");
+    return;
+  }
+  auto found = node_ids.find(cmd.node_id());
+  if (found != node_ids.end() && found->second.epoch != 0 &&
+      found->second.epoch_nonce == cmd.nonce()) {
+    // A retry of the node's latest claim: the same answer, no effect.
+    SetResult(&out->result, pb::GRANTED, "client ids already claimed by this claim");
+    out->result.set_client_id_epoch(found->second.epoch);
+    return;
+  }
+  const NodeIds current = found == node_ids.end() ? NodeIds() : found->second;
+  // Above the previous epoch and above every id the node ever opened (ids of runs that took
+  // them from elsewhere, e.g. older versions' wall-clock ids), so ids never repeat.
+  const uint64_t epoch = std::max(current.epoch, current.max_client_id >> kClientIdEpochBits) + 1;
+  if (epoch > kMaxClientIdEpoch) {
+    SetResult(&out->result, pb::ERROR,
+              "node " + cmd.node_id() + " has used up its client id epochs");
+    return;
+  }
+  NodeIds& ids = node_ids[cmd.node_id()];
+  ids.epoch = epoch;
+  ids.epoch_nonce = cmd.nonce();
+  const uint64_t first = epoch << kClientIdEpochBits;
+  size_t ended = 0;
+  if (cmd.expire_older()) {
+    std::set<std::string> touched;
+    ended = EndNodeSessions(cmd.node_id(), first, out, &touched);
+    Regrant(index, touched, out);
+    // A late OpenSession of an earlier run would open a session nobody will close.
+    ids.max_client_id = std::max(ids.max_client_id, first - 1);
+  }
+  SetResult(&out->result, pb::GRANTED,
+            "client id epoch " + std::to_string(epoch) + " of node " + cmd.node_id() +
+                (cmd.expire_older() ? "; " + std::to_string(ended) + " older session(s) ended"
+                                    : std::string()));
+  out->result.set_client_id_epoch(epoch);
 }
 
 ApplyResult LockTable::Impl::Apply(uint64_t index, const pb::Command& command) {
@@ -539,6 +587,9 @@ ApplyResult LockTable::Impl::Apply(uint64_t index, const pb::Command& command) {
     case pb::Command::kExpireNode:
       DoExpireNode(index, command.expire_node(), &out);
       break;
+    case pb::Command::kClaimClientIds:
+      DoClaimClientIds(index, command.claim_client_ids(), &out);
+      break;
     case pb::Command::BODY_NOT_SET:
       SetResult(&out.result, pb::ERROR, "empty command");
       break;
@@ -557,8 +608,14 @@ ApplyResult LockTable::Apply(uint64_t index, const pb::Command& command) {
 uint64_t LockTable::applied_index() const { return impl_->applied_index; }
 
 uint64_t LockTable::MaxClientId(const std::string& node_id) const {
-  auto it = impl_->max_client_id.find(node_id);
-  return it == impl_->max_client_id.end() ? 0 : it->second;
+  auto it = impl_->node_ids.find(node_id);
+  return it == impl_->node_ids.end() ? 0 : it->second.max_client_id;
+}
+
+uint64_t LockTable::ClientIdEpoch(const std::string& node_id, uint64_t* nonce) const {
+  auto it = impl_->node_ids.find(node_id);
+  if (nonce) *nonce = it == impl_->node_ids.end() ? 0 : it->second.epoch_nonce;
+  return it == impl_->node_ids.end() ? 0 : it->second.epoch;
 }
 
 size_t LockTable::session_count() const { return impl_->sessions.size(); }

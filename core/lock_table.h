@@ -29,8 +29,14 @@
 //    Sequence and timestamp counters outlive idle periods; other idle queues are dropped
 //    (a set's round robin then restarts at its first element).
 //  - Sessions: OpenSession creates one; every other command naming an unknown or closed
-//    session is answered NO_SESSION and changes nothing. A closed session's key may be
-//    opened again (as a new, empty session): nodes must not reuse client ids.
+//    session is answered NO_SESSION and changes nothing. A node's client ids must rise: an
+//    OpenSession at or below the highest id the node opened is refused (a late retry).
+//  - Client ids come from the log, never from a clock: ClaimClientIds bumps a per-node
+//    epoch E, and the node hands out (E << kClientIdEpochBits) | k, k = 1, 2, ... With
+//    expire_older (a node's first claim of a run) the claim also ends, as LOST, every
+//    session of the node below E << kClientIdEpochBits and refuses OpenSession below it from
+//    then on. Its epoch is above the previous one and above every id the node opened, so a
+//    node's ids never repeat, whatever its clocks did.
 //  - Acquire, Release and Cancel carry (session, seq); each seq takes effect at most once
 //    (see ApplyResult::result).
 //
@@ -49,6 +55,13 @@
 #include "mesh/status.h"
 
 namespace mesh::core {
+
+/// Client ids of epoch E (ClaimClientIds) are (E << kClientIdEpochBits) | k, with
+/// 1 <= k <= kMaxClientIdInEpoch.
+constexpr int kClientIdEpochBits = 32;
+constexpr uint64_t kMaxClientIdInEpoch = (uint64_t{1} << kClientIdEpochBits) - 1;
+/// The highest epoch a node may claim (E << kClientIdEpochBits must fit in 64 bits).
+constexpr uint64_t kMaxClientIdEpoch = (uint64_t{1} << (64 - kClientIdEpochBits)) - 1;
 
 /// A lock granted by an applied entry, to the issuer or to a waiter that was queued; also
 /// used for the locks that an entry released because their session or node ended.
@@ -93,6 +106,9 @@ struct ApplyResult {
   ///  - Cancel: CANCELLED, or GRANTED with token and element when the grant came first;
   ///    NOT_FOUND, NO_SESSION.
   ///  - CloseSession: RELEASED, or NO_SESSION. ExpireNode: RELEASED (even with no session).
+  ///  - ClaimClientIds: GRANTED with client_id_epoch; a retry (the node's latest claim's
+  ///    nonce again) gets the same epoch and has no effect. ERROR for an empty node id, or
+  ///    when the node's epochs are used up (epoch above kMaxClientIdEpoch).
   ///  - Acquire/Release/Cancel whose seq is the session's last applied seq: the recorded
   ///    answer of that seq, with no effect. A lower seq (or 0): ERROR "stale sequence
   ///    number", with no effect.
@@ -164,9 +180,13 @@ class LockTable {
 
   /// Number of open sessions.
   size_t session_count() const;
-  /// The highest client id that has opened a session on `node_id` (0 if none): OpenSession
+  /// The highest client id that has opened a session on `node_id`, or E << 32 minus one
+  /// after an expiring ClaimClientIds of epoch E if that is higher (0 if none): OpenSession
   /// of a session at or below it is refused (a closed session is never re-opened).
   uint64_t MaxClientId(const std::string& node_id) const;
+  /// The epoch of the latest ClaimClientIds applied for `node_id` (0 if none); `*nonce`, if
+  /// given, receives that claim's nonce (0 if none).
+  uint64_t ClientIdEpoch(const std::string& node_id, uint64_t* nonce = nullptr) const;
   /// Number of held locks.
   size_t held_count() const;
   /// Number of queued requests (including no_create requests waiting for creation).

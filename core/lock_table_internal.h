@@ -70,6 +70,13 @@ struct Resource {
   bool Idle() const { return holders.empty() && waiters.empty() && parked.empty(); }
 };
 
+// What the table knows of one node's client ids (OpenSession, ClaimClientIds).
+struct NodeIds {
+  uint64_t max_client_id = 0;  // highest id opened, or below the latest expiring claim
+  uint64_t epoch = 0;          // latest ClaimClientIds epoch (0: none)
+  uint64_t epoch_nonce = 0;    // that claim's nonce
+};
+
 struct Session {
   uint32_t pid = 0;
   uint32_t uid = 0;
@@ -101,6 +108,7 @@ struct LockTable::Impl {
   using Grant = ::mesh::core::Grant;
   using ListKind = lock_table_internal::ListKind;
   using Lock = lock_table_internal::Lock;
+  using NodeIds = lock_table_internal::NodeIds;
   using Resource = lock_table_internal::Resource;
   using Session = lock_table_internal::Session;
   using SessionId = lock_table_internal::SessionId;
@@ -109,8 +117,8 @@ struct LockTable::Impl {
   std::map<SessionId, Session> sessions;       // open sessions
   std::map<std::string, Resource> resources;   // by queue key
   std::map<uint64_t, std::string> lock_index;  // lock id -> queue key
-  // node id -> highest client id that opened a session there (see DoOpenSession).
-  std::map<std::string, uint64_t> max_client_id;
+  // node id -> its client-id watermark and epoch (see DoOpenSession, DoClaimClientIds).
+  std::map<std::string, NodeIds> node_ids;
 
   // ------------------------------------------------------------ helpers
   // The queue of `rn`, created empty if missing.
@@ -148,7 +156,12 @@ struct LockTable::Impl {
   // Grants what became grantable on each of the `touched` queues, in key order.
   void Regrant(uint64_t index, const std::set<std::string>& touched, ApplyResult* out);
   void DoCloseSession(uint64_t index, const pb::CloseSession& cmd, ApplyResult* out);
+  // Ends every session of `node` with a client id below `below` (0: all), as LOST; the
+  // queues touched are added to `touched`. Returns how many ended.
+  size_t EndNodeSessions(const std::string& node, uint64_t below, ApplyResult* out,
+                         std::set<std::string>* touched);
   void DoExpireNode(uint64_t index, const pb::ExpireNode& cmd, ApplyResult* out);
+  void DoClaimClientIds(uint64_t index, const pb::ClaimClientIds& cmd, ApplyResult* out);
   // LockTable::Apply.
   ApplyResult Apply(uint64_t index, const pb::Command& command);
 

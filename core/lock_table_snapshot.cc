@@ -53,10 +53,12 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
     ss->set_last_seq(s.last_seq);
     ss->set_last_result(s.last_result.SerializeAsString());
   }
-  for (const auto& [node, high] : max_client_id) {
+  for (const auto& [node, ids] : node_ids) {
     pb::NodeWatermark* w = out->add_watermarks();
     w->set_node_id(node);
-    w->set_max_client_id(high);
+    w->set_max_client_id(ids.max_client_id);
+    w->set_epoch(ids.epoch);
+    w->set_epoch_nonce(ids.epoch_nonce);
   }
   for (const auto& [key, r] : resources) {
     pb::ResourceState* rs = out->add_resources();
@@ -216,9 +218,18 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
     }
     sessions.emplace(id, std::move(s));
   }
-  for (const pb::NodeWatermark& w : snap.watermarks()) max_client_id[w.node_id()] = w.max_client_id();
+  for (const pb::NodeWatermark& w : snap.watermarks()) {
+    if (w.epoch() > kMaxClientIdEpoch) {
+      return Status::Corruption("snapshot watermark of node " + w.node_id() + ": client id epoch " +
+                                std::to_string(w.epoch()) + " out of range");
+    }
+    NodeIds& ids = node_ids[w.node_id()];
+    ids.max_client_id = w.max_client_id();
+    ids.epoch = w.epoch();
+    ids.epoch_nonce = w.epoch_nonce();
+  }
   for (const auto& [id, s] : sessions) {
-    uint64_t& high = max_client_id[id.first];  // snapshots older than watermarks
+    uint64_t& high = node_ids[id.first].max_client_id;  // snapshots older than watermarks
     high = std::max(high, id.second);
   }
   for (const pb::ResourceState& rs : snap.resources()) {

@@ -3,9 +3,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <list>
 #include <map>
 #include <variant>
 
+#include "core/lease/client_lease.h"
 #include "lockmesh.pb.h"
 #include "mesh/client.h"
 #include "net/framed_stream.h"
@@ -15,6 +17,9 @@ namespace mesh {
 namespace {
 
 const char* const kModeNames[] = {"NL", "CR", "CW", "PR", "PW", "EX"};
+
+// Microseconds of the monotonic clock (CLOCK_MONOTONIC, as the node's lease uses).
+uint64_t NowUs() { return uv_hrtime() / 1000; }
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -80,6 +85,10 @@ class AsyncClientImpl final : public AsyncClient {
     if (options_.socket_path.empty()) options_.socket_path = DefaultSocketPath();
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
+    uv_timer_init(loop_, &renew_timer_);
+    renew_timer_.data = this;
+    uv_timer_init(loop_, &lease_timer_);
+    lease_timer_.data = this;
   }
 
   void Connect(DoneCallback done) override {
@@ -107,7 +116,11 @@ class AsyncClientImpl final : public AsyncClient {
     lock->set_quantity(options.quantity);
     lock->set_timeout_ms(options.timeout_ms);
     lock->set_no_create(options.no_create);
-    Send(&req, PendingLock{resource, std::move(done)});
+    // The client's own deadline, for a grant held back by the client lease (the node's
+    // deadline started later, when it read the request).
+    uint64_t deadline_us =
+        options.timeout_ms > 0 ? NowUs() + static_cast<uint64_t>(options.timeout_ms) * 1000 : 0;
+    Send(&req, PendingLock{resource, std::move(done), deadline_us});
   }
 
   void Unlock(const mesh::Lock& lock, bool rollback, DoneCallback done) override {
@@ -144,6 +157,7 @@ class AsyncClientImpl final : public AsyncClient {
     user_closed_ = true;
     close_done_ = std::move(done);
     uv_timer_stop(&timer_);
+    StopLeaseTimers();
     if (stream_) {
       stream_->Close(Status::OK());  // OnStreamClosed finishes
     } else {
@@ -157,6 +171,7 @@ class AsyncClientImpl final : public AsyncClient {
   struct PendingLock {
     std::string resource;
     LockCallback done;
+    uint64_t deadline_us = 0;  // NowUs() when the client stops waiting; 0: none
   };
   struct PendingDone {
     DoneCallback done;
@@ -253,6 +268,10 @@ class AsyncClientImpl final : public AsyncClient {
       HandleEvent(resp.event());
       return Status::OK();
     }
+    if (resp.has_lease()) {
+      OnLeaseReply(resp.lease());
+      return Status::OK();
+    }
     auto it = pending_.find(resp.request_id());
     if (it == pending_.end()) return Status::OK();  // answer to a request we gave up on
     Pending pending = std::move(it->second);
@@ -275,6 +294,18 @@ class AsyncClientImpl final : public AsyncClient {
       FinishConnect(Status::InvalidArgument("node answered hello with something else"));
       return;
     }
+    const pb::HelloReply& hello = resp.hello();
+    if (hello.lease_renew_ms() > 0 && stream_) {
+      core::lease::ClientLeaseOptions lo;
+      if (hello.lease_drift_ppm() > 0) lo.max_drift = hello.lease_drift_ppm() / 1e6;
+      if (hello.lease_margin_us() > 0) lo.margin = hello.lease_margin_us();
+      lease_ = std::make_unique<core::lease::ClientLease>(lo);
+      lease_renew_ms_ = hello.lease_renew_ms();
+      // The first renewal goes out now, ahead of the caller's first request: its answer
+      // comes before any grant, so a lock costs no extra round trip.
+      SendLeaseRequest();
+      uv_timer_start(&renew_timer_, OnRenewTimer, lease_renew_ms_, lease_renew_ms_);
+    }
     FinishConnect(Status::OK());
   }
 
@@ -286,6 +317,15 @@ class AsyncClientImpl final : public AsyncClient {
       return;
     }
     const pb::CommandResult& r = resp.result();
+    if (r.code() == pb::GRANTED && lease_ && !lease_->Valid(NowUs())) {
+      // The node vouched for the grant when it sent it, but this client cannot tell
+      // whether that is still true: hold it until a renewal (answered after the grant, on
+      // this connection) makes the lease hold again.
+      held_back_.push_back(HeldBack{std::move(p), r});
+      RequestLeaseSoon();
+      ArmLeaseTimer();
+      return;
+    }
     Status st = StatusFromResult(r);
     if (st.ok() && r.code() != pb::GRANTED) {
       // Only a grant answers a lock request with success (CANCELLED: withdrawn by an unlock).
@@ -367,6 +407,17 @@ class AsyncClientImpl final : public AsyncClient {
 
   void HandleEvent(const pb::LockEvent& ev) {
     if (ev.code() != pb::LOST) return;
+    for (auto h = held_back_.begin(); h != held_back_.end(); ++h) {
+      if (h->result.lock_id() != ev.lock_id()) continue;
+      // Lost before this client could use it: the lock request fails.
+      HeldBack lost = std::move(*h);
+      held_back_.erase(h);
+      if (lost.pending.done) {
+        lost.pending.done(Status::Lost(ev.message().empty() ? "lock lost" : ev.message()),
+                          mesh::Lock{});
+      }
+      return;
+    }
     auto it = held_.find(ev.lock_id());
     if (it == held_.end()) return;
     mesh::Lock lock = it->second;
@@ -383,9 +434,13 @@ class AsyncClientImpl final : public AsyncClient {
     }
     Status fail = why.ok() ? Status::Unavailable("client closed") : Status::Unavailable(
                                                                          "connection to node lost: " + why.message());
+    StopLeaseTimers();
     auto pending = std::move(pending_);
     pending_.clear();
     for (auto& [id, p] : pending) Fail(std::move(p), fail);
+    auto held_back = std::move(held_back_);
+    held_back_.clear();
+    for (auto& h : held_back) Fail(std::move(h.pending), fail);
     if (was_connected && !user_closed_) {
       auto held = std::move(held_);
       held_.clear();
@@ -397,20 +452,153 @@ class AsyncClientImpl final : public AsyncClient {
   }
 
   // Idempotent: a pending request failed by a lost connection may call Close() from inside
-  // OnStreamClosed, which then closes the timer too.
+  // OnStreamClosed, which then closes the timers too. `done` runs once all three are closed.
   void CloseTimer() {
     if (timer_closing_) return;
     timer_closing_ = true;
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
+    timers_open_ = 3;
+    auto on_closed = [](uv_handle_t* h) {
       auto* self = static_cast<AsyncClientImpl*>(h->data);
+      if (--self->timers_open_ > 0) return;
       auto done = std::move(self->close_done_);
       if (done) done();
-    });
+    };
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&renew_timer_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&lease_timer_), on_closed);
   }
+
+  // ------------------------------------------------------------ the client lease
+
+  void StopLeaseTimers() {
+    if (timer_closing_) return;
+    uv_timer_stop(&renew_timer_);
+    uv_timer_stop(&lease_timer_);
+  }
+
+  void SendLeaseRequest() {
+    if (!lease_ || !stream_ || stream_->closing()) return;
+    // The send time is read before the request is written: the lease counts from it.
+    const uint64_t now = NowUs();
+    pb::ClientRequest req;
+    req.set_request_id(++next_request_id_);
+    req.mutable_lease()->set_seq(lease_->MakeRequest(now));
+    last_lease_request_us_ = now;
+    stream_->Send(req);
+  }
+
+  // A held-back grant waits for a renewal: ask now unless one was sent a moment ago (its
+  // answer, coming after the grant, serves as well).
+  void RequestLeaseSoon() {
+    // Replies forget every older request, so when any is outstanding the newest one is.
+    if (lease_->outstanding() == 0 || NowUs() - last_lease_request_us_ >= kLeaseRequestSpacingUs) {
+      SendLeaseRequest();
+    }
+  }
+
+  static void OnRenewTimer(uv_timer_t* t) {
+    static_cast<AsyncClientImpl*>(t->data)->SendLeaseRequest();
+  }
+
+  static void OnLeaseTimer(uv_timer_t* t) { static_cast<AsyncClientImpl*>(t->data)->CheckLease(); }
+
+  void OnLeaseReply(const pb::LeaseReply& reply) {
+    if (!lease_) return;
+    lease_->OnReply(reply.seq(), reply.remaining_us());
+    CheckLease();
+  }
+
+  // Runs after every renewal and when the lease timer fires: reports a lapse, delivers
+  // held-back grants the lease now covers, times out those past their deadline.
+  void CheckLease() {
+    if (!lease_ || !stream_ || stream_->closing()) return;
+    const uint64_t now = NowUs();
+    if (lease_->Lapsed(now) && !held_.empty()) {
+      LoseAllForLapse();
+      return;
+    }
+    if (lease_->Valid(now) && !held_back_.empty()) {
+      auto grants = std::move(held_back_);
+      held_back_.clear();
+      for (HeldBack& h : grants) {
+        pb::ClientResponse resp;
+        *resp.mutable_result() = h.result;
+        Deliver(h.pending, resp);
+        if (!stream_) return;  // a callback closed the client
+      }
+    } else if (!held_back_.empty()) {
+      // As the node does with a queued request whose deadline passed: answer TIMED_OUT, and
+      // give the lock back (it was granted, so the node's cancel would find nothing).
+      for (auto it = held_back_.begin(); it != held_back_.end();) {
+        if (it->pending.deadline_us == 0 || now < it->pending.deadline_us) {
+          ++it;
+          continue;
+        }
+        HeldBack h = std::move(*it);
+        it = held_back_.erase(it);
+        pb::ClientRequest req;
+        req.mutable_unlock()->set_lock_id(h.result.lock_id());
+        Send(&req, PendingDone{nullptr});
+        if (h.pending.done) {
+          h.pending.done(Status::TimedOut("timed out waiting for " + h.pending.resource +
+                                          " (granted, but this client's lease could not be "
+                                          "renewed in time to use it)"),
+                         mesh::Lock{});
+        }
+        if (!stream_) return;
+      }
+    }
+    ArmLeaseTimer();
+  }
+
+  // The lease ended with locks held: the node did not renew it in time (frozen, cut off
+  // from the cluster, or too slow). Another node may be granted them soon, so they are
+  // lost now, whatever the node says later; the connection is closed so that the node
+  // releases the session as soon as it runs again.
+  void LoseAllForLapse() {
+    auto held = std::move(held_);
+    held_.clear();
+    const Status why = Status::Lost(
+        "the node did not renew this client's lease in time (node frozen, overloaded or cut "
+        "off from the cluster); another client may be granted the lock");
+    for (auto& [id, lock] : held) {
+      if (lost_) lost_(lock, why);
+    }
+    if (stream_ && !stream_->closing()) {
+      stream_->Close(Status::Unavailable("this client's lease lapsed"));
+    }
+  }
+
+  void ArmLeaseTimer() {
+    if (!lease_ || timer_closing_ || !stream_) return;
+    uint64_t deadline = lease_->NextDeadline();
+    for (const HeldBack& h : held_back_) {
+      if (h.pending.deadline_us != 0) deadline = std::min(deadline, h.pending.deadline_us);
+    }
+    if (deadline == UINT64_MAX) {
+      uv_timer_stop(&lease_timer_);
+      return;
+    }
+    // The loop's clock may lag the monotonic one; a timer that fires early re-arms here.
+    const uint64_t now = NowUs();
+    const uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
+    uv_timer_start(&lease_timer_, OnLeaseTimer, delay_ms, 0);
+  }
+
+  // A held-back grant asks for a renewal unless one went out this recently.
+  static constexpr uint64_t kLeaseRequestSpacingUs = 10'000;
+
+  // A grant that arrived while the client lease did not hold (see Deliver(PendingLock)).
+  struct HeldBack {
+    PendingLock pending;
+    pb::CommandResult result;
+  };
 
   uv_loop_t* loop_;
   ClientOptions options_;
-  uv_timer_t timer_;
+  uv_timer_t timer_;        // connect timeout
+  uv_timer_t renew_timer_;  // client lease: a LeaseRequest every lease_renew_ms_
+  uv_timer_t lease_timer_;  // client lease: its end, and deadlines of held-back grants
   uv_connect_t connect_req_;
   FramedStream* stream_ = nullptr;  // owned by libuv; gone after OnStreamClosed
   DoneCallback connect_done_;
@@ -420,9 +608,15 @@ class AsyncClientImpl final : public AsyncClient {
   bool closed_ = false;
   bool user_closed_ = false;
   bool timer_closing_ = false;
+  int timers_open_ = 0;
   uint64_t next_request_id_ = 0;
   std::map<uint64_t, Pending> pending_;
   std::map<uint64_t, mesh::Lock> held_;
+  // The client lease; null when the node keeps none (a local node).
+  std::unique_ptr<core::lease::ClientLease> lease_;
+  uint64_t lease_renew_ms_ = 0;
+  uint64_t last_lease_request_us_ = 0;
+  std::list<HeldBack> held_back_;
 };
 
 }  // namespace

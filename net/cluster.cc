@@ -110,6 +110,7 @@ Cluster::Cluster(uv_loop_t* loop, ClusterOptions options, CommandLog* log, Callb
         lo.max_drift = options_.max_drift;
         lo.margin = std::max<uint64_t>(10'000, std::min<uint64_t>(100'000, lo.session_ttl / 20));
         lo.keepalive_interval = std::max<uint64_t>(50'000, lo.session_ttl / 10);
+        lo.election_timeout = options_.election_timeout_us;  // a longer gap is a pause
         return lo;
       }()),
       leader_leases_(lease_options_),
@@ -237,9 +238,35 @@ Status Cluster::Start() {
         std::to_string(3 * options_.election_timeout_us / 1000) +
         " ms): a leader change may outlast the session lease, and clients then lose their locks");
   }
-  if (options_.tls.level == SecurityLevel::kNone) {
-    Log("warning: --security none: any host on this network that uses the cluster name '" +
-        options_.cluster + "' may join this cluster and take or release its locks");
+  // Who may speak (docs/mesh.md): the configuration decides, but only as far as the link's
+  // id is an identity.
+  switch (options_.tls.level) {
+    case SecurityLevel::kNone:
+      Log("warning: --security none: any host on this network that uses the cluster name '" +
+          options_.cluster +
+          "' may join this cluster and take or release its locks; a node id is only a claim, so "
+          "a host may also claim a member's id (while that member is not connected) and speak "
+          "for it in Raft");
+      break;
+    case SecurityLevel::kEncrypt:
+      Log("warning: --security encrypt: certificates carry no identity; any holder of a "
+          "certificate from --tls-ca may claim any node id, a member's included (while that "
+          "member is not connected), and then speak for it in Raft (vote, lead, propose its "
+          "commands); use --security mutual to bind each id to its own certificate");
+      break;
+    case SecurityLevel::kTofu:
+      Log("--security tofu: a node id is bound to the first certificate seen for it (known_peers" +
+          std::string(options_.trusted_fingerprints_file.empty()
+                          ? "); any new id with any self-signed certificate may ask to join, "
+                            "and is then added as a learner"
+                          : ", and only fingerprints on --trusted-fingerprints are let in)") +
+          "; Raft traffic is taken from members only, on their own pinned links");
+      break;
+    case SecurityLevel::kMutual:
+      Log("--security mutual: a peer speaks only as the id of its certificate's CN; Raft "
+          "traffic is taken from members only, and a holder of a certificate from --tls-ca "
+          "that is not a member may only ask to join (it is then added as a learner, logged)");
+      break;
   }
   Log("mesh: cluster '" + options_.cluster + "', listening for peers on port " +
       std::to_string(transport_->listen_port()) + ", security " +
@@ -263,6 +290,7 @@ void Cluster::OnPeerUp(const PeerInfo& info) {
 void Cluster::OnPeerDown(const std::string& node_id, const Status& why) {
   (void)why;
   peers_.erase(node_id);
+  gossip_claims_.erase(node_id);
 }
 
 void Cluster::Gossip(const std::string& to) {
@@ -288,15 +316,20 @@ void Cluster::OnMessage(const std::string& from, pb::PeerEnvelope& env) {
       OnJoinRequest(from, std::move(*env.mutable_join()));
       break;
     case pb::PeerEnvelope::kRaft: {
-      // Only from our own cluster (or the one we are joining): two clusters of one name
-      // must never exchange log entries.
+      // Members only, on their own link (core/admission.h); then only from our own cluster
+      // (or the one we are joining): two clusters of one name must never exchange log
+      // entries.
+      core::Admission a = core::AdmitRaft(View(), from, env.raft());
+      if (!a.accepted) {
+        Refused(from, a);
+        return;
+      }
       // A node we added that has not received the configuration yet still gossips no
       // cluster id: it is let in as a member of ours.
       const Peer& p = it->second;
       const std::string& ours = ClusterId().empty() ? joining_cluster_id_ : ClusterId();
       if (!p.gossiped || ours.empty()) return;
       if (p.cluster_id != ours && !(p.cluster_id.empty() && IsMember(from))) return;
-      if (env.raft().from() != from) return;  // a peer speaks for itself only
       log_->Step(std::move(*env.mutable_raft()));
       break;
     }
@@ -304,7 +337,7 @@ void Cluster::OnMessage(const std::string& from, pb::PeerEnvelope& env) {
       OnKeepalive(from, env.keepalive());
       break;
     case pb::PeerEnvelope::kKeepaliveAck:
-      OnKeepaliveAck(env.keepalive_ack());
+      OnKeepaliveAck(from, env.keepalive_ack());
       break;
     default:
       break;  // unknown to this version: ignored
@@ -320,11 +353,43 @@ void Cluster::SendRaft(pb::RaftMessage&& m) {
   transport_->Send(to, env);
 }
 
+core::AdmissionView Cluster::View() const {
+  core::AdmissionView v;
+  const core::raft::Raft* raft = log_->raft();
+  v.self_id = options_.node_id;
+  v.config = &raft->config();
+  v.leader = raft->role() == core::raft::Role::kLeader;
+  v.leader_id = raft->leader();
+  v.join_targets = &join_targets_;
+  v.gossip = &gossip_claims_;
+  return v;
+}
+
+void Cluster::Refused(const std::string& from, const core::Admission& refusal) {
+  uint64_t suppressed = 0;
+  if (!refusals_.ShouldLog(NowUs(), from, refusal.rule, &suppressed)) return;
+  std::string address = "?", fingerprint = "none (--security none)";
+  auto it = peers_.find(from);
+  if (it != peers_.end()) {
+    address = UnmappedAddress(it->second.info.address);
+    if (options_.tls.level != SecurityLevel::kNone) {
+      fingerprint = it->second.info.fingerprint.ToCompact();
+    }
+  }
+  Log("refused from peer '" + from + "' at " + address + " (certificate " + fingerprint +
+      "): " + refusal.detail + " [" + refusal.rule + "]" +
+      (suppressed > 0
+           ? "; " + std::to_string(suppressed) + " more refused by this rule since the last report"
+           : ""));
+}
+
 void Cluster::OnGossip(const std::string& from, const pb::MeshGossip& g) {
   Peer& p = peers_[from];
   p.gossiped = true;
   p.cluster_id = g.cluster_id();
   p.leader_id = g.leader_id();
+  p.term = g.term();
+  gossip_claims_[from] = core::GossipClaim{g.leader_id(), g.term()};
   p.member = g.member();
   const std::string& ours = ClusterId();
   if (!ours.empty() && !g.cluster_id().empty() && g.cluster_id() != ours) {
@@ -363,6 +428,11 @@ std::string Cluster::AddressOf(const PeerInfo& info, const std::string& claimed)
 }
 
 void Cluster::OnJoinRequest(const std::string& from, pb::JoinRequest req) {
+  core::Admission a = core::AdmitJoinRequest(View(), from, req);
+  if (!a.accepted) {
+    Refused(from, a);
+    return;
+  }
   const std::string& ours = ClusterId();
   if (ours.empty() || (!req.cluster_id().empty() && req.cluster_id() != ours)) return;
   if (req.node_id().empty() || req.node_id() == options_.node_id) return;
@@ -386,7 +456,11 @@ void Cluster::OnJoinRequest(const std::string& from, pb::JoinRequest req) {
 // ---------------------------------------------------------------- leases
 
 void Cluster::OnKeepalive(const std::string& from, const pb::Keepalive& ka) {
-  if (ka.node_id() != from) return;
+  core::Admission a = core::AdmitKeepalive(from, ka);
+  if (!a.accepted) {
+    Refused(from, a);
+    return;
+  }
   const uint64_t now = NowUs();
   last_heard_us_[from] = now;
   pb::KeepaliveAck ack;
@@ -399,8 +473,13 @@ void Cluster::OnKeepalive(const std::string& from, const pb::Keepalive& ka) {
   transport_->Send(from, env);
 }
 
-void Cluster::OnKeepaliveAck(const pb::KeepaliveAck& ack) {
-  if (ack.node_id() != options_.node_id) return;
+void Cluster::OnKeepaliveAck(const std::string& from, const pb::KeepaliveAck& ack) {
+  // Only the current leader, a member, on its own link extends this node's lease.
+  core::Admission a = core::AdmitKeepaliveAck(View(), from, ack);
+  if (!a.accepted) {
+    Refused(from, a);
+    return;
+  }
   node_lease_.OnAck(ack, log_->applied_index());
   CheckLapse();
 }
@@ -564,6 +643,8 @@ void Cluster::Form() {
 }
 
 void Cluster::SendJoinRequest(const std::string& to, const std::string& cluster_id) {
+  // A fresh node takes the log only from the peers it asked and the leader they name.
+  if (log_->raft()->config().members_size() == 0) join_targets_.insert(to);
   pb::PeerEnvelope env;
   env.mutable_join()->set_node_id(options_.node_id);
   env.mutable_join()->set_address(SelfAddress());

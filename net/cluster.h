@@ -11,6 +11,11 @@
 //    whether it is a member (pb::MeshGossip). Raft messages are taken only from peers of our
 //    own cluster id (or, while joining, of the cluster being joined): two clusters of one
 //    name never exchange a log entry, and each reports the other loudly (warnings()).
+//  * Admission (core/admission.h): gossip is no authority. Every Raft message, proposal,
+//    join request, keepalive and keepalive acknowledgement is first judged by the
+//    members-only rules against our configuration and the link's authenticated id; a refusal
+//    is dropped and logged (at most one line per peer and rule per 10 s, with a count) with
+//    the peer's id, address and certificate fingerprint.
 //  * Formation: a node with empty state waits for formation_wait_ms (a discovery burst),
 //    then: if a peer belongs to a cluster, it asks to join it as a learner (pb::JoinRequest,
 //    repeated until it is in the configuration); else, once it is connected to expect - 1
@@ -43,6 +48,7 @@
 #include <string>
 #include <vector>
 
+#include "core/admission.h"
 #include "core/lease/lease.h"
 #include "mesh/client.h"
 #include "mesh/status.h"
@@ -128,6 +134,10 @@ class Cluster {
   bool LeaseValid() const;
   /// A grant waits for the lease: send a keepalive now rather than at the next interval.
   void RequestLease();
+  /// This node's lease (times in us of uv_hrtime) and its tuning, for the clients' own
+  /// leases (core/lease/client_lease.h).
+  const core::lease::NodeLease& node_lease() const { return node_lease_; }
+  const core::lease::LeaseOptions& lease_options() const { return lease_options_; }
 
   /// Re-reads the TLS files (SIGHUP); see PeerTransport::Reload.
   Status Reload(size_t* cut_off);
@@ -140,6 +150,7 @@ class Cluster {
     PeerInfo info;
     std::string cluster_id;  // from its gossip
     std::string leader_id;
+    uint64_t term = 0;  // of leader_id, from its gossip
     bool member = false;
     bool gossiped = false;
     uint64_t last_heard_ms = 0;  // loop time of its last message
@@ -159,7 +170,12 @@ class Cluster {
   void OnGossip(const std::string& from, const pb::MeshGossip& g);
   void OnJoinRequest(const std::string& from, pb::JoinRequest req);
   void OnKeepalive(const std::string& from, const pb::Keepalive& ka);
-  void OnKeepaliveAck(const pb::KeepaliveAck& ack);
+  void OnKeepaliveAck(const std::string& from, const pb::KeepaliveAck& ack);
+  /// What core::Admit* needs to know, borrowed from this object (valid until it changes).
+  core::AdmissionView View() const;
+  /// Logs (rate limited) a refusal of something `from` sent, with its address and
+  /// certificate fingerprint.
+  void Refused(const std::string& from, const core::Admission& refusal);
   void SendRaft(pb::RaftMessage&& m);
   /// Asks `to` (a member of `cluster_id`) to add this node as a learner.
   void SendJoinRequest(const std::string& to, const std::string& cluster_id);
@@ -215,6 +231,9 @@ class Cluster {
   std::map<std::string, std::string> pending_joins_;  // leader: node id -> address
   std::map<std::string, uint64_t> last_heard_us_;     // leader: member -> last message
   std::set<std::string> warned_;                      // second-cluster reports made
+  std::set<std::string> join_targets_;                // asked to join while we had no configuration
+  std::map<std::string, core::GossipClaim> gossip_claims_;  // connected peers' gossip
+  core::RefusalLimiter refusals_;
   std::vector<std::string> warnings_;
 };
 

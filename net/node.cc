@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <ctime>
 #include <map>
@@ -414,6 +415,17 @@ class NodeImpl final : public Node {
       resp.mutable_hello()->set_protocol_version(net::kClientProtocolVersion);
       resp.mutable_hello()->set_node_id(options_.node_id);
       resp.mutable_hello()->set_client_id(c->client_id);
+      if (cluster_) {
+        // The client keeps a lease of its own (core/lease/client_lease.h), renewed as often
+        // as this node renews its own, with the cluster's drift bound and the node's margin.
+        // A local node has no lease: no other node can grant its locks.
+        const core::lease::LeaseOptions& lo = cluster_->lease_options();
+        resp.mutable_hello()->set_lease_renew_ms(
+            std::max<uint64_t>(1, lo.keepalive_interval / 1000));
+        resp.mutable_hello()->set_lease_drift_ppm(
+            static_cast<uint32_t>(std::ceil(std::max(0.0, lo.max_drift) * 1e6)));
+        resp.mutable_hello()->set_lease_margin_us(lo.margin);
+      }
       c->stream->Send(resp);
       return Status::OK();
     }
@@ -462,11 +474,31 @@ class NodeImpl final : public Node {
         }
         return Status::OK();
       }
+      case pb::ClientRequest::kLease: {
+        // Answered at once: the client's lease counts from its own send time, so only the
+        // time this node's lease still holds now matters (0 when it does not hold, which is
+        // also when a grant would be held back).
+        pb::ClientResponse resp;
+        resp.set_request_id(req.request_id());
+        resp.mutable_lease()->set_seq(req.lease().seq());
+        resp.mutable_lease()->set_remaining_us(LeaseRemainingUs());
+        c->stream->Send(resp);
+        return Status::OK();
+      }
       case pb::ClientRequest::kHello:
         return Status::InvalidArgument("second hello on one connection");
       default:
         return Status::InvalidArgument("request with no known body");
     }
+  }
+
+  // How long this node's session lease still holds (us of the monotonic clock the cluster's
+  // lease runs on); 0 if it does not, or if this is a local node.
+  uint64_t LeaseRemainingUs() const {
+    if (!cluster_) return 0;
+    const uint64_t now = uv_hrtime() / 1000;
+    const uint64_t until = cluster_->node_lease().valid_until();
+    return until > now ? until - now : 0;
   }
 
   Status HandleLock(Conn* c, const pb::ClientRequest& req) {

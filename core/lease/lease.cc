@@ -13,15 +13,30 @@ void LeaderLeases::BecomeLeader(Time now, const std::vector<std::string>& nodes)
   leader_ = true;
   nodes_.clear();
   for (const std::string& node : nodes) nodes_[node] = Tracked{now, false};
+  last_call_ = now;
 }
 
 void LeaderLeases::StepDown() {
   leader_ = false;
   nodes_.clear();
+  last_call_ = 0;
+}
+
+void LeaderLeases::Observe(Time now) {
+  if (!leader_) return;
+  if (options_.election_timeout != 0 && now > last_call_ &&
+      now - last_call_ > options_.election_timeout) {
+    // A pause of this leader (or a jump of its clock): nobody was heard because nobody was
+    // listening. Start every clock again, as a new leader does.
+    for (auto& [node, tracked] : nodes_) tracked = Tracked{std::max(tracked.last_heard, now), false};
+    ++pauses_;
+  }
+  last_call_ = std::max(last_call_, now);
 }
 
 void LeaderLeases::Track(Time now, const std::string& node) {
   if (!leader_) return;
+  Observe(now);
   nodes_.try_emplace(node, Tracked{now, false});
 }
 
@@ -31,6 +46,7 @@ bool LeaderLeases::OnKeepalive(Time now, const pb::Keepalive& keepalive, bool ha
                                const std::string& leader_id, uint64_t last_log_index,
                                pb::KeepaliveAck* ack) {
   if (!leader_ || keepalive.node_id().empty()) return false;
+  Observe(now);
   Tracked& tracked = nodes_[keepalive.node_id()];
   // A message delayed in the network may carry an older send time than one already seen;
   // the receive time is what counts, and it only moves forward.
@@ -48,6 +64,7 @@ bool LeaderLeases::OnKeepalive(Time now, const pb::Keepalive& keepalive, bool ha
 std::vector<std::string> LeaderLeases::TakeExpired(Time now) {
   std::vector<std::string> expired;
   if (!leader_) return expired;
+  Observe(now);
   for (auto& [node, tracked] : nodes_) {
     if (!tracked.reported && now >= tracked.last_heard + options_.session_ttl) {
       tracked.reported = true;

@@ -41,6 +41,25 @@
 //  The margin absorbs what the argument leaves out: the time between a timer firing and the
 //  node telling its clients, and the granularity of timers. It must be positive.
 //
+// Clock jumps and pauses. A leader whose own time advances by more than
+// LeaseOptions::election_timeout between two calls (its process was frozen — GC pause, swap,
+// SIGSTOP, VM steal — or its monotonic clock jumped forward) cannot tell whether the other
+// nodes were silent during the gap or merely unheard by a leader that was not running: their
+// keepalives may be queued unread. LeaderLeases treats every such gap as a pause of the
+// leader: each tracked node counts as heard from at the new time, as at BecomeLeader, and
+// nothing is reported expired for the gap. That is the safe direction:
+//  - Expiring later is always safe: the argument above only needs the leader's expiry to come
+//    after the node gave up on its own clock, and moving last_heard forward only delays it.
+//  - It extends nothing on the node side: after a gap longer than the election timeout, Raft's
+//    leader lease has lapsed (HasLeaderLease counts acknowledgements of messages sent within
+//    the election timeout, and the leader sent nothing during the gap; check-quorum steps the
+//    leader down if its next Tick comes before it hears from a quorum), so OnKeepalive acknowledges nothing until a quorum has
+//    been heard again. A node whose lease ran out meanwhile has already told its clients.
+// Without the rule, a leader whose monotonic clock jumped 10 s would expire every other node
+// at once, though none of them had been silent. The rule needs the driver to call in at least
+// once per election timeout while leader (a node ticks every 50 ms); a driver that calls less
+// often only ever expires later.
+//
 // Threading: not thread-safe; each object belongs to one node's loop thread.
 #ifndef LOCKMESH_CORE_LEASE_LEASE_H_
 #define LOCKMESH_CORE_LEASE_LEASE_H_
@@ -70,6 +89,11 @@ struct LeaseOptions {
   /// How often a node sends a Keepalive. Several must fit in one lease for an occasional
   /// lost message not to cost the locks: session_ttl / 10 is a sensible choice.
   Time keepalive_interval = 1'000'000;
+  /// Raft's election timeout (RaftOptions::election_timeout). A leader whose time advances
+  /// by more than this between two calls treats the gap as a pause of its own (see the
+  /// header comment). 0 (the default, for drivers that call in sparsely) turns the rule
+  /// off; net/cluster.cc sets it.
+  Time election_timeout = 0;
 };
 
 /// Leader side. Owned by the node driver; used only while the node is Raft leader.
@@ -112,14 +136,24 @@ class LeaderLeases {
   /// Local time of the last Keepalive from `node` (or of BecomeLeader); false if untracked.
   bool LastHeard(const std::string& node, Time* when) const;
 
+  /// How many gaps longer than the election timeout were treated as pauses (for logs and
+  /// tests).
+  uint64_t pauses() const { return pauses_; }
+
  private:
   struct Tracked {
     Time last_heard = 0;
     bool reported = false;
   };
+  /// Every call that passes a time goes through here first: a gap longer than the election
+  /// timeout since the previous call is a pause (see the header comment).
+  void Observe(Time now);
+
   LeaseOptions options_;
   bool leader_ = false;
   std::map<std::string, Tracked> nodes_;
+  Time last_call_ = 0;  // the latest time passed in while leader
+  uint64_t pauses_ = 0;
 };
 
 /// Node side. Owned by the node driver for the life of one incarnation of the node (a

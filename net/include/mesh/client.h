@@ -14,6 +14,18 @@
 // across leader changes and restarts. Pass it to whatever the lock protects and have that
 // refuse tokens older than the newest it has seen.
 //
+// Client lease (mesh nodes only; core/lease/client_lease.h, docs/mesh.md "Client-side
+// leases"): the client does not rely on its node to say that a lock is lost, since a
+// frozen node says nothing. It renews a lease of its own with the node (as often as the
+// node renews its own, session ttl / 10), counted on this process's monotonic clock from
+// the time each renewal was sent. When that lease ends while locks are held, every held
+// lock is reported through the LostCallback (Status::Lost) and the connection is closed —
+// before any other node can be granted those locks. A grant that arrives while the lease
+// does not hold is handed over once a renewal makes it hold again (or fails TimedOut at
+// the request's own deadline). A local node keeps no lease: nothing else can grant its
+// locks. The lease cannot help when this process itself is stopped (the whole host
+// paused): the fencing token is the protection then.
+//
 // Threading: an object is used from one thread (AsyncClient: its loop's thread).
 //
 // SIGPIPE: libuv writes to sockets with write(2), which raises SIGPIPE when the other end
@@ -65,8 +77,9 @@ struct Lock {
   std::string element;   // set element, sequence value or timestamp; "" for other types
 };
 
-/// Called when a granted lock is lost (the session expired or the node went away).
-/// After this the lock protects nothing; stop the work it guards.
+/// Called when a granted lock is lost (the session expired, the node went away, or the
+/// node did not renew this client's lease in time). After this the lock protects nothing;
+/// stop the work it guards.
 using LostCallback = std::function<void(const Lock& lock, const Status& why)>;
 
 /// One row of `lockmesh locks`: a held lock or a queued request.
@@ -190,6 +203,9 @@ class Client {
   Status TryLock(const std::string& resource, LockMode mode, mesh::Lock* out);
   Status Unlock(const mesh::Lock& lock, bool rollback = false);
   /// Sets the callback for lost locks; it runs inside Lock/Unlock/Poll on this thread.
+  /// With a mesh node the client's lease is renewed only while a call or Poll runs: hold a
+  /// lock and call Poll at least every session ttl / 10, or the lease ends and the next
+  /// call reports the lock lost (it may really be lost: nothing renewed it).
   void SetLostCallback(LostCallback lost);
   Status GetStatus(NodeStatus* out);
   Status ListLocks(std::vector<LockInfo>* out);
