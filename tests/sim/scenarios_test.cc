@@ -418,9 +418,8 @@ TEST(Scenarios, RogueForgeriesChangeNoTermCommitOrLock) {
 
 // Issue 13, fault 5: the leader's monotonic clock jumps 10 s forward (real time does not).
 // It must treat that as its own pause, not as everybody's silence: nobody is expired, no
-// lock is lost. (Disabled until core/lease's clock-jump rule is merged: without it the
-// leader expires every other node, the bug of issue 13.)
-TEST(Scenarios, DISABLED_LeaderMonotonicJumpExpiresNobody) {
+// lock is lost (without core/lease's clock-jump rule it expires every other node).
+TEST(Scenarios, LeaderMonotonicJumpExpiresNobody) {
   SimOptions o = Quiet(19, 3, 0);
   o.clients_per_node = 1;
   Cluster c(o);

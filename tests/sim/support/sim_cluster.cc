@@ -104,6 +104,9 @@ void Cluster::OpenNode(Node& n, bool) {
   lo.max_drift = ro.max_drift;
   lo.margin = options_.lease_margin;
   lo.keepalive_interval = options_.keepalive_interval;
+  // A leader whose clock advances past the election timeout between two calls (a freeze,
+  // a monotonic jump) treats the gap as its own pause (as net/cluster.cc sets it).
+  lo.election_timeout = options_.election_timeout;
   n.lease = std::make_unique<core::lease::NodeLease>(lo);
   n.leader_leases = std::make_unique<core::lease::LeaderLeases>(lo);
   n.clients.assign(options_.clients_per_node, Client());
