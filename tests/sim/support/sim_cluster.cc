@@ -17,6 +17,31 @@ using core::raft::Role;
 
 // ---------------------------------------------------------------- set-up
 
+bool AdmissionTakesClaims() {
+  pb::Command claim;
+  claim.mutable_claim_client_ids()->set_node_id("n1");
+  pb::RaftMessage m;
+  m.set_type(pb::PROPOSE);
+  m.set_from("n1");
+  m.set_to("n2");
+  m.set_term(1);
+  pb::Entry* e = m.add_entries();
+  e->set_type(pb::ENTRY_COMMAND);
+  e->set_data(claim.SerializeAsString());
+  pb::ClusterConfig config;
+  for (const char* id : {"n1", "n2"}) {
+    pb::Member* mem = config.add_members();
+    mem->set_id(id);
+    mem->set_voter(true);
+  }
+  core::AdmissionView view;
+  view.self_id = "n2";
+  view.config = &config;
+  view.leader = true;
+  view.leader_id = "n2";
+  return core::AdmitRaft(view, "n1", m).accepted;
+}
+
 Cluster::Cluster(const SimOptions& options)
     : options_(options),
       seed_rng_(options.seed),
@@ -120,7 +145,23 @@ void Cluster::OpenNode(Node& n, bool) {
   n.session_nodes.clear();
   n.keepalive_at = Local(n) + client_rng_.Below(options_.keepalive_interval);
   n.wake_at = kNever;
-  n.stale_scan = n.incarnation > 0;
+  // This run's claim of client ids (the first of the run ends the earlier runs' sessions).
+  n.epoch = 0;
+  n.next_client = 0;
+  n.claim.clear();
+  n.claim_retry_at = kNever;
+  n.ids_ready = !options_.claim_client_ids;
+  if (!options_.claim_client_ids) n.epoch = n.incarnation;
+  n.stale_scan = !options_.claim_client_ids && n.incarnation > 0;
+  n.claim_nonce = 1 + seed_rng_.Below(UINT64_MAX - 1);
+  pb::Command claim;
+  claim.mutable_claim_client_ids()->set_node_id(n.id);
+  claim.mutable_claim_client_ids()->set_expire_older(true);
+  claim.mutable_claim_client_ids()->set_nonce(n.claim_nonce);
+  if (options_.claim_client_ids) {
+    n.claim = claim.SerializeAsString();
+    n.claim_retry_at = Local(n);
+  }
   n.up = true;
   Trace(n.index, "open (incarnation " + std::to_string(n.incarnation) + ", log " +
                      std::to_string(n.store->first_index()) + ".." +
@@ -195,6 +236,7 @@ Time Cluster::NodeDeadline(const Node& n) const {
   local = std::min(local, n.lease->NextDeadline());
   local = std::min(local, n.leader_leases->NextDeadline());
   if (!n.closing.empty()) local = std::min(local, n.closing_retry_at);
+  if (!n.claim.empty()) local = std::min(local, n.claim_retry_at);
   for (const Client& c : n.clients) {
     local = std::min(local, c.retry_at);
     if (c.state == Client::State::kNoSession || c.state == Client::State::kIdle ||

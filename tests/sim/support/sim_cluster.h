@@ -41,6 +41,10 @@ namespace mesh::sim {
 /// Virtual real time, microseconds since the start of the simulation.
 using Time = uint64_t;
 
+/// True if core/admission accepts a PROPOSE of a node's own ClaimClientIds (the claim path
+/// needs it: a follower's claim is forwarded to the leader).
+bool AdmissionTakesClaims();
+
 struct SimOptions {
   uint64_t seed = 1;
   /// Voters of the initial configuration (3 or 5).
@@ -64,6 +68,11 @@ struct SimOptions {
   /// node every client_lease_interval while it holds or waits for a lock. Off: the client's
   /// view is its node's lease (what clients did before issue 13).
   bool client_lease = true;
+  /// Client ids from the log: each run of a node claims an epoch with ClaimClientIds
+  /// (expire_older), as net/node.cc. Off: ids (incarnation << 32) | k and the node closes
+  /// its earlier incarnations' sessions itself (the simulator before issue 13). On by default
+  /// once core/admission lets a node forward its own ClaimClientIds (AdmissionTakesClaims).
+  bool claim_client_ids = AdmissionTakesClaims();
   Time client_lease_interval = 300'000;
   /// One-way delay of the local socket between a client and its node.
   Time local_min_delay = 20;
@@ -265,6 +274,7 @@ class Cluster {
   void EndHold(Node& n, Client& c, const char* why);
   void ResetClient(Node& n, Client& c, bool close_session, const char* why);
   void DeclareLost(Node& n, const char* why);
+  void LearnEpoch(Node& n);
   void CleanupStaleSessions(Node& n);
   void ResyncClients(Node& n);
   Client* FindClient(Node& n, const pb::SessionKey& s);

@@ -77,7 +77,18 @@ struct Cluster::Node {
   std::unique_ptr<core::lease::NodeLease> lease;
   std::unique_ptr<core::lease::LeaderLeases> leader_leases;
   uint64_t incarnation = 0;
-  uint64_t next_client = 0;
+  // Client ids come from the log (ClaimClientIds, as net/node.cc): each run claims an epoch
+  // E with expire_older (ending every session of its earlier runs) and hands out
+  // (E << 32) | k. Until its claim is applied (epoch 0) the node opens no session.
+  // Without SimOptions::claim_client_ids: the epoch is the incarnation (ids ready at once)
+  // and the node closes its earlier incarnations' sessions itself (stale_scan).
+  uint64_t epoch = 0;
+  bool ids_ready = false;
+  bool stale_scan = false;
+  uint64_t claim_nonce = 0;
+  std::string claim;               // the encoded claim, proposed until applied ("": none)
+  Time claim_retry_at = kNever;    // local
+  uint64_t next_client = 0;        // k of the last id handed out in `epoch`
   std::vector<Client> clients;
   bool paused = false;
   Time keepalive_at = 0;       // local
@@ -86,7 +97,6 @@ struct Cluster::Node {
   Time closing_retry_at = kNever;
   std::set<std::string> session_nodes;      // nodes with open sessions (applied log)
   Time lost_at = 0;                         // virtual time of the last DeclareLost
-  bool stale_scan = false;
   // Armed by CrashAfterNextWrite: crash right after sending the next batch that persisted
   // entries or a hard state (between "send" and "apply").
   bool crash_armed = false;

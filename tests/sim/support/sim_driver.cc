@@ -61,6 +61,10 @@ void Cluster::OnWake(Node& n) {
     ClientLeaseDuties(n, c);
     if (local >= c.next_action) ClientAct(n, c);
   }
+  if (!n.claim.empty() && local >= n.claim_retry_at) {
+    n.raft->Propose(local, n.claim);
+    n.claim_retry_at = local + options_.retry_interval;
+  }
   if (!n.closing.empty() && local >= n.closing_retry_at) {
     for (const auto& [cid, data] : n.closing) n.raft->Propose(local, data);
     n.closing_retry_at = local + options_.retry_interval;
@@ -89,7 +93,11 @@ void Cluster::ClientAct(Node& n, Client& c) {
   switch (c.state) {
     case Client::State::kNoSession: {
       if (n.paused) return;
-      c.client_id = (n.incarnation << 32) | ++n.next_client;
+      if (!n.ids_ready) {  // no client ids before this run's claim is applied
+        c.next_action = local + 50'000;
+        return;
+      }
+      c.client_id = (n.epoch << core::kClientIdEpochBits) | ++n.next_client;
       c.seq = 0;
       pb::Command cmd;
       pb::OpenSession* open = cmd.mutable_open_session();
@@ -262,7 +270,7 @@ void Cluster::Pump(Node& n) {
         return;
       }
       n.table = std::move(table);
-      n.stale_scan = true;
+      n.stale_scan = !options_.claim_client_ids;
       ++stats_.snapshots_installed;
       Trace(n.index, "installs snapshot at " + std::to_string(batch.snapshot->meta.index()));
     }
@@ -305,10 +313,11 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
   core::ApplyResult r = n.table->Apply(e.index(), cmd);
   checker_.OnApplied(n.id, e, &cmd, &r);
   const Time local = Local(n);
-  if (n.incarnation > 0 && (cmd.has_acquire() || cmd.has_open_session())) {
+  if (n.stale_scan == false && !options_.claim_client_ids && n.incarnation > 0 &&
+      (cmd.has_acquire() || cmd.has_open_session())) {
     const pb::SessionKey& s =
         cmd.has_acquire() ? cmd.acquire().session() : cmd.open_session().session();
-    if (s.node_id() == n.id && (s.client_id() >> 32) != n.incarnation) n.stale_scan = true;
+    if (s.node_id() == n.id && (s.client_id() >> 32) != n.epoch) n.stale_scan = true;
   }
 
   // Routing the outcome to this node's clients.
@@ -458,6 +467,7 @@ void Cluster::AfterApply(Node& n) {
       if (c.state == Client::State::kHolding && !c.delivered) Deliver(n, c);
     }
   }
+  LearnEpoch(n);
   CleanupStaleSessions(n);
   if (applied >= n.raft->snapshot_meta().index() + options_.compact_every &&
       n.table->applied_index() <= applied) {
@@ -469,15 +479,32 @@ void Cluster::AfterApply(Node& n) {
   }
 }
 
+void Cluster::LearnEpoch(Node& n) {
+  // This run's claim applied (here or inside an installed snapshot): its epoch is the
+  // node's, whoever applied it. Sessions of earlier runs ended with it (expire_older), so
+  // nothing is left for this run to clean up.
+  if (n.claim.empty()) return;
+  uint64_t nonce = 0;
+  const uint64_t epoch = n.table->ClientIdEpoch(n.id, &nonce);
+  if (nonce != n.claim_nonce || epoch == 0) return;
+  n.epoch = epoch;
+  n.ids_ready = true;
+  n.next_client = 0;
+  n.claim.clear();
+  n.claim_retry_at = kNever;
+  Trace(n.index, "claimed client id epoch " + std::to_string(epoch));
+}
+
 void Cluster::CleanupStaleSessions(Node& n) {
-  // Sessions of this node's earlier incarnations (before a restart) that still hold or wait
-  // for a lock: nobody will release them, so the node closes them.
+  // Without the claim path only: sessions of this node's earlier incarnations (before a
+  // restart) that still hold or wait for a lock: nobody will release them, so the node
+  // closes them.
   if (!n.stale_scan) return;
   n.stale_scan = false;
   for (const core::LockRow& row : n.table->List()) {
     if (row.session.node_id() != n.id) continue;
     const uint64_t cid = row.session.client_id();
-    if ((cid >> 32) == n.incarnation || n.closing.count(cid) != 0) continue;
+    if ((cid >> 32) == n.epoch || n.closing.count(cid) != 0) continue;
     pb::Command cmd;
     *cmd.mutable_close_session()->mutable_session() = row.session;
     std::string data = cmd.SerializeAsString();
