@@ -691,6 +691,40 @@ int Cluster::HeldBy(int i) const {
   return held;
 }
 
+bool Cluster::AllMembersServe(std::string* why) const {
+  for (const auto& n : nodes_) {
+    if (!n->up || n->frozen() || n->paused || !IsMember(n->index)) continue;
+    // Only nodes that follow a running leader: this is about client ids and sessions, not
+    // Raft's liveness.
+    const int l = IndexOf(n->raft->leader());
+    if (l < 0 || !nodes_[l]->up || nodes_[l]->raft->role() != Role::kLeader) continue;
+    bool serving = false;
+    for (const Client& c : n->clients) {
+      serving |= c.state != Client::State::kNoSession && c.state != Client::State::kOpening;
+    }
+    if (!n->ids_ready || !serving) {
+      if (why != nullptr) {
+        *why = n->id + (n->ids_ready ? " has no open session" : " has no client ids (claim not applied)");
+        for (const Client& c : n->clients) {
+          *why += " [c" + std::to_string(c.k) + " state " + std::to_string(static_cast<int>(c.state)) +
+                  " id " + std::to_string(c.client_id) + " inflight " +
+                  std::to_string(c.inflight.size()) + " next " + Ms(c.next_action) + "]";
+        }
+        *why += " local " + Ms(Local(*n)) + "; its configuration:";
+        for (const pb::Member& m : n->raft->config().members()) {
+          *why += " " + m.id() + (m.voter() ? "" : "(learner)");
+        }
+        *why += std::string("; role ") + core::raft::RoleName(n->raft->role()) + " term " +
+                std::to_string(n->raft->term()) + " commit " +
+                std::to_string(n->raft->commit_index()) + "/" +
+                std::to_string(n->raft->last_index());
+      }
+      return false;
+    }
+  }
+  return true;
+}
+
 Time Cluster::LastLostAt(int i) const { return nodes_[i]->lost_at; }
 
 Time Cluster::FirstGrantElsewhere(int i, const std::string& resource, Time after) const {

@@ -116,6 +116,7 @@ struct SimStats {
   uint64_t clock_steps = 0;      // monotonic jumps and wall-clock steps
   uint64_t rogue_messages = 0;   // messages sent by the rogue process
   uint64_t refused = 0;          // messages refused by core/admission
+  uint64_t sessions_refused = 0; // OpenSession of a client refused by the lock table
 };
 
 class Cluster {
@@ -206,6 +207,11 @@ class Cluster {
   /// Node i's lease validity (local time) and whether its clients hold locks now.
   Time LeaseUntil(int i) const;
   int HeldBy(int i) const;
+  /// True if every running member node that follows a running leader serves clients: its
+  /// client ids are ready and one of its clients has an open session (a node whose new
+  /// sessions are all refused does not).
+  /// Names the first node that does not in `*why`.
+  bool AllMembersServe(std::string* why) const;
   /// Virtual time at which node i last declared its clients' locks lost (0: never).
   Time LastLostAt(int i) const;
   /// Virtual time of the first grant of `resource` to a client of a node other than i

@@ -33,6 +33,16 @@ void Cluster::OnWake(Node& n) {
     }
   }
   n.raft->Tick(local);
+  if (!n.join_targets.empty() && n.raft->config().members_size() == 0) {
+    // A spare that asked to join and has no configuration yet asks again (net/cluster.cc
+    // every few seconds, to a peer that gossips it is a member): it then trusts that one too.
+    for (const auto& m : nodes_) {
+      if (m.get() != &n && m->up && link_up_[n.index][m->index] &&
+          core::IsMemberOf(&m->raft->config(), m->id)) {
+        n.join_targets.insert(m->id);
+      }
+    }
+  }
   if (local >= n.keepalive_at) {
     n.keepalive_at = local + options_.keepalive_interval;
     SendKeepalive(n);
@@ -338,7 +348,12 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
       n.session_nodes.insert(s.node_id());
       n.leader_leases->Track(local, s.node_id());
       Client* c = FindClient(n, s);
-      if (c != nullptr && c->state == Client::State::kOpening) {
+      if (c != nullptr && c->state == Client::State::kOpening && r.result.code() != pb::GRANTED) {
+        // Refused (an id at or below one the node opened already): a new id, a new try.
+        ++stats_.sessions_refused;
+        Trace(n.index, ClientName(n, *c) + ": OpenSession refused: " + r.result.message());
+        ResetClient(n, *c, false, "session refused");
+      } else if (c != nullptr && c->state == Client::State::kOpening) {
         c->inflight.clear();
         c->retry_at = kNever;
         c->state = Client::State::kIdle;

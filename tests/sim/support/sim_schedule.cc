@@ -10,6 +10,7 @@ namespace {
 constexpr Time kSecond = 1'000'000;
 constexpr Time kFaultPhase = 60 * kSecond;
 constexpr Time kSettle = 5 * kSecond;
+constexpr Time kServeLimit = 10 * kSecond;
 
 using TearMode = core::FaultFileSystem::TearMode;
 
@@ -58,6 +59,7 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
   options.heartbeat_interval = 200'000;
   options.keepalive_interval = 500'000;
   options.client_think_max = 1'500'000;
+  options.client_lease_interval = 1'000'000;  // the node's lease runs ~2.9 s past each ack
   // A third of the schedules replicate one entry per APPEND with a small pipeline, so that
   // followers' match indexes move one entry at a time (commit-rule races) and probing runs.
   if (pick.Chance(0.33)) {
@@ -211,6 +213,16 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
       if (u.kind == 1) cluster.Restart(u.node);
     }
     cluster.RunFor(kSettle);
+  }
+  // Liveness after the settle: every running member serves clients again (its client ids
+  // are ready, a session is open) within kServeLimit: a node whose new sessions are all
+  // refused, or whose ids never come, fails the schedule.
+  std::string not_serving;
+  if (!cluster.failed() &&
+      !cluster.RunUntil([&] { return cluster.AllMembersServe(&not_serving); }, kServeLimit)) {
+    cluster.mutable_checker().Fail(cluster.now(), "liveness: " + not_serving + " " +
+                                                      std::to_string(kServeLimit / kSecond) +
+                                                      " s after the cluster settled");
   }
 
   ScheduleResult result;

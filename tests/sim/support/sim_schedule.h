@@ -31,7 +31,7 @@ enum FaultKind : uint32_t {
   kRogue = 8,       // a burst of forged messages from a non-member process
 };
 /// The kinds random schedules run by default (CTest, sim_soak).
-inline constexpr uint32_t kDefaultFaults = kRogue | kFreeze | kClockJump;  // each kind joins once its rule is wired
+inline constexpr uint32_t kDefaultFaults = kFreeze | kClockJump | kWallStep | kRogue;
 /// Parses "freeze,jump,wall,rogue" (or "all", "none") into FaultKind bits; false if bad.
 bool ParseFaultKinds(const std::string& text, uint32_t* out);
 
