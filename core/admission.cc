@@ -61,6 +61,15 @@ std::string Voucher(const AdmissionView& view, const std::string& leader, uint64
   return "";
 }
 
+// R3's exceptions: leader traffic of `term` from the non-member `link` is accepted.
+bool AcceptedLeader(const AdmissionView& view, const std::string& link, uint64_t term) {
+  if (!HasMembers(view.config)) {
+    if (view.join_targets != nullptr && view.join_targets->count(link) != 0) return true;
+    return !Voucher(view, link, term, /*members_only=*/false).empty();
+  }
+  return !Voucher(view, link, term, /*members_only=*/true).empty();
+}
+
 // "session of n2" for the detail of a refused command.
 std::string SessionText(const pb::SessionKey& s) {
   return "a session of node '" + s.node_id() + "' (client " + std::to_string(s.client_id()) + ")";
@@ -68,10 +77,10 @@ std::string SessionText(const pb::SessionKey& s) {
 
 Admission OwnSession(const std::string& proposer, const char* kind, const pb::SessionKey& s) {
   if (s.node_id() == proposer) return Admission::Accept();
-  return Admission::Refuse("propose-foreign-session", std::string("PROPOSE of ") + kind + " for " +
-                                                          SessionText(s) +
-                                                          ": a node proposes only for its own "
-                                                          "sessions");
+  return Admission::Refuse("propose-foreign-session", "PROPOSE",
+                           std::string("PROPOSE of ") + kind + " for " + SessionText(s) +
+                               ": a node proposes only for its own "
+                               "sessions");
 }
 
 }  // namespace
@@ -99,17 +108,21 @@ Admission AdmitCommand(const std::string& proposer, const pb::Command& c) {
     case pb::Command::kCloseSession:
       return OwnSession(proposer, "CloseSession", c.close_session().session());
     case pb::Command::kExpireNode:
-      // A restarting node ends its own earlier runs' sessions (net/node.cc); expiring any
-      // other node is the leader's own decision, proposed locally.
-      if (c.expire_node().node_id() == proposer) return Admission::Accept();
-      return Admission::Refuse("propose-expire-node",
+      // Expiring a node is the leader's own decision, proposed locally; a restarting node
+      // ends its own earlier runs' sessions with ClaimClientIds (net/node.cc).
+      return Admission::Refuse("propose-expire-node", "PROPOSE",
                                "PROPOSE of ExpireNode '" + c.expire_node().node_id() +
-                                   "': only the leader expires another node, by its own "
-                                   "decision");
-    // A claim of client ids (ClaimClientIds, proposed by a node for its own id) belongs
-    // here once it exists: accept when its node_id == proposer.
+                                   "': only the leader expires a node, by its own decision");
+    case pb::Command::kClaimClientIds:
+      // A node claims client ids for its own id only (net/node.cc, at start): another's
+      // claim with expire_older would end that node's sessions.
+      if (c.claim_client_ids().node_id() == proposer) return Admission::Accept();
+      return Admission::Refuse("propose-claim-client-ids", "PROPOSE",
+                               "PROPOSE of ClaimClientIds for '" +
+                                   c.claim_client_ids().node_id() +
+                                   "': a node claims client ids only for itself");
     default:
-      return Admission::Refuse("propose-unknown-command",
+      return Admission::Refuse("propose-unknown-command", "PROPOSE",
                                "PROPOSE of a command kind that peers may not propose (body " +
                                    std::to_string(static_cast<int>(c.body_case())) + ")");
   }
@@ -119,9 +132,9 @@ Admission AdmitRaft(const AdmissionView& view, const std::string& link, const pb
   const char* type = TypeName(m.type());
   // R1.
   if (m.from() != link) {
-    return Admission::Refuse("from-mismatch", std::string(type) + " claiming to be from '" +
-                                                  m.from() + "' on the link of '" + link +
-                                                  "': a peer speaks only for itself");
+    return Admission::Refuse("from-mismatch", type,
+                             std::string(type) + " claiming to be from '" + m.from() +
+                                 "' on the link of '" + link + "': a peer speaks only for itself");
   }
   const std::string term = std::to_string(m.term());
   if (IsMemberOf(view.config, link)) {
@@ -129,13 +142,13 @@ Admission AdmitRaft(const AdmissionView& view, const std::string& link, const pb
     if (m.type() != pb::PROPOSE) return Admission::Accept();
     for (const pb::Entry& e : m.entries()) {
       if (e.type() != pb::ENTRY_COMMAND) {
-        return Admission::Refuse("propose-not-command",
+        return Admission::Refuse("propose-not-command", "PROPOSE",
                                  "PROPOSE of an entry that is not a command (type " +
                                      std::to_string(static_cast<int>(e.type())) + ")");
       }
       pb::Command c;
       if (!c.ParseFromString(e.data())) {
-        return Admission::Refuse("propose-unparsable",
+        return Admission::Refuse("propose-unparsable", "PROPOSE",
                                  "PROPOSE of an entry that is not a valid command");
       }
       Admission a = AdmitCommand(link, c);
@@ -144,26 +157,18 @@ Admission AdmitRaft(const AdmissionView& view, const std::string& link, const pb
     return Admission::Accept();
   }
   // R3: a non-member.
+  if (IsLeaderTraffic(m.type()) && AcceptedLeader(view, link, m.term())) {
+    return Admission::Accept();
+  }
   if (!HasMembers(view.config)) {
-    if (IsLeaderTraffic(m.type())) {
-      if (view.join_targets != nullptr && view.join_targets->count(link) != 0) {
-        return Admission::Accept();
-      }
-      if (!Voucher(view, link, m.term(), /*members_only=*/false).empty()) {
-        return Admission::Accept();
-      }
-    }
-    return Admission::Refuse("not-a-member",
+    return Admission::Refuse("not-a-member", type,
                              std::string(type) + " in term " + term + " from '" + link +
                                  "': this node has no configuration yet, and '" + link +
                                  "' is neither a peer it asked to join nor the leader one of them "
                                  "names");
   }
-  if (IsLeaderTraffic(m.type()) && !Voucher(view, link, m.term(), /*members_only=*/true).empty()) {
-    return Admission::Accept();
-  }
   return Admission::Refuse(
-      "not-a-member",
+      "not-a-member", type,
       std::string(type) + " in term " + term + " from '" + link +
           "', which is not in this node's configuration" +
           (IsLeaderTraffic(m.type()) ? " and whose leadership no member vouches for" : ""));
@@ -172,14 +177,14 @@ Admission AdmitRaft(const AdmissionView& view, const std::string& link, const pb
 Admission AdmitJoinRequest(const AdmissionView& view, const std::string& link,
                            const pb::JoinRequest& request) {
   if (request.node_id() == link || IsMemberOf(view.config, link)) return Admission::Accept();
-  return Admission::Refuse("join-for-another",
+  return Admission::Refuse("join-for-another", "JoinRequest",
                            "JoinRequest for '" + request.node_id() + "' from '" + link +
                                "': a non-member may ask to join only for itself");
 }
 
 Admission AdmitKeepalive(const std::string& link, const pb::Keepalive& keepalive) {
   if (keepalive.node_id() == link) return Admission::Accept();
-  return Admission::Refuse("keepalive-for-another",
+  return Admission::Refuse("keepalive-for-another", "Keepalive",
                            "Keepalive for '" + keepalive.node_id() + "' from '" + link +
                                "': a node keeps only its own sessions alive");
 }
@@ -187,30 +192,32 @@ Admission AdmitKeepalive(const std::string& link, const pb::Keepalive& keepalive
 Admission AdmitKeepaliveAck(const AdmissionView& view, const std::string& link,
                             const pb::KeepaliveAck& ack) {
   if (ack.node_id() != view.self_id) {
-    return Admission::Refuse("ack-not-for-us", "KeepaliveAck for '" + ack.node_id() + "' from '" +
-                                                   link + "': it is not for this node");
+    return Admission::Refuse(
+        "ack-not-for-us", "KeepaliveAck",
+        "KeepaliveAck for '" + ack.node_id() + "' from '" + link + "': it is not for this node");
   }
   if (view.leader) {
-    return Admission::Refuse("ack-to-leader", "KeepaliveAck from '" + link +
-                                                  "' while this node is the leader (a leader "
-                                                  "acknowledges itself)");
+    return Admission::Refuse("ack-to-leader", "KeepaliveAck",
+                             "KeepaliveAck from '" + link +
+                                 "' while this node is the leader (a leader "
+                                 "acknowledges itself)");
   }
-  if (!IsMemberOf(view.config, link)) {
-    return Admission::Refuse("not-a-member",
+  if (!IsMemberOf(view.config, link) && !AcceptedLeader(view, link, 0)) {
+    return Admission::Refuse("not-a-member", "KeepaliveAck",
                              "KeepaliveAck from '" + link +
                                  "', which is not in this node's configuration: only the "
                                  "leader extends this node's lease");
   }
   if (link != view.leader_id) {
     return Admission::Refuse(
-        "ack-not-from-leader",
+        "ack-not-from-leader", "KeepaliveAck",
         "KeepaliveAck from '" + link + "', which is not the leader (" +
             (view.leader_id.empty() ? std::string("none known") : "'" + view.leader_id + "'") +
             "): only the leader extends this node's lease");
   }
   if (ack.leader_id() != link) {
     return Admission::Refuse(
-        "ack-leader-mismatch",
+        "ack-leader-mismatch", "KeepaliveAck",
         "KeepaliveAck naming leader '" + ack.leader_id() + "' on the link of '" + link + "'");
   }
   return Admission::Accept();

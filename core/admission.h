@@ -43,9 +43,11 @@
 //  R4 A PROPOSE is taken only from a member (R2), and only if every entry is a COMMAND whose
 //     pb::Command is on the allow-list below and concerns the proposer's own node:
 //       open_session, acquire, release, cancel, close_session: session.node_id == link;
-//       expire_node: node_id == link only (a node restarting ends its earlier runs'
-//         sessions, net/node.cc). Expiring another node is the leader's own decision
-//         (net/cluster.cc proposes it locally, never through PROPOSE);
+//       expire_node: never. Expiring a node is the leader's own decision (net/cluster.cc
+//         proposes it locally, never through PROPOSE); a restarting node ends its earlier
+//         runs' sessions with claim_client_ids instead;
+//       claim_client_ids: node_id == link only (a node claims its own client ids, and
+//         with them ends its earlier runs' sessions, net/node.cc);
 //       any other kind, an unset body or bytes that do not parse: refused. A command kind
 //       added later is refused until it is added to the allow-list (AdmitCommand).
 //     One bad entry refuses the whole message.
@@ -55,13 +57,15 @@
 //     only the sender's own sessions, so a non-member (a removed node rejoining) may send it.
 //  R7 A KeepaliveAck is taken only if it is for this node, this node is not the leader (a
 //     leader acknowledges itself without the network), and it comes from the link of the
-//     leader this node knows, which is a member, and names that leader (leader_id == link).
+//     leader this node knows, which is a member (or, as in R3a/R3b, the leader of the
+//     cluster a fresh node joins, or one a member vouches for in any term), and names that
+//     leader (leader_id == link).
 //     An ack extends this node's session lease: from anyone else it would keep the node's
 //     clients' locks alive while the real leader expires them.
 //
-// Every refusal carries a stable `rule` key (for rate-limited logging, RefusalLimiter) and
-// words for the log. The driver (net/cluster.cc) logs them with the peer's id, address and
-// certificate fingerprint.
+// Every refusal carries a stable `rule` key and the kind of message (`what`; the pair keys the
+// rate-limited logging, RefusalLimiter) and words for the log. The driver (net/cluster.cc) logs
+// them with the peer's id, address and certificate fingerprint.
 //
 // Threading: the functions are pure; a RefusalLimiter belongs to one thread.
 #ifndef LOCKMESH_CORE_ADMISSION_H_
@@ -110,12 +114,14 @@ struct Admission {
   bool accepted = true;
   /// Refused only: a short stable key of the rule ("not-a-member", "from-mismatch", ...).
   std::string rule;
+  /// Refused only: the kind of message refused ("HEARTBEAT", "KeepaliveAck", ...).
+  std::string what;
   /// Refused only: what was refused and why, in words.
   std::string detail;
 
   static Admission Accept() { return Admission{}; }
-  static Admission Refuse(std::string rule, std::string detail) {
-    return Admission{false, std::move(rule), std::move(detail)};
+  static Admission Refuse(std::string rule, std::string what, std::string detail) {
+    return Admission{false, std::move(rule), std::move(what), std::move(detail)};
   }
 };
 

@@ -1,8 +1,13 @@
 // mesh::AsyncClient and mesh::Client (mesh/client.h) over the local client API.
+#include <pwd.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <cstring>
 #include <list>
 #include <map>
 #include <variant>
@@ -57,6 +62,61 @@ const char* LockModeName(LockMode mode) {
 namespace {
 
 using net::FramedStream;
+
+std::string UidName(uid_t uid) {
+  passwd pw;
+  passwd* found = nullptr;
+  char buf[1024];
+  if (getpwuid_r(uid, &pw, buf, sizeof buf, &found) == 0 && found) return found->pw_name;
+  return "no such user";
+}
+
+// Whether a node running as `uid` may receive this client's requests (ClientOptions).
+bool TrustedNodeUid(uid_t uid, const ClientOptions& options) {
+  if (uid == geteuid() || uid == 0) return true;
+  for (uint32_t t : options.trusted_node_uids) {
+    if (t == uid) return true;
+  }
+  const char* env = std::getenv("LOCKMESH_TRUSTED_NODE_UIDS");
+  std::string list = env ? env : "";
+  size_t pos = 0;
+  while (pos <= list.size() && !list.empty()) {
+    size_t comma = list.find(',', pos);
+    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    if (!item.empty()) {
+      char* end = nullptr;
+      unsigned long v = std::strtoul(item.c_str(), &end, 10);
+      if (end && *end == 0) {
+        if (v == uid) return true;
+      } else if (UidName(uid) == item) {
+        return true;
+      }
+    }
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return false;
+}
+
+// The uid of the process at the other end of the connected pipe, or a failure.
+Status CheckNodeCredentials(uv_pipe_t* pipe, const ClientOptions& options) {
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(pipe), &fd) != 0) {
+    return Status::IOError("cannot check the node's credentials on " + options.socket_path);
+  }
+  ucred cred{};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    return Status::IOError("cannot check the node's credentials on " + options.socket_path +
+                           " (SO_PEERCRED: " + std::strerror(errno) + ")");
+  }
+  if (TrustedNodeUid(cred.uid, options)) return Status::OK();
+  return Status::PermissionDenied(
+      "the node on " + options.socket_path + " runs as uid " + std::to_string(cred.uid) + " (" +
+      UidName(cred.uid) + "), not as you (uid " + std::to_string(geteuid()) +
+      "); refusing to send it anything (a node of another user you mean to use: "
+      "LOCKMESH_TRUSTED_NODE_UIDS=" + std::to_string(cred.uid) + ")");
+}
 
 // Converts an answer code to the Status callers see.
 Status StatusFromResult(const pb::CommandResult& r) {
@@ -236,6 +296,12 @@ class AsyncClientImpl final : public AsyncClient {
                       : Status::Unavailable(why + self->options_.socket_path + " (" +
                                             uv_strerror(status) + ")");
       self->FinishConnect(st);
+      return;
+    }
+    // Before anything is sent: is this node one we may talk to? (docs/mesh.md "The local
+    // boundary": another user who owns the socket's directory could have put theirs there.)
+    if (Status cred = CheckNodeCredentials(self->stream_->pipe(), self->options_); !cred.ok()) {
+      self->FinishConnect(cred);
       return;
     }
     self->stream_->Start([self](std::string_view body) { return self->OnFrame(body); },
@@ -518,14 +584,16 @@ class AsyncClientImpl final : public AsyncClient {
       return;
     }
     if (lease_->Valid(now) && !held_back_.empty()) {
-      auto grants = std::move(held_back_);
-      held_back_.clear();
-      for (HeldBack& h : grants) {
+      // One at a time: a callback may close the client, and OnStreamClosed then fails
+      // the ones still held back.
+      while (!held_back_.empty() && stream_ && !stream_->closing()) {
+        HeldBack h = std::move(held_back_.front());
+        held_back_.pop_front();
         pb::ClientResponse resp;
         *resp.mutable_result() = h.result;
         Deliver(h.pending, resp);
-        if (!stream_) return;  // a callback closed the client
       }
+      if (!stream_ || stream_->closing()) return;
     } else if (!held_back_.empty()) {
       // As the node does with a queued request whose deadline passed: answer TIMED_OUT, and
       // give the lock back (it was granted, so the node's cancel would find nothing).
@@ -545,7 +613,7 @@ class AsyncClientImpl final : public AsyncClient {
                                           "renewed in time to use it)"),
                          mesh::Lock{});
         }
-        if (!stream_) return;
+        if (!stream_ || stream_->closing()) return;  // the callback closed the client
       }
     }
     ArmLeaseTimer();
@@ -579,9 +647,10 @@ class AsyncClientImpl final : public AsyncClient {
       uv_timer_stop(&lease_timer_);
       return;
     }
-    // The loop's clock may lag the monotonic one; a timer that fires early re-arms here.
+    // The loop's clock may lag the monotonic one; a timer that fires early re-arms here
+    // (never with 0 ms, which libuv would run again within the same pass).
     const uint64_t now = NowUs();
-    const uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
+    const uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 1;
     uv_timer_start(&lease_timer_, OnLeaseTimer, delay_ms, 0);
   }
 

@@ -367,7 +367,9 @@ core::AdmissionView Cluster::View() const {
 
 void Cluster::Refused(const std::string& from, const core::Admission& refusal) {
   uint64_t suppressed = 0;
-  if (!refusals_.ShouldLog(NowUs(), from, refusal.rule, &suppressed)) return;
+  if (!refusals_.ShouldLog(NowUs(), from, refusal.rule + "/" + refusal.what, &suppressed)) {
+    return;
+  }
   std::string address = "?", fingerprint = "none (--security none)";
   auto it = peers_.find(from);
   if (it != peers_.end()) {
@@ -379,7 +381,7 @@ void Cluster::Refused(const std::string& from, const core::Admission& refusal) {
   Log("refused from peer '" + from + "' at " + address + " (certificate " + fingerprint +
       "): " + refusal.detail + " [" + refusal.rule + "]" +
       (suppressed > 0
-           ? "; " + std::to_string(suppressed) + " more refused by this rule since the last report"
+           ? "; " + std::to_string(suppressed) + " more like it refused since the last report"
            : ""));
 }
 

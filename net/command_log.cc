@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "core/admission.h"
 #include "core/raft/raft_storage.h"
 
 namespace mesh::net {
@@ -291,10 +292,24 @@ void CommandLog::RetryUnapplied() {
   // In the order first proposed: the table applies a session's commands only in seq order
   // (and none before its OpenSession), so a reordered retry would be refused.
   std::vector<std::pair<uint64_t, std::unordered_map<std::string, Proposed>::value_type*>> due;
-  for (auto& entry : unapplied_) {
-    const Proposed& p = entry.second;
-    if (p.leader == leader && now - p.when < after) continue;
-    due.emplace_back(p.order, &entry);
+  const bool leading = raft_->role() == core::raft::Role::kLeader;
+  for (auto it = unapplied_.begin(); it != unapplied_.end();) {
+    const Proposed& p = it->second;
+    if (p.leader == leader && now - p.when < after) {
+      ++it;
+      continue;
+    }
+    // A command the leader takes from no peer (core/admission.h, R4: the expiry of another
+    // node, a decision of the leader that proposed it) is void once this node no longer
+    // leads: forwarded, it would only be refused, again and again.
+    pb::Command c;
+    if (!leading && c.ParseFromString(it->first) &&
+        !core::AdmitCommand(options_.node_id, c).accepted) {
+      it = unapplied_.erase(it);
+      continue;
+    }
+    due.emplace_back(p.order, &*it);
+    ++it;
   }
   std::sort(due.begin(), due.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (auto& [order, entry] : due) {
@@ -420,8 +435,7 @@ bool CommandLog::PersistWaiting() {
   bool must_sync = false;
   // A node alone in its configuration has no peer to serve while its disk syncs, and
   // off the loop it would pay the pool thread's two wake-ups per batch (see net/node.cc).
-  bool in_loop =
-      !options_.sync_off_loop || !options_.fsync || raft_->config().members_size() <= 1;
+  bool in_loop = !options_.sync_off_loop || !options_.fsync || raft_->config().members_size() <= 1;
   bool messages_wait = false;
   for (const QueuedBatch& q : batches) {
     must_sync = must_sync || MustSync(q.batch);

@@ -107,7 +107,9 @@ class CommandLog {
   /// Commands proposed and not yet seen applied (mesh only).
   size_t unapplied() const { return unapplied_.size(); }
   /// Mesh only, called often (every few tens of ms): re-proposes the commands not applied
-  /// within an election timeout, or proposed to a leader that is no longer the leader.
+  /// within an election timeout, or proposed to a leader that is no longer the leader. A
+  /// command that a leader takes from no peer (core::AdmitCommand refuses it from this node:
+  /// the leader's expiry of another node) is dropped instead once this node does not lead.
   void Retry();
 
   /// Buffers a command; it is proposed, made durable and applied at the end of this loop

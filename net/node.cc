@@ -19,11 +19,14 @@
 #include <set>
 #include <vector>
 
+#include "core/lock_table.h"
 #include "lockmesh.pb.h"
 #include "mesh/node.h"
 #include "net/cluster.h"
 #include "net/command_log.h"
 #include "net/framed_stream.h"
+#include "net/local_dir.h"
+#include "net/mesh_claim.h"
 #include "net/posix_file_system.h"
 #include "net/protocol.h"
 
@@ -34,6 +37,8 @@ using net::FramedStream;
 
 constexpr const char* kVersion = LOCKMESH_VERSION;  // from CMake's project version
 
+// The wall clock, for timestamp resources (`_t_`) only: nothing compared across restarts
+// comes from it (client ids come from the log).
 int64_t WallNanos() {
   timespec ts;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -69,6 +74,11 @@ struct Conn {
   std::string refused;             // non-empty: answer the hello with this and close
   bool hello_seen = false;
   bool session_open = false;       // OpenSession proposed; requests may follow
+  // Hello answered while the node claims client ids: the session opens once it has them;
+  // lock and unlock requests (encoded) wait in `early` until then.
+  bool awaiting_ids = false;
+  std::string client_name;
+  std::vector<std::string> early;
   uint64_t next_seq = 0;
   // seq of a proposed Acquire/Release -> the client's request id (and deadline for locks).
   struct Op {
@@ -87,7 +97,8 @@ class NodeImpl final : public Node {
   NodeImpl(uv_loop_t* loop, NodeOptions options) : loop_(loop), options_(std::move(options)) {}
 
   ~NodeImpl() override {
-    if (lock_fd_ >= 0) close(lock_fd_);
+    CloseLockFiles();
+    if (dir_fd_ >= 0) close(dir_fd_);
   }
 
   Status Start() override {
@@ -106,6 +117,7 @@ class NodeImpl final : public Node {
       if (!made.ok()) return made.Annotate("cannot create the data dir");
       MESH_RETURN_IF_ERROR(UniqueId(options_.data_dir, &options_.node_id));
     }
+    MESH_RETURN_IF_ERROR(ApplyMeshClaim());
     net::CommandLog::Options lo;
     lo.data_dir = options_.data_dir;
     lo.node_id = options_.node_id;
@@ -162,23 +174,12 @@ class NodeImpl final : public Node {
     uv_timer_init(loop_, &idle_timer_);
     idle_timer_.data = this;
     timers_ready_ = true;
-    // Client ids must never repeat for this node id, even across restarts: each id is
-    // taken when its OpenSession is proposed, so every id handed out costs one log entry,
-    // and starting above the last index keeps ids of this run above every earlier one.
-    // In a mesh the local log may lag (a restarted learner), so ids also start above the
-    // wall clock in microseconds, which no earlier run can have reached.
-    next_client_id_ = std::max<uint64_t>(log_->last_index() + 1, WallNanos() / 1000);
     started_ms_ = uv_now(loop_);
     started_ = true;
-    // Sessions left in the log by an earlier run of this node died with it. (In a mesh the
-    // local log may not hold them yet: propose the expiry anyway; it ends only sessions of
-    // earlier runs, whose client ids are below ours.)
-    if (log_->table().session_count() > 0 || mo.enabled) {
-      pb::Command c;
-      c.mutable_expire_node()->set_node_id(options_.node_id);
-      c.mutable_expire_node()->set_below_client_id(next_client_id_);
-      log_->Propose(std::move(c));
-    }
+    // Client ids must never repeat for this node id, whatever the clocks do: this run's
+    // come from an epoch claimed through the log (core/lock_table.h, ClaimClientIds), and
+    // the claim ends the sessions left by earlier runs of this node, which died with them.
+    ClaimClientIds(/*expire_older=*/true);
     Log("node " + options_.node_id + " serving " + options_.socket_path + ", data " +
         options_.data_dir + ", log index " + std::to_string(log_->applied_index()) +
         (options_.fsync ? "" : ", fsync OFF"));
@@ -271,13 +272,18 @@ class NodeImpl final : public Node {
 
   Status LockSocket() {
     std::string dir = DirName(options_.socket_path);
-    Status st = net::PosixFileSystem()->CreateDirs(dir);
-    if (!st.ok()) return st.Annotate("cannot create the socket directory");
-    std::string lock_path = options_.socket_path + ".lock";
-    lock_fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock_fd_ < 0) {
-      return Status::IOError("cannot open " + lock_path + ": " + std::strerror(errno));
+    gid_t gid = static_cast<gid_t>(-1);
+    if (!options_.socket_group.empty()) {
+      group* g = getgrnam(options_.socket_group.c_str());
+      if (!g) return Status::InvalidArgument("no such group: " + options_.socket_group);
+      gid = g->gr_gid;
     }
+    // The directory must be ours (docs/mesh.md "The local boundary"); the lock file in it is
+    // opened through the checked descriptor, never through a symlink.
+    MESH_RETURN_IF_ERROR(net::OpenSocketDirectory(dir, gid, &dir_fd_));
+    std::string lock_path = options_.socket_path + ".lock";
+    MESH_RETURN_IF_ERROR(net::OpenOwnFile(dir_fd_, net::BasePart(lock_path), O_RDWR,
+                                          /*create=*/true, lock_path, &lock_fd_));
     if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
       int err = errno;
       close(lock_fd_);
@@ -289,8 +295,74 @@ class NodeImpl final : public Node {
       return Status::IOError("cannot lock " + lock_path + ": " + std::strerror(err));
     }
     // We own the socket path: a file left there by a dead node is stale.
-    unlink(options_.socket_path.c_str());
+    unlinkat(dir_fd_, net::BasePart(options_.socket_path).c_str(), 0);
     return Status::OK();
+  }
+
+  // One authority per host (core/mesh_claim.h): with the socket and the data dir locked and
+  // the node id known, a mesh node claims its socket and data dir, and any other node
+  // refuses them if claimed. The two flocks serialise racing starters on either.
+  Status ApplyMeshClaim() {
+    MESH_RETURN_IF_ERROR(LockDataDir());
+    const bool mesh = options_.mesh.enabled;
+    core::Starter who;
+    who.mesh = mesh;
+    who.cluster = options_.cluster;
+    who.node_id = options_.node_id;
+    who.socket = options_.socket_path;
+    who.data_dir = options_.data_dir;
+    Status decided = core::DecideStart(who, net::ReadMeshClaims(who.socket, who.data_dir));
+    if (!decided.ok()) {
+      Log("refusing to start: " + decided.message());
+      return decided;
+    }
+    if (!mesh) return Status::OK();
+    core::MeshClaim claim;
+    claim.cluster = options_.cluster;
+    claim.node_id = options_.node_id;
+    claim.data_dir = options_.data_dir;
+    claim.socket = options_.socket_path;
+    claim.start_command = options_.start_command;
+    Status made = net::PosixFileSystem()->CreateDirs(options_.data_dir);
+    if (!made.ok()) return made.Annotate("cannot create the data dir");
+    for (const std::string& path :
+         {net::DataDirClaimPath(options_.data_dir), net::SocketClaimPath(options_.socket_path)}) {
+      Status st = net::WriteMeshClaim(path, claim);
+      if (!st.ok()) return st.Annotate("cannot write this mesh node's claim");
+    }
+    return Status::OK();
+  }
+
+  // An exclusive flock on <data_dir>/node.lock for the node's lifetime: two nodes never share
+  // a data dir (whatever their sockets), and the claim is checked or written under it.
+  Status LockDataDir() {
+    Status made = net::PosixFileSystem()->CreateDirs(options_.data_dir);
+    if (!made.ok()) return made.Annotate("cannot create the data dir");
+    std::string path = options_.data_dir + "/node.lock";
+    data_lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (data_lock_fd_ < 0) {
+      int err = errno;
+      return err == ELOOP ? Status::PermissionDenied(path + " is a symbolic link; refusing it")
+                          : Status::IOError("cannot open " + path + ": " + std::strerror(err));
+    }
+    if (flock(data_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      int err = errno;
+      close(data_lock_fd_);
+      data_lock_fd_ = -1;
+      if (err == EWOULDBLOCK) {
+        return Status::Busy("another node already uses the data dir " + options_.data_dir +
+                            " (it holds " + path + ")");
+      }
+      return Status::IOError("cannot lock " + path + ": " + std::strerror(err));
+    }
+    return Status::OK();
+  }
+
+  void CloseLockFiles() {
+    if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock: another node may start now
+    if (data_lock_fd_ >= 0) close(data_lock_fd_);
+    lock_fd_ = -1;
+    data_lock_fd_ = -1;
   }
 
   Status Listen() {
@@ -358,8 +430,35 @@ class NodeImpl final : public Node {
     uint64_t id = c->serial;
     self->conns_.emplace(id, std::move(conn));
     uv_timer_stop(&self->idle_timer_);
+    self->StartHelloTimer(id);
     stream->Start([self, c](std::string_view body) { return self->OnFrame(c, body); },
                   [self, id](const Status& why) { self->OnConnClosed(id, why); });
+  }
+
+  // A connection must say hello within options_.hello_timeout_ms, or it is closed (a local
+  // process must not hold a connection slot, and keep an auto-started node alive, for free).
+  void StartHelloTimer(uint64_t serial) {
+    if (options_.hello_timeout_ms <= 0) return;
+    auto* t = new uv_timer_t;
+    uv_timer_init(loop_, t);
+    t->data = this;
+    hello_timers_.emplace(t, serial);
+    uv_timer_start(t, [](uv_timer_t* timer) {
+      auto* self = static_cast<NodeImpl*>(timer->data);
+      auto it = self->hello_timers_.find(timer);
+      uint64_t serial = it->second;
+      self->hello_timers_.erase(it);
+      uv_close(reinterpret_cast<uv_handle_t*>(timer),
+               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+      auto conn = self->conns_.find(serial);
+      if (conn == self->conns_.end() || conn->second->hello_seen || !conn->second->stream) return;
+      Conn* c = conn->second.get();
+      Status why = Status::TimedOut("no hello within " +
+                                    std::to_string(self->options_.hello_timeout_ms) + " ms");
+      self->Log("closing client connection of pid " + std::to_string(c->pid) + " (uid " +
+                std::to_string(c->uid) + "): " + why.message());
+      c->stream->Close(why);
+    }, static_cast<uint64_t>(options_.hello_timeout_ms), 0);
   }
 
   // ------------------------------------------------------------ requests
@@ -389,15 +488,8 @@ class NodeImpl final : public Node {
         c->stream->Send(resp);
         return Status::InvalidArgument(resp.error());
       }
-      c->client_id = next_client_id_++;
-      sessions_[c->client_id] = c;
-      pb::Command cmd;
-      auto* open = cmd.mutable_open_session();
-      SetSession(c, open->mutable_session());
-      open->set_pid(c->pid);
-      open->set_uid(c->uid);
-      open->set_client_name(req.hello().client_name().substr(0, 256));
-      Status proposed = log_->Propose(std::move(cmd));
+      c->client_name = req.hello().client_name().substr(0, 256);
+      Status proposed = IdsAvailable() ? OpenSessionFor(c) : AwaitIds(c);
       if (!proposed.ok()) {
         pb::ClientResponse resp;
         resp.set_request_id(req.request_id());
@@ -408,8 +500,9 @@ class NodeImpl final : public Node {
       // The hello is answered as soon as the OpenSession is proposed, without waiting for
       // it to be durable: a session without locks loses nothing if a crash forgets it, and
       // every later command of the session is ordered after it in the log, so a grant that
-      // is durable implies its session is. This saves an fsync per connection.
-      c->session_open = true;
+      // is durable implies its session is. This saves an fsync per connection. (While the
+      // node is claiming client ids the hello is answered with client id 0: the session
+      // opens, and the requests that wait for it go on, once the claim is applied.)
       pb::ClientResponse resp;
       resp.set_request_id(req.request_id());
       resp.mutable_hello()->set_protocol_version(net::kClientProtocolVersion);
@@ -430,7 +523,11 @@ class NodeImpl final : public Node {
       return Status::OK();
     }
     if (!c->session_open) {
-      return Status::InvalidArgument("request before the session was open");
+      if (!c->awaiting_ids) return Status::InvalidArgument("request before the session was open");
+      if (req.has_lock() || req.has_unlock()) {
+        c->early.emplace_back(body);  // replayed by OnIdsClaimed
+        return Status::OK();
+      }
     }
     switch (req.body_case()) {
       case pb::ClientRequest::kLock: return HandleLock(c, req);
@@ -744,22 +841,143 @@ class NodeImpl final : public Node {
     if (cmd.has_expire_node() && cmd.expire_node().node_id() == options_.node_id) {
       // The cluster ended sessions of ours (a lapsed lease, or the leader's expiry): their
       // clients must reconnect to get new ones.
-      const uint64_t below = cmd.expire_node().below_client_id();
-      std::vector<Conn*> ended;
-      for (auto& [id, c] : sessions_) {
-        if (below == 0 || id < below) ended.push_back(c);
-      }
-      for (Conn* c : ended) {
-        // session_open stays true: closing proposes a CloseSession, which is a no-op for an
-        // ended session but stops the retries of its commands (a late retried OpenSession
-        // is refused by the table anyway).
-        if (c->stream) {
-          c->stream->Close(Status::Unavailable("the cluster expired this node's sessions"));
-        }
-      }
+      CloseEndedSessions(cmd.expire_node().below_client_id());
+    }
+    if (cmd.has_claim_client_ids() && cmd.claim_client_ids().node_id() == options_.node_id) {
+      OnOwnIdClaim(cmd.claim_client_ids(), r.result);
     }
     MaybeQuiesce();
     ArmIdleTimer();
+  }
+
+  // Closes the connections of this node's sessions with client ids below `below` (0: all),
+  // which the cluster has ended: their clients must reconnect to get new ones.
+  void CloseEndedSessions(uint64_t below) {
+    std::vector<Conn*> ended;
+    for (auto& [id, c] : sessions_) {
+      if (below == 0 || id < below) ended.push_back(c);
+    }
+    for (Conn* c : ended) {
+      // session_open stays true: closing proposes a CloseSession, which is a no-op for an
+      // ended session but stops the retries of its commands (a late retried OpenSession
+      // is refused by the table anyway).
+      if (c->stream) {
+        c->stream->Close(Status::Unavailable("the cluster expired this node's sessions"));
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ client ids
+  //
+  // A node's client ids are (E << 32) | k for an epoch E claimed through the log
+  // (core/lock_table.h, ClaimClientIds), never taken from a clock: a node restarted with its
+  // wall clock stepped back must still end its earlier runs' sessions and open new ones.
+  // Start claims with expire_older; a new epoch is claimed without it when k runs out, and
+  // again when another claim for this node id (an earlier run's, applied late) overtook ours.
+  // Connections that say hello meanwhile wait for the claim (AwaitIds, OnIdsClaimed).
+
+  // Proposes a claim of a new epoch, recognised when applied by its random nonce.
+  void ClaimClientIds(bool expire_older) {
+    std::random_device random;  // a CSPRNG where the platform has one (getrandom on Linux)
+    uint64_t nonce = 0;
+    while (nonce == 0) nonce = (static_cast<uint64_t>(random()) << 32) ^ random();
+    claim_nonce_ = nonce;
+    claim_pending_ = true;
+    pb::Command cmd;
+    pb::ClaimClientIds* claim = cmd.mutable_claim_client_ids();
+    claim->set_node_id(options_.node_id);
+    claim->set_expire_older(expire_older);
+    claim->set_nonce(nonce);
+    Status st = log_->Propose(std::move(cmd));
+    if (!st.ok()) Log("cannot claim client ids: " + st.ToString());
+  }
+
+  // True if a hello can be given a client id at once.
+  bool IdsAvailable() const { return !claim_pending_ && next_client_k_ <= core::kMaxClientIdInEpoch; }
+
+  // Gives `c` the next client id and proposes its OpenSession (IdsAvailable() must hold).
+  Status OpenSessionFor(Conn* c) {
+    c->client_id = (id_epoch_ << core::kClientIdEpochBits) | next_client_k_++;
+    sessions_[c->client_id] = c;
+    pb::Command cmd;
+    auto* open = cmd.mutable_open_session();
+    SetSession(c, open->mutable_session());
+    open->set_pid(c->pid);
+    open->set_uid(c->uid);
+    open->set_client_name(c->client_name);
+    MESH_RETURN_IF_ERROR(log_->Propose(std::move(cmd)));
+    c->session_open = true;
+    c->awaiting_ids = false;
+    return Status::OK();
+  }
+
+  // `c` waits for the claim under way (one is proposed if the epoch is used up).
+  Status AwaitIds(Conn* c) {
+    c->awaiting_ids = true;
+    awaiting_ids_.push_back(c->serial);
+    if (!claim_pending_) ClaimClientIds(/*expire_older=*/false);
+    return Status::OK();
+  }
+
+  // A ClaimClientIds for this node id was applied with `result`.
+  void OnOwnIdClaim(const pb::ClaimClientIds& claim, const pb::CommandResult& result) {
+    if (claim.nonce() == claim_nonce_) {
+      if (!claim_pending_) return;  // a retry of ours applied once more: the same epoch
+      if (result.code() != pb::GRANTED) {
+        Log("fatal: cannot claim client ids: " + result.message());
+        StopWithReason(Status::Unavailable("cannot claim client ids: " + result.message()));
+        return;
+      }
+      claim_pending_ = false;
+      id_epoch_ = result.client_id_epoch();
+      next_client_k_ = 1;
+      OnIdsClaimed();
+      return;
+    }
+    // Another claim for this node id: an earlier run's, applied late (its proposal outlived
+    // it). It ended our sessions below its epoch (with expire_older) and the table refuses
+    // our ids below it: close those sessions' clients, and claim ids above it.
+    if (result.code() != pb::GRANTED) return;
+    const uint64_t epoch = result.client_id_epoch();
+    if (claim.expire_older()) CloseEndedSessions(epoch << core::kClientIdEpochBits);
+    if (!claim_pending_ && epoch > id_epoch_) {
+      Log("another client id claim for this node (epoch " + std::to_string(epoch) +
+          ", an earlier run's) was applied after ours (epoch " + std::to_string(id_epoch_) +
+          "): claiming again");
+      ClaimClientIds(/*expire_older=*/false);
+    }
+  }
+
+  // The claim is applied: the connections that waited get their sessions, in hello order,
+  // and their early requests go on in order.
+  void OnIdsClaimed() {
+    std::vector<uint64_t> serials;
+    serials.swap(awaiting_ids_);
+    for (size_t i = 0; i < serials.size(); ++i) {
+      auto it = conns_.find(serials[i]);
+      if (it == conns_.end() || !it->second->stream) continue;
+      Conn* c = it->second.get();
+      if (!IdsAvailable()) {  // used up again: the rest wait for the next claim
+        awaiting_ids_.insert(awaiting_ids_.end(), serials.begin() + static_cast<std::ptrdiff_t>(i), serials.end());
+        if (!claim_pending_) ClaimClientIds(/*expire_older=*/false);
+        return;
+      }
+      Status st = OpenSessionFor(c);
+      if (!st.ok()) {
+        c->stream->Close(Status::Unavailable("node cannot open a session: " + st.ToString()));
+        continue;
+      }
+      std::vector<std::string> early;
+      early.swap(c->early);
+      for (const std::string& body : early) {
+        Status handled = OnFrame(c, body);
+        if (!c->stream) break;
+        if (!handled.ok()) {
+          c->stream->Close(handled);
+          break;
+        }
+      }
+    }
   }
 
   // ------------------------------------------------------------ the mesh
@@ -968,13 +1186,23 @@ class NodeImpl final : public Node {
     for (auto& [id, c] : conns_) {
       if (c->stream) c->stream->Close(Status::OK());
     }
-    // server, two timers, the log's handles (counted as one), the cluster (as one)
-    open_handles_ = cluster_ ? 5 : 4;
+    // server, two timers, the log's handles (counted as one), the cluster (as one), and
+    // the pending hello timers
+    open_handles_ = (cluster_ ? 5 : 4) + static_cast<int>(hello_timers_.size());
     auto on_closed = [](uv_handle_t* h) {
       auto* self = static_cast<NodeImpl*>(h->data);
       --self->open_handles_;
       self->MaybeFinishStop();
     };
+    for (auto& [timer, serial] : hello_timers_) {
+      uv_close(reinterpret_cast<uv_handle_t*>(timer), [](uv_handle_t* h) {
+        auto* self = static_cast<NodeImpl*>(h->data);
+        delete reinterpret_cast<uv_timer_t*>(h);
+        --self->open_handles_;
+        self->MaybeFinishStop();
+      });
+    }
+    hello_timers_.clear();
     uv_close(reinterpret_cast<uv_handle_t*>(&server_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_closed);
@@ -993,11 +1221,8 @@ class NodeImpl final : public Node {
   void MaybeFinishStop() {
     if (open_handles_ > 0 || !conns_.empty() || finished_) return;
     finished_ = true;
-    unlink(options_.socket_path.c_str());
-    if (lock_fd_ >= 0) {
-      close(lock_fd_);  // releases the flock: another node may start now
-      lock_fd_ = -1;
-    }
+    unlinkat(dir_fd_, net::BasePart(options_.socket_path).c_str(), 0);
+    CloseLockFiles();
     Log("node stopped" + (stop_reason_.ok() ? std::string() : ": " + stop_reason_.ToString()));
     auto done = std::move(stop_done_);
     auto stopped = std::move(stopped_);
@@ -1023,10 +1248,7 @@ class NodeImpl final : public Node {
     }
     while (!closed) uv_run(loop_, UV_RUN_ONCE);
     delete counter;
-    if (lock_fd_ >= 0) {
-      close(lock_fd_);
-      lock_fd_ = -1;
-    }
+    CloseLockFiles();
   }
 
   uv_loop_t* loop_;
@@ -1045,8 +1267,15 @@ class NodeImpl final : public Node {
   bool server_ready_ = false;
   bool timers_ready_ = false;
   int lock_fd_ = -1;
+  int dir_fd_ = -1;        // the checked socket directory (net/local_dir.h)
+  int data_lock_fd_ = -1;  // flock'ed <data_dir>/node.lock
+  std::map<uv_timer_t*, uint64_t> hello_timers_;  // pending hello deadlines -> Conn::serial
   int64_t socket_gid_ = -1;
-  uint64_t next_client_id_ = 1;
+  uint64_t id_epoch_ = 0;         // this run's client id epoch (see ClaimClientIds)
+  uint64_t next_client_k_ = 1;    // next client id: (id_epoch_ << 32) | next_client_k_
+  bool claim_pending_ = false;    // a claim is proposed and not applied yet
+  uint64_t claim_nonce_ = 0;      // the latest claim's nonce
+  std::vector<uint64_t> awaiting_ids_;  // serials of connections waiting for the claim
   uint64_t conn_serial_ = 0;
   uint64_t started_ms_ = 0;
   bool started_ = false;

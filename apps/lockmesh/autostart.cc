@@ -15,6 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include "core/mesh_claim.h"
+#include "net/local_dir.h"
+#include "net/mesh_claim.h"
+
 namespace lockmesh::cli {
 namespace {
 
@@ -27,31 +31,17 @@ constexpr int kChildExecErrorFd = 4;
 
 std::string Errno(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
-/// mkdir -p with mode 0700 for the directories it creates.
-Status MakeDirs(const std::string& dir) {
-  if (dir.empty()) return Status::OK();
-  struct stat st;
-  if (stat(dir.c_str(), &st) == 0) {
-    if (S_ISDIR(st.st_mode)) return Status::OK();
-    return Status::IOError(dir + " exists and is not a directory");
-  }
-  size_t slash = dir.rfind('/');
-  if (slash != std::string::npos && slash > 0) MESH_RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::IOError(Errno("cannot create " + dir, errno));
-  }
-  return Status::OK();
-}
-
 /// Holds an flock'ed file open; unlocks by closing.
 class StartLock {
  public:
   ~StartLock() {
     if (fd_ >= 0) close(fd_);
   }
-  Status Acquire(const std::string& path, Clock::time_point deadline) {
-    fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Status::IOError(Errno("cannot open " + path, errno));
+  /// `dir_fd`: the checked socket directory; the file is opened in it, never through a
+  /// symlink (net/local_dir.h).
+  Status Acquire(int dir_fd, const std::string& path, Clock::time_point deadline) {
+    MESH_RETURN_IF_ERROR(mesh::net::OpenOwnFile(dir_fd, mesh::net::BasePart(path), O_RDWR,
+                                                /*create=*/true, path, &fd_));
     while (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       if (errno != EWOULDBLOCK && errno != EINTR) {
         return Status::IOError(Errno("cannot lock " + path, errno));
@@ -201,6 +191,7 @@ Status AwaitReady(int fd, Clock::time_point deadline, const AutostartOptions& op
   line.resize(line.find('\n'));
   if (line == "ok") return Status::OK();
   if (line.rfind("already-running ", 0) == 0) return Status::AlreadyExists(line.substr(16));
+  if (line.rfind("refused ", 0) == 0) return Status::PermissionDenied(line.substr(8));
   if (line.rfind("error ", 0) == 0) line = line.substr(6);
   return Status::Unavailable("the auto-started node failed to start: " + line +
                              " (log: " + options.log_file + ")");
@@ -224,7 +215,9 @@ void WriteReadyLine(int fd, const Status& start_status) {
   if (start_status.ok()) {
     line = "ok\n";
   } else {
-    line = (start_status.code() == Status::Code::kAlreadyExists ? "already-running " : "error ") +
+    line = (start_status.code() == Status::Code::kAlreadyExists      ? "already-running "
+            : start_status.code() == Status::Code::kPermissionDenied ? "refused "
+                                                                     : "error ") +
            start_status.message();
     for (char& c : line) {
       if (c == '\n') c = ' ';
@@ -238,23 +231,39 @@ void WriteReadyLine(int fd, const Status& start_status) {
 
 namespace {
 
+/// PermissionDenied (with how to start the mesh node) if the socket or data dir that a node
+/// started here would use is claimed by a mesh node (core/mesh_claim.h).
+Status CheckNoMeshClaim(const AutostartOptions& options) {
+  mesh::core::Starter who;
+  who.socket = options.socket;
+  who.data_dir = options.data_dir.empty() ? options.claim_data_dir : options.data_dir;
+  return mesh::core::DecideStart(who, mesh::net::ReadMeshClaims(who.socket, who.data_dir));
+}
+
 /// One pass of the protocol in autostart.h.
 Status ConnectOrStartNodeOnce(const AutostartOptions& options,
                               const TryConnectFunction& try_connect, bool* started) {
   *started = false;
   Status st = try_connect();
   if (!st.IsUnavailable()) return st;
+  // No node answers. If a mesh node has claimed this socket or data dir, it is down: say so
+  // at once (the node we would start refuses anyway: that refusal is the rule).
+  MESH_RETURN_IF_ERROR(CheckNoMeshClaim(options));
   if (!options.enabled) {
     return Status::Unavailable("no node is running at " + options.socket);
   }
   auto deadline = Clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000));
-  std::string dir = options.socket.substr(0, options.socket.rfind('/'));
-  MESH_RETURN_IF_ERROR(MakeDirs(dir));
+  std::string dir = mesh::net::DirPart(options.socket);
+  int dir_fd = -1;
+  MESH_RETURN_IF_ERROR(mesh::net::OpenSocketDirectory(dir, static_cast<gid_t>(-1), &dir_fd));
   StartLock lock;
-  MESH_RETURN_IF_ERROR(lock.Acquire(options.socket + ".start.lock", deadline));
+  st = lock.Acquire(dir_fd, options.socket + ".start.lock", deadline);
+  close(dir_fd);
+  MESH_RETURN_IF_ERROR(st);
   st = try_connect();
   if (!st.IsUnavailable()) return st;
+  MESH_RETURN_IF_ERROR(CheckNoMeshClaim(options));
 
   int ready_fd = -1;
   MESH_RETURN_IF_ERROR(SpawnNode(options, &ready_fd));

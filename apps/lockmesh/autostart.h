@@ -3,9 +3,13 @@
 //
 // Protocol, for a socket S:
 //  1. Try to connect. Anything but Status::Unavailable ("no node") is returned as is.
-//  2. Create S's directory (0700) and take an exclusive flock on S.start.lock, polling for
-//     up to `timeout_seconds`: only one starter at a time.
+//     If a mesh node has claimed S or the data dir (one authority per host, docs/mesh.md),
+//     stop here with PermissionDenied: which node, which cluster, how to start it.
+//  2. Create S's directory (0700), refuse it unless it is ours and not writable by
+//     others (net/local_dir.h), and take an exclusive flock on S.start.lock (opened
+//     O_NOFOLLOW), polling for up to `timeout_seconds`: only one starter at a time.
 //  3. Try to connect again: the previous holder of the flock may have started a node.
+//     Check the claim again.
 //  4. Spawn `/proc/self/exe node --auto-started --socket S [--data-dir D] [--config F]
 //     [extra args] --ready-fd 3` (argv[0] and any marker from `argv_prefix`), fully
 //     detached (double fork, setsid, umask 077, cwd /, stdio on /dev/null, every other
@@ -33,6 +37,9 @@ struct AutostartOptions {
   std::string data_dir;     // absolute; passed as --data-dir when not ""
   std::string config_file;  // absolute; passed as --config when not ""
   std::string log_file;     // where the started node logs, for error messages
+  /// The data dir a started node would use when `data_dir` is "" (the default one),
+  /// checked for a mesh node's claim before anything is started.
+  std::string claim_data_dir;
   bool enabled = true;      // false: only step 1 (--no-autostart)
   double timeout_seconds = 10;
   /// The node's argv before "node": its argv[0] (the process name shown by ps and
@@ -56,7 +63,8 @@ mesh::Status ConnectOrStartNode(const AutostartOptions& options,
 inline constexpr const char* kReadyFdFlag = "--ready-fd";
 
 /// Written by an auto-started node on its ready pipe: "ok\n" once serving, or
-/// "already-running <message>\n" / "error <message>\n" when Start failed.
+/// "already-running <message>\n" / "refused <message>\n" (PermissionDenied: a mesh claim
+/// or a foreign socket directory; not retried) / "error <message>\n" when Start failed.
 void WriteReadyLine(int fd, const mesh::Status& start_status);
 
 }  // namespace lockmesh::cli

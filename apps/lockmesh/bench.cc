@@ -205,6 +205,7 @@ int RunBench(const BenchFlags& flags) {
   autostart.data_dir = AbsolutePath(config.node.data_dir);
   autostart.config_file = AbsolutePath(flags.common.config_file);
   autostart.log_file = EffectiveDataDir(config, socket) + "/node.log";
+  autostart.claim_data_dir = AbsolutePath(EffectiveDataDir(config, socket));
 
   uv_loop_t loop;
   uv_loop_init(&loop);

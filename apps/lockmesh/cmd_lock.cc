@@ -123,6 +123,7 @@ CommandRunner AddLockCommand(CLI::App* app) {
     request.autostart.data_dir = AbsolutePath(config.node.data_dir);
     request.autostart.config_file = AbsolutePath(common->config_file);
     request.autostart.log_file = EffectiveDataDir(config, socket) + "/node.log";
+    request.autostart.claim_data_dir = AbsolutePath(EffectiveDataDir(config, socket));
     return RunLock(request);
   };
 }

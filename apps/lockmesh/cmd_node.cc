@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +18,8 @@
 #include "commands.h"
 #include "exit_codes.h"
 #include "mesh/node.h"
+#include "net/local_dir.h"
+#include "net/mesh_claim.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -30,6 +33,7 @@ constexpr double kAutoStartedIdleExitSeconds = 60;
 struct NodeFlags {
   CommonOptions common;
   bool auto_started = false;  // hidden: started by ConnectOrStartNode
+  bool release_claim = false; // --release-mesh-claim: remove the mesh claim and exit
   int ready_fd = -1;          // hidden: where to report start-up (autostart.h)
 };
 
@@ -43,6 +47,78 @@ std::string Timestamp() {
   size_t n = strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
   snprintf(buffer + n, sizeof buffer - n, ".%03ldZ", now.tv_nsec / 1000000);
   return buffer;
+}
+
+/// This process's command line, argv[0] made absolute (/proc/self/exe): how to start this
+/// node again, written into a mesh node's claim (mesh::NodeOptions::start_command).
+std::vector<std::string> OwnCommandLine() {
+  std::vector<std::string> argv;
+  int fd = open("/proc/self/cmdline", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return argv;
+  std::string text;
+  char buffer[4096];
+  ssize_t n;
+  while ((n = read(fd, buffer, sizeof buffer)) > 0) text.append(buffer, n);
+  close(fd);
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\0', pos);
+    if (end == std::string::npos) end = text.size();
+    argv.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  char exe[4096];
+  ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  if (!argv.empty() && len > 0) argv[0].assign(exe, static_cast<size_t>(len));
+  return argv;
+}
+
+/// `lockmesh node --release-mesh-claim`: removes the mesh claims of the effective socket
+/// and data dir (docs/mesh.md "One authority per host"), refusing while a node serves the
+/// socket. Returns the exit code.
+int ReleaseMeshClaim(const Config& config) {
+  const std::string socket = EffectiveSocket(config);
+  const std::string data_dir = AbsolutePath(EffectiveDataDir(config, socket));
+  const std::string lock_path = socket + ".lock";
+  int fd = open(lock_path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      close(fd);
+      PrintError("a node is serving " + socket + " (it holds " + lock_path +
+                 "); stop it before releasing its mesh claim");
+      return kExitError;
+    }
+  }
+  int removed = 0;
+  int code = kExitOk;
+  for (const std::string& path :
+       {mesh::net::SocketClaimPath(socket), mesh::net::DataDirClaimPath(data_dir)}) {
+    mesh::core::FoundClaim found = mesh::net::ReadMeshClaim(path);
+    if (found.state == mesh::core::FoundClaim::State::kAbsent) continue;
+    Status st = mesh::net::RemoveMeshClaim(path);
+    if (!st.ok()) {
+      PrintError(st.message());
+      code = kExitError;
+      continue;
+    }
+    ++removed;
+    printf("removed %s%s\n", path.c_str(),
+           found.state == mesh::core::FoundClaim::State::kValid
+               ? (" (mesh node " + found.claim.node_id + " of cluster '" + found.claim.cluster +
+                  "')").c_str()
+               : " (unreadable)");
+  }
+  if (fd >= 0) close(fd);
+  if (code == kExitOk) {
+    if (removed == 0) {
+      printf("no mesh claim on %s or %s\n", socket.c_str(), data_dir.c_str());
+    } else {
+      printf("local nodes may now serve %s; %s still holds the mesh's log: remove it (or give "
+             "local nodes another --data-dir) if this host has left the mesh for good\n",
+             socket.c_str(), data_dir.c_str());
+    }
+  }
+  return code;
 }
 
 /// mkdir -p, mode 0700 for what it creates.
@@ -142,6 +218,7 @@ class NodeRunner {
         config_.node.idle_exit.value_or(flags_.auto_started ? kAutoStartedIdleExitSeconds : 0);
     options.idle_exit_ms = std::llround(idle * 1000);
     options.fsync = config_.node.fsync;
+    options.start_command = OwnCommandLine();
     options.log = [&log](const std::string& line) { log.Write(line); };
     if (!local) {
       const NodeConfig& n = config_.node;
@@ -285,8 +362,9 @@ CommandRunner AddNodeCommand(CLI::App* app) {
       "`lockmesh lock` does when it auto-starts one.\nSIGHUP reloads the TLS files; peers "
       "whose certificate no longer verifies are cut off.\n\n"
       "Exit status: 0 stopped cleanly (signal, shutdown request, idle exit); 2 usage error; "
-      "99 could not\nstart (reason on stderr, e.g. another node already serves the socket) "
-      "or stopped on an error.");
+      "99 could not\nstart (reason on stderr, e.g. another node already serves the socket, the "
+      "socket or data dir\nbelongs to a mesh node and this one is not, or the socket directory "
+      "is not yours) or stopped on an error.");
   auto flags = std::make_shared<NodeFlags>();
   FlagOverrides& o = flags->common.overrides;
   o.AddOption(cmd, "--node-id", "node.node_id",
@@ -380,6 +458,10 @@ CommandRunner AddNodeCommand(CLI::App* app) {
                 "Started by the CLI: idle exit 60 s by default, log to <data-dir>/node.log")
       ->group("");
   cmd->add_option(kReadyFdFlag, flags->ready_fd, "Descriptor to report start-up on")->group("");
+  cmd->add_flag("--release-mesh-claim", flags->release_claim,
+                "Do not start: remove the mesh claim of this socket and data dir, so that local "
+                "nodes (auto-started, --local) may serve them again; for a host that has left "
+                "its mesh for good. Refused while a node serves the socket");
 
   return [flags]() -> int {
     Config config;
@@ -388,6 +470,7 @@ CommandRunner AddNodeCommand(CLI::App* app) {
       if (flags->ready_fd >= 0) WriteReadyLine(flags->ready_fd, Status::InvalidArgument(error));
       return code;
     }
+    if (flags->release_claim) return ReleaseMeshClaim(config);
     if (flags->auto_started) signal(SIGHUP, SIG_IGN);
     NodeRunner runner(config, *flags);
     return runner.Run();

@@ -368,6 +368,7 @@ int RunFlomCommandLine(const FlomCommandLine& cl) {
   request.autostart.socket = socket;
   request.autostart.enabled = settings.daemon_lifespan_ms != 0;
   request.autostart.log_file = AbsolutePath(mesh::DefaultDataDir(socket)) + "/node.log";
+  request.autostart.claim_data_dir = AbsolutePath(mesh::DefaultDataDir(socket));
   request.autostart.argv_prefix = {"flom", kFlomLockmeshMarker};
   request.autostart.extra_node_args = {"--idle-exit",
                                        IdleExitSeconds(settings.daemon_lifespan_ms)};

@@ -49,7 +49,9 @@ class LockRunner {
     Status st = ConnectOrStartOnLoop(loop_, request_.client_options, request_.autostart, &client_,
                                      &started);
     if (!st.ok()) {
-      PrintError(st.IsUnavailable() ? st.message() : "cannot connect: " + st.ToString());
+      PrintError(st.IsUnavailable() || st.code() == Status::Code::kPermissionDenied
+                     ? st.message()
+                     : "cannot connect: " + st.ToString());
       return kExitError;
     }
     InitHandles();

@@ -108,6 +108,7 @@ TEST_F(AdmissionTest, NonMembersAreRefused) {
     Admission a = AdmitRaft(View(), "evil", Msg(type, "evil", 50));
     EXPECT_FALSE(a.accepted) << t;
     EXPECT_EQ(a.rule, "not-a-member") << t;
+    EXPECT_FALSE(a.what.empty()) << t;
     EXPECT_NE(a.detail.find("evil"), std::string::npos);
   }
   EXPECT_FALSE(AdmitRaft(View(), "evil", Propose("evil", Acquire("evil"))).accepted);
@@ -222,13 +223,13 @@ TEST_F(AdmissionTest, ProposalsOnlyForTheProposersOwnSessions) {
   EXPECT_TRUE(AdmitCommand("n2", c).accepted);
 }
 
-// R4: ExpireNode of another node never comes from a peer (the reproduction's PROPOSE of
-// ExpireNode n2); a node's expiry of its own earlier runs does.
-TEST_F(AdmissionTest, ExpireNodeOnlyOfTheProposerItself) {
+// R4: ExpireNode never comes from a peer (the reproduction's PROPOSE of ExpireNode n2), not
+// even of the proposer itself: a restarted node ends its earlier runs with ClaimClientIds.
+TEST_F(AdmissionTest, ExpireNodeNeverFromAPeer) {
   Admission a = AdmitRaft(View(), "n3", Propose("n3", Expire("n2")));
   EXPECT_FALSE(a.accepted);
   EXPECT_EQ(a.rule, "propose-expire-node");
-  EXPECT_TRUE(AdmitRaft(View(), "n3", Propose("n3", Expire("n3"))).accepted);
+  EXPECT_FALSE(AdmitRaft(View(), "n3", Propose("n3", Expire("n3"))).accepted);
   EXPECT_FALSE(AdmitRaft(View(), "evil", Propose("evil", Expire("n2"))).accepted);
   EXPECT_FALSE(AdmitRaft(View(), "evil", Propose("evil", Expire("evil"))).accepted);
 }
@@ -307,6 +308,27 @@ TEST_F(AdmissionTest, AcksOnlyFromTheLeader) {
   leader_id_ = "n1";
   ack.set_leader_id("n1");
   EXPECT_EQ(AdmitKeepaliveAck(View(), "n1", ack).rule, "ack-to-leader");
+}
+
+// R7 for a fresh node (its first acks come before its configuration) and a lagging one: the
+// leader it follows is taken as R3 takes its APPENDs; a rogue naming itself is not.
+TEST_F(AdmissionTest, AcksFromTheLeaderOfAJoinedOrLaggingNode) {
+  pb::KeepaliveAck ack;
+  ack.set_node_id("n1");
+  ack.set_leader_id("n3");
+  config_.Clear();
+  join_targets_ = {"n2"};
+  gossip_["n2"] = {"n3", 5};
+  leader_id_ = "n3";
+  EXPECT_TRUE(AdmitKeepaliveAck(View(), "n3", ack).accepted);
+  join_targets_.clear();
+  EXPECT_EQ(AdmitKeepaliveAck(View(), "n3", ack).rule, "not-a-member");
+  config_ = Config({"n1", "n2"});  // lagging: n3 was added and elected since
+  EXPECT_TRUE(AdmitKeepaliveAck(View(), "n3", ack).accepted);
+  gossip_["evil"] = {"evil", 9};
+  ack.set_leader_id("evil");
+  leader_id_ = "evil";
+  EXPECT_EQ(AdmitKeepaliveAck(View(), "evil", ack).rule, "not-a-member");
 }
 
 TEST(RefusalLimiterTest, OneLinePerPeerAndRulePerInterval) {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <string>
 
+#include "core/admission.h"
 #include "core/lock_table.h"
 
 namespace mesh::core {
@@ -233,6 +234,15 @@ TEST_F(ClientIdEpochTest, ASnapshotWithAnEpochOutOfRangeIsRefused) {
   const Status st = copy.Restore(snap);
   EXPECT_TRUE(st.IsCorruption()) << st.ToString();
   EXPECT_EQ(copy.applied_index(), 0u);
+}
+
+TEST(ClientIdClaimAdmissionTest, APeerMayClaimIdsOnlyForItself) {
+  // A leader takes a forwarded claim only from the node it names: another's claim with
+  // expire_older would end that node's sessions (core/admission.h, R4).
+  EXPECT_TRUE(AdmitCommand("n2", Claim("n2", true, 1)).accepted);
+  const Admission refused = AdmitCommand("evil", Claim("n2", true, 1));
+  EXPECT_FALSE(refused.accepted);
+  EXPECT_EQ(refused.rule, "propose-claim-client-ids");
 }
 
 }  // namespace

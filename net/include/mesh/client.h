@@ -151,6 +151,12 @@ struct ClientOptions {
   std::string client_name;
   /// How long Connect waits for the node to answer.
   int64_t connect_timeout_ms = 5000;
+  /// Right after connecting, before sending anything, the client checks the uid the node
+  /// runs as (SO_PEERCRED): it must be the client's own uid, root, one of these, or one
+  /// named in $LOCKMESH_TRUSTED_NODE_UIDS (comma-separated uids or user names; for a node
+  /// of another user shared through --socket-group). Otherwise Connect fails with
+  /// PermissionDenied and nothing is sent.
+  std::vector<uint32_t> trusted_node_uids;
 };
 
 /// The default socket: $LOCKMESH_SOCKET, else $XDG_RUNTIME_DIR/lockmesh/node.sock if

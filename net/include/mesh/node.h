@@ -91,6 +91,12 @@ struct NodeOptions {
   /// before syncing a batch smaller than the previous one, so that clients answered
   /// together share the next fsync. It busy-polls meanwhile; 0 = never wait.
   uint64_t gather_us = 150;
+  /// A local client that sends no hello within this long after connecting is
+  /// disconnected (with a logged reason); 0 = never.
+  int64_t hello_timeout_ms = 5000;
+  /// How this node is started (argv), for people: a mesh node writes it into its claim,
+  /// and a refused local start quotes it ("start it: ..."). Empty = not said.
+  std::vector<std::string> start_command;
   /// Log destination: called with one line (no newline) per event; default stderr.
   std::function<void(const std::string& line)> log;
   /// Peers, discovery, security (off by default: a local node).
@@ -103,8 +109,12 @@ class Node {
   static Status Create(uv_loop_t* loop, NodeOptions options, std::unique_ptr<Node>* out);
   virtual ~Node() = default;
 
-  /// Locks the socket (a second node on the same socket gets Status::AlreadyExists),
-  /// recovers the data dir, and starts serving. On error nothing keeps running.
+  /// Checks the socket directory (ours, not writable by group or others, else
+  /// PermissionDenied), locks the socket (a second node on the same socket gets
+  /// Status::AlreadyExists), applies "one authority per host" (docs/mesh.md): a mesh node
+  /// writes its claim on the socket and the data dir, any other node refuses a claimed
+  /// socket or data dir with PermissionDenied; then recovers the data dir and starts
+  /// serving. On error nothing keeps running.
   virtual Status Start() = 0;
   /// Stops serving: clients are disconnected (their locks released in the log first when
   /// `graceful`), handles are closed, then `done` runs.
