@@ -13,6 +13,10 @@
 // and tells clients their locks are lost when its lease lapses.
 // Messages travel through a network with per-link delay, drop, duplication and reordering,
 // and partitions (symmetric or one-way). A Checker (sim_checker.h) sees every step.
+// Issue 13's faults: frozen nodes whose clients keep running (with the client library's own
+// lease, sim_client_lease.cc), monotonic jumps and wall-clock steps, and a rogue process
+// (sim_rogue.cc) whose forgeries arrive on its own authenticated link; every node judges
+// what it receives with core/admission, and claims its client ids from the log.
 //
 // Everything random comes from SimOptions::seed: one seed, one schedule.
 #ifndef LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_H_
