@@ -328,7 +328,11 @@ mesh::Status MeshCluster::Create(const MeshOptions& options, std::unique_ptr<Mes
   // readers of a failed run.
   chmod(c->dir_->path().c_str(), 0755);
   for (size_t i = 0; i < c->size(); ++i) {
-    c->dir_->MakeDir("h" + std::to_string(i), 0700);
+    std::string h = "h" + std::to_string(i);
+    c->dir_->MakeDir(h, 0700);
+    if (options.host_environment) {
+      for (const char* sub : {"/home", "/run", "/state", "/config"}) c->dir_->MakeDir(h + sub);
+    }
     c->nodes_.push_back(nullptr);
   }
   if (options.security == "mutual") {
@@ -354,6 +358,27 @@ std::optional<size_t> MeshCluster::HostOf(const std::string& node_id) const {
     if (NodeId(i) == node_id) return i;
   }
   return std::nullopt;
+}
+
+std::string MeshCluster::Socket(size_t i) const {
+  std::string h = "h" + std::to_string(i);
+  return options_.host_environment ? dir_->Join(h + "/run/lockmesh/node.sock")
+                                   : dir_->Join(h + ".sock");
+}
+
+std::string MeshCluster::DataDir(size_t i) const {
+  std::string h = "h" + std::to_string(i);
+  return options_.host_environment ? dir_->Join(h + "/state/lockmesh/default")
+                                   : dir_->Join(h + "/data");
+}
+
+std::map<std::string, std::optional<std::string>> MeshCluster::HostEnv(size_t i) const {
+  if (!options_.host_environment) return {};
+  std::string h = dir_->Join("h" + std::to_string(i));
+  return {{"HOME", h + "/home"},
+          {"XDG_RUNTIME_DIR", h + "/run"},
+          {"XDG_STATE_HOME", h + "/state"},
+          {"XDG_CONFIG_HOME", h + "/config"}};
 }
 
 std::string MeshCluster::PeerAddress(size_t i) const {
@@ -410,13 +435,20 @@ std::vector<std::string> MeshCluster::NodeArgv(size_t i,
     argv.insert(argv.end(), {"--tls-cert", CertDir(i) + "/cert.pem", "--tls-key",
                              CertDir(i) + "/key.pem", "--tls-ca", CaDir() + "/cert.pem"});
   }
+  if (options_.host_environment) {
+    // The host's own defaults: neither --socket nor --data-dir.
+    for (const char* flag : {"--socket", "--data-dir"}) {
+      auto at = std::find(argv.begin(), argv.end(), flag);
+      if (at != argv.end()) argv.erase(at, at + 2);
+    }
+  }
   argv.insert(argv.end(), options_.extra_node_args.begin(), options_.extra_node_args.end());
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }
 
 Process* MeshCluster::StartNode(size_t i, const std::vector<std::string>& extra) {
-  Process* p = net_->Run(i, "node-" + NodeId(i), NodeArgv(i, extra));
+  Process* p = net_->Run(i, "node-" + NodeId(i), NodeArgv(i, extra), HostEnv(i));
   EXPECT_TRUE(p->ok()) << p->error();
   nodes_[i] = p;
   return p;

@@ -67,6 +67,11 @@ struct MeshOptions {
   int election_timeout_ms = 1000;
   /// Added to every node's command line.
   std::vector<std::string> extra_node_args;
+  /// Each host is a machine of its own: its nodes run with HostEnv(i) (HOME, XDG_RUNTIME_DIR,
+  /// XDG_STATE_HOME and XDG_CONFIG_HOME under <root>/h<i>/) and without --socket and
+  /// --data-dir, so that they serve that environment's default socket and data dir, which a
+  /// plain `lockmesh lock` run with HostEnv(i) finds. Socket(i) and DataDir(i) name them.
+  bool host_environment = false;
 };
 
 /// One member as a node's `lockmesh status --json` lists it.
@@ -124,8 +129,12 @@ class MeshCluster {
   static std::string NodeId(size_t i) { return "h" + std::to_string(i); }
   /// Host index of a node id "h<i>", or nullopt.
   std::optional<size_t> HostOf(const std::string& node_id) const;
-  std::string Socket(size_t i) const { return dir_->Join("h" + std::to_string(i) + ".sock"); }
-  std::string DataDir(size_t i) const { return dir_->Join("h" + std::to_string(i) + "/data"); }
+  std::string Socket(size_t i) const;
+  std::string DataDir(size_t i) const;
+  /// The environment of host i's processes with MeshOptions::host_environment (else empty):
+  /// HOME=<root>/h<i>/home, XDG_RUNTIME_DIR=<root>/h<i>/run (0700), XDG_STATE_HOME=
+  /// <root>/h<i>/state, XDG_CONFIG_HOME=<root>/h<i>/config (LOCKMESH_* are scrubbed anyway).
+  std::map<std::string, std::optional<std::string>> HostEnv(size_t i) const;
   /// Directory holding host i's cert.pem and key.pem (security mutual).
   std::string CertDir(size_t i) const { return dir_->Join("h" + std::to_string(i) + "/cert"); }
   std::string CaDir() const { return dir_->Join("ca"); }
