@@ -450,5 +450,35 @@ TEST(Scenarios, LeaderMonotonicJumpExpiresNobody) {
   EXPECT_NO_VIOLATION(c);
 }
 
+// Issue 13, fault 5: a node restarted after its wall clock stepped back 1 h. Its client ids
+// come from the log, so the restart ends the previous run's sessions (its lock goes to a
+// client of another node) and its new clients open sessions and are granted locks.
+TEST(Scenarios, RestartAfterWallClockStepBackEndsOldSessionsAndGrantsNewLocks) {
+  SimOptions o = Quiet(20, 3, 0);
+  o.clients_per_node = 1;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  const int victim = (leader + 1) % c.size();
+  ASSERT_TRUE(HoldContended(c, victim)) << c.Report();
+  c.StepWall(victim, -3600 * static_cast<int64_t>(kSecond));
+  c.Crash(victim, core::FaultFileSystem::TearMode::kDropUnsynced);
+  const Time crashed_at = c.now();
+  c.RunFor(500'000);
+  c.Restart(victim);
+  c.ForceHold(victim, "r-after", kSecond);
+  // The old run's lock is granted elsewhere once the restart's claim ends its session.
+  ASSERT_TRUE(c.RunUntil(
+      [&] { return c.FirstGrantElsewhere(victim, "r-contended", crashed_at) != 0; },
+      10 * kSecond))
+      << c.Report();
+  // And the restarted node's client gets a lock of its own.
+  ASSERT_TRUE(c.RunUntil([&] { return c.HeldBy(victim) > 0; }, 10 * kSecond)) << c.Report();
+  std::string why;
+  EXPECT_TRUE(c.AllMembersServe(&why)) << why;
+  EXPECT_NO_VIOLATION(c);
+}
+
 }  // namespace
 }  // namespace mesh::sim
