@@ -51,8 +51,8 @@ void Cluster::RogueBurst(int count, bool as_member) {
     const Node& t = *nodes_[to];
     std::string from = kRogueId;
     if (as_member) {
-      from = l >= 0 && l != to && rng.Chance(0.7) ? nodes_[l]->id
-                                                  : members[rng.Below(members.size())];
+      from =
+          l >= 0 && l != to && rng.Chance(0.7) ? nodes_[l]->id : members[rng.Below(members.size())];
     }
     // A command the rogue would like applied: the expiry of a member, or a release, close
     // or acquire in another node's session.
