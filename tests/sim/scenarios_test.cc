@@ -3,6 +3,9 @@
 // checks what must happen, on top of every invariant of sim_checker.h.
 #include <gtest/gtest.h>
 
+#include <string>
+#include <vector>
+
 #include "sim/support/sim_cluster.h"
 
 namespace mesh::sim {
@@ -260,6 +263,220 @@ TEST(Scenarios, SilentNodeLosesLocksBeforeTheyAreGrantedElsewhereAtWorstDrift) {
   EXPECT_EQ(c.HeldBy(victim), 0);
   std::printf("silent at %.3f s, locks lost at %.3f s, granted elsewhere at %.3f s (%.1f ms later)\n",
               silent_at / 1e6, lost / 1e6, granted / 1e6, (granted - lost) / 1e3);
+  EXPECT_NO_VIOLATION(c);
+}
+
+// ---- issue 13: faults of real deployments
+
+// One client of node `holder` holds "r-contended" (for two minutes); every other node's
+// client queues for it. Returns false (with a failure recorded) if that does not happen.
+bool HoldContended(Cluster& c, int holder) {
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, i != holder);
+  c.ForceHold(holder, "r-contended", 120 * kSecond);
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != holder) c.ForceHold(i, "r-contended", kSecond);
+  }
+  if (!c.RunUntil([&] { return c.HeldBy(holder) > 0; }, 10 * kSecond)) return false;
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, false);
+  c.RunFor(2 * kSecond);
+  return c.HeldBy(holder) == 1;
+}
+
+// Issue 13, fault 2: the holder's node is frozen (SIGSTOP) for 8 s with a session ttl of
+// 3 s, while its client keeps running. The leader expires the node and grants the lock
+// elsewhere after about the ttl; the client, counting its own lease, declares the lock lost
+// before that grant. Both with a follower and with the leader frozen.
+class FrozenHolder : public ::testing::TestWithParam<bool> {};
+
+TEST_P(FrozenHolder, ClientDeclaresLockLostBeforeAnyOtherGrant) {
+  const bool freeze_leader = GetParam();
+  SimOptions o = Quiet(17, 3, 0);
+  o.clients_per_node = 1;
+  o.session_ttl = 3 * kSecond;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  const int victim = freeze_leader ? leader : (leader + 1) % c.size();
+  ASSERT_TRUE(HoldContended(c, victim)) << c.Report();
+  const Time frozen_at = c.now();
+  c.Freeze(victim, 8 * kSecond);
+  ASSERT_TRUE(c.RunUntil(
+      [&] { return c.FirstGrantElsewhere(victim, "r-contended", frozen_at) != 0; },
+      20 * kSecond))
+      << c.Report();
+  const Time granted = c.FirstGrantElsewhere(victim, "r-contended", frozen_at);
+  const Time lost = c.LastLostAt(victim);
+  EXPECT_TRUE(c.frozen(victim)) << "the other grant came after the thaw";
+  EXPECT_GT(lost, frozen_at) << c.Report();
+  EXPECT_LT(lost, granted) << c.Report();
+  EXPECT_EQ(c.HeldBy(victim), 0);
+  std::printf("frozen at %.3f s, lock declared lost by the client at %.3f s, granted elsewhere "
+              "at %.3f s (%.1f ms later)\n",
+              frozen_at / 1e6, lost / 1e6, granted / 1e6, (granted - lost) / 1e3);
+  c.RunFor(10 * kSecond);  // the thaw, and the cluster settles
+  EXPECT_NO_VIOLATION(c);
+}
+
+// The same without the client lease (the client's view is its node's lease, as before issue
+// 13): the frozen node never tells its client, and the checker must see the overlap.
+TEST_P(FrozenHolder, WithoutClientLeaseTheCheckerSeesTheOverlap) {
+  const bool freeze_leader = GetParam();
+  SimOptions o = Quiet(17, 3, 0);
+  o.clients_per_node = 1;
+  o.session_ttl = 3 * kSecond;
+  o.client_lease = false;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  const int victim = freeze_leader ? leader : (leader + 1) % c.size();
+  ASSERT_TRUE(HoldContended(c, victim)) << c.Report();
+  c.Freeze(victim, 8 * kSecond);
+  c.RunFor(10 * kSecond);
+  ASSERT_TRUE(c.failed()) << "the checker did not see the frozen holder's overlap";
+  std::printf("%s\n", c.checker().violation().c_str());
+  EXPECT_NE(c.checker().violation().find("mutual exclusion"), std::string::npos)
+      << c.checker().violation();
+}
+
+INSTANTIATE_TEST_SUITE_P(Holder, FrozenHolder, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? std::string("LeaderFrozen")
+                                          : std::string("FollowerFrozen");
+                         });
+
+// What every node's state machine and Raft say, for comparing before and after.
+struct NodeState {
+  uint64_t term = 0;
+  uint64_t commit = 0;
+  std::string leader;
+  std::string locks;  // every row of the lock table
+};
+
+std::vector<NodeState> Observe(const Cluster& c) {
+  std::vector<NodeState> out;
+  for (int i = 0; i < c.size(); ++i) {
+    NodeState s;
+    s.term = c.raft(i)->term();
+    s.commit = c.raft(i)->commit_index();
+    s.leader = c.raft(i)->leader();
+    for (const core::LockRow& row : c.table(i)->List()) {
+      s.locks += row.resource + " " + row.session.node_id() + "/" +
+                 std::to_string(row.session.client_id()) + " " + std::to_string(row.lock_id) +
+                 (row.held ? " held " : " queued ") + std::to_string(row.token) + "\n";
+    }
+    out.push_back(s);
+  }
+  return out;
+}
+
+// Issue 13, fault 3: a rogue process (a non-member, and claiming members' ids on its own
+// link) sends forged PROPOSE (ExpireNode of a member, releases and closes of other nodes'
+// sessions), HEARTBEAT/APPEND/VOTE/PRE_VOTE/TIMEOUT_NOW with high terms and forged entries,
+// and KeepaliveAcks and Keepalives for members. Nothing changes: terms, leader, commit
+// indexes and lock tables are the same on every node, and every forgery is refused.
+TEST(Scenarios, RogueForgeriesChangeNoTermCommitOrLock) {
+  SimOptions o = Quiet(18, 3, 0);
+  o.clients_per_node = 1;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  // Every client holds a lock for a long time, then nobody asks for anything more.
+  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
+  ASSERT_TRUE(c.RunUntil(
+      [&] {
+        for (int i = 0; i < c.size(); ++i) {
+          if (c.HeldBy(i) != o.clients_per_node && i != leader) return false;
+        }
+        return true;
+      },
+      20 * kSecond))
+      << c.Report();
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
+  c.RunFor(3 * kSecond);  // quiet: every proposal applied everywhere
+  const std::vector<NodeState> before = Observe(c);
+  const uint64_t refused_before = c.stats().refused;
+  for (int round = 0; round < 20; ++round) {
+    c.RogueBurst(50, /*as_member=*/round % 2 == 0);
+    c.RunFor(200'000);
+  }
+  c.RunFor(2 * kSecond);
+  const std::vector<NodeState> after = Observe(c);
+  for (int i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(after[i].term, before[i].term) << c.id(i);
+    EXPECT_EQ(after[i].commit, before[i].commit) << c.id(i);
+    EXPECT_EQ(after[i].leader, before[i].leader) << c.id(i);
+    EXPECT_EQ(after[i].locks, before[i].locks) << c.id(i);
+  }
+  EXPECT_EQ(c.Leader(), leader);
+  EXPECT_GE(c.stats().refused - refused_before, 1000u) << "forgeries were not refused";
+  for (int i = 0; i < c.size(); ++i) EXPECT_EQ(c.HeldBy(i), o.clients_per_node) << c.id(i);
+  EXPECT_NO_VIOLATION(c);
+}
+
+// Issue 13, fault 5: the leader's monotonic clock jumps 10 s forward (real time does not).
+// It must treat that as its own pause, not as everybody's silence: nobody is expired, no
+// lock is lost (without core/lease's clock-jump rule it expires every other node).
+TEST(Scenarios, LeaderMonotonicJumpExpiresNobody) {
+  SimOptions o = Quiet(19, 3, 0);
+  o.clients_per_node = 1;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
+  ASSERT_TRUE(c.RunUntil(
+      [&] {
+        for (int i = 0; i < c.size(); ++i) {
+          if (c.HeldBy(i) != o.clients_per_node && i != leader) return false;
+        }
+        return true;
+      },
+      20 * kSecond))
+      << c.Report();
+  c.RunFor(2 * kSecond);
+  const uint64_t expirations = c.stats().expirations;
+  const uint64_t lost = c.stats().lost;
+  c.JumpClock(leader, 10 * kSecond);
+  c.RunFor(10 * kSecond);
+  EXPECT_EQ(c.stats().expirations, expirations) << c.Report();
+  for (int i = 0; i < c.size(); ++i) {
+    if (i != leader) EXPECT_EQ(c.HeldBy(i), o.clients_per_node) << c.id(i) << "\n" << c.Report();
+  }
+  std::printf("locks lost after the jump: %llu (the leader's own clients may lose theirs)\n",
+              static_cast<unsigned long long>(c.stats().lost - lost));
+  EXPECT_NO_VIOLATION(c);
+}
+
+// Issue 13, fault 5: a node restarted after its wall clock stepped back 1 h. Its client ids
+// come from the log, so the restart ends the previous run's sessions (its lock goes to a
+// client of another node) and its new clients open sessions and are granted locks.
+TEST(Scenarios, RestartAfterWallClockStepBackEndsOldSessionsAndGrantsNewLocks) {
+  SimOptions o = Quiet(20, 3, 0);
+  o.clients_per_node = 1;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  const int victim = (leader + 1) % c.size();
+  ASSERT_TRUE(HoldContended(c, victim)) << c.Report();
+  c.StepWall(victim, -3600 * static_cast<int64_t>(kSecond));
+  c.Crash(victim, core::FaultFileSystem::TearMode::kDropUnsynced);
+  const Time crashed_at = c.now();
+  c.RunFor(500'000);
+  c.Restart(victim);
+  c.ForceHold(victim, "r-after", kSecond);
+  // The old run's lock is granted elsewhere once the restart's claim ends its session.
+  ASSERT_TRUE(c.RunUntil(
+      [&] { return c.FirstGrantElsewhere(victim, "r-contended", crashed_at) != 0; },
+      10 * kSecond))
+      << c.Report();
+  // And the restarted node's client gets a lock of its own.
+  ASSERT_TRUE(c.RunUntil([&] { return c.HeldBy(victim) > 0; }, 10 * kSecond)) << c.Report();
+  std::string why;
+  EXPECT_TRUE(c.AllMembersServe(&why)) << why;
   EXPECT_NO_VIOLATION(c);
 }
 

@@ -2,6 +2,8 @@
 //
 //   sim_soak --seeds N [--first S]   run seeds S .. S+N-1 (default S = 1), print a summary
 //   sim_soak --seed S [--verbose]    replay one seed; --verbose prints every event
+//   --faults LIST                    the fault kinds of issue 13 to inject (comma-separated
+//                                    freeze,jump,wall,rogue; all; none); default: all
 //
 // A soak prints a progress line every 100 schedules; SIGINT or SIGTERM stops it after the
 // schedule in progress, with the summary of what ran.
@@ -24,8 +26,9 @@ void RequestStop(int) { stop_requested = 1; }
 
 void Usage() {
   std::fprintf(stderr,
-               "usage: sim_soak --seeds N [--first S] [--max-failures K]\n"
-               "       sim_soak --seed S [--verbose]\n");
+               "usage: sim_soak --seeds N [--first S] [--max-failures K] [--faults LIST]\n"
+               "       sim_soak --seed S [--verbose] [--faults LIST]\n"
+               "       LIST: comma-separated freeze,jump,wall,rogue; all; none\n");
 }
 
 bool ParseU64(const char* text, uint64_t* out) {
@@ -42,6 +45,7 @@ bool ParseU64(const char* text, uint64_t* out) {
 int main(int argc, char** argv) {
   uint64_t seeds = 0, first = 1, single = 0, max_failures = 10;
   bool have_single = false, verbose = false;
+  uint32_t fault_kinds = mesh::sim::kDefaultFaults;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     auto value = [&](uint64_t* out) {
@@ -56,11 +60,18 @@ int main(int argc, char** argv) {
     else if (arg == "--max-failures") value(&max_failures);
     else if (arg == "--seed") { value(&single); have_single = true; }
     else if (arg == "--verbose") verbose = true;
+    else if (arg == "--faults") {
+      if (i + 1 >= argc || !mesh::sim::ParseFaultKinds(argv[i + 1], &fault_kinds)) {
+        std::fprintf(stderr, "sim_soak: --faults needs freeze,jump,wall,rogue, all or none\n");
+        return 2;
+      }
+      ++i;
+    }
     else if (arg == "--help" || arg == "-h") { Usage(); return 0; }
     else { std::fprintf(stderr, "sim_soak: unknown argument %s\n", arg.c_str()); Usage(); return 2; }
   }
   if (have_single) {
-    mesh::sim::ScheduleResult r = mesh::sim::RunSchedule(single, verbose);
+    mesh::sim::ScheduleResult r = mesh::sim::RunSchedule(single, verbose, fault_kinds);
     std::printf("seed %llu: %s, %s; voters=%d virtual=%.1fs ops=%llu grants=%llu lost=%llu "
                 "faults=%llu crashes=%llu snapshots=%llu leaders=%llu applied=%llu events=%llu\n",
                 static_cast<unsigned long long>(single), r.ok ? "ok" : "VIOLATION",
@@ -85,7 +96,7 @@ int main(int argc, char** argv) {
   double virtual_s = 0;
   uint64_t done = 0;
   for (uint64_t s = first; s < first + seeds && !stop_requested; ++s) {
-    mesh::sim::ScheduleResult r = mesh::sim::RunSchedule(s);
+    mesh::sim::ScheduleResult r = mesh::sim::RunSchedule(s, false, fault_kinds);
     ++done;
     virtual_s += r.virtual_time / 1e6;
     ops += r.stats.client_ops;

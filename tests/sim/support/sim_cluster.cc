@@ -17,6 +17,31 @@ using core::raft::Role;
 
 // ---------------------------------------------------------------- set-up
 
+bool AdmissionTakesClaims() {
+  pb::Command claim;
+  claim.mutable_claim_client_ids()->set_node_id("n1");
+  pb::RaftMessage m;
+  m.set_type(pb::PROPOSE);
+  m.set_from("n1");
+  m.set_to("n2");
+  m.set_term(1);
+  pb::Entry* e = m.add_entries();
+  e->set_type(pb::ENTRY_COMMAND);
+  e->set_data(claim.SerializeAsString());
+  pb::ClusterConfig config;
+  for (const char* id : {"n1", "n2"}) {
+    pb::Member* mem = config.add_members();
+    mem->set_id(id);
+    mem->set_voter(true);
+  }
+  core::AdmissionView view;
+  view.self_id = "n2";
+  view.config = &config;
+  view.leader = true;
+  view.leader_id = "n2";
+  return core::AdmitRaft(view, "n1", m).accepted;
+}
+
 Cluster::Cluster(const SimOptions& options)
     : options_(options),
       seed_rng_(options.seed),
@@ -32,6 +57,8 @@ Cluster::Cluster(const SimOptions& options)
     double u = options_.extreme_drift ? (i % 2 == 0 ? 1.0 : -1.0) : seed_rng_.Unit() * 2 - 1;
     n->rate = 1.0 + options_.clock_drift * u;
     n->offset = seed_rng_.Between(1'000'000, 100'000'000);
+    // Wall clocks around 2026 (microseconds since the epoch), a few ms apart.
+    n->wall_offset = 1'780'000'000'000'000 + static_cast<int64_t>(seed_rng_.Below(10'000));
     NewIdentity(*n);
     nodes_.push_back(std::move(n));
   }
@@ -45,6 +72,7 @@ void Cluster::NewIdentity(Node& n) {
   n.incarnation = 0;
   n.next_client = 0;
   n.decommissioned = false;
+  n.join_targets.clear();
 }
 
 void Cluster::Start() {
@@ -101,11 +129,15 @@ void Cluster::OpenNode(Node& n, bool) {
   lo.max_drift = ro.max_drift;
   lo.margin = options_.lease_margin;
   lo.keepalive_interval = options_.keepalive_interval;
+  // A leader whose clock advances past the election timeout between two calls (a freeze,
+  // a monotonic jump) treats the gap as its own pause (as net/cluster.cc sets it).
+  lo.election_timeout = options_.election_timeout;
   n.lease = std::make_unique<core::lease::NodeLease>(lo);
   n.leader_leases = std::make_unique<core::lease::LeaderLeases>(lo);
   n.clients.assign(options_.clients_per_node, Client());
   for (int k = 0; k < options_.clients_per_node; ++k) {
     n.clients[k].k = k;
+    NewClientLease(n, n.clients[k]);
     n.clients[k].next_action = Local(n) + client_rng_.Between(10'000, 500'000);
   }
   n.closing.clear();
@@ -113,7 +145,23 @@ void Cluster::OpenNode(Node& n, bool) {
   n.session_nodes.clear();
   n.keepalive_at = Local(n) + client_rng_.Below(options_.keepalive_interval);
   n.wake_at = kNever;
-  n.stale_scan = n.incarnation > 0;
+  // This run's claim of client ids (the first of the run ends the earlier runs' sessions).
+  n.epoch = 0;
+  n.next_client = 0;
+  n.claim.clear();
+  n.claim_retry_at = kNever;
+  n.ids_ready = !options_.claim_client_ids;
+  if (!options_.claim_client_ids) n.epoch = n.incarnation;
+  n.stale_scan = !options_.claim_client_ids && n.incarnation > 0;
+  n.claim_nonce = 1 + seed_rng_.Below(UINT64_MAX - 1);
+  pb::Command claim;
+  claim.mutable_claim_client_ids()->set_node_id(n.id);
+  claim.mutable_claim_client_ids()->set_expire_older(true);
+  claim.mutable_claim_client_ids()->set_nonce(n.claim_nonce);
+  if (options_.claim_client_ids) {
+    n.claim = claim.SerializeAsString();
+    n.claim_retry_at = Local(n);
+  }
   n.up = true;
   Trace(n.index, "open (incarnation " + std::to_string(n.incarnation) + ", log " +
                      std::to_string(n.store->first_index()) + ".." +
@@ -127,6 +175,13 @@ Time Cluster::Local(const Node& n) const {
 }
 
 Time Cluster::LocalNow(int i) const { return Local(*nodes_[i]); }
+
+int64_t Cluster::WallNow(int i) const {
+  const Node& n = *nodes_[i];
+  return n.wall_offset + static_cast<int64_t>(static_cast<double>(now_) * n.rate);
+}
+
+bool Cluster::frozen(int i) const { return nodes_[i]->frozen(); }
 
 Time Cluster::RealAt(const Node& n, Time local) const {
   if (local == kNever) return kNever;
@@ -175,13 +230,13 @@ bool Cluster::RunUntil(const std::function<bool()>& done, Time limit) {
   return done();
 }
 
-void Cluster::ScheduleWake(Node& n) {
-  if (!n.up) return;
+Time Cluster::NodeDeadline(const Node& n) const {
   Time local = n.raft->next_deadline();
   local = std::min(local, n.keepalive_at);
   local = std::min(local, n.lease->NextDeadline());
   local = std::min(local, n.leader_leases->NextDeadline());
   if (!n.closing.empty()) local = std::min(local, n.closing_retry_at);
+  if (!n.claim.empty()) local = std::min(local, n.claim_retry_at);
   for (const Client& c : n.clients) {
     local = std::min(local, c.retry_at);
     if (c.state == Client::State::kNoSession || c.state == Client::State::kIdle ||
@@ -189,7 +244,25 @@ void Cluster::ScheduleWake(Node& n) {
       if (!n.paused || c.state == Client::State::kHolding) local = std::min(local, c.next_action);
     }
     if (c.deadline != 0 && !c.deadline_passed) local = std::min(local, c.deadline);
+    local = std::min(local, ClientDeadline(n, c));
   }
+  return local;
+}
+
+Time Cluster::FrozenDeadline(const Node& n) const {
+  // Only the clients run while their node is frozen: their holds end.
+  Time local = kNever;
+  for (const Client& c : n.clients) {
+    if (c.state == Client::State::kHolding) local = std::min(local, c.next_action);
+    local = std::min(local, ClientDeadline(n, c));
+  }
+  return local;
+}
+
+void Cluster::ScheduleWake(Node& n) {
+  if (!n.up) return;
+  Time local = n.frozen() ? FrozenDeadline(n) : NodeDeadline(n);
+  if (local == kNever && n.frozen()) return;  // the Thaw event resumes the node
   Time real = std::max(RealAt(n, local), now_ + 1);
   if (real >= n.wake_at && n.wake_at > now_) return;  // an earlier wake is already pending
   n.wake_at = real;
@@ -200,7 +273,11 @@ void Cluster::ScheduleWake(Node& n) {
     Node& m = *nodes_[i];
     if (!m.up || m.incarnation != inc || m.id != id) return;
     if (m.wake_at == real) m.wake_at = kNever;
-    OnWake(m);
+    if (m.frozen()) {
+      OnFrozenWake(m);
+    } else {
+      OnWake(m);
+    }
   });
 }
 
@@ -215,6 +292,7 @@ int Cluster::IndexOf(const std::string& id) const {
 
 void Cluster::Send(Node& from, int to, std::shared_ptr<Envelope> env) {
   ++stats_.messages;
+  env->link = from.id;
   if (options_.verbose && env->kind == Envelope::Kind::kRaft) {
     const pb::RaftMessage& m = env->raft;
     Trace(from.index, std::string("-> ") + nodes_[to]->id + " " +
@@ -235,6 +313,11 @@ void Cluster::Send(Node& from, int to, std::shared_ptr<Envelope> env) {
 void Cluster::Deliver(int to, const std::shared_ptr<Envelope>& env) {
   Node& n = *nodes_[to];
   if (!n.up) return;
+  if (n.frozen()) {
+    n.inbox.push_back(env);
+    return;
+  }
+  if (!Admit(n, *env)) return;
   const Time local = Local(n);
   switch (env->kind) {
     case Envelope::Kind::kRaft:
@@ -249,6 +332,45 @@ void Cluster::Deliver(int to, const std::shared_ptr<Envelope>& env) {
   }
   Pump(n);
   ScheduleWake(n);
+}
+
+bool Cluster::Admit(Node& n, const Envelope& env) {
+  core::AdmissionView view;
+  view.self_id = n.id;
+  view.config = &n.raft->config();
+  view.leader = n.raft->role() == Role::kLeader;
+  view.leader_id = n.raft->leader();
+  view.join_targets = &n.join_targets;
+  // Gossip: what every other running node that can reach this one says about its leader
+  // now (net/ gossips every link every second; the simulator has it without delay). The
+  // rogue does not gossip: its link is not a member's nor a join target's.
+  std::map<std::string, core::GossipClaim> gossip;
+  const bool member_link = core::IsMemberOf(view.config, env.link);
+  if (!member_link) {
+    for (const auto& m : nodes_) {
+      if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
+      gossip[m->id] = core::GossipClaim{m->raft->leader(), m->raft->term()};
+    }
+  }
+  view.gossip = &gossip;
+  core::Admission a;
+  switch (env.kind) {
+    case Envelope::Kind::kRaft:
+      a = core::AdmitRaft(view, env.link, env.raft);
+      break;
+    case Envelope::Kind::kKeepalive:
+      a = core::AdmitKeepalive(env.link, env.keepalive);
+      break;
+    case Envelope::Kind::kAck:
+      a = core::AdmitKeepaliveAck(view, env.link, env.ack);
+      break;
+  }
+  if (a.accepted) return true;
+  ++stats_.refused;
+  if (options_.verbose || env.from != kRogue) {
+    Trace(n.index, "refuses (" + a.rule + ") from link " + env.link + ": " + a.detail);
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------- faults
@@ -303,6 +425,9 @@ void Cluster::Crash(int i, core::FaultFileSystem::TearMode mode) {
     }
   }
   n.up = false;
+  n.frozen_until = 0;
+  n.inbox.clear();
+  n.lease_inbox.clear();
   n.raft.reset();
   n.store.reset();
   n.table.reset();
@@ -336,10 +461,81 @@ void Cluster::Restart(int i) {
   ScheduleWake(n);
 }
 
+void Cluster::Freeze(int i, Time d) {
+  Node& n = *nodes_[i];
+  if (!n.up) return;
+  ++stats_.faults;
+  ++stats_.freezes;
+  const Time until = std::max(n.frozen_until, now_ + d);
+  n.frozen_until = until;
+  Trace(i, "frozen (SIGSTOP) for " + Ms(d) + " ms");
+  const uint64_t inc = n.incarnation;
+  const std::string id = n.id;
+  Schedule(until, [this, i, inc, id, until] {
+    Node& m = *nodes_[i];
+    if (!m.up || m.incarnation != inc || m.id != id || m.frozen_until != until) return;
+    Thaw(m);
+  });
+  n.wake_at = kNever;
+  ScheduleWake(n);
+}
+
+void Cluster::Thaw(Node& n) {
+  n.frozen_until = 0;
+  Trace(n.index, "thawed (" + std::to_string(n.inbox.size()) + " messages queued)");
+  // libuv runs due timers before it polls for I/O.
+  n.wake_at = kNever;
+  OnWake(n);
+  std::vector<std::shared_ptr<Envelope>> inbox;
+  inbox.swap(n.inbox);
+  for (const auto& env : inbox) {
+    if (!n.up || n.frozen()) break;
+    Deliver(n.index, env);
+  }
+  std::vector<std::tuple<int, uint64_t, uint64_t>> requests;
+  requests.swap(n.lease_inbox);
+  for (const auto& [k, conn, seq] : requests) {
+    if (!n.up || n.frozen()) break;
+    AnswerLeaseRequest(n, k, conn, seq);
+  }
+}
+
+void Cluster::OnFrozenWake(Node& n) {
+  // The node does nothing; its clients (other processes) end their holds on time. A
+  // release is proposed by the node once it runs again.
+  const Time local = Local(n);
+  for (Client& c : n.clients) {
+    ClientLeaseDuties(n, c);
+    if (c.state == Client::State::kHolding && local >= c.next_action) ClientAct(n, c);
+  }
+  ScheduleWake(n);
+}
+
+void Cluster::JumpClock(int i, Time d) {
+  Node& n = *nodes_[i];
+  ++stats_.faults;
+  ++stats_.clock_steps;
+  n.offset += d;
+  Trace(i, "monotonic clock jumps forward " + Ms(d) + " ms");
+  if (!n.up) return;
+  n.wake_at = kNever;
+  ScheduleWake(n);
+}
+
+void Cluster::StepWall(int i, int64_t delta) {
+  Node& n = *nodes_[i];
+  ++stats_.faults;
+  ++stats_.clock_steps;
+  n.wall_offset += delta;
+  Trace(i, std::string("wall clock stepped ") + (delta < 0 ? "back " : "forward ") +
+               Ms(static_cast<Time>(delta < 0 ? -delta : delta)) + " ms");
+}
+
 Status Cluster::AtLeader(const core::raft::MembershipChange& change) {
   const int l = Leader();
   if (l < 0) return Status::Unavailable("no leader");
   Node& n = *nodes_[l];
+  if (n.frozen()) return Status::Unavailable("the leader is frozen");
   Status s = n.raft->ProposeMembership(Local(n), change);
   Trace(l, std::string("membership ") +
                (change.kind == core::raft::MembershipChange::Kind::kAddLearner ? "add learner "
@@ -360,6 +556,9 @@ Status Cluster::AddLearner(int i) {
   c.kind = core::raft::MembershipChange::Kind::kAddLearner;
   c.id = nodes_[i]->id;
   c.address = c.id + ":28017";
+  // The spare asked the leader to join (net/: a JoinRequest); it trusts that cluster.
+  const int l = Leader();
+  if (l >= 0) nodes_[i]->join_targets.insert(nodes_[l]->id);
   return AtLeader(c);
 }
 
@@ -392,6 +591,9 @@ Status Cluster::Remove(int i) {
     }
     Trace(i, "decommissioned; comes back as a fresh spare");
     n.up = false;
+    n.frozen_until = 0;
+    n.inbox.clear();
+    n.lease_inbox.clear();
     n.raft.reset();
     n.store.reset();
     n.table.reset();
@@ -407,6 +609,7 @@ Status Cluster::TransferLeadership(int i) {
   const int l = Leader();
   if (l < 0) return Status::Unavailable("no leader");
   Node& n = *nodes_[l];
+  if (n.frozen()) return Status::Unavailable("the leader is frozen");
   Status s = n.raft->TransferLeadership(Local(n), nodes_[i]->id);
   Trace(l, "transfers leadership to " + nodes_[i]->id + ": " + s.ToString());
   Pump(n);
@@ -442,6 +645,10 @@ bool Cluster::up(int i) const { return nodes_[i]->up; }
 const std::string& Cluster::id(int i) const { return nodes_[i]->id; }
 const core::raft::Raft* Cluster::raft(int i) const {
   return nodes_[i]->up ? nodes_[i]->raft.get() : nullptr;
+}
+
+const core::LockTable* Cluster::table(int i) const {
+  return nodes_[i]->up ? nodes_[i]->table.get() : nullptr;
 }
 
 namespace {
@@ -482,6 +689,42 @@ int Cluster::HeldBy(int i) const {
   int held = 0;
   for (const Client& c : nodes_[i]->clients) held += c.delivered ? 1 : 0;
   return held;
+}
+
+bool Cluster::AllMembersServe(std::string* why) const {
+  for (const auto& n : nodes_) {
+    if (!n->up || n->frozen() || n->paused || !IsMember(n->index)) continue;
+    // Only nodes that follow a running leader: this is about client ids and sessions, not
+    // Raft's liveness.
+    const int l = IndexOf(n->raft->leader());
+    if (l < 0 || !nodes_[l]->up || nodes_[l]->raft->role() != Role::kLeader) continue;
+    bool serving = false;
+    for (const Client& c : n->clients) {
+      serving |= c.state != Client::State::kNoSession && c.state != Client::State::kOpening;
+    }
+    if (!n->ids_ready || !serving) {
+      if (why != nullptr) {
+        *why = n->id + (n->ids_ready ? " has no open session"
+                                     : " has no client ids (claim not applied)");
+        for (const Client& c : n->clients) {
+          *why += " [c" + std::to_string(c.k) + " state " +
+                  std::to_string(static_cast<int>(c.state)) + " id " +
+                  std::to_string(c.client_id) + " inflight " + std::to_string(c.inflight.size()) +
+                  " next " + Ms(c.next_action) + "]";
+        }
+        *why += " local " + Ms(Local(*n)) + "; its configuration:";
+        for (const pb::Member& m : n->raft->config().members()) {
+          *why += " " + m.id() + (m.voter() ? "" : "(learner)");
+        }
+        *why += std::string("; role ") + core::raft::RoleName(n->raft->role()) + " term " +
+                std::to_string(n->raft->term()) + " commit " +
+                std::to_string(n->raft->commit_index()) + "/" +
+                std::to_string(n->raft->last_index());
+      }
+      return false;
+    }
+  }
+  return true;
 }
 
 Time Cluster::LastLostAt(int i) const { return nodes_[i]->lost_at; }

@@ -13,6 +13,10 @@
 // and tells clients their locks are lost when its lease lapses.
 // Messages travel through a network with per-link delay, drop, duplication and reordering,
 // and partitions (symmetric or one-way). A Checker (sim_checker.h) sees every step.
+// Issue 13's faults: frozen nodes whose clients keep running (with the client library's own
+// lease, sim_client_lease.cc), monotonic jumps and wall-clock steps, and a rogue process
+// (sim_rogue.cc) whose forgeries arrive on its own authenticated link; every node judges
+// what it receives with core/admission, and claims its client ids from the log.
 //
 // Everything random comes from SimOptions::seed: one seed, one schedule.
 #ifndef LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_H_
@@ -26,6 +30,8 @@
 #include <string>
 #include <vector>
 
+#include "core/admission.h"
+#include "core/lease/client_lease.h"
 #include "core/lease/lease.h"
 #include "core/lock_table.h"
 #include "core/raft/raft.h"
@@ -38,6 +44,10 @@ namespace mesh::sim {
 
 /// Virtual real time, microseconds since the start of the simulation.
 using Time = uint64_t;
+
+/// True if core/admission accepts a PROPOSE of a node's own ClaimClientIds (the claim path
+/// needs it: a follower's claim is forwarded to the leader).
+bool AdmissionTakesClaims();
 
 struct SimOptions {
   uint64_t seed = 1;
@@ -57,6 +67,20 @@ struct SimOptions {
   Time session_ttl = 3'000'000;
   Time keepalive_interval = 300'000;
   Time lease_margin = 20'000;
+  /// Model the client library's own lease (core/lease/client_lease.h): a client counts a
+  /// lock as held only while its ClientLease is valid, renewed by a LeaseRequest to its
+  /// node every client_lease_interval while it holds or waits for a lock. Off: the client's
+  /// view is its node's lease (what clients did before issue 13).
+  bool client_lease = true;
+  /// Client ids from the log: each run of a node claims an epoch with ClaimClientIds
+  /// (expire_older), as net/node.cc. Off: ids (incarnation << 32) | k and the node closes
+  /// its earlier incarnations' sessions itself (the simulator before issue 13). On by default
+  /// once core/admission lets a node forward its own ClaimClientIds (AdmissionTakesClaims).
+  bool claim_client_ids = AdmissionTakesClaims();
+  Time client_lease_interval = 300'000;
+  /// One-way delay of the local socket between a client and its node.
+  Time local_min_delay = 20;
+  Time local_max_delay = 200;
   /// Clients per node, each with its own session, on `resources` simple resources.
   int clients_per_node = 2;
   int resources = 3;
@@ -92,6 +116,11 @@ struct SimStats {
   uint64_t snapshots_installed = 0;
   uint64_t expirations = 0;  // ExpireNode proposed
   uint64_t membership_changes = 0;
+  uint64_t freezes = 0;          // nodes frozen (SIGSTOP) for a while
+  uint64_t clock_steps = 0;      // monotonic jumps and wall-clock steps
+  uint64_t rogue_messages = 0;   // messages sent by the rogue process
+  uint64_t refused = 0;          // messages refused by core/admission
+  uint64_t sessions_refused = 0; // OpenSession of a client refused by the lock table
 };
 
 class Cluster {
@@ -129,6 +158,23 @@ class Cluster {
   void CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode);
   /// Restarts a crashed node from its storage.
   void Restart(int i);
+  /// Node i's process stops for `d` (SIGSTOP, a GC pause, VM steal): it handles no timer
+  /// and no message (deliveries queue and are handled after the freeze, timers first as in
+  /// libuv) and sends nothing, but its monotonic clock runs on. Its clients are separate
+  /// processes: they keep running on the host's clock (they release when their hold ends,
+  /// and their own client lease lapses). A crash ends the freeze.
+  void Freeze(int i, Time d);
+  /// Node i's monotonic clock jumps forward by `d` (real time does not): the host's clock
+  /// seen by the node and its clients.
+  void JumpClock(int i, Time d);
+  /// Node i's wall clock is stepped by `delta` microseconds (back if negative).
+  void StepWall(int i, int64_t delta);
+  /// The rogue process (a non-member with its own authenticated link, "rogue") sends
+  /// `count` forged peer and Raft messages to up nodes: PROPOSE of ExpireNode and of
+  /// commands for other nodes' sessions, HEARTBEAT/APPEND/VOTE/PRE_VOTE with high terms and
+  /// forged entries, KeepaliveAck and Keepalive for members. With `as_member` each message
+  /// claims a member's id (the leader's, mostly) on the rogue's own link; otherwise its own.
+  void RogueBurst(int count, bool as_member);
   /// At the current leader: add spare i as learner / promote learner i / remove member i.
   /// A removed node stops and comes back later as a fresh spare with a new id.
   Status AddLearner(int i);
@@ -149,16 +195,27 @@ class Cluster {
   const std::string& id(int i) const;
   /// The node's Raft (nullptr while down).
   const core::raft::Raft* raft(int i) const;
+  /// The node's lock table (nullptr while down).
+  const core::LockTable* table(int i) const;
   /// True if node i is a voter / learner / member in the leader's (or its own) config.
   bool IsVoter(int i) const;
   bool IsMember(int i) const;
   /// Number of nodes currently voters.
   int VoterCount() const;
-  /// Node i's local clock now.
+  /// Node i's local (monotonic) clock now.
   Time LocalNow(int i) const;
+  /// Node i's wall clock now (microseconds).
+  int64_t WallNow(int i) const;
+  /// True while node i is frozen.
+  bool frozen(int i) const;
   /// Node i's lease validity (local time) and whether its clients hold locks now.
   Time LeaseUntil(int i) const;
   int HeldBy(int i) const;
+  /// True if every running member node that follows a running leader serves clients: its
+  /// client ids are ready and one of its clients has an open session (a node whose new
+  /// sessions are all refused does not).
+  /// Names the first node that does not in `*why`.
+  bool AllMembersServe(std::string* why) const;
   /// Virtual time at which node i last declared its clients' locks lost (0: never).
   Time LastLostAt(int i) const;
   /// Virtual time of the first grant of `resource` to a client of a node other than i
@@ -194,13 +251,20 @@ class Cluster {
   Time RealAt(const Node& n, Time local) const;
   void Wake(Node& n);
   void ScheduleWake(Node& n);
+  Time NodeDeadline(const Node& n) const;    // local time of the node's next timer
+  Time FrozenDeadline(const Node& n) const;  // ... of its clients' while it is frozen
   void OnWake(Node& n);
+  void OnFrozenWake(Node& n);
+  void Thaw(Node& n);
+  void SendRogue(int to, std::shared_ptr<Envelope> env);
   void Pump(Node& n);
   void ApplyEntry(Node& n, const pb::Entry& e);
   void AfterApply(Node& n);
   void ObserveRole(Node& n);
   void Send(Node& from, int to, std::shared_ptr<Envelope> env);
   void Deliver(int to, const std::shared_ptr<Envelope>& env);
+  /// core/admission's decision on `env` at node n, as net/cluster.cc makes it.
+  bool Admit(Node& n, const Envelope& env);
   void SendKeepalive(Node& n);
   void HandleKeepalive(Node& leader, const pb::Keepalive& k, int from);
   void HandleAck(Node& n, const pb::KeepaliveAck& ack);
@@ -209,9 +273,18 @@ class Cluster {
   void Propose(Node& n, const pb::Command& cmd);
   void GrantTo(Node& n, Client& c, uint64_t lock_id, uint64_t token);
   void Deliver(Node& n, Client& c);
+  // The client lease (sim_client_lease.cc).
+  core::lease::ClientLeaseOptions ClientLeaseOpts() const;
+  void NewClientLease(Node& n, Client& c);
+  void ClientLeaseDuties(Node& n, Client& c);
+  uint64_t SendLeaseRequest(Node& n, Client& c);
+  void AnswerLeaseRequest(Node& n, int k, uint64_t conn, uint64_t seq);
+  void OnLeaseReply(Node& n, Client& c, uint64_t seq, Time remaining);
+  Time ClientDeadline(const Node& n, const Client& c) const;
   void EndHold(Node& n, Client& c, const char* why);
   void ResetClient(Node& n, Client& c, bool close_session, const char* why);
   void DeclareLost(Node& n, const char* why);
+  void LearnEpoch(Node& n);
   void CleanupStaleSessions(Node& n);
   void ResyncClients(Node& n);
   Client* FindClient(Node& n, const pb::SessionKey& s);

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "sim/support/sim_cluster.h"
@@ -17,6 +18,8 @@ namespace mesh::sim {
 
 inline constexpr const char* kDataDir = "/data";
 inline constexpr Time kNever = UINT64_MAX;
+/// Envelope::from of messages sent by the rogue process (not a node index).
+inline constexpr int kRogue = -2;
 
 /// "12.345" (milliseconds with microseconds) for traces.
 inline std::string Ms(Time t) {
@@ -46,6 +49,17 @@ struct Cluster::Client {
   bool delivered = false;   // the client was told it holds the lock (checker hold open)
   std::string forced_resource;
   Time forced_hold = 0;
+  // The client library's own lease (core/lease/client_lease.h), on the host's clock. The
+  // client counts a delivered lock as held only while it is valid.
+  core::lease::ClientLease lease{core::lease::ClientLeaseOptions{}};
+  uint64_t conn = 0;        // connection number: replies to an earlier one are ignored
+  Time lease_renew_at = 0;  // local: next LeaseRequest (while it may hold or get a lock)
+  uint64_t await_seq = 0;   // a grant waits for the reply to this LeaseRequest (0: none)
+  /// Holds or waits for a lock: renews its client lease.
+  bool may_hold() const {
+    return state == State::kRequesting || state == State::kQueued ||
+           state == State::kCancelling || state == State::kHolding;
+  }
 };
 
 struct Cluster::Node {
@@ -63,7 +77,18 @@ struct Cluster::Node {
   std::unique_ptr<core::lease::NodeLease> lease;
   std::unique_ptr<core::lease::LeaderLeases> leader_leases;
   uint64_t incarnation = 0;
-  uint64_t next_client = 0;
+  // Client ids come from the log (ClaimClientIds, as net/node.cc): each run claims an epoch
+  // E with expire_older (ending every session of its earlier runs) and hands out
+  // (E << 32) | k. Until its claim is applied (epoch 0) the node opens no session.
+  // Without SimOptions::claim_client_ids: the epoch is the incarnation (ids ready at once)
+  // and the node closes its earlier incarnations' sessions itself (stale_scan).
+  uint64_t epoch = 0;
+  bool ids_ready = false;
+  bool stale_scan = false;
+  uint64_t claim_nonce = 0;
+  std::string claim;               // the encoded claim, proposed until applied ("": none)
+  Time claim_retry_at = kNever;    // local
+  uint64_t next_client = 0;        // k of the last id handed out in `epoch`
   std::vector<Client> clients;
   bool paused = false;
   Time keepalive_at = 0;       // local
@@ -72,16 +97,35 @@ struct Cluster::Node {
   Time closing_retry_at = kNever;
   std::set<std::string> session_nodes;      // nodes with open sessions (applied log)
   Time lost_at = 0;                         // virtual time of the last DeclareLost
-  bool stale_scan = false;
   // Armed by CrashAfterNextWrite: crash right after sending the next batch that persisted
   // entries or a hard state (between "send" and "apply").
   bool crash_armed = false;
-  core::FaultFileSystem::TearMode crash_mode = core::FaultFileSystem::TearMode::kDropUnsynced;  // sessions of an earlier incarnation may hold locks: look
+  core::FaultFileSystem::TearMode crash_mode = core::FaultFileSystem::TearMode::kDropUnsynced;
+  // Frozen (SIGSTOP) until this virtual time (0: running). A frozen node handles no timer
+  // and no message: deliveries queue in `inbox` and are handled after the thaw. Its clients
+  // are separate processes and keep running (OnFrozenWake).
+  Time frozen_until = 0;
+  std::vector<std::shared_ptr<Envelope>> inbox;
+  // The node's wall clock: wall = wall_offset + rate * real (stepped by StepWall); the
+  // monotonic clock is `offset + rate * real` (stepped forward by JumpClock).
+  int64_t wall_offset = 0;
+  // Sequence number of the last Keepalive this node sent (a sniffing rogue forges acks).
+  uint64_t last_keepalive_seq = 0;
+  // Peers this node asked to join while it had no configuration (a spare added as a
+  // learner "asked" the leader that added it): AdmissionView::join_targets.
+  std::set<std::string> join_targets;
+  // LeaseRequests of its clients that arrived while it was frozen: (client, conn, seq).
+  std::vector<std::tuple<int, uint64_t, uint64_t>> lease_inbox;
+  uint64_t next_conn = 0;
+  bool frozen() const { return frozen_until != 0; }
 };
 
 struct Cluster::Envelope {
   enum class Kind { kRaft, kKeepalive, kAck } kind = Kind::kRaft;
-  int from = 0;
+  int from = 0;  // sender's node index; kRogue for the rogue process
+  // The id the sender's link authenticated (its certificate): a node's own id, the rogue's
+  // id for everything the rogue sends, whatever `from` field the message claims.
+  std::string link;
   pb::RaftMessage raft;
   pb::Keepalive keepalive;
   pb::KeepaliveAck ack;

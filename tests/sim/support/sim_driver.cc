@@ -20,15 +20,11 @@ using core::raft::Role;
 
 void Cluster::OnWake(Node& n) {
   const Time local = Local(n);
-  n.raft->Tick(local);
-  if (local >= n.keepalive_at) {
-    n.keepalive_at = local + options_.keepalive_interval;
-    SendKeepalive(n);
-    if (!n.up) return;
-  }
-  if (n.lease->Lapsed(local)) DeclareLost(n, "lease lapsed");
+  // The leader's lease duties before Raft's timers: in net/ they run on separate timers,
+  // in either order (after a clock jump this is the worse one).
   if (n.leader_leases->is_leader()) {
     for (const std::string& silent : n.leader_leases->TakeExpired(local)) {
+      if (silent == n.id) continue;  // as net/: a leader never expires itself
       pb::Command cmd;
       cmd.mutable_expire_node()->set_node_id(silent);
       Trace(n.index, "proposes ExpireNode(" + silent + ")");
@@ -36,6 +32,23 @@ void Cluster::OnWake(Node& n) {
       Propose(n, cmd);
     }
   }
+  n.raft->Tick(local);
+  if (!n.join_targets.empty() && n.raft->config().members_size() == 0) {
+    // A spare that asked to join and has no configuration yet asks again (net/cluster.cc
+    // every few seconds, to a peer that gossips it is a member): it then trusts that one too.
+    for (const auto& m : nodes_) {
+      if (m.get() != &n && m->up && link_up_[n.index][m->index] &&
+          core::IsMemberOf(&m->raft->config(), m->id)) {
+        n.join_targets.insert(m->id);
+      }
+    }
+  }
+  if (local >= n.keepalive_at) {
+    n.keepalive_at = local + options_.keepalive_interval;
+    SendKeepalive(n);
+    if (!n.up) return;
+  }
+  if (n.lease->Lapsed(local)) DeclareLost(n, "lease lapsed");
   for (Client& c : n.clients) {
     if (!c.inflight.empty() && local >= c.retry_at) {
       c.retry_at = local + options_.retry_interval;
@@ -55,7 +68,12 @@ void Cluster::OnWake(Node& n) {
         ProposeFor(n, c, cmd);
       }
     }
+    ClientLeaseDuties(n, c);
     if (local >= c.next_action) ClientAct(n, c);
+  }
+  if (!n.claim.empty() && local >= n.claim_retry_at) {
+    n.raft->Propose(local, n.claim);
+    n.claim_retry_at = local + options_.retry_interval;
   }
   if (!n.closing.empty() && local >= n.closing_retry_at) {
     for (const auto& [cid, data] : n.closing) n.raft->Propose(local, data);
@@ -85,7 +103,11 @@ void Cluster::ClientAct(Node& n, Client& c) {
   switch (c.state) {
     case Client::State::kNoSession: {
       if (n.paused) return;
-      c.client_id = (n.incarnation << 32) | ++n.next_client;
+      if (!n.ids_ready) {  // no client ids before this run's claim is applied
+        c.next_action = local + 50'000;
+        return;
+      }
+      c.client_id = (n.epoch << core::kClientIdEpochBits) | ++n.next_client;
       c.seq = 0;
       pb::Command cmd;
       pb::OpenSession* open = cmd.mutable_open_session();
@@ -141,7 +163,13 @@ void Cluster::ClientAct(Node& n, Client& c) {
       c.state = Client::State::kReleasing;
       c.next_action = kNever;
       ++stats_.client_ops;
-      ProposeFor(n, c, cmd);
+      if (n.frozen()) {
+        // The client is done with the lock; its node proposes the release once it runs.
+        c.inflight = cmd.SerializeAsString();
+        c.retry_at = local;
+      } else {
+        ProposeFor(n, c, cmd);
+      }
       return;
     }
     default:
@@ -151,6 +179,7 @@ void Cluster::ClientAct(Node& n, Client& c) {
 }
 
 void Cluster::GrantTo(Node& n, Client& c, uint64_t lock_id, uint64_t token) {
+  c.await_seq = 0;
   c.state = Client::State::kHolding;
   c.lock_id = lock_id;
   c.token = token;
@@ -166,6 +195,12 @@ void Cluster::GrantTo(Node& n, Client& c, uint64_t lock_id, uint64_t token) {
 }
 
 void Cluster::Deliver(Node& n, Client& c) {
+  if (options_.client_lease && !c.lease.Valid(Local(n))) {
+    // The grant reached the client without a valid client lease: it counts the lock as
+    // held only once a LeaseRequest sent after the grant is answered with a node lease.
+    if (c.await_seq == 0) c.await_seq = SendLeaseRequest(n, c);
+    return;
+  }
   c.delivered = true;
   ++stats_.grants;
   grant_log_.emplace_back(now_, n.index, c.resource);
@@ -199,6 +234,7 @@ void Cluster::ResetClient(Node& n, Client& c, bool close_session, const char* wh
   }
   Client fresh;
   fresh.k = c.k;
+  NewClientLease(n, fresh);
   fresh.forced_resource = c.forced_resource;
   fresh.forced_hold = c.forced_hold;
   fresh.next_action = Local(n) + client_rng_.Between(10'000, 300'000);
@@ -244,7 +280,7 @@ void Cluster::Pump(Node& n) {
         return;
       }
       n.table = std::move(table);
-      n.stale_scan = true;
+      n.stale_scan = !options_.claim_client_ids;
       ++stats_.snapshots_installed;
       Trace(n.index, "installs snapshot at " + std::to_string(batch.snapshot->meta.index()));
     }
@@ -287,10 +323,11 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
   core::ApplyResult r = n.table->Apply(e.index(), cmd);
   checker_.OnApplied(n.id, e, &cmd, &r);
   const Time local = Local(n);
-  if (n.incarnation > 0 && (cmd.has_acquire() || cmd.has_open_session())) {
+  if (n.stale_scan == false && !options_.claim_client_ids && n.incarnation > 0 &&
+      (cmd.has_acquire() || cmd.has_open_session())) {
     const pb::SessionKey& s =
         cmd.has_acquire() ? cmd.acquire().session() : cmd.open_session().session();
-    if (s.node_id() == n.id && (s.client_id() >> 32) != n.incarnation) n.stale_scan = true;
+    if (s.node_id() == n.id && (s.client_id() >> 32) != n.epoch) n.stale_scan = true;
   }
 
   // Routing the outcome to this node's clients.
@@ -311,7 +348,12 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
       n.session_nodes.insert(s.node_id());
       n.leader_leases->Track(local, s.node_id());
       Client* c = FindClient(n, s);
-      if (c != nullptr && c->state == Client::State::kOpening) {
+      if (c != nullptr && c->state == Client::State::kOpening && r.result.code() != pb::GRANTED) {
+        // Refused (an id at or below one the node opened already): a new id, a new try.
+        ++stats_.sessions_refused;
+        Trace(n.index, ClientName(n, *c) + ": OpenSession refused: " + r.result.message());
+        ResetClient(n, *c, false, "session refused");
+      } else if (c != nullptr && c->state == Client::State::kOpening) {
         c->inflight.clear();
         c->retry_at = kNever;
         c->state = Client::State::kIdle;
@@ -440,6 +482,7 @@ void Cluster::AfterApply(Node& n) {
       if (c.state == Client::State::kHolding && !c.delivered) Deliver(n, c);
     }
   }
+  LearnEpoch(n);
   CleanupStaleSessions(n);
   if (applied >= n.raft->snapshot_meta().index() + options_.compact_every &&
       n.table->applied_index() <= applied) {
@@ -451,15 +494,32 @@ void Cluster::AfterApply(Node& n) {
   }
 }
 
+void Cluster::LearnEpoch(Node& n) {
+  // This run's claim applied (here or inside an installed snapshot): its epoch is the
+  // node's, whoever applied it. Sessions of earlier runs ended with it (expire_older), so
+  // nothing is left for this run to clean up.
+  if (n.claim.empty()) return;
+  uint64_t nonce = 0;
+  const uint64_t epoch = n.table->ClientIdEpoch(n.id, &nonce);
+  if (nonce != n.claim_nonce || epoch == 0) return;
+  n.epoch = epoch;
+  n.ids_ready = true;
+  n.next_client = 0;
+  n.claim.clear();
+  n.claim_retry_at = kNever;
+  Trace(n.index, "claimed client id epoch " + std::to_string(epoch));
+}
+
 void Cluster::CleanupStaleSessions(Node& n) {
-  // Sessions of this node's earlier incarnations (before a restart) that still hold or wait
-  // for a lock: nobody will release them, so the node closes them.
+  // Without the claim path only: sessions of this node's earlier incarnations (before a
+  // restart) that still hold or wait for a lock: nobody will release them, so the node
+  // closes them.
   if (!n.stale_scan) return;
   n.stale_scan = false;
   for (const core::LockRow& row : n.table->List()) {
     if (row.session.node_id() != n.id) continue;
     const uint64_t cid = row.session.client_id();
-    if ((cid >> 32) == n.incarnation || n.closing.count(cid) != 0) continue;
+    if ((cid >> 32) == n.epoch || n.closing.count(cid) != 0) continue;
     pb::Command cmd;
     *cmd.mutable_close_session()->mutable_session() = row.session;
     std::string data = cmd.SerializeAsString();
@@ -519,6 +579,7 @@ void Cluster::SendKeepalive(Node& n) {
   const std::string& leader = n.raft->leader();
   if (leader.empty()) return;
   pb::Keepalive k = n.lease->MakeKeepalive(Local(n), n.id);
+  n.last_keepalive_seq = k.seq();
   if (leader == n.id) {
     HandleKeepalive(n, k, n.index);
     return;
@@ -543,6 +604,7 @@ void Cluster::HandleKeepalive(Node& leader, const pb::Keepalive& k, int from) {
     HandleAck(leader, ack);
     return;
   }
+  if (from == kRogue) return;  // the ack goes back to the rogue
   auto env = std::make_shared<Envelope>();
   env->kind = Envelope::Kind::kAck;
   env->from = leader.index;

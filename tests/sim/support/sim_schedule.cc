@@ -1,6 +1,7 @@
 #include "sim/support/sim_schedule.h"
 
 #include <algorithm>
+#include <string>
 #include <vector>
 
 namespace mesh::sim {
@@ -9,6 +10,7 @@ namespace {
 constexpr Time kSecond = 1'000'000;
 constexpr Time kFaultPhase = 60 * kSecond;
 constexpr Time kSettle = 5 * kSecond;
+constexpr Time kServeLimit = 10 * kSecond;
 
 using TearMode = core::FaultFileSystem::TearMode;
 
@@ -21,11 +23,31 @@ struct Undo {
 
 }  // namespace
 
+bool ParseFaultKinds(const std::string& text, uint32_t* out) {
+  uint32_t bits = 0;
+  size_t start = 0;
+  while (start <= text.size()) {
+    const size_t comma = text.find(',', start);
+    const std::string word =
+        text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (word == "freeze") bits |= kFreeze;
+    else if (word == "jump") bits |= kClockJump;
+    else if (word == "wall") bits |= kWallStep;
+    else if (word == "rogue") bits |= kRogue;
+    else if (word == "all") bits |= kFreeze | kClockJump | kWallStep | kRogue;
+    else if (word != "none") return false;
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  *out = bits;
+  return true;
+}
+
 std::string ReplayCommand(uint64_t seed) {
   return "build-sim/tests/sim_soak --seed " + std::to_string(seed) + " --verbose";
 }
 
-ScheduleResult RunSchedule(uint64_t seed, bool verbose) {
+ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
   SimRandom pick(seed ^ 0x5eed5eed5eed5eedull);
   SimOptions options;
   options.seed = seed;
@@ -37,6 +59,7 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose) {
   options.heartbeat_interval = 200'000;
   options.keepalive_interval = 500'000;
   options.client_think_max = 1'500'000;
+  options.client_lease_interval = 1'000'000;  // the node's lease runs ~2.9 s past each ack
   // A third of the schedules replicate one entry per APPEND with a small pipeline, so that
   // followers' match indexes move one entry at a time (commit-rule races) and probing runs.
   if (pick.Chance(0.33)) {
@@ -74,7 +97,21 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose) {
     if (cluster.now() < next_fault) continue;
     next_fault = cluster.now() + kSecond + rng.Below(6 * kSecond);
     const Time duration = 500'000 + rng.Below(5 * kSecond);
-    switch (rng.Below(8)) {
+    // The faults of issue 13 take three of eleven draws, each enabled kind a share.
+    uint64_t kind = rng.Below(11);
+    std::vector<uint32_t> extra;
+    for (uint32_t bit : {kFreeze, kClockJump, kWallStep, kRogue}) {
+      if (faults & bit) extra.push_back(bit);
+    }
+    if (kind >= 8) {
+      if (extra.empty()) {
+        kind = rng.Below(8);
+      } else {
+        const uint32_t bit = extra[rng.Below(extra.size())];
+        kind = bit == kFreeze ? 8 : bit == kClockJump ? 9 : bit == kWallStep ? 10 : 11;
+      }
+    }
+    switch (kind) {
       case 0: {  // symmetric partition into two groups
         std::vector<int> a, b;
         for (int i = 0; i < n; ++i) (rng.Chance(0.5) ? a : b).push_back(i);
@@ -120,6 +157,34 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose) {
         undo.push_back({cluster.now() + std::min<Time>(duration, 3 * kSecond), 3, 0, 0});
         break;
       }
+      case 8: {  // freeze a node (the leader 30% of the time), past the ttl half of the time
+        const int victim = rng.Chance(0.3) ? cluster.Leader() : static_cast<int>(rng.Below(n));
+        if (victim < 0 || !cluster.up(victim)) break;
+        const Time d = rng.Chance(0.5) ? options.session_ttl + rng.Between(500'000, 5 * kSecond)
+                                       : rng.Between(200'000, 2'500'000);
+        cluster.Freeze(victim, d);
+        break;
+      }
+      case 9: {  // a monotonic jump past the election timeout (the leader half of the time)
+        const int victim = rng.Chance(0.5) ? cluster.Leader() : static_cast<int>(rng.Below(n));
+        if (victim < 0 || !cluster.up(victim)) break;
+        cluster.JumpClock(victim, options.election_timeout + rng.Below(6 * kSecond));
+        break;
+      }
+      case 10: {  // a wall-clock step (up to 2 h either way), then often a restart
+        const int victim = static_cast<int>(rng.Below(n));
+        if (!cluster.up(victim)) break;
+        const int64_t step = static_cast<int64_t>(rng.Between(kSecond, 7200 * kSecond));
+        cluster.StepWall(victim, rng.Chance(0.6) ? -step : step);
+        if (rng.Chance(0.6)) {
+          cluster.Crash(victim, TearMode::kDropUnsynced);
+          undo.push_back({cluster.now() + rng.Between(200'000, 3 * kSecond), 1, victim, 0});
+        }
+        break;
+      }
+      case 11:  // a burst of forged messages, as a non-member or claiming members' ids
+        cluster.RogueBurst(static_cast<int>(rng.Between(5, 40)), rng.Chance(0.5));
+        break;
       default: {  // membership: add a spare, promote a learner, or remove a member
         std::vector<int> spares, learners, voters;
         for (int i = 0; i < n; ++i) {
@@ -148,6 +213,16 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose) {
       if (u.kind == 1) cluster.Restart(u.node);
     }
     cluster.RunFor(kSettle);
+  }
+  // Liveness after the settle: every running member serves clients again (its client ids
+  // are ready, a session is open) within kServeLimit: a node whose new sessions are all
+  // refused, or whose ids never come, fails the schedule.
+  std::string not_serving;
+  if (!cluster.failed() &&
+      !cluster.RunUntil([&] { return cluster.AllMembersServe(&not_serving); }, kServeLimit)) {
+    cluster.mutable_checker().Fail(cluster.now(), "liveness: " + not_serving + " " +
+                                                      std::to_string(kServeLimit / kSecond) +
+                                                      " s after the cluster settled");
   }
 
   ScheduleResult result;

@@ -1,0 +1,152 @@
+// The rogue process of the simulator (see Cluster::RogueBurst): a process that is not a
+// member of the cluster but can reach every node (a certificate from the cluster's CA, or
+// any key under `none`/`tofu`), and sends forged peer and Raft messages. It sniffs what a
+// passive observer of the cluster could learn or guess (terms, log indexes, lock ids,
+// keepalive sequence numbers) to make the forgeries as damaging as possible. Everything
+// it sends arrives on its own link: Envelope::link is "rogue" even when the message
+// claims to come from a member.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "sim/support/sim_cluster.h"
+#include "sim/support/sim_cluster_internal.h"
+
+namespace mesh::sim {
+
+namespace {
+constexpr const char* kRogueId = "rogue";
+}  // namespace
+
+void Cluster::SendRogue(int to, std::shared_ptr<Envelope> env) {
+  ++stats_.messages;
+  ++stats_.rogue_messages;
+  env->from = kRogue;
+  env->link = kRogueId;
+  const Time delay = net_rng_.Between(options_.min_delay, options_.max_delay);
+  Schedule(now_ + delay, [this, to, env] { Deliver(to, env); });
+}
+
+void Cluster::RogueBurst(int count, bool as_member) {
+  std::vector<int> targets;
+  for (const auto& n : nodes_) {
+    if (n->up) targets.push_back(n->index);
+  }
+  if (targets.empty()) return;
+  ++stats_.faults;
+  Trace(-1, "rogue burst: " + std::to_string(count) + " forged messages" +
+                (as_member ? " claiming members' ids" : " as " + std::string(kRogueId)));
+  SimRandom& rng = fault_rng_;
+  const int l = Leader();
+  std::vector<std::string> members;
+  for (const auto& n : nodes_) {
+    if (n->up) {
+      for (const pb::Member& m : n->raft->config().members()) members.push_back(m.id());
+      break;
+    }
+  }
+  if (members.empty()) members.push_back(nodes_[0]->id);
+  for (int k = 0; k < count; ++k) {
+    const int to = targets[rng.Below(targets.size())];
+    const Node& t = *nodes_[to];
+    std::string from = kRogueId;
+    if (as_member) {
+      from =
+          l >= 0 && l != to && rng.Chance(0.7) ? nodes_[l]->id : members[rng.Below(members.size())];
+    }
+    // A command the rogue would like applied: the expiry of a member, or a release, close
+    // or acquire in another node's session.
+    pb::Command cmd;
+    const std::vector<core::LockRow> rows = t.table->List();
+    const uint64_t what = rng.Below(4);
+    if (what == 0 || rows.empty()) {
+      cmd.mutable_expire_node()->set_node_id(members[rng.Below(members.size())]);
+    } else {
+      const core::LockRow& row = rows[rng.Below(rows.size())];
+      if (what == 1) {
+        pb::Release* r = cmd.mutable_release();
+        *r->mutable_session() = row.session;
+        r->set_seq(1'000'000 + rng.Below(1'000'000));
+        r->set_lock_id(row.lock_id);
+      } else if (what == 2) {
+        *cmd.mutable_close_session()->mutable_session() = row.session;
+      } else {
+        pb::Acquire* a = cmd.mutable_acquire();
+        *a->mutable_session() = row.session;
+        a->set_seq(1'000'000 + rng.Below(1'000'000));
+        a->set_resource(row.resource);
+        a->set_mode(pb::EX);
+        a->set_wait(true);
+      }
+    }
+    auto env = std::make_shared<Envelope>();
+    env->kind = Envelope::Kind::kRaft;
+    pb::RaftMessage& m = env->raft;
+    m.set_from(from);
+    m.set_to(t.id);
+    const uint64_t term = t.raft->term();
+    const uint64_t last = t.raft->last_index();
+    uint64_t last_term = 0;
+    if (!t.store->Term(last, &last_term).ok()) last_term = term;
+    switch (rng.Below(7)) {
+      case 0: {  // PROPOSE (to the leader if there is one)
+        const int dest = l >= 0 && rng.Chance(0.8) ? l : to;
+        m.set_to(nodes_[dest]->id);
+        m.set_type(pb::PROPOSE);
+        m.set_term(nodes_[dest]->raft->term());
+        pb::Entry* e = m.add_entries();
+        e->set_type(pb::ENTRY_COMMAND);
+        e->set_data(cmd.SerializeAsString());
+        SendRogue(dest, std::move(env));
+        continue;
+      }
+      case 1:  // HEARTBEAT from a "leader" of a much higher term
+        m.set_type(pb::HEARTBEAT);
+        m.set_term(term + (rng.Chance(0.3) ? 0 : 1 + rng.Below(50)));
+        m.set_commit(t.raft->commit_index() + 1 + rng.Below(5));
+        break;
+      case 2: {  // APPEND of a forged entry right after the target's log, committed at once
+        m.set_type(pb::APPEND);
+        m.set_term(term + (rng.Chance(0.5) ? 0 : 1 + rng.Below(50)));
+        m.set_index(last);
+        m.set_log_term(last_term);
+        pb::Entry* e = m.add_entries();
+        e->set_term(m.term());
+        e->set_index(last + 1);
+        e->set_type(pb::ENTRY_COMMAND);
+        e->set_data(cmd.SerializeAsString());
+        m.set_commit(last + 1);
+        break;
+      }
+      case 3:  // VOTE or PRE_VOTE with a high term and a long log
+        m.set_type(rng.Chance(0.5) ? pb::VOTE : pb::PRE_VOTE);
+        m.set_term(term + 1 + rng.Below(50));
+        m.set_index(last + 1000);
+        m.set_log_term(m.term());
+        break;
+      case 4:  // TIMEOUT_NOW: "campaign now"
+        m.set_type(pb::TIMEOUT_NOW);
+        m.set_term(term);
+        break;
+      case 5: {  // KeepaliveAck for the target: extends its lease without the leader
+        env->kind = Envelope::Kind::kAck;
+        env->ack.set_leader_id(l >= 0 ? nodes_[l]->id : from);
+        env->ack.set_node_id(t.id);
+        env->ack.set_seq(t.last_keepalive_seq);
+        env->ack.set_required_index(0);
+        break;
+      }
+      default: {  // Keepalive for a member, to the leader: keeps a silent node alive
+        if (l < 0) continue;
+        env->kind = Envelope::Kind::kKeepalive;
+        env->keepalive.set_node_id(members[rng.Below(members.size())]);
+        env->keepalive.set_seq(1 + rng.Below(1'000'000));
+        SendRogue(l, std::move(env));
+        continue;
+      }
+    }
+    SendRogue(to, std::move(env));
+  }
+}
+
+}  // namespace mesh::sim
