@@ -174,7 +174,18 @@ class Cluster {
   /// commands for other nodes' sessions, HEARTBEAT/APPEND/VOTE/PRE_VOTE with high terms and
   /// forged entries, KeepaliveAck and Keepalive for members. With `as_member` each message
   /// claims a member's id (the leader's, mostly) on the rogue's own link; otherwise its own.
+  /// Once the rogue has joined (RogueJoin) it is a learner: its own-id messages are then a
+  /// member's (PROPOSE of ExpireNode and of other nodes' session commands, leader traffic,
+  /// votes), and it also forges APPEND_RESPONSE/HEARTBEAT_RESPONSE for voters to the leader.
   void RogueBurst(int count, bool as_member);
+  /// The rogue asks the leader to join, as a spare does (a JoinRequest on its own link,
+  /// judged by core/admission R5), and the leader adds it as a learner like any spare
+  /// (membership is automatic). It stays a learner: the schedules promote and remove
+  /// simulated nodes only, and it never answers the leader, so it never catches up. Error:
+  /// no leader, the JoinRequest refused, or the change refused by the leader's Raft.
+  Status RogueJoin();
+  /// True if the rogue is in the leader's (or, without one, any up node's) configuration.
+  bool RogueIsMember() const;
   /// At the current leader: add spare i as learner / promote learner i / remove member i.
   /// A removed node stops and comes back later as a fresh spare with a new id.
   Status AddLearner(int i);

@@ -27,6 +27,38 @@ void Cluster::SendRogue(int to, std::shared_ptr<Envelope> env) {
   Schedule(now_ + delay, [this, to, env] { Deliver(to, env); });
 }
 
+bool Cluster::RogueIsMember() const {
+  int i = Leader();
+  for (int k = 0; i < 0 && k < size(); ++k) {
+    if (nodes_[k]->up) i = k;
+  }
+  return i >= 0 && core::IsMemberOf(&nodes_[i]->raft->config(), kRogueId);
+}
+
+Status Cluster::RogueJoin() {
+  const int l = Leader();
+  if (l < 0) return Status::Unavailable("no leader");
+  Node& n = *nodes_[l];
+  if (n.frozen()) return Status::Unavailable("the leader is frozen");
+  // The JoinRequest, on the rogue's own link, judged as net/cluster.cc judges it.
+  core::AdmissionView view;
+  view.self_id = n.id;
+  view.config = &n.raft->config();
+  view.leader = n.raft->role() == core::raft::Role::kLeader;
+  view.leader_id = n.raft->leader();
+  view.term = n.raft->term();
+  pb::JoinRequest request;
+  request.set_node_id(kRogueId);
+  request.set_address(std::string(kRogueId) + ":28017");
+  const core::Admission a = core::AdmitJoinRequest(view, kRogueId, request);
+  if (!a.accepted) return Status::PermissionDenied(a.detail);
+  core::raft::MembershipChange c;
+  c.kind = core::raft::MembershipChange::Kind::kAddLearner;
+  c.id = kRogueId;
+  c.address = request.address();
+  return AtLeader(c);
+}
+
 void Cluster::RogueBurst(int count, bool as_member) {
   std::vector<int> targets;
   for (const auto& n : nodes_) {
@@ -38,6 +70,7 @@ void Cluster::RogueBurst(int count, bool as_member) {
                 (as_member ? " claiming members' ids" : " as " + std::string(kRogueId)));
   SimRandom& rng = fault_rng_;
   const int l = Leader();
+  const bool learner = RogueIsMember();
   std::vector<std::string> members;
   for (const auto& n : nodes_) {
     if (n->up) {
@@ -46,6 +79,11 @@ void Cluster::RogueBurst(int count, bool as_member) {
     }
   }
   if (members.empty()) members.push_back(nodes_[0]->id);
+  std::vector<std::string> voters;
+  for (const auto& n : nodes_) {
+    if (n->up && IsVoter(n->index)) voters.push_back(n->id);
+  }
+  if (voters.empty()) voters = members;
   for (int k = 0; k < count; ++k) {
     const int to = targets[rng.Below(targets.size())];
     const Node& t = *nodes_[to];
@@ -88,7 +126,8 @@ void Cluster::RogueBurst(int count, bool as_member) {
     const uint64_t last = t.raft->last_index();
     uint64_t last_term = 0;
     if (!t.store->Term(last, &last_term).ok()) last_term = term;
-    switch (rng.Below(7)) {
+    // A learner proposes (to the leader) more often: R4 is what guards its proposals.
+    switch (learner && rng.Chance(0.3) ? 0 : rng.Below(8)) {
       case 0: {  // PROPOSE (to the leader if there is one)
         const int dest = l >= 0 && rng.Chance(0.8) ? l : to;
         m.set_to(nodes_[dest]->id);
@@ -135,6 +174,26 @@ void Cluster::RogueBurst(int count, bool as_member) {
         env->ack.set_seq(t.last_keepalive_seq);
         env->ack.set_required_index(0);
         break;
+      }
+      case 7: {  // APPEND_RESPONSE/HEARTBEAT_RESPONSE to the leader: "I have all of it"
+        if (l < 0) continue;
+        const Node& ld = *nodes_[l];
+        if (as_member) {
+          // Claiming a voter's id (R1): a counted forged ack would commit what no majority has.
+          std::vector<std::string> others;
+          for (const std::string& v : voters) {
+            if (v != ld.id) others.push_back(v);
+          }
+          if (others.empty()) continue;
+          from = others[rng.Below(others.size())];
+        }
+        m.set_from(from);
+        m.set_to(ld.id);
+        m.set_type(rng.Chance(0.7) ? pb::APPEND_RESPONSE : pb::HEARTBEAT_RESPONSE);
+        m.set_term(ld.raft->term());
+        m.set_index(ld.raft->last_index());
+        SendRogue(l, std::move(env));
+        continue;
       }
       default: {  // Keepalive for a member, to the leader: keeps a silent node alive
         if (l < 0) continue;

@@ -182,7 +182,9 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
         }
         break;
       }
-      case 11:  // a burst of forged messages, as a non-member or claiming members' ids
+      case 11:  // a burst of forged messages, as a non-member or claiming members' ids;
+                // now and then the rogue first asks to join and becomes a learner
+        if (!cluster.RogueIsMember() && rng.Chance(0.25)) cluster.RogueJoin();
         cluster.RogueBurst(static_cast<int>(rng.Between(5, 40)), rng.Chance(0.5));
         break;
       default: {  // membership: add a spare, promote a learner, or remove a member
