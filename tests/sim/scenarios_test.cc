@@ -416,6 +416,57 @@ TEST(Scenarios, RogueForgeriesChangeNoTermCommitOrLock) {
   EXPECT_NO_VIOLATION(c);
 }
 
+// Issue 13: the rogue asks to join and is added as a learner (membership is automatic), then
+// forges as a member: PROPOSE of ExpireNode for each node and of Acquire/Release/
+// CloseSession in the other nodes' sessions it saw in the log, leader traffic and votes in
+// high terms, and acks for voters claiming their ids. R4, R1 and the learner rules (R2)
+// refuse it all: terms, leader, commit indexes and lock tables are unchanged, every lock
+// is still held.
+TEST(Scenarios, RogueLearnerForgeriesChangeNoTermCommitOrLock) {
+  SimOptions o = Quiet(20, 3, 0);
+  o.clients_per_node = 1;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
+  ASSERT_TRUE(c.RunUntil(
+      [&] {
+        for (int i = 0; i < c.size(); ++i) {
+          if (c.HeldBy(i) != o.clients_per_node && i != leader) return false;
+        }
+        return true;
+      },
+      20 * kSecond))
+      << c.Report();
+  ASSERT_TRUE(c.RogueJoin().ok()) << c.Report();
+  ASSERT_TRUE(c.RunUntil([&] { return c.RogueIsMember(); }, 5 * kSecond)) << c.Report();
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
+  c.RunFor(3 * kSecond);  // quiet: every proposal applied everywhere
+  const std::vector<NodeState> before = Observe(c);
+  const uint64_t refused_before = c.stats().refused;
+  for (int round = 0; round < 20; ++round) {
+    c.RogueBurst(50, /*as_member=*/round % 2 == 0);
+    c.RunFor(200'000);
+  }
+  c.RunFor(2 * kSecond);
+  const std::vector<NodeState> after = Observe(c);
+  for (int i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(after[i].term, before[i].term) << c.id(i);
+    EXPECT_EQ(after[i].commit, before[i].commit) << c.id(i);
+    EXPECT_EQ(after[i].leader, before[i].leader) << c.id(i);
+    EXPECT_EQ(after[i].locks, before[i].locks) << c.id(i);
+  }
+  EXPECT_EQ(c.Leader(), leader);
+  EXPECT_TRUE(c.RogueIsMember());
+  for (const pb::Member& m : c.raft(leader)->config().members()) {
+    if (m.id() == "rogue") EXPECT_FALSE(m.voter()) << "the rogue became a voter";
+  }
+  EXPECT_GE(c.stats().refused - refused_before, 700u) << "forgeries were not refused";
+  for (int i = 0; i < c.size(); ++i) EXPECT_EQ(c.HeldBy(i), o.clients_per_node) << c.id(i);
+  EXPECT_NO_VIOLATION(c);
+}
+
 // Issue 13, fault 5: the leader's monotonic clock jumps 10 s forward (real time does not).
 // It must treat that as its own pause, not as everybody's silence: nobody is expired, no
 // lock is lost (without core/lease's clock-jump rule it expires every other node).
