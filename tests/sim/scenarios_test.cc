@@ -446,8 +446,16 @@ TEST(Scenarios, RogueLearnerForgeriesChangeNoTermCommitOrLock) {
   const std::vector<NodeState> before = Observe(c);
   const uint64_t refused_before = c.stats().refused;
   for (int round = 0; round < 20; ++round) {
-    c.RogueBurst(50, /*as_member=*/round % 2 == 0);
+    // Claiming other members' ids (R1): every one of these is refused. As itself, a
+    // learner's answers to its leader are taken (and change nothing).
+    const bool as_member = round % 2 == 0;
+    const uint64_t sent = c.stats().rogue_messages, refused = c.stats().refused;
+    c.RogueBurst(50, as_member);
     c.RunFor(200'000);
+    if (as_member) {
+      EXPECT_EQ(c.stats().refused - refused, c.stats().rogue_messages - sent)
+          << "round " << round << ": a forgery claiming another member's id was taken";
+    }
   }
   c.RunFor(2 * kSecond);
   const std::vector<NodeState> after = Observe(c);

@@ -74,7 +74,9 @@ void Cluster::RogueBurst(int count, bool as_member) {
   std::vector<std::string> members;
   for (const auto& n : nodes_) {
     if (n->up) {
-      for (const pb::Member& m : n->raft->config().members()) members.push_back(m.id());
+      for (const pb::Member& m : n->raft->config().members()) {
+        if (m.id() != kRogueId) members.push_back(m.id());  // the others
+      }
       break;
     }
   }
