@@ -340,13 +340,15 @@ bool Cluster::Admit(Node& n, const Envelope& env) {
   view.config = &n.raft->config();
   view.leader = n.raft->role() == Role::kLeader;
   view.leader_id = n.raft->leader();
-  view.term = n.raft->term();  // as net/cluster.cc: a learner may not push the term up (R2)
+  view.term = n.raft->term();
   view.join_targets = &n.join_targets;
   // Gossip: what every other running node that can reach this one says about its leader
   // now (net/ gossips every link every second; the simulator has it without delay). The
-  // rogue does not gossip. Only leader traffic from a non-voter consults it (R2, R3).
+  // rogue does not gossip: its link is not a member's nor a join target's.
+  // (Needed only when the link is not a voter: only then does admission ask who vouches.)
   std::map<std::string, core::GossipClaim> gossip;
-  if (!core::IsVoterOf(view.config, env.link)) {
+  const bool voter_link = core::IsVoterOf(view.config, env.link);
+  if (!voter_link) {
     for (const auto& m : nodes_) {
       if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
       gossip[m->id] = core::GossipClaim{m->raft->leader(), m->raft->term()};

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "sim/support/sim_cluster_internal.h"
+#include "core/admission.h"
 #include "core/raft/raft_storage.h"
 
 namespace mesh::sim {
@@ -596,8 +597,11 @@ void Cluster::SendKeepalive(Node& n) {
 void Cluster::HandleKeepalive(Node& leader, const pb::Keepalive& k, int from) {
   const Time local = Local(leader);
   pb::KeepaliveAck ack;
-  if (!leader.leader_leases->OnKeepalive(local, k, leader.raft->HasLeaderLease(local), leader.id,
-                                         leader.raft->last_index(), &ack)) {
+  // Only members and nodes with sessions may hold a lease (core/admission.h R6), as in
+  // net/cluster.cc: a rogue's made-up ids are neither tracked nor expired.
+  const bool known = core::MayHoldLease(&leader.raft->config(), *leader.table, k.node_id());
+  if (!leader.leader_leases->OnKeepalive(local, k, known, leader.raft->HasLeaderLease(local),
+                                         leader.id, leader.raft->last_index(), &ack)) {
     return;
   }
   if (from == leader.index) {
