@@ -150,8 +150,7 @@ Admission AdmitCommand(const std::string& proposer, const pb::Command& c) {
       // claim with expire_older would end that node's sessions.
       if (c.claim_client_ids().node_id() == proposer) return Admission::Accept();
       return Admission::Refuse("propose-claim-client-ids", "PROPOSE",
-                               "PROPOSE of ClaimClientIds for '" +
-                                   c.claim_client_ids().node_id() +
+                               "PROPOSE of ClaimClientIds for '" + c.claim_client_ids().node_id() +
                                    "': a node claims client ids only for itself");
     default:
       return Admission::Refuse("propose-unknown-command", "PROPOSE",

@@ -1,4 +1,6 @@
 // mesh::AsyncClient and mesh::Client (mesh/client.h) over the local client API.
+#include "mesh/client.h"
+
 #include <pwd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -14,7 +16,6 @@
 
 #include "core/lease/client_lease.h"
 #include "lockmesh.pb.h"
-#include "mesh/client.h"
 #include "net/framed_stream.h"
 #include "net/lease_clock.h"
 #include "net/protocol.h"
@@ -83,7 +84,8 @@ bool TrustedNodeUid(uid_t uid, const ClientOptions& options) {
   size_t pos = 0;
   while (pos <= list.size() && !list.empty()) {
     size_t comma = list.find(',', pos);
-    std::string item = list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    std::string item =
+        list.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     if (!item.empty()) {
       char* end = nullptr;
       unsigned long v = std::strtoul(item.c_str(), &end, 10);
@@ -116,7 +118,8 @@ Status CheckNodeCredentials(uv_pipe_t* pipe, const ClientOptions& options) {
       "the node on " + options.socket_path + " runs as uid " + std::to_string(cred.uid) + " (" +
       UidName(cred.uid) + "), not as you (uid " + std::to_string(geteuid()) +
       "); refusing to send it anything (a node of another user you mean to use: "
-      "LOCKMESH_TRUSTED_NODE_UIDS=" + std::to_string(cred.uid) + ")");
+      "LOCKMESH_TRUSTED_NODE_UIDS=" +
+      std::to_string(cred.uid) + ")");
 }
 
 // Converts an answer code to the Status callers see.

@@ -1,4 +1,6 @@
 // mesh::Node (mesh/node.h): the local client API server driving the command log.
+#include "mesh/node.h"
+
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/file.h>
@@ -21,7 +23,6 @@
 
 #include "core/lock_table.h"
 #include "lockmesh.pb.h"
-#include "mesh/node.h"
 #include "net/cluster.h"
 #include "net/command_log.h"
 #include "net/framed_stream.h"
@@ -444,22 +445,26 @@ class NodeImpl final : public Node {
     uv_timer_init(loop_, t);
     t->data = this;
     hello_timers_.emplace(t, serial);
-    uv_timer_start(t, [](uv_timer_t* timer) {
-      auto* self = static_cast<NodeImpl*>(timer->data);
-      auto it = self->hello_timers_.find(timer);
-      uint64_t serial = it->second;
-      self->hello_timers_.erase(it);
-      uv_close(reinterpret_cast<uv_handle_t*>(timer),
-               [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
-      auto conn = self->conns_.find(serial);
-      if (conn == self->conns_.end() || conn->second->hello_seen || !conn->second->stream) return;
-      Conn* c = conn->second.get();
-      Status why = Status::TimedOut("no hello within " +
-                                    std::to_string(self->options_.hello_timeout_ms) + " ms");
-      self->Log("closing client connection of pid " + std::to_string(c->pid) + " (uid " +
-                std::to_string(c->uid) + "): " + why.message());
-      c->stream->Close(why);
-    }, static_cast<uint64_t>(options_.hello_timeout_ms), 0);
+    uv_timer_start(
+        t,
+        [](uv_timer_t* timer) {
+          auto* self = static_cast<NodeImpl*>(timer->data);
+          auto it = self->hello_timers_.find(timer);
+          uint64_t serial = it->second;
+          self->hello_timers_.erase(it);
+          uv_close(reinterpret_cast<uv_handle_t*>(timer),
+                   [](uv_handle_t* h) { delete reinterpret_cast<uv_timer_t*>(h); });
+          auto conn = self->conns_.find(serial);
+          if (conn == self->conns_.end() || conn->second->hello_seen || !conn->second->stream)
+            return;
+          Conn* c = conn->second.get();
+          Status why = Status::TimedOut("no hello within " +
+                                        std::to_string(self->options_.hello_timeout_ms) + " ms");
+          self->Log("closing client connection of pid " + std::to_string(c->pid) + " (uid " +
+                    std::to_string(c->uid) + "): " + why.message());
+          c->stream->Close(why);
+        },
+        static_cast<uint64_t>(options_.hello_timeout_ms), 0);
   }
 
   // ------------------------------------------------------------ requests
@@ -894,7 +899,9 @@ class NodeImpl final : public Node {
   }
 
   // True if a hello can be given a client id at once.
-  bool IdsAvailable() const { return !claim_pending_ && next_client_k_ <= core::kMaxClientIdInEpoch; }
+  bool IdsAvailable() const {
+    return !claim_pending_ && next_client_k_ <= core::kMaxClientIdInEpoch;
+  }
 
   // Gives `c` the next client id and proposes its OpenSession (IdsAvailable() must hold).
   Status OpenSessionFor(Conn* c) {
@@ -959,7 +966,8 @@ class NodeImpl final : public Node {
       if (it == conns_.end() || !it->second->stream) continue;
       Conn* c = it->second.get();
       if (!IdsAvailable()) {  // used up again: the rest wait for the next claim
-        awaiting_ids_.insert(awaiting_ids_.end(), serials.begin() + static_cast<std::ptrdiff_t>(i), serials.end());
+        awaiting_ids_.insert(awaiting_ids_.end(), serials.begin() + static_cast<std::ptrdiff_t>(i),
+                             serials.end());
         if (!claim_pending_) ClaimClientIds(/*expire_older=*/false);
         return;
       }
@@ -1268,14 +1276,14 @@ class NodeImpl final : public Node {
   bool server_ready_ = false;
   bool timers_ready_ = false;
   int lock_fd_ = -1;
-  int dir_fd_ = -1;        // the checked socket directory (net/local_dir.h)
-  int data_lock_fd_ = -1;  // flock'ed <data_dir>/node.lock
+  int dir_fd_ = -1;                               // the checked socket directory (net/local_dir.h)
+  int data_lock_fd_ = -1;                         // flock'ed <data_dir>/node.lock
   std::map<uv_timer_t*, uint64_t> hello_timers_;  // pending hello deadlines -> Conn::serial
   int64_t socket_gid_ = -1;
-  uint64_t id_epoch_ = 0;         // this run's client id epoch (see ClaimClientIds)
-  uint64_t next_client_k_ = 1;    // next client id: (id_epoch_ << 32) | next_client_k_
-  bool claim_pending_ = false;    // a claim is proposed and not applied yet
-  uint64_t claim_nonce_ = 0;      // the latest claim's nonce
+  uint64_t id_epoch_ = 0;               // this run's client id epoch (see ClaimClientIds)
+  uint64_t next_client_k_ = 1;          // next client id: (id_epoch_ << 32) | next_client_k_
+  bool claim_pending_ = false;          // a claim is proposed and not applied yet
+  uint64_t claim_nonce_ = 0;            // the latest claim's nonce
   std::vector<uint64_t> awaiting_ids_;  // serials of connections waiting for the claim
   uint64_t conn_serial_ = 0;
   uint64_t started_ms_ = 0;

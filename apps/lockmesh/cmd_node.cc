@@ -33,7 +33,7 @@ constexpr double kAutoStartedIdleExitSeconds = 60;
 struct NodeFlags {
   CommonOptions common;
   bool auto_started = false;  // hidden: started by ConnectOrStartNode
-  bool release_claim = false; // --release-mesh-claim: remove the mesh claim and exit
+  bool release_claim = false;  // --release-mesh-claim: remove the mesh claim and exit
   int ready_fd = -1;          // hidden: where to report start-up (autostart.h)
 };
 
@@ -102,20 +102,22 @@ int ReleaseMeshClaim(const Config& config) {
       continue;
     }
     ++removed;
-    printf("removed %s%s\n", path.c_str(),
-           found.state == mesh::core::FoundClaim::State::kValid
-               ? (" (mesh node " + found.claim.node_id + " of cluster '" + found.claim.cluster +
-                  "')").c_str()
-               : " (unreadable)");
+    printf(
+        "removed %s%s\n", path.c_str(),
+        found.state == mesh::core::FoundClaim::State::kValid
+            ? (" (mesh node " + found.claim.node_id + " of cluster '" + found.claim.cluster + "')")
+                  .c_str()
+            : " (unreadable)");
   }
   if (fd >= 0) close(fd);
   if (code == kExitOk) {
     if (removed == 0) {
       printf("no mesh claim on %s or %s\n", socket.c_str(), data_dir.c_str());
     } else {
-      printf("local nodes may now serve %s; %s still holds the mesh's log: remove it (or give "
-             "local nodes another --data-dir) if this host has left the mesh for good\n",
-             socket.c_str(), data_dir.c_str());
+      printf(
+          "local nodes may now serve %s; %s still holds the mesh's log: remove it (or give "
+          "local nodes another --data-dir) if this host has left the mesh for good\n",
+          socket.c_str(), data_dir.c_str());
     }
   }
   return code;

@@ -28,7 +28,8 @@ void LeaderLeases::Observe(Time now) {
       now - last_call_ > options_.election_timeout) {
     // A pause of this leader (or a jump of its clock): nobody was heard because nobody was
     // listening. Start every clock again, as a new leader does.
-    for (auto& [node, tracked] : nodes_) tracked = Tracked{std::max(tracked.last_heard, now), false};
+    for (auto& [node, tracked] : nodes_)
+      tracked = Tracked{std::max(tracked.last_heard, now), false};
     ++pauses_;
   }
   last_call_ = std::max(last_call_, now);

@@ -55,8 +55,9 @@
 //  - It extends nothing on the node side: after a gap longer than the election timeout, Raft's
 //    leader lease has lapsed (HasLeaderLease counts acknowledgements of messages sent within
 //    the election timeout, and the leader sent nothing during the gap; check-quorum steps the
-//    leader down if its next Tick comes before it hears from a quorum), so OnKeepalive acknowledges nothing until a quorum has
-//    been heard again. A node whose lease ran out meanwhile has already told its clients.
+//    leader down if its next Tick comes before it hears from a quorum), so OnKeepalive acknowledges
+//    nothing until a quorum has been heard again. A node whose lease ran out meanwhile has already
+//    told its clients.
 // Without the rule, a leader whose monotonic clock jumped 10 s would expire every other node
 // at once, though none of them had been silent. The rule needs the driver to call in at least
 // once per election timeout while leader (a node ticks every 50 ms); a driver that calls less

@@ -304,8 +304,7 @@ TEST_F(MeshRogueTest, CaSignedLearnerCannotLead) {
   RunResult r = Rogue(l, args);
   ASSERT_EQ(r.code(), 0) << r.Describe() << r.out << AllLogs();
   ASSERT_NE(NodeLog(l).find("adding evil"), std::string::npos)
-      << "the rogue should have been added as a learner before it sent its heartbeat"
-      << AllLogs();
+      << "the rogue should have been added as a learner before it sent its heartbeat" << AllLogs();
   ExpectNothingChanged(before, term, holder);
   EXPECT_NE(NodeLog(l).find("a learner of this node's configuration"), std::string::npos)
       << NodeLog(l);

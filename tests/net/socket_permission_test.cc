@@ -213,7 +213,8 @@ TEST_F(SocketPermissionTest, NodeRefusesASocketDirectoryAnotherUserCreated) {
     processes_.push_back(std::make_unique<Process>(o));
     RunResult n = Finish(processes_.back().get(), Millis(30000));
     EXPECT_EQ(n.code(), 99) << n.Describe();
-    EXPECT_TRUE(std::regex_search(n.err, Icase("refusing the socket directory .*owned by uid 65534")))
+    EXPECT_TRUE(
+        std::regex_search(n.err, Icase("refusing the socket directory .*owned by uid 65534")))
         << n.Describe();
     EXPECT_EQ(RunCommandRemoveTree(dir), 0);
   }

@@ -80,9 +80,15 @@ class WallClockTest : public ProcessTest {
                            const std::string& socket, const std::string& data_dir, int port,
                            const std::vector<std::string>& extra,
                            const std::map<std::string, std::optional<std::string>>& env = {}) {
-    std::vector<std::string> args = {"node",     "--socket",    socket,
-                                     "--data-dir", data_dir,    "--node-id",
-                                     id,         "--listen",    "127.0.0.1:" + std::to_string(port),
+    std::vector<std::string> args = {"node",
+                                     "--socket",
+                                     socket,
+                                     "--data-dir",
+                                     data_dir,
+                                     "--node-id",
+                                     id,
+                                     "--listen",
+                                     "127.0.0.1:" + std::to_string(port),
                                      "--no-multicast"};
     if (std::find(extra.begin(), extra.end(), "--expect") == extra.end()) {
       args.insert(args.end(), {"--expect", "1"});
@@ -111,7 +117,8 @@ class WallClockTest : public ProcessTest {
   // `lockmesh locks --json`: rows of `resource` held by client `client_id`; -1 if the listing
   // fails.
   int HeldByClient(const std::string& resource, uint64_t client_id) {
-    RunResult r = RunLockmesh("locks", {"locks", "--socket", paths_.socket, "--json"}, Millis(20000));
+    RunResult r =
+        RunLockmesh("locks", {"locks", "--socket", paths_.socket, "--json"}, Millis(20000));
     if (r.code() != 0) return -1;
     Json j = Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
     if (j.is_discarded()) return -1;
@@ -154,10 +161,10 @@ class WallClockTest : public ProcessTest {
         << "the previous run's session still holds " << resource << "\n"
         << Tail(log);
     EXPECT_EQ(HeldByClient(resource, old_client), 0);
-    RunResult r = RunLockmesh("relock", LockArgs(resource, {"true"}, {"--wait", "20"}),
-                              Millis(40000));
-    EXPECT_EQ(r.code(), 0) << "a new lock of " << resource << " after the restart: "
-                           << r.Describe() << "\n"
+    RunResult r =
+        RunLockmesh("relock", LockArgs(resource, {"true"}, {"--wait", "20"}), Millis(40000));
+    EXPECT_EQ(r.code(), 0) << "a new lock of " << resource << " after the restart: " << r.Describe()
+                           << "\n"
                            << Tail(log);
   }
 };
@@ -165,9 +172,8 @@ class WallClockTest : public ProcessTest {
 TEST_F(WallClockTest, ALocalNodeRestartedAnHourBackExpiresItsOldSessionAndGrantsNewLocks) {
   // The first run: auto-started by `lockmesh lock` (a local node), the clock as it is.
   const std::string started = Path("h.started");
-  Process* holder = Lockmesh(
-      "holder", {"lock", "X", "--", "sh", "-c",
-                 "touch '" + started + "'; while :; do sleep 0.05; done"});
+  Process* holder = Lockmesh("holder", {"lock", "X", "--", "sh", "-c",
+                                        "touch '" + started + "'; while :; do sleep 0.05; done"});
   ASSERT_TRUE(WaitFor([&] { return FileExists(started) || !holder->Running(); }, Millis(30000)));
   ASSERT_TRUE(FileExists(started)) << holder->Stderr();
   const uint64_t old_client = HolderOf("X");
@@ -232,13 +238,13 @@ TEST_F(WallClockTest, ANodeStillClaimingItsIdsAnswersStatusAndGrantsOnceItHasThe
   ASSERT_GT(port1, 0);
   ASSERT_GT(port2, 0);
   ASSERT_NE(port1, port2);
-  const std::string join = "127.0.0.1:" + std::to_string(port1) + ",127.0.0.1:" +
-                           std::to_string(port2);
+  const std::string join =
+      "127.0.0.1:" + std::to_string(port1) + ",127.0.0.1:" + std::to_string(port2);
   const std::vector<std::string> two = {"--expect", "2", "--join", join};
   Process* a = StartMeshNodeAt("a", "a1", paths_.socket, paths_.data_dir, port1, two);
   ASSERT_NE(a, nullptr);
-  RunResult status = RunLockmesh("status", {"status", "--socket", paths_.socket, "--json"},
-                                 Millis(20000));
+  RunResult status =
+      RunLockmesh("status", {"status", "--socket", paths_.socket, "--json"}, Millis(20000));
   EXPECT_EQ(status.code(), 0) << status.Describe() << "\n" << a->Stderr();
   Process* locker = Lockmesh("locker", LockArgs("X", {"true"}));
   // It waits: no cluster, no ids, no session yet.

@@ -302,8 +302,7 @@ TEST_P(FrozenHolder, ClientDeclaresLockLostBeforeAnyOtherGrant) {
   const Time frozen_at = c.now();
   c.Freeze(victim, 8 * kSecond);
   ASSERT_TRUE(c.RunUntil(
-      [&] { return c.FirstGrantElsewhere(victim, "r-contended", frozen_at) != 0; },
-      20 * kSecond))
+      [&] { return c.FirstGrantElsewhere(victim, "r-contended", frozen_at) != 0; }, 20 * kSecond))
       << c.Report();
   const Time granted = c.FirstGrantElsewhere(victim, "r-contended", frozen_at);
   const Time lost = c.LastLostAt(victim);
@@ -311,9 +310,10 @@ TEST_P(FrozenHolder, ClientDeclaresLockLostBeforeAnyOtherGrant) {
   EXPECT_GT(lost, frozen_at) << c.Report();
   EXPECT_LT(lost, granted) << c.Report();
   EXPECT_EQ(c.HeldBy(victim), 0);
-  std::printf("frozen at %.3f s, lock declared lost by the client at %.3f s, granted elsewhere "
-              "at %.3f s (%.1f ms later)\n",
-              frozen_at / 1e6, lost / 1e6, granted / 1e6, (granted - lost) / 1e3);
+  std::printf(
+      "frozen at %.3f s, lock declared lost by the client at %.3f s, granted elsewhere "
+      "at %.3f s (%.1f ms later)\n",
+      frozen_at / 1e6, lost / 1e6, granted / 1e6, (granted - lost) / 1e3);
   c.RunFor(10 * kSecond);  // the thaw, and the cluster settles
   EXPECT_NO_VIOLATION(c);
 }
@@ -529,8 +529,7 @@ TEST(Scenarios, RestartAfterWallClockStepBackEndsOldSessionsAndGrantsNewLocks) {
   c.ForceHold(victim, "r-after", kSecond);
   // The old run's lock is granted elsewhere once the restart's claim ends its session.
   ASSERT_TRUE(c.RunUntil(
-      [&] { return c.FirstGrantElsewhere(victim, "r-contended", crashed_at) != 0; },
-      10 * kSecond))
+      [&] { return c.FirstGrantElsewhere(victim, "r-contended", crashed_at) != 0; }, 10 * kSecond))
       << c.Report();
   // And the restarted node's client gets a lock of its own.
   ASSERT_TRUE(c.RunUntil([&] { return c.HeldBy(victim) > 0; }, 10 * kSecond)) << c.Report();

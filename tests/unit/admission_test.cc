@@ -399,8 +399,9 @@ TEST_F(AdmissionTest, AcksFromTheLeaderOfAJoinedOrLaggingNode) {
 // the log: a newline in a forged id must not start a log line of its own, and a megabyte of
 // id must not become a megabyte of log line.
 TEST_F(AdmissionTest, RefusalDetailIsOneBoundedLogLine) {
-  Admission a = AdmitRaft(View(), "evil",
-                          Msg(pb::HEARTBEAT, "x\n2026-12-06T21:00:00.000Z lockmesh[1] lease lapsed", 50));
+  Admission a =
+      AdmitRaft(View(), "evil",
+                Msg(pb::HEARTBEAT, "x\n2026-12-06T21:00:00.000Z lockmesh[1] lease lapsed", 50));
   ASSERT_FALSE(a.accepted);
   EXPECT_EQ(a.detail.find('\n'), std::string::npos) << a.detail;
   EXPECT_NE(a.detail.find("x\\x0a2026"), std::string::npos) << a.detail;

@@ -42,7 +42,8 @@ void RunLeader(lease::LeaderLeases* leader, lease::Time from, lease::Time to,
   pb::KeepaliveAck ack;
   uint64_t seq = 1;
   for (lease::Time t = from; t <= to; t += 50'000) {
-    for (const std::string& n : heard) leader->OnKeepalive(t, KeepaliveFrom(n, seq++), true, "n1", 1, &ack);
+    for (const std::string& n : heard)
+      leader->OnKeepalive(t, KeepaliveFrom(n, seq++), true, "n1", 1, &ack);
     for (const std::string& n : leader->TakeExpired(t)) expired->push_back(n);
   }
 }

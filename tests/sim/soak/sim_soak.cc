@@ -66,9 +66,14 @@ int main(int argc, char** argv) {
         return 2;
       }
       ++i;
+    } else if (arg == "--help" || arg == "-h") {
+      Usage();
+      return 0;
+    } else {
+      std::fprintf(stderr, "sim_soak: unknown argument %s\n", arg.c_str());
+      Usage();
+      return 2;
     }
-    else if (arg == "--help" || arg == "-h") { Usage(); return 0; }
-    else { std::fprintf(stderr, "sim_soak: unknown argument %s\n", arg.c_str()); Usage(); return 2; }
   }
   if (have_single) {
     mesh::sim::ScheduleResult r = mesh::sim::RunSchedule(single, verbose, fault_kinds);

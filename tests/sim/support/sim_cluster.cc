@@ -706,13 +706,13 @@ bool Cluster::AllMembersServe(std::string* why) const {
     }
     if (!n->ids_ready || !serving) {
       if (why != nullptr) {
-        *why = n->id + (n->ids_ready ? " has no open session"
-                                     : " has no client ids (claim not applied)");
+        *why = n->id +
+               (n->ids_ready ? " has no open session" : " has no client ids (claim not applied)");
         for (const Client& c : n->clients) {
           *why += " [c" + std::to_string(c.k) + " state " +
-                  std::to_string(static_cast<int>(c.state)) + " id " +
-                  std::to_string(c.client_id) + " inflight " + std::to_string(c.inflight.size()) +
-                  " next " + Ms(c.next_action) + "]";
+                  std::to_string(static_cast<int>(c.state)) + " id " + std::to_string(c.client_id) +
+                  " inflight " + std::to_string(c.inflight.size()) + " next " + Ms(c.next_action) +
+                  "]";
         }
         *why += " local " + Ms(Local(*n)) + "; its configuration:";
         for (const pb::Member& m : n->raft->config().members()) {

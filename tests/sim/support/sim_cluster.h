@@ -116,11 +116,11 @@ struct SimStats {
   uint64_t snapshots_installed = 0;
   uint64_t expirations = 0;  // ExpireNode proposed
   uint64_t membership_changes = 0;
-  uint64_t freezes = 0;          // nodes frozen (SIGSTOP) for a while
-  uint64_t clock_steps = 0;      // monotonic jumps and wall-clock steps
-  uint64_t rogue_messages = 0;   // messages sent by the rogue process
-  uint64_t refused = 0;          // messages refused by core/admission
-  uint64_t sessions_refused = 0; // OpenSession of a client refused by the lock table
+  uint64_t freezes = 0;           // nodes frozen (SIGSTOP) for a while
+  uint64_t clock_steps = 0;       // monotonic jumps and wall-clock steps
+  uint64_t rogue_messages = 0;    // messages sent by the rogue process
+  uint64_t refused = 0;           // messages refused by core/admission
+  uint64_t sessions_refused = 0;  // OpenSession of a client refused by the lock table
 };
 
 class Cluster {

@@ -57,8 +57,8 @@ struct Cluster::Client {
   uint64_t await_seq = 0;   // a grant waits for the reply to this LeaseRequest (0: none)
   /// Holds or waits for a lock: renews its client lease.
   bool may_hold() const {
-    return state == State::kRequesting || state == State::kQueued ||
-           state == State::kCancelling || state == State::kHolding;
+    return state == State::kRequesting || state == State::kQueued || state == State::kCancelling ||
+           state == State::kHolding;
   }
 };
 
@@ -86,9 +86,9 @@ struct Cluster::Node {
   bool ids_ready = false;
   bool stale_scan = false;
   uint64_t claim_nonce = 0;
-  std::string claim;               // the encoded claim, proposed until applied ("": none)
-  Time claim_retry_at = kNever;    // local
-  uint64_t next_client = 0;        // k of the last id handed out in `epoch`
+  std::string claim;             // the encoded claim, proposed until applied ("": none)
+  Time claim_retry_at = kNever;  // local
+  uint64_t next_client = 0;      // k of the last id handed out in `epoch`
   std::vector<Client> clients;
   bool paused = false;
   Time keepalive_at = 0;       // local

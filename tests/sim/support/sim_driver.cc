@@ -1,6 +1,4 @@
 // The model of the node driver of net/ (see sim_cluster.h): batches, clients, leases.
-#include "sim/support/sim_cluster.h"
-
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,9 +7,10 @@
 #include <set>
 #include <sstream>
 
-#include "sim/support/sim_cluster_internal.h"
 #include "core/admission.h"
 #include "core/raft/raft_storage.h"
+#include "sim/support/sim_cluster.h"
+#include "sim/support/sim_cluster_internal.h"
 
 namespace mesh::sim {
 

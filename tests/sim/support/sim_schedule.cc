@@ -30,12 +30,18 @@ bool ParseFaultKinds(const std::string& text, uint32_t* out) {
     const size_t comma = text.find(',', start);
     const std::string word =
         text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (word == "freeze") bits |= kFreeze;
-    else if (word == "jump") bits |= kClockJump;
-    else if (word == "wall") bits |= kWallStep;
-    else if (word == "rogue") bits |= kRogue;
-    else if (word == "all") bits |= kFreeze | kClockJump | kWallStep | kRogue;
-    else if (word != "none") return false;
+    if (word == "freeze")
+      bits |= kFreeze;
+    else if (word == "jump")
+      bits |= kClockJump;
+    else if (word == "wall")
+      bits |= kWallStep;
+    else if (word == "rogue")
+      bits |= kRogue;
+    else if (word == "all")
+      bits |= kFreeze | kClockJump | kWallStep | kRogue;
+    else if (word != "none")
+      return false;
     if (comma == std::string::npos) break;
     start = comma + 1;
   }

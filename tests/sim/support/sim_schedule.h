@@ -25,10 +25,10 @@ struct ScheduleResult {
 /// The fault kinds of issue 13, each a bit of RunSchedule's `faults` (the faults of issue 3
 /// — partitions, link cuts, crashes, loss bursts, membership — are always on).
 enum FaultKind : uint32_t {
-  kFreeze = 1,      // a node's process stops (past the session ttl half of the time)
-  kClockJump = 2,   // a node's monotonic clock jumps forward past the election timeout
-  kWallStep = 4,    // a node's wall clock steps back or forward (and it may restart)
-  kRogue = 8,       // a burst of forged messages from a non-member process
+  kFreeze = 1,     // a node's process stops (past the session ttl half of the time)
+  kClockJump = 2,  // a node's monotonic clock jumps forward past the election timeout
+  kWallStep = 4,   // a node's wall clock steps back or forward (and it may restart)
+  kRogue = 8,      // a burst of forged messages from a non-member process
 };
 /// The kinds random schedules run by default (CTest, sim_soak).
 inline constexpr uint32_t kDefaultFaults = kFreeze | kClockJump | kWallStep | kRogue;
@@ -38,8 +38,7 @@ bool ParseFaultKinds(const std::string& text, uint32_t* out);
 /// Runs the schedule of `seed`. `verbose` prints every event to stderr as it happens.
 /// `faults` selects the fault kinds of issue 13 (the same seed with other kinds is another
 /// schedule).
-ScheduleResult RunSchedule(uint64_t seed, bool verbose = false,
-                           uint32_t faults = kDefaultFaults);
+ScheduleResult RunSchedule(uint64_t seed, bool verbose = false, uint32_t faults = kDefaultFaults);
 
 /// The shell command that replays `seed` (for failure messages).
 std::string ReplayCommand(uint64_t seed);
