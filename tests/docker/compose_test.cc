@@ -604,8 +604,8 @@ TEST_F(DockerComposeTest, ImageComposeMeshFailoverAndMutualTls) {
   // this test's 900 under load; image_build_test.cc checks that stage apart).
   image_ = "lockmesh:" + engine_->tag();
   std::string build_log = engine_->dir() + "/build.log";
-  CommandResult built = BuildImageFromBinary(*engine_, LOCKMESH_SOURCE_DIR, LOCKMESH_BINARY,
-                                             image_, 600, build_log);
+  CommandResult built =
+      BuildImageFromBinary(*engine_, LOCKMESH_SOURCE_DIR, LOCKMESH_BINARY, image_, 600, build_log);
   ASSERT_EQ(built.code, 0) << "docker build of the runtime stage failed:\n"
                            << built.output << TailLines(ReadFile(build_log), 40);
   Note("image " + image_ + " built from " + LOCKMESH_BINARY + " in " +

@@ -5,6 +5,8 @@
 // lockmesh user, no machine id baked in, and its `lockmesh --version` is the host build's.
 // The same private engine and base image as compose_test.cc (docker_harness.h); the two
 // never run at once (tests/CMakeLists.txt: one engine at a time).
+#include "docker/support/image_build.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -12,7 +14,6 @@
 #include <string>
 
 #include "docker/support/docker_harness.h"
-#include "docker/support/image_build.h"
 
 namespace lockmesh::docker_testing {
 namespace {

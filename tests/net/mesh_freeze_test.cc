@@ -219,9 +219,8 @@ TEST_F(MeshFreezeTest, AWaiterWhoseSessionOpenDiedWithTheLeaderIsGranted) {
   ASSERT_TRUE(FileExists(start)) << holder->Stderr() << Logs();
 
   nodes_[leader]->Kill();  // SIGKILL: what it was sent is lost with it
-  Process* waiter =
-      Lockmesh("waiter", {"lock", "--socket", Socket(follower), "--no-autostart", "-w", "60", "X",
-                          "--", "sh", "-c", "touch " + granted});
+  Process* waiter = Lockmesh("waiter", {"lock", "--socket", Socket(follower), "--no-autostart",
+                                        "-w", "60", "X", "--", "sh", "-c", "touch " + granted});
   // Newer sessions on the same follower through the election, until a new leader is known.
   const std::string dead = Id(leader);
   ASSERT_TRUE(WaitFor(

@@ -21,9 +21,8 @@
 #include <gtest/gtest.h>
 #include <sys/types.h>
 
-#include <cstdio>
-
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
@@ -35,13 +34,13 @@ namespace lockmesh::docker_testing {
 bool InCi();
 
 /// In a TEST body: skips loudly, or fails under CI (where the docker label must run).
-#define SKIP_OR_FAIL(why)                                                              \
-  do {                                                                                 \
-    std::string lockmesh_docker_why = (why);                                           \
-    if (::lockmesh::docker_testing::InCi())                                            \
-      FAIL() << "docker test cannot run under CI: " << lockmesh_docker_why;            \
-    printf("\n*** SKIPPED docker test: %s ***\n\n", lockmesh_docker_why.c_str());      \
-    GTEST_SKIP() << "SKIPPED (docker): " << lockmesh_docker_why;                       \
+#define SKIP_OR_FAIL(why)                                                         \
+  do {                                                                            \
+    std::string lockmesh_docker_why = (why);                                      \
+    if (::lockmesh::docker_testing::InCi())                                       \
+      FAIL() << "docker test cannot run under CI: " << lockmesh_docker_why;       \
+    printf("\n*** SKIPPED docker test: %s ***\n\n", lockmesh_docker_why.c_str()); \
+    GTEST_SKIP() << "SKIPPED (docker): " << lockmesh_docker_why;                  \
   } while (0)
 
 using Clock = std::chrono::steady_clock;

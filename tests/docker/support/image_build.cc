@@ -66,8 +66,8 @@ CommandResult BuildImageFromBinary(const DockerEngine& engine, const std::string
   CommandResult files = RunCommand(
       {"sh", source_dir + "/docker/install-files.sh", source_dir, binary, context + "/out"}, 120);
   if (files.code != 0) {
-    return Failed("docker/install-files.sh failed (" + std::to_string(files.code) +
-                  "):\n" + files.output);
+    return Failed("docker/install-files.sh failed (" + std::to_string(files.code) + "):\n" +
+                  files.output);
   }
   {
     std::ofstream out(context + "/Dockerfile");
@@ -76,8 +76,8 @@ CommandResult BuildImageFromBinary(const DockerEngine& engine, const std::string
         << stage;
     if (!out.good()) return Failed("cannot write " + context + "/Dockerfile");
   }
-  return RunCommand({DockerBinary(), "build", "--network", "host", "-t", image, context},
-                    timeout_s, engine.env(), log_file);
+  return RunCommand({DockerBinary(), "build", "--network", "host", "-t", image, context}, timeout_s,
+                    engine.env(), log_file);
 }
 
 CommandResult BuildImageFromSources(const DockerEngine& engine, const std::string& source_dir,
@@ -91,8 +91,8 @@ CommandResult BuildImageFromSources(const DockerEngine& engine, const std::strin
 void ExpectRunnableImage(const DockerEngine& engine, const std::string& image,
                          const std::string& host_binary) {
   // Non-root, no machine id (each container makes its node id), only libc/libm needed.
-  CommandResult who = engine.Docker(
-      {"run", "--rm", image, "sh", "-c", "id -un; test ! -s /etc/machine-id && echo no-machine-id"});
+  CommandResult who = engine.Docker({"run", "--rm", image, "sh", "-c",
+                                     "id -un; test ! -s /etc/machine-id && echo no-machine-id"});
   // (The engine may add "WARNING: IPv4 forwarding is disabled": it is, on purpose.)
   EXPECT_NE(who.output.find("lockmesh\nno-machine-id\n"), std::string::npos) << who.output;
   CommandResult host = RunCommand({host_binary, "--version"}, 30);
