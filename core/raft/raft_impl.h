@@ -51,7 +51,11 @@ class Raft::Impl {
   enum class CampaignKind { kPreVote, kElection, kTransfer };
 
   bool IsVoter(const std::string& id) const { return FindVoter(log_.config(), id); }
+  // True if this node counts itself in election and commit quorums.
   bool Promotable() const { return IsVoter(opt_.id); }
+  bool RemovalPending() const;
+  // True if this node may start an election: a voter, or a voter whose removal is pending.
+  bool MayCampaign() const { return Promotable() || RemovalPending(); }
   size_t Quorum() const;
   void ResetElectionDeadline(Time now);
   void SetLead(const std::string& lead);

@@ -136,6 +136,50 @@ TEST(RaftMembershipTest, RemovedLeaderStepsDownAfterCommittingAndHandsOver) {
   EXPECT_EQ(net.node(next).commands.back(), "x");
 }
 
+// The self-removal deadlock the simulator found (docs/simulation.md, seed 22489): voters
+// {a, b}; a leads and appends C_new = {b} while b is cut off, so C_new (in effect at a once
+// appended) cannot commit and check-quorum steps a down. b comes back without C_new: its
+// campaign needs a's vote, which a refuses (a's log is longer). Unless a, absent from its
+// own latest but uncommitted configuration, may campaign to C_new's voters, nobody can
+// ever lead again.
+TEST(RaftMembershipTest, LeaderThatRemovedItselfAndLostQuorumFinishesTheRemoval) {
+  const std::vector<std::string> two = {"n1", "n2"};
+  Network net(two);
+  net.BootstrapAll(two);
+  const std::string a = net.WaitForLeader();
+  const std::string b = a == "n1" ? "n2" : "n1";
+  net.Run(300'000);  // a commits its NOOP: it may now change the configuration
+  net.Isolate(b);
+  ASSERT_TRUE(net.raft(a).ProposeMembership(net.now(), Change(Kind::kRemove, a)).ok());
+  net.Process(a);
+  const uint64_t removal = net.raft(a).last_index();
+  EXPECT_FALSE(IsMemberOf(net.raft(a).config(), a));  // in effect at a once appended
+  ASSERT_TRUE(net.RunUntil([&] { return net.raft(a).role() != Role::kLeader; }, 3'000'000));
+  EXPECT_LT(net.raft(a).commit_index(), removal);
+  EXPECT_LT(net.raft(b).last_index(), removal);  // b never appended C_new
+  EXPECT_TRUE(IsVoterIn(net.raft(b).config(), a));
+  net.Run(3'000'000);  // b campaigns in vain meanwhile
+  net.Heal();
+  const Time healed = net.now();
+  // a is elected by b's vote alone (C_new's quorum), commits C_new with its NOOP and hands
+  // over to b, the only voter left.
+  ASSERT_TRUE(net.RunUntil([&] { return net.Leader() == b; }, 10'000'000))
+      << "no leader for 10 s after the heal; a is " << RoleName(net.raft(a).role());
+  EXPECT_LT(net.now() - healed, 5'000'000u);  // a few election timeouts, not forever
+  EXPECT_FALSE(IsMemberOf(net.raft(b).config(), a));
+  EXPECT_GE(net.raft(b).commit_index(), removal);
+  EXPECT_NE(net.raft(a).role(), Role::kLeader);
+  ASSERT_TRUE(net.Propose(b, "after").ok());
+  net.Run(300'000);
+  EXPECT_EQ(net.node(b).commands.back(), "after");
+  // a knows its removal is committed: however long it hears nothing, it never campaigns.
+  net.Isolate(a);
+  const uint64_t term = net.raft(a).term();
+  net.Run(10'000'000);
+  EXPECT_EQ(net.raft(a).term(), term);
+  EXPECT_EQ(net.Leader(), b);
+}
+
 TEST(RaftMembershipTest, UncommittedConfigIsUndoneWhenTruncated) {
   Network net(kThree);
   net.BootstrapAll(kThree);
