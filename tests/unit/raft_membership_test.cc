@@ -246,8 +246,7 @@ TEST(RaftMembershipTest, LearnerOfAnUncommittedConfigNeverCampaigns) {
     net.Cut("l1", id);
     net.Cut(id, "l1");
   }
-  ASSERT_TRUE(
-      net.raft(leader).ProposeMembership(net.now(), Change(Kind::kAddLearner, "l1")).ok());
+  ASSERT_TRUE(net.raft(leader).ProposeMembership(net.now(), Change(Kind::kAddLearner, "l1")).ok());
   net.Process(leader);
   const uint64_t added = net.raft(leader).last_index();
   size_t campaigns = 0;
