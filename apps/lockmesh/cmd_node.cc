@@ -12,6 +12,8 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "autostart.h"
 #include "cli_support.h"
@@ -75,16 +77,26 @@ std::vector<std::string> OwnCommandLine() {
 
 /// `lockmesh node --release-mesh-claim`: removes the mesh claims of the effective socket
 /// and data dir (docs/mesh.md "One authority per host"), refusing while a node serves the
-/// socket. Returns the exit code.
+/// socket (it holds <socket>.lock) or uses the data dir (it holds <data_dir>/node.lock, also
+/// when it serves another socket). Returns the exit code.
 int ReleaseMeshClaim(const Config& config) {
   const std::string socket = EffectiveSocket(config);
   const std::string data_dir = AbsolutePath(EffectiveDataDir(config, socket));
-  const std::string lock_path = socket + ".lock";
-  int fd = open(lock_path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-  if (fd >= 0) {
+  // Each lock is held until the claims are gone, so no node starts on them meanwhile.
+  std::vector<int> held;
+  auto release = [&held] {
+    for (int fd : held) close(fd);
+  };
+  const std::pair<std::string, std::string> locks[] = {
+      {socket + ".lock", "is serving " + socket},
+      {data_dir + "/node.lock", "uses the data dir " + data_dir}};
+  for (const auto& [lock_path, what] : locks) {
+    int fd = open(lock_path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) continue;
+    held.push_back(fd);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      close(fd);
-      PrintError("a node is serving " + socket + " (it holds " + lock_path +
+      release();
+      PrintError("a node " + what + " (it holds " + lock_path +
                  "); stop it before releasing its mesh claim");
       return kExitError;
     }
@@ -109,7 +121,7 @@ int ReleaseMeshClaim(const Config& config) {
                   .c_str()
             : " (unreadable)");
   }
-  if (fd >= 0) close(fd);
+  release();
   if (code == kExitOk) {
     if (removed == 0) {
       printf("no mesh claim on %s or %s\n", socket.c_str(), data_dir.c_str());
@@ -463,7 +475,8 @@ CommandRunner AddNodeCommand(CLI::App* app) {
   cmd->add_flag("--release-mesh-claim", flags->release_claim,
                 "Do not start: remove the mesh claim of this socket and data dir, so that local "
                 "nodes (auto-started, --local) may serve them again; for a host that has left "
-                "its mesh for good. Refused while a node serves the socket");
+                "its mesh for good. Refused while a node serves the socket or uses the data "
+                "dir");
 
   return [flags]() -> int {
     Config config;
