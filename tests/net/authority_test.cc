@@ -264,9 +264,9 @@ TEST_F(AuthorityTest, ReleaseMeshClaimHandsTheSocketBack) {
   EXPECT_TRUE(Has(busy.err, "a node is serving")) << busy.Describe();
   EXPECT_TRUE(FileExists(paths_.socket + ".mesh-claim"));
   // Named through another socket, the data dir in use is still refused (<data_dir>/node.lock).
-  RunResult busy_dir = RunLockmesh(
-      "release-busy-dir", {"node", "--release-mesh-claim", "--socket", Path("other.sock"),
-                           "--data-dir", paths_.data_dir});
+  RunResult busy_dir =
+      RunLockmesh("release-busy-dir", {"node", "--release-mesh-claim", "--socket",
+                                       Path("other.sock"), "--data-dir", paths_.data_dir});
   EXPECT_EQ(busy_dir.code(), 99) << busy_dir.Describe();
   EXPECT_TRUE(Has(busy_dir.err, "uses the data dir")) << busy_dir.Describe();
   EXPECT_TRUE(FileExists(paths_.data_dir + "/mesh-claim"));
