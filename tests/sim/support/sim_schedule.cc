@@ -111,8 +111,11 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
           std::vector<int> spares, learners;
           for (int i = 0; i < n; ++i) {
             if (!cluster.up(i)) continue;
-            if (!cluster.IsMember(i)) spares.push_back(i);
-            else if (!cluster.IsVoter(i)) learners.push_back(i);
+            if (!cluster.IsMember(i)) {
+              spares.push_back(i);
+            } else if (!cluster.IsVoter(i)) {
+              learners.push_back(i);
+            }
           }
           if (cluster.Leader() >= 0) {
             if (!learners.empty()) {
