@@ -1,6 +1,7 @@
 #include "net/command_log.h"
 
 #include <algorithm>
+#include <tuple>
 
 #include "core/admission.h"
 #include "core/raft/raft_storage.h"
@@ -339,19 +340,38 @@ void CommandLog::ProposePending() {
   urgent_pending_ = 0;
   gather_started_ns_ = 0;
   last_batch_size_ = pending_.size();
+  if (!options_.standalone && raft_->leader() != last_pending_leader_) {
+    // A new leader: what an earlier one was given (and may have lost) goes to it first, in
+    // its first order, so no newer command overtakes an older one across the change. The
+    // table depends on that order (an OpenSession below a newer one of the same node is
+    // refused, a command before its OpenSession finds no session); net/node.cc recovers
+    // when it is broken anyway (messages lost on one leader's link), but that costs a
+    // round trip.
+    last_pending_leader_ = raft_->leader();
+    RetryUnapplied();
+  }
   size_t taken = 0;
   core::raft::Time now = NowUs();
   for (; taken < pending_.size(); ++taken) {
     std::string data;
     pending_[taken].SerializeToString(&data);
+    auto entry = unapplied_.end();
+    bool fresh = false;
     if (!options_.standalone) {
       if (pending_[taken].has_close_session())
         ForgetSession(pending_[taken].close_session().session());
-      unapplied_[data] = Proposed{now, raft_->leader(), ++proposal_order_};
+      std::tie(entry, fresh) = unapplied_.try_emplace(data);
+      if (fresh) entry->second.order = ++proposal_order_;
+      entry->second.when = now;
+      entry->second.leader = raft_->leader();
     }
     Status st = raft_->Propose(now, std::move(data));
-    // No leader yet (an election under way): keep the rest for the next tick.
-    if (st.IsUnavailable()) break;
+    if (st.IsUnavailable()) {
+      // No leader yet (an election under way): this command and the rest stay buffered for
+      // the next tick, and only there (RetryUnapplied would propose a second copy).
+      if (fresh) unapplied_.erase(entry);
+      break;
+    }
     if (!st.ok()) {
       Fail(st.Annotate("cannot propose a command"));
       return;

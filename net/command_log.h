@@ -219,6 +219,7 @@ class CommandLog {
     uint64_t order = 0;  // first proposal's rank: retries keep the original order
   };
   uint64_t proposal_order_ = 0;
+  std::string last_pending_leader_;  // raft_->leader() when ProposePending last ran
   std::unordered_map<std::string, Proposed> unapplied_;
   Status failure_;
   bool closing_ = false;

@@ -89,6 +89,13 @@ struct Conn {
     std::string resource;
   };
   std::map<uint64_t, Op> ops;
+  // Until the table has applied its OpenSession (open_applied), the session's commands by
+  // seq: if the open is refused (another of this node's opens overtook it in the log), or
+  // one of them was applied before it (and found no session), the session is reopened under
+  // a new client id and these are proposed again (NodeImpl::Reopen).
+  bool open_applied = false;
+  std::map<uint64_t, pb::Command> unconfirmed;
+  std::map<uint64_t, pb::Command> stalled;  // taken from `unconfirmed` by a reopen
   // Queued locks: lock id -> the LockRequest that is still waiting.
   std::map<uint64_t, Op> waiting;
   std::set<uint64_t> held;
@@ -546,7 +553,7 @@ class NodeImpl final : public Node {
         rel->set_lock_id(req.unlock().lock_id());
         rel->set_rollback(req.unlock().rollback());
         c->ops[seq] = Conn::Op{req.request_id(), -1, ""};
-        return ProposeOrRefuse(c, req.request_id(), std::move(cmd));
+        return ProposeForSession(c, req.request_id(), seq, std::move(cmd));
       }
       case pb::ClientRequest::kStatus: {
         pb::ClientResponse resp;
@@ -625,7 +632,7 @@ class NodeImpl final : public Node {
     acq->set_stamp_unix_ns(WallNanos());
     int64_t deadline = l.timeout_ms() > 0 ? static_cast<int64_t>(uv_now(loop_)) + l.timeout_ms() : -1;
     c->ops[seq] = Conn::Op{req.request_id(), deadline, l.resource()};
-    return ProposeOrRefuse(c, req.request_id(), std::move(cmd));
+    return ProposeForSession(c, req.request_id(), seq, std::move(cmd));
   }
 
   Status Reply(Conn* c, uint64_t request_id, pb::ResultCode code, const std::string& message) {
@@ -641,6 +648,13 @@ class NodeImpl final : public Node {
     Status st = log_->Propose(std::move(cmd));
     if (!st.ok()) return Reply(c, request_id, pb::UNAVAILABLE, st.ToString());
     return Status::OK();
+  }
+
+  // Proposes command `seq` of `c`'s session, kept in `unconfirmed` while its OpenSession
+  // is not applied yet (see Conn::unconfirmed).
+  Status ProposeForSession(Conn* c, uint64_t request_id, uint64_t seq, pb::Command cmd) {
+    if (!c->open_applied) c->unconfirmed[seq] = cmd;
+    return ProposeOrRefuse(c, request_id, std::move(cmd));
   }
 
   void SetSession(const Conn* c, pb::SessionKey* key) {
@@ -744,10 +758,34 @@ class NodeImpl final : public Node {
 
   void OnApplied(uint64_t index, const pb::Command& cmd, const core::ApplyResult& r) {
     switch (cmd.body_case()) {
+      case pb::Command::kOpenSession: {
+        const pb::SessionKey& key = cmd.open_session().session();
+        if (key.node_id() != options_.node_id) break;
+        if (abandoned_ids_.erase(key.client_id()) != 0) {
+          // A session given up before its open was applied (Reopen): nobody uses it.
+          if (r.result.code() == pb::GRANTED) {
+            pb::Command close;
+            *close.mutable_close_session()->mutable_session() = key;
+            log_->Propose(std::move(close));
+          }
+          break;
+        }
+        Conn* c = OwnConn(key);
+        if (!c || c->open_applied) break;
+        if (r.result.code() == pb::GRANTED) {
+          c->open_applied = true;
+          c->unconfirmed.clear();
+        } else {
+          Reopen(c, "its session open was refused (" + r.result.message() + ")",
+                 /*open_refused=*/true);
+        }
+        break;
+      }
       case pb::Command::kAcquire: {
         const pb::Acquire& a = cmd.acquire();
         Conn* c = OwnConn(a.session());
         if (!c) break;
+        if (ReopenIfAhead(c, r.result)) break;
         auto it = c->ops.find(a.seq());
         if (it == c->ops.end()) break;
         Conn::Op op = it->second;
@@ -768,6 +806,7 @@ class NodeImpl final : public Node {
         const pb::Release& rel = cmd.release();
         Conn* c = OwnConn(rel.session());
         if (!c) break;
+        if (ReopenIfAhead(c, r.result)) break;
         c->held.erase(rel.lock_id());
         auto it = c->ops.find(rel.seq());
         if (it != c->ops.end()) {
@@ -870,6 +909,78 @@ class NodeImpl final : public Node {
       if (c->stream) {
         c->stream->Close(Status::Unavailable("the cluster expired this node's sessions"));
       }
+    }
+  }
+
+  // ------------------------------------------------------------ reopened sessions
+  //
+  // The hello is answered, and the session's first commands proposed, without waiting for
+  // the OpenSession to be applied (see OnFrame, the hello). The table applies an OpenSession only
+  // above every client id this node opened before, and a command only after its open, so
+  // when the log orders them otherwise (a proposal lost with a leader, or on a link, and
+  // retried after newer ones) the session never opens. The client must not pay for that:
+  // its session is reopened under a new client id and its commands proposed again, in
+  // order, under the new id with new sequence numbers. The old id is given up (closed, if
+  // its open is applied after all), so a late copy of an old command grants nothing that
+  // stays held.
+
+  // A command of `c` applied with `result` found no session while its open was not yet
+  // applied: reopens, and returns true (the result is not the client's to see).
+  bool ReopenIfAhead(Conn* c, const pb::CommandResult& result) {
+    if (c->open_applied || result.code() != pb::NO_SESSION) return false;
+    Reopen(c, "a command was ordered before its session open", /*open_refused=*/false);
+    return true;
+  }
+
+  void Reopen(Conn* c, const std::string& why, bool open_refused) {
+    const uint64_t old = c->client_id;
+    if (!open_refused) abandoned_ids_.insert(old);
+    sessions_.erase(old);
+    for (auto& [seq, cmd] : c->unconfirmed) c->stalled.emplace(seq, std::move(cmd));
+    c->unconfirmed.clear();
+    Log("client " + std::to_string(old) + " (pid " + std::to_string(c->pid) + "): " + why +
+        "; reopening its session under a new client id");
+    if (!c->stream) return;
+    if (!IdsAvailable()) {
+      c->session_open = false;
+      AwaitIds(c);  // OnIdsClaimed opens it and proposes the stalled commands
+      return;
+    }
+    Status st = OpenSessionFor(c);
+    if (!st.ok()) {
+      c->stream->Close(Status::Unavailable("node cannot open a session: " + st.ToString()));
+      return;
+    }
+    ProposeStalled(c);
+  }
+
+  // Proposes `c`'s stalled commands again, in their order, under its current session.
+  void ProposeStalled(Conn* c) {
+    std::map<uint64_t, pb::Command> stalled;
+    stalled.swap(c->stalled);
+    for (auto& [old_seq, cmd] : stalled) {
+      const uint64_t seq = ++c->next_seq;
+      pb::SessionKey* key = nullptr;
+      switch (cmd.body_case()) {
+        case pb::Command::kAcquire:
+          key = cmd.mutable_acquire()->mutable_session();
+          cmd.mutable_acquire()->set_seq(seq);
+          break;
+        case pb::Command::kRelease:
+          key = cmd.mutable_release()->mutable_session();
+          cmd.mutable_release()->set_seq(seq);
+          break;
+        default:
+          continue;  // only locks and unlocks are kept (ProposeForSession)
+      }
+      SetSession(c, key);
+      uint64_t request_id = 0;
+      if (auto op = c->ops.find(old_seq); op != c->ops.end()) {
+        request_id = op->second.request_id;
+        c->ops.emplace(seq, op->second);
+        c->ops.erase(op);
+      }
+      ProposeForSession(c, request_id, seq, std::move(cmd));
     }
   }
 
@@ -976,6 +1087,7 @@ class NodeImpl final : public Node {
         c->stream->Close(Status::Unavailable("node cannot open a session: " + st.ToString()));
         continue;
       }
+      ProposeStalled(c);  // a reopened session's commands (Reopen), before any newer one
       std::vector<std::string> early;
       early.swap(c->early);
       for (const std::string& body : early) {
@@ -1285,6 +1397,7 @@ class NodeImpl final : public Node {
   bool claim_pending_ = false;          // a claim is proposed and not applied yet
   uint64_t claim_nonce_ = 0;            // the latest claim's nonce
   std::vector<uint64_t> awaiting_ids_;  // serials of connections waiting for the claim
+  std::set<uint64_t> abandoned_ids_;    // client ids given up by Reopen before their open applied
   uint64_t conn_serial_ = 0;
   uint64_t started_ms_ = 0;
   bool started_ = false;

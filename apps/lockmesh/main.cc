@@ -24,8 +24,9 @@ int Main(int argc, char** argv) {
   CLI::App app{"lockmesh: a peer-to-peer distributed lock manager (FLoM's model, replicated)."};
   app.name("lockmesh");
   app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("lockmesh ") + LOCKMESH_VERSION +
-                                        " (client protocol 1; security levels in this build: none)");
+  app.set_version_flag("--version",
+                       std::string("lockmesh ") + LOCKMESH_VERSION +
+                           " (client protocol 1; security levels: none, encrypt, mutual, tofu)");
   app.footer(
       "Exit codes: 0 success, 1 no node running (locks, status), 2 usage error, 99 other\n"
       "errors; `lock` exits with its command's status or 95-98 (see `lockmesh lock --help`).\n"

@@ -80,6 +80,33 @@ Status Raft::Impl::Bootstrap(Time now, const pb::ClusterConfig& config) {
 
 size_t Raft::Impl::Quorum() const { return CountVoters(log_.config()) / 2 + 1; }
 
+// The dissertation's rule for removing a server (§4.2.2): a server that is not part of its
+// own latest configuration still starts elections while that configuration's entry is not
+// committed, because it may still be needed to commit it; it does not count its own vote.
+// Without it, voters {a, b} where a leads and appends C_new = {b} while b is down deadlock:
+// check-quorum steps a down before C_new commits, b comes back without C_new and needs a's
+// vote, and a refuses it (a's log is longer) and would never campaign itself.
+//
+// Only a node that was a voter of the configuration the latest entry replaced, and is no
+// member of the latest one (it is being removed; a learner, or a node being added, never
+// campaigns). It asks and counts only the voters of the latest configuration (Campaign,
+// Tally, Quorum; its self-vote is recorded but not counted), so it wins only with a quorum
+// of C_new, which intersects every quorum of the configuration C_new replaced (they differ
+// by one server) and its own: one leader per term, as for any candidate. As leader it
+// manages a cluster it is not part of (MaybeCommit, QuorumActive and HasLeaderLease count
+// only the others) and steps down once the configuration commits (StepDownIfRemoved).
+// commit_ may lag the cluster's: a node removed by a committed configuration that never
+// learnt the commit may still campaign, but with pre-vote and check-quorum it is refused by
+// a cluster that has a leader (vote guard) or has moved past its log (IsUpToDate), and if
+// it does win, its log held everything committed and its NOOP's commit makes it step down.
+// A removal committed in this node's view (config_index <= commit_) ends the rule for good.
+bool Raft::Impl::RemovalPending() const {
+  const uint64_t at = log_.config_index();
+  if (at <= commit_ || at <= log_.snapshot().index()) return false;
+  if (FindMember(log_.config(), opt_.id) != nullptr) return false;
+  return FindVoter(log_.ConfigAt(at - 1), opt_.id);
+}
+
 void Raft::Impl::ResetElectionDeadline(Time now) {
   Time jitter = opt_.election_timeout > 0 ? random_->Next() % opt_.election_timeout : 0;
   election_deadline_ = now + opt_.election_timeout + jitter;
@@ -212,7 +239,7 @@ void Raft::Impl::Tick(Time now) {
     return;
   }
   if (now >= election_deadline_) {
-    if (Promotable()) {
+    if (MayCampaign()) {
       Campaign(now, opt_.pre_vote ? CampaignKind::kPreVote : CampaignKind::kElection);
     } else {
       ResetElectionDeadline(now);

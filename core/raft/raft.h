@@ -142,7 +142,11 @@ struct Batch {
 };
 
 /// The role of a node. A node that is not in its own configuration (a new node that has
-/// not received it yet, or a removed node) is a follower that never campaigns.
+/// not received it yet, or a removed node) is a follower that never campaigns — except a
+/// voter whose own removal is the latest configuration entry and not yet committed (a
+/// leader that removed itself and lost its quorum before the change committed): it may
+/// still be needed to commit it, so it campaigns, counting only the new configuration's
+/// voters, not itself (the dissertation's §4.2.2; see RemovalPending in raft.cc).
 enum class Role { kFollower, kPreCandidate, kCandidate, kLeader, kLearner };
 
 /// "follower", "pre-candidate", "candidate", "leader", "learner".
@@ -219,7 +223,10 @@ class Raft {
   /// not committed an entry of its term yet, or (kPromote) the learner has not caught up
   /// (its match is below the commit index). InvalidArgument for a change that makes no
   /// sense (adding a member, promoting a non-learner, removing a non-member or the last
-  /// voter). A leader that removes itself steps down once the change is committed.
+  /// voter). A leader that removes itself steps down once the change is committed; if it
+  /// loses its quorum first (check-quorum), it campaigns again while the change is
+  /// uncommitted in its log (see Role), so that the remaining voters, which may lack the
+  /// change and need its vote, are not left without a possible leader.
   Status ProposeMembership(Time now, const MembershipChange& change);
 
   /// Leader only: hands leadership to voter `to`: stops accepting proposals, brings `to`

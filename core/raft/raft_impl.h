@@ -51,7 +51,13 @@ class Raft::Impl {
   enum class CampaignKind { kPreVote, kElection, kTransfer };
 
   bool IsVoter(const std::string& id) const { return FindVoter(log_.config(), id); }
+  // True if this node counts itself in election and commit quorums.
   bool Promotable() const { return IsVoter(opt_.id); }
+  // True if this node's own removal (it was a voter) is the latest configuration entry and
+  // is not known committed: it still campaigns, without counting itself (raft.cc).
+  bool RemovalPending() const;
+  // True if this node may start an election: a voter, or a voter whose removal is pending.
+  bool MayCampaign() const { return Promotable() || RemovalPending(); }
   size_t Quorum() const;
   void ResetElectionDeadline(Time now);
   void SetLead(const std::string& lead);

@@ -197,6 +197,53 @@ TEST_F(MeshFreezeTest, FrozenLeaderNodesCommandStopsBeforeTheLockMoves) {
   FreezeHolderNode(leader, waiter);
 }
 
+// CI's docker test once saw this (a `lockmesh lock` exiting 95, "session ... is not open"):
+// a follower's client says hello just as the leader dies, so its OpenSession and its lock
+// request go to a dead leader and are lost; while the election runs, other clients of that
+// follower (here `lockmesh status`, every 50 ms) open sessions with higher client ids. The
+// table refuses an OpenSession below a newer one of the same node, so once the newer ones
+// were committed first the waiter's session could never open. The log now re-proposes what
+// an earlier leader lost ahead of newer commands, and the node reopens a refused session
+// under a new id: the waiter must get the lock once the dead leader's sessions expire.
+TEST_F(MeshFreezeTest, AWaiterWhoseSessionOpenDiedWithTheLeaderIsGranted) {
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3);
+  ASSERT_TRUE(WaitFormed(Millis(40000))) << Logs();
+  const int leader = LeaderIndex();
+  ASSERT_NE(leader, 0);
+  const int follower = leader == 1 ? 2 : 1;
+  const std::string start = Path("holder.start"), granted = Path("waiter.granted");
+  Process* holder = Lockmesh("holder", {"lock", "--socket", Socket(leader), "--no-autostart", "X",
+                                        "--", "sh", "-c", "touch " + start + "; sleep 600"});
+  ASSERT_TRUE(WaitFor([&] { return FileExists(start) || !holder->Running(); }, Millis(30000)))
+      << holder->Stderr();
+  ASSERT_TRUE(FileExists(start)) << holder->Stderr() << Logs();
+
+  nodes_[leader]->Kill();  // SIGKILL: what it was sent is lost with it
+  Process* waiter = Lockmesh("waiter", {"lock", "--socket", Socket(follower), "--no-autostart",
+                                        "-w", "60", "X", "--", "sh", "-c", "touch " + granted});
+  // Newer sessions on the same follower through the election, until a new leader is known.
+  const std::string dead = Id(leader);
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        std::string l = Status(follower).value("leader_id", "");
+        return !l.empty() && l != dead;
+      },
+      Millis(30000), Millis(50)))
+      << "no new leader\n"
+      << Logs();
+  auto status = waiter->Wait(Millis(60000));
+  ASSERT_TRUE(status.has_value()) << "the waiter did not finish\n" << waiter->Stderr() << Logs();
+  EXPECT_EQ(status->code, 0) << waiter->Stderr() << Logs();
+  EXPECT_TRUE(FileExists(granted)) << waiter->Stderr();
+  const std::string log = nodes_[follower]->Stderr();
+  size_t reopened = 0;
+  for (size_t at = log.find("reopening its session"); at != std::string::npos;
+       at = log.find("reopening its session", at + 1)) {
+    ++reopened;
+  }
+  std::cerr << "sessions the follower reopened under a new id: " << reopened << "\n";
+}
+
 // ---------------------------------------------------------------- the lease protocol, scripted
 
 // A real `lockmesh lock` against a scripted node: the test serves the UNIX socket itself and

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -52,10 +53,23 @@ class WallClockTest : public ProcessTest {
             {"ASAN_OPTIONS", asan_options}};
   }
 
-  // Expects the node whose log is `log` to have started last with its wall clock about an
-  // hour behind ours (the timestamp of its last "serving" line): else the step did not
-  // happen (LD_PRELOAD ignored) and the test would prove nothing.
-  static void ExpectRunningAnHourBehind(const std::string& log) {
+  // Expects the node whose log `read_log` returns to have started last with its wall clock
+  // about an hour behind ours (the timestamp of its last "serving" line): else the step did
+  // not happen (LD_PRELOAD ignored) and the test would prove nothing. The log holds `starts`
+  // runs' lines; the node accepts connections just before it logs that line, so this waits
+  // (20 s at most) until the last run's is there.
+  static void ExpectRunningAnHourBehind(const std::function<std::string()>& read_log,
+                                        size_t starts) {
+    std::string log;
+    auto serving_lines = [&] {
+      log = read_log();
+      size_t n = 0;
+      for (const std::string& l : SplitLines(log)) n += l.find(" serving ") != std::string::npos;
+      return n;
+    };
+    EXPECT_TRUE(WaitFor([&] { return serving_lines() >= starts; }, Millis(20000)))
+        << "the node's log has fewer than " << starts << " start lines:\n"
+        << log;
     std::string line;
     for (const std::string& l : SplitLines(log)) {
       if (l.find(" serving ") != std::string::npos) line = l;
@@ -187,7 +201,7 @@ TEST_F(WallClockTest, ALocalNodeRestartedAnHourBackExpiresItsOldSessionAndGrants
   RunResult r = RunLockmesh("relock-back", {"lock", "--wait", "20", "X", "--", "true"},
                             Millis(40000), HourBack());
   EXPECT_EQ(r.code(), 0) << r.Describe() << "\n" << Tail(log);
-  ExpectRunningAnHourBehind(ReadFile(log));
+  ExpectRunningAnHourBehind([&] { return ReadFile(log); }, 2);
   ExpectOldSessionGoneAndNewLockGranted("X", old_client, log);
 }
 
@@ -203,7 +217,7 @@ TEST_F(WallClockTest, AnExplicitLocalNodeRestartedAnHourBackExpiresItsOldSession
 
   auto second = StartNode(paths_.socket, paths_.data_dir, paths_.log, Env(HourBack()), {});
   ASSERT_NE(second, nullptr);
-  ExpectRunningAnHourBehind(ReadFile(paths_.log));
+  ExpectRunningAnHourBehind([&] { return ReadFile(paths_.log); }, 2);
   ExpectOldSessionGoneAndNewLockGranted("X", old_client, paths_.log);
 }
 
@@ -223,7 +237,7 @@ TEST_F(WallClockTest, AMeshNodeRestartedAnHourBackExpiresItsOldSessionAndGrantsN
 
   Process* second = StartMeshNode("mesh-2", port, HourBack());
   ASSERT_NE(second, nullptr);
-  ExpectRunningAnHourBehind(second->Stderr());
+  ExpectRunningAnHourBehind([&] { return second->Stderr(); }, 1);
   EXPECT_NE(second->Stderr().find("cluster lockmesh, mesh"), std::string::npos)
       << "not a mesh node:\n"
       << second->Stderr();

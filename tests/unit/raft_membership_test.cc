@@ -136,6 +136,133 @@ TEST(RaftMembershipTest, RemovedLeaderStepsDownAfterCommittingAndHandsOver) {
   EXPECT_EQ(net.node(next).commands.back(), "x");
 }
 
+// The self-removal deadlock the simulator found (docs/simulation.md, seed 22489): voters
+// {a, b}; a leads and appends C_new = {b} while b is cut off, so C_new (in effect at a once
+// appended) cannot commit and check-quorum steps a down. b comes back without C_new: its
+// campaign needs a's vote, which a refuses (a's log is longer). Unless a, absent from its
+// own latest but uncommitted configuration, may campaign to C_new's voters, nobody can
+// ever lead again.
+TEST(RaftMembershipTest, LeaderThatRemovedItselfAndLostQuorumFinishesTheRemoval) {
+  const std::vector<std::string> two = {"n1", "n2"};
+  Network net(two);
+  net.BootstrapAll(two);
+  const std::string a = net.WaitForLeader();
+  const std::string b = a == "n1" ? "n2" : "n1";
+  net.Run(300'000);  // a commits its NOOP: it may now change the configuration
+  net.Isolate(b);
+  ASSERT_TRUE(net.raft(a).ProposeMembership(net.now(), Change(Kind::kRemove, a)).ok());
+  net.Process(a);
+  const uint64_t removal = net.raft(a).last_index();
+  EXPECT_FALSE(IsMemberOf(net.raft(a).config(), a));  // in effect at a once appended
+  ASSERT_TRUE(net.RunUntil([&] { return net.raft(a).role() != Role::kLeader; }, 3'000'000));
+  EXPECT_LT(net.raft(a).commit_index(), removal);
+  EXPECT_LT(net.raft(b).last_index(), removal);  // b never appended C_new
+  EXPECT_TRUE(IsVoterIn(net.raft(b).config(), a));
+  // b campaigns in vain meanwhile; a campaigns too but, not counting its own vote, cannot
+  // win without b.
+  EXPECT_FALSE(net.RunUntil([&] { return net.raft(a).role() == Role::kLeader; }, 3'000'000));
+  net.Heal();
+  const Time healed = net.now();
+  // a is elected by b's vote alone (C_new's quorum), commits C_new with its NOOP and hands
+  // over to b, the only voter left.
+  ASSERT_TRUE(net.RunUntil([&] { return net.Leader() == b; }, 10'000'000))
+      << "no leader for 10 s after the heal; a is " << RoleName(net.raft(a).role());
+  EXPECT_LT(net.now() - healed, 5'000'000u);  // a few election timeouts, not forever
+  EXPECT_FALSE(IsMemberOf(net.raft(b).config(), a));
+  EXPECT_GE(net.raft(b).commit_index(), removal);
+  EXPECT_NE(net.raft(a).role(), Role::kLeader);
+  ASSERT_TRUE(net.Propose(b, "after").ok());
+  net.Run(300'000);
+  EXPECT_EQ(net.node(b).commands.back(), "after");
+  // a knows its removal is committed: however long it hears nothing (b, leading a cluster
+  // without a, sends it nothing), it never campaigns again.
+  size_t campaigns = 0;
+  net.filter = [&](const pb::RaftMessage& m) {
+    if (m.from() == a && (m.type() == pb::PRE_VOTE || m.type() == pb::VOTE)) ++campaigns;
+    return true;
+  };
+  const uint64_t term = net.raft(a).term();
+  net.Run(10'000'000);
+  EXPECT_EQ(campaigns, 0u);
+  EXPECT_EQ(net.raft(a).term(), term);
+  EXPECT_EQ(net.Leader(), b);
+}
+
+// The other side of the rule above. Only a leader that removes itself can hold its removal
+// uncommitted (a leader drops a removed follower's progress when it appends the change, so
+// that follower never receives it). Here the removal commits without it knowing: voters
+// {a, b, c}, a appends C_new = {b, c}, b and c append it but their answers to a are lost,
+// check-quorum steps a down and b or c is elected and commits C_new. a still sees its removal
+// pending and campaigns forever (pre-votes only); the new leader and the voter that hears
+// from it ignore them, so a disturbs nobody.
+TEST(RaftMembershipTest, RemovedLeaderThatMissedTheCommitDisturbsNobody) {
+  Network net(kThree);
+  net.BootstrapAll(kThree);
+  const std::string a = net.WaitForLeader();
+  net.Run(300'000);
+  size_t pre_votes = 0;
+  bool to_a = false;  // deliver messages to a
+  net.filter = [&](const pb::RaftMessage& m) {
+    if (m.from() == a && m.type() == pb::PRE_VOTE) ++pre_votes;
+    return to_a || m.to() != a;
+  };
+  ASSERT_TRUE(net.raft(a).ProposeMembership(net.now(), Change(Kind::kRemove, a)).ok());
+  net.Process(a);
+  const uint64_t removal = net.raft(a).last_index();
+  ASSERT_TRUE(net.RunUntil([&] {
+    std::string l = net.Leader();
+    return !l.empty() && l != a && net.raft(l).commit_index() > removal;
+  }));
+  const std::string leader = net.Leader();
+  EXPECT_FALSE(IsMemberOf(net.raft(leader).config(), a));
+  EXPECT_LT(net.raft(a).commit_index(), removal);  // a never learns the commit
+  EXPECT_NE(net.raft(a).role(), Role::kLeader);
+  to_a = true;
+  const uint64_t term = net.raft(leader).term();
+  pre_votes = 0;
+  net.Run(10'000'000);
+  EXPECT_GT(pre_votes, 0u);  // the rule applies: the removal is pending in a's view
+  EXPECT_EQ(net.Leader(), leader);
+  for (const auto& id : kThree) EXPECT_LE(net.raft(id).term(), term) << id;
+  EXPECT_EQ(net.raft(leader).term(), term);
+  ASSERT_TRUE(net.Propose(leader, "after").ok());
+  net.Run(300'000);
+  EXPECT_EQ(net.node(leader).commands.back(), "after");
+}
+
+// Only a voter being removed campaigns outside its latest configuration: a learner added by
+// an entry not yet committed (a non-voter of the configuration it replaced) never does.
+TEST(RaftMembershipTest, LearnerOfAnUncommittedConfigNeverCampaigns) {
+  Network net({"n1", "n2", "n3", "l1"});
+  net.BootstrapAll(kThree);
+  const std::string leader = net.WaitForLeader();
+  net.Run(300'000);
+  // The other voters are cut off: the change cannot commit, and check-quorum steps the
+  // leader down, which then grants any up-to-date pre-vote.
+  for (const auto& id : kThree) {
+    if (id == leader) continue;
+    net.Cut(leader, id);
+    net.Cut(id, leader);
+    net.Cut("l1", id);
+    net.Cut(id, "l1");
+  }
+  ASSERT_TRUE(net.raft(leader).ProposeMembership(net.now(), Change(Kind::kAddLearner, "l1")).ok());
+  net.Process(leader);
+  const uint64_t added = net.raft(leader).last_index();
+  size_t campaigns = 0;
+  net.filter = [&](const pb::RaftMessage& m) {
+    if (m.from() == "l1" && (m.type() == pb::PRE_VOTE || m.type() == pb::VOTE)) ++campaigns;
+    return true;
+  };
+  ASSERT_TRUE(net.RunUntil([&] { return net.raft("l1").last_index() == added; }, 1'000'000));
+  EXPECT_LT(net.raft("l1").commit_index(), added);
+  EXPECT_EQ(net.raft("l1").role(), Role::kLearner);
+  net.Run(10'000'000);
+  EXPECT_NE(net.raft(leader).role(), Role::kLeader);
+  EXPECT_EQ(campaigns, 0u);
+  EXPECT_EQ(net.raft("l1").role(), Role::kLearner);
+}
+
 TEST(RaftMembershipTest, UncommittedConfigIsUndoneWhenTruncated) {
   Network net(kThree);
   net.BootstrapAll(kThree);

@@ -640,4 +640,9 @@ void ComposeProject::Down() {
   Run({"down", "-v", "--remove-orphans", "-t", "10"}, 180);
 }
 
+bool InCi() {
+  const char* ci = getenv("CI");
+  return ci != nullptr && std::string(ci) == "true";
+}
+
 }  // namespace lockmesh::docker_testing

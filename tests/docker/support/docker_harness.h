@@ -18,15 +18,30 @@
 #ifndef LOCKMESH_TESTS_DOCKER_SUPPORT_DOCKER_HARNESS_H_
 #define LOCKMESH_TESTS_DOCKER_SUPPORT_DOCKER_HARNESS_H_
 
+#include <gtest/gtest.h>
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
 namespace lockmesh::docker_testing {
+
+/// True under CI=true, where the docker label must run, not skip.
+bool InCi();
+
+/// In a TEST body: skips loudly, or fails under CI (where the docker label must run).
+#define SKIP_OR_FAIL(why)                                                         \
+  do {                                                                            \
+    std::string lockmesh_docker_why = (why);                                      \
+    if (::lockmesh::docker_testing::InCi())                                       \
+      FAIL() << "docker test cannot run under CI: " << lockmesh_docker_why;       \
+    printf("\n*** SKIPPED docker test: %s ***\n\n", lockmesh_docker_why.c_str()); \
+    GTEST_SKIP() << "SKIPPED (docker): " << lockmesh_docker_why;                  \
+  } while (0)
 
 using Clock = std::chrono::steady_clock;
 
