@@ -475,6 +475,62 @@ TEST(Scenarios, RogueLearnerForgeriesChangeNoTermCommitOrLock) {
   EXPECT_NO_VIOLATION(c);
 }
 
+// Issue 13: two colluding rogue processes, each with a link of its own. The rogue joins as
+// a learner (membership is automatic); its accomplice never joins. The rogue gossips that
+// the accomplice leads a high term, and the accomplice sends HEARTBEATs and APPENDs of a
+// forged ExpireNode committed at once. R3b takes a non-member's leader traffic only when a
+// voter vouches for it, so every message is refused and nothing changes (with a learner's
+// word enough, nodes follow the accomplice and apply its entry).
+TEST(Scenarios, RogueLearnerCannotVouchForItsAccomplice) {
+  SimOptions o = Quiet(21, 3, 0);
+  o.clients_per_node = 1;
+  Cluster c(o);
+  c.Start();
+  const int leader = WaitForLeader(c);
+  ASSERT_GE(leader, 0) << c.Report();
+  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
+  ASSERT_TRUE(c.RunUntil(
+      [&] {
+        for (int i = 0; i < c.size(); ++i) {
+          if (c.HeldBy(i) != o.clients_per_node && i != leader) return false;
+        }
+        return true;
+      },
+      20 * kSecond))
+      << c.Report();
+  ASSERT_TRUE(c.RogueJoin().ok()) << c.Report();
+  ASSERT_TRUE(c.RunUntil(
+      [&] {
+        for (int i = 0; i < c.size(); ++i) {
+          if (!core::IsMemberOf(&c.raft(i)->config(), "rogue")) return false;
+        }
+        return true;
+      },
+      5 * kSecond))
+      << c.Report();
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
+  c.RunFor(3 * kSecond);  // quiet: every proposal applied everywhere
+  const std::vector<NodeState> before = Observe(c);
+  for (int round = 0; round < 20; ++round) {
+    const uint64_t sent = c.stats().rogue_messages, refused = c.stats().refused;
+    c.RogueVouch(50);
+    c.RunFor(200'000);
+    EXPECT_EQ(c.stats().refused - refused, c.stats().rogue_messages - sent)
+        << "round " << round << ": the accomplice's leader traffic was taken";
+  }
+  c.RunFor(2 * kSecond);
+  const std::vector<NodeState> after = Observe(c);
+  for (int i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(after[i].term, before[i].term) << c.id(i);
+    EXPECT_EQ(after[i].commit, before[i].commit) << c.id(i);
+    EXPECT_EQ(after[i].leader, before[i].leader) << c.id(i);
+    EXPECT_EQ(after[i].locks, before[i].locks) << c.id(i);
+  }
+  EXPECT_EQ(c.Leader(), leader);
+  for (int i = 0; i < c.size(); ++i) EXPECT_EQ(c.HeldBy(i), o.clients_per_node) << c.id(i);
+  EXPECT_NO_VIOLATION(c);
+}
+
 // Issue 13, fault 5: the leader's monotonic clock jumps 10 s forward (real time does not).
 // It must treat that as its own pause, not as everybody's silence: nobody is expired, no
 // lock is lost (without core/lease's clock-jump rule it expires every other node).

@@ -343,8 +343,9 @@ bool Cluster::Admit(Node& n, const Envelope& env) {
   view.term = n.raft->term();
   view.join_targets = &n.join_targets;
   // Gossip: what every other running node that can reach this one says about its leader
-  // now (net/ gossips every link every second; the simulator has it without delay). The
-  // rogue does not gossip: its link is not a member's nor a join target's.
+  // now (net/ gossips every link every second; the simulator has it without delay), and
+  // what the rogue says once it vouches for its accomplice (RogueVouch; it reaches every
+  // node). The rogue is never a join target; it may be a learner.
   // (Needed only when the link is not a voter: only then does admission ask who vouches.)
   std::map<std::string, core::GossipClaim> gossip;
   const bool voter_link = core::IsVoterOf(view.config, env.link);
@@ -353,6 +354,7 @@ bool Cluster::Admit(Node& n, const Envelope& env) {
       if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
       gossip[m->id] = core::GossipClaim{m->raft->leader(), m->raft->term()};
     }
+    if (!rogue_gossip_.leader_id.empty()) gossip[kRogueId] = rogue_gossip_;
   }
   view.gossip = &gossip;
   core::Admission a;

@@ -176,8 +176,17 @@ class Cluster {
   /// claims a member's id (the leader's, mostly) on the rogue's own link; otherwise its own.
   /// Once the rogue has joined (RogueJoin) it is a learner: its own-id messages are then a
   /// member's (PROPOSE of ExpireNode and of other nodes' session commands, leader traffic,
-  /// votes), and it also forges APPEND_RESPONSE/HEARTBEAT_RESPONSE for voters to the leader.
+  /// votes), and it also forges APPEND_RESPONSE/HEARTBEAT_RESPONSE for voters to the leader,
+  /// and a share of its messages are RogueVouch's.
   void RogueBurst(int count, bool as_member);
+  /// The rogue vouches for its accomplice: a second rogue process with its own link
+  /// ("rogue-b", a certificate of its own), never a member. The rogue's gossip names the
+  /// accomplice as the leader of a high term, and the accomplice sends `count` HEARTBEATs
+  /// and APPENDs (a forged entry right after the target's log, committed at once) in that
+  /// term to up nodes. Only a voter's gossip lets a non-member lead (R3b); the rogue is at
+  /// most a learner, so every message is refused (with learners vouching, the rogue that
+  /// joined makes them leader traffic of a vouched-for leader).
+  void RogueVouch(int count);
   /// The rogue asks the leader to join, as a spare does (a JoinRequest on its own link,
   /// judged by core/admission R5), and the leader adds it as a learner like any spare
   /// (membership is automatic). It stays a learner: the schedules promote and remove
@@ -267,7 +276,11 @@ class Cluster {
   void OnWake(Node& n);
   void OnFrozenWake(Node& n);
   void Thaw(Node& n);
-  void SendRogue(int to, std::shared_ptr<Envelope> env);
+  /// Sends `env` from the rogue process on its link `link` (kRogueId or kAccompliceId).
+  void SendRogue(int to, std::shared_ptr<Envelope> env, const char* link);
+  /// One message of the accomplice to node `to` (RogueVouch), with the rogue's gossip
+  /// naming the accomplice as leader of its term; the forged entry carries `cmd`.
+  void SendAccomplice(int to, const pb::Command& cmd);
   void Pump(Node& n);
   void ApplyEntry(Node& n, const pb::Entry& e);
   void AfterApply(Node& n);
@@ -318,6 +331,9 @@ class Cluster {
   Checker checker_;
   SimStats stats_;
   std::deque<std::string> trace_;
+  // The rogue's latest gossip (pb::MeshGossip over its own link, to every node): the leader
+  // it claims to follow ("" until RogueVouch), and that leader's term.
+  core::GossipClaim rogue_gossip_;
   // Grants handed to clients: (virtual time, node index, resource), for scenarios.
   std::vector<std::tuple<Time, int, std::string>> grant_log_;
 };

@@ -20,6 +20,10 @@ inline constexpr const char* kDataDir = "/data";
 inline constexpr Time kNever = UINT64_MAX;
 /// Envelope::from of messages sent by the rogue process (not a node index).
 inline constexpr int kRogue = -2;
+/// The link ids of the rogue process (it may join as a learner) and of its accomplice, a
+/// second rogue process with its own link that never joins (sim_rogue.cc).
+inline constexpr const char* kRogueId = "rogue";
+inline constexpr const char* kAccompliceId = "rogue-b";
 
 /// "12.345" (milliseconds with microseconds) for traces.
 inline std::string Ms(Time t) {

@@ -4,7 +4,8 @@
 // passive observer of the cluster could learn or guess (terms, log indexes, lock ids,
 // keepalive sequence numbers) to make the forgeries as damaging as possible. Everything
 // it sends arrives on its own link: Envelope::link is "rogue" even when the message
-// claims to come from a member.
+// claims to come from a member. Its accomplice (RogueVouch) is a second such process with
+// a link of its own, "rogue-b", that never joins: the rogue's gossip names it as a leader.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -14,15 +15,11 @@
 
 namespace mesh::sim {
 
-namespace {
-constexpr const char* kRogueId = "rogue";
-}  // namespace
-
-void Cluster::SendRogue(int to, std::shared_ptr<Envelope> env) {
+void Cluster::SendRogue(int to, std::shared_ptr<Envelope> env, const char* link) {
   ++stats_.messages;
   ++stats_.rogue_messages;
   env->from = kRogue;
-  env->link = kRogueId;
+  env->link = link;
   const Time delay = net_rng_.Between(options_.min_delay, options_.max_delay);
   Schedule(now_ + delay, [this, to, env] { Deliver(to, env); });
 }
@@ -128,8 +125,12 @@ void Cluster::RogueBurst(int count, bool as_member) {
     const uint64_t last = t.raft->last_index();
     uint64_t last_term = 0;
     if (!t.store->Term(last, &last_term).ok()) last_term = term;
-    // A learner proposes (to the leader) more often: R4 is what guards its proposals.
-    switch (learner && rng.Chance(0.3) ? 0 : rng.Below(8)) {
+    // A learner proposes (to the leader) more often: R4 is what guards its proposals. It
+    // also vouches for its accomplice (R3b; a non-member's word counts for nothing at all,
+    // and drawing it for learners only leaves the schedules without a join unchanged).
+    uint64_t kind = 0;
+    if (!learner || !rng.Chance(0.3)) kind = learner && rng.Chance(0.2) ? 8 : rng.Below(8);
+    switch (kind) {
       case 0: {  // PROPOSE (to the leader if there is one)
         const int dest = l >= 0 && rng.Chance(0.8) ? l : to;
         m.set_to(nodes_[dest]->id);
@@ -138,7 +139,7 @@ void Cluster::RogueBurst(int count, bool as_member) {
         pb::Entry* e = m.add_entries();
         e->set_type(pb::ENTRY_COMMAND);
         e->set_data(cmd.SerializeAsString());
-        SendRogue(dest, std::move(env));
+        SendRogue(dest, std::move(env), kRogueId);
         continue;
       }
       case 1:  // HEARTBEAT from a "leader" of a much higher term
@@ -194,19 +195,77 @@ void Cluster::RogueBurst(int count, bool as_member) {
         m.set_type(rng.Chance(0.7) ? pb::APPEND_RESPONSE : pb::HEARTBEAT_RESPONSE);
         m.set_term(ld.raft->term());
         m.set_index(ld.raft->last_index());
-        SendRogue(l, std::move(env));
+        SendRogue(l, std::move(env), kRogueId);
         continue;
       }
+      case 8:  // the accomplice's leader traffic, the rogue's gossip vouching for it
+        SendAccomplice(to, cmd);
+        continue;
       default: {  // Keepalive for a member, to the leader: keeps a silent node alive
         if (l < 0) continue;
         env->kind = Envelope::Kind::kKeepalive;
         env->keepalive.set_node_id(members[rng.Below(members.size())]);
         env->keepalive.set_seq(1 + rng.Below(1'000'000));
-        SendRogue(l, std::move(env));
+        SendRogue(l, std::move(env), kRogueId);
         continue;
       }
     }
-    SendRogue(to, std::move(env));
+    SendRogue(to, std::move(env), kRogueId);
+  }
+}
+
+void Cluster::SendAccomplice(int to, const pb::Command& cmd) {
+  SimRandom& rng = fault_rng_;
+  const Node& t = *nodes_[to];
+  auto env = std::make_shared<Envelope>();
+  env->kind = Envelope::Kind::kRaft;
+  pb::RaftMessage& m = env->raft;
+  m.set_from(kAccompliceId);
+  m.set_to(t.id);
+  m.set_term(t.raft->term() + (rng.Chance(0.2) ? 0 : 1 + rng.Below(50)));
+  // The rogue gossips, over its own link, that the accomplice leads that term (net/ keeps
+  // every connected peer's latest gossip; core/admission decides whose word counts).
+  rogue_gossip_.leader_id = kAccompliceId;
+  rogue_gossip_.term = std::max(rogue_gossip_.term, m.term());
+  if (rng.Chance(0.3)) {
+    m.set_type(pb::HEARTBEAT);
+    m.set_commit(t.raft->commit_index() + 1 + rng.Below(5));
+  } else {  // a forged entry right after the target's log, committed at once
+    const uint64_t last = t.raft->last_index();
+    uint64_t last_term = 0;
+    if (!t.store->Term(last, &last_term).ok()) last_term = t.raft->term();
+    m.set_type(pb::APPEND);
+    m.set_index(last);
+    m.set_log_term(last_term);
+    pb::Entry* e = m.add_entries();
+    e->set_term(m.term());
+    e->set_index(last + 1);
+    e->set_type(pb::ENTRY_COMMAND);
+    e->set_data(cmd.SerializeAsString());
+    m.set_commit(last + 1);
+  }
+  SendRogue(to, std::move(env), kAccompliceId);
+}
+
+void Cluster::RogueVouch(int count) {
+  std::vector<int> targets;
+  for (const auto& n : nodes_) {
+    if (n->up) targets.push_back(n->index);
+  }
+  if (targets.empty()) return;
+  ++stats_.faults;
+  Trace(-1, "rogue vouches for " + std::string(kAccompliceId) + ": " + std::to_string(count) +
+                " messages of its leadership");
+  SimRandom& rng = fault_rng_;
+  for (int k = 0; k < count; ++k) {
+    const int to = targets[rng.Below(targets.size())];
+    // The forged entry expires a member (the target's applying it is the damage).
+    const pb::ClusterConfig& config = nodes_[to]->raft->config();
+    pb::Command cmd;
+    cmd.mutable_expire_node()->set_node_id(
+        config.members_size() > 0 ? config.members(rng.Below(config.members_size())).id()
+                                  : nodes_[to]->id);
+    SendAccomplice(to, cmd);
   }
 }
 

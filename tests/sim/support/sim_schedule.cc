@@ -11,12 +11,16 @@ constexpr Time kSecond = 1'000'000;
 constexpr Time kFaultPhase = 60 * kSecond;
 constexpr Time kSettle = 5 * kSecond;
 constexpr Time kServeLimit = 10 * kSecond;
+// Once a removal leaves fewer voters than the schedule started with, they are restored as
+// net/ restores them (ManageMembership: a joiner becomes a learner, a caught-up learner is
+// promoted up to --voters), one step this often.
+constexpr Time kRepairEvery = 1'500'000;
 
 using TearMode = core::FaultFileSystem::TearMode;
 
 struct Undo {
   Time at;
-  int kind;  // 0 heal, 1 restart node `node`, 2 restore link, 3 end loss burst
+  int kind;  // 0 heal, 1 restart node `node`, 2 restore link, 3 end loss burst, 4 repair
   int node;
   int to;
 };
@@ -77,7 +81,7 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
   SimRandom& rng = cluster.fault_random();
   const int n = cluster.size();
 
-  std::vector<Undo> undo;
+  std::vector<Undo> undo{{kRepairEvery, 4, 0, 0}};
   Time next_fault = 2 * kSecond + rng.Below(2 * kSecond);
   while (!cluster.failed() && cluster.now() < kFaultPhase) {
     Time next = next_fault;
@@ -98,6 +102,30 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
         case 1: cluster.Restart(u.node); break;
         case 2: cluster.SetLink(u.node, u.to, true); break;
         case 3: cluster.SetLoss(0.01); break;
+        case 4: {
+          // Restore the voter count (net/'s automatic membership; no random draw, so the
+          // schedule's faults are drawn as before): promote a learner (refused until it
+          // has caught up), else add a spare; again later until the voters are back.
+          undo.push_back({cluster.now() + kRepairEvery, 4, 0, 0});
+          if (cluster.VoterCount() >= options.voters) break;
+          std::vector<int> spares, learners;
+          for (int i = 0; i < n; ++i) {
+            if (!cluster.up(i)) continue;
+            if (!cluster.IsMember(i)) {
+              spares.push_back(i);
+            } else if (!cluster.IsVoter(i)) {
+              learners.push_back(i);
+            }
+          }
+          if (cluster.Leader() >= 0) {
+            if (!learners.empty()) {
+              cluster.Promote(learners.front());
+            } else if (!spares.empty()) {
+              cluster.AddLearner(spares.front());
+            }
+          }
+          break;
+        }
       }
     }
     if (cluster.now() < next_fault) continue;
