@@ -18,8 +18,9 @@
 namespace lockmesh::docker_testing {
 namespace {
 
-/// The build's own deadline; ctest's timeout is 900 s.
-constexpr double kBuildTimeoutS = 780;
+/// The build's own deadline (it took 729 s on this 2-core machine beside two simulator soaks
+/// and a compile); this test's CTest timeout is 1500 s (tests/CMakeLists.txt).
+constexpr double kBuildTimeoutS = 1300;
 
 TEST(DockerImageTest, DockerfileBuildsFromTheSourcesAndRuns) {
 #if defined(__SANITIZE_ADDRESS__)
