@@ -371,6 +371,34 @@ std::vector<NodeState> Observe(const Cluster& c) {
   return out;
 }
 
+// Has every client of `c` hold a lock of its own for 10 minutes; true once all of them hold
+// theirs (the leader's own may take longer and are not waited for).
+::testing::AssertionResult HoldEverywhere(Cluster& c, int leader, int clients_per_node) {
+  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
+  const bool held = c.RunUntil(
+      [&] {
+        for (int i = 0; i < c.size(); ++i) {
+          if (c.HeldBy(i) != clients_per_node && i != leader) return false;
+        }
+        return true;
+      },
+      20 * kSecond);
+  if (held) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << "not every client holds its lock within 20 s";
+}
+
+// Expects every node's term, commit index, leader and lock table to be the same in `after`
+// as in `before`.
+void ExpectSameState(const Cluster& c, const std::vector<NodeState>& before,
+                     const std::vector<NodeState>& after) {
+  for (int i = 0; i < c.size(); ++i) {
+    EXPECT_EQ(after[i].term, before[i].term) << c.id(i);
+    EXPECT_EQ(after[i].commit, before[i].commit) << c.id(i);
+    EXPECT_EQ(after[i].leader, before[i].leader) << c.id(i);
+    EXPECT_EQ(after[i].locks, before[i].locks) << c.id(i);
+  }
+}
+
 // Issue 13, fault 3: a rogue process (a non-member, and claiming members' ids on its own
 // link) sends forged PROPOSE (ExpireNode of a member, releases and closes of other nodes'
 // sessions), HEARTBEAT/APPEND/VOTE/PRE_VOTE/TIMEOUT_NOW with high terms and forged entries,
@@ -384,16 +412,7 @@ TEST(Scenarios, RogueForgeriesChangeNoTermCommitOrLock) {
   const int leader = WaitForLeader(c);
   ASSERT_GE(leader, 0) << c.Report();
   // Every client holds a lock for a long time, then nobody asks for anything more.
-  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
-  ASSERT_TRUE(c.RunUntil(
-      [&] {
-        for (int i = 0; i < c.size(); ++i) {
-          if (c.HeldBy(i) != o.clients_per_node && i != leader) return false;
-        }
-        return true;
-      },
-      20 * kSecond))
-      << c.Report();
+  ASSERT_TRUE(HoldEverywhere(c, leader, o.clients_per_node)) << c.Report();
   for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
   c.RunFor(3 * kSecond);  // quiet: every proposal applied everywhere
   const std::vector<NodeState> before = Observe(c);
@@ -404,12 +423,7 @@ TEST(Scenarios, RogueForgeriesChangeNoTermCommitOrLock) {
   }
   c.RunFor(2 * kSecond);
   const std::vector<NodeState> after = Observe(c);
-  for (int i = 0; i < c.size(); ++i) {
-    EXPECT_EQ(after[i].term, before[i].term) << c.id(i);
-    EXPECT_EQ(after[i].commit, before[i].commit) << c.id(i);
-    EXPECT_EQ(after[i].leader, before[i].leader) << c.id(i);
-    EXPECT_EQ(after[i].locks, before[i].locks) << c.id(i);
-  }
+  ExpectSameState(c, before, after);
   EXPECT_EQ(c.Leader(), leader);
   EXPECT_GE(c.stats().refused - refused_before, 1000u) << "forgeries were not refused";
   for (int i = 0; i < c.size(); ++i) EXPECT_EQ(c.HeldBy(i), o.clients_per_node) << c.id(i);
@@ -429,16 +443,8 @@ TEST(Scenarios, RogueLearnerForgeriesChangeNoTermCommitOrLock) {
   c.Start();
   const int leader = WaitForLeader(c);
   ASSERT_GE(leader, 0) << c.Report();
-  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
-  ASSERT_TRUE(c.RunUntil(
-      [&] {
-        for (int i = 0; i < c.size(); ++i) {
-          if (c.HeldBy(i) != o.clients_per_node && i != leader) return false;
-        }
-        return true;
-      },
-      20 * kSecond))
-      << c.Report();
+  // Every client holds a lock for a long time, then nobody asks for anything more.
+  ASSERT_TRUE(HoldEverywhere(c, leader, o.clients_per_node)) << c.Report();
   ASSERT_TRUE(c.RogueJoin().ok()) << c.Report();
   ASSERT_TRUE(c.RunUntil([&] { return c.RogueIsMember(); }, 5 * kSecond)) << c.Report();
   for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
@@ -459,12 +465,7 @@ TEST(Scenarios, RogueLearnerForgeriesChangeNoTermCommitOrLock) {
   }
   c.RunFor(2 * kSecond);
   const std::vector<NodeState> after = Observe(c);
-  for (int i = 0; i < c.size(); ++i) {
-    EXPECT_EQ(after[i].term, before[i].term) << c.id(i);
-    EXPECT_EQ(after[i].commit, before[i].commit) << c.id(i);
-    EXPECT_EQ(after[i].leader, before[i].leader) << c.id(i);
-    EXPECT_EQ(after[i].locks, before[i].locks) << c.id(i);
-  }
+  ExpectSameState(c, before, after);
   EXPECT_EQ(c.Leader(), leader);
   EXPECT_TRUE(c.RogueIsMember());
   for (const pb::Member& m : c.raft(leader)->config().members()) {
@@ -488,16 +489,8 @@ TEST(Scenarios, RogueLearnerCannotVouchForItsAccomplice) {
   c.Start();
   const int leader = WaitForLeader(c);
   ASSERT_GE(leader, 0) << c.Report();
-  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
-  ASSERT_TRUE(c.RunUntil(
-      [&] {
-        for (int i = 0; i < c.size(); ++i) {
-          if (c.HeldBy(i) != o.clients_per_node && i != leader) return false;
-        }
-        return true;
-      },
-      20 * kSecond))
-      << c.Report();
+  // Every client holds a lock for a long time, then nobody asks for anything more.
+  ASSERT_TRUE(HoldEverywhere(c, leader, o.clients_per_node)) << c.Report();
   ASSERT_TRUE(c.RogueJoin().ok()) << c.Report();
   ASSERT_TRUE(c.RunUntil(
       [&] {
@@ -520,12 +513,7 @@ TEST(Scenarios, RogueLearnerCannotVouchForItsAccomplice) {
   }
   c.RunFor(2 * kSecond);
   const std::vector<NodeState> after = Observe(c);
-  for (int i = 0; i < c.size(); ++i) {
-    EXPECT_EQ(after[i].term, before[i].term) << c.id(i);
-    EXPECT_EQ(after[i].commit, before[i].commit) << c.id(i);
-    EXPECT_EQ(after[i].leader, before[i].leader) << c.id(i);
-    EXPECT_EQ(after[i].locks, before[i].locks) << c.id(i);
-  }
+  ExpectSameState(c, before, after);
   EXPECT_EQ(c.Leader(), leader);
   for (int i = 0; i < c.size(); ++i) EXPECT_EQ(c.HeldBy(i), o.clients_per_node) << c.id(i);
   EXPECT_NO_VIOLATION(c);
@@ -541,16 +529,8 @@ TEST(Scenarios, LeaderMonotonicJumpExpiresNobody) {
   c.Start();
   const int leader = WaitForLeader(c);
   ASSERT_GE(leader, 0) << c.Report();
-  for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
-  ASSERT_TRUE(c.RunUntil(
-      [&] {
-        for (int i = 0; i < c.size(); ++i) {
-          if (c.HeldBy(i) != o.clients_per_node && i != leader) return false;
-        }
-        return true;
-      },
-      20 * kSecond))
-      << c.Report();
+  // Every client holds a lock for a long time, then nobody asks for anything more.
+  ASSERT_TRUE(HoldEverywhere(c, leader, o.clients_per_node)) << c.Report();
   c.RunFor(2 * kSecond);
   const uint64_t expirations = c.stats().expirations;
   const uint64_t lost = c.stats().lost;

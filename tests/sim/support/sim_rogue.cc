@@ -14,6 +14,24 @@
 #include "sim/support/sim_cluster_internal.h"
 
 namespace mesh::sim {
+namespace {
+
+// Makes `m` (its term set) an APPEND of `cmd` right after a log ending at (last, last_term),
+// committed at once: the forged entry a rogue "leader" sends.
+void ForgeCommittedAppend(uint64_t last, uint64_t last_term, const pb::Command& cmd,
+                          pb::RaftMessage* m) {
+  m->set_type(pb::APPEND);
+  m->set_index(last);
+  m->set_log_term(last_term);
+  pb::Entry* e = m->add_entries();
+  e->set_term(m->term());
+  e->set_index(last + 1);
+  e->set_type(pb::ENTRY_COMMAND);
+  e->set_data(cmd.SerializeAsString());
+  m->set_commit(last + 1);
+}
+
+}  // namespace
 
 void Cluster::SendRogue(int to, std::shared_ptr<Envelope> env, const char* link) {
   ++stats_.messages;
@@ -148,16 +166,8 @@ void Cluster::RogueBurst(int count, bool as_member) {
         m.set_commit(t.raft->commit_index() + 1 + rng.Below(5));
         break;
       case 2: {  // APPEND of a forged entry right after the target's log, committed at once
-        m.set_type(pb::APPEND);
         m.set_term(term + (rng.Chance(0.5) ? 0 : 1 + rng.Below(50)));
-        m.set_index(last);
-        m.set_log_term(last_term);
-        pb::Entry* e = m.add_entries();
-        e->set_term(m.term());
-        e->set_index(last + 1);
-        e->set_type(pb::ENTRY_COMMAND);
-        e->set_data(cmd.SerializeAsString());
-        m.set_commit(last + 1);
+        ForgeCommittedAppend(last, last_term, cmd, &m);
         break;
       }
       case 3:  // VOTE or PRE_VOTE with a high term and a long log
@@ -234,15 +244,7 @@ void Cluster::SendAccomplice(int to, const pb::Command& cmd) {
     const uint64_t last = t.raft->last_index();
     uint64_t last_term = 0;
     if (!t.store->Term(last, &last_term).ok()) last_term = t.raft->term();
-    m.set_type(pb::APPEND);
-    m.set_index(last);
-    m.set_log_term(last_term);
-    pb::Entry* e = m.add_entries();
-    e->set_term(m.term());
-    e->set_index(last + 1);
-    e->set_type(pb::ENTRY_COMMAND);
-    e->set_data(cmd.SerializeAsString());
-    m.set_commit(last + 1);
+    ForgeCommittedAppend(last, last_term, cmd, &m);
   }
   SendRogue(to, std::move(env), kAccompliceId);
 }
