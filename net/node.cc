@@ -120,6 +120,10 @@ class NodeImpl final : public Node {
                                      std::to_string(kMaxSocketPath) +
                                      " bytes): " + options_.socket_path);
     }
+    // A node that is not a mesh node refuses a claimed socket or data dir before it takes the
+    // socket's lock: holding it even briefly could fail the start of the mesh node it races
+    // ("another node already serves"). ApplyMeshClaim decides again under both locks.
+    if (!options_.mesh.enabled) MESH_RETURN_IF_ERROR(DecideStartHere());
     MESH_RETURN_IF_ERROR(LockSocket());
     if (options_.node_id.empty()) {
       Status made = net::PosixFileSystem()->CreateDirs(options_.data_dir);
@@ -313,19 +317,8 @@ class NodeImpl final : public Node {
   // refuses them if claimed. The two flocks serialise racing starters on either.
   Status ApplyMeshClaim() {
     MESH_RETURN_IF_ERROR(LockDataDir());
-    const bool mesh = options_.mesh.enabled;
-    core::Starter who;
-    who.mesh = mesh;
-    who.cluster = options_.cluster;
-    who.node_id = options_.node_id;
-    who.socket = options_.socket_path;
-    who.data_dir = options_.data_dir;
-    Status decided = core::DecideStart(who, net::ReadMeshClaims(who.socket, who.data_dir));
-    if (!decided.ok()) {
-      Log("refusing to start: " + decided.message());
-      return decided;
-    }
-    if (!mesh) return Status::OK();
+    MESH_RETURN_IF_ERROR(DecideStartHere());
+    if (!options_.mesh.enabled) return Status::OK();
     core::MeshClaim claim;
     claim.cluster = options_.cluster;
     claim.node_id = options_.node_id;
@@ -340,6 +333,20 @@ class NodeImpl final : public Node {
       if (!st.ok()) return st.Annotate("cannot write this mesh node's claim");
     }
     return Status::OK();
+  }
+
+  // core::DecideStart on the claims of this node's socket and data dir, as they are now;
+  // a refusal is logged.
+  Status DecideStartHere() {
+    core::Starter who;
+    who.mesh = options_.mesh.enabled;
+    who.cluster = options_.cluster;
+    who.node_id = options_.node_id;
+    who.socket = options_.socket_path;
+    who.data_dir = options_.data_dir;
+    Status decided = core::DecideStart(who, net::ReadMeshClaims(who.socket, who.data_dir));
+    if (!decided.ok()) Log("refusing to start: " + decided.message());
+    return decided;
   }
 
   // An exclusive flock on <data_dir>/node.lock for the node's lifetime: two nodes never share
