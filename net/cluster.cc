@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <random>
 
+#include "core/join_choice.h"
 #include "net/lease_clock.h"
 
 namespace mesh::net {
@@ -595,40 +596,34 @@ void Cluster::LeaderLeaseDuties(uint64_t now) {
 void Cluster::Form() {
   const uint64_t now_ms = uv_now(loop_);
   if (now_ms - start_ms_ < options_.formation_wait_ms) return;
-  // Clusters in view, by the number of their nodes we are connected to.
-  std::map<std::string, std::vector<std::string>> clusters;
+  // Which cluster to join, and whom to trust for its log: core/join_choice.h, from the
+  // connected peers' gossip (a peer's claim to lead itself counts for nothing).
+  std::map<std::string, core::JoinGossip> gossip;
   std::vector<std::string> fresh;
   for (const auto& [id, p] : peers_) {
     if (!p.gossiped) continue;
-    if (p.cluster_id.empty()) {
-      fresh.push_back(id);
-    } else {
-      clusters[p.cluster_id].push_back(id);
+    gossip[id] = core::JoinGossip{p.cluster_id, p.leader_id, p.term};
+    if (p.cluster_id.empty()) fresh.push_back(id);
+  }
+  const core::JoinChoice choice = core::ChooseJoin(options_.node_id, gossip, joining_cluster_id_);
+  if (choice.reason != join_reason_) {
+    join_reason_ = choice.reason;
+    if (!choice.reason.empty()) {
+      Log(std::string(choice.target.empty() ? "not joining yet: " : "joining through ") +
+          (choice.target.empty() ? "" : "'" + choice.target + "': ") + choice.reason);
     }
   }
-  if (!clusters.empty()) {
-    if (joining_cluster_id_.empty() || clusters.count(joining_cluster_id_) == 0) {
-      size_t best = 0;
-      for (const auto& [cid, nodes] : clusters) {
-        if (nodes.size() > best) {
-          best = nodes.size();
-          joining_cluster_id_ = cid;
-        }
-      }
-      if (clusters.size() > 1) {
-        Log("warning: " + std::to_string(clusters.size()) + " clusters named '" + options_.cluster +
-            "' are in view; joining " + joining_cluster_id_);
-      }
-    }
+  if (!choice.cluster_id.empty() || !choice.reason.empty()) {
+    // A cluster is in view (or a tie between clusters): never bootstrap beside it. Only the
+    // current target is trusted (R3a): a peer chosen earlier and no longer is, is not.
+    if (!choice.cluster_id.empty()) joining_cluster_id_ = choice.cluster_id;
+    join_targets_.clear();
+    if (choice.target.empty()) return;
+    join_targets_.insert(choice.target);
     if (now_ms - last_join_ms_ < kJoinIntervalMs) return;
     last_join_ms_ = now_ms;
-    const std::vector<std::string>& nodes = clusters[joining_cluster_id_];
-    std::string to = nodes.front();
-    for (const std::string& id : nodes) {
-      if (peers_[id].leader_id == id) to = id;
-    }
-    SendJoinRequest(to, joining_cluster_id_);
-    Log("asking " + to + " to join cluster " + joining_cluster_id_ + " as a learner");
+    SendJoinRequest(choice.target, choice.cluster_id);
+    Log("asking " + choice.target + " to join cluster " + choice.cluster_id + " as a learner");
     return;
   }
   if (static_cast<int>(fresh.size()) + 1 < options_.expect) return;
@@ -652,8 +647,8 @@ void Cluster::Form() {
 }
 
 void Cluster::SendJoinRequest(const std::string& to, const std::string& cluster_id) {
-  // A fresh node takes the log only from the peers it asked and the leader they name.
-  if (log_->raft()->config().members_size() == 0) join_targets_.insert(to);
+  // A fresh node takes the log only from its join target and the leader it names (Form sets
+  // join_targets_); a node with a configuration judges by it (R2, R3b).
   pb::PeerEnvelope env;
   env.mutable_join()->set_node_id(options_.node_id);
   env.mutable_join()->set_address(SelfAddress());

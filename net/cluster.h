@@ -231,7 +231,8 @@ class Cluster {
   std::map<std::string, std::string> pending_joins_;  // leader: node id -> address
   std::map<std::string, uint64_t> last_heard_us_;     // leader: member -> last message
   std::set<std::string> warned_;                      // second-cluster reports made
-  std::set<std::string> join_targets_;                // asked to join while we had no configuration
+  std::set<std::string> join_targets_;  // fresh: the current join target (core/join_choice.h)
+  std::string join_reason_;             // fresh: the last JoinChoice::reason logged
   std::map<std::string, core::GossipClaim> gossip_claims_;  // connected peers' gossip
   core::RefusalLimiter refusals_;
   std::vector<std::string> warnings_;

@@ -38,16 +38,18 @@ class MeshRogueTest : public ProcessTest {
   std::string Address(int i) const { return "127.0.0.1:" + std::to_string(base_port_ + i); }
   std::string Socket(int i) const { return Path("n" + std::to_string(i) + ".sock"); }
   std::string Id(int i) const { return "n" + std::to_string(i); }
-  std::string NodeLog(int i) { return nodes_[i] ? nodes_[i]->Stderr() : ""; }
+  std::string NodeLog(int i) { return nodes_.count(i) ? nodes_[i]->Stderr() : ""; }
   std::string AllLogs() {
     std::string all;
-    for (int i = 1; i <= 3; ++i) all += "\n--- n" + std::to_string(i) + "\n" + NodeLog(i);
+    for (int i = 1; i <= 4; ++i) {
+      if (nodes_.count(i)) all += "\n--- n" + std::to_string(i) + "\n" + NodeLog(i);
+    }
     return all;
   }
 
   void MakeCerts() {
     ASSERT_EQ(RunLockmesh("ca", {"cert", "ca", "--out", Path("ca")}).code(), 0);
-    for (const std::string cn : {"n1", "n2", "n3", "evil"}) {
+    for (const std::string cn : {"n1", "n2", "n3", "n4", "evil", "rogue"}) {
       ASSERT_EQ(
           RunLockmesh("cert", {"cert", "node", "--ca", Path("ca"), "--cn", cn, "--out", Path(cn)})
               .code(),
@@ -65,21 +67,25 @@ class MeshRogueTest : public ProcessTest {
     return j["certificates"][0]["fingerprint"];
   }
 
+  // `lockmesh node` i of the loopback mesh (--join lists nodes 1..`last`).
+  Process* StartNode(int i, int last = 3) {
+    std::string join;
+    for (int j = 1; j <= last; ++j) join += (join.empty() ? "" : ",") + Address(j);
+    std::vector<std::string> args = {
+        "node",       "--node-id",          Id(i),      "--socket",   Socket(i),
+        "--data-dir", Path("d" + Id(i)),    "--listen", Address(i),   "--join",
+        join,         "--no-multicast",     "--expect", "3",          "--session-ttl",
+        "4",          "--election-timeout", "1000",     "--security", security_};
+    if (security_ != "none") {
+      for (const std::string& a : Tls(Id(i))) args.push_back(a);
+    }
+    nodes_[i] = Lockmesh(Id(i), args);
+    return nodes_[i];
+  }
+
   void StartMesh(const std::string& security) {
     security_ = security;
-    std::string join;
-    for (int j = 1; j <= 3; ++j) join += (join.empty() ? "" : ",") + Address(j);
-    for (int i = 1; i <= 3; ++i) {
-      std::vector<std::string> args = {
-          "node",       "--node-id",          Id(i),      "--socket",   Socket(i),
-          "--data-dir", Path("d" + Id(i)),    "--listen", Address(i),   "--join",
-          join,         "--no-multicast",     "--expect", "3",          "--session-ttl",
-          "4",          "--election-timeout", "1000",     "--security", security};
-      if (security != "none") {
-        for (const std::string& a : Tls(Id(i))) args.push_back(a);
-      }
-      nodes_[i] = Lockmesh(Id(i), args);
-    }
+    for (int i = 1; i <= 3; ++i) StartNode(i);
   }
 
   Json Status(int i) {
@@ -134,6 +140,11 @@ class MeshRogueTest : public ProcessTest {
 
   // Runs the rogue against node i with `args` (plus --connect and the security flags).
   RunResult Rogue(int i, std::vector<std::string> args, const std::string& who = "evil") {
+    return Finish(StartRogue(i, std::move(args), who), Millis(60000));
+  }
+
+  // Starts the rogue against node i (it redials until its --timeout-ms).
+  Process* StartRogue(int i, std::vector<std::string> args, const std::string& who = "evil") {
     std::vector<std::string> argv = {LOCKMESH_ROGUE_PEER_BINARY,
                                      "--connect",
                                      Address(i),
@@ -145,8 +156,7 @@ class MeshRogueTest : public ProcessTest {
       for (const std::string& a : Tls(who)) argv.push_back(a);
     }
     argv.insert(argv.end(), args.begin(), args.end());
-    Process* p = Spawn("rogue", argv);
-    return Finish(p, Millis(60000));
+    return Spawn("rogue", argv);
   }
 
   // The whole attack of the reproduction against node i, as the rogue `args` select.
@@ -308,6 +318,98 @@ TEST_F(MeshRogueTest, CaSignedLearnerCannotLead) {
   ExpectNothingChanged(before, term, holder);
   EXPECT_NE(NodeLog(l).find("a learner of this node's configuration"), std::string::npos)
       << NodeLog(l);
+}
+
+// A fresh node is not captured by a peer that claims to lead (core/join_choice.h): the
+// CA-signed rogue gossips the real cluster's id and that it leads it in term 1000, and sends
+// a fresh node forged leader traffic (an APPEND of a forged entry at index 1, heartbeats in
+// term 1000). The fresh node n4 sees one real member (the leader and the other follower are
+// frozen, so nothing can give n4 a configuration meanwhile, whatever arrives first), and the
+// rogue, whose id sorts after every member's: the node that trusted a claim to lead (the
+// old rule) asked the rogue and took its log. Now nobody other than the rogue names the
+// rogue, so n4 refuses its traffic, and joins the real cluster once the others run again.
+TEST_F(MeshRogueTest, FreshNodeIsNotCapturedByAPeerThatClaimsToLead) {
+  MakeCerts();
+  StartMesh("mutual");
+  ASSERT_TRUE(WaitFormed(Millis(40000))) << AllLogs();
+  const Json s = Status(1);
+  const std::string cluster_id = s["cluster_id"];
+  const std::string leader = s["leader_id"];
+  const int l = leader == "n1" ? 1 : leader == "n2" ? 2 : 3;
+  const int running = l == 1 ? 2 : 1;
+  const int frozen = 6 - l - running;
+  nodes_[l]->Signal(SIGSTOP);
+  nodes_[frozen]->Signal(SIGSTOP);
+
+  StartNode(4, 4);
+  std::vector<std::string> args = {"--node-id",      "rogue", "--gossip-cluster", cluster_id,
+                                   "--gossip-term",  "1000",  "--gap-ms",         "250",
+                                   "--timeout-ms",   "30000"};
+  for (int k = 0; k < 40; ++k) {
+    for (const char* spec : {"append:1000:0:0", "heartbeat:1000"}) {
+      args.push_back("--send");
+      args.push_back(spec);
+    }
+  }
+  Process* rogue = StartRogue(4, args, "rogue");
+  // n4 makes its choice (after its formation wait) with the rogue in view: through n2, which
+  // still names the frozen leader, or, once n2 names nobody, none. Then the rogue's leader
+  // traffic is refused while n4 has chosen (refusals of one kind are logged once per 10 s:
+  // the first may come before the choice).
+  size_t chose = std::string::npos;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const std::string log = NodeLog(4);
+        const size_t up = log.find("peer rogue up");
+        if (up == std::string::npos) return false;
+        for (const char* line : {"joining through '", "not joining yet: "}) {
+          size_t at = log.find(line);
+          if (at != std::string::npos && (chose == std::string::npos || at < chose)) chose = at;
+        }
+        return chose != std::string::npos;
+      },
+      Millis(30000)))
+      << "n4 made no choice with the rogue in view\n"
+      << AllLogs();
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        const std::string log = NodeLog(4);
+        const size_t at = log.find("refused from peer 'rogue'", chose);
+        return chose != std::string::npos && at != std::string::npos &&
+               log.find("in term 1000 from 'rogue': this node has no configuration yet", at) !=
+                   std::string::npos;
+      },
+      Millis(30000)))
+      << "n4 did not refuse the rogue's leader traffic after its choice\n"
+      << rogue->Stdout() << AllLogs();
+  Json fresh = Status(4);
+  ASSERT_FALSE(fresh.is_null()) << AllLogs();
+  EXPECT_LT(fresh["term"].get<uint64_t>(), 1000u) << "n4 took the rogue's term" << AllLogs();
+
+  nodes_[l]->Signal(SIGCONT);
+  nodes_[frozen]->Signal(SIGCONT);
+  // n4 joins the real cluster (a learner: the cluster has its 3 voters).
+  std::string seen;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        Json st = Status(4);
+        if (st.is_null()) return false;
+        seen = st.dump();
+        if (st["cluster_id"] != cluster_id) return false;
+        for (const Json& m : st["members"]) {
+          if (m["node_id"] == "n4") return st["applied_index"].get<uint64_t>() > 0;
+        }
+        return false;
+      },
+      Millis(40000), Millis(200)))
+      << seen << AllLogs();
+  Json joined = Status(4);
+  ASSERT_FALSE(joined.is_null());
+  EXPECT_LT(joined["term"].get<uint64_t>(), 1000u) << AllLogs();
+  EXPECT_EQ(NodeLog(4).find("asking rogue"), std::string::npos) << NodeLog(4);
+  RunResult r = LockOn(4, "after");
+  EXPECT_EQ(r.code(), 0) << r.Describe() << AllLogs();
+  Finish(rogue, Millis(60000));
 }
 
 TEST_F(MeshRogueTest, PlaintextNonMemberChangesNothingAndIsLogged) {

@@ -46,6 +46,10 @@ const char kHelp[] =
     "  --tls-cert F --tls-key F --tls-ca F   certificate files (as lockmesh node)\n"
     "  --data-dir DIR          tofu: where our known_peers goes (default: a temp dir)\n"
     "  --no-gossip             do not gossip (by default we claim membership and leadership)\n"
+    "  --gossip-cluster ID     the cluster id we gossip (default: the one the target gossips;\n"
+    "                          a fresh target gossips none, so name the real cluster's)\n"
+    "  --gossip-term N         the term of our claim to lead (default: the target's, or the\n"
+    "                          highest term we sent)\n"
     "  --timeout-ms N          wait at most N ms for the link (default 10000)\n"
     "  --gap-ms N              between two messages (default 100)\n"
     "  --linger-ms N           stay connected after the last message (default 500)\n"
@@ -82,6 +86,8 @@ struct Options {
   std::string cert, key, ca, data_dir;
   std::string victim = "n2";
   bool gossip = true;
+  std::string gossip_cluster;
+  uint64_t gossip_term = 0;
   uint64_t timeout_ms = 10000;
   uint64_t gap_ms = 100;
   uint64_t linger_ms = 500;
@@ -261,9 +267,9 @@ class Rogue {
   void SendGossip() {
     pb::PeerEnvelope env;
     pb::MeshGossip* g = env.mutable_gossip();
-    g->set_cluster_id(cluster_id_);
+    g->set_cluster_id(o_.gossip_cluster.empty() ? cluster_id_ : o_.gossip_cluster);
     g->set_leader_id(from_);
-    g->set_term(std::max<uint64_t>(term_, max_term_sent_));
+    g->set_term(std::max({term_, max_term_sent_, o_.gossip_term}));
     g->set_member(true);
     transport_->Send(target_, env);
   }
@@ -475,6 +481,10 @@ int main(int argc, char** argv) {
       value(&o.victim);
     } else if (a == "--no-gossip") {
       o.gossip = false;
+    } else if (a == "--gossip-cluster") {
+      value(&o.gossip_cluster);
+    } else if (a == "--gossip-term") {
+      number(&o.gossip_term);
     } else if (a == "--timeout-ms") {
       number(&o.timeout_ms);
     } else if (a == "--gap-ms") {
