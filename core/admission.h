@@ -21,9 +21,10 @@
 //     HEARTBEAT) in the two cases that liveness needs, where someone this node trusts vouches
 //     for the sender:
 //     (a) Joining: this node has no configuration at all (fresh). It accepts leader traffic
-//         from a peer it sent its JoinRequest to, or from the leader such a peer names in its
-//         gossip in a term >= the message's term. A fresh node trusts the cluster it chose to
-//         join; nobody else.
+//         from its join target (AdmissionView::join_targets: the peer core/join_choice.h
+//         chose, never one that merely claims to lead), or from the leader that target names
+//         in its gossip in a term >= the message's term. A fresh node trusts the cluster it
+//         chose to join; nobody else.
 //     (b) Lagging: this node's configuration is older than the sender's (the sender was added
 //         by entries this node has not received, and then elected). It accepts leader traffic
 //         from L when another member M of its configuration, a voter (M is neither this node nor L)
@@ -117,7 +118,8 @@ struct AdmissionView {
   std::string leader_id;
   /// This node's current Raft term (a learner may not push it up, R2).
   uint64_t term = 0;
-  /// Peers this node sent a JoinRequest to while it had no configuration (rule R3a).
+  /// Fresh only: the current join target (core::ChooseJoin's JoinChoice::target; empty while
+  /// it waits), rule R3a.
   const std::set<std::string>* join_targets = nullptr;
   /// The latest gossip of each connected peer, by authenticated link id (rules R3a, R3b).
   const std::map<std::string, GossipClaim>* gossip = nullptr;

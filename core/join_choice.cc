@@ -87,8 +87,7 @@ JoinChoice ChooseJoin(const std::string& self_id, const std::map<std::string, Jo
   // C3.
   if (members.size() == 1) {
     out.target = members.front();
-    out.reason = "'" + out.target + "' is the only peer of cluster " + out.cluster_id +
-                 " in view";
+    out.reason = "'" + out.target + "' is the only peer of cluster " + out.cluster_id + " in view";
     return out;
   }
   out.reason = std::to_string(members.size()) + " peers of cluster " + out.cluster_id +

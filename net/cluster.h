@@ -18,9 +18,12 @@
 //    the peer's id, address and certificate fingerprint.
 //  * Formation: a node with empty state waits for formation_wait_ms (a discovery burst),
 //    then: if a peer belongs to a cluster, it asks to join it as a learner (pb::JoinRequest,
-//    repeated until it is in the configuration); else, once it is connected to expect - 1
-//    other fresh nodes and its id is the lowest of them all, it bootstraps a new cluster with
-//    itself as the only voter and a random cluster id. The others then see that id and join.
+//    repeated until it is in the configuration), through the peer core::ChooseJoin picks
+//    from the gossip (a claim to lead oneself counts for nothing; ties wait), and takes
+//    leader traffic only from that peer and the leader it names; else, once it is connected
+//    to expect - 1 other fresh nodes and its id is the lowest of them all, it bootstraps a
+//    new cluster with itself as the only voter and a random cluster id. The others then see
+//    that id and join.
 //  * Membership (leader only, one change at a time): join requests become learners; caught-up,
 //    connected learners are promoted until there are `voters` voters; a voter not heard from
 //    for dead_after is removed once a caught-up learner can take its place (and that learner

@@ -342,9 +342,9 @@ TEST_F(MeshRogueTest, FreshNodeIsNotCapturedByAPeerThatClaimsToLead) {
   nodes_[frozen]->Signal(SIGSTOP);
 
   StartNode(4, 4);
-  std::vector<std::string> args = {"--node-id",      "rogue", "--gossip-cluster", cluster_id,
-                                   "--gossip-term",  "1000",  "--gap-ms",         "250",
-                                   "--timeout-ms",   "30000"};
+  std::vector<std::string> args = {"--node-id",     "rogue", "--gossip-cluster", cluster_id,
+                                   "--gossip-term", "1000",  "--gap-ms",         "250",
+                                   "--timeout-ms",  "30000"};
   for (int k = 0; k < 40; ++k) {
     for (const char* spec : {"append:1000:0:0", "heartbeat:1000"}) {
       args.push_back("--send");
