@@ -38,6 +38,9 @@ namespace {
 using net::FramedStream;
 
 constexpr const char* kVersion = LOCKMESH_VERSION;  // from CMake's project version
+// How long a try-lock, or a deadline's Cancel, may wait for the log before the client is
+// answered anyway (no leader or quorum): a deadline holds without a quorum.
+constexpr int64_t kCommitWaitMs = 1000;
 
 // The wall clock, for timestamp resources (`_t_`) only: nothing compared across restarts
 // comes from it (client ids come from the log).
@@ -87,6 +90,9 @@ struct Conn {
     uint64_t request_id = 0;
     int64_t deadline_ms = -1;  // loop time; -1 none
     std::string resource;
+    // The client was answered at the deadline although the log had not decided (no leader
+    // or quorum): whatever the log decides later is undone, and nobody is told.
+    bool given_up = false;
   };
   std::map<uint64_t, Op> ops;
   // Until the table has applied its OpenSession (open_applied), the session's commands by
@@ -99,6 +105,14 @@ struct Conn {
   // Queued locks: lock id -> the LockRequest that is still waiting.
   std::map<uint64_t, Op> waiting;
   std::set<uint64_t> held;
+};
+
+// A lock request's deadline: the request `request_id` of connection `serial`; cancel_grace:
+// the second deadline, kCommitWaitMs after the first one's Cancel was proposed.
+struct Deadline {
+  uint64_t serial = 0;
+  uint64_t request_id = 0;
+  bool cancel_grace = false;
 };
 
 class NodeImpl final : public Node {
@@ -637,8 +651,17 @@ class NodeImpl final : public Node {
     acq->set_wait(l.timeout_ms() != 0);
     acq->set_no_create(l.no_create());
     acq->set_stamp_unix_ns(WallNanos());
-    int64_t deadline = l.timeout_ms() > 0 ? static_cast<int64_t>(uv_now(loop_)) + l.timeout_ms() : -1;
+    // A try-lock (-n) is answered within kCommitWaitMs even if the log cannot decide it; a
+    // request that waits forever has no deadline.
+    const int64_t now = static_cast<int64_t>(uv_now(loop_));
+    const int64_t deadline = l.timeout_ms() > 0    ? now + l.timeout_ms()
+                             : l.timeout_ms() == 0 ? now + kCommitWaitMs
+                                                   : -1;
     c->ops[seq] = Conn::Op{req.request_id(), deadline, l.resource()};
+    if (deadline >= 0) {
+      deadlines_.emplace(deadline, Deadline{c->serial, req.request_id(), false});
+      ArmDeadlineTimer();
+    }
     return ProposeForSession(c, req.request_id(), seq, std::move(cmd));
   }
 
@@ -797,12 +820,17 @@ class NodeImpl final : public Node {
         if (it == c->ops.end()) break;
         Conn::Op op = it->second;
         c->ops.erase(it);
+        if (op.given_up) {
+          // Answered at its deadline before the log decided: undone now.
+          if (r.result.code() == pb::GRANTED) ProposeUndo(c, pb::Command::kRelease, r.result.lock_id());
+          if (r.result.code() == pb::QUEUED) {
+            c->waiting[r.result.lock_id()] = op;
+            ProposeUndo(c, pb::Command::kCancel, r.result.lock_id());
+          }
+          break;
+        }
         if (r.result.code() == pb::QUEUED) {
           c->waiting[r.result.lock_id()] = op;
-          if (op.deadline_ms >= 0) {
-            deadlines_.emplace(op.deadline_ms, std::make_pair(c->client_id, r.result.lock_id()));
-            ArmDeadlineTimer();
-          }
         } else {
           if (r.result.code() == pb::GRANTED) c->held.insert(r.result.lock_id());
           SendResult(c, op.request_id, r.result);
@@ -824,6 +852,10 @@ class NodeImpl final : public Node {
         // request must still get its (one) answer.
         if (auto w = c->waiting.find(rel.lock_id());
             w != c->waiting.end() && r.result.code() == pb::CANCELLED) {
+          if (w->second.given_up) {
+            c->waiting.erase(w);
+            break;
+          }
           pb::CommandResult withdrawn;
           withdrawn.set_code(pb::CANCELLED);
           withdrawn.set_lock_id(rel.lock_id());
@@ -839,6 +871,10 @@ class NodeImpl final : public Node {
         if (!c) break;
         auto it = c->waiting.find(can.lock_id());
         if (it != c->waiting.end() && r.result.code() == pb::CANCELLED) {
+          if (it->second.given_up) {
+            c->waiting.erase(it);
+            break;
+          }
           pb::CommandResult timed_out;
           timed_out.set_code(pb::TIMED_OUT);
           timed_out.set_lock_id(can.lock_id());
@@ -857,6 +893,11 @@ class NodeImpl final : public Node {
       if (!c) continue;
       auto it = c->waiting.find(g.lock_id);
       if (it == c->waiting.end()) continue;
+      if (it->second.given_up) {
+        c->waiting.erase(it);
+        ProposeUndo(c, pb::Command::kRelease, g.lock_id);
+        continue;
+      }
       pb::CommandResult granted;
       granted.set_code(pb::GRANTED);
       granted.set_lock_id(g.lock_id);
@@ -871,6 +912,10 @@ class NodeImpl final : public Node {
       if (!c) continue;
       auto it = c->waiting.find(w.lock_id);
       if (it == c->waiting.end()) continue;
+      if (it->second.given_up) {
+        c->waiting.erase(it);
+        continue;
+      }
       pb::CommandResult res;
       res.set_code(w.code);
       res.set_lock_id(w.lock_id);
@@ -979,6 +1024,10 @@ class NodeImpl final : public Node {
           break;
         default:
           continue;  // only locks and unlocks are kept (ProposeForSession)
+      }
+      if (auto op = c->ops.find(old_seq); op != c->ops.end() && op->second.given_up) {
+        c->ops.erase(op);  // answered at its deadline: not proposed again
+        continue;
       }
       SetSession(c, key);
       uint64_t request_id = 0;
@@ -1211,20 +1260,88 @@ class NodeImpl final : public Node {
     auto* self = static_cast<NodeImpl*>(t->data);
     int64_t now = static_cast<int64_t>(uv_now(self->loop_));
     while (!self->deadlines_.empty() && self->deadlines_.begin()->first <= now) {
-      auto [client_id, lock_id] = self->deadlines_.begin()->second;
+      const Deadline d = self->deadlines_.begin()->second;
       self->deadlines_.erase(self->deadlines_.begin());
-      auto it = self->sessions_.find(client_id);
-      if (it == self->sessions_.end()) continue;
-      Conn* c = it->second;
-      if (!c->waiting.count(lock_id)) continue;  // granted meanwhile
-      pb::Command cmd;
+      self->DeadlinePassed(d, now);
+    }
+    self->UncorkAll();
+    self->ArmDeadlineTimer();
+  }
+
+  // The deadline of lock request `d` passed (DESIGN: deadlines hold without a quorum).
+  //  * Answered already: nothing.
+  //  * Not applied yet (no leader, no quorum, or a commit slower than the deadline):
+  //    answered UNAVAILABLE now, and undone when the log applies it (Op::given_up).
+  //  * Queued: a Cancel is proposed and answers TIMED_OUT when it applies; if it has not
+  //    applied kCommitWaitMs later, TIMED_OUT is answered anyway and the request is undone
+  //    when the log gets to it.
+  //  * Granted, but the grant held back for want of a session lease (deferred_grants_):
+  //    answered UNAVAILABLE, and released.
+  // The client never runs anything on a lock it was told it did not get, and the lock is
+  // given back as soon as the cluster can commit again.
+  void DeadlinePassed(const Deadline& d, int64_t now) {
+    auto conn = conns_.find(d.serial);
+    if (conn == conns_.end() || !conn->second->stream) return;  // closing ends the session
+    Conn* c = conn->second.get();
+    for (auto& [seq, op] : c->ops) {
+      if (op.request_id != d.request_id || op.given_up) continue;
+      op.given_up = true;
+      Reply(c, d.request_id, pb::UNAVAILABLE,
+            NoQuorum("the lock request for " + op.resource + " was not committed"));
+      return;
+    }
+    for (auto& [lock_id, op] : c->waiting) {
+      if (op.request_id != d.request_id || op.given_up) continue;
+      if (!d.cancel_grace) {
+        ProposeUndo(c, pb::Command::kCancel, lock_id);
+        deadlines_.emplace(now + kCommitWaitMs, Deadline{d.serial, d.request_id, true});
+        return;
+      }
+      op.given_up = true;
+      Reply(c, d.request_id, pb::TIMED_OUT,
+            "timed out waiting for " + op.resource + "; " +
+                NoQuorum("its cancel was not committed") +
+                " (the request is withdrawn when the cluster commits again)");
+      return;
+    }
+    for (auto g = deferred_grants_.begin(); g != deferred_grants_.end(); ++g) {
+      if (g->serial != d.serial || g->request_id != d.request_id) continue;
+      const uint64_t lock_id = g->result.lock_id();
+      deferred_grants_.erase(g);
+      if (c->held.erase(lock_id) == 0) return;  // released or lost meanwhile
+      ProposeUndo(c, pb::Command::kRelease, lock_id);
+      Reply(c, d.request_id, pb::UNAVAILABLE,
+            NoQuorum("the lock was granted, but this node's session lease was not confirmed") +
+                " (the lock is released)");
+      return;
+    }
+  }
+
+  // "no leader or quorum: <what> within the deadline (...)", for the answers above.
+  std::string NoQuorum(const std::string& what) const {
+    const std::string leader = cluster_ ? GetStatus().leader_id : "";
+    return "no leader or quorum: " + what + " within the deadline (" +
+           (leader.empty() ? "this node knows no leader" : "leader " + leader + " did not commit it") +
+           ")";
+  }
+
+  // Proposes the Cancel (kCancel) or Release (kRelease) of `c`'s lock `lock_id`, undoing a
+  // request the client no longer waits for. Its result answers nobody.
+  void ProposeUndo(Conn* c, pb::Command::BodyCase kind, uint64_t lock_id) {
+    pb::Command cmd;
+    if (kind == pb::Command::kCancel) {
       auto* can = cmd.mutable_cancel();
-      self->SetSession(c, can->mutable_session());
+      SetSession(c, can->mutable_session());
       can->set_seq(++c->next_seq);
       can->set_lock_id(lock_id);
-      self->log_->Propose(std::move(cmd));
+    } else {
+      auto* rel = cmd.mutable_release();
+      SetSession(c, rel->mutable_session());
+      rel->set_seq(++c->next_seq);
+      rel->set_lock_id(lock_id);
     }
-    self->ArmDeadlineTimer();
+    Status st = log_->Propose(std::move(cmd));
+    if (!st.ok()) Log("cannot propose the withdrawal of lock " + std::to_string(lock_id) + ": " + st.ToString());
   }
 
   bool Idle() const {
@@ -1418,7 +1535,7 @@ class NodeImpl final : public Node {
   std::map<uint64_t, std::unique_ptr<Conn>> conns_;  // by Conn::serial
   std::map<uint64_t, Conn*> sessions_;               // by client id; entries point into conns_
   std::vector<uint64_t> corked_;                     // serials corked in the current batch
-  std::multimap<int64_t, std::pair<uint64_t, uint64_t>> deadlines_;
+  std::multimap<int64_t, Deadline> deadlines_;  // lock requests' deadlines, by loop time
 };
 
 }  // namespace

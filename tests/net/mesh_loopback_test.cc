@@ -247,6 +247,83 @@ TEST_F(MeshLoopbackTest, TwoClustersOfOneNameStayApartAndSaySo) {
   EXPECT_EQ(LockOn(2, "x").code(), 0);
 }
 
+// Deadlines hold without a quorum (issue 14, acceptance 2): on a node whose two peers are
+// frozen, a try-lock answers within a second and `-w S` within S + 1 s — "no leader or
+// quorum", exit 99 — and a waiter whose Cancel cannot commit is answered at S + 1 s (exit
+// 98). No command runs. Once the peers run again, what the log decided after the answers is
+// undone: the holder's lock is the only one, and nobody is left queued.
+TEST_F(MeshLoopbackTest, DeadlinesHoldWithoutAQuorum) {
+  // A session ttl far above the test's deadlines: the lease of the node cut off must not
+  // lapse (which closes every client connection) before the answers come.
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3, {}, "60");
+  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));
+  const int leader = LeaderIndex(1);
+  ASSERT_NE(leader, 0);
+  const int f = leader == 1 ? 2 : 1;  // the follower left running
+  const std::string ran = Path("ran");
+  const std::vector<std::string> touch = {"--", "sh", "-c", "touch " + ran};
+  auto lock_on_f = [&](const std::vector<std::string>& flags, const std::string& resource) {
+    std::vector<std::string> args = {"lock", "--socket", Socket(f), "--no-autostart"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.push_back(resource);
+    args.insert(args.end(), touch.begin(), touch.end());
+    return args;
+  };
+  // X is held through f; a waiter for it is queued (its Acquire committed) before the cut.
+  Process* holder = Lockmesh("holder", {"lock", "--socket", Socket(f), "--no-autostart", "X",
+                                        "--", "sleep", "600"});
+  ASSERT_TRUE(WaitFor([&] { return Status(f).value("locks_held", 0) == 1; }, Millis(20000)));
+  Process* waiter = Lockmesh("waiter", lock_on_f({"-w", "8"}, "X"));
+  ASSERT_TRUE(WaitFor([&] { return Status(f).value("locks_waiting", 0) == 1; }, Millis(20000)))
+      << waiter->Stderr();
+  const auto waiter_started = Clock::now();
+  for (auto& [i, p] : nodes_) {
+    if (i != f) p->Signal(SIGSTOP);
+  }
+
+  RunResult n = RunLockmesh("try", lock_on_f({"-n"}, "Y"), Millis(30000));
+  EXPECT_EQ(n.code(), 99) << n.Describe();
+  EXPECT_NE(n.err.find("no leader or quorum"), std::string::npos) << n.Describe();
+  EXPECT_LT(n.seconds, 6.0) << "a try-lock is answered within 1 s of the node reading it";
+
+  RunResult w = RunLockmesh("wait", lock_on_f({"-w", "2"}, "Y"), Millis(30000));
+  EXPECT_EQ(w.code(), 99) << w.Describe();
+  EXPECT_NE(w.err.find("no leader or quorum"), std::string::npos) << w.Describe();
+  EXPECT_GE(w.seconds, 2.0) << "answered before its deadline";
+  EXPECT_LT(w.seconds, 8.0) << w.Describe();
+
+  // The queued waiter: its deadline (8 s) proposes a Cancel that cannot commit; 1 s later it
+  // is answered anyway.
+  auto ws = waiter->Wait(Millis(30000));
+  ASSERT_TRUE(ws.has_value()) << "the waiter hung without a quorum: " << waiter->Stderr();
+  const double waited = SecondsSince(waiter_started);
+  EXPECT_EQ(ws->code, 98) << waiter->Stderr();
+  EXPECT_NE(waiter->Stderr().find("its cancel was not committed"), std::string::npos)
+      << waiter->Stderr();
+  EXPECT_LT(waited, 20.0);
+  EXPECT_FALSE(FileExists(ran)) << "a command ran without its lock";
+
+  for (auto& [i, p] : nodes_) {
+    if (i != f) p->Signal(SIGCONT);
+  }
+  // The cluster commits again: the given-up requests are undone (a Y granted late is
+  // released, the waiter's request withdrawn), and only the holder's lock is left.
+  std::string seen;
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        Json s = Status(leader);
+        if (s.is_null()) return false;
+        seen = s.dump();
+        return s.value("locks_held", 0) == 1 && s.value("locks_waiting", 0) == 0;
+      },
+      Millis(30000), Millis(300)))
+      << seen << NodeLog(f);
+  RunResult y = LockOn(leader, "Y", {"-n"});
+  EXPECT_EQ(y.code(), 0) << y.Describe() << NodeLog(f);
+  EXPECT_TRUE(holder->Running());
+  EXPECT_FALSE(FileExists(ran));
+}
+
 TEST_F(MeshLoopbackTest, EmbeddedNodeExampleTakesLocksThroughItsOwnNode) {
   // apps/examples/embedded_node: mesh::Node and mesh::AsyncClient on one libuv loop.
   const std::string bin =

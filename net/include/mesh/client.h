@@ -61,7 +61,11 @@ const char* LockModeName(LockMode mode);
 struct LockOptions {
   LockMode mode = LockMode::kEX;
   /// <0: wait forever; 0: try once (Status::Busy if held); >0: wait at most this long
-  /// (Status::TimedOut). The deadline is enforced by the node.
+  /// (Status::TimedOut). The deadline is enforced by the node, also without a leader or
+  /// quorum: a request the log has not decided by then (a try-lock: within 1 s) fails with
+  /// Status::Unavailable ("no leader or quorum: ..."), and one queued whose withdrawal cannot
+  /// be committed fails with Status::TimedOut 1 s after the deadline; the node undoes what
+  /// the log decides later.
   int64_t timeout_ms = -1;
   /// Units of a numeric resource `name[N]`; ignored by other types.
   uint32_t quantity = 1;
