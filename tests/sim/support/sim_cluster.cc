@@ -72,11 +72,11 @@ void Cluster::NewIdentity(Node& n) {
   n.incarnation = 0;
   n.next_client = 0;
   n.decommissioned = false;
-  n.join_targets.clear();
 }
 
 void Cluster::Start() {
   pb::ClusterConfig config;
+  config.set_cluster_id(kClusterId);
   for (int i = 0; i < options_.voters; ++i) {
     pb::Member* m = config.add_members();
     m->set_id(nodes_[i]->id);
@@ -88,9 +88,10 @@ void Cluster::Start() {
     if (n->index < options_.voters) {
       Status s = n->raft->Bootstrap(Local(*n), config);
       if (!s.ok()) checker_.Fail(now_, "bootstrap " + n->id + ": " + s.ToString());
-      Pump(*n);
-      ScheduleWake(*n);
     }
+    // A spare's timers run too: it chooses whom to join at every wake (ChooseJoinTarget).
+    Pump(*n);
+    ScheduleWake(*n);
   }
 }
 
@@ -143,6 +144,9 @@ void Cluster::OpenNode(Node& n, bool) {
   n.closing.clear();
   n.closing_retry_at = kNever;
   n.session_nodes.clear();
+  n.join_targets.clear();  // the driver's formation state starts afresh with each run
+  n.join_cluster_id.clear();
+  n.join_reason.clear();
   n.keepalive_at = Local(n) + client_rng_.Below(options_.keepalive_interval);
   n.wake_at = kNever;
   // This run's claim of client ids (the first of the run ends the earlier runs' sessions).
@@ -342,19 +346,12 @@ bool Cluster::Admit(Node& n, const Envelope& env) {
   view.leader_id = n.raft->leader();
   view.term = n.raft->term();
   view.join_targets = &n.join_targets;
-  // Gossip: what every other running node that can reach this one says about its leader
-  // now (net/ gossips every link every second; the simulator has it without delay), and
-  // what the rogue says once it vouches for its accomplice (RogueVouch; it reaches every
-  // node). The rogue is never a join target; it may be a learner.
-  // (Needed only when the link is not a voter: only then does admission ask who vouches.)
+  // Gossip: what every peer in view says about its leader (GossipSeenBy). Needed only when
+  // the link is not a voter: only then does admission ask who vouches.
   std::map<std::string, core::GossipClaim> gossip;
   const bool voter_link = core::IsVoterOf(view.config, env.link);
   if (!voter_link) {
-    for (const auto& m : nodes_) {
-      if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
-      gossip[m->id] = core::GossipClaim{m->raft->leader(), m->raft->term()};
-    }
-    if (!rogue_gossip_.leader_id.empty()) gossip[kRogueId] = rogue_gossip_;
+    for (const auto& [id, g] : GossipSeenBy(n)) gossip[id] = core::GossipClaim{g.leader_id, g.term};
   }
   view.gossip = &gossip;
   core::Admission a;
@@ -375,6 +372,58 @@ bool Cluster::Admit(Node& n, const Envelope& env) {
     Trace(n.index, "refuses (" + a.rule + ") from link " + env.link + ": " + a.detail);
   }
   return false;
+}
+
+std::map<std::string, core::JoinGossip> Cluster::GossipSeenBy(const Node& n) const {
+  // net/ gossips on every link every second; the simulator has each peer's state now.
+  std::map<std::string, core::JoinGossip> out;
+  bool cluster_in_view = false;
+  for (const auto& m : nodes_) {
+    if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
+    core::JoinGossip& g = out[m->id];
+    if (m->raft->config().members_size() > 0) {
+      g.cluster_id = m->raft->config().cluster_id();
+      cluster_in_view = true;
+    }
+    g.leader_id = m->raft->leader();
+    g.term = m->raft->term();
+  }
+  if (n.raft->config().members_size() > 0) {
+    // To a node of the cluster, the rogue names a leader once it vouches for its
+    // accomplice (RogueVouch); before that it gossips no leader. It may be a learner.
+    if (!rogue_gossip_.leader_id.empty()) {
+      out[kRogueId] = core::JoinGossip{kClusterId, rogue_gossip_.leader_id, rogue_gossip_.term};
+    }
+  } else if (rogue_lead_term_ != 0 && cluster_in_view) {
+    // To a node without configuration, the rogue (and its accomplice once it has one)
+    // claims the real cluster's id and to lead itself in a high term, to become its join
+    // target (rule R3a would then take its forged log). The modelled limit: only while a
+    // real node of the cluster is in view too (alone in view, the rogue is trusted on first
+    // sight, C3 of core/join_choice.h, a documented limit that no driver can close).
+    out[kRogueId] = core::JoinGossip{kClusterId, kRogueId, rogue_lead_term_};
+    if (rogue_gossip_.leader_id == kAccompliceId) {
+      out[kAccompliceId] = core::JoinGossip{kClusterId, kAccompliceId, rogue_gossip_.term};
+    }
+  }
+  return out;
+}
+
+void Cluster::ChooseJoinTarget(Node& n) {
+  const core::JoinChoice choice = core::ChooseJoin(n.id, GossipSeenBy(n), n.join_cluster_id);
+  const std::string before = JoinTarget(n.index);
+  n.join_cluster_id = choice.cluster_id;
+  n.join_targets.clear();
+  if (!choice.target.empty()) n.join_targets.insert(choice.target);
+  if (choice.target == before && choice.reason == n.join_reason) return;
+  n.join_reason = choice.reason;
+  Trace(n.index, (choice.target.empty() ? std::string("waits to join")
+                                        : "join target " + choice.target) +
+                     ": " + (choice.reason.empty() ? "no cluster in view" : choice.reason));
+}
+
+std::string Cluster::JoinTarget(int i) const {
+  const std::set<std::string>& targets = nodes_[i]->join_targets;
+  return targets.empty() ? "" : *targets.begin();
 }
 
 // ---------------------------------------------------------------- faults
@@ -560,9 +609,11 @@ Status Cluster::AddLearner(int i) {
   c.kind = core::raft::MembershipChange::Kind::kAddLearner;
   c.id = nodes_[i]->id;
   c.address = c.id + ":28017";
-  // The spare asked the leader to join (net/: a JoinRequest); it trusts that cluster.
-  const int l = Leader();
-  if (l >= 0) nodes_[i]->join_targets.insert(nodes_[l]->id);
+  // The spare asked to join (net/: a JoinRequest to the peer core::ChooseJoin names, who
+  // forwards it to the leader); it trusts that peer and the leader it names.
+  if (nodes_[i]->up && nodes_[i]->raft->config().members_size() == 0) {
+    ChooseJoinTarget(*nodes_[i]);
+  }
   return AtLeader(c);
 }
 

@@ -33,16 +33,9 @@ void Cluster::OnWake(Node& n) {
     }
   }
   n.raft->Tick(local);
-  if (!n.join_targets.empty() && n.raft->config().members_size() == 0) {
-    // A spare that asked to join and has no configuration yet asks again (net/cluster.cc
-    // every few seconds, to a peer that gossips it is a member): it then trusts that one too.
-    for (const auto& m : nodes_) {
-      if (m.get() != &n && m->up && link_up_[n.index][m->index] &&
-          core::IsMemberOf(&m->raft->config(), m->id)) {
-        n.join_targets.insert(m->id);
-      }
-    }
-  }
+  // A node without configuration chooses whom to join again from the gossip it sees now
+  // (net/cluster.cc at every formation tick; it replaces the join targets each time).
+  if (n.raft->config().members_size() == 0) ChooseJoinTarget(n);
   if (local >= n.keepalive_at) {
     n.keepalive_at = local + options_.keepalive_interval;
     SendKeepalive(n);
