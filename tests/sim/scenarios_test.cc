@@ -547,6 +547,18 @@ void RogueClaimsToLeadAtSpare(Cluster& c, int spare, int rounds, JoinWatch* watc
   }
 }
 
+// Starts `c`, has every member's client hold a lock (HoldEverywhere), then pauses every
+// client: the members' state stays still. The leader, or -1 (with the failure recorded).
+int StartHoldingStill(Cluster& c, int clients_per_node) {
+  c.Start();
+  const int leader = WaitForLeader(c);
+  if (leader < 0) return -1;
+  const ::testing::AssertionResult held = HoldEverywhere(c, leader, clients_per_node);
+  EXPECT_TRUE(held);
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
+  return held ? leader : -1;
+}
+
 // The current leader adds the spare as a learner while the rogue keeps at it; once the spare
 // has caught up, its term, commit index, leader and lock table are the members' (every
 // node's state is the leader's), and it asked the leader itself.
@@ -578,11 +590,8 @@ TEST(Scenarios, SpareJoinsTheRealLeaderNotTheRogueClaimingToLead) {
   SimOptions o = Quiet(22, 3, 1);
   o.clients_per_node = 1;
   Cluster c(o);
-  c.Start();
-  const int leader = WaitForLeader(c);
+  const int leader = StartHoldingStill(c, o.clients_per_node);
   ASSERT_GE(leader, 0) << c.Report();
-  ASSERT_TRUE(HoldEverywhere(c, leader, o.clients_per_node)) << c.Report();
-  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
   const int spare = 3;
   const uint64_t refused_before = c.stats().refused;
   JoinWatch watch;
@@ -603,11 +612,8 @@ TEST(Scenarios, SpareWaitsThroughAnElectionThenJoinsTheNewLeaderNotTheRogue) {
   SimOptions o = Quiet(23, 3, 1);
   o.clients_per_node = 1;
   Cluster c(o);
-  c.Start();
-  const int old = WaitForLeader(c);
+  const int old = StartHoldingStill(c, o.clients_per_node);
   ASSERT_GE(old, 0) << c.Report();
-  ASSERT_TRUE(HoldEverywhere(c, old, o.clients_per_node)) << c.Report();
-  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
   c.RunFor(kSecond);
   const int spare = 3;
   const int a = (old + 1) % 3, b = (old + 2) % 3;
