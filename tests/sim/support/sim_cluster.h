@@ -179,7 +179,11 @@ class Cluster {
   /// Once the rogue has joined (RogueJoin) it is a learner: its own-id messages are then a
   /// member's (PROPOSE of ExpireNode and of other nodes' session commands, leader traffic,
   /// votes), and it also forges APPEND_RESPONSE/HEARTBEAT_RESPONSE for voters to the leader,
-  /// and a share of its messages are RogueVouch's.
+  /// and a share of its messages are RogueVouch's. To nodes without a configuration (spares)
+  /// it claims in its gossip, from its first burst on, to lead the cluster in a term above
+  /// every node's (rogue_lead_term_), and its HEARTBEATs and APPENDs to them (a forged entry
+  /// at index 1, committed at once) come in that term or above: it wants to be their join
+  /// target (core/join_choice.h).
   void RogueBurst(int count, bool as_member);
   /// The rogue vouches for its accomplice: a second rogue process with its own link
   /// ("rogue-b", a certificate of its own), never a member. The rogue's gossip names the
