@@ -531,8 +531,9 @@ struct JoinWatch {
 // as itself to the up nodes (a quarter of them to the spare, among them HEARTBEATs and
 // APPENDs of a forged entry at index 1, committed at once, in that term). `rounds` rounds,
 // or until `done` holds after one; `watch` records the spare's join target meanwhile.
-void RogueClaimsToLeadAtSpare(Cluster& c, int spare, int rounds, JoinWatch* watch,
-                              const std::function<bool()>& done = [] { return false; }) {
+void RogueClaimsToLeadAtSpare(
+    Cluster& c, int spare, int rounds, JoinWatch* watch,
+    const std::function<bool()>& done = [] { return false; }) {
   for (int round = 0; round < rounds && !c.failed(); ++round) {
     c.RogueBurst(50, /*as_member=*/false);
     c.RunUntil(

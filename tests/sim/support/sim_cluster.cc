@@ -416,9 +416,9 @@ void Cluster::ChooseJoinTarget(Node& n) {
   if (!choice.target.empty()) n.join_targets.insert(choice.target);
   if (choice.target == before && choice.reason == n.join_reason) return;
   n.join_reason = choice.reason;
-  Trace(n.index, (choice.target.empty() ? std::string("waits to join")
-                                        : "join target " + choice.target) +
-                     ": " + (choice.reason.empty() ? "no cluster in view" : choice.reason));
+  Trace(n.index,
+        (choice.target.empty() ? std::string("waits to join") : "join target " + choice.target) +
+            ": " + (choice.reason.empty() ? "no cluster in view" : choice.reason));
 }
 
 std::string Cluster::JoinTarget(int i) const {
