@@ -374,58 +374,6 @@ bool Cluster::Admit(Node& n, const Envelope& env) {
   return false;
 }
 
-std::map<std::string, core::JoinGossip> Cluster::GossipSeenBy(const Node& n) const {
-  // net/ gossips on every link every second; the simulator has each peer's state now.
-  std::map<std::string, core::JoinGossip> out;
-  bool cluster_in_view = false;
-  for (const auto& m : nodes_) {
-    if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
-    core::JoinGossip& g = out[m->id];
-    if (m->raft->config().members_size() > 0) {
-      g.cluster_id = m->raft->config().cluster_id();
-      cluster_in_view = true;
-    }
-    g.leader_id = m->raft->leader();
-    g.term = m->raft->term();
-  }
-  if (n.raft->config().members_size() > 0) {
-    // To a node of the cluster, the rogue names a leader once it vouches for its
-    // accomplice (RogueVouch); before that it gossips no leader. It may be a learner.
-    if (!rogue_gossip_.leader_id.empty()) {
-      out[kRogueId] = core::JoinGossip{kClusterId, rogue_gossip_.leader_id, rogue_gossip_.term};
-    }
-  } else if (rogue_lead_term_ != 0 && cluster_in_view) {
-    // To a node without configuration, the rogue (and its accomplice once it has one)
-    // claims the real cluster's id and to lead itself in a high term, to become its join
-    // target (rule R3a would then take its forged log). The modelled limit: only while a
-    // real node of the cluster is in view too (alone in view, the rogue is trusted on first
-    // sight, C3 of core/join_choice.h, a documented limit that no driver can close).
-    out[kRogueId] = core::JoinGossip{kClusterId, kRogueId, rogue_lead_term_};
-    if (rogue_gossip_.leader_id == kAccompliceId) {
-      out[kAccompliceId] = core::JoinGossip{kClusterId, kAccompliceId, rogue_gossip_.term};
-    }
-  }
-  return out;
-}
-
-void Cluster::ChooseJoinTarget(Node& n) {
-  const core::JoinChoice choice = core::ChooseJoin(n.id, GossipSeenBy(n), n.join_cluster_id);
-  const std::string before = JoinTarget(n.index);
-  n.join_cluster_id = choice.cluster_id;
-  n.join_targets.clear();
-  if (!choice.target.empty()) n.join_targets.insert(choice.target);
-  if (choice.target == before && choice.reason == n.join_reason) return;
-  n.join_reason = choice.reason;
-  Trace(n.index,
-        (choice.target.empty() ? std::string("waits to join") : "join target " + choice.target) +
-            ": " + (choice.reason.empty() ? "no cluster in view" : choice.reason));
-}
-
-std::string Cluster::JoinTarget(int i) const {
-  const std::set<std::string>& targets = nodes_[i]->join_targets;
-  return targets.empty() ? "" : *targets.begin();
-}
-
 // ---------------------------------------------------------------- faults
 
 void Cluster::Partition(const std::vector<std::vector<int>>& groups) {
