@@ -3,6 +3,7 @@
 // checks what must happen, on top of every invariant of sim_checker.h.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -372,13 +373,13 @@ std::vector<NodeState> Observe(const Cluster& c) {
 }
 
 // Has every client of `c` hold a lock of its own for 10 minutes; true once all of them hold
-// theirs (the leader's own may take longer and are not waited for).
+// theirs (the leader's own may take longer and are not waited for, nor a spare's).
 ::testing::AssertionResult HoldEverywhere(Cluster& c, int leader, int clients_per_node) {
   for (int i = 0; i < c.size(); ++i) c.ForceHold(i, "r" + std::to_string(i), 600 * kSecond);
   const bool held = c.RunUntil(
       [&] {
         for (int i = 0; i < c.size(); ++i) {
-          if (c.HeldBy(i) != clients_per_node && i != leader) return false;
+          if (c.HeldBy(i) != clients_per_node && i != leader && c.IsMember(i)) return false;
         }
         return true;
       },
@@ -516,6 +517,126 @@ TEST(Scenarios, RogueLearnerCannotVouchForItsAccomplice) {
   ExpectSameState(c, before, after);
   EXPECT_EQ(c.Leader(), leader);
   for (int i = 0; i < c.size(); ++i) EXPECT_EQ(c.HeldBy(i), o.clients_per_node) << c.id(i);
+  EXPECT_NO_VIOLATION(c);
+}
+
+// What a spare's join target was while the rogue worked on it.
+struct JoinWatch {
+  bool rogue = false;   // the rogue, at some point
+  bool waited = false;  // none (the spare waited), at some point
+};
+
+// The rogue's attack on a fresh node (core/join_choice.h): its gossip tells the spare it leads
+// the cluster in a term 50 above every node's, and every 200 ms it sends 50 forged messages
+// as itself to the up nodes (a quarter of them to the spare, among them HEARTBEATs and
+// APPENDs of a forged entry at index 1, committed at once, in that term). `rounds` rounds,
+// or until `done` holds after one; `watch` records the spare's join target meanwhile.
+void RogueClaimsToLeadAtSpare(
+    Cluster& c, int spare, int rounds, JoinWatch* watch,
+    const std::function<bool()>& done = [] { return false; }) {
+  for (int round = 0; round < rounds && !c.failed(); ++round) {
+    c.RogueBurst(50, /*as_member=*/false);
+    c.RunUntil(
+        [&] {
+          const std::string target = c.JoinTarget(spare);
+          watch->rogue |= target == "rogue";
+          watch->waited |= target.empty();
+          return false;
+        },
+        200'000);
+    if (done()) return;
+  }
+}
+
+// Starts `c`, has every member's client hold a lock (HoldEverywhere), then pauses every
+// client: the members' state stays still. The leader, or -1 (with the failure recorded).
+int StartHoldingStill(Cluster& c, int clients_per_node) {
+  c.Start();
+  const int leader = WaitForLeader(c);
+  if (leader < 0) return -1;
+  const ::testing::AssertionResult held = HoldEverywhere(c, leader, clients_per_node);
+  EXPECT_TRUE(held);
+  for (int i = 0; i < c.size(); ++i) c.PauseClients(i, true);
+  return held ? leader : -1;
+}
+
+// The current leader adds the spare as a learner while the rogue keeps at it; once the spare
+// has caught up, its term, commit index, leader and lock table are the members' (every
+// node's state is the leader's), and it asked the leader itself.
+void ExpectSpareJoinsTheCluster(Cluster& c, int spare, JoinWatch* watch) {
+  ASSERT_TRUE(c.RunUntil([&] { return c.AddLearner(spare).ok(); }, 5 * kSecond)) << c.Report();
+  RogueClaimsToLeadAtSpare(c, spare, 10, watch);
+  const int leader = c.Leader();
+  ASSERT_GE(leader, 0) << c.Report();
+  ASSERT_TRUE(c.RunUntil(
+      [&] {
+        return c.raft(spare)->config().members_size() > 0 &&
+               c.raft(spare)->commit_index() == c.raft(leader)->commit_index();
+      },
+      10 * kSecond))
+      << c.Report();
+  c.RunFor(2 * kSecond);
+  EXPECT_EQ(c.JoinTarget(spare), c.id(leader));
+  const std::vector<NodeState> now = Observe(c);
+  ExpectSameState(c, std::vector<NodeState>(c.size(), now[leader]), now);
+}
+
+// Issue 13: a spare joins while the rogue (a non-member with a link of its own) tells it in
+// gossip that it leads the cluster in a much higher term, and bursts forged leader traffic at
+// it. A peer's claim to lead itself counts for nothing (core::ChooseJoin, C2): the spare asks
+// the real leader, whom the other members name, never the rogue, and ends with the members'
+// state. (Trusting a peer that claims to lead, as net/ did, it takes the rogue's forged log:
+// state machine safety fails.)
+TEST(Scenarios, SpareJoinsTheRealLeaderNotTheRogueClaimingToLead) {
+  SimOptions o = Quiet(22, 3, 1);
+  o.clients_per_node = 1;
+  Cluster c(o);
+  const int leader = StartHoldingStill(c, o.clients_per_node);
+  ASSERT_GE(leader, 0) << c.Report();
+  const int spare = 3;
+  const uint64_t refused_before = c.stats().refused;
+  JoinWatch watch;
+  RogueClaimsToLeadAtSpare(c, spare, 10, &watch);  // before, then while it joins
+  ExpectSpareJoinsTheCluster(c, spare, &watch);
+  EXPECT_FALSE(watch.rogue) << "the spare's join target was the rogue";
+  EXPECT_EQ(c.Leader(), leader);
+  EXPECT_GE(c.stats().refused - refused_before, 500u) << "forgeries were not refused";
+  EXPECT_NO_VIOLATION(c);
+}
+
+// Issue 13: the same while the real cluster has no leader: the leader crashed and the two
+// others, cut from each other for 3 s, both campaign and name no leader; the rogue is the
+// only peer claiming to lead. The spare waits (three peers of the cluster in view, none named
+// by another: C2), never trusts the rogue, and once the link is back and a new leader is
+// elected, joins it as soon as the other voter names it.
+TEST(Scenarios, SpareWaitsThroughAnElectionThenJoinsTheNewLeaderNotTheRogue) {
+  SimOptions o = Quiet(23, 3, 1);
+  o.clients_per_node = 1;
+  Cluster c(o);
+  const int old = StartHoldingStill(c, o.clients_per_node);
+  ASSERT_GE(old, 0) << c.Report();
+  c.RunFor(kSecond);
+  const int spare = 3;
+  const int a = (old + 1) % 3, b = (old + 2) % 3;
+  c.Crash(old, core::FaultFileSystem::TearMode::kDropUnsynced);
+  c.SetLink(a, b, false);
+  c.SetLink(b, a, false);
+  JoinWatch watch;
+  RogueClaimsToLeadAtSpare(c, spare, 15, &watch);
+  ASSERT_LT(c.Leader(), 0) << c.Report();
+  EXPECT_TRUE(watch.waited) << "the spare did not wait while nobody led\n" << c.Report();
+  EXPECT_EQ(c.JoinTarget(spare), "");
+  c.Heal();
+  RogueClaimsToLeadAtSpare(c, spare, 50, &watch, [&] {
+    const int l = c.Leader();
+    return l >= 0 && c.JoinTarget(spare) == c.id(l);
+  });
+  const int leader = c.Leader();
+  ASSERT_GE(leader, 0) << c.Report();
+  EXPECT_EQ(c.JoinTarget(spare), c.id(leader)) << c.Report();
+  c.Restart(old);
+  ExpectSpareJoinsTheCluster(c, spare, &watch);
+  EXPECT_FALSE(watch.rogue) << "the spare's join target was the rogue";
   EXPECT_NO_VIOLATION(c);
 }
 

@@ -72,11 +72,11 @@ void Cluster::NewIdentity(Node& n) {
   n.incarnation = 0;
   n.next_client = 0;
   n.decommissioned = false;
-  n.join_targets.clear();
 }
 
 void Cluster::Start() {
   pb::ClusterConfig config;
+  config.set_cluster_id(kClusterId);
   for (int i = 0; i < options_.voters; ++i) {
     pb::Member* m = config.add_members();
     m->set_id(nodes_[i]->id);
@@ -88,9 +88,10 @@ void Cluster::Start() {
     if (n->index < options_.voters) {
       Status s = n->raft->Bootstrap(Local(*n), config);
       if (!s.ok()) checker_.Fail(now_, "bootstrap " + n->id + ": " + s.ToString());
-      Pump(*n);
-      ScheduleWake(*n);
     }
+    // A spare's timers run too: it chooses whom to join at every wake (ChooseJoinTarget).
+    Pump(*n);
+    ScheduleWake(*n);
   }
 }
 
@@ -143,6 +144,9 @@ void Cluster::OpenNode(Node& n, bool) {
   n.closing.clear();
   n.closing_retry_at = kNever;
   n.session_nodes.clear();
+  n.join_targets.clear();  // the driver's formation state starts afresh with each run
+  n.join_cluster_id.clear();
+  n.join_reason.clear();
   n.keepalive_at = Local(n) + client_rng_.Below(options_.keepalive_interval);
   n.wake_at = kNever;
   // This run's claim of client ids (the first of the run ends the earlier runs' sessions).
@@ -342,19 +346,12 @@ bool Cluster::Admit(Node& n, const Envelope& env) {
   view.leader_id = n.raft->leader();
   view.term = n.raft->term();
   view.join_targets = &n.join_targets;
-  // Gossip: what every other running node that can reach this one says about its leader
-  // now (net/ gossips every link every second; the simulator has it without delay), and
-  // what the rogue says once it vouches for its accomplice (RogueVouch; it reaches every
-  // node). The rogue is never a join target; it may be a learner.
-  // (Needed only when the link is not a voter: only then does admission ask who vouches.)
+  // Gossip: what every peer in view says about its leader (GossipSeenBy). Needed only when
+  // the link is not a voter: only then does admission ask who vouches.
   std::map<std::string, core::GossipClaim> gossip;
   const bool voter_link = core::IsVoterOf(view.config, env.link);
   if (!voter_link) {
-    for (const auto& m : nodes_) {
-      if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
-      gossip[m->id] = core::GossipClaim{m->raft->leader(), m->raft->term()};
-    }
-    if (!rogue_gossip_.leader_id.empty()) gossip[kRogueId] = rogue_gossip_;
+    for (const auto& [id, g] : GossipSeenBy(n)) gossip[id] = core::GossipClaim{g.leader_id, g.term};
   }
   view.gossip = &gossip;
   core::Admission a;
@@ -560,9 +557,11 @@ Status Cluster::AddLearner(int i) {
   c.kind = core::raft::MembershipChange::Kind::kAddLearner;
   c.id = nodes_[i]->id;
   c.address = c.id + ":28017";
-  // The spare asked the leader to join (net/: a JoinRequest); it trusts that cluster.
-  const int l = Leader();
-  if (l >= 0) nodes_[i]->join_targets.insert(nodes_[l]->id);
+  // The spare asked to join (net/: a JoinRequest to the peer core::ChooseJoin names, who
+  // forwards it to the leader); it trusts that peer and the leader it names.
+  if (nodes_[i]->up && nodes_[i]->raft->config().members_size() == 0) {
+    ChooseJoinTarget(*nodes_[i]);
+  }
   return AtLeader(c);
 }
 

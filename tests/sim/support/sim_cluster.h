@@ -25,12 +25,14 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/admission.h"
+#include "core/join_choice.h"
 #include "core/lease/client_lease.h"
 #include "core/lease/lease.h"
 #include "core/lock_table.h"
@@ -177,7 +179,11 @@ class Cluster {
   /// Once the rogue has joined (RogueJoin) it is a learner: its own-id messages are then a
   /// member's (PROPOSE of ExpireNode and of other nodes' session commands, leader traffic,
   /// votes), and it also forges APPEND_RESPONSE/HEARTBEAT_RESPONSE for voters to the leader,
-  /// and a share of its messages are RogueVouch's.
+  /// and a share of its messages are RogueVouch's. To nodes without a configuration (spares)
+  /// it claims in its gossip, from its first burst on, to lead the cluster in a term above
+  /// every node's (rogue_lead_term_), and its HEARTBEATs and APPENDs to them (a forged entry
+  /// at index 1, committed at once) come in that term or above: it wants to be their join
+  /// target (core/join_choice.h).
   void RogueBurst(int count, bool as_member);
   /// The rogue vouches for its accomplice: a second rogue process with its own link
   /// ("rogue-b", a certificate of its own), never a member. The rogue's gossip names the
@@ -195,6 +201,10 @@ class Cluster {
   Status RogueJoin();
   /// True if the rogue is in the leader's (or, without one, any up node's) configuration.
   bool RogueIsMember() const;
+  /// The peer node i asks to join (its join target, core::ChooseJoin of the gossip it sees:
+  /// a simulated node's id, or the rogue's), "" while it waits or has none; frozen once
+  /// node i has a configuration.
+  std::string JoinTarget(int i) const;
   /// At the current leader: add spare i as learner / promote learner i / remove member i.
   /// A removed node stops and comes back later as a fresh spare with a new id.
   Status AddLearner(int i);
@@ -289,6 +299,17 @@ class Cluster {
   void Deliver(int to, const std::shared_ptr<Envelope>& env);
   /// core/admission's decision on `env` at node n, as net/cluster.cc makes it.
   bool Admit(Node& n, const Envelope& env);
+  /// The latest gossip of every peer node n is connected to, by link id (net/ keeps each
+  /// connected peer's latest pb::MeshGossip; the simulator has it now, without delay):
+  /// every other running, unfrozen node whose link to n is up, and the rogue's processes
+  /// (see rogue_gossip_ and rogue_lead_term_). For admission (R3) and ChooseJoinTarget.
+  std::map<std::string, core::JoinGossip> GossipSeenBy(const Node& n) const;
+  /// A node without configuration chooses whom to join from the gossip it sees, as the
+  /// production driver does at every formation tick: n.join_targets = {ChooseJoin's target}.
+  void ChooseJoinTarget(Node& n);
+  /// The rogue shows up (its first burst or vouch): from now on it tells nodes without a
+  /// configuration that it leads a term above every node's.
+  void RogueClaimsToLead();
   void SendKeepalive(Node& n);
   void HandleKeepalive(Node& leader, const pb::Keepalive& k, int from);
   void HandleAck(Node& n, const pb::KeepaliveAck& ack);
@@ -334,6 +355,13 @@ class Cluster {
   // The rogue's latest gossip (pb::MeshGossip over its own link, to every node): the leader
   // it claims to follow ("" until RogueVouch), and that leader's term.
   core::GossipClaim rogue_gossip_;
+  // What the rogue (and, once it vouches for it, its accomplice) gossips to a node without
+  // a configuration: the real cluster's id, and that it leads itself in this term (0 until
+  // the rogue's first burst: it gossips nothing before). The modelled limit (C3 of
+  // core/join_choice.h: a fresh node whose only peer of the cluster in view is the rogue
+  // trusts it on first sight): this gossip reaches a node only while the gossip of at
+  // least one real node of the cluster does (GossipSeenBy).
+  uint64_t rogue_lead_term_ = 0;
   // Grants handed to clients: (virtual time, node index, resource), for scenarios.
   std::vector<std::tuple<Time, int, std::string>> grant_log_;
 };

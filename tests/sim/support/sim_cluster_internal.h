@@ -24,6 +24,9 @@ inline constexpr int kRogue = -2;
 /// second rogue process with its own link that never joins (sim_rogue.cc).
 inline constexpr const char* kRogueId = "rogue";
 inline constexpr const char* kAccompliceId = "rogue-b";
+/// The cluster id of the simulated cluster's configuration (pb::ClusterConfig::cluster_id),
+/// which its nodes gossip and the rogue repeats to nodes without a configuration.
+inline constexpr const char* kClusterId = "sim-cluster";
 
 /// "12.345" (milliseconds with microseconds) for traces.
 inline std::string Ms(Time t) {
@@ -115,9 +118,15 @@ struct Cluster::Node {
   int64_t wall_offset = 0;
   // Sequence number of the last Keepalive this node sent (a sniffing rogue forges acks).
   uint64_t last_keepalive_seq = 0;
-  // Peers this node asked to join while it had no configuration (a spare added as a
-  // learner "asked" the leader that added it): AdmissionView::join_targets.
+  // While the node has no configuration: the peer it asks to join, as core::ChooseJoin
+  // chose it from the gossip in view (ChooseJoinTarget, at every wake), and so the only
+  // one it takes leader traffic from (with the leader that peer names):
+  // AdmissionView::join_targets, `{target}` or empty while it waits. With the cluster and
+  // the reason of that choice (previous_cluster_id of the next; the reason is traced when
+  // it changes). Driver state: lost at a restart.
   std::set<std::string> join_targets;
+  std::string join_cluster_id;
+  std::string join_reason;
   // LeaseRequests of its clients that arrived while it was frozen: (client, conn, seq).
   std::vector<std::tuple<int, uint64_t, uint64_t>> lease_inbox;
   uint64_t next_conn = 0;

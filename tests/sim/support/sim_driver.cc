@@ -1,4 +1,5 @@
-// The model of the node driver of net/ (see sim_cluster.h): batches, clients, leases.
+// The model of the node driver of net/ (see sim_cluster.h): batches, clients, leases, and
+// whom a node without configuration joins.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -33,16 +34,9 @@ void Cluster::OnWake(Node& n) {
     }
   }
   n.raft->Tick(local);
-  if (!n.join_targets.empty() && n.raft->config().members_size() == 0) {
-    // A spare that asked to join and has no configuration yet asks again (net/cluster.cc
-    // every few seconds, to a peer that gossips it is a member): it then trusts that one too.
-    for (const auto& m : nodes_) {
-      if (m.get() != &n && m->up && link_up_[n.index][m->index] &&
-          core::IsMemberOf(&m->raft->config(), m->id)) {
-        n.join_targets.insert(m->id);
-      }
-    }
-  }
+  // A node without configuration chooses whom to join again from the gossip it sees now
+  // (net/cluster.cc at every formation tick; it replaces the join targets each time).
+  if (n.raft->config().members_size() == 0) ChooseJoinTarget(n);
   if (local >= n.keepalive_at) {
     n.keepalive_at = local + options_.keepalive_interval;
     SendKeepalive(n);
@@ -622,6 +616,60 @@ void Cluster::HandleAck(Node& n, const pb::KeepaliveAck& ack) {
       if (c.state == Client::State::kHolding && !c.delivered) Deliver(n, c);
     }
   }
+}
+
+// ---------------------------------------------------------------- whom a fresh node joins
+
+std::map<std::string, core::JoinGossip> Cluster::GossipSeenBy(const Node& n) const {
+  // net/ gossips on every link every second; the simulator has each peer's state now.
+  std::map<std::string, core::JoinGossip> out;
+  bool cluster_in_view = false;
+  for (const auto& m : nodes_) {
+    if (m.get() == &n || !m->up || m->frozen() || !link_up_[m->index][n.index]) continue;
+    core::JoinGossip& g = out[m->id];
+    if (m->raft->config().members_size() > 0) {
+      g.cluster_id = m->raft->config().cluster_id();
+      cluster_in_view = true;
+    }
+    g.leader_id = m->raft->leader();
+    g.term = m->raft->term();
+  }
+  if (n.raft->config().members_size() > 0) {
+    // To a node of the cluster, the rogue names a leader once it vouches for its
+    // accomplice (RogueVouch); before that it gossips no leader. It may be a learner.
+    if (!rogue_gossip_.leader_id.empty()) {
+      out[kRogueId] = core::JoinGossip{kClusterId, rogue_gossip_.leader_id, rogue_gossip_.term};
+    }
+  } else if (rogue_lead_term_ != 0 && cluster_in_view) {
+    // To a node without configuration, the rogue (and its accomplice once it has one)
+    // claims the real cluster's id and to lead itself in a high term, to become its join
+    // target (rule R3a would then take its forged log). The modelled limit: only while a
+    // real node of the cluster is in view too (alone in view, the rogue is trusted on first
+    // sight, C3 of core/join_choice.h, a documented limit that no driver can close).
+    out[kRogueId] = core::JoinGossip{kClusterId, kRogueId, rogue_lead_term_};
+    if (rogue_gossip_.leader_id == kAccompliceId) {
+      out[kAccompliceId] = core::JoinGossip{kClusterId, kAccompliceId, rogue_gossip_.term};
+    }
+  }
+  return out;
+}
+
+void Cluster::ChooseJoinTarget(Node& n) {
+  const core::JoinChoice choice = core::ChooseJoin(n.id, GossipSeenBy(n), n.join_cluster_id);
+  const std::string before = JoinTarget(n.index);
+  n.join_cluster_id = choice.cluster_id;
+  n.join_targets.clear();
+  if (!choice.target.empty()) n.join_targets.insert(choice.target);
+  if (choice.target == before && choice.reason == n.join_reason) return;
+  n.join_reason = choice.reason;
+  Trace(n.index,
+        (choice.target.empty() ? std::string("waits to join") : "join target " + choice.target) +
+            ": " + (choice.reason.empty() ? "no cluster in view" : choice.reason));
+}
+
+std::string Cluster::JoinTarget(int i) const {
+  const std::set<std::string>& targets = nodes_[i]->join_targets;
+  return targets.empty() ? "" : *targets.begin();
 }
 
 }  // namespace mesh::sim

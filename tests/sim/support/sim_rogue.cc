@@ -74,6 +74,14 @@ Status Cluster::RogueJoin() {
   return AtLeader(c);
 }
 
+void Cluster::RogueClaimsToLead() {
+  uint64_t highest = 0;
+  for (const auto& n : nodes_) {
+    if (n->up) highest = std::max(highest, n->raft->term());
+  }
+  rogue_lead_term_ = std::max(rogue_lead_term_, highest + 50);
+}
+
 void Cluster::RogueBurst(int count, bool as_member) {
   std::vector<int> targets;
   for (const auto& n : nodes_) {
@@ -81,6 +89,7 @@ void Cluster::RogueBurst(int count, bool as_member) {
   }
   if (targets.empty()) return;
   ++stats_.faults;
+  RogueClaimsToLead();
   Trace(-1, "rogue burst: " + std::to_string(count) + " forged messages" +
                 (as_member ? " claiming members' ids" : " as " + std::string(kRogueId)));
   SimRandom& rng = fault_rng_;
@@ -139,7 +148,10 @@ void Cluster::RogueBurst(int count, bool as_member) {
     pb::RaftMessage& m = env->raft;
     m.set_from(from);
     m.set_to(t.id);
-    const uint64_t term = t.raft->term();
+    // To a node without configuration (a spare: every up node is a target) the rogue's
+    // leader traffic comes in the term it claims to lead in its gossip, or above.
+    const bool fresh = t.raft->config().members_size() == 0;
+    const uint64_t term = fresh ? rogue_lead_term_ : t.raft->term();
     const uint64_t last = t.raft->last_index();
     uint64_t last_term = 0;
     if (!t.store->Term(last, &last_term).ok()) last_term = term;
@@ -220,6 +232,7 @@ void Cluster::RogueBurst(int count, bool as_member) {
         continue;
       }
     }
+    if (fresh && (kind == 1 || kind == 2)) rogue_lead_term_ = std::max(rogue_lead_term_, m.term());
     SendRogue(to, std::move(env), kRogueId);
   }
 }
@@ -256,6 +269,7 @@ void Cluster::RogueVouch(int count) {
   }
   if (targets.empty()) return;
   ++stats_.faults;
+  RogueClaimsToLead();
   Trace(-1, "rogue vouches for " + std::string(kAccompliceId) + ": " + std::to_string(count) +
                 " messages of its leadership");
   SimRandom& rng = fault_rng_;
