@@ -16,6 +16,18 @@ std::string Names(const std::vector<std::string>& ids) {
   return out;
 }
 
+// The peers of the cluster (`members`) whose gossip is weighed for or against `candidate`
+// as leader (C2): all but the candidate and the peers that claim to lead themselves (a
+// claim about oneself counts for nothing, either way).
+size_t Judges(const std::map<std::string, JoinGossip>& peers,
+              const std::vector<std::string>& members, const std::string& candidate) {
+  size_t n = 0;
+  for (const std::string& id : members) {
+    if (id != candidate && peers.at(id).leader_id != id) ++n;
+  }
+  return n;
+}
+
 }  // namespace
 
 JoinChoice ChooseJoin(const std::string& self_id, const std::map<std::string, JoinGossip>& peers,
@@ -58,30 +70,42 @@ JoinChoice ChooseJoin(const std::string& self_id, const std::map<std::string, Jo
     named_by[leader].insert(id);
   }
   if (!named_by.empty()) {
-    size_t best = 0;
-    std::vector<std::string> tied;
-    for (const auto& [leader, by] : named_by) {
-      if (by.size() > best) {
-        best = by.size();
-        tied = {leader};
-      } else if (by.size() == best) {
-        tied.push_back(leader);
+    // More than half of the cluster's other peers in view must name the leader (those
+    // naming nobody count against): one peer naming its accomplice while the real peers
+    // hold an election must not carry the choice. Two leaders that both pass (two peers
+    // naming each other, and nobody else in view) are not told apart either.
+    std::vector<std::string> passing;
+    std::string best;
+    size_t best_by = 0, best_others = 0;
+    for (const auto& [named, by] : named_by) {
+      const size_t others = Judges(peers, members, named);
+      if (2 * by.size() > others) passing.push_back(named);
+      if (by.size() > best_by) {
+        best = named;
+        best_by = by.size();
+        best_others = others;
       }
     }
-    if (tied.size() > 1) {
-      out.reason = "the peers of cluster " + out.cluster_id + " name different leaders (" +
-                   Names(tied) + ", by " + std::to_string(best) +
-                   " peer(s) each): waiting until most name one";
+    if (passing.size() != 1) {
+      out.reason =
+          passing.empty()
+              ? "'" + best + "' is named leader of cluster " + out.cluster_id + " by " +
+                    std::to_string(best_by) + " of the " + std::to_string(best_others) +
+                    " other peer(s) in view: waiting until more than half name one leader"
+              : "the peers of cluster " + out.cluster_id + " name " + Names(passing) +
+                    " as leader, each by more than half of the others: waiting until one is";
       return out;
     }
-    out.leader = tied.front();
+    out.leader = passing.front();
     bool in_view = false;
     for (const std::string& id : members) in_view = in_view || id == out.leader;
     // In view: ask the leader itself. Otherwise the lowest-id peer that names it (the set
     // is ordered) forwards the request, and vouches for the leader.
-    out.target = in_view ? out.leader : *named_by[out.leader].begin();
+    const std::set<std::string>& by = named_by[out.leader];
+    out.target = in_view ? out.leader : *by.begin();
     out.reason = "'" + out.leader + "' is named leader of cluster " + out.cluster_id + " by " +
-                 std::to_string(best) + " other peer(s) in view";
+                 std::to_string(by.size()) + " of the " +
+                 std::to_string(Judges(peers, members, out.leader)) + " other peer(s) in view";
     return out;
   }
   // C3.

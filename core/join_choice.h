@@ -11,11 +11,14 @@
 //     flap between two clusters of one name. A tie between clusters is not broken: the node
 //     waits (and says so) — breaking it by id or arrival order would let a peer with one
 //     link pick the cluster.
-//  C2 The leader: the peer named as leader by the most *other* peers of that cluster. A
-//     peer's claim that it leads itself counts for nothing: a peer that claims to lead a
-//     cluster it does not belong to is exactly the attacker this rule is for. A tie between
-//     two named leaders is not broken either (it lasts a gossip round when the leadership
-//     moves; longer only if someone lies).
+//  C2 The leader: the peer named as leader by more than half of the cluster's other peers in
+//     view — other than the candidate and than peers claiming to lead themselves; a peer
+//     that names nobody (as during an election) counts against. A peer's claim that it
+//     leads itself counts for nothing, either way: a peer that claims to lead a cluster it
+//     does not belong to is exactly the attacker this rule is for; and a peer naming an
+//     accomplice while the real peers name nobody carries nothing. Short of exactly one
+//     such leader the node waits (a gossip round when the leadership moves; longer only if
+//     someone lies).
 //  C3 A lone peer: when the cluster has one peer in view and nobody names a leader, that peer
 //     is the target (a cluster of one, or one reached through a single node: the normal
 //     way a cluster forms, the lowest id bootstrapping alone and the others joining it).

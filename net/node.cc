@@ -832,6 +832,7 @@ class NodeImpl final : public Node {
         if (r.result.code() == pb::QUEUED) {
           c->waiting[r.result.lock_id()] = op;
         } else {
+          ForgetDeadline(c->serial, op);
           if (r.result.code() == pb::GRANTED) c->held.insert(r.result.lock_id());
           SendResult(c, op.request_id, r.result);
         }
@@ -856,6 +857,7 @@ class NodeImpl final : public Node {
             c->waiting.erase(w);
             break;
           }
+          ForgetDeadline(c->serial, w->second);
           pb::CommandResult withdrawn;
           withdrawn.set_code(pb::CANCELLED);
           withdrawn.set_lock_id(rel.lock_id());
@@ -875,6 +877,7 @@ class NodeImpl final : public Node {
             c->waiting.erase(it);
             break;
           }
+          ForgetDeadline(c->serial, it->second);
           pb::CommandResult timed_out;
           timed_out.set_code(pb::TIMED_OUT);
           timed_out.set_lock_id(can.lock_id());
@@ -898,6 +901,7 @@ class NodeImpl final : public Node {
         ProposeUndo(c, pb::Command::kRelease, g.lock_id);
         continue;
       }
+      ForgetDeadline(c->serial, it->second);
       pb::CommandResult granted;
       granted.set_code(pb::GRANTED);
       granted.set_lock_id(g.lock_id);
@@ -916,6 +920,7 @@ class NodeImpl final : public Node {
         c->waiting.erase(it);
         continue;
       }
+      ForgetDeadline(c->serial, it->second);
       pb::CommandResult res;
       res.set_code(w.code);
       res.set_lock_id(w.lock_id);
@@ -1317,6 +1322,20 @@ class NodeImpl final : public Node {
     }
   }
 
+  // Drops the (first) deadline of `op`, a request of connection `serial` that has its answer
+  // or will never need one: deadlines_ holds only requests still waiting for theirs.
+  void ForgetDeadline(uint64_t serial, const Conn::Op& op) {
+    if (op.deadline_ms < 0 || op.given_up) return;
+    auto [lo, hi] = deadlines_.equal_range(op.deadline_ms);
+    for (auto d = lo; d != hi; ++d) {
+      if (d->second.serial == serial && d->second.request_id == op.request_id &&
+          !d->second.cancel_grace) {
+        deadlines_.erase(d);
+        return;
+      }
+    }
+  }
+
   // "no leader or quorum: <what> within the deadline (...)", for the answers above.
   std::string NoQuorum(const std::string& what) const {
     const std::string leader = cluster_ ? GetStatus().leader_id : "";
@@ -1390,6 +1409,8 @@ class NodeImpl final : public Node {
       log_->Propose(std::move(cmd));  // its locks are released at once
     }
     if (c->client_id) sessions_.erase(c->client_id);
+    for (const auto& [seq, op] : c->ops) ForgetDeadline(serial, op);
+    for (const auto& [lock_id, op] : c->waiting) ForgetDeadline(serial, op);
     conns_.erase(it);
     if (stopping_) {
       MaybeFinishStop();

@@ -531,15 +531,21 @@ struct JoinWatch {
 // as itself to the up nodes (a quarter of them to the spare, among them HEARTBEATs and
 // APPENDs of a forged entry at index 1, committed at once, in that term). `rounds` rounds,
 // or until `done` holds after one; `watch` records the spare's join target meanwhile.
+// With `vouch`, RogueVouch's rounds instead: the rogue names its accomplice `rogue-b` as
+// leader, and the accomplice, claiming to lead, sends the forgeries.
 void RogueClaimsToLeadAtSpare(
     Cluster& c, int spare, int rounds, JoinWatch* watch,
-    const std::function<bool()>& done = [] { return false; }) {
+    const std::function<bool()>& done = [] { return false; }, bool vouch = false) {
   for (int round = 0; round < rounds && !c.failed(); ++round) {
-    c.RogueBurst(50, /*as_member=*/false);
+    if (vouch) {
+      c.RogueVouch(50);
+    } else {
+      c.RogueBurst(50, /*as_member=*/false);
+    }
     c.RunUntil(
         [&] {
           const std::string target = c.JoinTarget(spare);
-          watch->rogue |= target == "rogue";
+          watch->rogue |= target == "rogue" || target == "rogue-b";
           watch->waited |= target.empty();
           return false;
         },
@@ -605,12 +611,13 @@ TEST(Scenarios, SpareJoinsTheRealLeaderNotTheRogueClaimingToLead) {
 }
 
 // Issue 13: the same while the real cluster has no leader: the leader crashed and the two
-// others, cut from each other for 3 s, both campaign and name no leader; the rogue is the
-// only peer claiming to lead. The spare waits (three peers of the cluster in view, none named
-// by another: C2), never trusts the rogue, and once the link is back and a new leader is
-// elected, joins it as soon as the other voter names it.
-TEST(Scenarios, SpareWaitsThroughAnElectionThenJoinsTheNewLeaderNotTheRogue) {
-  SimOptions o = Quiet(23, 3, 1);
+// others, cut from each other for 3 s, both campaign and name no leader. The rogue is the
+// only peer claiming to lead (`vouch` false), or names its accomplice, which claims to lead
+// (true; one naming peer against the real peers that name nobody, C2). The spare waits, never
+// trusts the rogue or its accomplice, and once the link is back and a new leader is elected,
+// joins it as soon as the other voter names it.
+void SpareWaitsThroughAnElection(uint64_t seed, bool vouch) {
+  SimOptions o = Quiet(seed, 3, 1);
   o.clients_per_node = 1;
   Cluster c(o);
   const int old = StartHoldingStill(c, o.clients_per_node);
@@ -622,22 +629,40 @@ TEST(Scenarios, SpareWaitsThroughAnElectionThenJoinsTheNewLeaderNotTheRogue) {
   c.SetLink(a, b, false);
   c.SetLink(b, a, false);
   JoinWatch watch;
-  RogueClaimsToLeadAtSpare(c, spare, 15, &watch);
+  RogueClaimsToLeadAtSpare(c, spare, 15, &watch, [] { return false; }, vouch);
   ASSERT_LT(c.Leader(), 0) << c.Report();
   EXPECT_TRUE(watch.waited) << "the spare did not wait while nobody led\n" << c.Report();
   EXPECT_EQ(c.JoinTarget(spare), "");
   c.Heal();
-  RogueClaimsToLeadAtSpare(c, spare, 50, &watch, [&] {
+  const auto joins_leader = [&] {
     const int l = c.Leader();
     return l >= 0 && c.JoinTarget(spare) == c.id(l);
-  });
+  };
+  if (vouch) {
+    // Two real peers in view against two of the attacker's: the new leader is named by one
+    // of its two judges (the other peer and the rogue), not more than half. The spare waits
+    // until the old leader is back (a liveness cost of the attacker's second identity).
+    RogueClaimsToLeadAtSpare(c, spare, 10, &watch, [] { return false; }, vouch);
+    ASSERT_GE(c.Leader(), 0) << c.Report();
+    EXPECT_EQ(c.JoinTarget(spare), "") << c.Report();
+    c.Restart(old);
+  }
+  RogueClaimsToLeadAtSpare(c, spare, 50, &watch, joins_leader, vouch);
   const int leader = c.Leader();
   ASSERT_GE(leader, 0) << c.Report();
   EXPECT_EQ(c.JoinTarget(spare), c.id(leader)) << c.Report();
-  c.Restart(old);
+  if (!vouch) c.Restart(old);
   ExpectSpareJoinsTheCluster(c, spare, &watch);
-  EXPECT_FALSE(watch.rogue) << "the spare's join target was the rogue";
+  EXPECT_FALSE(watch.rogue) << "the spare's join target was the rogue or its accomplice";
   EXPECT_NO_VIOLATION(c);
+}
+
+TEST(Scenarios, SpareWaitsThroughAnElectionThenJoinsTheNewLeaderNotTheRogue) {
+  SpareWaitsThroughAnElection(23, /*vouch=*/false);
+}
+
+TEST(Scenarios, SpareWaitsThroughAnElectionWhileTheRogueNamesItsAccomplice) {
+  SpareWaitsThroughAnElection(23, /*vouch=*/true);
 }
 
 // Issue 13, fault 5: the leader's monotonic clock jumps 10 s forward (real time does not).

@@ -641,14 +641,18 @@ std::map<std::string, core::JoinGossip> Cluster::GossipSeenBy(const Node& n) con
       out[kRogueId] = core::JoinGossip{kClusterId, rogue_gossip_.leader_id, rogue_gossip_.term};
     }
   } else if (rogue_lead_term_ != 0 && cluster_in_view) {
-    // To a node without configuration, the rogue (and its accomplice once it has one)
-    // claims the real cluster's id and to lead itself in a high term, to become its join
-    // target (rule R3a would then take its forged log). The modelled limit: only while a
-    // real node of the cluster is in view too (alone in view, the rogue is trusted on first
-    // sight, C3 of core/join_choice.h, a documented limit that no driver can close).
-    out[kRogueId] = core::JoinGossip{kClusterId, kRogueId, rogue_lead_term_};
+    // To a node without configuration, the rogue claims the real cluster's id and to lead
+    // it itself in a high term, to become its join target (rule R3a would then take its
+    // forged log); once it has an accomplice (RogueVouch), it names the accomplice instead,
+    // and the accomplice claims to lead (one naming peer must not carry the choice while
+    // the real peers name nobody, C2). The modelled limit: only while a real node of the
+    // cluster is in view too (alone in view, the rogue is trusted on first sight, C3 of
+    // core/join_choice.h, a documented limit that no driver can close).
     if (rogue_gossip_.leader_id == kAccompliceId) {
+      out[kRogueId] = core::JoinGossip{kClusterId, kAccompliceId, rogue_gossip_.term};
       out[kAccompliceId] = core::JoinGossip{kClusterId, kAccompliceId, rogue_gossip_.term};
+    } else {
+      out[kRogueId] = core::JoinGossip{kClusterId, kRogueId, rogue_lead_term_};
     }
   }
   return out;
