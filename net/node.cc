@@ -41,6 +41,9 @@ constexpr const char* kVersion = LOCKMESH_VERSION;  // from CMake's project vers
 // How long a try-lock, or a deadline's Cancel, may wait for the log before the client is
 // answered anyway (no leader or quorum): a deadline holds without a quorum.
 constexpr int64_t kCommitWaitMs = 1000;
+// Requests a connection may send before its session opens (the node is claiming client ids):
+// more are refused, so that one client cannot grow the node's memory while the log is stuck.
+constexpr size_t kMaxEarlyRequests = 1024;
 
 // The wall clock, for timestamp resources (`_t_`) only: nothing compared across restarts
 // comes from it (client ids come from the log).
@@ -80,10 +83,16 @@ struct Conn {
   bool hello_seen = false;
   bool session_open = false;       // OpenSession proposed; requests may follow
   // Hello answered while the node claims client ids: the session opens once it has them;
-  // lock and unlock requests (encoded) wait in `early` until then.
+  // lock and unlock requests (encoded, with when they arrived: a lock's deadline runs from
+  // then) wait in `early` until then, at most kMaxEarlyRequests of them.
   bool awaiting_ids = false;
   std::string client_name;
-  std::vector<std::string> early;
+  struct EarlyRequest {
+    std::string body;
+    uint64_t request_id = 0;
+    int64_t arrived_ms = 0;  // loop time
+  };
+  std::vector<EarlyRequest> early;
   uint64_t next_seq = 0;
   // seq of a proposed Acquire/Release -> the client's request id (and deadline for locks).
   struct Op {
@@ -497,7 +506,9 @@ class NodeImpl final : public Node {
 
   // ------------------------------------------------------------ requests
 
-  Status OnFrame(Conn* c, std::string_view body) {
+  // One request of `c`. `arrived_ms` (loop time): when it arrived, for an early request
+  // replayed once the session opens (-1: now).
+  Status OnFrame(Conn* c, std::string_view body, int64_t arrived_ms = -1) {
     pb::ClientRequest req;
     if (!req.ParseFromArray(body.data(), static_cast<int>(body.size()))) {
       return Status::InvalidArgument("malformed client request (" + std::to_string(body.size()) +
@@ -559,12 +570,27 @@ class NodeImpl final : public Node {
     if (!c->session_open) {
       if (!c->awaiting_ids) return Status::InvalidArgument("request before the session was open");
       if (req.has_lock() || req.has_unlock()) {
-        c->early.emplace_back(body);  // replayed by OnIdsClaimed
-        return Status::OK();
+        if (c->early.size() >= kMaxEarlyRequests) {
+          return Reply(c, req.request_id(), pb::UNAVAILABLE,
+                       "too many requests before this connection's session opened (at most " +
+                           std::to_string(kMaxEarlyRequests) + ")");
+        }
+        const int64_t now = static_cast<int64_t>(uv_now(loop_));
+        c->early.push_back(Conn::EarlyRequest{std::string(body), req.request_id(), now});
+        // The deadline holds while the node waits for its client ids too (without a quorum
+        // they cannot be claimed): DeadlinePassed answers a request still in `early`.
+        if (req.has_lock()) {
+          const int64_t deadline = LockDeadline(req.lock(), now);
+          if (deadline >= 0) {
+            deadlines_.emplace(deadline, Deadline{c->serial, req.request_id(), false});
+            ArmDeadlineTimer();
+          }
+        }
+        return Status::OK();  // replayed by OnIdsClaimed
       }
     }
     switch (req.body_case()) {
-      case pb::ClientRequest::kLock: return HandleLock(c, req);
+      case pb::ClientRequest::kLock: return HandleLock(c, req, arrived_ms);
       case pb::ClientRequest::kUnlock: {
         pb::Command cmd;
         auto* rel = cmd.mutable_release();
@@ -632,7 +658,17 @@ class NodeImpl final : public Node {
     return until > now ? until - now : 0;
   }
 
-  Status HandleLock(Conn* c, const pb::ClientRequest& req) {
+  // When a lock request that arrived at `arrived_ms` (loop time) is answered anyway: a
+  // try-lock (-n) within kCommitWaitMs even if the log cannot decide it, one with a timeout
+  // at its timeout; -1 for one that waits forever.
+  static int64_t LockDeadline(const pb::LockRequest& l, int64_t arrived_ms) {
+    if (l.timeout_ms() > 0) return arrived_ms + l.timeout_ms();
+    if (l.timeout_ms() == 0) return arrived_ms + kCommitWaitMs;
+    return -1;
+  }
+
+  // `arrived_ms`: see OnFrame; a replayed early request's deadline is registered already.
+  Status HandleLock(Conn* c, const pb::ClientRequest& req, int64_t arrived_ms = -1) {
     const pb::LockRequest& l = req.lock();
     if (quiesce_) {
       return Reply(c, req.request_id(), pb::UNAVAILABLE, "node is shutting down");
@@ -651,14 +687,11 @@ class NodeImpl final : public Node {
     acq->set_wait(l.timeout_ms() != 0);
     acq->set_no_create(l.no_create());
     acq->set_stamp_unix_ns(WallNanos());
-    // A try-lock (-n) is answered within kCommitWaitMs even if the log cannot decide it; a
-    // request that waits forever has no deadline.
-    const int64_t now = static_cast<int64_t>(uv_now(loop_));
-    const int64_t deadline = l.timeout_ms() > 0    ? now + l.timeout_ms()
-                             : l.timeout_ms() == 0 ? now + kCommitWaitMs
-                                                   : -1;
+    const bool replayed = arrived_ms >= 0;
+    const int64_t deadline =
+        LockDeadline(l, replayed ? arrived_ms : static_cast<int64_t>(uv_now(loop_)));
     c->ops[seq] = Conn::Op{req.request_id(), deadline, l.resource()};
-    if (deadline >= 0) {
+    if (deadline >= 0 && !replayed) {
       deadlines_.emplace(deadline, Deadline{c->serial, req.request_id(), false});
       ArmDeadlineTimer();
     }
@@ -1149,10 +1182,10 @@ class NodeImpl final : public Node {
         continue;
       }
       ProposeStalled(c);  // a reopened session's commands (Reopen), before any newer one
-      std::vector<std::string> early;
+      std::vector<Conn::EarlyRequest> early;
       early.swap(c->early);
-      for (const std::string& body : early) {
-        Status handled = OnFrame(c, body);
+      for (const Conn::EarlyRequest& e : early) {
+        Status handled = OnFrame(c, e.body, e.arrived_ms);
         if (!c->stream) break;
         if (!handled.ok()) {
           c->stream->Close(handled);
@@ -1273,8 +1306,10 @@ class NodeImpl final : public Node {
     self->ArmDeadlineTimer();
   }
 
-  // The deadline of lock request `d` passed (DESIGN: deadlines hold without a quorum).
+  // The deadline of lock request `d` passed: deadlines hold without a quorum.
   //  * Answered already: nothing.
+  //  * Still in `early` (the node could not claim client ids, so the session never opened):
+  //    answered UNAVAILABLE, and dropped.
   //  * Not applied yet (no leader, no quorum, or a commit slower than the deadline):
   //    answered UNAVAILABLE now, and undone when the log applies it (Op::given_up).
   //  * Queued: a Cancel is proposed and answers TIMED_OUT when it applies; if it has not
@@ -1288,6 +1323,13 @@ class NodeImpl final : public Node {
     auto conn = conns_.find(d.serial);
     if (conn == conns_.end() || !conn->second->stream) return;  // closing ends the session
     Conn* c = conn->second.get();
+    for (auto e = c->early.begin(); e != c->early.end(); ++e) {
+      if (e->request_id != d.request_id) continue;
+      c->early.erase(e);
+      Reply(c, d.request_id, pb::UNAVAILABLE,
+            NoQuorum("this node could not claim the client ids that open a session"));
+      return;
+    }
     for (auto& [seq, op] : c->ops) {
       if (op.request_id != d.request_id || op.given_up) continue;
       op.given_up = true;

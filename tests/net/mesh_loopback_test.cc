@@ -270,8 +270,8 @@ TEST_F(MeshLoopbackTest, DeadlinesHoldWithoutAQuorum) {
     return args;
   };
   // X is held through f; a waiter for it is queued (its Acquire committed) before the cut.
-  Process* holder = Lockmesh("holder", {"lock", "--socket", Socket(f), "--no-autostart", "X",
-                                        "--", "sleep", "600"});
+  Process* holder = Lockmesh(
+      "holder", {"lock", "--socket", Socket(f), "--no-autostart", "X", "--", "sleep", "600"});
   ASSERT_TRUE(WaitFor([&] { return Status(f).value("locks_held", 0) == 1; }, Millis(20000)));
   Process* waiter = Lockmesh("waiter", lock_on_f({"-w", "8"}, "X"));
   ASSERT_TRUE(WaitFor([&] { return Status(f).value("locks_waiting", 0) == 1; }, Millis(20000)))
@@ -322,6 +322,48 @@ TEST_F(MeshLoopbackTest, DeadlinesHoldWithoutAQuorum) {
   EXPECT_EQ(y.code(), 0) << y.Describe() << NodeLog(f);
   EXPECT_TRUE(holder->Running());
   EXPECT_FALSE(FileExists(ran));
+}
+
+// The same for a node restarted while its peers are frozen: it cannot claim the client ids
+// that open a session (a log entry), so requests wait before any session exists; their
+// deadlines still hold (issue 14, acceptance 2).
+TEST_F(MeshLoopbackTest, DeadlinesHoldWhileANodeCannotClaimClientIds) {
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3, {}, "60");
+  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));
+  const int leader = LeaderIndex(1);
+  ASSERT_NE(leader, 0);
+  const int f = leader == 1 ? 2 : 1;
+  for (auto& [i, p] : nodes_) {
+    if (i != f) p->Signal(SIGSTOP);
+  }
+  nodes_[f]->Kill();
+  StartMeshNode(f, 3, {}, "60");
+  ASSERT_TRUE(
+      WaitFor([&] { return NodeLog(f).find(" serving ") != std::string::npos; }, Millis(20000)))
+      << NodeLog(f);
+  const std::string ran = Path("ran");
+  auto lock = [&](const std::string& flag, const std::string& value) {
+    std::vector<std::string> args = {"lock", "--socket", Socket(f), "--no-autostart", flag};
+    if (!value.empty()) args.push_back(value);
+    args.insert(args.end(), {"Y", "--", "sh", "-c", "touch " + ran});
+    return RunLockmesh("lock", args, Millis(30000));
+  };
+  RunResult n = lock("-n", "");
+  EXPECT_EQ(n.code(), 99) << n.Describe();
+  EXPECT_NE(n.err.find("could not claim the client ids"), std::string::npos) << n.Describe();
+  EXPECT_LT(n.seconds, 6.0) << n.Describe();
+  RunResult w = lock("-w", "2");
+  EXPECT_EQ(w.code(), 99) << w.Describe();
+  EXPECT_NE(w.err.find("no leader or quorum"), std::string::npos) << w.Describe();
+  EXPECT_GE(w.seconds, 2.0) << w.Describe();
+  EXPECT_LT(w.seconds, 8.0) << w.Describe();
+  EXPECT_FALSE(FileExists(ran));
+  for (auto& [i, p] : nodes_) {
+    if (i != f) p->Signal(SIGCONT);
+  }
+  // Once the claim commits, the node serves again.
+  RunResult later = LockOn(f, "Y", {"-w", "30"}, Millis(60000));
+  EXPECT_EQ(later.code(), 0) << later.Describe() << NodeLog(f);
 }
 
 TEST_F(MeshLoopbackTest, EmbeddedNodeExampleTakesLocksThroughItsOwnNode) {
