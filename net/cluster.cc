@@ -217,7 +217,15 @@ Status Cluster::Start() {
       discovery_
           ->Start(
               [this](PeerEvent ev, const DiscoveredPeer& p) {
-                if (ev == PeerEvent::kExpired || stopping_) return;
+                if (stopping_) return;
+                if (ev == PeerEvent::kExpired) {
+                  // A beacon's suggestion ends with the beacon (a forged one must not leave a
+                  // dialer behind); --join addresses are kept, and members' addresses are
+                  // dialled again by DialMembers.
+                  if (join_addresses_.count(p.address) == 0) transport_->Undial(p.address);
+                  return;
+                }
+                if (!p.join_entry.empty()) join_addresses_.insert(p.address);
                 if (!p.beacon.node_id.empty() && transport_->IsConnected(p.beacon.node_id)) return;
                 Status st = transport_->Dial(p.address);
                 if (!st.ok()) Log("cannot dial " + p.address + ": " + st.ToString());

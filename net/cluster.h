@@ -236,6 +236,7 @@ class Cluster {
   std::set<std::string> warned_;                      // second-cluster reports made
   std::set<std::string> join_targets_;  // fresh: the current join target (core/join_choice.h)
   std::string join_reason_;             // fresh: the last JoinChoice::reason logged
+  std::set<std::string> join_addresses_;  // resolved --join addresses: dialled for good
   std::map<std::string, core::GossipClaim> gossip_claims_;  // connected peers' gossip
   core::RefusalLimiter refusals_;
   std::vector<std::string> warnings_;

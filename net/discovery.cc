@@ -71,6 +71,30 @@ bool IsUnspecifiedHost(const std::string& host) {
   return host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]";
 }
 
+// True if `host` (an advertised peer host) is an IP literal for the same address as `ip` (a
+// datagram's source, DescribeSource's text). A scope ("%eth0") is ignored: both came off
+// one interface. A host name is never the same: a beacon must name its sender by address.
+bool SameAddress(std::string host, std::string ip) {
+  auto unscoped = [](std::string* text) {
+    if (!text->empty() && text->front() == '[' && text->back() == ']') {
+      *text = text->substr(1, text->size() - 2);
+    }
+    const size_t percent = text->find('%');
+    if (percent != std::string::npos) text->resize(percent);
+  };
+  unscoped(&host);
+  unscoped(&ip);
+  in_addr a4{}, b4{};
+  if (inet_pton(AF_INET, host.c_str(), &a4) == 1 && inet_pton(AF_INET, ip.c_str(), &b4) == 1) {
+    return a4.s_addr == b4.s_addr;
+  }
+  in6_addr a6{}, b6{};
+  if (inet_pton(AF_INET6, host.c_str(), &a6) == 1 && inet_pton(AF_INET6, ip.c_str(), &b6) == 1) {
+    return memcmp(&a6, &b6, sizeof(a6)) == 0;
+  }
+  return false;
+}
+
 // Equal beacons apart from the sequence number.
 bool SameContent(const BeaconContent& a, const BeaconContent& b) {
   BeaconContent x = a;
@@ -486,7 +510,21 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
   peer.beacon = beacon;
   peer.source = JoinHostPort(source.ip, source.port);
   std::string host = beacon.peer_host;
-  if (IsUnspecifiedHost(host)) host = source.ip;
+  if (IsUnspecifiedHost(host)) {
+    host = source.ip;
+  } else if (!SameAddress(host, source.ip)) {
+    // A beacon may point only at its own sender: otherwise one forged datagram makes every
+    // node dial any host it names (a reflector). The sender is dialled at its source address
+    // (with the advertised port); a node that must be reached at another address (NAT, a
+    // name) is given to the others with --join.
+    ++stats_.foreign_host;
+    LogLimited(DiscoveryLogLevel::kWarning, "foreign host " + source.ip,
+               "the beacon of node " + beacon.node_id + " from " + source.ip +
+                   " names peer host " + host +
+                   ", not its own source address: dialling its source address instead (a "
+                   "node reached at another address needs --join)");
+    host = source.ip;
+  }
   // A sender without an address on its interface (multicast looped over `lo`, an IPv6-only
   // host sending on IPv4) sends from 0.0.0.0 / ::, which is nowhere to dial: such a beacon
   // suggests nothing (the same node is normally heard on its other family).

@@ -141,6 +141,7 @@ struct DiscoveryStats {
   uint64_t oversized = 0;      // longer than kMaxBeaconBytes (or truncated by the kernel)
   uint64_t rate_limited = 0;   // dropped unparsed by the per-source limit
   uint64_t table_full = 0;     // new peers not recorded because max_peers was reached
+  uint64_t foreign_host = 0;   // beacons naming a peer host other than their source address
 };
 
 class Discovery {

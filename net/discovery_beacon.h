@@ -41,6 +41,7 @@ struct BeaconContent {
   uint64_t instance = 0;          // random per process, never 0
   std::string cluster_id;         // "" before bootstrap; letters digits . _ -
   std::string peer_host;          // "" = the datagram's source address; DNS name or IP literal
+                                  // (receivers dial the source address whatever it says)
   uint16_t peer_port = 0;         // 1-65535
   std::string security;           // opaque, lower-case letters ("none", "mutual", ...)
   std::string fingerprint;        // opaque, printable ASCII without spaces

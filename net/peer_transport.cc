@@ -60,7 +60,8 @@ struct PeerTransport::Dialer {
   PeerConnection* conn = nullptr;
   std::string node_id;  // learned from the Hello on a dialled connection
   int failures = 0;
-  bool self = false;  // the address is this node's own
+  bool self = false;     // the address is this node's own
+  bool retired = false;  // Undial while connected: freed when the connection ends
 };
 
 PeerTransport::PeerTransport(uv_loop_t* loop, PeerTransportOptions options, PeerCallbacks callbacks)
@@ -419,7 +420,9 @@ void PeerTransport::OnClosed(PeerConnection* conn, const Status& why) {
       Log("cannot reach " + dialer->address + ": " + why.message() + " (retrying with backoff)");
     }
   }
-  if (dialer && !dialer->self) {
+  if (dialer && dialer->retired) {
+    Retire(dialer->address);
+  } else if (dialer && !dialer->self) {
     if (was_peer) {
       dialer->failures = 0;
     } else if (why.code() != Status::Code::kAlreadyExists) {
@@ -431,7 +434,10 @@ void PeerTransport::OnClosed(PeerConnection* conn, const Status& why) {
 
 Status PeerTransport::Dial(const std::string& host_port) {
   if (!started_ || stopping_) return Status::InvalidArgument("the peer transport is not running");
-  if (dialers_.count(host_port)) return Status::OK();
+  if (auto it = dialers_.find(host_port); it != dialers_.end()) {
+    it->second->retired = false;
+    return Status::OK();
+  }
   auto d = std::make_unique<Dialer>();
   MESH_RETURN_IF_ERROR(ParseHostPort(host_port, false, &d->addr, nullptr, nullptr));
   d->owner = this;
@@ -442,6 +448,32 @@ Status PeerTransport::Dial(const std::string& host_port) {
   dialers_[host_port] = std::move(d);
   DialNow(raw);
   return Status::OK();
+}
+
+void PeerTransport::Undial(const std::string& host_port) {
+  auto it = dialers_.find(host_port);
+  if (it == dialers_.end() || stopping_) return;
+  if (it->second->conn != nullptr) {
+    it->second->retired = true;  // OnClosed retires it
+    return;
+  }
+  Retire(host_port);
+}
+
+void PeerTransport::Retire(const std::string& address) {
+  auto it = dialers_.find(address);
+  if (it == dialers_.end()) return;
+  Dialer* d = it->second.release();
+  dialers_.erase(it);
+  uv_timer_stop(&d->timer);
+  closing_handles_++;
+  uv_close(reinterpret_cast<uv_handle_t*>(&d->timer), [](uv_handle_t* h) {
+    auto* dialer = static_cast<Dialer*>(h->data);
+    PeerTransport* owner = dialer->owner;
+    delete dialer;
+    owner->closing_handles_--;
+    owner->MaybeFinishStop();
+  });
 }
 
 void PeerTransport::DialNow(Dialer* d) {

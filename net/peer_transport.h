@@ -155,6 +155,13 @@ class PeerTransport {
   /// now and again after every failure or loss, until Stop. Dialling an address already
   /// dialled is a no-op. InvalidArgument for an address that does not parse.
   Status Dial(const std::string& host_port);
+  /// Stops keeping a link to `host_port` (a no-op if it is not dialled): no redial after
+  /// this. A connection it has, up or in progress, stays until it ends, and is then not
+  /// redialled (unless Dial is called again meanwhile). For an address a beacon suggested,
+  /// once the beacon expires: forged beacons must not leave dialers behind (issue 14).
+  void Undial(const std::string& host_port);
+  /// Addresses dialled (kept linked) now; for tests and `status`.
+  size_t dialer_count() const { return dialers_.size(); }
 
   /// Queues `message` for the connected peer `node_id`; false if it is not connected.
   /// Messages to one peer arrive in order; those queued in one loop iteration are written
@@ -196,6 +203,8 @@ class PeerTransport {
   void Log(const std::string& line) const;
   void OnConnection(int status);
   void Adopt(PeerConnection* conn, Dialer* dialer);
+  // Takes the dialer of `address` out of dialers_ and frees it once its timer is closed.
+  void Retire(const std::string& address);
   void OnSecured(PeerConnection* conn);
   Status OnEnvelope(PeerConnection* conn, pb::PeerEnvelope& env);
   Status OnHello(PeerConnection* conn, const pb::PeerHello& hello);

@@ -33,12 +33,15 @@ class MeshIntruderTest : public MeshTest {
   Process* StartIntruder(size_t i, const std::string& node_id, const std::string& cluster,
                          const std::string& security, const std::string& cert_dir,
                          const std::string& ca_file, bool join_cluster) {
-    std::vector<std::string> argv = {LockmeshBinary(), "node",         "--node-id",
-                                     node_id,          "--cluster",    cluster,
-                                     "--socket",       mesh_->Socket(i), "--data-dir",
-                                     mesh_->DataDir(i), "--security", security,
-                                     "--tls-cert",     cert_dir + "/cert.pem", "--tls-key",
-                                     cert_dir + "/key.pem", "--tls-ca", ca_file};
+    std::vector<std::string> argv = {LockmeshBinary(), "node",
+                                     "--node-id",      node_id,
+                                     "--cluster",      cluster,
+                                     "--socket",       mesh_->Socket(i),
+                                     "--data-dir",     mesh_->DataDir(i),
+                                     "--security",     security,
+                                     "--tls-cert",     cert_dir + "/cert.pem",
+                                     "--tls-key",      cert_dir + "/key.pem",
+                                     "--tls-ca",       ca_file};
     if (join_cluster) {
       argv.push_back("--join");
       argv.push_back(mesh_->PeerAddress(0) + "," + mesh_->PeerAddress(1) + "," +
@@ -90,8 +93,8 @@ TEST_F(MeshIntruderTest, ForeignCaWrongCnAndOtherClusterNeverJoin) {
   // h3: a certificate (CN h3 = its id) from another CA.
   ASSERT_TRUE(MeshCluster::MakeCa(mesh_->Path("ca2")).ok());
   ASSERT_TRUE(MeshCluster::MakeNodeCert(mesh_->Path("ca2"), "h3", mesh_->Path("h3-ca2")).ok());
-  StartIntruder(3, "h3", "lockmesh", "mutual", mesh_->Path("h3-ca2"),
-                mesh_->Path("ca2/cert.pem"), /*join_cluster=*/true);
+  StartIntruder(3, "h3", "lockmesh", "mutual", mesh_->Path("h3-ca2"), mesh_->Path("ca2/cert.pem"),
+                /*join_cluster=*/true);
   // h4: a certificate of the right CA whose CN ("mallory") is not the id it claims (h4). A
   // node refuses to run like that with --security mutual, so it runs with encrypt (where all
   // nodes may share one certificate) and claims h4 in its hello.
@@ -167,11 +170,9 @@ TEST_F(MeshIntruderTest, TenThousandGarbageDatagramsOnTheDiscoveryPortDoNotDistu
   // From host 3 (no node): 10,000 datagrams to the leader's discovery port, then 2,000 more to
   // the IPv4 group on that port (every node hears those).
   auto start = Clock::now();
-  CommandResult flood =
-      mesh_->net().Exec(3,
-                        ToolArgv({"udp-garbage", mesh_->net().host(*leader).ipv4, "28017",
-                                  "10000", "1"}),
-                        Millis(120000));
+  CommandResult flood = mesh_->net().Exec(
+      3, ToolArgv({"udp-garbage", mesh_->net().host(*leader).ipv4, "28017", "10000", "1"}),
+      Millis(120000));
   EXPECT_EQ(flood.code, 0) << flood.output;
   CommandResult group = mesh_->net().Exec(
       3, ToolArgv({"udp-garbage", "239.255.28.17", "28017", "2000", "2"}), Millis(60000));
@@ -194,11 +195,42 @@ TEST_F(MeshIntruderTest, TenThousandGarbageDatagramsOnTheDiscoveryPortDoNotDistu
   std::optional<size_t> after = mesh_->AgreedLeader({0, 1, 2});
   EXPECT_EQ(after, leader) << mesh_->Describe();
   EXPECT_EQ(mesh_->Status(*leader).term, term) << "an election happened during the flood\n"
-                                                << mesh_->Describe();
+                                               << mesh_->Describe();
   for (size_t i = 0; i < 3; ++i) {
     CommandResult r;
     EXPECT_GT(mesh_->LockToken(i, "after", &r, {"-x", "-w", "20"}), 0u) << r.output;
   }
+}
+
+}  // namespace
+}  // namespace lockmesh::testing
+
+namespace lockmesh::testing {
+namespace {
+
+// Issue 14, acceptance 6: a dialer learned from a beacon ends when the beacon expires. From
+// host 3 (no node), 50 made-up nodes beacon for 3 s, each naming a port of host 3 where the
+// forger accepts and closes every connection. Every node dials them while they beacon; once
+// the beacons expire (6.2 s unheard), nothing dials them again: no connection reaches the
+// forger between 9 s and 25 s after the last beacon (with the old dialers, each of the 150
+// kept redialling with a backoff of at most 10 s).
+TEST_F(MeshIntruderTest, ForgedBeaconsLeaveNoDialerBehind) {
+  LOCKMESH_REQUIRE_NETNS();
+  ASSERT_NO_FATAL_FAILURE(FormThree(4));
+  CommandResult r = mesh_->net().Exec(3,
+                                      ToolArgv({"beacon-dials", "lockmesh", "239.255.28.17", "50",
+                                                "3000", "9000", "25000", "41000"}),
+                                      Millis(90000));
+  ASSERT_EQ(r.code, 0) << r.output;
+  printf("forged beacons: %s\n", r.output.c_str());
+  long during = -1, quiet = -1;
+  ASSERT_EQ(sscanf(r.output.c_str(), "during=%ld quiet=%ld", &during, &quiet), 2) << r.output;
+  EXPECT_GT(during, 0) << "no node dialled the beacons' addresses: the test shows nothing\n"
+                       << mesh_->NodeLog(0);
+  EXPECT_EQ(quiet, 0) << "dialled after the beacons expired\n" << mesh_->NodeLog(0);
+  // The cluster is undisturbed.
+  std::string why;
+  EXPECT_TRUE(mesh_->WaitFormed({0, 1, 2}, 3, 3, Millis(10000), &why)) << why;
 }
 
 }  // namespace

@@ -273,6 +273,38 @@ TEST_F(DiscoveryTest, OtherClusterAndOtherVersionAreIgnored) {
   EXPECT_TRUE(other_version->Known().empty()) << other_version->Describe();
 }
 
+// A beacon may point only at its own sender (issue 14): one naming another host is dialled
+// at its source address instead (counted, logged), so a forged datagram cannot make the mesh
+// dial any host it likes.
+TEST_F(DiscoveryTest, BeaconNamingAnotherHostIsDialledAtItsSource) {
+  Watched* a = Add(Options("node-a"));
+  DiscoveryOptions elsewhere = Options("node-b");
+  elsewhere.advert.peer_host = "10.99.0.77";  // not an address of the sender
+  elsewhere.advert.peer_port = 4001;
+  Watched* b = Add(elsewhere);
+  DiscoveryOptions own = Options("node-c");
+  own.advert.peer_host = "10.99.0.1";  // the sender's own IPv4 address
+  own.advert.peer_port = 4002;
+  Watched* c = Add(own);
+  ASSERT_TRUE(a && b && c);
+  ASSERT_TRUE(RunUntil(
+      [&] {
+        return a->Sees("node-b") && a->Sees("node-c") && a->discovery->stats().foreign_host >= 3;
+      },
+      Millis(5000)))
+      << a->Describe();
+  for (const auto& [event, peer] : a->events) {
+    if (peer.beacon.node_id == "node-b") {
+      EXPECT_EQ(peer.address.find("10.99.0.77"), std::string::npos) << a->Describe();
+      EXPECT_NE(peer.address.find(":4001"), std::string::npos) << a->Describe();
+    }
+  }
+  EXPECT_EQ(a->Known()["node-c"].address.find("10.99.0.77"), std::string::npos);
+  bool logged = false;
+  for (const auto& l : a->logs) logged |= l.find("names peer host 10.99.0.77") != std::string::npos;
+  EXPECT_TRUE(logged) << a->Describe();
+}
+
 TEST_F(DiscoveryTest, SameNodeIdInAnotherProcessIsReported) {
   Watched* a = Add(Options("twin"));
   Watched* b = Add(Options("twin"));

@@ -126,6 +126,43 @@ TEST_F(PeerTransportTest, ReconnectsAfterThePeerRestarts) {
   ASSERT_TRUE(RunUntil([&] { return a->Up("b") && b2->Up("a"); }));
 }
 
+// Undial (a beacon's suggestion expired, issue 14): an idle dialer is gone at once; a
+// connected one keeps its link, and once the link ends the address is not dialled again.
+TEST_F(PeerTransportTest, UndialledAddressIsNotDialledAgain) {
+  TestPeer* a = Peer(PeerOptions("a"));
+  net::PeerTransportOptions bo = PeerOptions("b");
+  TestPeer* b = Peer(bo);
+  // An address nobody listens on: refused, redialled with backoff. Undialled while its
+  // connect is in flight or while it waits to redial (either, by timing), it is freed once
+  // nothing of it is left running, and no timer of it is left (TearDown's leak check).
+  ASSERT_TRUE(a->transport->Dial("127.0.0.1:1").ok());
+  EXPECT_EQ(a->transport->dialer_count(), 1u);
+  RunFor(300);
+  a->transport->Undial("127.0.0.1:1");
+  EXPECT_TRUE(RunUntil([&] { return a->transport->dialer_count() == 0; }, 2000));
+  ASSERT_TRUE(a->transport->Dial("127.0.0.1:1").ok());
+  a->transport->Undial("127.0.0.1:1");  // at once: its connect is in flight
+  EXPECT_TRUE(RunUntil([&] { return a->transport->dialer_count() == 0; }, 2000));
+  // Connected.
+  ASSERT_TRUE(a->transport->Dial(b->address()).ok());
+  ASSERT_TRUE(RunUntil([&] { return a->Up("b"); }));
+  a->transport->Undial(b->address());
+  RunFor(300);
+  EXPECT_TRUE(a->Up("b")) << "Undial must not cut a link";
+  const std::string b_address = b->address();
+  b->Stop();
+  ASSERT_TRUE(RunUntil([&] { return b->stopped && !a->Up("b"); }));
+  EXPECT_EQ(a->transport->dialer_count(), 0u);
+  bo.listen_address = b_address;  // the same port again: a must not come back to it
+  TestPeer* b2 = Peer(bo);
+  RunFor(3000);  // three times the longest backoff of the test options
+  EXPECT_FALSE(a->Up("b")) << a->Dump();
+  EXPECT_FALSE(b2->Up("a"));
+  // Dial again: linked again.
+  ASSERT_TRUE(a->transport->Dial(b_address).ok());
+  ASSERT_TRUE(RunUntil([&] { return a->Up("b") && b2->Up("a"); }));
+}
+
 TEST_F(PeerTransportTest, RefusesOtherClusterAndOwnId) {
   TestPeer* a = Peer(PeerOptions("a"));
   net::PeerTransportOptions o = PeerOptions("b");

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +21,8 @@
 #include <atomic>
 #include <random>
 #include <sstream>
+
+#include "net/discovery_beacon.h"
 
 namespace lockmesh::testing {
 
@@ -228,6 +232,97 @@ int ToolUdpGarbage(const std::vector<std::string>& a) {
   return sent == count ? 0 : 1;
 }
 
+// ---- beacon-dials
+//
+// beacon-dials CLUSTER GROUP N SEND_MS QUIET_FROM_MS QUIET_TO_MS BASE_PORT: a forger of
+// discovery beacons (issue 14: a dialer learned from a beacon ends when the beacon expires).
+// Listens on TCP ports BASE_PORT..BASE_PORT+N-1 of every address of this host, and for
+// SEND_MS sends, every 300 ms, one valid beacon per made-up node `forged-K` (K < N) naming
+// port BASE_PORT+K, to GROUP:28017. Every connection accepted is closed at once (the node's
+// dial fails, and it redials with backoff). Prints `during=D quiet=Q`: connections accepted
+// before QUIET_FROM_MS (counted from the last beacon) and between QUIET_FROM_MS and
+// QUIET_TO_MS.
+int ToolBeaconDials(const std::vector<std::string>& a) {
+  if (a.size() < 7) return 2;
+  const std::string cluster = a[0];
+  const int n = atoi(a[2].c_str());
+  const int64_t send_ms = atoll(a[3].c_str()), quiet_from = atoll(a[4].c_str()),
+                quiet_to = atoll(a[5].c_str());
+  const int base = atoi(a[6].c_str());
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_DGRAM;
+  hints.ai_flags = AI_NUMERICHOST;
+  addrinfo* group = nullptr;
+  if (n <= 0 || n > 500 || getaddrinfo(a[1].c_str(), "28017", &hints, &group) != 0) return 3;
+  int udp = socket(group->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  int ttl = 1;
+  setsockopt(udp, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof ttl);
+  setsockopt(udp, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &ttl, sizeof ttl);
+  std::vector<int> listeners;
+  for (int k = 0; k < n; ++k) {
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    int off = 0, on = 1;
+    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof off);  // IPv4 too
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    sockaddr_in6 addr{};
+    addr.sin6_family = AF_INET6;
+    addr.sin6_addr = in6addr_any;
+    addr.sin6_port = htons(static_cast<uint16_t>(base + k));
+    if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || listen(fd, 64) != 0) {
+      perror("beacon-dials: listen");
+      return 4;
+    }
+    listeners.push_back(fd);
+  }
+  const int64_t start = MonotonicNs() / 1000000;
+  int64_t last_beacon = start, next_beacon = start;
+  long during = 0, quiet = 0;
+  uint64_t sequence = 0;
+  for (;;) {
+    const int64_t now = MonotonicNs() / 1000000;
+    if (now - start < send_ms && now >= next_beacon) {
+      for (int k = 0; k < n; ++k) {
+        mesh::net::BeaconContent b;
+        b.protocol_version = 1;
+        b.cluster_name = cluster;
+        b.node_id = "forged-" + std::to_string(k);
+        b.instance = 1000 + static_cast<uint64_t>(k);
+        b.peer_port = static_cast<uint16_t>(base + k);
+        b.sequence = ++sequence;
+        const std::string d = mesh::net::EncodeBeacon(b);
+        sendto(udp, d.data(), d.size(), 0, group->ai_addr, group->ai_addrlen);
+      }
+      last_beacon = now;
+      next_beacon = now + 300;
+    }
+    if (now - start >= send_ms && now - last_beacon >= quiet_to) break;
+    std::vector<pollfd> fds;
+    for (int fd : listeners) fds.push_back(pollfd{fd, POLLIN, 0});
+    poll(fds.data(), fds.size(), 20);
+    for (const pollfd& p : fds) {
+      if (!(p.revents & POLLIN)) continue;
+      for (;;) {
+        int c = accept4(p.fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (c < 0) break;
+        close(c);
+        const int64_t at = MonotonicNs() / 1000000;
+        const bool sending = at - start < send_ms;
+        if (sending || at - last_beacon < quiet_from) {
+          ++during;
+        } else if (at - last_beacon < quiet_to) {
+          ++quiet;
+        }
+      }
+    }
+  }
+  for (int fd : listeners) close(fd);
+  close(udp);
+  freeaddrinfo(group);
+  printf("during=%ld quiet=%ld\n", during, quiet);
+  return 0;
+}
+
+// ---- stamp
 // ---- stamp
 
 int ToolStamp(const std::vector<std::string>& a) {
@@ -248,6 +343,8 @@ __attribute__((constructor)) void MaybeRunTool(int argc, char** argv, char**) {
     code = ToolIncrement(args);
   } else if (sub == "udp-garbage") {
     code = ToolUdpGarbage(args);
+  } else if (sub == "beacon-dials") {
+    code = ToolBeaconDials(args);
   } else {
     fprintf(stderr, "unknown tool subcommand %s\n", sub.c_str());
   }
