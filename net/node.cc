@@ -855,7 +855,8 @@ class NodeImpl final : public Node {
         c->ops.erase(it);
         if (op.given_up) {
           // Answered at its deadline before the log decided: undone now.
-          if (r.result.code() == pb::GRANTED) ProposeUndo(c, pb::Command::kRelease, r.result.lock_id());
+          if (r.result.code() == pb::GRANTED)
+            ProposeUndo(c, pb::Command::kRelease, r.result.lock_id());
           if (r.result.code() == pb::QUEUED) {
             c->waiting[r.result.lock_id()] = op;
             ProposeUndo(c, pb::Command::kCancel, r.result.lock_id());
@@ -886,17 +887,13 @@ class NodeImpl final : public Node {
         // request must still get its (one) answer.
         if (auto w = c->waiting.find(rel.lock_id());
             w != c->waiting.end() && r.result.code() == pb::CANCELLED) {
-          if (w->second.given_up) {
-            c->waiting.erase(w);
-            break;
-          }
-          ForgetDeadline(c->serial, w->second);
+          const Conn::Op op = Settle(c, w);
+          if (op.given_up) break;
           pb::CommandResult withdrawn;
           withdrawn.set_code(pb::CANCELLED);
           withdrawn.set_lock_id(rel.lock_id());
           withdrawn.set_message("request withdrawn by an unlock before it was granted");
-          SendResult(c, w->second.request_id, withdrawn);
-          c->waiting.erase(w);
+          SendResult(c, op.request_id, withdrawn);
         }
         break;
       }
@@ -906,17 +903,13 @@ class NodeImpl final : public Node {
         if (!c) break;
         auto it = c->waiting.find(can.lock_id());
         if (it != c->waiting.end() && r.result.code() == pb::CANCELLED) {
-          if (it->second.given_up) {
-            c->waiting.erase(it);
-            break;
-          }
-          ForgetDeadline(c->serial, it->second);
+          const Conn::Op op = Settle(c, it);
+          if (op.given_up) break;
           pb::CommandResult timed_out;
           timed_out.set_code(pb::TIMED_OUT);
           timed_out.set_lock_id(can.lock_id());
-          timed_out.set_message("timed out waiting for " + it->second.resource);
-          SendResult(c, it->second.request_id, timed_out);
-          c->waiting.erase(it);
+          timed_out.set_message("timed out waiting for " + op.resource);
+          SendResult(c, op.request_id, timed_out);
         }
         break;
       }
@@ -929,19 +922,17 @@ class NodeImpl final : public Node {
       if (!c) continue;
       auto it = c->waiting.find(g.lock_id);
       if (it == c->waiting.end()) continue;
-      if (it->second.given_up) {
-        c->waiting.erase(it);
+      const Conn::Op op = Settle(c, it);
+      if (op.given_up) {
         ProposeUndo(c, pb::Command::kRelease, g.lock_id);
         continue;
       }
-      ForgetDeadline(c->serial, it->second);
       pb::CommandResult granted;
       granted.set_code(pb::GRANTED);
       granted.set_lock_id(g.lock_id);
       granted.set_token(g.token);
       granted.set_element(g.element);
-      SendResult(c, it->second.request_id, granted);
-      c->waiting.erase(it);
+      SendResult(c, op.request_id, granted);
       c->held.insert(g.lock_id);
     }
     for (const core::Withdrawal& w : r.withdrawals) {
@@ -949,17 +940,13 @@ class NodeImpl final : public Node {
       if (!c) continue;
       auto it = c->waiting.find(w.lock_id);
       if (it == c->waiting.end()) continue;
-      if (it->second.given_up) {
-        c->waiting.erase(it);
-        continue;
-      }
-      ForgetDeadline(c->serial, it->second);
+      const Conn::Op op = Settle(c, it);
+      if (op.given_up) continue;
       pb::CommandResult res;
       res.set_code(w.code);
       res.set_lock_id(w.lock_id);
       res.set_message("request withdrawn");
-      SendResult(c, it->second.request_id, res);
-      c->waiting.erase(it);
+      SendResult(c, op.request_id, res);
     }
     for (const core::Grant& g : r.released) {
       Conn* c = OwnConn(g.session);
@@ -1063,13 +1050,14 @@ class NodeImpl final : public Node {
         default:
           continue;  // only locks and unlocks are kept (ProposeForSession)
       }
-      if (auto op = c->ops.find(old_seq); op != c->ops.end() && op->second.given_up) {
+      auto op = c->ops.find(old_seq);
+      if (op != c->ops.end() && op->second.given_up) {
         c->ops.erase(op);  // answered at its deadline: not proposed again
         continue;
       }
       SetSession(c, key);
       uint64_t request_id = 0;
-      if (auto op = c->ops.find(old_seq); op != c->ops.end()) {
+      if (op != c->ops.end()) {
         request_id = op->second.request_id;
         c->ops.emplace(seq, op->second);
         c->ops.erase(op);
@@ -1364,6 +1352,16 @@ class NodeImpl final : public Node {
     }
   }
 
+  // `c`'s queued request `w` has its outcome (granted, cancelled, withdrawn): takes it out of
+  // `waiting`, with its deadline, and returns it. If it is given_up, the client was answered
+  // at its deadline and is told nothing more (the caller undoes a grant).
+  Conn::Op Settle(Conn* c, std::map<uint64_t, Conn::Op>::iterator w) {
+    Conn::Op op = std::move(w->second);
+    c->waiting.erase(w);
+    ForgetDeadline(c->serial, op);
+    return op;
+  }
+
   // Drops the (first) deadline of `op`, a request of connection `serial` that has its answer
   // or will never need one: deadlines_ holds only requests still waiting for theirs.
   void ForgetDeadline(uint64_t serial, const Conn::Op& op) {
@@ -1382,7 +1380,8 @@ class NodeImpl final : public Node {
   std::string NoQuorum(const std::string& what) const {
     const std::string leader = cluster_ ? GetStatus().leader_id : "";
     return "no leader or quorum: " + what + " within the deadline (" +
-           (leader.empty() ? "this node knows no leader" : "leader " + leader + " did not commit it") +
+           (leader.empty() ? "this node knows no leader"
+                           : "leader " + leader + " did not commit it") +
            ")";
   }
 
@@ -1598,7 +1597,7 @@ class NodeImpl final : public Node {
   std::map<uint64_t, std::unique_ptr<Conn>> conns_;  // by Conn::serial
   std::map<uint64_t, Conn*> sessions_;               // by client id; entries point into conns_
   std::vector<uint64_t> corked_;                     // serials corked in the current batch
-  std::multimap<int64_t, Deadline> deadlines_;  // lock requests' deadlines, by loop time
+  std::multimap<int64_t, Deadline> deadlines_;       // lock requests' deadlines, by loop time
 };
 
 }  // namespace
