@@ -75,6 +75,9 @@ class CommandLog {
     /// clients and stepping Raft (see Drive). Only with fsync on; false syncs in the loop.
     /// The node sets it for mesh members (see net/node.cc for the measurements).
     bool sync_off_loop = false;
+    /// Where to write a line about the log's own work (snapshots taken, with their size and
+    /// cost); loop thread. Null: nowhere.
+    std::function<void(const std::string&)> log;
   };
 
   /// `fs` must outlive the log.

@@ -161,6 +161,7 @@ class NodeImpl final : public Node {
     lo.snapshot_every = options_.snapshot_every;
     lo.wal_segment_bytes = options_.wal_segment_bytes;
     lo.gather_us = options_.gather_us;
+    lo.log = [this](const std::string& line) { Log(line); };
     const MeshOptions& mo = options_.mesh;
     if (mo.enabled) {
       lo.standalone = false;
