@@ -118,8 +118,8 @@ struct ApplyResult {
   ///    ERROR for an empty node id, or when the node's epochs are used up (epoch above
   ///    kMaxClientIdEpoch).
   ///  - Acquire/Release/Cancel whose seq is the session's last applied seq: the recorded
-  ///    answer of that seq, with no effect. A lower seq (or 0): ERROR "stale sequence
-  ///    number", with no effect.
+  ///    answer of that seq, with no effect. A lower seq: STALE_SEQ "stale sequence number"
+  ///    (seq 0: ERROR), with no effect.
   ///  - An index <= applied_index(): ERROR, and nothing changes (not even applied_index).
   ///  - A Command without a body: ERROR.
   pb::CommandResult result;

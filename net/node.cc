@@ -850,6 +850,10 @@ class NodeImpl final : public Node {
         Conn* c = OwnConn(a.session());
         if (!c) break;
         if (ReopenIfAhead(c, r.result)) break;
+        if (r.result.code() == pb::STALE_SEQ) {
+          Resequence(c, cmd);
+          break;
+        }
         auto it = c->ops.find(a.seq());
         if (it == c->ops.end()) break;
         Conn::Op op = it->second;
@@ -878,6 +882,10 @@ class NodeImpl final : public Node {
         Conn* c = OwnConn(rel.session());
         if (!c) break;
         if (ReopenIfAhead(c, r.result)) break;
+        if (r.result.code() == pb::STALE_SEQ) {
+          Resequence(c, cmd);
+          break;
+        }
         c->held.erase(rel.lock_id());
         auto it = c->ops.find(rel.seq());
         if (it != c->ops.end()) {
@@ -902,6 +910,10 @@ class NodeImpl final : public Node {
         const pb::Cancel& can = cmd.cancel();
         Conn* c = OwnConn(can.session());
         if (!c) break;
+        if (r.result.code() == pb::STALE_SEQ) {
+          Resequence(c, cmd);
+          break;
+        }
         auto it = c->waiting.find(can.lock_id());
         if (it != c->waiting.end() && r.result.code() == pb::CANCELLED) {
           const Conn::Op op = Settle(c, it);
@@ -1030,6 +1042,47 @@ class NodeImpl final : public Node {
       return;
     }
     ProposeStalled(c);
+  }
+
+  // A command of `c`'s session that the log ordered after a later one of the session
+  // (STALE_SEQ: its first copy was lost with a leader and the retry came late). It took no
+  // effect and never will under its seq: proposes it again under a new one if still wanted
+  // — an Acquire still awaited (its op moves to the new seq; one answered at its deadline
+  // is dropped), and every Release and Cancel (if their lock is gone already, the copy is
+  // answered NOT_FOUND or with the grant, and changes nothing).
+  void Resequence(Conn* c, pb::Command cmd) {
+    uint64_t old_seq = 0;
+    const uint64_t seq = ++c->next_seq;
+    switch (cmd.body_case()) {
+      case pb::Command::kAcquire:
+        old_seq = cmd.acquire().seq();
+        cmd.mutable_acquire()->set_seq(seq);
+        break;
+      case pb::Command::kRelease:
+        old_seq = cmd.release().seq();
+        cmd.mutable_release()->set_seq(seq);
+        break;
+      case pb::Command::kCancel:
+        old_seq = cmd.cancel().seq();
+        cmd.mutable_cancel()->set_seq(seq);
+        break;
+      default:
+        return;
+    }
+    uint64_t request_id = 0;
+    auto op = c->ops.find(old_seq);
+    if (op != c->ops.end()) {
+      if (op->second.given_up) {
+        c->ops.erase(op);  // answered at its deadline; the log never took it
+        return;
+      }
+      request_id = op->second.request_id;
+      c->ops.emplace(seq, op->second);
+      c->ops.erase(op);
+    } else if (cmd.has_acquire()) {
+      return;  // a duplicate of one already answered
+    }
+    ProposeForSession(c, request_id, seq, std::move(cmd));
   }
 
   // Proposes `c`'s stalled commands again, in their order, under its current session.

@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -59,8 +60,10 @@ uint64_t DirBytes(const std::string& dir) {
 class MeshCatchUpTest : public LoopbackMeshTest {
  protected:
   std::vector<std::string> NodeFlags() const {
-    // Frequent snapshots, so that the log a newcomer needs is gone; a short --dead-after.
-    return {"--snapshot-every", "20000", "--dead-after", "10"};
+    // Frequent snapshots (about ten while the table fills), so that the log a newcomer needs
+    // is gone; a short --dead-after.
+    const uint64_t every = std::max<uint64_t>(20'000, LocksToHold() / 10);
+    return {"--snapshot-every", std::to_string(every), "--dead-after", "10"};
   }
 
   // True once node i is a member (a voter if `voter`) of the cluster `cluster_id` and has
@@ -168,18 +171,17 @@ TEST_F(MeshCatchUpTest, PipelinedRequestsSurviveAFrozenLeader) {
   const int leader = LeaderIndex(1);
   ASSERT_NE(leader, 0);
   std::atomic<bool> done{false};
-  const int freeze_ms = getenv("FREEZE_MS") ? atoi(getenv("FREEZE_MS")) : 2500;
   std::thread freezer([&] {
     for (int round = 0; round < 3 && !done; ++round) {
       std::this_thread::sleep_for(std::chrono::milliseconds(700));
       nodes_[leader]->Signal(SIGSTOP);
-      std::this_thread::sleep_for(std::chrono::milliseconds(freeze_ms));
+      std::this_thread::sleep_for(std::chrono::milliseconds(2500));
       nodes_[leader]->Signal(SIGCONT);
     }
   });
   std::unique_ptr<LockHolder> holder;
   const int follower = leader == 1 ? 2 : 1;
-  mesh::Status held = LockHolder::Start(Socket(getenv("ON_LEADER") ? leader : follower), 60'000, 40, "frozen", &holder, 512);
+  mesh::Status held = LockHolder::Start(Socket(follower), 60'000, 40, "frozen", &holder, 512);
   done = true;
   freezer.join();
   ASSERT_TRUE(held.ok()) << held.ToString() << "\n" << NodeLog(1) << "\n--- n2:\n" << NodeLog(2)
