@@ -17,6 +17,7 @@ class NoSyncFile final : public core::WritableFile {
   Status WriteAt(uint64_t offset, std::string_view data) override {
     return f_->WriteAt(offset, data);
   }
+  Status Allocate(uint64_t size) override { return f_->Allocate(size); }
   Status Sync() override { return Status::OK(); }
   Status Close() override { return f_->Close(); }
 
