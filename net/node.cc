@@ -1382,6 +1382,10 @@ class NodeImpl final : public Node {
 
   // "no leader or quorum: <what> within the deadline (...)", for the answers above.
   std::string NoQuorum(const std::string& what) const {
+    // A full disk holds this node's log: that, not the quorum, is why (see CommandLog).
+    if (log_ && !log_->disk_full().empty()) {
+      return log_->disk_full() + ": " + what + " within the deadline";
+    }
     const std::string leader = cluster_ ? GetStatus().leader_id : "";
     return "no leader or quorum: " + what + " within the deadline (" +
            (leader.empty() ? "this node knows no leader"

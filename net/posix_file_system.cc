@@ -156,7 +156,22 @@ class PosixFs : public core::FileSystem {
     out->resize(static_cast<size_t>(st.st_size));
     size_t have = 0;
     while (true) {
-      if (have == out->size()) out->resize(have + std::max<size_t>(4096, have / 2));
+      if (have == out->size()) {
+        // The size fstat gave is read: probe for more (the file may have grown) with a
+        // small buffer, not by growing the string (a copy and a memset of the whole file).
+        char probe[4096];
+        ssize_t n = ::pread(fd, probe, sizeof(probe), static_cast<off_t>(have));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          int err = errno;
+          ::close(fd);
+          return PosixError(path, "pread", err);
+        }
+        if (n == 0) break;
+        out->append(probe, static_cast<size_t>(n));
+        have += static_cast<size_t>(n);
+        continue;
+      }
       ssize_t n = ::pread(fd, out->data() + have, out->size() - have, static_cast<off_t>(have));
       if (n < 0) {
         if (errno == EINTR) continue;
