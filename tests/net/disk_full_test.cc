@@ -254,5 +254,45 @@ TEST_F(DiskFullTest, RestartWithASmallLogServesQuickly) {
   RecordProperty("restart_ms", std::to_string(static_cast<int>(best * 1000)));
 }
 
+class TornTailTest : public ProcessTest {};
+
+TEST_F(TornTailTest, TruncatedTornTailIsLoggedWithFileAndOffset) {
+  Process* node = StartTestNode({"--local"});
+  ASSERT_NE(node, nullptr);
+  {
+    mesh::ClientOptions o;
+    o.socket_path = paths_.socket;
+    std::unique_ptr<mesh::Client> c;
+    ASSERT_TRUE(mesh::Client::Connect(o, &c).ok());
+    mesh::Lock l;
+    ASSERT_TRUE(c->TryLock("before-the-tear", mesh::LockMode::kEX, &l).ok());
+  }
+  node->Signal(SIGTERM);
+  ASSERT_TRUE(node->Wait(Millis(20000)).has_value());
+  // What a power cut in the middle of a write leaves: the start of a record after the last
+  // one, garbage that fails its checksum.
+  const std::string segment = paths_.data_dir + "/wal/0000000000000001.wal";
+  std::string content = ReadFile(segment);
+  size_t end = content.find_last_not_of('\0');
+  ASSERT_NE(end, std::string::npos);
+  const size_t offset = end + 1;
+  {
+    std::fstream f(segment, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset));
+    f.write("\x12\x34\x56\x78\x40\x00\x00\x00\x01garbage", 16);
+  }
+  node = StartTestNode({"--local"});
+  ASSERT_NE(node, nullptr);
+  const std::string want = "log recovery: " + segment + ": discarded a torn tail at offset " +
+                           std::to_string(offset);
+  EXPECT_EQ(CountLines(ReadFile(paths_.log), want), 1u) << Tail(paths_.log);
+  // Repaired: the next start has nothing to say.
+  node->Signal(SIGTERM);
+  ASSERT_TRUE(node->Wait(Millis(20000)).has_value());
+  node = StartTestNode({"--local"});
+  ASSERT_NE(node, nullptr);
+  EXPECT_EQ(CountLines(ReadFile(paths_.log), "log recovery: "), 1u) << Tail(paths_.log);
+}
+
 }  // namespace
 }  // namespace lockmesh::testing
