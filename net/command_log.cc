@@ -531,7 +531,7 @@ void CommandLog::OnSyncDone(uv_work_t* req, int status) {
     self->Fail(Status::IOError(std::string("the log sync did not run: ") + uv_strerror(status)));
   } else if (!self->sync_status_.ok()) {
     if (self->HoldForSpace(self->sync_status_, &synced, 0)) {
-      self->Drive();  // takes what Raft has meanwhile, and arms the retry
+      if (!self->closing_) self->Drive();  // takes what Raft has meanwhile, arms the retry
     } else {
       self->Fail(self->sync_status_.Annotate("cannot write the log"));
     }
@@ -650,7 +650,6 @@ void CommandLog::MaybeSnapshot() {
 
 bool CommandLog::HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches,
                               size_t from) {
-  if (closing_) return false;
   const core::DiskFullPolicy::Verdict verdict = disk_.OnPersistFailed(why, NowUs());
   if (verdict == core::DiskFullPolicy::Verdict::kFatal) return false;
   // Persisting again is idempotent (core/raft/raft_storage.h: the entries are appended again

@@ -215,6 +215,16 @@ TEST_F(DiskFullTest, NodeStartsOnAFullVolumeServesStatusAndResumes) {
   std::vector<mesh::LockInfo> locks;
   std::string error;
   EXPECT_TRUE(ListLocks(paths_.socket, &locks, &error)) << error;
+  // A stop while full is a clean stop, and the node starts again on the still-full volume.
+  client.reset();
+  node->Signal(SIGTERM);
+  auto ended = node->Wait(Millis(20000));
+  ASSERT_TRUE(ended.has_value()) << "the node did not stop on a full disk";
+  EXPECT_TRUE(ended->exited() && ended->code == 0) << *ended;
+  node = StartTestNode({"--local"});
+  ASSERT_NE(node, nullptr);
+  client = Connect();
+  ASSERT_NE(client, nullptr);
 
   ASSERT_EQ(::unlink(filler_.c_str()), 0);
   bool resumed = WaitFor(
