@@ -200,6 +200,37 @@ TEST_F(DiskFullTest, FullDiskRefusesNewLocksClearlyAndResumesWhenSpaceReturns) {
   EXPECT_TRUE(status.warnings.empty());
 }
 
+TEST_F(DiskFullTest, SnapshotOnAFullVolumeIsRetriedNotFatal) {
+  // A snapshot every 20 entries: on the full volume the snapshot file is the first write
+  // that needs new space (the WAL segment still has allocated room).
+  Process* node = StartTestNode({"--local", "--snapshot-every", "20"});
+  ASSERT_NE(node, nullptr);
+  auto client = Connect();
+  ASSERT_NE(client, nullptr);
+  ASSERT_GT(FillVolume(filler_), 0u);
+  mesh::Status refused;
+  for (int i = 0; i < 200 && refused.ok(); ++i) {
+    mesh::Lock l;
+    refused = client->TryLock("snap-" + std::to_string(i), mesh::LockMode::kEX, &l);
+  }
+  ASSERT_FALSE(refused.ok()) << "no lock was refused on the full volume";
+  EXPECT_NE(refused.message().find("disk full"), std::string::npos) << refused.ToString();
+  EXPECT_EQ(CountLines(ReadFile(paths_.log), "disk full: "), 1u) << Tail(paths_.log);
+  EXPECT_EQ(CountLines(ReadFile(paths_.log), "/snapshot.tmp: "), 1u)
+      << "the snapshot was expected to be the write refused:\n"
+      << Tail(paths_.log);
+  EXPECT_TRUE(node->Running());
+
+  ASSERT_EQ(::unlink(filler_.c_str()), 0);
+  mesh::Lock l;
+  EXPECT_TRUE(WaitFor([&] { return client->TryLock("after", mesh::LockMode::kEX, &l).ok(); },
+                      Millis(15000), Millis(50)))
+      << Tail(paths_.log);
+  EXPECT_TRUE(FileExists(paths_.data_dir + "/snapshot"));
+  EXPECT_FALSE(FileExists(paths_.data_dir + "/snapshot.tmp"));
+  EXPECT_EQ(CountLines(ReadFile(paths_.log), "fatal"), 0u) << Tail(paths_.log);
+}
+
 TEST_F(DiskFullTest, NodeStartsOnAFullVolumeServesStatusAndResumes) {
   ASSERT_EQ(::mkdir(paths_.data_dir.c_str(), 0700), 0);
   ASSERT_GT(FillVolume(filler_), 0u);
