@@ -648,8 +648,7 @@ void CommandLog::MaybeSnapshot() {
   last_snapshot_index_ = applied;  // the next batch carries it to disk
 }
 
-bool CommandLog::HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches,
-                              size_t from) {
+bool CommandLog::HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches, size_t from) {
   const core::DiskFullPolicy::Verdict verdict = disk_.OnPersistFailed(why, NowUs());
   if (verdict == core::DiskFullPolicy::Verdict::kFatal) return false;
   // Persisting again is idempotent (core/raft/raft_storage.h: the entries are appended again

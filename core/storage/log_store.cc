@@ -516,8 +516,8 @@ Status LogStore::Impl::Recover() {
       while (end > p && data[end - 1] == '\0') --end;
       torn_offset = p;
       torn_end = end;
-      notes.push_back(seg.path + ": discarded a torn tail at offset " + std::to_string(p) +
-                      " (" + std::to_string(end - p) + " bytes: " + why +
+      notes.push_back(seg.path + ": discarded a torn tail at offset " + std::to_string(p) + " (" +
+                      std::to_string(end - p) + " bytes: " + why +
                       "), the remains of a write cut short");
     }
     segments.push_back(std::move(seg));

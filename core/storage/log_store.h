@@ -27,10 +27,10 @@
 // corruption: Open fails with Status::Corruption naming the file and offset, and nothing is
 // discarded. Every torn tail discarded is reported, with its file and offset, in
 // recovery_notes() (the node logs them). The last segment is cut back to one allocation
-// step past its records if it is longer (older versions preallocated 64 MiB). Missing segments between the first and the last are corruption too. A
-// damaged *last* record cannot be told from a torn write and is discarded like one.
-// Open ends by syncing every segment and the directory, so whatever it recovered is durable
-// before the caller acts on it.
+// step past its records if it is longer (older versions preallocated 64 MiB). Missing segments
+// between the first and the last are corruption too. A damaged *last* record cannot be told from a
+// torn write and is discarded like one. Open ends by syncing every segment and the directory, so
+// whatever it recovered is durable before the caller acts on it.
 //
 // Writes are group-committed: Append*/SetHardState only buffer; Sync() writes everything
 // buffered and fsyncs once (when a segment fills up, the full one is synced before the next

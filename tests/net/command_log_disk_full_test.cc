@@ -228,8 +228,8 @@ TEST_F(CommandLogDiskFullTest, SnapshotWithoutSpaceIsHeldAndRetriedNotFatal) {
   EXPECT_EQ(n->disk_reports[1], "ok");
   EXPECT_EQ(n->log->disk_full(), "");
   EXPECT_TRUE(lockmesh::testing::FileExists(dir_.path() + "/node-a/snapshot"));
-  ASSERT_TRUE(RunUntil([&] { return n->log->applied_index() >= n->log->last_index(); },
-                       Millis(30000)));
+  ASSERT_TRUE(
+      RunUntil([&] { return n->log->applied_index() >= n->log->last_index(); }, Millis(30000)));
   EXPECT_TRUE(n->log->Propose(Acquire(101)).ok());
   EXPECT_TRUE(n->failure.empty()) << n->failure;
 }
@@ -249,16 +249,16 @@ TEST_F(CommandLogDiskFullTest, FullFollowerHoldsOnWhileTheOthersCommitAndCatches
   TestNode& a = *nodes_["node-a"];
   TestNode& b = *nodes_["node-b"];
   ASSERT_TRUE(a.log->Bootstrap(config).ok());
-  ASSERT_TRUE(RunUntil(
-      [&] { return a.log->raft()->role() == core::raft::Role::kLeader; }, Millis(30000)));
+  ASSERT_TRUE(
+      RunUntil([&] { return a.log->raft()->role() == core::raft::Role::kLeader; }, Millis(30000)));
 
   b.fs->wal_full = true;
   uint64_t client = 0;
   for (int round = 0; round < 200 && b.disk_reports.empty(); ++round) {
     ASSERT_TRUE(a.log->Propose(Acquire(++client)).ok());
     a.log->Flush();
-    ASSERT_TRUE(RunUntil([&] { return a.log->applied_index() >= a.log->last_index(); },
-                         Millis(30000)))
+    ASSERT_TRUE(
+        RunUntil([&] { return a.log->applied_index() >= a.log->last_index(); }, Millis(30000)))
         << "the leader and node-c stopped committing while node-b's disk is full";
   }
   ASSERT_EQ(b.disk_reports.size(), 1u)
@@ -270,16 +270,16 @@ TEST_F(CommandLogDiskFullTest, FullFollowerHoldsOnWhileTheOthersCommitAndCatches
     ASSERT_TRUE(a.log->Propose(Acquire(++client)).ok());
     a.log->Flush();
   }
-  ASSERT_TRUE(RunUntil([&] { return a.log->applied_index() >= a.log->last_index(); },
-                       Millis(30000)));
+  ASSERT_TRUE(
+      RunUntil([&] { return a.log->applied_index() >= a.log->last_index(); }, Millis(30000)));
   RunFor(Millis(300));
   EXPECT_EQ(b.disk_reports.size(), 1u) << "reported once, not per retry";
   EXPECT_TRUE(b.failure.empty()) << b.failure;
   EXPECT_GT(a.log->applied_index(), stuck);
 
   b.fs->wal_full = false;
-  ASSERT_TRUE(RunUntil([&] { return b.log->applied_index() >= a.log->last_index(); },
-                       Millis(30000)))
+  ASSERT_TRUE(
+      RunUntil([&] { return b.log->applied_index() >= a.log->last_index(); }, Millis(30000)))
       << "node-b did not catch up once its disk had space (applied " << b.log->applied_index()
       << " of " << a.log->last_index() << ")";
   ASSERT_EQ(b.disk_reports.size(), 2u);
@@ -302,8 +302,8 @@ TEST_F(CommandLogDiskFullTest, FullLeaderStillCommitsThroughTheOthersAndCatchesU
   TestNode& a = *nodes_["node-a"];
   TestNode& b = *nodes_["node-b"];
   ASSERT_TRUE(a.log->Bootstrap(config).ok());
-  ASSERT_TRUE(RunUntil(
-      [&] { return a.log->raft()->role() == core::raft::Role::kLeader; }, Millis(30000)));
+  ASSERT_TRUE(
+      RunUntil([&] { return a.log->raft()->role() == core::raft::Role::kLeader; }, Millis(30000)));
   ASSERT_TRUE(RunUntil([&] { return b.log->raft()->leader() == "node-a"; }, Millis(30000)));
 
   // The leader's disk fills. Commands proposed on node-b (forwarded to the leader) still

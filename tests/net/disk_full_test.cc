@@ -258,9 +258,9 @@ TEST_F(DiskFullTest, NodeStartsOnAFullVolumeServesStatusAndResumes) {
   ASSERT_NE(client, nullptr);
 
   ASSERT_EQ(::unlink(filler_.c_str()), 0);
-  bool resumed = WaitFor(
-      [&] { return client->TryLock("on-a-full-volume", mesh::LockMode::kEX, &l).ok(); },
-      Millis(15000), Millis(50));
+  bool resumed =
+      WaitFor([&] { return client->TryLock("on-a-full-volume", mesh::LockMode::kEX, &l).ok(); },
+              Millis(15000), Millis(50));
   EXPECT_TRUE(resumed) << Tail(paths_.log);
   EXPECT_LE(DiskUse(volume_), 4u << 20);
   ASSERT_TRUE(node->Running());
@@ -324,8 +324,8 @@ TEST_F(TornTailTest, TruncatedTornTailIsLoggedWithFileAndOffset) {
   }
   node = StartTestNode({"--local"});
   ASSERT_NE(node, nullptr);
-  const std::string want = "log recovery: " + segment + ": discarded a torn tail at offset " +
-                           std::to_string(offset);
+  const std::string want =
+      "log recovery: " + segment + ": discarded a torn tail at offset " + std::to_string(offset);
   EXPECT_EQ(CountLines(ReadFile(paths_.log), want), 1u) << Tail(paths_.log);
   // Repaired: the next start has nothing to say.
   node->Signal(SIGTERM);

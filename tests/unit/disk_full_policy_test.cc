@@ -69,12 +69,12 @@ TEST(DiskFullPolicyTest, RefusesNewLocksOnlyWhileFullWithTheReason) {
             "until space returns (retrying)");
   EXPECT_EQ(p.Describe(), refused.message());
   // What frees something, or lets a client be served at all, is taken.
-  for (auto set : {+[](pb::Command* c) { c->mutable_release(); },
-                   +[](pb::Command* c) { c->mutable_cancel(); },
-                   +[](pb::Command* c) { c->mutable_close_session(); },
-                   +[](pb::Command* c) { c->mutable_expire_node(); },
-                   +[](pb::Command* c) { c->mutable_open_session(); },
-                   +[](pb::Command* c) { c->mutable_claim_client_ids(); }}) {
+  for (auto set :
+       {+[](pb::Command* c) { c->mutable_release(); }, +[](pb::Command* c) { c->mutable_cancel(); },
+        +[](pb::Command* c) { c->mutable_close_session(); },
+        +[](pb::Command* c) { c->mutable_expire_node(); },
+        +[](pb::Command* c) { c->mutable_open_session(); },
+        +[](pb::Command* c) { c->mutable_claim_client_ids(); }}) {
     pb::Command c;
     set(&c);
     EXPECT_TRUE(p.Admit(c).ok()) << c.ShortDebugString();

@@ -281,7 +281,7 @@ TEST(FaultFileSystemAllocateTest, AllocateIsADurableExtensionAndHonoursTheSpaceL
   ASSERT_TRUE(f->WriteAt(0, "abc").ok());  // unsynced
   ASSERT_TRUE(f->Allocate(100).ok());      // an fsync: the write is durable too
   EXPECT_EQ(fs.UnsyncedWriteCount(), 0u);
-  ASSERT_TRUE(f->Allocate(50).ok());       // shorter: nothing to do
+  ASSERT_TRUE(f->Allocate(50).ok());  // shorter: nothing to do
   fs.Crash();
   std::string content;
   ASSERT_TRUE(fs.ReadFile("/d/f", &content).ok());

@@ -998,9 +998,9 @@ void RunProperty(uint64_t seed, int steps) {
   ::testing::Test::RecordProperty(
       "seed" + std::to_string(seed),
       std::to_string(crashes) + " crashes, " + std::to_string(failures) + " failures (" +
-          std::to_string(full) + " for want of space), " +
-          std::to_string(snapshots) + " snapshots, " + std::to_string(torn) + " idle tears, " +
-          std::to_string(partial) + " recoveries of an unsynced prefix");
+          std::to_string(full) + " for want of space), " + std::to_string(snapshots) +
+          " snapshots, " + std::to_string(torn) + " idle tears, " + std::to_string(partial) +
+          " recoveries of an unsynced prefix");
 }
 
 // LOCKMESH_PROPERTY_SEEDS=N runs seeds 1..N (default 40) for a longer soak.
