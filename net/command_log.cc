@@ -17,6 +17,7 @@ class NoSyncFile final : public core::WritableFile {
   Status WriteAt(uint64_t offset, std::string_view data) override {
     return f_->WriteAt(offset, data);
   }
+  Status Allocate(uint64_t size) override { return f_->Allocate(size); }
   Status Sync() override { return Status::OK(); }
   Status Close() override { return f_->Close(); }
 
@@ -158,9 +159,15 @@ uint64_t CommandLog::applied_index() const { return raft_ ? raft_->applied_index
 
 uint64_t CommandLog::last_index() const { return raft_ ? raft_->last_index() : 0; }
 
+const std::vector<std::string>& CommandLog::recovery_notes() const {
+  static const std::vector<std::string> kNone;
+  return store_ ? store_->recovery_notes() : kNone;
+}
+
 Status CommandLog::Propose(pb::Command command) {
   if (!failure_.ok()) return failure_;
   if (closing_) return Status::Unavailable("node is stopping");
+  MESH_RETURN_IF_ERROR(disk_.Admit(command));
   // An OpenSession alone is not worth an fsync: nobody waits for it (the hello is answered
   // at once) and the session's first real command, ordered after it, will carry it to disk.
   // Anything else must be synced soon: keep poll from blocking until it is.
@@ -388,7 +395,9 @@ void CommandLog::Drive() {
   driving_ = true;
   // Bounded: each round persists or queues real work; a runaway would be a Raft bug.
   for (int round = 0; round < 10000 && failure_.ok(); ++round) {
-    if (sync_in_flight_) {
+    // A full disk: the held batches wait for the retry that the tick timer brings; Raft
+    // goes on meanwhile as during a sync.
+    if (sync_in_flight_ || (disk_.full() && !disk_.RetryDue(NowUs()))) {
       // The log is syncing on the pool thread; Raft goes on. What it produces meanwhile
       // is applied now (committed entries are durable on a quorum, whatever this node's
       // disk holds) and persisted after the sync, with the next one. A leader's appends
@@ -456,23 +465,25 @@ bool CommandLog::PersistWaiting() {
   bool must_sync = false;
   // A node alone in its configuration has no peer to serve while its disk syncs, and
   // off the loop it would pay the pool thread's two wake-ups per batch (see net/node.cc).
-  bool in_loop = !options_.sync_off_loop || !options_.fsync || raft_->config().members_size() <= 1;
+  bool in_loop = !options_.sync_off_loop || !options_.fsync ||
+                 raft_->config().members_size() <= 1 || disk_.full();  // a retry: here
   bool messages_wait = false;
   for (const QueuedBatch& q : batches) {
     must_sync = must_sync || MustSync(q.batch);
     messages_wait = messages_wait || !q.sent_early;
   }
   if (!must_sync || in_loop) {
-    for (QueuedBatch& q : batches) {
+    for (size_t i = 0; i < batches.size(); ++i) {
       // Persist syncs (once for all buffered so far) only the batches that need it.
-      Status st = Persist(q.batch);
+      Status st = Persist(batches[i].batch);
       if (!st.ok()) {
-        Fail(st.Annotate("cannot write the log"));
+        if (!HoldForSpace(st, &batches, i)) Fail(st.Annotate("cannot write the log"));
         return false;
       }
-      FinishBatch(&q);
+      FinishBatch(&batches[i]);
     }
     hold_ = false;
+    if (must_sync && disk_.OnPersisted() && on_disk_) on_disk_(Status::OK());
     return true;
   }
   // The writes and the fsync off the loop: a sync blocks for 0.2-1.5 ms, and a snapshot of
@@ -517,7 +528,11 @@ void CommandLog::OnSyncDone(uv_work_t* req, int status) {
   if (status != 0) {
     self->Fail(Status::IOError(std::string("the log sync did not run: ") + uv_strerror(status)));
   } else if (!self->sync_status_.ok()) {
-    self->Fail(self->sync_status_.Annotate("cannot write the log"));
+    if (self->HoldForSpace(self->sync_status_, &synced, 0)) {
+      if (!self->closing_) self->Drive();  // takes what Raft has meanwhile, arms the retry
+    } else {
+      self->Fail(self->sync_status_.Annotate("cannot write the log"));
+    }
   } else if (self->failure_.ok() && !self->closing_) {
     for (QueuedBatch& q : synced) self->FinishBatch(&q);
     // Messages of the batches taken since wait for their own sync (the next one).
@@ -610,6 +625,7 @@ void CommandLog::ArmTimer() {
   if (closing_ || !failure_.ok() || !raft_) return;
   core::raft::Time now = NowUs();
   core::raft::Time deadline = raft_->next_deadline();
+  if (disk_.full()) deadline = std::min<core::raft::Time>(deadline, disk_.next_retry_us());
   uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
   uv_timer_start(&timer_, OnTimer, delay_ms, 0);
 }
@@ -637,6 +653,22 @@ void CommandLog::MaybeSnapshot() {
                  std::to_string(table_.held_count()) + " locks held, " + std::to_string(bytes) +
                  " bytes, taken in " + std::to_string(ms) + " ms on the loop (written off it)");
   }
+}
+
+bool CommandLog::HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches, size_t from) {
+  const core::DiskFullPolicy::Verdict verdict = disk_.OnPersistFailed(why, NowUs());
+  if (verdict == core::DiskFullPolicy::Verdict::kFatal) return false;
+  // Persisting again is idempotent (core/raft/raft_storage.h: the entries are appended again
+  // over themselves, the hard state set again, a snapshot saved again), so the retry runs
+  // each held batch whole, in order, before those taken since.
+  std::vector<QueuedBatch> held(std::make_move_iterator(batches->begin() + from),
+                                std::make_move_iterator(batches->end()));
+  for (QueuedBatch& q : waiting_) held.push_back(std::move(q));
+  waiting_ = std::move(held);
+  hold_ = false;
+  for (const QueuedBatch& q : waiting_) hold_ = hold_ || !q.sent_early;
+  if (verdict == core::DiskFullPolicy::Verdict::kBecameFull && on_disk_) on_disk_(why);
+  return true;
 }
 
 void CommandLog::Fail(const Status& why) {

@@ -19,6 +19,11 @@
 // after one election timeout. Commands are idempotent by (session, seq), so a duplicate
 // costs a log entry and nothing else.
 //
+// A full disk does not stop the log (core/storage/disk_full_policy.h decides, this executes):
+// the batches it cannot persist are held, in order, and persisted again with backoff from
+// the tick timer; Propose refuses new locks meanwhile; the disk handler hears of the change
+// to full and back, once each.
+//
 // Threading: the loop's thread only. Owns its libuv handles; Close() must be called and
 // its callback awaited before destruction.
 #ifndef LOCKMESH_NET_COMMAND_LOG_H_
@@ -34,6 +39,7 @@
 
 #include "core/lock_table.h"
 #include "core/raft/raft.h"
+#include "core/storage/disk_full_policy.h"
 #include "core/storage/log_store.h"
 #include "lockmesh.pb.h"
 #include "mesh/status.h"
@@ -49,6 +55,9 @@ class CommandLog {
   using FailureHandler = std::function<void(const Status& why)>;
   /// Called after the last entry of a batch was applied.
   using BatchDoneHandler = std::function<void()>;
+  /// Called when the disk becomes full (`full` is the no-space error) and when the log
+  /// could persist again (`full` ok): once per change, never per request.
+  using DiskHandler = std::function<void(const Status& full)>;
   /// Sends one Raft message to its `to` (best effort; Raft retries what matters).
   using Sender = std::function<void(pb::RaftMessage&& message)>;
 
@@ -90,6 +99,8 @@ class CommandLog {
   Status Open();
   void SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
                    BatchDoneHandler on_batch_done = nullptr);
+  /// Who hears that the disk is full and that it is no longer (see DiskHandler).
+  void SetDiskHandler(DiskHandler on_disk) { on_disk_ = std::move(on_disk); }
   /// Where Raft's messages go (mesh only; without a sender they are dropped).
   void SetSender(Sender sender) { sender_ = std::move(sender); }
   /// Called after messages were handed to the sender ahead of an fsync: it must write
@@ -132,6 +143,10 @@ class CommandLog {
   /// Raft's view, for status: term, role, leader.
   const core::raft::Raft* raft() const { return raft_.get(); }
   bool failed() const { return !failure_.ok(); }
+  /// "" or, while the disk is full, the line for status (core::DiskFullPolicy::Describe).
+  std::string disk_full() const { return disk_.Describe(); }
+  /// What opening the store repaired (torn tails with file and offset), for the node's log.
+  const std::vector<std::string>& recovery_notes() const;
 
   /// Closes the libuv handles; `done` runs from the last close callback.
   void Close(std::function<void()> done);
@@ -178,6 +193,10 @@ class CommandLog {
   Status ApplyBatch(const core::raft::Batch& batch);
   void ArmTimer();
   void Fail(const Status& why);
+  /// A persist of `batches[from..]` failed with `why`. For want of space (the policy's
+  /// verdict) they are held at the front of waiting_ for a retry, and true is returned;
+  /// otherwise false (the caller fails the log).
+  bool HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches, size_t from);
   void MaybeSnapshot();
   /// Re-proposes commands not applied within an election timeout (mesh only).
   void RetryUnapplied();
@@ -225,6 +244,8 @@ class CommandLog {
   std::string last_pending_leader_;  // raft_->leader() when ProposePending last ran
   std::unordered_map<std::string, Proposed> unapplied_;
   Status failure_;
+  core::DiskFullPolicy disk_;  // full disk: hold, retry, refuse new locks
+  DiskHandler on_disk_;
   bool closing_ = false;
   bool driving_ = false;       // Drive() is on the stack (handlers may call Propose)
   bool step_pending_ = false;  // messages stepped since the last Drive (see Step)

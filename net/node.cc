@@ -180,6 +180,7 @@ class NodeImpl final : public Node {
       CloseLogHandles();
       return st;
     }
+    for (const std::string& note : log_->recovery_notes()) Log("log recovery: " + note);
     log_->SetHandlers(
         [this](uint64_t index, const pb::Command& c, const core::ApplyResult& r) {
           OnApplied(index, c, r);
@@ -192,6 +193,11 @@ class NodeImpl final : public Node {
           UncorkAll();
           if (cluster_) cluster_->OnApplied();
         });
+    log_->SetDiskHandler([this](const Status& full) {
+      Log(full.ok() ? std::string("disk space is back: the log is written again, new locks "
+                                  "are taken again")
+                    : log_->disk_full());
+    });
     if (mo.enabled) {
       st = StartCluster();
       if (!st.ok()) {
@@ -279,6 +285,7 @@ class NodeImpl final : public Node {
       s.cluster_id = raft->config().cluster_id();
     }
     if (cluster_) cluster_->FillStatus(&s);
+    if (log_ && !log_->disk_full().empty()) s.warnings.push_back(log_->disk_full());
     return s;
   }
 
@@ -708,17 +715,14 @@ class NodeImpl final : public Node {
     return Status::OK();
   }
 
-  Status ProposeOrRefuse(Conn* c, uint64_t request_id, pb::Command cmd) {
-    Status st = log_->Propose(std::move(cmd));
-    if (!st.ok()) return Reply(c, request_id, pb::UNAVAILABLE, st.ToString());
-    return Status::OK();
-  }
-
   // Proposes command `seq` of `c`'s session, kept in `unconfirmed` while its OpenSession
   // is not applied yet (see Conn::unconfirmed).
   Status ProposeForSession(Conn* c, uint64_t request_id, uint64_t seq, pb::Command cmd) {
     if (!c->open_applied) c->unconfirmed[seq] = cmd;
-    return ProposeOrRefuse(c, request_id, std::move(cmd));
+    Status st = log_->Propose(std::move(cmd));
+    if (st.ok()) return Status::OK();
+    c->unconfirmed.erase(seq);  // refused (e.g. disk full): answered now, never re-proposed
+    return Reply(c, request_id, pb::UNAVAILABLE, st.ToString());
   }
 
   void SetSession(const Conn* c, pb::SessionKey* key) {
@@ -1432,6 +1436,10 @@ class NodeImpl final : public Node {
 
   // "no leader or quorum: <what> within the deadline (...)", for the answers above.
   std::string NoQuorum(const std::string& what) const {
+    // A full disk holds this node's log: that, not the quorum, is why (see CommandLog).
+    if (log_ && !log_->disk_full().empty()) {
+      return log_->disk_full() + ": " + what + " within the deadline";
+    }
     const std::string leader = cluster_ ? GetStatus().leader_id : "";
     return "no leader or quorum: " + what + " within the deadline (" +
            (leader.empty() ? "this node knows no leader"
