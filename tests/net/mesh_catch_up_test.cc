@@ -188,5 +188,32 @@ TEST_F(MeshCatchUpTest, PipelinedRequestsSurviveAFrozenLeader) {
                          << "\n--- n3:\n" << NodeLog(3);
 }
 
+// A peer that joins, keeps its link and its keepalives going, and never takes a log entry: a
+// learner that is heard from but makes no progress (a lying or broken member). It fails after
+// --dead-after like an unreachable one and is removed; before, a connected member never was.
+TEST_F(MeshCatchUpTest, ConnectedLearnerThatMakesNoProgressIsRemoved) {
+  for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3, {"--dead-after", "3"}, kSessionTtl);
+  ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000))) << NodeLog(1);
+  const int leader = LeaderIndex(1);
+  ASSERT_NE(leader, 0);
+  std::vector<std::string> argv = {LOCKMESH_ROGUE_PEER_BINARY, "--connect", Address(leader),
+                                   "--security", "none", "--timeout-ms", "15000",
+                                   "--gap-ms", "250", "--send", "join:evil"};
+  for (int k = 0; k < 120; ++k) argv.insert(argv.end(), {"--send", "keepalive:evil"});
+  Process* rogue = Spawn("rogue", argv);
+  ASSERT_TRUE(WaitFor([&] { return NodeLog(leader).find("adding evil") != std::string::npos; },
+                      Millis(30000), Millis(200)))
+      << NodeLog(leader) << "\n--- rogue:\n" << rogue->Stdout() << rogue->Stderr();
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        return NodeLog(leader).find("removing learner evil: connected but no progress") !=
+               std::string::npos;
+      },
+      Millis(25000), Millis(200)))
+      << NodeLog(leader) << "\n--- rogue:\n" << rogue->Stdout();
+  EXPECT_TRUE(rogue->Wait(Millis(0)) == std::nullopt) << "the rogue was still at it";
+  EXPECT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));
+}
+
 }  // namespace
 }  // namespace lockmesh::testing
