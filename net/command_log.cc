@@ -76,7 +76,10 @@ core::raft::Time NowUs() { return LeaseClockUs(); }  // net/lease_clock.h
 }  // namespace
 
 CommandLog::CommandLog(uv_loop_t* loop, Options options, core::FileSystem* fs)
-    : loop_(loop), options_(std::move(options)), fs_(fs) {
+    : loop_(loop),
+      options_(std::move(options)),
+      fs_(fs),
+      table_(std::make_unique<core::LockTable>()) {
   if (!options_.fsync) {
     no_sync_fs_ = std::make_unique<NoSyncFileSystem>(fs_);
     fs_ = no_sync_fs_.get();
@@ -120,9 +123,10 @@ Status CommandLog::Open() {
       return Status::Corruption("the snapshot in " + options_.data_dir + " does not parse" +
                                 damaged);
     }
-    MESH_RETURN_IF_ERROR(table_.Restore(s).Annotate("cannot restore the snapshot"));
+    MESH_RETURN_IF_ERROR(table_->Restore(s).Annotate("cannot restore the snapshot"));
   }
   last_snapshot_index_ = state.snapshot.index();
+  applied_through_ = state.snapshot.index();
   const bool fresh =
       state.hard_state.term == 0 && state.entries.empty() && state.snapshot.index() == 0;
   core::raft::RaftOptions ro;
@@ -155,7 +159,11 @@ void CommandLog::SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
   on_failure_ = std::move(on_failure);
 }
 
-uint64_t CommandLog::applied_index() const { return raft_ ? raft_->applied_index() : 0; }
+uint64_t CommandLog::applied_index() const {
+  if (!raft_) return 0;
+  // What the table reflects: Raft's handed-out index unless entries wait for a table job.
+  return deferred_.empty() && !table_job_ ? raft_->applied_index() : applied_through_;
+}
 
 uint64_t CommandLog::last_index() const { return raft_ ? raft_->last_index() : 0; }
 
@@ -596,29 +604,150 @@ Status CommandLog::Persist(const core::raft::Batch& batch) {
 }
 
 Status CommandLog::ApplyBatch(const core::raft::Batch& batch) {
-  if (batch.snapshot) {
+  if (table_job_ || !deferred_.empty()) {
+    // The table is being snapshotted or restored on the pool: it must not change. Later
+    // batches wait in order (committed entries are durable on a quorum; only their effect
+    // on this node's table, and the answers to its clients, are later).
+    deferred_.push_back(Deferred{batch.snapshot, batch.committed});
+    return Status::OK();
+  }
+  if (batch.snapshot && options_.sync_off_loop) {
+    // Decoding and restoring a big table takes seconds: on the pool, the entries after.
+    deferred_.push_back(Deferred{std::nullopt, batch.committed});
+    auto job = std::make_unique<TableJob>();
+    job->restore = true;
+    job->index = batch.snapshot->meta.index();
+    job->data = batch.snapshot->data;
+    StartTableJob(std::move(job));
+    return Status::OK();
+  }
+  return ApplyNow(batch.snapshot, batch.committed);
+}
+
+Status CommandLog::ApplyNow(const std::optional<core::raft::Snapshot>& snapshot,
+                            const std::vector<pb::Entry>& committed) {
+  if (snapshot) {
     pb::LockTableSnapshot s;
-    if (!s.ParseFromString(batch.snapshot->data)) {
+    if (!s.ParseFromString(snapshot->data)) {
       return Status::Corruption("a snapshot received from the leader does not parse");
     }
-    // Restore leaves the table unchanged on error. (The node's own sessions are in the
-    // snapshot like everyone's; reconciling its clients with it is the mesh issue's work.)
-    MESH_RETURN_IF_ERROR(table_.Restore(s).Annotate("cannot restore a received snapshot"));
-    last_snapshot_index_ = batch.snapshot->meta.index();
+    // Restore leaves the table unchanged on error.
+    MESH_RETURN_IF_ERROR(table_->Restore(s).Annotate("cannot restore a received snapshot"));
+    last_snapshot_index_ = snapshot->meta.index();
   }
-  for (const pb::Entry& e : batch.committed) {
+  if (snapshot) applied_through_ = std::max(applied_through_, snapshot->meta.index());
+  for (const pb::Entry& e : committed) {
+    applied_through_ = std::max(applied_through_, e.index());
     if (e.type() != pb::ENTRY_COMMAND) continue;
-    if (e.index() <= table_.applied_index()) continue;  // covered by the snapshot
+    if (e.index() <= table_->applied_index()) continue;  // covered by the snapshot
     if (!unapplied_.empty()) unapplied_.erase(e.data());
     pb::Command cmd;
     if (!cmd.ParseFromString(e.data())) {
       return Status::Corruption("log entry " + std::to_string(e.index()) +
                                 " does not parse as a command");
     }
-    core::ApplyResult r = table_.Apply(e.index(), cmd);
+    core::ApplyResult r = table_->Apply(e.index(), cmd);
     if (on_apply_) on_apply_(e.index(), cmd, r);
   }
   return Status::OK();
+}
+
+Status CommandLog::ApplyDeferred() {
+  while (!deferred_.empty() && !table_job_) {
+    Deferred d = std::move(deferred_.front());
+    deferred_.pop_front();
+    if (d.snapshot) {
+      deferred_.push_front(Deferred{std::nullopt, std::move(d.committed)});
+      auto job = std::make_unique<TableJob>();
+      job->restore = true;
+      job->index = d.snapshot->meta.index();
+      job->data = std::move(d.snapshot->data);
+      StartTableJob(std::move(job));
+      break;
+    }
+    MESH_RETURN_IF_ERROR(ApplyNow(std::nullopt, d.committed));
+    applied_since_done_ = applied_since_done_ || !d.committed.empty();
+  }
+  return Status::OK();
+}
+
+void CommandLog::StartTableJob(std::unique_ptr<TableJob> job) {
+  job->log = this;
+  job->req.data = job.get();
+  job->start_ns = uv_hrtime();
+  table_job_ = std::move(job);
+  int rc = uv_queue_work(loop_, &table_job_->req, OnTableJobWork, OnTableJobDone);
+  if (rc != 0) {
+    table_job_.reset();
+    Fail(Status::IOError(std::string("cannot queue a lock-table snapshot: ") + uv_strerror(rc)));
+  }
+}
+
+void CommandLog::OnTableJobWork(uv_work_t* req) {
+  // Pool thread. The loop only reads the table meanwhile (status, listings, leases).
+  auto* job = static_cast<TableJob*>(req->data);
+  if (job->restore) {
+    pb::LockTableSnapshot s;
+    if (!s.ParseFromString(job->data)) {
+      job->status = Status::Corruption("a snapshot received from the leader does not parse");
+      return;
+    }
+    job->data.clear();
+    job->data.shrink_to_fit();
+    job->restored = std::make_unique<core::LockTable>();
+    job->status = job->restored->Restore(s).Annotate("cannot restore a received snapshot");
+  } else {
+    pb::LockTableSnapshot s;
+    job->log->table_->Snapshot(&s);
+    s.SerializeToString(&job->data);
+  }
+}
+
+void CommandLog::OnTableJobDone(uv_work_t* req, int status) {
+  auto* job = static_cast<TableJob*>(req->data);
+  CommandLog* self = job->log;
+  std::unique_ptr<TableJob> done = std::move(self->table_job_);
+  const uint64_t ms = (uv_hrtime() - done->start_ns) / 1'000'000;
+  if (status != 0) {
+    self->Fail(Status::IOError(std::string("a lock-table snapshot did not run: ") +
+                               uv_strerror(status)));
+  } else if (!done->status.ok()) {
+    self->Fail(done->status);
+  } else if (self->failure_.ok() && !self->closing_) {
+    if (done->restore) {
+      self->table_ = std::move(done->restored);
+      self->last_snapshot_index_ = done->index;
+      self->applied_through_ = std::max(self->applied_through_, done->index);
+      if (self->options_.log && ms >= 50) {
+        self->options_.log("snapshot at index " + std::to_string(done->index) +
+                           " received and restored: " + std::to_string(self->table_->held_count()) +
+                           " locks held, in " + std::to_string(ms) + " ms off the loop");
+      }
+    } else if (done->index <= self->raft_->snapshot_meta().index()) {
+      // A newer snapshot arrived from the leader meanwhile (it waits in deferred_): this
+      // one is of no use.
+    } else {
+      const size_t bytes = done->data.size();
+      Status st = self->raft_->Compact(done->index, std::move(done->data));
+      if (!st.ok()) {
+        self->Fail(st.Annotate("cannot take a snapshot"));
+      } else {
+        self->last_snapshot_index_ = done->index;  // the next batch carries it to disk
+        if (self->options_.log && ms >= 50) {
+          self->options_.log("snapshot at index " + std::to_string(done->index) + ": " +
+                             std::to_string(self->table_->held_count()) + " locks held, " +
+                             std::to_string(bytes) + " bytes, built in " + std::to_string(ms) +
+                             " ms off the loop");
+        }
+      }
+    }
+    if (self->failure_.ok()) {
+      Status st = self->ApplyDeferred();
+      if (!st.ok()) self->Fail(st);
+    }
+    if (self->failure_.ok()) self->Drive();
+  }
+  if (self->closing_) self->MaybeFinishClose();
 }
 
 void CommandLog::ArmTimer() {
@@ -631,12 +760,21 @@ void CommandLog::ArmTimer() {
 }
 
 void CommandLog::MaybeSnapshot() {
-  if (options_.snapshot_every == 0) return;
+  if (options_.snapshot_every == 0 || table_job_ || !deferred_.empty()) return;
   uint64_t applied = raft_->applied_index();
   if (applied - last_snapshot_index_ < options_.snapshot_every) return;
+  if (options_.sync_off_loop) {
+    // Building and encoding a big table takes a second per million locks or more: on the
+    // pool, while the loop serves peers and clients (committed entries wait meanwhile).
+    applied_through_ = applied;  // nothing waits: the table reflects every entry handed out
+    auto job = std::make_unique<TableJob>();
+    job->index = applied;
+    StartTableJob(std::move(job));
+    return;
+  }
   const uint64_t start_ns = uv_hrtime();
   pb::LockTableSnapshot s;
-  table_.Snapshot(&s);
+  table_->Snapshot(&s);
   std::string data;
   s.SerializeToString(&data);
   const size_t bytes = data.size();
@@ -650,8 +788,8 @@ void CommandLog::MaybeSnapshot() {
   // Once per snapshot_every entries; worth a line when it costs the loop noticeable time.
   if (options_.log && ms >= 50) {
     options_.log("snapshot at index " + std::to_string(applied) + ": " +
-                 std::to_string(table_.held_count()) + " locks held, " + std::to_string(bytes) +
-                 " bytes, taken in " + std::to_string(ms) + " ms on the loop (written off it)");
+                 std::to_string(table_->held_count()) + " locks held, " + std::to_string(bytes) +
+                 " bytes, taken in " + std::to_string(ms) + " ms on the loop");
   }
 }
 
@@ -695,7 +833,7 @@ void CommandLog::Close(std::function<void()> done) {
 void CommandLog::MaybeFinishClose() {
   // A sync in flight still uses store_ on the pool thread: done (after which the owner may
   // destroy this object) waits for it.
-  if (open_handles_ != 0 || sync_in_flight_ || !close_done_) return;
+  if (open_handles_ != 0 || sync_in_flight_ || table_job_ || !close_done_) return;
   auto cb = std::move(close_done_);
   cb();
 }

@@ -31,8 +31,10 @@
 
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -135,7 +137,7 @@ class CommandLog {
   /// it; with this node the only voter, buffered commands are applied when it returns).
   void Flush();
 
-  const core::LockTable& table() const { return table_; }
+  const core::LockTable& table() const { return *table_; }
   /// Highest log index applied (command entries, and Raft's own NOOP/CONFIG entries).
   uint64_t applied_index() const;
   /// Last index in the log (durable or not).
@@ -210,7 +212,36 @@ class CommandLog {
   std::unique_ptr<core::LogStore> store_;
   std::unique_ptr<core::raft::Random> random_;
   std::unique_ptr<core::raft::Raft> raft_;
-  core::LockTable table_;
+  // The lock table. In a mesh, building a snapshot of it and restoring it from a received
+  // one run on the thread pool (TableJob): meanwhile it does not change — ApplyBatch keeps
+  // what it would apply in deferred_, in order, and ApplyDeferred applies it afterwards.
+  std::unique_ptr<core::LockTable> table_;
+  struct Deferred {
+    std::optional<core::raft::Snapshot> snapshot;
+    std::vector<pb::Entry> committed;
+  };
+  std::deque<Deferred> deferred_;
+  struct TableJob {
+    uv_work_t req;
+    CommandLog* log = nullptr;
+    bool restore = false;  // else build
+    uint64_t index = 0;    // the snapshot's index
+    std::string data;      // build: out; restore: in
+    std::unique_ptr<core::LockTable> restored;
+    Status status;
+    uint64_t start_ns = 0;
+  };
+  std::unique_ptr<TableJob> table_job_;  // in flight
+  uint64_t applied_through_ = 0;          // the last index the table reflects
+  /// Starts a job on the pool (the table must not change until OnTableJobDone).
+  void StartTableJob(std::unique_ptr<TableJob> job);
+  static void OnTableJobWork(uv_work_t* req);
+  static void OnTableJobDone(uv_work_t* req, int status);
+  /// Applies deferred_ up to the next snapshot install (which starts a job).
+  Status ApplyDeferred();
+  /// Applies one batch's snapshot and committed entries now (no job, no deferral).
+  Status ApplyNow(const std::optional<core::raft::Snapshot>& snapshot,
+                  const std::vector<pb::Entry>& committed);
   std::vector<pb::Command> pending_;
   uv_check_t check_;
   uv_idle_t idle_;
