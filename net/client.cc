@@ -496,7 +496,9 @@ class AsyncClientImpl final : public AsyncClient {
   void Deliver(PendingList& p, const pb::ClientResponse& resp) {
     std::shared_ptr<Listing> listing = std::move(p.listing);
     if (!resp.has_locks()) {
-      if (listing->done) listing->done(Status::Internal("node answered a listing with something else"));
+      if (listing->done) {
+        listing->done(Status::Internal("node answered a listing with something else"));
+      }
       return;
     }
     const pb::ListLocksReply& reply = resp.locks();
@@ -855,9 +857,7 @@ Status Client::GetStatus(NodeStatus* out) {
   return done ? result : Status::Unavailable("connection closed");
 }
 
-Status Client::ListLocks(std::vector<LockInfo>* out) {
-  return ListLocks(ListLocksOptions{}, out);
-}
+Status Client::ListLocks(std::vector<LockInfo>* out) { return ListLocks(ListLocksOptions{}, out); }
 
 Status Client::ListLocks(const ListLocksOptions& options, std::vector<LockInfo>* out) {
   std::vector<LockInfo> rows;
