@@ -12,6 +12,7 @@
 
 #include "core/lock_table.h"
 #include "lockmesh.pb.h"
+#include "mesh/client.h"
 #include "mesh/status.h"
 
 namespace mesh::net {
@@ -21,8 +22,8 @@ inline constexpr uint32_t kMaxListPageRows = 1000;
 /// Bytes of rows in one page (core::ListRowBytes): half the client frame limit, so that a
 /// page and its envelope always fit.
 inline constexpr size_t kListPageBytes = 32 * 1024;
-/// Longest accepted `prefix` and `node_id` filter, in bytes.
-inline constexpr size_t kMaxListFilterBytes = 512;
+/// Longest accepted `prefix` and `node_id` filter, in bytes (public: mesh/client.h).
+using ::mesh::kMaxListFilterBytes;
 
 /// Fills `out` (cleared first) with the answer to `request` from `table`:
 ///  - paged: one page after request.after, at most min(max_rows, kMaxListPageRows) rows and

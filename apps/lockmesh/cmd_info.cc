@@ -118,17 +118,14 @@ struct LocksFlags {
   std::string node;    // --node: "" for all
 };
 
-/// The longest --prefix and --node the node accepts (net/lock_listing.h).
-constexpr size_t kMaxListFilterBytes = 512;
-
-/// CLI11 check of a --prefix / --node value: not empty, at most kMaxListFilterBytes.
+/// CLI11 check of a --prefix / --node value: not empty, at most mesh::kMaxListFilterBytes.
 CLI::Validator FilterValue() {
   return CLI::Validator(
       [](std::string& value) -> std::string {
         if (value.empty()) return "must not be empty (omit the flag to list everything)";
-        if (value.size() > kMaxListFilterBytes) {
+        if (value.size() > mesh::kMaxListFilterBytes) {
           return "is " + std::to_string(value.size()) + " bytes; at most " +
-                 std::to_string(kMaxListFilterBytes);
+                 std::to_string(mesh::kMaxListFilterBytes);
         }
         return "";
       },

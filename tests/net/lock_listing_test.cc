@@ -297,6 +297,13 @@ TEST_F(LockListingTest, TenThousandLocksListedWholeInTableJsonAndApiWithPrefixFi
   st = client->ListLocks(lo, [&](const std::vector<mesh::LockInfo>&) { return ++pages < 3; });
   EXPECT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(pages, 3u);
+  // The node refuses an oversized filter, clearly.
+  mesh::ListLocksOptions too_long;
+  too_long.prefix = std::string(mesh::kMaxListFilterBytes + 1, 'j');
+  std::vector<mesh::LockInfo> refused;
+  st = client->ListLocks(too_long, &refused);
+  EXPECT_TRUE(st.IsInvalidArgument()) << st.ToString();
+  EXPECT_NE(st.message().find("at most 512 bytes"), std::string::npos) << st.ToString();
   mesh::NodeStatus status;
   EXPECT_TRUE(client->GetStatus(&status).ok());
   EXPECT_EQ(status.locks_held, total);

@@ -35,6 +35,7 @@
 #ifndef MESH_CLIENT_H_
 #define MESH_CLIENT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -102,15 +103,18 @@ struct LockInfo {
   std::string client_name;
 };
 
+/// The longest ListLocksOptions::prefix and ::node_id a node accepts, in bytes.
+inline constexpr size_t kMaxListFilterBytes = 512;
+
 /// Which rows a lock listing returns (AsyncClient::ListLocks, Client::ListLocks). The node
 /// applies the filters; both together keep the rows that pass both.
 struct ListLocksOptions {
   /// Only resources whose name starts with this (hierarchical: the full path, so "/a/b"
-  /// also keeps "/a/b/c" and "/a/bc"); "" for all. At most 512 bytes (else the listing
-  /// fails with InvalidArgument).
+  /// also keeps "/a/b/c" and "/a/bc"); "" for all. At most kMaxListFilterBytes (else the
+  /// listing fails with InvalidArgument).
   std::string prefix;
   /// Only locks (held or awaited) of clients hosted by the node with this id; "" for all.
-  /// At most 512 bytes.
+  /// At most kMaxListFilterBytes.
   std::string node_id;
   /// Rows to ask for per page: 0 (default) or above 1000 means 1000. The node also ends a
   /// page at 32 KiB of rows, so a page always fits in one frame.
