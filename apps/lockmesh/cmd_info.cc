@@ -132,20 +132,36 @@ CLI::Validator FilterValue() {
       "", "FilterValue");
 }
 
-/// One listing row as a JSON object (the fields of docs/cli.md, in that order).
-Json LockJson(const mesh::LockInfo& l) {
-  return {{"resource", l.resource},
-          {"state", l.held ? "held" : "waiting"},
-          {"mode", mesh::LockModeName(l.mode)},
-          {"quantity", l.quantity},
-          {"lock_id", l.lock_id},
-          {"token", l.token},
-          {"element", l.element},
-          {"node_id", l.node_id},
-          {"client_id", l.client_id},
-          {"pid", l.pid},
-          {"uid", l.uid},
-          {"client_name", l.client_name}};
+/// A JSON string literal; bytes that are not UTF-8 (a hierarchical name may hold any byte
+/// but control characters) become U+FFFD instead of failing the listing.
+std::string JsonString(const std::string& s) {
+  return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+/// Appends one listing row as a JSON object indented for the "locks" array, the fields of
+/// docs/cli.md in that order (exactly what nlohmann's dump(2) of the document would give).
+void AppendLockJson(const mesh::LockInfo& l, std::string* out) {
+  auto field = [out](const char* name, const std::string& json_value, bool last = false) {
+    *out += "      \"";
+    *out += name;
+    *out += "\": ";
+    *out += json_value;
+    *out += last ? "\n" : ",\n";
+  };
+  *out += "{\n";
+  field("resource", JsonString(l.resource));
+  field("state", l.held ? "\"held\"" : "\"waiting\"");
+  field("mode", JsonString(mesh::LockModeName(l.mode)));
+  field("quantity", std::to_string(l.quantity));
+  field("lock_id", std::to_string(l.lock_id));
+  field("token", std::to_string(l.token));
+  field("element", JsonString(l.element));
+  field("node_id", JsonString(l.node_id));
+  field("client_id", std::to_string(l.client_id));
+  field("pid", std::to_string(l.pid));
+  field("uid", std::to_string(l.uid));
+  field("client_name", JsonString(l.client_name), /*last=*/true);
+  *out += "    }";
 }
 
 /// Writes the listing to stdout as pages arrive, never holding more than one page: a table
@@ -161,10 +177,7 @@ class LocksPrinter {
       std::string out = rows_ == 0 ? "{\n  \"locks\": [" : "";
       for (const auto& l : page) {
         out += rows_++ == 0 ? "\n    " : ",\n    ";
-        for (char c : LockJson(l).dump(2)) {
-          out += c;
-          if (c == '\n') out += "    ";
-        }
+        AppendLockJson(l, &out);
       }
       return Write(out);
     }
@@ -207,7 +220,7 @@ class LocksPrinter {
       const std::string message = "cannot list locks: " + error.ToString();
       if (json_ && rows_ > 0) {
         PrintError(message);
-        Write("\n  ],\n  \"error\": " + Json(message).dump() + "\n}\n");
+        Write("\n  ],\n  \"error\": " + JsonString(message) + "\n}\n");
       } else {
         ReportError(flags.info, message);
       }

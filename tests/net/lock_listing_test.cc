@@ -163,8 +163,11 @@ class LockListingTest : public ProcessTest {
     EXPECT_FALSE(doc.is_discarded())
         << "not one valid JSON document: " << r.out.substr(0, 300) << " ... "
         << r.out.substr(r.out.size() - std::min<size_t>(r.out.size(), 300));
-    if (doc.is_discarded() || !doc.contains("locks") || !doc["locks"].is_array())
+    if (doc.is_discarded() || !doc.contains("locks") || !doc["locks"].is_array()) {
       return Json::array();
+    }
+    // Written row by row, laid out as before paging (the whole document's dump(2)).
+    EXPECT_EQ(nlohmann::ordered_json::parse(r.out).dump(2) + "\n", r.out) << "layout changed";
     std::set<uint64_t> ids;
     for (const Json& row : doc["locks"]) ids.insert(row["lock_id"].get<uint64_t>());
     EXPECT_EQ(ids.size(), doc["locks"].size()) << "a row listed twice";
@@ -220,11 +223,14 @@ TEST_F(LockListingTest, TenThousandLocksListedWholeInTableJsonAndApiWithPrefixFi
     EXPECT_EQ(small.locks().locks(2).resource(), "zz");
     EXPECT_FALSE(small.locks().more());
   }
-  // 8,000 simple names and 2,000 paths under one hierarchical root.
+  // 8,000 simple names, 2,000 paths under one hierarchical root, 2 that JSON must escape.
   std::vector<std::string> names;
   for (int i = 0; i < 8000; ++i) names.push_back(Name("job-", i));
-  for (int i = 0; i < 2000; ++i)
+  for (int i = 0; i < 2000; ++i) {
     names.push_back("/tree/b" + std::to_string(i % 20) + "/" + Name("n", i));
+  }
+  names.push_back("/esc/\"quoted\"\\back");  // escaped in JSON
+  names.push_back("/esc/\u00e9t\u00e9");     // UTF-8 as is
   LockHolder holder(paths_.socket, names);
   ASSERT_TRUE(holder.WaitHeld(Millis(180000))) << holder.error();
   const size_t total = names.size();
