@@ -31,14 +31,14 @@ using Json = nlohmann::json;
 // Takes `names` (distinct resources, EX) through one AsyncClient connection to `socket`,
 // at most kWindow requests in flight, and holds them until destroyed. The client lives on
 // a loop run by a thread of its own and is touched only there.
-class LockHolder {
+class PipelinedLocks {
  public:
-  LockHolder(std::string socket, std::vector<std::string> names)
+  PipelinedLocks(std::string socket, std::vector<std::string> names)
       : socket_(std::move(socket)), names_(std::move(names)) {
     thread_ = std::thread([this] { Run(); });
   }
 
-  ~LockHolder() {
+  ~PipelinedLocks() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return started_; });
@@ -70,7 +70,7 @@ class LockHolder {
     uv_loop_init(&loop_);
     stop_.data = this;
     uv_async_init(&loop_, &stop_, [](uv_async_t* a) {
-      auto* self = static_cast<LockHolder*>(a->data);
+      auto* self = static_cast<PipelinedLocks*>(a->data);
       self->client_->Close(
           [self] { uv_close(reinterpret_cast<uv_handle_t*>(&self->stop_), nullptr); });
     });
@@ -223,7 +223,7 @@ TEST_F(LockListingTest, TenThousandLocksListedWholeInTableJsonAndApiWithPrefixFi
   ASSERT_NE(StartTestNode(), nullptr);
   // 3 small ones first: a client that does not page still gets them, held then waiting.
   {
-    LockHolder few(paths_.socket, {"zz", "aa", "mm"});
+    PipelinedLocks few(paths_.socket, {"zz", "aa", "mm"});
     ASSERT_TRUE(few.WaitHeld(Millis(60000))) << few.error();
     mesh::pb::ClientResponse small = UnpagedListing(paths_.socket);
     ASSERT_TRUE(small.has_locks()) << small.ShortDebugString();
@@ -240,7 +240,7 @@ TEST_F(LockListingTest, TenThousandLocksListedWholeInTableJsonAndApiWithPrefixFi
   }
   names.push_back("/esc/\"quoted\"\\back");  // escaped in JSON
   names.push_back("/esc/\u00e9t\u00e9");     // UTF-8 as is
-  LockHolder holder(paths_.socket, names);
+  PipelinedLocks holder(paths_.socket, names);
   ASSERT_TRUE(holder.WaitHeld(Millis(180000))) << holder.error();
   const size_t total = names.size();
 
@@ -376,8 +376,8 @@ TEST_F(LockListingTest, NodeFilterInATwoNodeMesh) {
   std::vector<std::string> on1, on2;
   for (int i = 0; i < 3000; ++i) on1.push_back(Name("one-", i));
   for (int i = 0; i < 2000; ++i) on2.push_back(Name("two-", i));
-  LockHolder h1(socket(1), on1);
-  LockHolder h2(socket(2), on2);
+  PipelinedLocks h1(socket(1), on1);
+  PipelinedLocks h2(socket(2), on2);
   ASSERT_TRUE(h1.WaitHeld(Millis(180000))) << h1.error();
   ASSERT_TRUE(h2.WaitHeld(Millis(180000))) << h2.error();
   // Node 1 lists node 2's locks once it has applied them.
