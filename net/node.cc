@@ -28,6 +28,7 @@
 #include "net/framed_stream.h"
 #include "net/lease_clock.h"
 #include "net/local_dir.h"
+#include "net/lock_listing.h"
 #include "net/mesh_claim.h"
 #include "net/posix_file_system.h"
 #include "net/protocol.h"
@@ -620,7 +621,8 @@ class NodeImpl final : public Node {
       case pb::ClientRequest::kListLocks: {
         pb::ClientResponse resp;
         resp.set_request_id(req.request_id());
-        FillLocks(resp.mutable_locks());
+        Status st = net::AnswerListLocks(log_->table(), req.list_locks(), resp.mutable_locks());
+        if (!st.ok()) resp.set_error(st.message());
         c->stream->Send(resp);
         return Status::OK();
       }
@@ -763,24 +765,6 @@ class NodeImpl final : public Node {
       pm->set_lag(m.lag);
       pm->set_found_at(m.found_at);
       pm->set_fingerprint(m.fingerprint);
-    }
-  }
-
-  void FillLocks(pb::ListLocksReply* out) const {
-    for (const core::LockRow& r : log_->table().List()) {
-      auto* l = out->add_locks();
-      l->set_resource(r.resource);
-      l->set_state(r.held ? "held" : "waiting");
-      l->set_mode(r.mode);
-      l->set_quantity(r.quantity);
-      l->set_lock_id(r.lock_id);
-      l->set_token(r.token);
-      l->set_element(r.element);
-      l->set_node_id(r.session.node_id());
-      l->set_client_id(r.session.client_id());
-      l->set_pid(r.pid);
-      l->set_uid(r.uid);
-      l->set_client_name(r.client_name);
     }
   }
 
