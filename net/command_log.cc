@@ -709,8 +709,8 @@ void CommandLog::OnTableJobDone(uv_work_t* req, int status) {
   std::unique_ptr<TableJob> done = std::move(self->table_job_);
   const uint64_t ms = (uv_hrtime() - done->start_ns) / 1'000'000;
   if (status != 0) {
-    self->Fail(Status::IOError(std::string("a lock-table snapshot did not run: ") +
-                               uv_strerror(status)));
+    self->Fail(
+        Status::IOError(std::string("a lock-table snapshot did not run: ") + uv_strerror(status)));
   } else if (!done->status.ok()) {
     self->Fail(done->status);
   } else if (self->failure_.ok() && !self->closing_) {

@@ -232,7 +232,7 @@ class CommandLog {
     uint64_t start_ns = 0;
   };
   std::unique_ptr<TableJob> table_job_;  // in flight
-  uint64_t applied_through_ = 0;          // the last index the table reflects
+  uint64_t applied_through_ = 0;         // the last index the table reflects
   /// Starts a job on the pool (the table must not change until OnTableJobDone).
   void StartTableJob(std::unique_ptr<TableJob> job);
   static void OnTableJobWork(uv_work_t* req);

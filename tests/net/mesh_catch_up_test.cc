@@ -13,12 +13,12 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <thread>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "net/support/lock_holder.h"
 #include "net/support/loopback_mesh.h"
@@ -96,8 +96,10 @@ TEST_F(MeshCatchUpTest, LockTablePastTheFrameLimitReachesANewNodeAndAWipedVoter)
   auto t0 = std::chrono::steady_clock::now();
   std::unique_ptr<LockHolder> holder;
   mesh::Status held = LockHolder::Start(Socket(1), locks, kNameBytes, kPrefix, &holder);
-  ASSERT_TRUE(held.ok()) << held.ToString() << "\n" << NodeLog(1) << "\n--- n2:\n" << NodeLog(2)
-                         << "\n--- n3:\n" << NodeLog(3);
+  ASSERT_TRUE(held.ok()) << held.ToString() << "\n"
+                         << NodeLog(1) << "\n--- n2:\n"
+                         << NodeLog(2) << "\n--- n3:\n"
+                         << NodeLog(3);
   const double take_s =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const int leader = LeaderIndex(1);
@@ -120,9 +122,10 @@ TEST_F(MeshCatchUpTest, LockTablePastTheFrameLimitReachesANewNodeAndAWipedVoter)
   // A new node: it can only catch up from the snapshot (the log before it is compacted).
   t0 = std::chrono::steady_clock::now();
   StartMeshNode(4, 3, NodeFlags(), kSessionTtl);
-  ASSERT_TRUE(WaitFor([&] { return CaughtUp(4, cluster_id, applied, false); }, Millis(300000),
-                      Millis(500)))
-      << NodeLog(4) << "\n--- leader:\n" << NodeLog(leader);
+  ASSERT_TRUE(
+      WaitFor([&] { return CaughtUp(4, cluster_id, applied, false); }, Millis(300000), Millis(500)))
+      << NodeLog(4) << "\n--- leader:\n"
+      << NodeLog(leader);
   std::printf("[ figures ] new node n4 caught up in %.1f s; RSS %llu KiB; data dir %llu bytes\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
               static_cast<unsigned long long>(RssKib(nodes_[4]->pid())),
@@ -145,12 +148,14 @@ TEST_F(MeshCatchUpTest, LockTablePastTheFrameLimitReachesANewNodeAndAWipedVoter)
   StartMeshNode(wiped, 3, NodeFlags(), kSessionTtl);
   // It comes back as a learner, and is promoted only if the cluster lacks a voter (n4 may
   // have taken the free seat meanwhile): either way the cluster keeps 3 voters.
-  ASSERT_TRUE(WaitFor([&] { return CaughtUp(wiped, cluster_id, applied, false); },
-                      Millis(300000), Millis(500)))
-      << NodeLog(wiped) << "\n--- leader:\n" << NodeLog(LeaderIndex(1));
-  std::printf("[ figures ] wiped voter n%d is a caught-up member again after %.1f s; RSS %llu KiB\n",
-              wiped, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-              static_cast<unsigned long long>(RssKib(nodes_[wiped]->pid())));
+  ASSERT_TRUE(WaitFor([&] { return CaughtUp(wiped, cluster_id, applied, false); }, Millis(300000),
+                      Millis(500)))
+      << NodeLog(wiped) << "\n--- leader:\n"
+      << NodeLog(LeaderIndex(1));
+  std::printf(
+      "[ figures ] wiped voter n%d is a caught-up member again after %.1f s; RSS %llu KiB\n", wiped,
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+      static_cast<unsigned long long>(RssKib(nodes_[wiped]->pid())));
   // It was taken out and put back (its old acknowledgements void), not trusted as it came.
   const std::string leader_log = NodeLog(leader_now) + NodeLog(LeaderIndex(1));
   EXPECT_NE(leader_log.find("it lost its data"), std::string::npos) << leader_log;
@@ -184,8 +189,10 @@ TEST_F(MeshCatchUpTest, PipelinedRequestsSurviveAFrozenLeader) {
   mesh::Status held = LockHolder::Start(Socket(follower), 60'000, 40, "frozen", &holder, 512);
   done = true;
   freezer.join();
-  ASSERT_TRUE(held.ok()) << held.ToString() << "\n" << NodeLog(1) << "\n--- n2:\n" << NodeLog(2)
-                         << "\n--- n3:\n" << NodeLog(3);
+  ASSERT_TRUE(held.ok()) << held.ToString() << "\n"
+                         << NodeLog(1) << "\n--- n2:\n"
+                         << NodeLog(2) << "\n--- n3:\n"
+                         << NodeLog(3);
 }
 
 // A peer that joins, keeps its link and its keepalives going, and never takes a log entry: a
@@ -196,21 +203,31 @@ TEST_F(MeshCatchUpTest, ConnectedLearnerThatMakesNoProgressIsRemoved) {
   ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000))) << NodeLog(1);
   const int leader = LeaderIndex(1);
   ASSERT_NE(leader, 0);
-  std::vector<std::string> argv = {LOCKMESH_ROGUE_PEER_BINARY, "--connect", Address(leader),
-                                   "--security", "none", "--timeout-ms", "15000",
-                                   "--gap-ms", "250", "--send", "join:evil"};
+  std::vector<std::string> argv = {LOCKMESH_ROGUE_PEER_BINARY,
+                                   "--connect",
+                                   Address(leader),
+                                   "--security",
+                                   "none",
+                                   "--timeout-ms",
+                                   "15000",
+                                   "--gap-ms",
+                                   "250",
+                                   "--send",
+                                   "join:evil"};
   for (int k = 0; k < 120; ++k) argv.insert(argv.end(), {"--send", "keepalive:evil"});
   Process* rogue = Spawn("rogue", argv);
   ASSERT_TRUE(WaitFor([&] { return NodeLog(leader).find("adding evil") != std::string::npos; },
                       Millis(30000), Millis(200)))
-      << NodeLog(leader) << "\n--- rogue:\n" << rogue->Stdout() << rogue->Stderr();
+      << NodeLog(leader) << "\n--- rogue:\n"
+      << rogue->Stdout() << rogue->Stderr();
   ASSERT_TRUE(WaitFor(
       [&] {
         return NodeLog(leader).find("removing learner evil: connected but no progress") !=
                std::string::npos;
       },
       Millis(25000), Millis(200)))
-      << NodeLog(leader) << "\n--- rogue:\n" << rogue->Stdout();
+      << NodeLog(leader) << "\n--- rogue:\n"
+      << rogue->Stdout();
   EXPECT_TRUE(rogue->Wait(Millis(0)) == std::nullopt) << "the rogue was still at it";
   EXPECT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));
 }

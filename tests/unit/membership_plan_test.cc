@@ -43,7 +43,8 @@ struct Fixture {
     view.commit_index = 100;
     view.config = &config;
     view.joins = &joins;
-    view.followers = {Follower("n2", true, 100, view.now_us), Follower("n3", true, 100, view.now_us)};
+    view.followers = {Follower("n2", true, 100, view.now_us),
+                      Follower("n3", true, 100, view.now_us)};
   }
   void AddLearner(const std::string& id, uint64_t match) {
     pb::Member* m = config.add_members();

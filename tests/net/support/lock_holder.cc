@@ -29,19 +29,20 @@ struct LockHolder::Impl {
       const uint64_t i = issued++;
       mesh::LockOptions o;
       o.timeout_ms = 60'000;
-      client->Lock(Name(prefix, i, name_bytes), o, [this](const mesh::Status& s, const mesh::Lock&) {
-        if (failed) return;
-        if (!s.ok()) {
-          failed = true;
-          started.set_value(s);
-          return;
-        }
-        if (++granted == count) {
-          started.set_value(mesh::Status::OK());
-          return;
-        }
-        Issue();
-      });
+      client->Lock(Name(prefix, i, name_bytes), o,
+                   [this](const mesh::Status& s, const mesh::Lock&) {
+                     if (failed) return;
+                     if (!s.ok()) {
+                       failed = true;
+                       started.set_value(s);
+                       return;
+                     }
+                     if (++granted == count) {
+                       started.set_value(mesh::Status::OK());
+                       return;
+                     }
+                     Issue();
+                   });
     }
   }
 };
@@ -50,7 +51,8 @@ LockHolder::LockHolder() : impl_(std::make_unique<Impl>()) {}
 
 std::string LockHolder::Name(const std::string& prefix, uint64_t i, size_t name_bytes) {
   std::string n = std::to_string(i);
-  if (prefix.size() + n.size() < name_bytes) n.insert(0, name_bytes - prefix.size() - n.size(), '0');
+  if (prefix.size() + n.size() < name_bytes)
+    n.insert(0, name_bytes - prefix.size() - n.size(), '0');
   return prefix + n;
 }
 
@@ -74,7 +76,8 @@ mesh::Status LockHolder::Start(const std::string& socket, uint64_t count, size_t
   options.socket_path = socket;
   options.client_name = "test lock holder";
   impl->client = mesh::AsyncClient::Create(&impl->loop, options);
-  impl->client->SetLostCallback([impl](const mesh::Lock&, const mesh::Status&) { impl->healthy = false; });
+  impl->client->SetLostCallback(
+      [impl](const mesh::Lock&, const mesh::Status&) { impl->healthy = false; });
   std::future<mesh::Status> started = impl->started.get_future();
   impl->client->Connect([impl](const mesh::Status& s) {
     if (!s.ok()) {
