@@ -574,8 +574,12 @@ bool CommandLog::FinishesEarly(const QueuedBatch& q) const {
   // (and answered) now. A crash before the sync loses only entries that no one has been
   // told are committed. Hence only a leader's APPENDs and HEARTBEATs, with no term or
   // vote change to persist first (a vote must be durable before anyone hears of it), no
-  // snapshot, and (defensively) none of the batch's own entries among its committed ones.
-  if (batch.snapshot || batch.compacted || q.term_or_vote_changed) return false;
+  // snapshot to install, and (defensively) none of the batch's own entries among its
+  // committed ones. A local snapshot (compacted) does not hold them back: it covers entries
+  // already committed and applied, and the log it replaces stays until it is durable —
+  // holding a big table's snapshot write silenced the leader for longer than an election
+  // timeout, and its followers elected another.
+  if (batch.snapshot || q.term_or_vote_changed) return false;
   if (raft_->role() != core::raft::Role::kLeader) return false;
   if (!batch.entries.empty() && !batch.committed.empty() &&
       batch.committed.back().index() >= batch.entries.front().index()) {
@@ -762,7 +766,13 @@ void CommandLog::ArmTimer() {
 void CommandLog::MaybeSnapshot() {
   if (options_.snapshot_every == 0 || table_job_ || !deferred_.empty()) return;
   uint64_t applied = raft_->applied_index();
-  if (applied - last_snapshot_index_ < options_.snapshot_every) return;
+  // Each node waits snapshot_every plus up to half of it more, by its id: members do not
+  // all snapshot at one index, so a quorum keeps answering while one writes a big table.
+  const uint64_t stagger = options_.standalone
+                               ? 0
+                               : options_.snapshot_every / 2 *
+                                     (std::hash<std::string>()(options_.node_id) % 1000) / 1000;
+  if (applied - last_snapshot_index_ < options_.snapshot_every + stagger) return;
   if (options_.sync_off_loop) {
     // Building and encoding a big table takes a second per million locks or more: on the
     // pool, while the loop serves peers and clients (committed entries wait meanwhile).
