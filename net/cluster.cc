@@ -758,9 +758,21 @@ void Cluster::Tick() {
   // them is half-open (an outage TCP has not noticed yet) — drop it and redial.
   const uint64_t silent_limit =
       std::max<uint64_t>(4 * kGossipIntervalMs, 2 * options_.election_timeout_us / 1000);
+  // A tick that comes late means this node's own loop was held up (CPU starvation, a long
+  // callback): its peers' frames may be waiting unread in the sockets, so the gap is not
+  // counted against them. (Timers run before the loop reads its sockets: without this, a
+  // node that stalled for two seconds dropped every link the moment it woke up.)
+  if (last_tick_ms_ != 0 && now_ms > last_tick_ms_ + 4 * kTickMs) {
+    const uint64_t stalled = now_ms - last_tick_ms_ - kTickMs;
+    for (auto& [id, p] : peers_) p.last_heard_ms = std::min(now_ms, p.last_heard_ms + stalled);
+  }
+  last_tick_ms_ = now_ms;
   std::vector<std::string> silent;
-  for (const auto& [id, p] : peers_) {
-    if (now_ms - p.last_heard_ms > silent_limit) silent.push_back(id);
+  for (auto& [id, p] : peers_) {
+    if (now_ms - p.last_heard_ms > silent_limit && !p.dropped_as_silent) {
+      p.dropped_as_silent = true;  // one line and one close per link
+      silent.push_back(id);
+    }
   }
   for (const std::string& id : silent) {
     Log("peer " + id + " silent for " + std::to_string(silent_limit) +

@@ -158,6 +158,7 @@ class Cluster {
     bool member = false;
     bool gossiped = false;
     uint64_t last_heard_ms = 0;  // loop time of its last message
+    bool dropped_as_silent = false;  // Disconnect asked for (the link is closing)
   };
 
   void Log(const std::string& line) const;
@@ -223,6 +224,7 @@ class Cluster {
   uint64_t leave_deadline_ms_ = 0;
   uint64_t start_ms_ = 0;
   uint64_t last_gossip_ms_ = 0;
+  uint64_t last_tick_ms_ = 0;  // loop time of the previous Tick (a late one: this node stalled)
   uint64_t last_keepalive_us_ = 0;
   uint64_t last_join_ms_ = 0;
   uint64_t leader_since_us_ = 0;
