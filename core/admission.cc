@@ -30,6 +30,8 @@ const char* TypeName(pb::RaftMessageType type) {
       return "PROPOSE";
     case pb::TIMEOUT_NOW:
       return "TIMEOUT_NOW";
+    case pb::SNAPSHOT_RESPONSE:
+      return "SNAPSHOT_RESPONSE";
     default:
       return "an unknown Raft message";
   }
@@ -173,7 +175,8 @@ Admission AdmitRaft(const AdmissionView& view, const std::string& link, const pb
     if (m.type() != pb::PROPOSE && !IsVoterOf(view.config, link)) {
       // A learner answers its leader (in no term above ours) and proposes; it leads only
       // as a non-member would, vouched for by a voter (it was promoted since our config).
-      const bool answer = m.type() == pb::APPEND_RESPONSE || m.type() == pb::HEARTBEAT_RESPONSE;
+      const bool answer = m.type() == pb::APPEND_RESPONSE || m.type() == pb::HEARTBEAT_RESPONSE ||
+                          m.type() == pb::SNAPSHOT_RESPONSE;
       if (answer && m.term() <= view.term) return Admission::Accept();
       if (IsLeaderTraffic(m.type()) && AcceptedLeader(view, link, m.term())) {
         return Admission::Accept();

@@ -65,7 +65,7 @@ bool Progress::MaybeDecrTo(uint64_t rejected, uint64_t match_hint) {
 void Progress::BecomeProbe() {
   if (state == State::kSnapshot) {
     next = std::max(match + 1, pending_snapshot + 1);
-    pending_snapshot = 0;
+    ClearSnapshot();
   } else {
     next = match + 1;
   }
@@ -75,13 +75,21 @@ void Progress::BecomeProbe() {
 }
 
 void Progress::BecomeReplicate() {
+  ClearSnapshot();
   state = State::kReplicate;
   next = match + 1;
   probe_sent = false;
   inflights.Reset();
 }
 
+void Progress::ClearSnapshot() {
+  pending_snapshot = 0;
+  snapshot.reset();
+  snapshot_next = snapshot_acked = snapshot_sent_end = snapshot_rewound_at = 0;
+}
+
 void Progress::BecomeSnapshot(uint64_t snapshot_index) {
+  ClearSnapshot();
   state = State::kSnapshot;
   pending_snapshot = snapshot_index;
   probe_sent = false;

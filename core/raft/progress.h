@@ -6,8 +6,9 @@
 //              for its answer (or a heartbeat answer) before sending the next.
 //   replicate: the logs agree through `match`; the leader streams APPENDs optimistically
 //              (next advances at send time), at most max_inflight unacknowledged at once.
-//   snapshot:  the follower needs entries the leader has compacted away; a SNAPSHOT is in
-//              flight and nothing else is sent until it is acknowledged (or presumed lost).
+//   snapshot:  the follower needs entries the leader has compacted away; the snapshot is
+//              streamed in chunks (at most a window of them unacknowledged) and no APPEND
+//              is sent until it is installed (or the transfer stalls and is resumed).
 //
 // Threading: not thread-safe; owned by one Raft object.
 #ifndef LOCKMESH_CORE_RAFT_PROGRESS_H_
@@ -15,9 +16,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace mesh::core::raft {
+
+struct Snapshot;  // raft.h
 
 /// The last indexes of unacknowledged APPENDs to one follower, oldest first (a ring).
 class Inflights {
@@ -58,21 +62,37 @@ class Progress {
 
   void BecomeProbe();
   void BecomeReplicate();
+  /// Starts a snapshot transfer of the snapshot at `snapshot_index` (the caller sets
+  /// `snapshot`); forgets any earlier transfer.
   void BecomeSnapshot(uint64_t snapshot_index);
 
   /// An APPEND whose last entry is `last_index` went out (with entries, in replicate).
   void SentEntries(uint64_t last_index);
 
   const char* StateName() const;
+  /// Forgets the transfer state (pending_snapshot, snapshot, offsets).
+  void ClearSnapshot();
 
   uint64_t match = 0;
   uint64_t next = 1;
   State state = State::kProbe;
   /// probe: an APPEND is out and unanswered.
   bool probe_sent = false;
-  /// snapshot: the index of the snapshot in flight and when it was sent.
+  /// snapshot: the index of the snapshot in flight and when a chunk of it last went out or
+  /// was acknowledged (a transfer silent for election_timeout is resumed).
   uint64_t pending_snapshot = 0;
   uint64_t snapshot_sent_time = 0;
+  /// snapshot: the snapshot being streamed (shared with the leader's own copy; it stays
+  /// alive for the transfer if the leader compacts again), the offset of the next chunk to
+  /// send and the bytes the follower acknowledged. Cleared when the state changes.
+  std::shared_ptr<const Snapshot> snapshot;
+  uint64_t snapshot_next = 0;
+  uint64_t snapshot_acked = 0;
+  /// snapshot: the end of the furthest chunk sent (an answer claiming more is nonsense).
+  uint64_t snapshot_sent_end = 0;
+  /// snapshot: when snapshot_next was last moved back (chunks sent before then that the
+  /// follower refuses are the rest of an abandoned window, not a new gap).
+  uint64_t snapshot_rewound_at = 0;
   Inflights inflights;
   /// Leader's clock at the last message received from this peer (check-quorum, status).
   uint64_t last_contact = 0;

@@ -39,7 +39,9 @@ Status Raft::Impl::Load(const PersistentState& state, Time now) {
   std::vector<pb::Entry> entries = state.entries;
   uint64_t last_term = entries.empty() ? state.snapshot.term() : entries.back().term();
   log_.Reset(state.snapshot, std::move(entries), std::move(configs));
-  snapshot_data_ = state.snapshot_data;
+  if (state.snapshot.index() > 0) {
+    snapshot_ = std::make_shared<const Snapshot>(Snapshot{state.snapshot, state.snapshot_data});
+  }
   last_hard_state_ = state.hard_state;
   // An entry of a later term than the hard state: its hard state record was lost in a
   // crash; this node cannot have voted in that term (the vote would have been synced).
@@ -139,6 +141,7 @@ void Raft::Impl::BecomeLeader(Time now) {
   heartbeat_deadline_ = now + opt_.heartbeat_interval;
   AbortTransfer();
   progress_.clear();
+  incoming_.reset();  // a leader receives no snapshot
   SyncProgressWithConfig();
   // The NOOP commits every earlier term's entry once it is committed itself (§3.6.2).
   AppendOwn(pb::ENTRY_NOOP, "", nullptr);
@@ -286,7 +289,7 @@ bool Raft::Impl::HasLeaderLease(Time now) const {
 void Raft::Impl::Step(Time now, const pb::RaftMessage& m) {
   now_ = now;
   if (m.to() != opt_.id || m.from().empty() || m.from() == opt_.id) return;
-  if (m.type() <= pb::RAFT_UNKNOWN || m.type() > pb::TIMEOUT_NOW) return;
+  if (m.type() <= pb::RAFT_UNKNOWN || m.type() > pb::SNAPSHOT_RESPONSE) return;
   if (m.type() == pb::PROPOSE) {
     HandlePropose(m);
     return;
@@ -307,7 +310,7 @@ void Raft::Impl::Step(Time now, const pb::RaftMessage& m) {
       BecomeFollower(now, m.term(), from_leader ? m.from() : "");
     }
   } else if (m.term() < term_) {
-    if (m.type() == pb::APPEND || m.type() == pb::HEARTBEAT) {
+    if (m.type() == pb::APPEND || m.type() == pb::HEARTBEAT || m.type() == pb::SNAPSHOT) {
       // A deposed leader: tell it the new term so that it steps down.
       pb::RaftMessage r = NewMessage(pb::APPEND_RESPONSE, m.from());
       r.set_send_time(m.send_time());
@@ -358,7 +361,10 @@ void Raft::Impl::StepLeader(Time now, const pb::RaftMessage& m) {
   auto it = progress_.find(m.from());
   if (it == progress_.end()) return;  // not a member: nothing it says matters here
   Progress* pr = &it->second;
-  if (m.type() != pb::APPEND_RESPONSE && m.type() != pb::HEARTBEAT_RESPONSE) return;
+  if (m.type() != pb::APPEND_RESPONSE && m.type() != pb::HEARTBEAT_RESPONSE &&
+      m.type() != pb::SNAPSHOT_RESPONSE) {
+    return;
+  }
   pr->last_contact = now;
   // The peer accepted this leader's term when it answered the message sent at send_time.
   if (m.send_time() >= leader_since_ && m.send_time() <= now) {
@@ -367,6 +373,8 @@ void Raft::Impl::StepLeader(Time now, const pb::RaftMessage& m) {
   }
   if (m.type() == pb::APPEND_RESPONSE) {
     HandleAppendResponse(m.from(), pr, m);
+  } else if (m.type() == pb::SNAPSHOT_RESPONSE) {
+    HandleSnapshotResponse(m.from(), pr, m);
   } else {
     HandleHeartbeatResponse(now, m.from(), pr);
   }
@@ -407,10 +415,51 @@ void Raft::Impl::HandleAppendResponse(const std::string& from, Progress* pr,
   }
 }
 
+void Raft::Impl::HandleSnapshotResponse(const std::string& from, Progress* pr,
+                                        const pb::RaftMessage& m) {
+  if (pr->state != Progress::State::kSnapshot || pr->snapshot == nullptr ||
+      m.index() != pr->pending_snapshot) {
+    return;  // about a transfer that is over (or never was)
+  }
+  const uint64_t held = m.snapshot_offset();
+  if (held > pr->snapshot_sent_end) return;  // more than was ever sent: nonsense
+  if (held < pr->snapshot_acked) {
+    // The follower lost its partial copy (it restarted, or heard another leader): resume
+    // from what it holds.
+    pr->snapshot_next = pr->snapshot_acked = held;
+    pr->snapshot_rewound_at = now_;
+  } else if (m.reject()) {
+    // A chunk arrived past the end of the follower's copy: one before it was lost. Send
+    // again from what it holds — unless the refused chunk went out before the last such
+    // rewind (the rest of a window that was already resent).
+    if (m.send_time() < pr->snapshot_rewound_at) return;
+    pr->snapshot_acked = held;
+    pr->snapshot_next = held;
+    pr->snapshot_rewound_at = now_;
+  } else if (held > pr->snapshot_acked) {
+    pr->snapshot_acked = held;
+    // After a rewind the follower may hold more than is being resent: skip to it.
+    pr->snapshot_next = std::max(pr->snapshot_next, held);
+  } else {
+    return;  // the answer to a duplicate chunk: nothing new
+  }
+  pr->snapshot_sent_time = now_;
+  SendSnapshotChunks(from, pr);
+}
+
 void Raft::Impl::HandleHeartbeatResponse(Time now, const std::string& from, Progress* pr) {
   if (pr->state == Progress::State::kSnapshot &&
       now - pr->snapshot_sent_time >= opt_.election_timeout) {
-    pr->BecomeProbe();  // the snapshot was probably lost: probe (and resend) again
+    // No chunk was acknowledged for an election timeout: chunks were probably lost with a
+    // connection. Resume from the acknowledged offset (the follower answers a chunk it
+    // cannot use with the offset it wants, and a snapshot it already has with its commit).
+    if (pr->snapshot != nullptr) {
+      pr->snapshot_next = pr->snapshot_acked;
+      pr->snapshot_sent_time = pr->snapshot_rewound_at = now;
+      SendSnapshotChunks(from, pr);
+    } else {
+      pr->BecomeProbe();
+    }
   }
   pr->probe_sent = false;
   if (pr->state == Progress::State::kReplicate && pr->inflights.Full()) {
@@ -530,26 +579,61 @@ void Raft::Impl::HandleHeartbeat(const pb::RaftMessage& m) {
   messages_.push_back(std::move(r));
 }
 
+void Raft::Impl::AnswerSnapshot(const pb::RaftMessage& m, pb::RaftMessageType type,
+                                uint64_t index, uint64_t offset, bool reject) {
+  pb::RaftMessage r = NewMessage(type, m.from());
+  r.set_send_time(m.send_time());
+  r.set_index(index);
+  r.set_snapshot_offset(offset);
+  r.set_reject(reject);
+  messages_.push_back(std::move(r));
+}
+
 void Raft::Impl::HandleSnapshot(const pb::RaftMessage& m) {
   const pb::SnapshotMeta& meta = m.snapshot_meta();
   if (!ValidateSnapshotMeta(meta, m.term())) return;
-  pb::RaftMessage r = NewMessage(pb::APPEND_RESPONSE, m.from());
-  r.set_send_time(m.send_time());
+  const uint64_t offset = m.snapshot_offset();
+  const uint64_t size = m.snapshot_size();
+  const std::string& chunk = m.snapshot_data();
+  if (offset > size || chunk.size() > size - offset) return;  // a chunk outside its snapshot
   if (meta.index() <= commit_) {
-    r.set_index(commit_);
-  } else if (log_.MatchTerm(meta.index(), meta.term())) {
-    // The log already holds the snapshot's last entry: it is committed, keep the log.
-    commit_ = meta.index();
-    r.set_index(commit_);
-  } else {
-    log_.Restore(meta);
-    commit_ = applied_ = meta.index();
-    snapshot_data_ = m.snapshot_data();
-    pending_install_ = Snapshot{meta, m.snapshot_data()};
-    pending_compacted_.reset();  // older than what is being installed
-    r.set_index(meta.index());
+    incoming_.reset();
+    AnswerSnapshot(m, pb::APPEND_RESPONSE, commit_, 0);
+    return;
   }
-  messages_.push_back(std::move(r));
+  if (log_.MatchTerm(meta.index(), meta.term())) {
+    // The log already holds the snapshot's last entry: it is committed, keep the log.
+    incoming_.reset();
+    commit_ = meta.index();
+    AnswerSnapshot(m, pb::APPEND_RESPONSE, commit_, 0);
+    return;
+  }
+  const bool same = incoming_ && incoming_->from == m.from() && incoming_->term == m.term() &&
+                    incoming_->size == size && incoming_->meta.index() == meta.index() &&
+                    incoming_->meta.term() == meta.term();
+  if (offset == 0) {
+    // The start of a transfer (or the leader starting over): whatever was collected goes.
+    incoming_ = IncomingSnapshot{m.from(), m.term(), meta, size, std::string()};
+  } else if (!same || offset != incoming_->data.size()) {
+    // A chunk of another transfer, a duplicate, or one past a gap (reject: send again from
+    // the offset answered).
+    const uint64_t held = same ? incoming_->data.size() : 0;
+    AnswerSnapshot(m, pb::SNAPSHOT_RESPONSE, meta.index(), held, /*reject=*/offset > held);
+    return;
+  }
+  incoming_->data.append(chunk);
+  if (incoming_->data.size() < size) {
+    AnswerSnapshot(m, pb::SNAPSHOT_RESPONSE, meta.index(), incoming_->data.size());
+    return;
+  }
+  log_.Restore(meta);
+  commit_ = applied_ = meta.index();
+  auto installed = std::make_shared<Snapshot>(Snapshot{meta, std::move(incoming_->data)});
+  incoming_.reset();
+  pending_install_ = *installed;
+  snapshot_ = std::move(installed);
+  pending_compacted_.reset();  // older than what is being installed
+  AnswerSnapshot(m, pb::APPEND_RESPONSE, meta.index(), 0);
 }
 
 // ---------------------------------------------------------------------------- replication
@@ -616,14 +700,34 @@ bool Raft::Impl::SendAppend(const std::string& to, Progress* pr, bool allow_empt
 }
 
 void Raft::Impl::SendSnapshot(const std::string& to, Progress* pr) {
-  if (log_.snapshot().index() == 0) return;  // cannot happen: entries are only dropped by one
-  pb::RaftMessage m = NewMessage(pb::SNAPSHOT, to);
-  *m.mutable_snapshot_meta() = log_.snapshot();
-  m.set_snapshot_data(snapshot_data_);
-  m.set_send_time(now_);
-  pr->BecomeSnapshot(log_.snapshot().index());
+  if (snapshot_ == nullptr) return;  // cannot happen: entries are only dropped by one
+  pr->BecomeSnapshot(snapshot_->meta.index());
+  pr->snapshot = snapshot_;
   pr->snapshot_sent_time = now_;
-  messages_.push_back(std::move(m));
+  SendSnapshotChunks(to, pr);
+}
+
+void Raft::Impl::SendSnapshotChunks(const std::string& to, Progress* pr) {
+  const Snapshot& snap = *pr->snapshot;
+  const uint64_t size = snap.data.size();
+  const uint64_t chunk = std::max<uint64_t>(opt_.max_snapshot_chunk_bytes, 1);
+  const uint64_t window = chunk * std::max<size_t>(opt_.max_snapshot_chunks_inflight, 1);
+  // An empty snapshot is one empty chunk; otherwise chunks until the last byte is out.
+  bool first = pr->snapshot_next == 0;
+  while ((pr->snapshot_next < size || (size == 0 && first)) &&
+         pr->snapshot_next - pr->snapshot_acked < window) {
+    first = false;
+    const uint64_t len = std::min(chunk, size - pr->snapshot_next);
+    pb::RaftMessage m = NewMessage(pb::SNAPSHOT, to);
+    *m.mutable_snapshot_meta() = snap.meta;
+    m.set_snapshot_offset(pr->snapshot_next);
+    m.set_snapshot_size(size);
+    m.set_snapshot_data(snap.data.substr(pr->snapshot_next, len));
+    m.set_send_time(now_);
+    pr->snapshot_next += len;
+    pr->snapshot_sent_end = std::max(pr->snapshot_sent_end, pr->snapshot_next);
+    messages_.push_back(std::move(m));
+  }
 }
 
 void Raft::Impl::SendHeartbeat(const std::string& to, Progress* pr) {

@@ -26,6 +26,14 @@
 // transfer, snapshots with log compaction and snapshot install, and the leader lease of
 // DESIGN.md §4 (HasLeaderLease).
 //
+// Snapshot transfer is streamed: the leader sends the snapshot it holds in SNAPSHOT chunks
+// of max_snapshot_chunk_bytes, at most max_snapshot_chunks_inflight unacknowledged; the
+// follower collects them in order (a chunk that does not start where its copy ends is
+// answered with the offset it wants) and installs the snapshot when the last byte arrives.
+// A transfer keeps the snapshot it started with even if the leader compacts again
+// meanwhile (shared, not copied), and resumes from the acknowledged offset after a stall
+// of election_timeout; a follower that lost its partial copy asks again from its offset.
+//
 // Learners replicate the log and never campaign; they are never counted in an election or
 // a commit quorum. A learner does answer a vote request (it may already be a voter in the
 // candidate's newer configuration; refusing could leave the cluster without a possible
@@ -91,6 +99,12 @@ struct RaftOptions {
   uint64_t max_append_bytes = 1 << 20;
   /// Upper bound on unacknowledged APPEND messages to one follower (pipelining window).
   size_t max_inflight = 256;
+  /// A snapshot goes to a follower in SNAPSHOT chunks of at most this many data bytes, so
+  /// that no message grows with the lock table (the peer frame limit stays fixed).
+  uint64_t max_snapshot_chunk_bytes = 1 << 20;
+  /// Flow control of a snapshot transfer: at most this many chunks sent to one follower and
+  /// not yet acknowledged (its SNAPSHOT_RESPONSE says how much it holds).
+  size_t max_snapshot_chunks_inflight = 4;
   /// Bound on the rate difference between any two nodes' clocks (0.01 = 1%); shortens the
   /// leader lease accordingly.
   double max_drift = 0.01;
@@ -108,7 +122,8 @@ struct PersistentState {
   std::vector<pb::Entry> entries;
 };
 
-/// A snapshot to persist (Batch::snapshot, Batch::compacted).
+/// A snapshot to persist (Batch::snapshot, Batch::compacted); also what a leader streams
+/// to a follower that needs it.
 struct Snapshot {
   pb::SnapshotMeta meta;
   std::string data;
@@ -176,6 +191,10 @@ struct PeerProgress {
   const char* state = "probe";
   /// This leader's clock when it last received a message from the peer (0 = never).
   Time last_contact = 0;
+  /// state "snapshot": the size of the snapshot being sent and how many of its bytes the
+  /// peer acknowledged (both 0 otherwise).
+  uint64_t snapshot_size = 0;
+  uint64_t snapshot_acked = 0;
 };
 
 class Raft {

@@ -6,6 +6,7 @@
 #define LOCKMESH_CORE_RAFT_RAFT_IMPL_H_
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -75,6 +76,7 @@ class Raft::Impl {
   void HandleAppend(const pb::RaftMessage& m);
   void HandleHeartbeat(const pb::RaftMessage& m);
   void HandleSnapshot(const pb::RaftMessage& m);
+  void HandleSnapshotResponse(const std::string& from, Progress* pr, const pb::RaftMessage& m);
   void HandleAppendResponse(const std::string& from, Progress* pr, const pb::RaftMessage& m);
   void HandleHeartbeatResponse(Time now, const std::string& from, Progress* pr);
 
@@ -82,6 +84,10 @@ class Raft::Impl {
   void SyncProgressWithConfig();
   bool SendAppend(const std::string& to, Progress* pr, bool allow_empty);
   void SendSnapshot(const std::string& to, Progress* pr);
+  // Sends the chunks of pr->snapshot from pr->snapshot_next while the window allows.
+  void SendSnapshotChunks(const std::string& to, Progress* pr);
+  void AnswerSnapshot(const pb::RaftMessage& m, pb::RaftMessageType type, uint64_t index,
+                      uint64_t offset, bool reject = false);
   void SendHeartbeat(const std::string& to, Progress* pr);
   void SendTimeoutNow(const std::string& to);
   bool MaybeCommit();
@@ -101,7 +107,18 @@ class Raft::Impl {
   std::string transfer_target_;
   Time transfer_deadline_ = 0;
   bool timeout_now_sent_ = false;
-  std::string snapshot_data_;
+  // The latest snapshot (meta and state-machine data; null before the first), shared with
+  // the transfers that stream it.
+  std::shared_ptr<const Snapshot> snapshot_;
+  // Follower: the snapshot being received in chunks, from the leader `from` in `term`.
+  struct IncomingSnapshot {
+    std::string from;
+    uint64_t term = 0;
+    pb::SnapshotMeta meta;
+    uint64_t size = 0;
+    std::string data;
+  };
+  std::optional<IncomingSnapshot> incoming_;
   HardState last_hard_state_;
   std::optional<Snapshot> pending_install_;
   std::optional<Snapshot> pending_compacted_;

@@ -123,7 +123,7 @@ Status Raft::Impl::Compact(uint64_t index, std::string data) {
   meta.set_term(log_.TermOrZero(index));
   *meta.mutable_config() = log_.ConfigAt(index);
   log_.CompactTo(meta);
-  snapshot_data_ = data;
+  snapshot_ = std::make_shared<const Snapshot>(Snapshot{meta, data});
   pending_compacted_ = Snapshot{std::move(meta), std::move(data)};
   return Status::OK();
 }
@@ -185,6 +185,10 @@ std::vector<PeerProgress> Raft::Impl::progress() const {
     p.next = pr.next;
     p.state = pr.StateName();
     p.last_contact = pr.last_contact;
+    if (pr.snapshot != nullptr) {
+      p.snapshot_size = pr.snapshot->data.size();
+      p.snapshot_acked = pr.snapshot_acked;
+    }
     out.push_back(std::move(p));
   }
   return out;

@@ -107,6 +107,8 @@ void Cluster::OpenNode(Node& n, bool) {
   ro.heartbeat_interval = options_.heartbeat_interval;
   ro.max_append_bytes = options_.max_append_bytes;
   ro.max_inflight = options_.max_inflight;
+  ro.max_snapshot_chunk_bytes = options_.max_snapshot_chunk_bytes;
+  ro.max_snapshot_chunks_inflight = options_.max_snapshot_chunks_inflight;
   // Rates within [1 - d, 1 + d] of real time differ from each other by 2d / (1 + d) at most.
   ro.max_drift = 2 * options_.clock_drift / (1 + options_.clock_drift) + 1e-6;
   n.raft_rng = std::make_unique<SimRandom>(seed_rng_.Next());
@@ -303,7 +305,13 @@ void Cluster::Send(Node& from, int to, std::shared_ptr<Envelope> env) {
                           pb::RaftMessageType_Name(m.type()) + " t" + std::to_string(m.term()) +
                           " i" + std::to_string(m.index()) + " lt" + std::to_string(m.log_term()) +
                           " n" + std::to_string(m.entries_size()) + " c" +
-                          std::to_string(m.commit()) + (m.reject() ? " reject" : ""));
+                          std::to_string(m.commit()) + (m.reject() ? " reject" : "") +
+                          (m.type() == pb::SNAPSHOT || m.type() == pb::SNAPSHOT_RESPONSE
+                               ? " s" + std::to_string(m.snapshot_meta().index()) + " o" +
+                                     std::to_string(m.snapshot_offset()) + "+" +
+                                     std::to_string(m.snapshot_data().size()) + "/" +
+                                     std::to_string(m.snapshot_size())
+                               : ""));
   }
   if (!link_up_[from.index][to]) return;
   if (drop_ > 0 && net_rng_.Chance(drop_)) return;

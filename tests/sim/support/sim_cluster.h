@@ -66,6 +66,10 @@ struct SimOptions {
   /// RaftOptions::max_append_bytes and max_inflight (1 byte: one entry per APPEND).
   uint64_t max_append_bytes = 1 << 20;
   size_t max_inflight = 256;
+  /// RaftOptions::max_snapshot_chunk_bytes and max_snapshot_chunks_inflight (small chunks:
+  /// every snapshot transfer is many messages, some lost, reordered or from a deposed leader).
+  uint64_t max_snapshot_chunk_bytes = 1 << 20;
+  size_t max_snapshot_chunks_inflight = 4;
   Time session_ttl = 3'000'000;
   Time keepalive_interval = 300'000;
   Time lease_margin = 20'000;

@@ -76,6 +76,12 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
     options.max_append_bytes = 1;
     options.max_inflight = 1 + pick.Below(4);
   }
+  // Most schedules stream snapshots in chunks of a few dozen bytes (a lock table here is a
+  // few hundred bytes to a few KB), with a window of 1 to 4 chunks.
+  if (pick.Chance(0.75)) {
+    options.max_snapshot_chunk_bytes = 16 + pick.Below(240);
+    options.max_snapshot_chunks_inflight = 1 + pick.Below(4);
+  }
   Cluster cluster(options);
   cluster.Start();
   SimRandom& rng = cluster.fault_random();
