@@ -298,11 +298,14 @@ Session* LockTable::Impl::Admit(const pb::SessionKey& key, uint64_t seq,
     *result = s.last_result;
     return nullptr;
   }
-  if (seq <= s.last_seq) {
-    SetResult(result, pb::ERROR,
-              seq == 0 ? std::string("stale sequence number 0 (sequence numbers start at 1)")
-                       : "stale sequence number " + std::to_string(seq) + " (last applied " +
-                             std::to_string(s.last_seq) + ")");
+  if (seq == 0) {
+    SetResult(result, pb::ERROR, "stale sequence number 0 (sequence numbers start at 1)");
+    return nullptr;
+  }
+  if (seq < s.last_seq) {
+    SetResult(result, pb::STALE_SEQ,
+              "stale sequence number " + std::to_string(seq) + " (last applied " +
+                  std::to_string(s.last_seq) + ")");
     return nullptr;
   }
   return &s;

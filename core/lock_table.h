@@ -118,8 +118,8 @@ struct ApplyResult {
   ///    ERROR for an empty node id, or when the node's epochs are used up (epoch above
   ///    kMaxClientIdEpoch).
   ///  - Acquire/Release/Cancel whose seq is the session's last applied seq: the recorded
-  ///    answer of that seq, with no effect. A lower seq (or 0): ERROR "stale sequence
-  ///    number", with no effect.
+  ///    answer of that seq, with no effect. A lower seq: STALE_SEQ "stale sequence number"
+  ///    (seq 0: ERROR), with no effect.
   ///  - An index <= applied_index(): ERROR, and nothing changes (not even applied_index).
   ///  - A Command without a body: ERROR.
   pb::CommandResult result;
@@ -155,6 +155,56 @@ struct LockRow {
   std::string client_name;
 };
 
+/// Where a paged listing resumes (LockTable::ListPage). Listing order is by queue key (a
+/// resource's name; for hierarchical names "/" + the first component), then resource name,
+/// then lock id. A cursor means "strictly after lock `lock_id` on `resource` in queue
+/// `queue`"; {queue, "", 0} is the start of that queue, and the default cursor the start of
+/// the listing. A cursor is only a position: any value is accepted, and a lock that went
+/// away since does not matter.
+struct ListCursor {
+  std::string queue;
+  std::string resource;
+  uint64_t lock_id = 0;
+};
+
+/// One page request of a listing (LockTable::ListPage).
+struct ListQuery {
+  /// Rows strictly after this position (ListResult::next of the previous page).
+  ListCursor after;
+  /// Only resources whose name (as requested; hierarchical: the full path) starts with
+  /// this; "" for all.
+  std::string prefix;
+  /// Only locks of sessions hosted by this node; "" for all.
+  std::string node_id;
+  /// At most this many rows (0 is taken as 1).
+  size_t max_rows = 1000;
+  /// At most this many bytes of rows, counted with ListRowBytes; a page always has at
+  /// least one row if one matches, even one larger than this.
+  size_t max_bytes = 32 * 1024;
+  /// The page ends, with ListResult::more set, at the first queue boundary after this many
+  /// locks and queues have been examined, even with fewer rows (none, if filters match
+  /// nothing): this bounds the work of one page. Every page examines at least one queue.
+  size_t max_examined = 64 * 1024;
+};
+
+/// One page of a listing.
+struct ListResult {
+  /// Held locks and queued requests, in listing order (ListCursor).
+  std::vector<LockRow> rows;
+  /// False: the listing is complete (no row after `next` matches). True: ask again with
+  /// `after = next` (the next page may also be empty).
+  bool more = false;
+  /// Where the next page starts.
+  ListCursor next;
+};
+
+/// Bytes that `row` takes in a listing page, an upper bound of its encoding as a
+/// pb::LockInfo inside a pb::ListLocksReply (its strings plus kListRowOverheadBytes).
+size_t ListRowBytes(const LockRow& row);
+/// Upper bound of the bytes of a pb::LockInfo row beyond its strings (tags, lengths,
+/// varints and the "held"/"waiting" state), for strings below 2 MiB.
+constexpr size_t kListRowOverheadBytes = 96;
+
 class LockTable {
  public:
   /// An empty table: no sessions, no resources, applied_index() == 0.
@@ -185,6 +235,14 @@ class LockTable {
 
   /// Held locks then queued requests, each part sorted by resource then lock id.
   std::vector<LockRow> List() const;
+
+  /// One bounded page of the listing (held locks and queued requests together), filtered
+  /// by `query` (see ListQuery, ListCursor). Paging through with each page's `next` lists
+  /// every lock that exists throughout exactly once, in order, even while the table
+  /// changes between pages; locks taken or ended meanwhile may or may not appear. Work is
+  /// bounded by query.max_examined plus the size of the queue the page starts in (a queue
+  /// is examined whole, as Apply does for a request on it).
+  ListResult ListPage(const ListQuery& query) const;
 
   /// Number of open sessions.
   size_t session_count() const;

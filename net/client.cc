@@ -12,6 +12,8 @@
 #include <cstring>
 #include <list>
 #include <map>
+#include <memory>
+#include <tuple>
 #include <variant>
 
 #include "core/lease/client_lease.h"
@@ -204,9 +206,27 @@ class AsyncClientImpl final : public AsyncClient {
   }
 
   void ListLocks(std::function<void(const Status&, const std::vector<LockInfo>&)> done) override {
-    pb::ClientRequest req;
-    req.mutable_list_locks();
-    Send(&req, PendingList{std::move(done)});
+    auto rows = std::make_shared<std::vector<LockInfo>>();
+    ListLocks(
+        ListLocksOptions{},
+        [rows](const std::vector<LockInfo>& page) {
+          rows->insert(rows->end(), page.begin(), page.end());
+          return true;
+        },
+        [rows, done = std::move(done)](const Status& st) {
+          if (!done) return;
+          if (!st.ok()) rows->clear();
+          done(st, *rows);
+        });
+  }
+
+  void ListLocks(const ListLocksOptions& options, ListPageCallback page,
+                 DoneCallback done) override {
+    auto listing = std::make_shared<Listing>();
+    listing->options = options;
+    listing->page = std::move(page);
+    listing->done = std::move(done);
+    SendListPage(std::move(listing));
   }
 
   void Shutdown(bool immediate, DoneCallback done) override {
@@ -243,11 +263,30 @@ class AsyncClientImpl final : public AsyncClient {
   struct PendingStatus {
     std::function<void(const Status&, const NodeStatus&)> done;
   };
+  // A listing in progress: one page request outstanding at a time (ListLocks).
+  struct Listing {
+    ListLocksOptions options;
+    ListPageCallback page;
+    DoneCallback done;
+    pb::ListCursor after;  // where the next page starts (unset: the beginning)
+  };
   struct PendingList {
-    std::function<void(const Status&, const std::vector<LockInfo>&)> done;
+    std::shared_ptr<Listing> listing;
   };
   struct PendingHello {};
   using Pending = std::variant<PendingLock, PendingDone, PendingStatus, PendingList, PendingHello>;
+
+  // Asks for the page of `listing` after listing->after.
+  void SendListPage(std::shared_ptr<Listing> listing) {
+    pb::ClientRequest req;
+    pb::ListLocksRequest* l = req.mutable_list_locks();
+    l->set_paged(true);
+    *l->mutable_after() = listing->after;
+    l->set_prefix(listing->options.prefix);
+    l->set_node_id(listing->options.node_id);
+    l->set_max_rows(listing->options.page_rows);
+    Send(&req, PendingList{std::move(listing)});
+  }
 
   void Send(pb::ClientRequest* req, Pending pending) {
     if (!connected_ && !std::holds_alternative<PendingHello>(pending)) {
@@ -260,7 +299,7 @@ class AsyncClientImpl final : public AsyncClient {
     stream_->Send(*req);
   }
 
-  static void Fail(Pending pending, const Status& why) {
+  static void Fail(Pending&& pending, const Status& why) {
     std::visit(
         [&](auto& p) {
           using T = std::decay_t<decltype(p)>;
@@ -271,7 +310,7 @@ class AsyncClientImpl final : public AsyncClient {
           } else if constexpr (std::is_same_v<T, PendingStatus>) {
             if (p.done) p.done(why, NodeStatus{});
           } else if constexpr (std::is_same_v<T, PendingList>) {
-            if (p.done) p.done(why, {});
+            if (p.listing && p.listing->done) p.listing->done(why);
           }
         },
         pending);
@@ -455,8 +494,27 @@ class AsyncClientImpl final : public AsyncClient {
   }
 
   void Deliver(PendingList& p, const pb::ClientResponse& resp) {
+    std::shared_ptr<Listing> listing = std::move(p.listing);
+    if (!resp.has_locks()) {
+      if (listing->done) {
+        listing->done(Status::Internal("node answered a listing with something else"));
+      }
+      return;
+    }
+    const pb::ListLocksReply& reply = resp.locks();
+    // A node before paging answers with everything and no `more`. A cursor must move on,
+    // or a confused node would keep this client asking for ever.
+    const pb::ListCursor& next = reply.next();
+    const pb::ListCursor& after = listing->after;
+    const bool more = reply.more();
+    if (more && std::make_tuple(next.queue(), next.resource(), next.lock_id()) <=
+                    std::make_tuple(after.queue(), after.resource(), after.lock_id())) {
+      if (listing->done) listing->done(Status::Internal("node's listing did not move on"));
+      return;
+    }
     std::vector<LockInfo> out;
-    for (const auto& l : resp.locks().locks()) {
+    out.reserve(reply.locks_size());
+    for (const auto& l : reply.locks()) {
       LockInfo i;
       i.resource = l.resource();
       i.held = l.state() == "held";
@@ -472,7 +530,14 @@ class AsyncClientImpl final : public AsyncClient {
       i.client_name = l.client_name();
       out.push_back(std::move(i));
     }
-    if (p.done) p.done(Status::OK(), out);
+    bool go_on = true;
+    if (!out.empty() && listing->page) go_on = listing->page(out);
+    if (go_on && more) {
+      listing->after = next;
+      SendListPage(std::move(listing));  // fails the listing if `page` closed the client
+      return;
+    }
+    if (listing->done) listing->done(Status::OK());
   }
 
   void HandleEvent(const pb::LockEvent& ev) {
@@ -792,12 +857,23 @@ Status Client::GetStatus(NodeStatus* out) {
   return done ? result : Status::Unavailable("connection closed");
 }
 
-Status Client::ListLocks(std::vector<LockInfo>* out) {
+Status Client::ListLocks(std::vector<LockInfo>* out) { return ListLocks(ListLocksOptions{}, out); }
+
+Status Client::ListLocks(const ListLocksOptions& options, std::vector<LockInfo>* out) {
+  std::vector<LockInfo> rows;
+  Status st = ListLocks(options, [&rows](const std::vector<LockInfo>& page) {
+    rows.insert(rows.end(), page.begin(), page.end());
+    return true;
+  });
+  if (st.ok()) *out = std::move(rows);
+  return st;
+}
+
+Status Client::ListLocks(const ListLocksOptions& options, const ListPageCallback& page) {
   bool done = false;
   Status result;
-  impl_->async->ListLocks([&](const Status& st, const std::vector<LockInfo>& l) {
+  impl_->async->ListLocks(options, page, [&](const Status& st) {
     result = st;
-    *out = l;
     done = true;
   });
   impl_->RunUntil(done);

@@ -456,7 +456,9 @@ void Cluster::OnJoinRequest(const std::string& from, pb::JoinRequest req) {
   }
   const core::raft::Raft* raft = log_->raft();
   if (raft->role() == core::raft::Role::kLeader) {
-    if (pending_joins_.size() < 1024) pending_joins_[req.node_id()] = req.address();
+    if (pending_joins_.size() < 1024) {
+      pending_joins_[req.node_id()] = core::JoinAsk{req.address(), req.last_index()};
+    }
     return;
   }
   const std::string& leader = raft->leader();
@@ -576,6 +578,7 @@ void Cluster::LeaderLeaseDuties(uint64_t now) {
     leader_leases_.BecomeLeader(now, nodes);
     leader_since_us_ = now;
     last_heard_us_.clear();
+    catch_up_.Forget();
     was_leader_ = true;
     Log("leader of cluster " + ClusterId() + " in term " + std::to_string(raft->term()));
   } else if (!leader && was_leader_) {
@@ -661,6 +664,7 @@ void Cluster::SendJoinRequest(const std::string& to, const std::string& cluster_
   env.mutable_join()->set_node_id(options_.node_id);
   env.mutable_join()->set_address(SelfAddress());
   env.mutable_join()->set_cluster_id(cluster_id);
+  env.mutable_join()->set_last_index(log_->raft()->last_index());
   transport_->Send(to, env);
 }
 
@@ -674,84 +678,59 @@ void Cluster::ManageMembership() {
 }
 
 void Cluster::ManageMembershipOnce() {
+  // The decision is core's (core/membership_plan.h); this gathers the view and proposes.
   const core::raft::Raft* raft = log_->raft();
-  const uint64_t now = NowUs();
-  const pb::ClusterConfig& config = raft->config();
-  std::map<std::string, const pb::Member*> members;
-  for (const pb::Member& m : config.members()) members[m.id()] = &m;
-  // 1. Join requests become learners.
-  for (auto it = pending_joins_.begin(); it != pending_joins_.end();) {
-    if (members.count(it->first)) {
-      it = pending_joins_.erase(it);
-      continue;
-    }
-    core::raft::MembershipChange c;
-    c.kind = core::raft::MembershipChange::Kind::kAddLearner;
-    c.id = it->first;
-    c.address = it->second;
-    Status st = log_->ProposeMembership(c);
-    if (st.IsUnavailable()) return;  // a change in flight: next tick
-    if (st.ok()) {
-      Log("adding " + c.id + " (" + c.address + ") as a learner");
-    } else {
-      Log("cannot add " + c.id + ": " + st.ToString());
-    }
-    pending_joins_.erase(it);
-    return;
-  }
-  // Who is alive and caught up, by the leader's view.
-  const uint64_t dead_after = options_.dead_after_us;
-  const bool long_leader = now - leader_since_us_ >= dead_after;
-  std::vector<std::string> ready_learners;
-  std::vector<std::string> dead_voters, dead_learners;
-  int voters = 0;
+  core::MembershipView view;
+  view.now_us = NowUs();
+  view.leader_since_us = leader_since_us_;
+  view.dead_after_us = options_.dead_after_us;
+  view.voters_target = options_.voters;
+  view.commit_index = raft->commit_index();
+  view.config = &raft->config();
+  view.joins = &pending_joins_;
+  std::vector<std::string> ids;
   for (const core::raft::PeerProgress& p : raft->progress()) {
+    catch_up_.Observe(p.id, view.now_us, p.match, p.snapshot_acked, view.commit_index);
+    ids.push_back(p.id);
+    core::FollowerView f;
+    f.id = p.id;
+    f.voter = p.voter;
+    f.match = p.match;
     auto heard = last_heard_us_.find(p.id);
-    uint64_t last =
+    f.last_heard_us =
         std::max<uint64_t>(p.last_contact, heard == last_heard_us_.end() ? 0 : heard->second);
-    bool dead = long_leader && (last == 0 || now - last >= dead_after);
-    if (p.voter) {
-      if (dead) dead_voters.push_back(p.id);
-    } else if (dead) {
-      dead_learners.push_back(p.id);
-    } else if (p.match >= raft->commit_index() && transport_->IsConnected(p.id)) {
-      ready_learners.push_back(p.id);
-    }
+    f.connected = transport_->IsConnected(p.id);
+    f.behind_for_us = catch_up_.BehindFor(p.id, view.now_us);
+    view.followers.push_back(std::move(f));
   }
-  for (const pb::Member& m : config.members()) voters += m.voter() ? 1 : 0;
-  auto propose = [&](core::raft::MembershipChange::Kind kind, const std::string& id,
-                     const std::string& what) {
-    core::raft::MembershipChange c;
-    c.kind = kind;
-    c.id = id;
-    Status st = log_->ProposeMembership(c);
-    if (st.ok()) {
-      Log(what);
-    } else if (!st.IsUnavailable()) {
-      Log("cannot change membership (" + what + "): " + st.ToString());
-    }
-  };
-  // 2. A dead voter makes room for a caught-up learner.
-  if (!dead_voters.empty() && !ready_learners.empty()) {
-    propose(core::raft::MembershipChange::Kind::kRemove, dead_voters.front(),
-            "removing voter " + dead_voters.front() + ": unreachable for " +
-                std::to_string(dead_after / 1000000) + " s (--dead-after); learner " +
-                ready_learners.front() + " will take its place");
-    return;
+  catch_up_.Retain(ids);
+  core::MembershipStep step = core::PlanMembership(view);
+  for (const std::string& id : step.drop_joins) {
+    if (id != step.id) pending_joins_.erase(id);
   }
-  // 3. Promote learners up to the target.
-  if (voters < options_.voters && !ready_learners.empty()) {
-    propose(core::raft::MembershipChange::Kind::kPromote, ready_learners.front(),
-            "promoting learner " + ready_learners.front() + " to voter (" +
-                std::to_string(voters + 1) + " of " + std::to_string(options_.voters) + ")");
-    return;
+  if (step.kind == core::MembershipStep::Kind::kNone) return;
+  core::raft::MembershipChange c;
+  c.id = step.id;
+  c.address = step.address;
+  switch (step.kind) {
+    case core::MembershipStep::Kind::kAddLearner:
+      c.kind = core::raft::MembershipChange::Kind::kAddLearner;
+      break;
+    case core::MembershipStep::Kind::kPromote:
+      c.kind = core::raft::MembershipChange::Kind::kPromote;
+      break;
+    default:
+      c.kind = core::raft::MembershipChange::Kind::kRemove;
+      break;
   }
-  // 4. Learners gone for good leave the configuration.
-  if (!dead_learners.empty()) {
-    propose(core::raft::MembershipChange::Kind::kRemove, dead_learners.front(),
-            "removing learner " + dead_learners.front() + ": unreachable for " +
-                std::to_string(dead_after / 1000000) + " s (--dead-after)");
+  Status st = log_->ProposeMembership(c);
+  if (st.IsUnavailable()) return;  // a change in flight: the next round asks again
+  if (st.ok()) {
+    Log(step.why);
+  } else {
+    Log("cannot change membership (" + step.why + "): " + st.ToString());
   }
+  if (step.kind == core::MembershipStep::Kind::kAddLearner) pending_joins_.erase(step.id);
 }
 
 void Cluster::DialMembers() {

@@ -53,6 +53,7 @@
 
 #include "core/admission.h"
 #include "core/lease/lease.h"
+#include "core/membership_plan.h"
 #include "mesh/client.h"
 #include "mesh/status.h"
 #include "net/command_log.h"
@@ -231,7 +232,8 @@ class Cluster {
   std::string joining_cluster_id_;
   std::string advertised_cluster_id_;
   std::map<std::string, Peer> peers_;                 // connected, by node id
-  std::map<std::string, std::string> pending_joins_;  // leader: node id -> address
+  std::map<std::string, core::JoinAsk> pending_joins_;  // leader: by node id
+  core::CatchUpTracker catch_up_;                       // leader: who keeps up
   std::map<std::string, uint64_t> last_heard_us_;     // leader: member -> last message
   std::set<std::string> warned_;                      // second-cluster reports made
   std::set<std::string> join_targets_;  // fresh: the current join target (core/join_choice.h)

@@ -17,6 +17,7 @@ class NoSyncFile final : public core::WritableFile {
   Status WriteAt(uint64_t offset, std::string_view data) override {
     return f_->WriteAt(offset, data);
   }
+  Status Allocate(uint64_t size) override { return f_->Allocate(size); }
   Status Sync() override { return Status::OK(); }
   Status Close() override { return f_->Close(); }
 
@@ -75,7 +76,10 @@ core::raft::Time NowUs() { return LeaseClockUs(); }  // net/lease_clock.h
 }  // namespace
 
 CommandLog::CommandLog(uv_loop_t* loop, Options options, core::FileSystem* fs)
-    : loop_(loop), options_(std::move(options)), fs_(fs) {
+    : loop_(loop),
+      options_(std::move(options)),
+      fs_(fs),
+      table_(std::make_unique<core::LockTable>()) {
   if (!options_.fsync) {
     no_sync_fs_ = std::make_unique<NoSyncFileSystem>(fs_);
     fs_ = no_sync_fs_.get();
@@ -119,9 +123,10 @@ Status CommandLog::Open() {
       return Status::Corruption("the snapshot in " + options_.data_dir + " does not parse" +
                                 damaged);
     }
-    MESH_RETURN_IF_ERROR(table_.Restore(s).Annotate("cannot restore the snapshot"));
+    MESH_RETURN_IF_ERROR(table_->Restore(s).Annotate("cannot restore the snapshot"));
   }
   last_snapshot_index_ = state.snapshot.index();
+  applied_through_ = state.snapshot.index();
   const bool fresh =
       state.hard_state.term == 0 && state.entries.empty() && state.snapshot.index() == 0;
   core::raft::RaftOptions ro;
@@ -154,13 +159,23 @@ void CommandLog::SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
   on_failure_ = std::move(on_failure);
 }
 
-uint64_t CommandLog::applied_index() const { return raft_ ? raft_->applied_index() : 0; }
+uint64_t CommandLog::applied_index() const {
+  if (!raft_) return 0;
+  // What the table reflects: Raft's handed-out index unless entries wait for a table job.
+  return deferred_.empty() && !table_job_ ? raft_->applied_index() : applied_through_;
+}
 
 uint64_t CommandLog::last_index() const { return raft_ ? raft_->last_index() : 0; }
+
+const std::vector<std::string>& CommandLog::recovery_notes() const {
+  static const std::vector<std::string> kNone;
+  return store_ ? store_->recovery_notes() : kNone;
+}
 
 Status CommandLog::Propose(pb::Command command) {
   if (!failure_.ok()) return failure_;
   if (closing_) return Status::Unavailable("node is stopping");
+  MESH_RETURN_IF_ERROR(disk_.Admit(command));
   // An OpenSession alone is not worth an fsync: nobody waits for it (the hello is answered
   // at once) and the session's first real command, ordered after it, will carry it to disk.
   // Anything else must be synced soon: keep poll from blocking until it is.
@@ -388,7 +403,9 @@ void CommandLog::Drive() {
   driving_ = true;
   // Bounded: each round persists or queues real work; a runaway would be a Raft bug.
   for (int round = 0; round < 10000 && failure_.ok(); ++round) {
-    if (sync_in_flight_) {
+    // A full disk: the held batches wait for the retry that the tick timer brings; Raft
+    // goes on meanwhile as during a sync.
+    if (sync_in_flight_ || (disk_.full() && !disk_.RetryDue(NowUs()))) {
       // The log is syncing on the pool thread; Raft goes on. What it produces meanwhile
       // is applied now (committed entries are durable on a quorum, whatever this node's
       // disk holds) and persisted after the sync, with the next one. A leader's appends
@@ -456,36 +473,33 @@ bool CommandLog::PersistWaiting() {
   bool must_sync = false;
   // A node alone in its configuration has no peer to serve while its disk syncs, and
   // off the loop it would pay the pool thread's two wake-ups per batch (see net/node.cc).
-  bool in_loop = !options_.sync_off_loop || !options_.fsync || raft_->config().members_size() <= 1;
+  bool in_loop = !options_.sync_off_loop || !options_.fsync ||
+                 raft_->config().members_size() <= 1 || disk_.full();  // a retry: here
   bool messages_wait = false;
   for (const QueuedBatch& q : batches) {
     must_sync = must_sync || MustSync(q.batch);
-    in_loop = in_loop || q.batch.snapshot || q.batch.compacted;
     messages_wait = messages_wait || !q.sent_early;
   }
   if (!must_sync || in_loop) {
-    for (QueuedBatch& q : batches) {
+    for (size_t i = 0; i < batches.size(); ++i) {
       // Persist syncs (once for all buffered so far) only the batches that need it.
-      Status st = Persist(q.batch);
+      Status st = Persist(batches[i].batch);
       if (!st.ok()) {
-        Fail(st.Annotate("cannot write the log"));
+        if (!HoldForSpace(st, &batches, i)) Fail(st.Annotate("cannot write the log"));
         return false;
       }
-      FinishBatch(&q);
+      FinishBatch(&batches[i]);
     }
     hold_ = false;
+    if (must_sync && disk_.OnPersisted() && on_disk_) on_disk_(Status::OK());
     return true;
   }
-  for (const QueuedBatch& q : batches) {
-    Status st = core::raft::BufferBatch(store_.get(), q.batch);
-    if (!st.ok()) {
-      Fail(st.Annotate("cannot write the log"));
-      return false;
-    }
-  }
-  // The fsync off the loop: it blocks for 0.2-1.5 ms, and a node that syncs in its loop
-  // can read neither its peers' messages nor its clients' commands meanwhile, so its CPU
-  // time and its disk time add up instead of overlapping.
+  // The writes and the fsync off the loop: a sync blocks for 0.2-1.5 ms, and a snapshot of
+  // a big lock table takes a write of its whole size; a node that did that in its loop could
+  // read neither its peers' messages nor its clients' commands meanwhile (its peers would
+  // call it silent, its followers elect another leader), and its CPU time and its disk time
+  // would add up instead of overlapping. The loop does not touch the store until
+  // OnSyncDone.
   syncing_ = std::move(batches);
   sync_in_flight_ = true;
   hold_ = messages_wait;
@@ -508,7 +522,10 @@ void CommandLog::FinishBatch(QueuedBatch* q) {
 
 void CommandLog::OnSyncWork(uv_work_t* req) {
   auto* self = static_cast<CommandLog*>(req->data);
-  self->sync_status_ = self->store_->Sync();
+  std::vector<const core::raft::Batch*> batches;
+  batches.reserve(self->syncing_.size());
+  for (const QueuedBatch& q : self->syncing_) batches.push_back(&q.batch);
+  self->sync_status_ = core::raft::PersistBatches(self->store_.get(), batches);
 }
 
 void CommandLog::OnSyncDone(uv_work_t* req, int status) {
@@ -519,7 +536,11 @@ void CommandLog::OnSyncDone(uv_work_t* req, int status) {
   if (status != 0) {
     self->Fail(Status::IOError(std::string("the log sync did not run: ") + uv_strerror(status)));
   } else if (!self->sync_status_.ok()) {
-    self->Fail(self->sync_status_.Annotate("cannot write the log"));
+    if (self->HoldForSpace(self->sync_status_, &synced, 0)) {
+      if (!self->closing_) self->Drive();  // takes what Raft has meanwhile, arms the retry
+    } else {
+      self->Fail(self->sync_status_.Annotate("cannot write the log"));
+    }
   } else if (self->failure_.ok() && !self->closing_) {
     for (QueuedBatch& q : synced) self->FinishBatch(&q);
     // Messages of the batches taken since wait for their own sync (the next one).
@@ -553,8 +574,12 @@ bool CommandLog::FinishesEarly(const QueuedBatch& q) const {
   // (and answered) now. A crash before the sync loses only entries that no one has been
   // told are committed. Hence only a leader's APPENDs and HEARTBEATs, with no term or
   // vote change to persist first (a vote must be durable before anyone hears of it), no
-  // snapshot, and (defensively) none of the batch's own entries among its committed ones.
-  if (batch.snapshot || batch.compacted || q.term_or_vote_changed) return false;
+  // snapshot to install, and (defensively) none of the batch's own entries among its
+  // committed ones. A local snapshot (compacted) does not hold them back: it covers entries
+  // already committed and applied, and the log it replaces stays until it is durable —
+  // holding a big table's snapshot write silenced the leader for longer than an election
+  // timeout, and its followers elected another.
+  if (batch.snapshot || q.term_or_vote_changed) return false;
   if (raft_->role() != core::raft::Role::kLeader) return false;
   if (!batch.entries.empty() && !batch.committed.empty() &&
       batch.committed.back().index() >= batch.entries.front().index()) {
@@ -583,53 +608,215 @@ Status CommandLog::Persist(const core::raft::Batch& batch) {
 }
 
 Status CommandLog::ApplyBatch(const core::raft::Batch& batch) {
-  if (batch.snapshot) {
+  if (table_job_ || !deferred_.empty()) {
+    // The table is being snapshotted or restored on the pool: it must not change. Later
+    // batches wait in order (committed entries are durable on a quorum; only their effect
+    // on this node's table, and the answers to its clients, are later).
+    deferred_.push_back(Deferred{batch.snapshot, batch.committed});
+    return Status::OK();
+  }
+  if (batch.snapshot && options_.sync_off_loop) {
+    // Decoding and restoring a big table takes seconds: on the pool, the entries after.
+    deferred_.push_back(Deferred{std::nullopt, batch.committed});
+    auto job = std::make_unique<TableJob>();
+    job->restore = true;
+    job->index = batch.snapshot->meta.index();
+    job->data = batch.snapshot->data;
+    StartTableJob(std::move(job));
+    return Status::OK();
+  }
+  return ApplyNow(batch.snapshot, batch.committed);
+}
+
+Status CommandLog::ApplyNow(const std::optional<core::raft::Snapshot>& snapshot,
+                            const std::vector<pb::Entry>& committed) {
+  if (snapshot) {
     pb::LockTableSnapshot s;
-    if (!s.ParseFromString(batch.snapshot->data)) {
+    if (!s.ParseFromString(snapshot->data)) {
       return Status::Corruption("a snapshot received from the leader does not parse");
     }
-    // Restore leaves the table unchanged on error. (The node's own sessions are in the
-    // snapshot like everyone's; reconciling its clients with it is the mesh issue's work.)
-    MESH_RETURN_IF_ERROR(table_.Restore(s).Annotate("cannot restore a received snapshot"));
-    last_snapshot_index_ = batch.snapshot->meta.index();
+    // Restore leaves the table unchanged on error.
+    MESH_RETURN_IF_ERROR(table_->Restore(s).Annotate("cannot restore a received snapshot"));
+    last_snapshot_index_ = snapshot->meta.index();
   }
-  for (const pb::Entry& e : batch.committed) {
+  if (snapshot) applied_through_ = std::max(applied_through_, snapshot->meta.index());
+  for (const pb::Entry& e : committed) {
+    applied_through_ = std::max(applied_through_, e.index());
     if (e.type() != pb::ENTRY_COMMAND) continue;
-    if (e.index() <= table_.applied_index()) continue;  // covered by the snapshot
+    if (e.index() <= table_->applied_index()) continue;  // covered by the snapshot
     if (!unapplied_.empty()) unapplied_.erase(e.data());
     pb::Command cmd;
     if (!cmd.ParseFromString(e.data())) {
       return Status::Corruption("log entry " + std::to_string(e.index()) +
                                 " does not parse as a command");
     }
-    core::ApplyResult r = table_.Apply(e.index(), cmd);
+    core::ApplyResult r = table_->Apply(e.index(), cmd);
     if (on_apply_) on_apply_(e.index(), cmd, r);
   }
   return Status::OK();
+}
+
+Status CommandLog::ApplyDeferred() {
+  while (!deferred_.empty() && !table_job_) {
+    Deferred d = std::move(deferred_.front());
+    deferred_.pop_front();
+    if (d.snapshot) {
+      deferred_.push_front(Deferred{std::nullopt, std::move(d.committed)});
+      auto job = std::make_unique<TableJob>();
+      job->restore = true;
+      job->index = d.snapshot->meta.index();
+      job->data = std::move(d.snapshot->data);
+      StartTableJob(std::move(job));
+      break;
+    }
+    MESH_RETURN_IF_ERROR(ApplyNow(std::nullopt, d.committed));
+    applied_since_done_ = applied_since_done_ || !d.committed.empty();
+  }
+  return Status::OK();
+}
+
+void CommandLog::StartTableJob(std::unique_ptr<TableJob> job) {
+  job->log = this;
+  job->req.data = job.get();
+  job->start_ns = uv_hrtime();
+  table_job_ = std::move(job);
+  int rc = uv_queue_work(loop_, &table_job_->req, OnTableJobWork, OnTableJobDone);
+  if (rc != 0) {
+    table_job_.reset();
+    Fail(Status::IOError(std::string("cannot queue a lock-table snapshot: ") + uv_strerror(rc)));
+  }
+}
+
+void CommandLog::OnTableJobWork(uv_work_t* req) {
+  // Pool thread. The loop only reads the table meanwhile (status, listings, leases).
+  auto* job = static_cast<TableJob*>(req->data);
+  if (job->restore) {
+    pb::LockTableSnapshot s;
+    if (!s.ParseFromString(job->data)) {
+      job->status = Status::Corruption("a snapshot received from the leader does not parse");
+      return;
+    }
+    job->data.clear();
+    job->data.shrink_to_fit();
+    job->restored = std::make_unique<core::LockTable>();
+    job->status = job->restored->Restore(s).Annotate("cannot restore a received snapshot");
+  } else {
+    pb::LockTableSnapshot s;
+    job->log->table_->Snapshot(&s);
+    s.SerializeToString(&job->data);
+  }
+}
+
+void CommandLog::OnTableJobDone(uv_work_t* req, int status) {
+  auto* job = static_cast<TableJob*>(req->data);
+  CommandLog* self = job->log;
+  std::unique_ptr<TableJob> done = std::move(self->table_job_);
+  const uint64_t ms = (uv_hrtime() - done->start_ns) / 1'000'000;
+  if (status != 0) {
+    self->Fail(
+        Status::IOError(std::string("a lock-table snapshot did not run: ") + uv_strerror(status)));
+  } else if (!done->status.ok()) {
+    self->Fail(done->status);
+  } else if (self->failure_.ok() && !self->closing_) {
+    if (done->restore) {
+      self->table_ = std::move(done->restored);
+      self->last_snapshot_index_ = done->index;
+      self->applied_through_ = std::max(self->applied_through_, done->index);
+      if (self->options_.log && ms >= 50) {
+        self->options_.log("snapshot at index " + std::to_string(done->index) +
+                           " received and restored: " + std::to_string(self->table_->held_count()) +
+                           " locks held, in " + std::to_string(ms) + " ms off the loop");
+      }
+    } else if (done->index <= self->raft_->snapshot_meta().index()) {
+      // A newer snapshot arrived from the leader meanwhile (it waits in deferred_): this
+      // one is of no use.
+    } else {
+      const size_t bytes = done->data.size();
+      Status st = self->raft_->Compact(done->index, std::move(done->data));
+      if (!st.ok()) {
+        self->Fail(st.Annotate("cannot take a snapshot"));
+      } else {
+        self->last_snapshot_index_ = done->index;  // the next batch carries it to disk
+        if (self->options_.log && ms >= 50) {
+          self->options_.log("snapshot at index " + std::to_string(done->index) + ": " +
+                             std::to_string(self->table_->held_count()) + " locks held, " +
+                             std::to_string(bytes) + " bytes, built in " + std::to_string(ms) +
+                             " ms off the loop");
+        }
+      }
+    }
+    if (self->failure_.ok()) {
+      Status st = self->ApplyDeferred();
+      if (!st.ok()) self->Fail(st);
+    }
+    if (self->failure_.ok()) self->Drive();
+  }
+  if (self->closing_) self->MaybeFinishClose();
 }
 
 void CommandLog::ArmTimer() {
   if (closing_ || !failure_.ok() || !raft_) return;
   core::raft::Time now = NowUs();
   core::raft::Time deadline = raft_->next_deadline();
+  if (disk_.full()) deadline = std::min<core::raft::Time>(deadline, disk_.next_retry_us());
   uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
   uv_timer_start(&timer_, OnTimer, delay_ms, 0);
 }
 
 void CommandLog::MaybeSnapshot() {
-  if (options_.snapshot_every == 0) return;
+  if (options_.snapshot_every == 0 || table_job_ || !deferred_.empty()) return;
   uint64_t applied = raft_->applied_index();
-  if (applied - last_snapshot_index_ < options_.snapshot_every) return;
+  // Each node waits snapshot_every plus up to half of it more, by its id: members do not
+  // all snapshot at one index, so a quorum keeps answering while one writes a big table.
+  const uint64_t stagger = options_.standalone
+                               ? 0
+                               : options_.snapshot_every / 2 *
+                                     (std::hash<std::string>()(options_.node_id) % 1000) / 1000;
+  if (applied - last_snapshot_index_ < options_.snapshot_every + stagger) return;
+  if (options_.sync_off_loop) {
+    // Building and encoding a big table takes a second per million locks or more: on the
+    // pool, while the loop serves peers and clients (committed entries wait meanwhile).
+    applied_through_ = applied;  // nothing waits: the table reflects every entry handed out
+    auto job = std::make_unique<TableJob>();
+    job->index = applied;
+    StartTableJob(std::move(job));
+    return;
+  }
+  const uint64_t start_ns = uv_hrtime();
   pb::LockTableSnapshot s;
-  table_.Snapshot(&s);
+  table_->Snapshot(&s);
   std::string data;
   s.SerializeToString(&data);
+  const size_t bytes = data.size();
   Status st = raft_->Compact(applied, std::move(data));
   if (!st.ok()) {
     Fail(st.Annotate("cannot take a snapshot"));
     return;
   }
   last_snapshot_index_ = applied;  // the next batch carries it to disk
+  const uint64_t ms = (uv_hrtime() - start_ns) / 1'000'000;
+  // Once per snapshot_every entries; worth a line when it costs the loop noticeable time.
+  if (options_.log && ms >= 50) {
+    options_.log("snapshot at index " + std::to_string(applied) + ": " +
+                 std::to_string(table_->held_count()) + " locks held, " + std::to_string(bytes) +
+                 " bytes, taken in " + std::to_string(ms) + " ms on the loop");
+  }
+}
+
+bool CommandLog::HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches, size_t from) {
+  const core::DiskFullPolicy::Verdict verdict = disk_.OnPersistFailed(why, NowUs());
+  if (verdict == core::DiskFullPolicy::Verdict::kFatal) return false;
+  // Persisting again is idempotent (core/raft/raft_storage.h: the entries are appended again
+  // over themselves, the hard state set again, a snapshot saved again), so the retry runs
+  // each held batch whole, in order, before those taken since.
+  std::vector<QueuedBatch> held(std::make_move_iterator(batches->begin() + from),
+                                std::make_move_iterator(batches->end()));
+  for (QueuedBatch& q : waiting_) held.push_back(std::move(q));
+  waiting_ = std::move(held);
+  hold_ = false;
+  for (const QueuedBatch& q : waiting_) hold_ = hold_ || !q.sent_early;
+  if (verdict == core::DiskFullPolicy::Verdict::kBecameFull && on_disk_) on_disk_(why);
+  return true;
 }
 
 void CommandLog::Fail(const Status& why) {
@@ -656,7 +843,7 @@ void CommandLog::Close(std::function<void()> done) {
 void CommandLog::MaybeFinishClose() {
   // A sync in flight still uses store_ on the pool thread: done (after which the owner may
   // destroy this object) waits for it.
-  if (open_handles_ != 0 || sync_in_flight_ || !close_done_) return;
+  if (open_handles_ != 0 || sync_in_flight_ || table_job_ || !close_done_) return;
   auto cb = std::move(close_done_);
   cb();
 }

@@ -19,6 +19,11 @@
 // after one election timeout. Commands are idempotent by (session, seq), so a duplicate
 // costs a log entry and nothing else.
 //
+// A full disk does not stop the log (core/storage/disk_full_policy.h decides, this executes):
+// the batches it cannot persist are held, in order, and persisted again with backoff from
+// the tick timer; Propose refuses new locks meanwhile; the disk handler hears of the change
+// to full and back, once each.
+//
 // Threading: the loop's thread only. Owns its libuv handles; Close() must be called and
 // its callback awaited before destruction.
 #ifndef LOCKMESH_NET_COMMAND_LOG_H_
@@ -26,14 +31,17 @@
 
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "core/lock_table.h"
 #include "core/raft/raft.h"
+#include "core/storage/disk_full_policy.h"
 #include "core/storage/log_store.h"
 #include "lockmesh.pb.h"
 #include "mesh/status.h"
@@ -49,6 +57,9 @@ class CommandLog {
   using FailureHandler = std::function<void(const Status& why)>;
   /// Called after the last entry of a batch was applied.
   using BatchDoneHandler = std::function<void()>;
+  /// Called when the disk becomes full (`full` is the no-space error) and when the log
+  /// could persist again (`full` ok): once per change, never per request.
+  using DiskHandler = std::function<void(const Status& full)>;
   /// Sends one Raft message to its `to` (best effort; Raft retries what matters).
   using Sender = std::function<void(pb::RaftMessage&& message)>;
 
@@ -75,6 +86,9 @@ class CommandLog {
     /// clients and stepping Raft (see Drive). Only with fsync on; false syncs in the loop.
     /// The node sets it for mesh members (see net/node.cc for the measurements).
     bool sync_off_loop = false;
+    /// Where to write a line about the log's own work (snapshots taken, with their size and
+    /// cost); loop thread. Null: nowhere.
+    std::function<void(const std::string&)> log;
   };
 
   /// `fs` must outlive the log.
@@ -87,6 +101,8 @@ class CommandLog {
   Status Open();
   void SetHandlers(ApplyHandler on_apply, FailureHandler on_failure,
                    BatchDoneHandler on_batch_done = nullptr);
+  /// Who hears that the disk is full and that it is no longer (see DiskHandler).
+  void SetDiskHandler(DiskHandler on_disk) { on_disk_ = std::move(on_disk); }
   /// Where Raft's messages go (mesh only; without a sender they are dropped).
   void SetSender(Sender sender) { sender_ = std::move(sender); }
   /// Called after messages were handed to the sender ahead of an fsync: it must write
@@ -121,7 +137,7 @@ class CommandLog {
   /// it; with this node the only voter, buffered commands are applied when it returns).
   void Flush();
 
-  const core::LockTable& table() const { return table_; }
+  const core::LockTable& table() const { return *table_; }
   /// Highest log index applied (command entries, and Raft's own NOOP/CONFIG entries).
   uint64_t applied_index() const;
   /// Last index in the log (durable or not).
@@ -129,6 +145,10 @@ class CommandLog {
   /// Raft's view, for status: term, role, leader.
   const core::raft::Raft* raft() const { return raft_.get(); }
   bool failed() const { return !failure_.ok(); }
+  /// "" or, while the disk is full, the line for status (core::DiskFullPolicy::Describe).
+  std::string disk_full() const { return disk_.Describe(); }
+  /// What opening the store repaired (torn tails with file and offset), for the node's log.
+  const std::vector<std::string>& recovery_notes() const;
 
   /// Closes the libuv handles; `done` runs from the last close callback.
   void Close(std::function<void()> done);
@@ -175,6 +195,10 @@ class CommandLog {
   Status ApplyBatch(const core::raft::Batch& batch);
   void ArmTimer();
   void Fail(const Status& why);
+  /// A persist of `batches[from..]` failed with `why`. For want of space (the policy's
+  /// verdict) they are held at the front of waiting_ for a retry, and true is returned;
+  /// otherwise false (the caller fails the log).
+  bool HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches, size_t from);
   void MaybeSnapshot();
   /// Re-proposes commands not applied within an election timeout (mesh only).
   void RetryUnapplied();
@@ -188,7 +212,36 @@ class CommandLog {
   std::unique_ptr<core::LogStore> store_;
   std::unique_ptr<core::raft::Random> random_;
   std::unique_ptr<core::raft::Raft> raft_;
-  core::LockTable table_;
+  // The lock table. In a mesh, building a snapshot of it and restoring it from a received
+  // one run on the thread pool (TableJob): meanwhile it does not change — ApplyBatch keeps
+  // what it would apply in deferred_, in order, and ApplyDeferred applies it afterwards.
+  std::unique_ptr<core::LockTable> table_;
+  struct Deferred {
+    std::optional<core::raft::Snapshot> snapshot;
+    std::vector<pb::Entry> committed;
+  };
+  std::deque<Deferred> deferred_;
+  struct TableJob {
+    uv_work_t req;
+    CommandLog* log = nullptr;
+    bool restore = false;  // else build
+    uint64_t index = 0;    // the snapshot's index
+    std::string data;      // build: out; restore: in
+    std::unique_ptr<core::LockTable> restored;
+    Status status;
+    uint64_t start_ns = 0;
+  };
+  std::unique_ptr<TableJob> table_job_;  // in flight
+  uint64_t applied_through_ = 0;         // the last index the table reflects
+  /// Starts a job on the pool (the table must not change until OnTableJobDone).
+  void StartTableJob(std::unique_ptr<TableJob> job);
+  static void OnTableJobWork(uv_work_t* req);
+  static void OnTableJobDone(uv_work_t* req, int status);
+  /// Applies deferred_ up to the next snapshot install (which starts a job).
+  Status ApplyDeferred();
+  /// Applies one batch's snapshot and committed entries now (no job, no deferral).
+  Status ApplyNow(const std::optional<core::raft::Snapshot>& snapshot,
+                  const std::vector<pb::Entry>& committed);
   std::vector<pb::Command> pending_;
   uv_check_t check_;
   uv_idle_t idle_;
@@ -222,6 +275,8 @@ class CommandLog {
   std::string last_pending_leader_;  // raft_->leader() when ProposePending last ran
   std::unordered_map<std::string, Proposed> unapplied_;
   Status failure_;
+  core::DiskFullPolicy disk_;  // full disk: hold, retry, refuse new locks
+  DiskHandler on_disk_;
   bool closing_ = false;
   bool driving_ = false;       // Drive() is on the stack (handlers may call Propose)
   bool step_pending_ = false;  // messages stepped since the last Drive (see Step)

@@ -29,6 +29,7 @@
 #include "net/heap_trim.h"
 #include "net/lease_clock.h"
 #include "net/local_dir.h"
+#include "net/lock_listing.h"
 #include "net/mesh_claim.h"
 #include "net/posix_file_system.h"
 #include "net/protocol.h"
@@ -162,6 +163,7 @@ class NodeImpl final : public Node {
     lo.snapshot_every = options_.snapshot_every;
     lo.wal_segment_bytes = options_.wal_segment_bytes;
     lo.gather_us = options_.gather_us;
+    lo.log = [this](const std::string& line) { Log(line); };
     const MeshOptions& mo = options_.mesh;
     if (mo.enabled) {
       lo.standalone = false;
@@ -180,6 +182,7 @@ class NodeImpl final : public Node {
       CloseLogHandles();
       return st;
     }
+    for (const std::string& note : log_->recovery_notes()) Log("log recovery: " + note);
     log_->SetHandlers(
         [this](uint64_t index, const pb::Command& c, const core::ApplyResult& r) {
           heap_trimmer_.NoteApplied();
@@ -193,6 +196,11 @@ class NodeImpl final : public Node {
           UncorkAll();
           if (cluster_) cluster_->OnApplied();
         });
+    log_->SetDiskHandler([this](const Status& full) {
+      Log(full.ok() ? std::string("disk space is back: the log is written again, new locks "
+                                  "are taken again")
+                    : log_->disk_full());
+    });
     if (mo.enabled) {
       st = StartCluster();
       if (!st.ok()) {
@@ -281,6 +289,7 @@ class NodeImpl final : public Node {
       s.cluster_id = raft->config().cluster_id();
     }
     if (cluster_) cluster_->FillStatus(&s);
+    if (log_ && !log_->disk_full().empty()) s.warnings.push_back(log_->disk_full());
     return s;
   }
 
@@ -615,7 +624,8 @@ class NodeImpl final : public Node {
       case pb::ClientRequest::kListLocks: {
         pb::ClientResponse resp;
         resp.set_request_id(req.request_id());
-        FillLocks(resp.mutable_locks());
+        Status st = net::AnswerListLocks(log_->table(), req.list_locks(), resp.mutable_locks());
+        if (!st.ok()) resp.set_error(st.message());
         c->stream->Send(resp);
         return Status::OK();
       }
@@ -710,17 +720,14 @@ class NodeImpl final : public Node {
     return Status::OK();
   }
 
-  Status ProposeOrRefuse(Conn* c, uint64_t request_id, pb::Command cmd) {
-    Status st = log_->Propose(std::move(cmd));
-    if (!st.ok()) return Reply(c, request_id, pb::UNAVAILABLE, st.ToString());
-    return Status::OK();
-  }
-
   // Proposes command `seq` of `c`'s session, kept in `unconfirmed` while its OpenSession
   // is not applied yet (see Conn::unconfirmed).
   Status ProposeForSession(Conn* c, uint64_t request_id, uint64_t seq, pb::Command cmd) {
     if (!c->open_applied) c->unconfirmed[seq] = cmd;
-    return ProposeOrRefuse(c, request_id, std::move(cmd));
+    Status st = log_->Propose(std::move(cmd));
+    if (st.ok()) return Status::OK();
+    c->unconfirmed.erase(seq);  // refused (e.g. disk full): answered now, never re-proposed
+    return Reply(c, request_id, pb::UNAVAILABLE, st.ToString());
   }
 
   void SetSession(const Conn* c, pb::SessionKey* key) {
@@ -761,24 +768,6 @@ class NodeImpl final : public Node {
       pm->set_lag(m.lag);
       pm->set_found_at(m.found_at);
       pm->set_fingerprint(m.fingerprint);
-    }
-  }
-
-  void FillLocks(pb::ListLocksReply* out) const {
-    for (const core::LockRow& r : log_->table().List()) {
-      auto* l = out->add_locks();
-      l->set_resource(r.resource);
-      l->set_state(r.held ? "held" : "waiting");
-      l->set_mode(r.mode);
-      l->set_quantity(r.quantity);
-      l->set_lock_id(r.lock_id);
-      l->set_token(r.token);
-      l->set_element(r.element);
-      l->set_node_id(r.session.node_id());
-      l->set_client_id(r.session.client_id());
-      l->set_pid(r.pid);
-      l->set_uid(r.uid);
-      l->set_client_name(r.client_name);
     }
   }
 
@@ -852,6 +841,10 @@ class NodeImpl final : public Node {
         Conn* c = OwnConn(a.session());
         if (!c) break;
         if (ReopenIfAhead(c, r.result)) break;
+        if (r.result.code() == pb::STALE_SEQ) {
+          Resequence(c, cmd);
+          break;
+        }
         auto it = c->ops.find(a.seq());
         if (it == c->ops.end()) break;
         Conn::Op op = it->second;
@@ -880,6 +873,10 @@ class NodeImpl final : public Node {
         Conn* c = OwnConn(rel.session());
         if (!c) break;
         if (ReopenIfAhead(c, r.result)) break;
+        if (r.result.code() == pb::STALE_SEQ) {
+          Resequence(c, cmd);
+          break;
+        }
         c->held.erase(rel.lock_id());
         auto it = c->ops.find(rel.seq());
         if (it != c->ops.end()) {
@@ -904,6 +901,10 @@ class NodeImpl final : public Node {
         const pb::Cancel& can = cmd.cancel();
         Conn* c = OwnConn(can.session());
         if (!c) break;
+        if (r.result.code() == pb::STALE_SEQ) {
+          Resequence(c, cmd);
+          break;
+        }
         auto it = c->waiting.find(can.lock_id());
         if (it != c->waiting.end() && r.result.code() == pb::CANCELLED) {
           const Conn::Op op = Settle(c, it);
@@ -1032,6 +1033,47 @@ class NodeImpl final : public Node {
       return;
     }
     ProposeStalled(c);
+  }
+
+  // A command of `c`'s session that the log ordered after a later one of the session
+  // (STALE_SEQ: its first copy was lost with a leader and the retry came late). It took no
+  // effect and never will under its seq: proposes it again under a new one if still wanted
+  // — an Acquire still awaited (its op moves to the new seq; one answered at its deadline
+  // is dropped), and every Release and Cancel (if their lock is gone already, the copy is
+  // answered NOT_FOUND or with the grant, and changes nothing).
+  void Resequence(Conn* c, pb::Command cmd) {
+    uint64_t old_seq = 0;
+    const uint64_t seq = ++c->next_seq;
+    switch (cmd.body_case()) {
+      case pb::Command::kAcquire:
+        old_seq = cmd.acquire().seq();
+        cmd.mutable_acquire()->set_seq(seq);
+        break;
+      case pb::Command::kRelease:
+        old_seq = cmd.release().seq();
+        cmd.mutable_release()->set_seq(seq);
+        break;
+      case pb::Command::kCancel:
+        old_seq = cmd.cancel().seq();
+        cmd.mutable_cancel()->set_seq(seq);
+        break;
+      default:
+        return;
+    }
+    uint64_t request_id = 0;
+    auto op = c->ops.find(old_seq);
+    if (op != c->ops.end()) {
+      if (op->second.given_up) {
+        c->ops.erase(op);  // answered at its deadline; the log never took it
+        return;
+      }
+      request_id = op->second.request_id;
+      c->ops.emplace(seq, op->second);
+      c->ops.erase(op);
+    } else if (cmd.has_acquire()) {
+      return;  // a duplicate of one already answered
+    }
+    ProposeForSession(c, request_id, seq, std::move(cmd));
   }
 
   // Proposes `c`'s stalled commands again, in their order, under its current session.
@@ -1381,6 +1423,10 @@ class NodeImpl final : public Node {
 
   // "no leader or quorum: <what> within the deadline (...)", for the answers above.
   std::string NoQuorum(const std::string& what) const {
+    // A full disk holds this node's log: that, not the quorum, is why (see CommandLog).
+    if (log_ && !log_->disk_full().empty()) {
+      return log_->disk_full() + ": " + what + " within the deadline";
+    }
     const std::string leader = cluster_ ? GetStatus().leader_id : "";
     return "no leader or quorum: " + what + " within the deadline (" +
            (leader.empty() ? "this node knows no leader"

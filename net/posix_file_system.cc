@@ -22,6 +22,8 @@ Status PosixError(const std::string& path, const char* call, int err) {
   char buf[256];
   // GNU strerror_r: returns the message (possibly a static string, not `buf`).
   const char* message = strerror_r(err, buf, sizeof(buf));
+  if (err == ENOSPC) return core::NoSpaceError(path + ": " + call);
+  if (err == EDQUOT) return core::NoSpaceError(path + ": " + call + " (disk quota exceeded)");
   std::string text = path + ": " + call + ": " + message;
   if (err == ENOENT) return Status::NotFound(std::move(text));
   return Status::IOError(std::move(text));
@@ -48,6 +50,23 @@ Status WriteFully(int fd, const std::string& path, uint64_t offset, std::string_
     left -= static_cast<size_t>(n);
     offset += static_cast<uint64_t>(n);
   }
+  return Status::OK();
+}
+
+// Extends the file to `size` with real zeros (not fallocate: overwriting allocated, written
+// blocks later needs no metadata update, so fdatasync of a WAL write stays one device
+// flush), then fsyncs the extension.
+Status AllocateFd(int fd, const std::string& path, uint64_t size) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return PosixError(path, "fstat", errno);
+  const uint64_t have = static_cast<uint64_t>(st.st_size);
+  if (size <= have) return Status::OK();
+  const std::string zeros(std::min<uint64_t>(kZeroChunkBytes, size - have), '\0');
+  for (uint64_t at = have; at < size; at += zeros.size()) {
+    uint64_t n = std::min<uint64_t>(zeros.size(), size - at);
+    MESH_RETURN_IF_ERROR(WriteFully(fd, path, at, std::string_view(zeros).substr(0, n)));
+  }
+  if (::fsync(fd) != 0) return PosixError(path, "fsync", errno);
   return Status::OK();
 }
 
@@ -83,6 +102,11 @@ class PosixWritableFile : public core::WritableFile {
     return WriteFully(fd_, path_, offset, data);
   }
 
+  Status Allocate(uint64_t size) override {
+    if (fd_ < 0) return Status::IOError(path_ + ": allocate on a closed file");
+    return AllocateFd(fd_, path_, size);
+  }
+
   Status Sync() override {
     if (fd_ < 0) return Status::IOError(path_ + ": sync on a closed file");
     if (::fdatasync(fd_) != 0) return PosixError(path_, "fdatasync", errno);
@@ -111,19 +135,7 @@ class PosixFs : public core::FileSystem {
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) return PosixError(path, "open", errno);
     auto file = std::make_unique<PosixWritableFile>(fd, path);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) return PosixError(path, "fstat", errno);
-    uint64_t size = static_cast<uint64_t>(st.st_size);
-    if (preallocate > size) {
-      // Real zeros, not fallocate: overwriting allocated, written blocks later needs no
-      // metadata update, so fdatasync of a WAL write stays one device flush.
-      const std::string zeros(std::min<uint64_t>(kZeroChunkBytes, preallocate - size), '\0');
-      for (uint64_t at = size; at < preallocate; at += zeros.size()) {
-        uint64_t n = std::min<uint64_t>(zeros.size(), preallocate - at);
-        MESH_RETURN_IF_ERROR(WriteFully(fd, path, at, std::string_view(zeros).substr(0, n)));
-      }
-      if (::fsync(fd) != 0) return PosixError(path, "fsync", errno);
-    }
+    if (preallocate > 0) MESH_RETURN_IF_ERROR(AllocateFd(fd, path, preallocate));
     *out = std::move(file);
     return Status::OK();
   }
@@ -144,7 +156,22 @@ class PosixFs : public core::FileSystem {
     out->resize(static_cast<size_t>(st.st_size));
     size_t have = 0;
     while (true) {
-      if (have == out->size()) out->resize(have + std::max<size_t>(4096, have / 2));
+      if (have == out->size()) {
+        // The size fstat gave is read: probe for more (the file may have grown) with a
+        // small buffer, not by growing the string (a copy and a memset of the whole file).
+        char probe[4096];
+        ssize_t n = ::pread(fd, probe, sizeof(probe), static_cast<off_t>(have));
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          int err = errno;
+          ::close(fd);
+          return PosixError(path, "pread", err);
+        }
+        if (n == 0) break;
+        out->append(probe, static_cast<size_t>(n));
+        have += static_cast<size_t>(n);
+        continue;
+      }
       ssize_t n = ::pread(fd, out->data() + have, out->size() - have, static_cast<off_t>(have));
       if (n < 0) {
         if (errno == EINTR) continue;

@@ -4,7 +4,8 @@
 // chunks, then fsync; WritableFile::WriteAt is a pwrite loop (EINTR and short writes
 // handled), Sync is fdatasync; WriteFileAtomic writes `path.tmp`, fsyncs it, renames it over
 // `path` and fsyncs the directory; CreateDirs uses mode 0700. Errors are IOError (NotFound
-// for a missing file or directory) with the path, the failing call and strerror(errno).
+// for a missing file or directory) with the path, the failing call and strerror(errno);
+// ENOSPC and EDQUOT are core::NoSpaceError, so core::IsNoSpace recognises them.
 //
 // This lives in net/ because core/ must not make syscalls; the node hands this object to
 // core::LogStore.

@@ -1,6 +1,8 @@
 // `lockmesh locks`, `lockmesh status` and `lockmesh unique-id`: read-only views. None of
 // them starts a node.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -109,51 +111,164 @@ std::string FormatUptime(int64_t ms) {
   return buffer;
 }
 
-int RunLocks(const InfoFlags& flags) {
-  int code = 0;
-  auto client = ConnectForInfo(flags, "lockmesh locks", &code);
-  if (!client) return code;
-  std::vector<mesh::LockInfo> locks;
-  Status st = client->ListLocks(&locks);
-  if (!st.ok()) {
-    ReportError(flags, "cannot list locks: " + st.ToString());
-    return kExitError;
-  }
-  if (flags.json) {
-    Json out = {{"locks", Json::array()}};
-    for (const auto& l : locks) {
-      out["locks"].push_back({{"resource", l.resource},
-                              {"state", l.held ? "held" : "waiting"},
-                              {"mode", mesh::LockModeName(l.mode)},
-                              {"quantity", l.quantity},
-                              {"lock_id", l.lock_id},
-                              {"token", l.token},
-                              {"element", l.element},
-                              {"node_id", l.node_id},
-                              {"client_id", l.client_id},
-                              {"pid", l.pid},
-                              {"uid", l.uid},
-                              {"client_name", l.client_name}});
+/// Flags of `locks`.
+struct LocksFlags {
+  InfoFlags info;
+  std::string prefix;  // --prefix: "" for all
+  std::string node;    // --node: "" for all
+};
+
+/// CLI11 check of a --prefix / --node value: not empty, at most mesh::kMaxListFilterBytes.
+CLI::Validator FilterValue() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        if (value.empty()) return "must not be empty (omit the flag to list everything)";
+        if (value.size() > mesh::kMaxListFilterBytes) {
+          return "is " + std::to_string(value.size()) + " bytes; at most " +
+                 std::to_string(mesh::kMaxListFilterBytes);
+        }
+        return "";
+      },
+      "", "FilterValue");
+}
+
+/// A JSON string literal; bytes that are not UTF-8 (a hierarchical name may hold any byte
+/// but control characters) become U+FFFD instead of failing the listing.
+std::string JsonString(const std::string& s) {
+  return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
+}
+
+/// Appends one listing row as a JSON object indented for the "locks" array, the fields of
+/// docs/cli.md in that order (exactly what nlohmann's dump(2) of the document would give).
+void AppendLockJson(const mesh::LockInfo& l, std::string* out) {
+  auto field = [out](const char* name, const std::string& json_value, bool last = false) {
+    *out += "      \"";
+    *out += name;
+    *out += "\": ";
+    *out += json_value;
+    *out += last ? "\n" : ",\n";
+  };
+  *out += "{\n";
+  field("resource", JsonString(l.resource));
+  field("state", l.held ? "\"held\"" : "\"waiting\"");
+  field("mode", JsonString(mesh::LockModeName(l.mode)));
+  field("quantity", std::to_string(l.quantity));
+  field("lock_id", std::to_string(l.lock_id));
+  field("token", std::to_string(l.token));
+  field("element", JsonString(l.element));
+  field("node_id", JsonString(l.node_id));
+  field("client_id", std::to_string(l.client_id));
+  field("pid", std::to_string(l.pid));
+  field("uid", std::to_string(l.uid));
+  field("client_name", JsonString(l.client_name), /*last=*/true);
+  *out += "    }";
+}
+
+/// Writes the listing to stdout as pages arrive, never holding more than one page: a table
+/// (columns as wide as the header and the first page, wider later if a row needs it) or
+/// one JSON document {"locks": [...]} in the layout of nlohmann's dump(2).
+class LocksPrinter {
+ public:
+  explicit LocksPrinter(bool json) : json_(json) {}
+
+  /// Prints one page; false once stdout cannot be written (the listing then stops).
+  bool Page(const std::vector<mesh::LockInfo>& page) {
+    if (json_) {
+      std::string out = rows_ == 0 ? "{\n  \"locks\": [" : "";
+      for (const auto& l : page) {
+        out += rows_++ == 0 ? "\n    " : ",\n    ";
+        AppendLockJson(l, &out);
+      }
+      return Write(out);
     }
-    puts(out.dump(2).c_str());
+    std::vector<std::vector<std::string>> rows;
+    if (rows_ == 0) rows.push_back(kHeader);
+    for (const auto& l : page) {
+      rows.push_back({l.resource, l.held ? "held" : "waiting", mesh::LockModeName(l.mode),
+                      std::to_string(l.quantity), l.held ? std::to_string(l.token) : "-",
+                      OrDash(l.element), OrDash(l.node_id), std::to_string(l.client_id),
+                      l.pid ? std::to_string(l.pid) : "-", std::to_string(l.uid),
+                      OrDash(l.client_name)});
+    }
+    rows_ += page.size();
+    widths_.resize(kHeader.size());
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) widths_[i] = std::max(widths_[i], row[i].size());
+    }
+    std::string out;
+    for (const auto& row : rows) {
+      for (size_t i = 0; i < row.size(); ++i) {
+        out += row[i];
+        if (i + 1 < row.size()) out += std::string(widths_[i] - row[i].size() + 2, ' ');
+      }
+      out += '\n';
+    }
+    return Write(out);
+  }
+
+  /// Ends the output after the last page. `error` (if not ok) ends the listing early: with
+  /// --json it becomes the document's "error" member once rows were printed. Returns the
+  /// exit code.
+  int Finish(const Status& error, const LocksFlags& flags) {
+    if (write_failed_) {
+      if (write_errno_ != EPIPE)
+        PrintError(std::string("cannot write the listing: ") + std::strerror(write_errno_));
+      return kExitError;
+    }
+    const bool filtered = !flags.prefix.empty() || !flags.node.empty();
+    if (!error.ok()) {
+      const std::string message = "cannot list locks: " + error.ToString();
+      if (json_ && rows_ > 0) {
+        PrintError(message);
+        Write("\n  ],\n  \"error\": " + JsonString(message) + "\n}\n");
+      } else {
+        ReportError(flags.info, message);
+      }
+      return kExitError;
+    }
+    if (json_) {
+      Write(rows_ == 0 ? "{\n  \"locks\": []\n}\n" : "\n  ]\n}\n");
+    } else if (rows_ == 0) {
+      puts(filtered ? "no matching locks held or awaited" : "no locks held or awaited");
+    }
+    if (fflush(stdout) != 0 || write_failed_) {
+      PrintError(std::string("cannot write the listing: ") + std::strerror(errno));
+      return kExitError;
+    }
     return kExitOk;
   }
-  if (locks.empty()) {
-    puts("no locks held or awaited");
-    return kExitOk;
+
+ private:
+  bool Write(const std::string& text) {
+    if (write_failed_) return false;
+    if (fwrite(text.data(), 1, text.size(), stdout) != text.size()) {
+      write_failed_ = true;
+      write_errno_ = errno;
+    }
+    return !write_failed_;
   }
-  std::vector<std::vector<std::string>> rows = {{"RESOURCE", "STATE", "MODE", "QTY", "TOKEN",
-                                                 "ELEMENT", "NODE", "CLIENT", "PID", "UID",
-                                                 "NAME"}};
-  for (const auto& l : locks) {
-    rows.push_back({l.resource, l.held ? "held" : "waiting", mesh::LockModeName(l.mode),
-                    std::to_string(l.quantity), l.held ? std::to_string(l.token) : "-",
-                    OrDash(l.element), OrDash(l.node_id), std::to_string(l.client_id),
-                    l.pid ? std::to_string(l.pid) : "-", std::to_string(l.uid),
-                    OrDash(l.client_name)});
-  }
-  PrintTable(rows);
-  return kExitOk;
+
+  inline static const std::vector<std::string> kHeader = {"RESOURCE", "STATE",   "MODE", "QTY",
+                                                          "TOKEN",    "ELEMENT", "NODE", "CLIENT",
+                                                          "PID",      "UID",     "NAME"};
+  const bool json_;
+  size_t rows_ = 0;
+  std::vector<size_t> widths_;
+  bool write_failed_ = false;
+  int write_errno_ = 0;
+};
+
+int RunLocks(const LocksFlags& flags) {
+  int code = 0;
+  auto client = ConnectForInfo(flags.info, "lockmesh locks", &code);
+  if (!client) return code;
+  mesh::ListLocksOptions options;
+  options.prefix = flags.prefix;
+  options.node_id = flags.node;
+  LocksPrinter printer(flags.info.json);
+  Status st = client->ListLocks(
+      options, [&printer](const std::vector<mesh::LockInfo>& page) { return printer.Page(page); });
+  return printer.Finish(st, flags);
 }
 
 int RunStatus(const InfoFlags& flags) {
@@ -220,8 +335,9 @@ int RunStatus(const InfoFlags& flags) {
       {"fsync", s.fsync ? "on" : "off"},
       {"uptime", FormatUptime(s.uptime_ms)},
       {"version", OrDash(s.version)},
-      {"lease", !s.mesh ? "-" : s.lease_ms >= 0 ? std::to_string(s.lease_ms) + " ms left"
-                                                : "none (locks are not handed out)"},
+      {"lease", !s.mesh           ? "-"
+                : s.lease_ms >= 0 ? std::to_string(s.lease_ms) + " ms left"
+                                  : "none (locks are not handed out)"},
   });
   for (const std::string& w : s.warnings) printf("warning: %s\n", w.c_str());
   if (!s.members.empty()) {
@@ -241,15 +357,31 @@ int RunStatus(const InfoFlags& flags) {
 }  // namespace
 
 CommandRunner AddLocksCommand(CLI::App* app) {
-  CLI::App* cmd = app->add_subcommand("locks", "List held and awaited locks of the local node");
+  CLI::App* cmd = app->add_subcommand(
+      "locks", "List held and awaited locks as the local node knows them (any number)");
   cmd->footer(
-      std::string("JSON (--json): {\"locks\": [{resource, state (held|waiting), mode (NL..EX), "
-                  "quantity, lock_id,\ntoken (0 while waiting), element, node_id, client_id, "
-                  "pid, uid, client_name}]}.\n\n") +
+      std::string(
+          "Rows come in pages from the node and are printed as they arrive, ordered by\n"
+          "queue (the resource; for /a/b/c its root /a), then resource, then lock id. Not a\n"
+          "snapshot: a lock that exists throughout is listed once; one taken or released\n"
+          "meanwhile may or may not be.\n"
+          "JSON (--json): one document {\"locks\": [{resource, state (held|waiting), mode "
+          "(NL..EX),\nquantity, lock_id, token (0 while waiting), element, node_id, "
+          "client_id, pid, uid,\nclient_name}]}; if the listing fails midway, the rows so "
+          "far and \"error\": MESSAGE.\n\n") +
       kInfoExitCodes);
-  auto flags = std::make_shared<InfoFlags>();
-  cmd->add_flag("--json", flags->json, "Print JSON for scripts instead of a table");
-  AddCommonOptions(cmd, &flags->common);
+  auto flags = std::make_shared<LocksFlags>();
+  cmd->add_flag("--json", flags->info.json, "Print JSON for scripts instead of a table");
+  cmd->add_option("--prefix", flags->prefix,
+                  "Only resources whose name starts with P (/a/b also matches /a/b/c and "
+                  "/a/bc; 1-512 bytes)")
+      ->type_name("P")
+      ->check(FilterValue());
+  cmd->add_option("--node", flags->node,
+                  "Only locks of clients of the node with this id (see `status`; 1-512 bytes)")
+      ->type_name("ID")
+      ->check(FilterValue());
+  AddCommonOptions(cmd, &flags->info.common);
   return [flags] { return RunLocks(*flags); };
 }
 

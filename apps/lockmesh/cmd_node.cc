@@ -231,6 +231,7 @@ class NodeRunner {
     double idle =
         config_.node.idle_exit.value_or(flags_.auto_started ? kAutoStartedIdleExitSeconds : 0);
     options.idle_exit_ms = std::llround(idle * 1000);
+    options.snapshot_every = static_cast<uint64_t>(config_.node.snapshot_every);
     options.fsync = config_.node.fsync;
     options.start_command = OwnCommandLine();
     options.log = [&log](const std::string& line) { log.Write(line); };
@@ -464,6 +465,11 @@ CommandRunner AddNodeCommand(CLI::App* app) {
               "Seconds a member may be unreachable before it is replaced (voter) or removed "
               "(learner) (default: 30)")
       ->type_name("SECONDS");
+  o.AddOption(cmd, "--snapshot-every", "node.snapshot_every",
+              "Applied log entries between two snapshots of the lock table; the log before a "
+              "snapshot is dropped, and a member that needs it gets the snapshot, streamed "
+              "(default: 100000)")
+      ->type_name("ENTRIES");
   o.AddOption(cmd, "--election-timeout", "node.election_timeout_ms",
               "Raft election timeout in milliseconds, the same on every node (default: 1000)")
       ->type_name("MS");

@@ -256,6 +256,15 @@ const std::vector<Key>& Keys() {
          c->node.election_timeout_ms = n;
          return Status::OK();
        }},
+      {"node.snapshot_every", "LOCKMESH_SNAPSHOT_EVERY", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 10 || n > 1'000'000'000) {
+           return Status::InvalidArgument("must be between 10 and 1000000000");
+         }
+         c->node.snapshot_every = n;
+         return Status::OK();
+       }},
       {"lock.mode", "LOCKMESH_MODE", Kind::kString,
        [](const Value& v, Config* c) {
          const auto& s = std::get<std::string>(v);

@@ -64,6 +64,7 @@ struct NodeConfig {
   double session_ttl = 10;            // seconds of silence before a node's sessions expire
   double dead_after = 30;             // seconds unreachable before a member is replaced
   int64_t election_timeout_ms = 1000; // Raft election timeout
+  int64_t snapshot_every = 100000;    // applied entries between snapshots (log compaction)
 };
 
 /// Table [lock]: defaults of `lockmesh lock`.

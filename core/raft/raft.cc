@@ -579,8 +579,8 @@ void Raft::Impl::HandleHeartbeat(const pb::RaftMessage& m) {
   messages_.push_back(std::move(r));
 }
 
-void Raft::Impl::AnswerSnapshot(const pb::RaftMessage& m, pb::RaftMessageType type,
-                                uint64_t index, uint64_t offset, bool reject) {
+void Raft::Impl::AnswerSnapshot(const pb::RaftMessage& m, pb::RaftMessageType type, uint64_t index,
+                                uint64_t offset, bool reject) {
   pb::RaftMessage r = NewMessage(type, m.from());
   r.set_send_time(m.send_time());
   r.set_index(index);

@@ -66,6 +66,22 @@ Status PersistBatch(LogStore* store, const Batch& batch) {
   return Status::OK();
 }
 
+Status PersistBatches(LogStore* store, const std::vector<const Batch*>& batches) {
+  bool synced = true;
+  for (const Batch* batch : batches) {
+    if (batch->snapshot) MESH_RETURN_IF_ERROR(SaveSnapshot(store, *batch->snapshot));
+    MESH_RETURN_IF_ERROR(BufferBatch(store, *batch));
+    synced = false;
+    if (batch->compacted) {
+      MESH_RETURN_IF_ERROR(store->Sync());
+      MESH_RETURN_IF_ERROR(SaveSnapshot(store, *batch->compacted));
+      synced = true;
+    }
+  }
+  if (!synced) MESH_RETURN_IF_ERROR(store->Sync());
+  return Status::OK();
+}
+
 Status LoadPersistentState(const LogStore& store, PersistentState* out) {
   PersistentState state;
   state.hard_state = store.hard_state();

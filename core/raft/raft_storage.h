@@ -11,6 +11,8 @@
 #ifndef LOCKMESH_CORE_RAFT_RAFT_STORAGE_H_
 #define LOCKMESH_CORE_RAFT_RAFT_STORAGE_H_
 
+#include <vector>
+
 #include "core/raft/raft.h"
 #include "core/storage/log_store.h"
 #include "mesh/status.h"
@@ -29,6 +31,12 @@ Status PersistBatch(LogStore* store, const Batch& batch);
 /// between the snapshot install and the sync), for a driver that group-commits several
 /// batches with one LogStore::Sync. batch.snapshot and batch.compacted are not handled here.
 Status BufferBatch(LogStore* store, const Batch& batch);
+
+/// Executes step 1 of several batches, in the order taken, as PersistBatch would one after
+/// the other, but with one sync for all (more only around a compacted snapshot, which must
+/// follow its own batch's sync): for a driver that persists off its loop what it buffered
+/// meanwhile, snapshots included. On error, as PersistBatch.
+Status PersistBatches(LogStore* store, const std::vector<const Batch*>& batches);
 
 /// Reads what `store` recovered into `*out`, for Raft::Open. Corruption if an entry or the
 /// snapshot does not decode.

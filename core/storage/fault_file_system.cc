@@ -17,6 +17,10 @@ class FaultFileSystem::File : public WritableFile {
     if (closed_) return Status::IOError(path_ + ": write on a closed file");
     return fs_->FileWriteAt(inode_, path_, offset, data);
   }
+  Status Allocate(uint64_t size) override {
+    if (closed_) return Status::IOError(path_ + ": allocate on a closed file");
+    return fs_->FileAllocate(inode_, path_, size);
+  }
   Status Sync() override {
     if (closed_) return Status::IOError(path_ + ": sync on a closed file");
     return fs_->FileSync(inode_, path_);
@@ -84,7 +88,7 @@ Status FaultFileSystem::CheckSync(const std::string& path) {
 Status FaultFileSystem::CheckSpace(const std::string& path, uint64_t extra) {
   if (space_limit_ == UINT64_MAX || extra == 0) return Status::OK();
   if (UsedBytes() + extra > space_limit_) {
-    return Status::IOError(path + ": write: No space left on device (injected)");
+    return NoSpaceError(path + ": write (injected)");
   }
   return Status::OK();
 }
@@ -119,6 +123,18 @@ Status FaultFileSystem::FileWriteAt(const std::shared_ptr<Inode>& inode, const s
   MESH_RETURN_IF_ERROR(CheckSpace(path, end > size ? end - size : 0));
   WriteInto(&inode->current, offset, data);
   unsynced_.push_back(PendingWrite{inode, offset, std::string(data)});
+  return Status::OK();
+}
+
+Status FaultFileSystem::FileAllocate(const std::shared_ptr<Inode>& inode, const std::string& path,
+                                     uint64_t size) {
+  if (size <= inode->current.size()) return Status::OK();
+  MESH_RETURN_IF_ERROR(CheckWrite(path));
+  uint64_t have = std::max(inode->current.size(), inode->durable.size());
+  MESH_RETURN_IF_ERROR(CheckSpace(path, size > have ? size - have : 0));
+  inode->current.resize(size, '\0');
+  MESH_RETURN_IF_ERROR(CheckSync(path));
+  MakeDurable(inode, /*whole=*/true);  // fsync: every earlier write of the file too
   return Status::OK();
 }
 

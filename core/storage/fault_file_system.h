@@ -20,8 +20,10 @@
 //
 // Fault injection: FailNextWrites / FailNextSyncs make upcoming writes or syncs fail with an
 // IOError (nothing of a failed write is applied); SetSpaceLimit makes any operation that
-// would grow the total bytes of all files past the limit fail with an ENOSPC-like IOError
-// (writes over existing bytes, e.g. into preallocated segments, still succeed).
+// would grow the total bytes of all files past the limit fail with NoSpaceError (see
+// file_system.h; writes over existing bytes, e.g. into allocated segments, still succeed).
+// WritableFile::Allocate is a durable extension (like the preallocation), and a sync of the
+// whole file: it makes the file's earlier writes durable too, as fsync does.
 //
 // Ownership: the WritableFile objects it returns keep their inode alive; they must not
 // outlive the FaultFileSystem. Thread-compatible (tests drive it from one thread).
@@ -73,11 +75,11 @@ class FaultFileSystem : public FileSystem {
   void Crash(TearMode mode = TearMode::kDropUnsynced);
 
   /// After `after` more successful writes, the next `n` writes (WriteAt, WriteFileAtomic,
-  /// preallocation) fail with IOError and change nothing.
+  /// preallocation, Allocate) fail with IOError and change nothing.
   void FailNextWrites(int n, int after = 0);
   /// After `after` more successful syncs, the next `n` syncs (WritableFile::Sync, SyncDir,
-  /// the syncs inside WriteFileAtomic / Truncate / preallocation) fail with IOError. A failed
-  /// file sync leaves the file's writes unsynced.
+  /// the syncs inside WriteFileAtomic / Truncate / preallocation / Allocate) fail with
+  /// IOError. A failed file sync leaves the file's writes unsynced.
   void FailNextSyncs(int n, int after = 0);
   /// Limits the total size of all files (current and durable contents of every inode,
   /// counted once each at their larger size). UINT64_MAX (the default) means no limit.
@@ -107,6 +109,7 @@ class FaultFileSystem : public FileSystem {
   Status FileWriteAt(const std::shared_ptr<Inode>& inode, const std::string& path, uint64_t offset,
                      std::string_view data);
   Status FileSync(const std::shared_ptr<Inode>& inode, const std::string& path);
+  Status FileAllocate(const std::shared_ptr<Inode>& inode, const std::string& path, uint64_t size);
   // Makes the inode's content durable: by copying it whole, or (cheaper, valid when only
   // WriteAt changed it since the last sync) by replaying its pending writes.
   void MakeDurable(const std::shared_ptr<Inode>& inode, bool whole);

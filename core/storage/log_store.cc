@@ -218,7 +218,8 @@ struct LogStore::Impl {
   struct Segment {
     uint64_t seq = 0;
     std::string path;
-    uint64_t capacity = 0;   // file size: records must end at or before it
+    uint64_t capacity = 0;   // records must end at or before it (a roll-over point)
+    uint64_t allocated = 0;  // file size: zeros on disk past `used`, up to `capacity`
     uint64_t used = 0;       // bytes of records written (and synced)
     uint64_t max_index = 0;  // highest entry index recorded in it, 0 if none
   };
@@ -244,6 +245,8 @@ struct LogStore::Impl {
 
   std::vector<Segment> segments;         // oldest first; back() is the active one
   std::unique_ptr<WritableFile> active;  // segments.back(), open for writing
+  bool active_dirty = false;             // `active` has writes not yet synced
+  std::vector<std::string> notes;        // what recovery repaired, for the node's log
   std::vector<Chunk> chunks;             // buffered records
   uint64_t cursor_seq = 0;               // where the next buffered record goes
   uint64_t cursor_offset = 0;
@@ -311,18 +314,35 @@ struct LogStore::Impl {
     cursor_offset += c->bytes.size() - start;
   }
 
+  // The file size to grow the active segment to so that it holds `end` bytes of records:
+  // whole allocation steps past `end`, at most the segment's capacity (but at least `end`).
+  uint64_t AllocationFor(const Segment& seg, uint64_t end) const {
+    const uint64_t step = std::max<uint64_t>(1, options.allocate_bytes);
+    uint64_t want = (end + step - 1) / step * step;
+    return std::max(end, std::min(want, seg.capacity));
+  }
+
+  // A failure of a write (not a sync) for want of space leaves nothing durable changed, and
+  // the records stay buffered for the next Sync; every other failure is sticky.
+  Status FailWrite(Status s) {
+    if (IsNoSpace(s)) return s;
+    return Fail(std::move(s));
+  }
+
   Status Sync() {
     if (!error.ok()) return error;
-    bool dirty = false;
-    for (Chunk& c : chunks) {
+    // Chunks are dropped from `chunks` as they are written, so that a Sync that fails for
+    // want of space (not sticky) is resumed by the next one where it stopped.
+    while (!chunks.empty()) {
+      Chunk& c = chunks.front();
       if (c.create) {
         if (active != nullptr) {
           // The full segment becomes durable before the next one exists, so only the
           // last segment can ever hold a torn tail.
-          if (dirty) {
+          if (active_dirty) {
             Status s = active->Sync();
             if (!s.ok()) return Fail(s);
-            dirty = false;
+            active_dirty = false;
           }
           Status s = active->Close();
           active.reset();
@@ -332,27 +352,42 @@ struct LogStore::Impl {
         seg.seq = c.seq;
         seg.path = wal_dir + "/" + SegmentName(c.seq);
         seg.capacity = c.capacity;
-        Status s = fs->OpenWritable(seg.path, c.capacity, &active);
+        seg.allocated = AllocationFor(seg, c.bytes.size());
+        Status s = fs->OpenWritable(seg.path, seg.allocated, &active);
         if (!s.ok()) {
           active.reset();
           if (fs->Exists(seg.path)) fs->Remove(seg.path);  // best effort: no half segment
-          return Fail(s);
+          return FailWrite(s);
         }
         s = fs->SyncDir(wal_dir);
         if (!s.ok()) return Fail(s);
         segments.push_back(std::move(seg));
+        c.create = false;
       }
       Segment& seg = segments.back();
       assert(seg.seq == c.seq && active != nullptr);
+      const uint64_t end = c.offset + c.bytes.size();
+      if (end > seg.allocated) {
+        // Grow in steps ahead of the records: an idle node's segment stays small, and a
+        // write lands in zeros already on disk (no size change for fdatasync to flush).
+        uint64_t size = AllocationFor(seg, end);
+        Status s = active->Allocate(size);
+        if (!s.ok()) return FailWrite(s);
+        seg.allocated = size;
+        active_dirty = false;  // Allocate synced the file
+      }
       Status s = active->WriteAt(c.offset, c.bytes);
-      if (!s.ok()) return Fail(s);
-      dirty = true;
-      seg.used = c.offset + c.bytes.size();
+      if (!s.ok()) return FailWrite(s);
+      active_dirty = true;
+      seg.used = end;
       seg.max_index = std::max(seg.max_index, c.max_index);
+      if (chunks.size() == 1) break;  // the last one: synced below, then dropped
+      chunks.erase(chunks.begin());
     }
-    if (dirty) {
+    if (active_dirty) {
       Status s = active->Sync();
       if (!s.ok()) return Fail(s);
+      active_dirty = false;
     }
     chunks.clear();
     return Status::OK();
@@ -419,7 +454,8 @@ Status LogStore::Impl::Recover() {
     std::string data;
     MESH_RETURN_IF_ERROR(fs->ReadFile(seg.path, &data));
     const std::string_view view(data);
-    seg.capacity = data.size();
+    seg.allocated = data.size();
+    seg.capacity = std::max<uint64_t>(options.segment_bytes, data.size());
     uint64_t p = 0;
     bool bad = false;
     std::string why;
@@ -480,6 +516,9 @@ Status LogStore::Impl::Recover() {
       while (end > p && data[end - 1] == '\0') --end;
       torn_offset = p;
       torn_end = end;
+      notes.push_back(seg.path + ": discarded a torn tail at offset " + std::to_string(p) + " (" +
+                      std::to_string(end - p) + " bytes: " + why +
+                      "), the remains of a write cut short");
     }
     segments.push_back(std::move(seg));
   }
@@ -530,6 +569,15 @@ Status LogStore::Impl::Recover() {
   }
   if (!segments.empty()) {
     Segment& seg = segments.back();
+    // A segment allocated further than one step past its records (a crash during a big
+    // allocation, or a segment preallocated whole by an older version) is cut back: the
+    // space is the node's disk use, and recovery would read it all at every start.
+    const uint64_t keep = AllocationFor(seg, seg.used + 1);
+    if (seg.allocated > keep) {
+      MESH_RETURN_IF_ERROR(fs->Truncate(seg.path, keep));
+      seg.allocated = keep;
+      torn_end = std::min(torn_end, keep);
+    }
     MESH_RETURN_IF_ERROR(fs->OpenWritable(seg.path, 0, &active));
     if (torn_end > torn_offset) {
       const std::string zeros(std::min<uint64_t>(kZeroChunkBytes, torn_end - torn_offset), '\0');
@@ -550,7 +598,9 @@ Status LogStore::Impl::Recover() {
     BufferHardState(hs);
     BufferMarker(snap.index, snap.term, keep);
     Status s = Sync();
-    if (!s.ok()) return s;
+    // Without space the marker stays buffered for the next Sync: a crash before it only
+    // repeats this repair.
+    if (!s.ok() && !IsNoSpace(s)) return s;
   }
   return Status::OK();
 }
@@ -633,8 +683,9 @@ Status LogStore::SaveSnapshot(const SnapshotData& snapshot) {
         std::to_string(d.snap.index) + " term " + std::to_string(d.snap.term));
   }
   MESH_RETURN_IF_ERROR(d.Sync());
+  // Without space the old snapshot file is intact and nothing changed: not sticky.
   Status s = d.fs->WriteFileAtomic(d.snapshot_path, EncodeSnapshot(snapshot));
-  if (!s.ok()) return d.Fail(s);
+  if (!s.ok()) return d.FailWrite(s);
 
   bool keep;
   if (snapshot.index == d.snap.index) {
@@ -657,6 +708,9 @@ Status LogStore::SaveSnapshot(const SnapshotData& snapshot) {
   d.BufferHardState(d.hs);
   const uint64_t hs_seq = d.cursor_seq;  // the segment now holding the latest hard state
   d.BufferMarker(snapshot.index, snapshot.term, keep);
+  // Without space here, the snapshot is saved and applied, its marker buffered: calling
+  // SaveSnapshot again with the same snapshot (or Sync) finishes it; a crash first is the
+  // snapshot-without-marker case of Open.
   MESH_RETURN_IF_ERROR(d.Sync());
 
   // Delete the oldest segments while every entry in them is covered, stopping before the
@@ -689,5 +743,13 @@ uint64_t LogStore::wal_bytes() const {
 size_t LogStore::segment_count() const { return impl_->segments.size(); }
 
 const Status& LogStore::write_error() const { return impl_->error; }
+
+const std::vector<std::string>& LogStore::recovery_notes() const { return impl_->notes; }
+
+uint64_t LogStore::allocated_bytes() const {
+  uint64_t total = 0;
+  for (const auto& seg : impl_->segments) total += seg.allocated;
+  return total;
+}
 
 }  // namespace mesh::core

@@ -1,8 +1,11 @@
 // core/storage/log_store: the durable log of DESIGN.md §8 — hard state (term, vote),
 // log entries and the latest snapshot — on a write-ahead log of checksummed records.
 //
-// Layout of the data dir: `wal/<seq:016x>.wal` segments (preallocated, records overwrite
-// zeros in place), `snapshot` (one file, replaced atomically). Each record is
+// Layout of the data dir: `wal/<seq:016x>.wal` segments, `snapshot` (one file, replaced
+// atomically). A segment file grows in steps of options.allocate_bytes of zeros (each
+// extension synced before records are written into it, so that a record's fdatasync
+// changes no file size) up to options.segment_bytes, where the next segment begins: an
+// idle node's WAL is one step (1 MiB), and recovery reads at most one step of zeros. Each record is
 // [crc32c of type+payload : 4][length of payload : 4][type : 1][payload], little endian:
 //   type 1, entry:           [index : 8][term : 8][data : rest]
 //   type 2, hard state:      [term : 8][commit : 8][vote : rest]
@@ -22,17 +25,24 @@
 // cut short): it and the rest are discarded — zeroed on disk during Open, so later appends
 // overwrite clean space. Anywhere else (a non-last segment, or a valid record follows) it is
 // corruption: Open fails with Status::Corruption naming the file and offset, and nothing is
-// discarded. Missing segments between the first and the last are corruption too. A
-// damaged *last* record cannot be told from a torn write and is discarded like one.
-// Open ends by syncing every segment and the directory, so whatever it recovered is durable
-// before the caller acts on it.
+// discarded. Every torn tail discarded is reported, with its file and offset, in
+// recovery_notes() (the node logs them). The last segment is cut back to one allocation
+// step past its records if it is longer (older versions preallocated 64 MiB). Missing segments
+// between the first and the last are corruption too. A damaged *last* record cannot be told from a
+// torn write and is discarded like one. Open ends by syncing every segment and the directory, so
+// whatever it recovered is durable before the caller acts on it.
 //
 // Writes are group-committed: Append*/SetHardState only buffer; Sync() writes everything
 // buffered and fsyncs once (when a segment fills up, the full one is synced before the next
 // is created, and the directory is synced after each creation). Nothing is durable — and
 // nothing may be acknowledged — until Sync() returns ok. After a failed write or sync the
 // store refuses further writes with that same error (the state of the file is unknown);
-// reopen to recover. The accessors reflect buffered (not yet durable) changes.
+// reopen to recover. The exception is a write refused for want of space (IsNoSpace, see
+// file_system.h: a segment's allocation, a new segment, a write, the snapshot file): it
+// changes nothing durable, so it is not sticky — the buffered records stay buffered and
+// the next Sync (or SaveSnapshot) resumes where the failed one stopped, once there is
+// space again. A failed *sync* is always sticky. The accessors reflect buffered (not yet
+// durable) changes.
 //
 // Snapshots: SaveSnapshot syncs what is buffered, writes `snapshot` atomically, then logs the
 // current hard state and a snapshot marker and syncs, then deletes the oldest segments as
@@ -78,7 +88,11 @@ struct SnapshotData {
 
 /// Tuning for LogStore::Open.
 struct LogStoreOptions {
-  uint64_t segment_bytes = 64ull << 20;  // preallocated size of one WAL segment
+  /// A segment's records end at or before this size; a record that does not fit starts
+  /// the next segment.
+  uint64_t segment_bytes = 64ull << 20;
+  /// A segment file grows by this many bytes of zeros at a time (at most to segment_bytes).
+  uint64_t allocate_bytes = 1ull << 20;
 };
 
 class LogStore {
@@ -113,7 +127,8 @@ class LogStore {
   /// Buffers a new hard state. Returns the sticky error, if any.
   Status SetHardState(const HardState& hs);
   /// Writes everything buffered and fsyncs once (group commit). Ok with nothing buffered.
-  /// On failure the error becomes sticky (see write_error()).
+  /// On failure the error becomes sticky (see write_error()), unless IsNoSpace(error):
+  /// then what is not yet written stays buffered for the next call.
   Status Sync();
   /// True if there is buffered data that Sync() would write.
   bool HasPending() const;
@@ -122,7 +137,8 @@ class LogStore {
   /// are deleted. Entries after snapshot.index are kept if their term matches, else all
   /// entries are dropped (snapshot install from a leader). snapshot.index must be > 0 and
   /// >= snapshot().index (equal only with the same term: re-saving new data for the same
-  /// point), else InvalidArgument. Syncs anything buffered first. Failures are sticky.
+  /// point), else InvalidArgument. Syncs anything buffered first. Failures are sticky but
+  /// for want of space: then call it again with the same snapshot (it is idempotent).
   Status SaveSnapshot(const SnapshotData& snapshot);
 
   /// Bytes of records in the live WAL segments as of the last successful Sync (excluding
@@ -130,8 +146,13 @@ class LogStore {
   uint64_t wal_bytes() const;
   /// Number of live WAL segment files.
   size_t segment_count() const;
-  /// The sticky error: ok until a write or sync fails, then that failure forever.
+  /// The sticky error: ok until a write or sync fails (other than for want of space), then
+  /// that failure forever.
   const Status& write_error() const;
+  /// What Open repaired, one line each (a torn tail discarded: file, offset, bytes, why).
+  const std::vector<std::string>& recovery_notes() const;
+  /// Bytes of the live WAL segment files on disk (records and the zeros allocated ahead).
+  uint64_t allocated_bytes() const;
 
  private:
   LogStore();

@@ -87,6 +87,7 @@ class GatedFileSystem final : public core::FileSystem {
     Status WriteAt(uint64_t offset, std::string_view data) override {
       return file_->WriteAt(offset, data);
     }
+    Status Allocate(uint64_t size) override { return file_->Allocate(size); }
     Status Sync() override {
       fs_->Wait();
       Status st = file_->Sync();

@@ -272,5 +272,27 @@ TEST(Crc32cTest, ExtendAndPortableAgree) {
   }
 }
 
+TEST(FaultFileSystemAllocateTest, AllocateIsADurableExtensionAndHonoursTheSpaceLimit) {
+  FaultFileSystem fs(3);
+  ASSERT_TRUE(fs.CreateDirs("/d").ok());
+  std::unique_ptr<WritableFile> f;
+  ASSERT_TRUE(fs.OpenWritable("/d/f", 0, &f).ok());
+  ASSERT_TRUE(fs.SyncDir("/d").ok());
+  ASSERT_TRUE(f->WriteAt(0, "abc").ok());  // unsynced
+  ASSERT_TRUE(f->Allocate(100).ok());      // an fsync: the write is durable too
+  EXPECT_EQ(fs.UnsyncedWriteCount(), 0u);
+  ASSERT_TRUE(f->Allocate(50).ok());  // shorter: nothing to do
+  fs.Crash();
+  std::string content;
+  ASSERT_TRUE(fs.ReadFile("/d/f", &content).ok());
+  EXPECT_EQ(content, "abc" + std::string(97, '\0'));
+  fs.SetSpaceLimit(fs.UsedBytes() + 10);
+  Status full = f->Allocate(200);
+  EXPECT_TRUE(IsNoSpace(full)) << full.ToString();
+  ASSERT_TRUE(fs.ReadFile("/d/f", &content).ok());
+  EXPECT_EQ(content.size(), 100u);  // nothing changed
+  EXPECT_TRUE(f->Allocate(110).ok());
+}
+
 }  // namespace
 }  // namespace mesh::core

@@ -663,16 +663,16 @@ TEST_F(LockTableTest, RetriedSeqIsAppliedOnce) {
   EXPECT_TRUE(r2.grants.empty());
   EXPECT_EQ(table_.held_count(), 1u);
 
-  // Older seqs are stale, seq 0 too.
+  // Older seqs are stale (the proposer re-sequences them), seq 0 is an error.
   const ApplyResult stale = Apply(acq);
-  EXPECT_EQ(stale.result.code(), pb::ERROR);
+  EXPECT_EQ(stale.result.code(), pb::STALE_SEQ);
   EXPECT_THAT(stale.result.message(), HasSubstr("stale sequence number"));
   EXPECT_EQ(Apply(AcquireCmd(a, 0, "R", AcquireArgs())).result.code(), pb::ERROR);
   EXPECT_EQ(table_.held_count(), 1u);
   EXPECT_EQ(table_.waiting_count(), 0u);
   // A seq may skip ahead.
   EXPECT_EQ(Apply(AcquireCmd(a, 10, "S", AcquireArgs())).result.code(), pb::GRANTED);
-  EXPECT_EQ(Apply(AcquireCmd(a, 9, "T", AcquireArgs())).result.code(), pb::ERROR);
+  EXPECT_EQ(Apply(AcquireCmd(a, 9, "T", AcquireArgs())).result.code(), pb::STALE_SEQ);
 }
 
 TEST_F(LockTableTest, FailedAnswersAreRecordedToo) {

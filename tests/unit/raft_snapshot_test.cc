@@ -71,14 +71,14 @@ TEST(RaftSnapshotTest, SnapshotIsStreamedInBoundedChunksAndInstalledWhole) {
     return true;
   };
   c.net.Heal();
-  ASSERT_TRUE(c.net.RunUntil([&] {
-    return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index();
-  }));
+  ASSERT_TRUE(c.net.RunUntil(
+      [&] { return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index(); }));
   EXPECT_EQ(max_chunk, 100u);
   EXPECT_EQ(offsets.size(), 101u);
   EXPECT_EQ(chunks, 101u);  // nothing lost, nothing sent twice
   EXPECT_EQ(c.net.node(c.lagging).stored.snapshot_data, data);
-  EXPECT_EQ(c.net.node(c.lagging).stored.snapshot.index(), c.net.raft(c.leader).snapshot_meta().index());
+  EXPECT_EQ(c.net.node(c.lagging).stored.snapshot.index(),
+            c.net.raft(c.leader).snapshot_meta().index());
 }
 
 TEST(RaftSnapshotTest, AtMostTheWindowIsUnacknowledged) {
@@ -106,8 +106,10 @@ TEST(RaftSnapshotTest, AtMostTheWindowIsUnacknowledged) {
   EXPECT_TRUE(found);
   // Answers flow again: the transfer completes (resumed from the acknowledged offset).
   c.net.filter = nullptr;
-  ASSERT_TRUE(c.net.RunUntil(
-      [&] { return c.net.node(c.lagging).stored.snapshot.index() == c.net.raft(c.leader).snapshot_meta().index(); }));
+  ASSERT_TRUE(c.net.RunUntil([&] {
+    return c.net.node(c.lagging).stored.snapshot.index() ==
+           c.net.raft(c.leader).snapshot_meta().index();
+  }));
   EXPECT_EQ(c.net.node(c.lagging).stored.snapshot_data, data);
 }
 
@@ -126,9 +128,8 @@ TEST(RaftSnapshotTest, LostChunksAreResentFromWhatTheFollowerHolds) {
     return true;
   };
   c.net.Heal();
-  ASSERT_TRUE(c.net.RunUntil([&] {
-    return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index();
-  }));
+  ASSERT_TRUE(c.net.RunUntil(
+      [&] { return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index(); }));
   EXPECT_EQ(dropped, 2);
   EXPECT_EQ(c.net.node(c.lagging).stored.snapshot_data, data);
 }
@@ -151,9 +152,8 @@ TEST(RaftSnapshotTest, FollowerThatRestartsMidTransferGetsTheWholeSnapshot) {
   ASSERT_TRUE(crashed);
   EXPECT_EQ(c.net.node(c.lagging).stored.snapshot.index(), 0u);
   c.net.Restart(c.lagging);
-  ASSERT_TRUE(c.net.RunUntil([&] {
-    return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index();
-  }));
+  ASSERT_TRUE(c.net.RunUntil(
+      [&] { return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index(); }));
   EXPECT_EQ(c.net.node(c.lagging).stored.snapshot_data, data);
 }
 
@@ -190,9 +190,8 @@ TEST(RaftSnapshotTest, TransferKeepsItsSnapshotWhenTheLeaderCompactsAgain) {
     return true;
   };
   c.net.Heal();
-  ASSERT_TRUE(c.net.RunUntil([&] {
-    return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index();
-  }));
+  ASSERT_TRUE(c.net.RunUntil(
+      [&] { return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index(); }));
   ASSERT_TRUE(compacted_again);
   ASSERT_GT(l.snapshot_meta().index(), first_index);
   // The first transfer finished with the first snapshot, whole, though the leader compacted
@@ -213,11 +212,11 @@ TEST(RaftSnapshotTest, EmptySnapshotDataIsOneEmptyChunk) {
     return true;
   };
   c.net.Heal();
-  ASSERT_TRUE(c.net.RunUntil([&] {
-    return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index();
-  }));
+  ASSERT_TRUE(c.net.RunUntil(
+      [&] { return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index(); }));
   EXPECT_EQ(chunks, 1u);
-  EXPECT_EQ(c.net.node(c.lagging).stored.snapshot.index(), c.net.raft(c.leader).snapshot_meta().index());
+  EXPECT_EQ(c.net.node(c.lagging).stored.snapshot.index(),
+            c.net.raft(c.leader).snapshot_meta().index());
 }
 
 TEST(RaftSnapshotTest, HostileChunksAndAnswersAreDropped) {
@@ -285,9 +284,8 @@ TEST(RaftSnapshotTest, HostileChunksAndAnswersAreDropped) {
     }
   }
   c.net.filter = nullptr;
-  ASSERT_TRUE(c.net.RunUntil([&] {
-    return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index();
-  }));
+  ASSERT_TRUE(c.net.RunUntil(
+      [&] { return c.net.raft(c.lagging).commit_index() == c.net.raft(c.leader).commit_index(); }));
   EXPECT_EQ(c.net.node(c.lagging).stored.snapshot_data, data);
 }
 

@@ -35,6 +35,7 @@
 #ifndef MESH_CLIENT_H_
 #define MESH_CLIENT_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -101,6 +102,28 @@ struct LockInfo {
   uint32_t uid = 0;
   std::string client_name;
 };
+
+/// The longest ListLocksOptions::prefix and ::node_id a node accepts, in bytes.
+inline constexpr size_t kMaxListFilterBytes = 512;
+
+/// Which rows a lock listing returns (AsyncClient::ListLocks, Client::ListLocks). The node
+/// applies the filters; both together keep the rows that pass both.
+struct ListLocksOptions {
+  /// Only resources whose name starts with this (hierarchical: the full path, so "/a/b"
+  /// also keeps "/a/b/c" and "/a/bc"); "" for all. At most kMaxListFilterBytes (else the
+  /// listing fails with InvalidArgument).
+  std::string prefix;
+  /// Only locks (held or awaited) of clients hosted by the node with this id; "" for all.
+  /// At most kMaxListFilterBytes.
+  std::string node_id;
+  /// Rows to ask for per page: 0 (default) or above 1000 means 1000. The node also ends a
+  /// page at 32 KiB of rows, so a page always fits in one frame.
+  uint32_t page_rows = 0;
+};
+
+/// Receives one page of a listing: rows in listing order, never empty. Return true to go
+/// on, false to stop the listing there (its done callback then gets ok).
+using ListPageCallback = std::function<bool(const std::vector<LockInfo>& page)>;
 
 /// A cluster member as the node sees it.
 struct MemberInfo {
@@ -185,10 +208,26 @@ class AsyncClient {
   /// Releases a lock; rollback=true recycles a transactional sequence value.
   virtual void Unlock(const mesh::Lock& lock, bool rollback, DoneCallback done) = 0;
   virtual void SetLostCallback(LostCallback lost) = 0;
-  /// The node's status and its lock listing.
+  /// The node's status.
   virtual void GetStatus(std::function<void(const Status&, const NodeStatus&)> done) = 0;
+  /// The node's whole lock listing (held locks and queued requests of every client it
+  /// knows: on a mesh node, of the whole mesh as far as it has applied the log), read page
+  /// by page and handed to `done` in one vector, in listing order: by queue (a resource;
+  /// for hierarchical names, its root "/" + first component), then resource, then lock
+  /// id, held and waiting rows together. The vector holds every row in memory: for large
+  /// tables use the paged form below. The listing is not a snapshot: a lock that exists
+  /// throughout is listed exactly once, one taken or ended meanwhile may or may not be.
   virtual void ListLocks(
       std::function<void(const Status&, const std::vector<LockInfo>&)> done) = 0;
+  /// The listing filtered by `options` (copied), streamed: `page` runs once per page, in
+  /// listing order, on the loop's thread, and then `done` runs once, with ok when the
+  /// listing is complete or `page` returned false, else with the error (Unavailable if
+  /// the connection ended, InvalidArgument if the node refused the request); pages
+  /// already delivered stay delivered. The client keeps one page in memory at a time,
+  /// and one request of the listing is outstanding at a time. `page` may close the client
+  /// (return false then, or `done` gets Unavailable).
+  virtual void ListLocks(const ListLocksOptions& options, ListPageCallback page,
+                         DoneCallback done) = 0;
   /// Asks the node to stop: at once (FLoM -X), or once no lock is held or awaited (-x).
   virtual void Shutdown(bool immediate, DoneCallback done) = 0;
   /// Closes the connection (the node releases this session's locks). Requests already
@@ -218,7 +257,17 @@ class Client {
   /// call reports the lock lost (it may really be lost: nothing renewed it).
   void SetLostCallback(LostCallback lost);
   Status GetStatus(NodeStatus* out);
+  /// Every row of the node's listing, replacing `*out` (see AsyncClient::ListLocks for
+  /// order and consistency; paged transparently, all rows end up in memory).
   Status ListLocks(std::vector<LockInfo>* out);
+  /// The rows that pass `options`' filters, replacing `*out`.
+  Status ListLocks(const ListLocksOptions& options, std::vector<LockInfo>* out);
+  /// The filtered listing, streamed: `page` runs on this thread, inside this call, once
+  /// per page in listing order (one page in memory at a time); return false from it to
+  /// stop (the call then returns ok). Returns ok once the listing is complete, else the
+  /// error (rows already passed to `page` stay passed). Lost-lock notifications may run
+  /// between pages.
+  Status ListLocks(const ListLocksOptions& options, const ListPageCallback& page);
   Status Shutdown(bool immediate);
   /// Processes notifications for up to `timeout_ms` (0: only what has arrived).
   Status Poll(int64_t timeout_ms);
