@@ -19,9 +19,35 @@ bool Overlaps(const std::vector<std::string>& a, const std::vector<std::string>&
   return std::equal(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin());
 }
 
+void InitResource(const ResourceName& rn, Resource* r) {
+  r->type = rn.type;
+  r->capacity = rn.capacity;
+  switch (rn.type) {
+    case ResourceType::kSet:
+    case ResourceType::kSequence:
+    case ResourceType::kTransactionalSequence:
+    case ResourceType::kTimestamp:
+      r->extra = std::make_unique<ResourceExtra>();
+      r->extra->elements = rn.elements;
+      r->extra->format = rn.format;
+      break;
+    case ResourceType::kSimple:
+    case ResourceType::kNumeric:
+    case ResourceType::kHierarchical:
+      break;
+  }
+}
+
+std::string NameOf(const Resource& r, const Lock& lock) {
+  if (r.type != ResourceType::kHierarchical) return r.queue_key();
+  std::string name;
+  for (const std::string& part : lock.path) name.append("/").append(part);
+  return name;
+}
+
 // Whether `lock` cannot be granted next to the current holders of `r` (FIFO aside).
 bool ConflictsWithHolders(const Resource& r, const Lock& lock) {
-  switch (r.name.type) {
+  switch (r.type) {
     case ResourceType::kSimple:
       return std::any_of(r.holders.begin(), r.holders.end(),
                          [&](const Lock& h) { return !ModesCompatible(h.mode, lock.mode); });
@@ -32,14 +58,14 @@ bool ConflictsWithHolders(const Resource& r, const Lock& lock) {
     case ResourceType::kNumeric: {
       uint64_t used = 0;
       for (const Lock& h : r.holders) used += h.quantity;
-      return used + lock.quantity > r.name.capacity;
+      return used + lock.quantity > r.capacity;
     }
     case ResourceType::kSet:
-      return r.holders.size() >= r.name.elements.size();  // one distinct element per holder
+      return r.holders.size() >= r.extra->elements.size();  // one distinct element per holder
     case ResourceType::kSequence:
     case ResourceType::kTransactionalSequence:
     case ResourceType::kTimestamp:
-      return r.holders.size() >= r.name.capacity;
+      return r.holders.size() >= r.capacity;
   }
   return true;
 }
@@ -47,7 +73,7 @@ bool ConflictsWithHolders(const Resource& r, const Lock& lock) {
 // Whether one of the first `count` waiters of `r` must go before `lock` (strict FIFO; in a
 // hierarchy only waiters on an overlapping path).
 bool BlockedByEarlierWaiter(const Resource& r, size_t count, const Lock& lock) {
-  if (r.name.type != ResourceType::kHierarchical) return count > 0;
+  if (r.type != ResourceType::kHierarchical) return count > 0;
   for (size_t i = 0; i < count; ++i) {
     if (Overlaps(r.waiters[i].path, lock.path)) return true;
   }
@@ -70,23 +96,14 @@ using lock_table_internal::IsPersistentType;
 using lock_table_internal::KeyOf;
 using lock_table_internal::ListKind;
 using lock_table_internal::Lock;
+using lock_table_internal::NameOf;
 using lock_table_internal::ParseU64;
 using lock_table_internal::Resource;
+using lock_table_internal::ResourceExtra;
 using lock_table_internal::Session;
 using lock_table_internal::SessionId;
 
 namespace {
-
-Grant MakeGrant(const Lock& lock) {
-  Grant g;
-  g.session = KeyOf(lock.session);
-  g.lock_id = lock.lock_id;
-  g.acquire_seq = lock.seq;
-  g.token = lock.token;
-  g.resource = lock.resource;
-  g.element = lock.element;
-  return g;
-}
 
 void SetResult(pb::CommandResult* result, pb::ResultCode code, std::string message) {
   result->set_code(code);
@@ -112,22 +129,30 @@ bool ModesCompatible(pb::LockMode held, pb::LockMode requested) {
   return kMatrix[h][r];
 }
 
+Grant LockTable::Impl::MakeGrant(const Resource& r, const Lock& lock) {
+  Grant g;
+  g.session = KeyOf(*lock.session);
+  g.lock_id = lock.lock_id;
+  g.acquire_seq = lock.seq;
+  g.token = lock.token;
+  g.resource = NameOf(r, lock);
+  g.element = lock.element;
+  return g;
+}
+
 Resource& LockTable::Impl::GetOrCreate(const ResourceName& rn) {
-  auto it = resources.find(rn.queue_key);
-  if (it != resources.end()) return it->second;
-  Resource& r = resources[rn.queue_key];
-  if (rn.type == ResourceType::kHierarchical) {
-    // The queue key "/root" parses as a hierarchical name; nothing can fail here.
-    ParseResourceName(rn.queue_key, &r.name);
-  } else {
-    r.name = rn;
+  auto [it, created] = resources.try_emplace(rn.queue_key);
+  Resource& r = it->second;
+  if (created) {
+    r.key = &it->first;
+    InitResource(rn, &r);  // a hierarchical queue keeps only its type from `rn`
   }
   return r;
 }
 
 void LockTable::Impl::DropIfIdle(const std::string& key) {
   auto it = resources.find(key);
-  if (it != resources.end() && it->second.Idle() && !IsPersistentType(it->second.name.type)) {
+  if (it != resources.end() && it->second.Idle() && !IsPersistentType(it->second.type)) {
     resources.erase(it);
   }
 }
@@ -136,9 +161,7 @@ void LockTable::Impl::DropIfIdle(const std::string& key) {
 bool LockTable::Impl::Locate(uint64_t lock_id, Resource** resource, ListKind* kind, size_t* pos) {
   auto it = lock_index.find(lock_id);
   if (it == lock_index.end()) return false;
-  auto rit = resources.find(it->second);
-  if (rit == resources.end()) return false;
-  Resource& r = rit->second;
+  Resource& r = *it->second;
   const std::pair<ListKind, std::vector<Lock>*> lists[] = {{ListKind::kHolders, &r.holders},
                                                            {ListKind::kWaiters, &r.waiters},
                                                            {ListKind::kParked, &r.parked}};
@@ -173,7 +196,7 @@ Lock LockTable::Impl::Take(Resource& r, ListKind kind, size_t pos) {
   Lock lock = std::move(list[pos]);
   list.erase(list.begin() + static_cast<std::ptrdiff_t>(pos));
   lock_index.erase(lock.lock_id);
-  auto sit = sessions.find(lock.session);
+  auto sit = sessions.find(*lock.session);
   if (sit != sessions.end()) sit->second.locks.erase(lock.lock_id);
   return lock;
 }
@@ -181,17 +204,17 @@ Lock LockTable::Impl::Take(Resource& r, ListKind kind, size_t pos) {
 // Gives a released _S_ value back.
 void LockTable::Impl::Recycle(Resource& r, const Lock& lock) {
   uint64_t value = 0;
-  if (r.name.type == ResourceType::kTransactionalSequence && ParseU64(lock.element, &value) &&
-      value > 0 && value < r.next_sequence) {
-    r.recycled.insert(value);
+  if (r.type == ResourceType::kTransactionalSequence && ParseU64(lock.element, &value) &&
+      value > 0 && value < r.extra->next_sequence) {
+    r.extra->recycled.insert(value);
   }
 }
 
 // Picks the element of a lock being granted, per type.
 void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
-  switch (r.name.type) {
+  switch (r.type) {
     case ResourceType::kSet: {
-      const std::vector<std::string>& elements = r.name.elements;
+      const std::vector<std::string>& elements = r.extra->elements;
       const size_t n = elements.size();
       std::set<std::string_view> used;
       for (const Lock& h : r.holders) used.insert(h.element);
@@ -206,23 +229,24 @@ void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
       break;
     }
     case ResourceType::kSequence:
-      lock.element = std::to_string(r.next_sequence++);
+      lock.element = std::to_string(r.extra->next_sequence++);
       break;
     case ResourceType::kTransactionalSequence:
-      if (!r.recycled.empty()) {
-        lock.element = std::to_string(*r.recycled.begin());
-        r.recycled.erase(r.recycled.begin());
+      if (!r.extra->recycled.empty()) {
+        lock.element = std::to_string(*r.extra->recycled.begin());
+        r.extra->recycled.erase(r.extra->recycled.begin());
       } else {
-        lock.element = std::to_string(r.next_sequence++);
+        lock.element = std::to_string(r.extra->next_sequence++);
       }
       break;
     case ResourceType::kTimestamp: {
+      ResourceExtra& x = *r.extra;
       int64_t ns = 0;
       std::string text;
-      NextUniqueTimestamp(r.name.format, lock.stamp_unix_ns, !r.last_stamp_text.empty(),
-                          r.last_stamp_ns, r.last_stamp_text, &ns, &text);
-      r.last_stamp_ns = ns;
-      r.last_stamp_text = text;
+      NextUniqueTimestamp(x.format, lock.stamp_unix_ns, !x.last_stamp_text.empty(),
+                          x.last_stamp_ns, x.last_stamp_text, &ns, &text);
+      x.last_stamp_ns = ns;
+      x.last_stamp_text = text;
       lock.element = std::move(text);
       break;
     }
@@ -237,7 +261,7 @@ void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
 Grant LockTable::Impl::GrantLock(Resource& r, Lock lock, uint64_t index) {
   lock.token = index;
   AssignElement(r, lock);
-  Grant g = MakeGrant(lock);
+  Grant g = MakeGrant(r, lock);
   r.holders.push_back(std::move(lock));
   return g;
 }
@@ -251,7 +275,7 @@ void LockTable::Impl::GrantFromQueue(Resource& r, uint64_t index, std::vector<Gr
       Lock lock = std::move(r.waiters[i]);
       r.waiters.erase(r.waiters.begin() + static_cast<std::ptrdiff_t>(i));
       grants->push_back(GrantLock(r, std::move(lock), index));
-    } else if (r.name.type == ResourceType::kHierarchical) {
+    } else if (r.type == ResourceType::kHierarchical) {
       ++i;  // a later waiter on another branch may still go
     } else {
       break;
@@ -328,14 +352,13 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
   }
   Lock lock;
   lock.lock_id = index;
-  lock.session = IdOf(cmd.session());
+  lock.session = &sessions.find(IdOf(cmd.session()))->first;  // Admit found it
   const bool all_modes = rn.type == ResourceType::kSimple || rn.type == ResourceType::kHierarchical;
   lock.mode = all_modes ? cmd.mode() : pb::EX;
   lock.quantity = rn.type == ResourceType::kNumeric ? std::max<uint32_t>(1, cmd.quantity()) : 1;
   lock.seq = cmd.seq();
   lock.no_create = cmd.no_create();
   lock.stamp_unix_ns = cmd.stamp_unix_ns();
-  lock.resource = cmd.resource();
   lock.path = rn.path;
   if (rn.type == ResourceType::kNumeric && lock.quantity > rn.capacity) {
     SetResult(&res, pb::IMPOSSIBLE,
@@ -354,7 +377,7 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
     }
     Resource& r = GetOrCreate(rn);
     r.parked.push_back(std::move(lock));
-    lock_index[index] = rn.queue_key;
+    lock_index[index] = &r;
     session.locks.insert(index);
     SetResult(&res, pb::QUEUED, "waiting for the resource to be created");
     return;
@@ -375,7 +398,7 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
     r.waiters.push_back(std::move(lock));
     res.set_code(pb::QUEUED);
   }
-  lock_index[index] = rn.queue_key;
+  lock_index[index] = &r;
   session.locks.insert(index);
 
   // The resource exists now: requests that waited for its creation join the queue.
@@ -393,11 +416,11 @@ void LockTable::Impl::DoRelease(uint64_t index, const pb::Release& cmd, ApplyRes
   ListKind kind = ListKind::kHolders;
   size_t pos = 0;
   if (!Locate(cmd.lock_id(), &r, &kind, &pos) ||
-      ListOf(*r, kind)[pos].session != IdOf(cmd.session())) {
+      *ListOf(*r, kind)[pos].session != IdOf(cmd.session())) {
     SetResult(&res, pb::NOT_FOUND, "no lock " + std::to_string(cmd.lock_id()) + " in this session");
     return;
   }
-  const std::string key = r->name.queue_key;
+  const std::string key = r->queue_key();
   Lock lock = Take(*r, kind, pos);
   if (kind == ListKind::kHolders) {
     if (cmd.rollback()) Recycle(*r, lock);
@@ -418,7 +441,7 @@ void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, ApplyResul
   ListKind kind = ListKind::kHolders;
   size_t pos = 0;
   if (!Locate(cmd.lock_id(), &r, &kind, &pos) ||
-      ListOf(*r, kind)[pos].session != IdOf(cmd.session())) {
+      *ListOf(*r, kind)[pos].session != IdOf(cmd.session())) {
     SetResult(&res, pb::NOT_FOUND, "no lock " + std::to_string(cmd.lock_id()) + " in this session");
     return;
   }
@@ -429,7 +452,7 @@ void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, ApplyResul
     res.set_element(held.element);
     return;
   }
-  const std::string key = r->name.queue_key;
+  const std::string key = r->queue_key();
   Take(*r, kind, pos);
   SetResult(&res, pb::CANCELLED, "request withdrawn before it was granted");
   GrantFromQueue(*r, index, &out->grants);
@@ -446,14 +469,14 @@ void LockTable::Impl::EndSession(std::map<SessionId, Session>::iterator it, pb::
     ListKind kind = ListKind::kHolders;
     size_t pos = 0;
     if (!Locate(id, &r, &kind, &pos)) continue;
-    touched->insert(r->name.queue_key);
+    touched->insert(r->queue_key());
     Lock lock = Take(*r, kind, pos);
     if (kind == ListKind::kHolders) {
       Recycle(*r, lock);
-      out->released.push_back(MakeGrant(lock));
+      out->released.push_back(MakeGrant(*r, lock));
     } else {
       Withdrawal w;
-      w.session = KeyOf(lock.session);
+      w.session = KeyOf(*lock.session);
       w.lock_id = lock.lock_id;
       w.acquire_seq = lock.seq;
       w.code = code;

@@ -5,7 +5,9 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <set>
+#include <unordered_map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,19 +35,22 @@ inline std::string Describe(const SessionId& id) {
   return id.first + "/" + std::to_string(id.second);
 }
 
-// A lock: held (token != 0) or waiting.
+// A lock: held (token != 0) or waiting. Kept small, since a table may hold millions: its
+// resource name is not stored (it is its queue's key, or for a hierarchical lock "/" and its
+// path; see NameOf), and its session is a pointer to that session's key in
+// LockTable::Impl::sessions (a lock never outlives its session: ending a session takes its
+// locks first, and a restore loads the sessions before the locks).
 struct Lock {
   uint64_t lock_id = 0;
-  SessionId session;
-  pb::LockMode mode = pb::EX;  // effective mode (EX for types that have only EX)
-  uint32_t quantity = 1;       // effective quantity (1 for non-numeric types)
   uint64_t token = 0;
-  std::string element;
   uint64_t seq = 0;
-  bool no_create = false;
   int64_t stamp_unix_ns = 0;
-  std::string resource;           // full name as requested
-  std::vector<std::string> path;  // hierarchical components
+  const SessionId* session = nullptr;  // never null in a table
+  std::string element;
+  std::vector<std::string> path;  // hierarchical components (empty for other types)
+  pb::LockMode mode = pb::EX;     // effective mode (EX for types that have only EX)
+  uint32_t quantity = 1;          // effective quantity (1 for non-numeric types)
+  bool no_create = false;
 };
 
 inline bool IsPersistentType(ResourceType type) {
@@ -53,22 +58,40 @@ inline bool IsPersistentType(ResourceType type) {
          type == ResourceType::kTimestamp;
 }
 
-// One FIFO queue: a resource, or every node under one hierarchical root.
-struct Resource {
-  ResourceName name;            // parse of the queue key
-  std::vector<Lock> holders;    // grant order
-  std::vector<Lock> waiters;    // FIFO order
-  std::vector<Lock> parked;     // no_create requests waiting for the queue to exist
-  uint64_t next_sequence = 1;   // sequences: next fresh value
-  std::set<uint64_t> recycled;  // _S_: values handed back
-  uint32_t set_cursor = 0;      // sets: round-robin position
-  int64_t last_stamp_ns = 0;    // timestamps: last value handed out ("" text: none yet)
+// What a queue of a set, sequence or timestamp resource keeps beyond a simple one's.
+struct ResourceExtra {
+  std::vector<std::string> elements;  // sets: the elements, in order
+  std::string format;                 // timestamps: strftime format, with #f fractions
+  uint64_t next_sequence = 1;         // sequences: next fresh value
+  std::set<uint64_t> recycled;        // _S_: values handed back
+  int64_t last_stamp_ns = 0;          // timestamps: last value handed out ("" text: none yet)
   std::string last_stamp_text;
+};
 
+// One FIFO queue: a resource, or every node under one hierarchical root. Its name is its key
+// in LockTable::Impl::resources (queue_key()); a map node does not move, so `key` stays valid.
+struct Resource {
+  const std::string* key = nullptr;  // its key in Impl::resources
+  ResourceType type = ResourceType::kSimple;
+  uint32_t set_cursor = 0;           // sets: round-robin position
+  uint64_t capacity = 1;             // as ResourceName::capacity
+  std::vector<Lock> holders;         // grant order
+  std::vector<Lock> waiters;         // FIFO order
+  std::vector<Lock> parked;          // no_create requests waiting for the queue to exist
+  std::unique_ptr<ResourceExtra> extra;  // sets, sequences, timestamps; null for the others
+
+  const std::string& queue_key() const { return *key; }
   // The resource "exists" (FLoM: has a locker) while it has holders or queued requests.
   bool Exists() const { return !holders.empty() || !waiters.empty(); }
   bool Idle() const { return holders.empty() && waiters.empty() && parked.empty(); }
 };
+
+// Makes `r` (fresh, `key` set) the queue of `rn`: its type, capacity and, for the types that
+// have them, elements, format and counters.
+void InitResource(const ResourceName& rn, Resource* r);
+
+// The resource name a lock of queue `r` was requested under (hierarchical: the full path).
+std::string NameOf(const Resource& r, const Lock& lock);
 
 // A remembered ClaimClientIds: its nonce and the epoch it got.
 struct ClaimRecord {
@@ -125,7 +148,8 @@ struct LockTable::Impl {
   uint64_t applied_index = 0;                  // last applied entry
   std::map<SessionId, Session> sessions;       // open sessions
   std::map<std::string, Resource> resources;   // by queue key
-  std::map<uint64_t, std::string> lock_index;  // lock id -> queue key
+  // lock id -> its queue (lookups only, never iterated: its order does not matter).
+  std::unordered_map<uint64_t, Resource*> lock_index;
   // node id -> its client-id watermark and epoch (see DoOpenSession, DoClaimClientIds).
   std::map<std::string, NodeIds> node_ids;
 
@@ -140,6 +164,8 @@ struct LockTable::Impl {
   static std::vector<Lock>& ListOf(Resource& r, ListKind kind);
   // Removes a lock from its list, the lock index and its session's set.
   Lock Take(Resource& r, ListKind kind, size_t pos);
+  // The grant (or release) report of `lock`, a lock of `r`.
+  static Grant MakeGrant(const Resource& r, const Lock& lock);
   // Gives a released _S_ value back.
   static void Recycle(Resource& r, const Lock& lock);
   // Picks the element of a lock being granted, per type.
@@ -178,7 +204,7 @@ struct LockTable::Impl {
   // LockTable::Snapshot.
   void Snapshot(pb::LockTableSnapshot* out) const;
   // Fills `lock` from `in`, checking it against the queue `r` it is listed in.
-  Status LoadLock(const pb::LockEntryState& in, const Resource& r, bool held, Lock* lock);
+  Status LoadLock(const pb::LockEntryState& in, Resource& r, bool held, Lock* lock);
   // Checks what the holders of a queue hold together, and its counters.
   static Status CheckHolders(const Resource& r);
   // Builds this (empty) Impl from `snap`.

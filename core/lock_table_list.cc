@@ -13,21 +13,24 @@ namespace {
 
 using lock_table_internal::KeyOf;
 using lock_table_internal::Lock;
+using lock_table_internal::NameOf;
 using lock_table_internal::Resource;
 
 bool StartsWith(std::string_view s, std::string_view prefix) {
   return s.substr(0, prefix.size()) == prefix;
 }
 
-// A lock of the queue being listed, and whether it is held (else waiting or parked).
+// A lock of the queue being listed, its resource name (a lock does not store it: NameOf),
+// and whether it is held (else waiting or parked).
 struct Found {
   const Lock* lock;
+  std::string resource;
   bool held;
 };
 
 // Whether `a` comes before `b` (of the same queue) in listing order.
 bool Before(const Found& a, const Found& b) {
-  return std::tie(a.lock->resource, a.lock->lock_id) < std::tie(b.lock->resource, b.lock->lock_id);
+  return std::tie(a.resource, a.lock->lock_id) < std::tie(b.resource, b.lock->lock_id);
 }
 
 // Which queues can hold a resource that starts with `prefix`. A resource's name starts with
@@ -76,15 +79,15 @@ ListResult LockTable::ListPage(const ListQuery& query) const {
   auto row_of = [&](const Found& f) {
     const Lock& l = *f.lock;
     LockRow row;
-    row.resource = l.resource;
+    row.resource = f.resource;
     row.held = f.held;
     row.mode = l.mode;
     row.quantity = l.quantity;
     row.lock_id = l.lock_id;
     row.token = l.token;
     row.element = l.element;
-    row.session = KeyOf(l.session);
-    auto s = impl_->sessions.find(l.session);
+    row.session = KeyOf(*l.session);
+    auto s = impl_->sessions.find(*l.session);
     if (s != impl_->sessions.end()) {
       row.pid = s->second.pid;
       row.uid = s->second.uid;
@@ -115,12 +118,13 @@ ListResult LockTable::ListPage(const ListQuery& query) const {
     for (const std::vector<Lock>* list : {&r.holders, &r.waiters, &r.parked}) {
       for (const Lock& l : *list) {
         ++examined;
-        if (resume && std::tie(l.resource, l.lock_id) <= std::tie(at.resource, at.lock_id)) {
+        std::string name = NameOf(r, l);
+        if (resume && std::tie(name, l.lock_id) <= std::tie(at.resource, at.lock_id)) {
           continue;
         }
-        if (!StartsWith(l.resource, query.prefix)) continue;
-        if (!query.node_id.empty() && l.session.first != query.node_id) continue;
-        found.push_back(Found{&l, list == &r.holders});
+        if (!StartsWith(name, query.prefix)) continue;
+        if (!query.node_id.empty() && l.session->first != query.node_id) continue;
+        found.push_back(Found{&l, std::move(name), list == &r.holders});
       }
     }
     const size_t room = std::min(max_rows - out.rows.size(), found.size());
@@ -139,8 +143,8 @@ ListResult LockTable::ListPage(const ListQuery& query) const {
       // Full inside this queue: resume after the last row taken from it.
       out.more = true;
       if (taken > 0) {
-        const Lock& last = *found[taken - 1].lock;
-        out.next = ListCursor{key, last.resource, last.lock_id};
+        const Found& last = found[taken - 1];
+        out.next = ListCursor{key, last.resource, last.lock->lock_id};
       } else {
         out.next = resume ? at : ListCursor{key, "", 0};
       }

@@ -16,8 +16,10 @@ using lock_table_internal::Describe;
 using lock_table_internal::IdOf;
 using lock_table_internal::IsPersistentType;
 using lock_table_internal::KeyOf;
+using lock_table_internal::InitResource;
 using lock_table_internal::ListKind;
 using lock_table_internal::Lock;
+using lock_table_internal::NameOf;
 using lock_table_internal::Overlaps;
 using lock_table_internal::ParseU64;
 using lock_table_internal::Resource;
@@ -26,9 +28,9 @@ using lock_table_internal::SessionId;
 
 namespace {
 
-void ToProto(const Lock& lock, pb::LockEntryState* out) {
+void ToProto(const Resource& r, const Lock& lock, pb::LockEntryState* out) {
   out->set_lock_id(lock.lock_id);
-  *out->mutable_session() = KeyOf(lock.session);
+  *out->mutable_session() = KeyOf(*lock.session);
   out->set_mode(lock.mode);
   out->set_quantity(lock.quantity);
   out->set_token(lock.token);
@@ -36,7 +38,7 @@ void ToProto(const Lock& lock, pb::LockEntryState* out) {
   out->set_seq(lock.seq);
   out->set_no_create(lock.no_create);
   out->set_stamp_unix_ns(lock.stamp_unix_ns);
-  out->set_resource(lock.resource);
+  out->set_resource(NameOf(r, lock));
 }
 
 }  // namespace
@@ -68,21 +70,21 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
   for (const auto& [key, r] : resources) {
     pb::ResourceState* rs = out->add_resources();
     rs->set_name(key);
-    for (const Lock& l : r.holders) ToProto(l, rs->add_holders());
-    for (const Lock& l : r.waiters) ToProto(l, rs->add_waiters());
-    for (const Lock& l : r.parked) ToProto(l, rs->add_waiters());
-    switch (r.name.type) {
+    for (const Lock& l : r.holders) ToProto(r, l, rs->add_holders());
+    for (const Lock& l : r.waiters) ToProto(r, l, rs->add_waiters());
+    for (const Lock& l : r.parked) ToProto(r, l, rs->add_waiters());
+    switch (r.type) {
       case ResourceType::kSequence:
       case ResourceType::kTransactionalSequence:
-        rs->set_next_sequence(r.next_sequence);
-        for (uint64_t v : r.recycled) rs->add_recycled(v);
+        rs->set_next_sequence(r.extra->next_sequence);
+        for (uint64_t v : r.extra->recycled) rs->add_recycled(v);
         break;
       case ResourceType::kSet:
         rs->set_set_cursor(r.set_cursor);
         break;
       case ResourceType::kTimestamp:
-        rs->set_last_stamp_unix_ns(r.last_stamp_ns);
-        rs->set_last_stamp_text(r.last_stamp_text);
+        rs->set_last_stamp_unix_ns(r.extra->last_stamp_ns);
+        rs->set_last_stamp_text(r.extra->last_stamp_text);
         break;
       default:
         break;
@@ -91,7 +93,7 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
 }
 
 // Fills `lock` from `in`, checking it against the queue `r` it is listed in.
-Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const Resource& r, bool held,
+Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, Resource& r, bool held,
                                  Lock* lock) {
   const std::string where = "snapshot lock " + std::to_string(in.lock_id()) + ": ";
   if (in.lock_id() == 0 || in.lock_id() > applied_index) {
@@ -111,9 +113,9 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const Resource& r
   ResourceName rn;
   const Status parsed = ParseResourceName(in.resource(), &rn);
   if (!parsed.ok()) return Status::Corruption(where + parsed.message());
-  if (rn.queue_key != r.name.queue_key) {
+  if (rn.queue_key != r.queue_key()) {
     return Status::Corruption(where + "resource " + in.resource() + " listed under " +
-                              r.name.queue_key);
+                              r.queue_key());
   }
   if (!pb::LockMode_IsValid(in.mode())) return Status::Corruption(where + "bad mode");
   const bool all_modes = rn.type == ResourceType::kSimple || rn.type == ResourceType::kHierarchical;
@@ -130,7 +132,7 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const Resource& r
     return Status::Corruption(where + (held ? "bad token" : "waiter with a token or element"));
   }
   lock->lock_id = in.lock_id();
-  lock->session = sid;
+  lock->session = &sit->first;
   lock->mode = in.mode();
   lock->quantity = in.quantity();
   lock->token = in.token();
@@ -138,33 +140,32 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const Resource& r
   lock->seq = in.seq();
   lock->no_create = in.no_create();
   lock->stamp_unix_ns = in.stamp_unix_ns();
-  lock->resource = in.resource();
   lock->path = rn.path;
-  lock_index[lock->lock_id] = r.name.queue_key;
+  lock_index[lock->lock_id] = &r;
   sit->second.locks.insert(lock->lock_id);
   return Status::OK();
 }
 
 // Checks what the holders of a queue hold together, and its counters.
 Status LockTable::Impl::CheckHolders(const Resource& r) {
-  const std::string where = "snapshot resource " + r.name.queue_key + ": ";
+  const std::string where = "snapshot resource " + r.queue_key() + ": ";
   std::set<std::string> elements;
   uint64_t used = 0;
   for (size_t i = 0; i < r.holders.size(); ++i) {
     const Lock& h = r.holders[i];
     for (size_t j = 0; j < i; ++j) {
       const Lock& o = r.holders[j];
-      const bool overlap = r.name.type == ResourceType::kSimple ||
-                           (r.name.type == ResourceType::kHierarchical && Overlaps(o.path, h.path));
+      const bool overlap = r.type == ResourceType::kSimple ||
+                           (r.type == ResourceType::kHierarchical && Overlaps(o.path, h.path));
       if (overlap && !ModesCompatible(o.mode, h.mode)) {
         return Status::Corruption(where + "incompatible holders");
       }
     }
     used += h.quantity;
-    switch (r.name.type) {
+    switch (r.type) {
       case ResourceType::kSet:
-        if (std::find(r.name.elements.begin(), r.name.elements.end(), h.element) ==
-                r.name.elements.end() ||
+        if (std::find(r.extra->elements.begin(), r.extra->elements.end(), h.element) ==
+                r.extra->elements.end() ||
             !elements.insert(h.element).second) {
           return Status::Corruption(where + "bad set element " + h.element);
         }
@@ -172,8 +173,8 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
       case ResourceType::kSequence:
       case ResourceType::kTransactionalSequence: {
         uint64_t v = 0;
-        if (!ParseU64(h.element, &v) || v == 0 || v >= r.next_sequence ||
-            r.recycled.count(v) != 0 || !elements.insert(h.element).second) {
+        if (!ParseU64(h.element, &v) || v == 0 || v >= r.extra->next_sequence ||
+            r.extra->recycled.count(v) != 0 || !elements.insert(h.element).second) {
           return Status::Corruption(where + "bad sequence value " + h.element);
         }
         break;
@@ -186,10 +187,10 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
         break;
     }
   }
-  const bool over = r.name.type == ResourceType::kNumeric ? used > r.name.capacity
-                    : r.name.type == ResourceType::kSet ? r.holders.size() > r.name.elements.size()
-                    : IsPersistentType(r.name.type)     ? r.holders.size() > r.name.capacity
-                                                        : false;
+  const bool over = r.type == ResourceType::kNumeric ? used > r.capacity
+                    : r.type == ResourceType::kSet   ? r.holders.size() > r.extra->elements.size()
+                    : IsPersistentType(r.type)       ? r.holders.size() > r.capacity
+                                                     : false;
   if (over) return Status::Corruption(where + "more held than the capacity");
   if (r.holders.empty() && !r.waiters.empty()) {
     return Status::Corruption(where + "waiters without holders");
@@ -199,7 +200,7 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
     if (!BlockedByEarlierWaiter(r, i, r.waiters[i]) && !ConflictsWithHolders(r, r.waiters[i])) {
       return Status::Corruption(where + "grantable request left waiting");
     }
-    if (r.name.type != ResourceType::kHierarchical) break;
+    if (r.type != ResourceType::kHierarchical) break;
   }
   return Status::OK();
 }
@@ -259,17 +260,19 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
     if (resources.count(rs.name()) != 0) {
       return Status::Corruption("snapshot lists resource " + rs.name() + " twice");
     }
-    Resource& r = resources[rs.name()];
-    r.name = rn;
+    auto slot = resources.try_emplace(rs.name()).first;
+    Resource& r = slot->second;
+    r.key = &slot->first;
+    InitResource(rn, &r);
     const std::string where = "snapshot resource " + rs.name() + ": ";
     switch (rn.type) {
       case ResourceType::kSequence:
       case ResourceType::kTransactionalSequence:
         if (rs.next_sequence() == 0) return Status::Corruption(where + "next sequence 0");
-        r.next_sequence = rs.next_sequence();
+        r.extra->next_sequence = rs.next_sequence();
         for (uint64_t v : rs.recycled()) {
-          if (rn.type != ResourceType::kTransactionalSequence || v == 0 || v >= r.next_sequence ||
-              !r.recycled.insert(v).second) {
+          if (rn.type != ResourceType::kTransactionalSequence || v == 0 ||
+              v >= r.extra->next_sequence || !r.extra->recycled.insert(v).second) {
             return Status::Corruption(where + "bad recycled value " + std::to_string(v));
           }
         }
@@ -281,8 +284,8 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
         r.set_cursor = rs.set_cursor();
         break;
       case ResourceType::kTimestamp:
-        r.last_stamp_ns = rs.last_stamp_unix_ns();
-        r.last_stamp_text = rs.last_stamp_text();
+        r.extra->last_stamp_ns = rs.last_stamp_unix_ns();
+        r.extra->last_stamp_text = rs.last_stamp_text();
         break;
       default:
         break;
@@ -326,17 +329,17 @@ Status LockTable::Restore(const pb::LockTableSnapshot& snapshot) {
 std::vector<LockRow> LockTable::List() const {
   std::vector<LockRow> held;
   std::vector<LockRow> waiting;
-  auto add = [&](const Lock& l, bool is_held, std::vector<LockRow>* rows) {
+  auto add = [&](const Resource& r, const Lock& l, bool is_held, std::vector<LockRow>* rows) {
     LockRow row;
-    row.resource = l.resource;
+    row.resource = NameOf(r, l);
     row.held = is_held;
     row.mode = l.mode;
     row.quantity = l.quantity;
     row.lock_id = l.lock_id;
     row.token = l.token;
     row.element = l.element;
-    row.session = KeyOf(l.session);
-    auto it = impl_->sessions.find(l.session);
+    row.session = KeyOf(*l.session);
+    auto it = impl_->sessions.find(*l.session);
     if (it != impl_->sessions.end()) {
       row.pid = it->second.pid;
       row.uid = it->second.uid;
@@ -345,9 +348,9 @@ std::vector<LockRow> LockTable::List() const {
     rows->push_back(std::move(row));
   };
   for (const auto& [key, r] : impl_->resources) {
-    for (const Lock& l : r.holders) add(l, true, &held);
-    for (const Lock& l : r.waiters) add(l, false, &waiting);
-    for (const Lock& l : r.parked) add(l, false, &waiting);
+    for (const Lock& l : r.holders) add(r, l, true, &held);
+    for (const Lock& l : r.waiters) add(r, l, false, &waiting);
+    for (const Lock& l : r.parked) add(r, l, false, &waiting);
   }
   auto by_resource = [](const LockRow& a, const LockRow& b) {
     return std::tie(a.resource, a.lock_id) < std::tie(b.resource, b.lock_id);

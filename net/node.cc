@@ -26,6 +26,7 @@
 #include "net/cluster.h"
 #include "net/command_log.h"
 #include "net/framed_stream.h"
+#include "net/heap_trim.h"
 #include "net/lease_clock.h"
 #include "net/local_dir.h"
 #include "net/lock_listing.h"
@@ -184,6 +185,7 @@ class NodeImpl final : public Node {
     for (const std::string& note : log_->recovery_notes()) Log("log recovery: " + note);
     log_->SetHandlers(
         [this](uint64_t index, const pb::Command& c, const core::ApplyResult& r) {
+          heap_trimmer_.NoteApplied();
           OnApplied(index, c, r);
         },
         [this](const Status& why) {
@@ -218,6 +220,7 @@ class NodeImpl final : public Node {
     uv_timer_init(loop_, &idle_timer_);
     idle_timer_.data = this;
     timers_ready_ = true;
+    heap_trimmer_.Start(loop_);
     started_ms_ = uv_now(loop_);
     started_ = true;
     // Client ids must never repeat for this node id, whatever the clocks do: this run's
@@ -1539,9 +1542,9 @@ class NodeImpl final : public Node {
     for (auto& [id, c] : conns_) {
       if (c->stream) c->stream->Close(Status::OK());
     }
-    // server, two timers, the log's handles (counted as one), the cluster (as one), and
-    // the pending hello timers
-    open_handles_ = (cluster_ ? 5 : 4) + static_cast<int>(hello_timers_.size());
+    // server, two timers, the heap trimmer, the log's handles (counted as one), the cluster
+    // (as one), and the pending hello timers
+    open_handles_ = (cluster_ ? 6 : 5) + static_cast<int>(hello_timers_.size());
     auto on_closed = [](uv_handle_t* h) {
       auto* self = static_cast<NodeImpl*>(h->data);
       --self->open_handles_;
@@ -1559,6 +1562,10 @@ class NodeImpl final : public Node {
     uv_close(reinterpret_cast<uv_handle_t*>(&server_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&deadline_timer_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&idle_timer_), on_closed);
+    heap_trimmer_.Close([this] {
+      --open_handles_;
+      MaybeFinishStop();
+    });
     if (cluster_) {
       cluster_->Stop([this] {
         --open_handles_;
@@ -1617,6 +1624,7 @@ class NodeImpl final : public Node {
   uv_pipe_t server_;
   uv_timer_t deadline_timer_;
   uv_timer_t idle_timer_;
+  net::HeapTrimmer heap_trimmer_;  // started with the timers, closed with them
   bool server_ready_ = false;
   bool timers_ready_ = false;
   int lock_fd_ = -1;

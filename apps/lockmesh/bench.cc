@@ -1,7 +1,11 @@
-// `lockmesh bench`: lock+unlock cycles per second and cycle latency against the local node.
+// `lockmesh bench`: lock+unlock cycles per second and cycle latency against the local node;
+// `--scenario hold`: the node's memory per held lock.
 //
 // All clients are mesh::AsyncClient objects on one private libuv loop, each looping
-// lock -> unlock -> lock ..., so the bench process is not the bottleneck.
+// lock -> unlock -> lock ... (or, for hold, keeping a window of lock requests in flight),
+// so the bench process is not the bottleneck.
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -9,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -39,6 +44,10 @@ struct BenchFlags {
   bool json = false;
   bool wait_unlock = false;               // a cycle also waits for the unlock's acknowledgement
   std::vector<std::string> node_sockets;  // --node-socket: spread clients over these nodes
+  // --scenario hold:
+  uint64_t locks = 100000;    // distinct locks taken and held
+  size_t name_bytes = 32;     // length of each lock's resource name
+  double hold_seconds = 1;    // how long they are held once all are granted
 };
 
 /// One measured configuration.
@@ -168,6 +177,272 @@ class BenchRun {
   Status error_;
 };
 
+/// The pid of the process serving the UNIX socket `path` (SO_PEERCRED of a connection that
+/// sends nothing and is closed at once; the node drops it), or -1 if none answers.
+int64_t NodePid(const std::string& path) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (path.size() >= sizeof addr.sun_path) {
+    close(fd);
+    return -1;
+  }
+  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  int64_t pid = -1;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid > 0) pid = cred.pid;
+  }
+  close(fd);
+  return pid;
+}
+
+/// VmRSS of process `pid` in bytes (from /proc/<pid>/status), or -1 if it cannot be read.
+int64_t ProcessRssBytes(int64_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // "  123 kB"
+  }
+  return -1;
+}
+
+/// What `--scenario hold` measured.
+struct HoldResult {
+  uint64_t locks = 0;
+  int clients = 0;
+  size_t name_bytes = 0;
+  double hold_seconds = 0;
+  double grant_seconds = 0;    // first lock request to last grant
+  double release_seconds = 0;  // first unlock to last unlock acknowledged
+  int64_t node_pid = -1;
+  int64_t rss_before = 0;      // bytes, clients connected, nothing held
+  int64_t rss_held = 0;        // at the end of the hold
+  int64_t rss_peak = 0;        // highest sample (every 100 ms) from before to after
+  int64_t rss_after = 0;       // kSettleMs after the last unlock was acknowledged
+  uint64_t held_reported = 0;  // the node's locks_held (status) while held
+
+  double grants_per_second() const { return grant_seconds > 0 ? locks / grant_seconds : 0; }
+  double releases_per_second() const { return release_seconds > 0 ? locks / release_seconds : 0; }
+  double bytes_per_lock() const {
+    return locks ? static_cast<double>(rss_held - rss_before) / static_cast<double>(locks) : 0;
+  }
+  double bytes_per_lock_beyond_name() const {
+    return bytes_per_lock() - static_cast<double>(name_bytes);
+  }
+  /// rss_after relative to rss_before (1.0: back where it started).
+  double after_over_before() const {
+    return rss_before > 0 ? static_cast<double>(rss_after) / rss_before : 0;
+  }
+};
+
+/// `--scenario hold`: `clients` clients take `locks` distinct locks (try-locks, EX; client i
+/// takes every clients-th name), each keeping kWindow requests in flight, hold them all for
+/// `hold_seconds`, then unlock them (each acknowledged), sampling the node's RSS throughout.
+class HoldRun {
+ public:
+  /// How many requests each client keeps in flight.
+  static constexpr size_t kWindow = 64;
+  /// How long after the last release the node's RSS is read (it may trim its heap).
+  static constexpr int64_t kSettleMs = 1000;
+  /// How often the node's RSS is sampled.
+  static constexpr int64_t kSampleMs = 100;
+
+  HoldRun(uv_loop_t* loop, const mesh::ClientOptions& options, mesh::AsyncClient* probe,
+          int64_t node_pid, int clients, uint64_t locks, size_t name_bytes, double hold_seconds)
+      : loop_(loop),
+        options_(options),
+        probe_(probe),
+        node_pid_(node_pid),
+        clients_wanted_(static_cast<int>(std::min<uint64_t>(clients, locks))),
+        locks_(locks),
+        name_bytes_(name_bytes),
+        hold_seconds_(hold_seconds) {}
+
+  /// The name of lock `i`: "lmhold" and i in at least 7 digits, padded with 'x' in between
+  /// to name_bytes (a simple resource name).
+  static std::string Name(uint64_t i, size_t name_bytes) {
+    std::string digits = std::to_string(i);
+    if (digits.size() < 7) digits.insert(0, 7 - digits.size(), '0');
+    std::string name = "lmhold";
+    if (name.size() + digits.size() < name_bytes) {
+      name.append(name_bytes - name.size() - digits.size(), 'x');
+    }
+    return name + digits;
+  }
+
+  Status Run(HoldResult* result) {
+    result->locks = locks_;
+    result->clients = clients_wanted_;
+    result->name_bytes = Name(0, name_bytes_).size();
+    result->hold_seconds = hold_seconds_;
+    result->node_pid = node_pid_;
+    for (int i = 0; i < clients_wanted_; ++i) {
+      std::unique_ptr<mesh::AsyncClient> client;
+      mesh::ClientOptions options = options_;
+      options.client_name = "lockmesh bench hold #" + std::to_string(i);
+      Status st = ConnectOnLoop(loop_, options, &client);
+      if (!st.ok()) {
+        CloseAll();
+        return st.Annotate("connecting bench client " + std::to_string(i));
+      }
+      clients_.push_back(std::move(client));
+    }
+    held_.resize(locks_);
+    uv_timer_init(loop_, &sampler_);
+    sampler_.data = this;
+    sampler_ready_ = true;
+    Sleep(kSettleMs / 2);  // the sessions' entries are applied
+    result->rss_before = Sample();
+    uv_timer_start(
+        &sampler_, [](uv_timer_t* t) { static_cast<HoldRun*>(t->data)->Sample(); }, kSampleMs,
+        kSampleMs);
+
+    // Take them all.
+    Clock::time_point t0 = Clock::now();
+    next_.assign(clients_.size(), 0);
+    for (size_t c = 0; c < clients_.size(); ++c) {
+      for (size_t k = 0; k < kWindow; ++k) NextLock(c);
+    }
+    RunUntil([this] { return done_ == locks_ || !error_.ok(); });
+    result->grant_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!error_.ok()) return Finish(error_);
+
+    // Hold them.
+    Sleep(static_cast<int64_t>(hold_seconds_ * 1000));
+    result->rss_held = Sample();
+    bool got = false;
+    Status st;
+    probe_->GetStatus([&](const Status& s, const mesh::NodeStatus& n) {
+      st = s;
+      result->held_reported = n.locks_held;
+      got = true;
+    });
+    RunUntil([&] { return got; });
+    if (!st.ok()) return Finish(st.Annotate("status while held"));
+
+    // Release them.
+    t0 = Clock::now();
+    done_ = 0;
+    next_.assign(clients_.size(), 0);
+    for (size_t c = 0; c < clients_.size(); ++c) {
+      for (size_t k = 0; k < kWindow; ++k) NextUnlock(c);
+    }
+    RunUntil([this] { return done_ == locks_ || !error_.ok(); });
+    result->release_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!error_.ok()) return Finish(error_);
+    std::vector<mesh::Lock>().swap(held_);
+    Sleep(kSettleMs);
+    result->rss_after = Sample();
+    result->rss_peak = peak_;
+    return Finish(Status::OK());
+  }
+
+ private:
+  // Lock number `next_[c]` of client c's share (c, c + n, c + 2n, ...), if any is left.
+  void NextLock(size_t c) {
+    uint64_t i = c + next_[c] * clients_.size();
+    if (i >= locks_ || !error_.ok()) return;
+    ++next_[c];
+    mesh::LockOptions lock_options;
+    lock_options.timeout_ms = 0;  // distinct names: never busy unless someone else holds one
+    std::string name = Name(i, name_bytes_);
+    clients_[c]->Lock(name, lock_options, [this, c, i](const Status& st, const mesh::Lock& lock) {
+      if (!st.ok()) return Stop(st.Annotate("lock " + Name(i, name_bytes_)));
+      held_[i] = lock;
+      ++done_;
+      NextLock(c);
+    });
+  }
+
+  void NextUnlock(size_t c) {
+    uint64_t i = c + next_[c] * clients_.size();
+    if (i >= locks_ || !error_.ok()) return;
+    ++next_[c];
+    clients_[c]->Unlock(held_[i], false, [this, c, i](const Status& st) {
+      if (!st.ok()) return Stop(st.Annotate("unlock " + held_[i].resource));
+      ++done_;
+      NextUnlock(c);
+    });
+  }
+
+  void Stop(const Status& st) {
+    if (error_.ok()) error_ = st;
+  }
+
+  // Reads the node's RSS, keeps the peak; 0 if it cannot be read.
+  int64_t Sample() {
+    int64_t rss = ProcessRssBytes(node_pid_);
+    if (rss < 0) {
+      Stop(Status::IOError("cannot read /proc/" + std::to_string(node_pid_) + "/status"));
+      return 0;
+    }
+    peak_ = std::max(peak_, rss);
+    return rss;
+  }
+
+  template <typename Done>
+  void RunUntil(Done done) {
+    while (!done()) {
+      if (uv_run(loop_, UV_RUN_ONCE) == 0) break;
+    }
+  }
+
+  // Runs the loop for `ms` (the sampler and the clients go on).
+  void Sleep(int64_t ms) {
+    uv_timer_t timer;
+    bool fired = false;
+    uv_timer_init(loop_, &timer);
+    timer.data = &fired;
+    uv_timer_start(
+        &timer, [](uv_timer_t* t) { *static_cast<bool*>(t->data) = true; },
+        static_cast<uint64_t>(std::max<int64_t>(ms, 0)), 0);
+    RunUntil([&] { return fired; });
+    bool closed = false;
+    timer.data = &closed;
+    uv_close(reinterpret_cast<uv_handle_t*>(&timer),
+             [](uv_handle_t* h) { *static_cast<bool*>(h->data) = true; });
+    RunUntil([&] { return closed; });
+  }
+
+  Status Finish(const Status& st) {
+    if (sampler_ready_) {
+      bool closed = false;
+      sampler_.data = &closed;
+      uv_close(reinterpret_cast<uv_handle_t*>(&sampler_),
+               [](uv_handle_t* h) { *static_cast<bool*>(h->data) = true; });
+      RunUntil([&] { return closed; });
+      sampler_ready_ = false;
+    }
+    CloseAll();
+    return st;
+  }
+
+  void CloseAll() {
+    for (auto& client : clients_) CloseOnLoop(loop_, std::move(client));
+    clients_.clear();
+  }
+
+  uv_loop_t* loop_;
+  mesh::ClientOptions options_;
+  mesh::AsyncClient* probe_;  // not owned; for the node's status while held
+  int64_t node_pid_;
+  int clients_wanted_;
+  uint64_t locks_;
+  size_t name_bytes_;
+  double hold_seconds_;
+  std::vector<std::unique_ptr<mesh::AsyncClient>> clients_;
+  std::vector<mesh::Lock> held_;  // by lock number
+  std::vector<uint64_t> next_;    // per client: how many of its share it has started
+  uint64_t done_ = 0;             // grants, then acknowledged unlocks
+  uv_timer_t sampler_;
+  bool sampler_ready_ = false;
+  int64_t peak_ = 0;
+  Status error_;
+};
+
 /// "model name" of the first CPU in /proc/cpuinfo, or "unknown".
 std::string CpuModel() {
   std::ifstream in("/proc/cpuinfo");
@@ -179,6 +454,77 @@ std::string CpuModel() {
     }
   }
   return "unknown";
+}
+
+/// Runs `--scenario hold` for RunBench (which has connected `probe` on `loop`) and prints
+/// its report. Closes `probe`; leaves `loop` to be closed.
+int RunHold(const BenchFlags& flags, uv_loop_t* loop, const mesh::ClientOptions& options,
+            std::unique_ptr<mesh::AsyncClient> probe, const mesh::NodeStatus& node, bool started,
+            const std::string& socket, long nproc, const std::string& cpu) {
+  int64_t pid = NodePid(socket);
+  if (pid <= 0 || ProcessRssBytes(pid) < 0) {
+    PrintError("cannot find the node's process through " + socket +
+               " (the hold scenario reads its RSS from /proc: the node must run on this host)");
+    CloseOnLoop(loop, std::move(probe));
+    return kExitError;
+  }
+  HoldResult r;
+  HoldRun run(loop, options, probe.get(), pid, flags.clients, flags.locks, flags.name_bytes,
+              flags.hold_seconds);
+  Status st = run.Run(&r);
+  CloseOnLoop(loop, std::move(probe));
+  uv_run(loop, UV_RUN_DEFAULT);
+  if (!st.ok()) {
+    PrintError("bench hold: " + st.ToString());
+    return kExitError;
+  }
+  auto mib = [](int64_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
+  if (flags.json) {
+    Json out = {{"machine", {{"nproc", nproc}, {"cpu_model", cpu}}},
+                {"node",
+                 {{"node_id", node.node_id},
+                  {"cluster", node.cluster},
+                  {"role", node.role},
+                  {"members", node.members.size()},
+                  {"data_dir", node.data_dir},
+                  {"socket", socket},
+                  {"pid", pid},
+                  {"fsync", node.fsync},
+                  {"version", node.version},
+                  {"auto_started", started}}},
+                {"results",
+                 Json::array({{{"scenario", "hold"},
+                               {"locks", r.locks},
+                               {"clients", r.clients},
+                               {"name_bytes", r.name_bytes},
+                               {"hold_seconds", r.hold_seconds},
+                               {"locks_held_reported", r.held_reported},
+                               {"grant_seconds", r.grant_seconds},
+                               {"grants_per_second", r.grants_per_second()},
+                               {"release_seconds", r.release_seconds},
+                               {"releases_per_second", r.releases_per_second()},
+                               {"rss_bytes",
+                                {{"before", r.rss_before},
+                                 {"held", r.rss_held},
+                                 {"peak", r.rss_peak},
+                                 {"after", r.rss_after}}},
+                               {"bytes_per_held_lock", r.bytes_per_lock()},
+                               {"bytes_per_held_lock_beyond_name", r.bytes_per_lock_beyond_name()},
+                               {"rss_after_over_before", r.after_over_before()}}})}};
+    puts(out.dump(2).c_str());
+    return kExitOk;
+  }
+  printf("hold: %llu locks (%zu-byte names) over %d clients, held %g s; node pid %lld\n",
+         static_cast<unsigned long long>(r.locks), r.name_bytes, r.clients, r.hold_seconds,
+         static_cast<long long>(pid));
+  printf("granted in %.2f s: %.0f grants/s; released in %.2f s: %.0f releases/s\n",
+         r.grant_seconds, r.grants_per_second(), r.release_seconds, r.releases_per_second());
+  printf("node RSS: before %.1f MiB, held %.1f MiB (peak %.1f MiB), after release %.1f MiB (%.0f%% of before)\n",
+         mib(r.rss_before), mib(r.rss_held), mib(r.rss_peak), mib(r.rss_after),
+         100.0 * r.after_over_before());
+  printf("bytes per held lock: %.0f (%.0f beyond its %zu-byte name)\n", r.bytes_per_lock(),
+         r.bytes_per_lock_beyond_name(), r.name_bytes);
+  return kExitOk;
 }
 
 int RunBench(const BenchFlags& flags) {
@@ -246,11 +592,21 @@ int RunBench(const BenchFlags& flags) {
       for (const std::string& s : sockets) all += (all.empty() ? "" : ", ") + s;
       printf("clients spread round-robin over %zu nodes: %s\n", sockets.size(), all.c_str());
     }
-    printf(
-        "machine: %ld CPUs, %s; %g s per scenario, median of %d run(s); unlock %s\n", nproc,
-        cpu.c_str(), flags.seconds, flags.runs,
-        flags.wait_unlock ? "acknowledged before the next lock" : "pipelined with the next lock");
+    if (which == "hold") {
+      printf("machine: %ld CPUs, %s\n", nproc, cpu.c_str());
+    } else {
+      printf(
+          "machine: %ld CPUs, %s; %g s per scenario, median of %d run(s); unlock %s\n", nproc,
+          cpu.c_str(), flags.seconds, flags.runs,
+          flags.wait_unlock ? "acknowledged before the next lock" : "pipelined with the next lock");
+    }
     fflush(stdout);
+  }
+
+  if (which == "hold") {
+    int code = RunHold(flags, &loop, options, std::move(probe), node, started, socket, nproc, cpu);
+    uv_loop_close(&loop);
+    return code;
   }
 
   std::vector<Result> results;
@@ -328,7 +684,10 @@ CommandRunner AddBenchCommand(CLI::App* app) {
       "Scenarios: seq = one client cycling on one resource; distinct = N clients, each on its "
       "own\nresource; one = N clients contending for one exclusive resource. A cycle is one "
       "lock (EX, waiting)\nplus one unlock; latency is measured per cycle, from the lock request "
-      "to the unlock being\nsent (with --wait-unlock: to its acknowledgement). Starts a node "
+      "to the unlock being\nsent (with --wait-unlock: to its acknowledgement). hold = --clients "
+      "clients take --locks\ndistinct locks (try-locks), hold them --hold-seconds, release "
+      "them; reports the grant rate,\nthe node's RSS (/proc/PID/status) before, while held and "
+      "after release, and bytes per held lock.\nStarts a node "
       "(auto-start, as `lock` does) if none\nis running. Output names the node, its data dir "
       "and whether it fsyncs, and the machine.\n\nExit status: 0 done; 1 no node and "
       "--no-autostart; 2 usage error; 99 any other error.");
@@ -342,9 +701,19 @@ CommandRunner AddBenchCommand(CLI::App* app) {
   cmd->add_option("--seconds", flags->seconds, "Duration of each run (default: 5)")
       ->check(CLI::Range(0.1, 3600.0));
   cmd->add_option("--scenario", flags->scenario,
-                  "Which scenarios: all, seq, distinct or one (default: all)")
-      ->check(CLI::IsMember({"all", "seq", "distinct", "one"}))
+                  "Which scenarios: all (seq, distinct, one), seq, distinct, one, or hold "
+                  "(memory per held lock; not part of all) (default: all)")
+      ->check(CLI::IsMember({"all", "seq", "distinct", "one", "hold"}))
       ->excludes(resources);
+  cmd->add_option("--locks", flags->locks,
+                  "hold: distinct locks to take and hold (default: 100000)")
+      ->check(CLI::Range(uint64_t{1}, uint64_t{100000000}));
+  cmd->add_option("--name-bytes", flags->name_bytes,
+                  "hold: length of each lock's resource name, 13-512 (default: 32)")
+      ->check(CLI::Range(size_t{13}, size_t{512}));  // 512: the longest resource name
+  cmd->add_option("--hold-seconds", flags->hold_seconds,
+                  "hold: how long the locks are held once all are granted (default: 1)")
+      ->check(CLI::Range(0.0, 3600.0));
   cmd->add_option("--runs", flags->runs,
                   "Runs per scenario; the median by cycles/s is reported (default: 1)")
       ->check(CLI::Range(1, 100));
