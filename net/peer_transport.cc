@@ -2,6 +2,9 @@
 #include "net/peer_transport.h"
 
 #include <ctime>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "net/frame.h"
 #include "net/peer_connection.h"
@@ -49,6 +52,13 @@ Status ParseHostPort(const std::string& text, bool allow_port_zero, sockaddr_sto
   if (port_out) *port_out = static_cast<int>(port);
   return Status::OK();
 }
+
+constexpr int kListenBacklog = 1024;
+
+// A flood is over when no connection is pending any more after at least this many were at
+// once; the memory its connections used is then handed back to the kernel (malloc_trim):
+// glibc keeps freed heap pages, and without it the node's RSS stayed at its flood peak.
+constexpr size_t kTrimAfterPendingPeak = 64;
 
 }  // namespace
 
@@ -114,7 +124,11 @@ Status PeerTransport::Start() {
     listening_ = true;
     int rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&addr), 0);
     if (rc == 0) {
-      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, [](uv_stream_t* s, int st) {
+      // A backlog of 1024 (capped by net.core.somaxconn): with 128, a burst of connections
+      // (a flood) filled the accept queue between two loop iterations and the kernel dropped
+      // SYNs, a peer's among them, each then retried only after a second.
+      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), kListenBacklog,
+                     [](uv_stream_t* s, int st) {
         static_cast<PeerTransport*>(s->data)->OnConnection(st);
       });
     }
@@ -176,6 +190,7 @@ void PeerTransport::OnConnection(int status) {
     return;
   }
   conn->pending_counted = true;
+  pending_peak_ = std::max(pending_peak_, limits_.pending());
   conn->StartAccepted();
 }
 
@@ -183,6 +198,12 @@ void PeerTransport::ReleasePending(PeerConnection* conn) {
   if (!conn->pending_counted) return;
   conn->pending_counted = false;
   limits_.Release(conn->source_key());
+  if (limits_.pending() == 0 && pending_peak_ >= kTrimAfterPendingPeak) {
+    pending_peak_ = 0;
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+  }
 }
 
 void PeerTransport::Adopt(PeerConnection* conn, Dialer* dialer) {

@@ -13,11 +13,13 @@
 //
 // Bound for the rise: 64 MB, the figure of the issue. The node holds at most 512 connections
 // before their handshake (L2 of core/connection_limits.h), about 1 KB each while they send
-// nothing; the rest of the rise is the allocator's and the log's. Before the limits, lazy
-// TLS and the shared read buffer the same flood cost 557 MB. Bound for the return: 16 MB
-// above the RSS before the first flood, and after the third flood no more than 8 MB above
-// the first's "after": what glibc keeps of freed memory is bounded, a leak per connection
-// would grow it by every flood (15,000 connections x even 1 KB = 15 MB).
+// nothing, and those it closes at accept for at most one loop iteration (up to the listen
+// backlog, 1024). Measured here: +7 to +13 MB (RSS 7-8 MB before, 15-21 MB at the peak);
+// before the limits, lazy TLS and the shared read buffer, 557 MB. Bound for the return:
+// 4 MB above the RSS before the first flood (measured: +0.1 MB, the transport trims the
+// heap once a flood is over; without the trim RSS stays at its peak), and after the third
+// flood no more than 4 MB above the first's "after": a leak of even 300 bytes per
+// connection would add that much over the 30,000 connections of floods 2 and 3.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
@@ -43,8 +45,8 @@ namespace {
 constexpr size_t kFloodConnections = 15000;
 constexpr int kFloodSources = 100;           // 127.0.0.2 .. 127.0.0.101
 constexpr uint64_t kMaxRiseKiB = 64 * 1024;  // the issue's bound
-constexpr uint64_t kReturnKiB = 16 * 1024;
-constexpr uint64_t kGrowthPerFloodsKiB = 8 * 1024;
+constexpr uint64_t kReturnKiB = 4 * 1024;
+constexpr uint64_t kGrowthPerFloodsKiB = 4 * 1024;
 constexpr size_t kPerSourceLimit = 32;  // core::kDefaultMaxPendingPerSource
 constexpr double kDeadlineSeconds = 10;  // PeerTransportOptions::handshake_timeout_ms
 
@@ -290,13 +292,18 @@ TEST_P(PeerFloodTest, FifteenThousandBareConnectionsCostLittleAndItComesBack) {
         flood.Open(PeerPort(1), kFloodConnections, 2, kFloodSources,
                    [&] { sampled = std::max(sampled, RssKiB(pid)); });
     double open_seconds = SecondsSince(start);
-    // Held open a moment: the node has accepted (and refused) them all.
-    WaitFor([&] { return flood.ClosedByPeer() + 512 >= connected; }, Millis(30000),
-            Millis(500));
+    // All but the 512 the node may hold (L2) are closed at once: well before the 10 s
+    // deadline would close them (without the limits, all of the last 10 s stay open).
+    size_t still_open = 0;
+    WaitFor(
+        [&] {
+          still_open = connected - flood.ClosedByPeer();
+          return still_open <= 512;
+        },
+        Millis(3000), Millis(100));
     uint64_t during = RssKiB(pid);
     sampled = std::max(sampled, during);
     uint64_t peak = peak_known ? std::max(sampled, StatusKiB(pid, "VmHWM")) : sampled;
-    size_t closed_at_once = flood.ClosedByPeer();
     flood.CloseAll();
     // Back, within a generous deadline (the node frees a connection when it sees it close).
     uint64_t after = 0;
@@ -308,14 +315,14 @@ TEST_P(PeerFloodTest, FifteenThousandBareConnectionsCostLittleAndItComesBack) {
         Millis(60000), Millis(500));
     afters.push_back(after);
     std::printf(
-        "[ figures ] %s flood %d: %zu connections in %.1f s, %zu closed by the node at once; "
+        "[ figures ] %s flood %d: %zu connections in %.1f s, %zu still open; "
         "node RSS before %llu KiB, during %llu KiB, peak %llu KiB%s, after %llu KiB\n",
-        security_.c_str(), round, connected, open_seconds, closed_at_once,
+        security_.c_str(), round, connected, open_seconds, still_open,
         static_cast<unsigned long long>(before), static_cast<unsigned long long>(during),
         static_cast<unsigned long long>(peak), peak_known ? "" : " (sampled)",
         static_cast<unsigned long long>(after));
     EXPECT_GE(connected, kFloodConnections * 9 / 10);
-    EXPECT_GE(closed_at_once + 600, connected);  // all but the limits' 512 closed at once
+    EXPECT_LE(still_open, 512u);
     EXPECT_LE(peak, before + kMaxRiseKiB);
     EXPECT_LE(after, before + kReturnKiB);
     ASSERT_TRUE(nodes_[1]->Running()) << NodeLog(1);
@@ -327,7 +334,10 @@ TEST_P(PeerFloodTest, FifteenThousandBareConnectionsCostLittleAndItComesBack) {
   std::printf("[ figures ] %s: %zu log lines for %zu connections\n", security_.c_str(),
               flood_lines, 3 * kFloodConnections);
   EXPECT_LE(flood_lines, 1000u) << Tail(nodes_[1]->options().stderr_path, 60);
-  EXPECT_NE(NodeLog(1).find("suppressed"), std::string::npos);
+  // The summary of the lines left out, once their window (10 s) has ended.
+  EXPECT_TRUE(WaitFor([&] { return NodeLog(1).find("suppressed") != std::string::npos; },
+                      Millis(30000), Millis(200)))
+      << Tail(nodes_[1]->options().stderr_path, 60);
   EXPECT_NE(NodeLog(1).find("at once: too many connections"), std::string::npos);
   ExpectMeshServes();
 }
