@@ -94,8 +94,7 @@ Status PeerConnection::Accept(uv_stream_t* server) {
     remote_address_ = SockName(ss);
     if (ss.ss_family == AF_INET) {
       const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
-      source_key_ =
-          core::ConnectionSourceKey(reinterpret_cast<const uint8_t*>(&in->sin_addr), 4);
+      source_key_ = core::ConnectionSourceKey(reinterpret_cast<const uint8_t*>(&in->sin_addr), 4);
     } else if (ss.ss_family == AF_INET6) {
       const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
       source_key_ =

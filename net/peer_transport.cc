@@ -127,10 +127,9 @@ Status PeerTransport::Start() {
       // A backlog of 1024 (capped by net.core.somaxconn): with 128, a burst of connections
       // (a flood) filled the accept queue between two loop iterations and the kernel dropped
       // SYNs, a peer's among them, each then retried only after a second.
-      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), kListenBacklog,
-                     [](uv_stream_t* s, int st) {
-        static_cast<PeerTransport*>(s->data)->OnConnection(st);
-      });
+      rc = uv_listen(
+          reinterpret_cast<uv_stream_t*>(&listener_), kListenBacklog,
+          [](uv_stream_t* s, int st) { static_cast<PeerTransport*>(s->data)->OnConnection(st); });
     }
     if (rc != 0) {
       // The handle must still be closed; Stop() does it.
@@ -461,7 +460,8 @@ void PeerTransport::OnClosed(PeerConnection* conn, const Status& why) {
     std::string id = conn->claimed_id;
     std::string who = conn->remote_address() + (id.empty() ? "" : " (node " + id + ")");
     if (conn->refused_by_peer()) {
-      LogLimited("refused by peer: " + why.message(), "refused by peer " + who + ": " + why.message());
+      LogLimited("refused by peer: " + why.message(),
+                 "refused by peer " + who + ": " + why.message());
     } else if (why.code() == Status::Code::kPermissionDenied) {
       LogLimited("refused peer: " + why.message(), "refused peer " + who + ": " + why.message());
     } else {

@@ -275,8 +275,9 @@ class PeerTransport {
   std::function<void()> stop_done_;
   core::ConnectionLimits limits_;
   uint64_t refused_over_limits_ = 0;
-  size_t pending_peak_ = 0;  // most pending at once since the last trim
-  std::unique_ptr<RateLimitedLog> rate_log_;                // from Start; closed by Stop
+  size_t pending_peak_ = 0;                   // most pending at once since the last trim
+  std::unique_ptr<RateLimitedLog> rate_log_;  // closed by Stop
+
   std::set<PeerConnection*> connections_;                   // every open connection
   std::map<std::string, PeerConnection*> peers_;            // accepted, by node id
   std::map<PeerConnection*, Dialer*> dialled_by_;           // connections we dialled

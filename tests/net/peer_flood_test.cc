@@ -47,7 +47,7 @@ constexpr int kFloodSources = 100;           // 127.0.0.2 .. 127.0.0.101
 constexpr uint64_t kMaxRiseKiB = 64 * 1024;  // the bound
 constexpr uint64_t kReturnKiB = 4 * 1024;
 constexpr uint64_t kGrowthPerFloodsKiB = 4 * 1024;
-constexpr size_t kPerSourceLimit = 32;  // core::kDefaultMaxPendingPerSource
+constexpr size_t kPerSourceLimit = 32;   // core::kDefaultMaxPendingPerSource
 constexpr double kDeadlineSeconds = 10;  // PeerTransportOptions::handshake_timeout_ms
 
 // A field of /proc/PID/status in KiB (0 if unreadable).
@@ -189,8 +189,7 @@ class RawConnections {
     to.sin_port = htons(static_cast<uint16_t>(port));
     to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     if (bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
-        (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 &&
-         errno != EINPROGRESS)) {
+        (connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0 && errno != EINPROGRESS)) {
       close(fd);
       return -1;
     }
@@ -201,8 +200,7 @@ class RawConnections {
   std::set<int> closed_;
 };
 
-class PeerFloodTest : public LoopbackMeshTest,
-                      public ::testing::WithParamInterface<std::string> {
+class PeerFloodTest : public LoopbackMeshTest, public ::testing::WithParamInterface<std::string> {
  protected:
   void SetUp() override {
     LoopbackMeshTest::SetUp();
@@ -216,16 +214,16 @@ class PeerFloodTest : public LoopbackMeshTest,
       getrlimit(RLIMIT_NOFILE, &rl);
     }
     if (rl.rlim_cur < need) {
-      GTEST_SKIP() << "SKIPPED LOUDLY: RLIMIT_NOFILE is " << rl.rlim_cur << " (hard "
-                   << rl.rlim_max << "); this test needs " << need
-                   << " descriptors for its flood of " << kFloodConnections << " connections";
+      GTEST_SKIP() << "SKIPPED LOUDLY: RLIMIT_NOFILE is " << rl.rlim_cur << " (hard " << rl.rlim_max
+                   << "); this test needs " << need << " descriptors for its flood of "
+                   << kFloodConnections << " connections";
     }
     security_ = GetParam();
     if (security_ != "none") {
       ASSERT_EQ(RunLockmesh("ca", {"cert", "ca", "--out", Path("ca")}).code(), 0);
       for (int i = 1; i <= 3; ++i) {
-        ASSERT_EQ(RunLockmesh("cert", {"cert", "node", "--ca", Path("ca"), "--cn", Id(i),
-                                       "--out", Path("c" + Id(i))})
+        ASSERT_EQ(RunLockmesh("cert", {"cert", "node", "--ca", Path("ca"), "--cn", Id(i), "--out",
+                                       Path("c" + Id(i))})
                       .code(),
                   0);
       }
@@ -234,10 +232,10 @@ class PeerFloodTest : public LoopbackMeshTest,
 
   std::vector<std::string> SecurityArgs(int i) const {
     if (security_ == "none") return {"--security", "none"};
-    return {"--security",         security_,
-            "--tls-cert",         Path("c" + Id(i) + "/cert.pem"),
-            "--tls-key",          Path("c" + Id(i) + "/key.pem"),
-            "--tls-ca",           Path("ca/cert.pem")};
+    return {"--security", security_,
+            "--tls-cert", Path("c" + Id(i) + "/cert.pem"),
+            "--tls-key",  Path("c" + Id(i) + "/key.pem"),
+            "--tls-ca",   Path("ca/cert.pem")};
   }
 
   void StartMesh() {
@@ -288,9 +286,8 @@ TEST_P(PeerFloodTest, FifteenThousandBareConnectionsCostLittleAndItComesBack) {
     uint64_t sampled = 0;
     RawConnections flood;
     Clock::time_point start = Clock::now();
-    size_t connected =
-        flood.Open(PeerPort(1), kFloodConnections, 2, kFloodSources,
-                   [&] { sampled = std::max(sampled, RssKiB(pid)); });
+    size_t connected = flood.Open(PeerPort(1), kFloodConnections, 2, kFloodSources,
+                                  [&] { sampled = std::max(sampled, RssKiB(pid)); });
     double open_seconds = SecondsSince(start);
     // All but the 512 the node may hold (L2) are closed at once: well before the 10 s
     // deadline would close them (without the limits, all of the last 10 s stay open).
@@ -331,8 +328,8 @@ TEST_P(PeerFloodTest, FifteenThousandBareConnectionsCostLittleAndItComesBack) {
   // The log: a few lines per kind and window, and a summary, not one per connection.
   std::vector<std::string> lines = SplitLines(NodeLog(1));
   size_t flood_lines = lines.size() - log_lines_before;
-  std::printf("[ figures ] %s: %zu log lines for %zu connections\n", security_.c_str(),
-              flood_lines, 3 * kFloodConnections);
+  std::printf("[ figures ] %s: %zu log lines for %zu connections\n", security_.c_str(), flood_lines,
+              3 * kFloodConnections);
   EXPECT_LE(flood_lines, 1000u) << Tail(nodes_[1]->options().stderr_path, 60);
   // The summary of the lines left out, once their window (10 s) has ended.
   EXPECT_TRUE(WaitFor([&] { return NodeLog(1).find("suppressed") != std::string::npos; },
@@ -395,8 +392,8 @@ TEST_P(PeerFloodTest, SilentAndTricklingConnectionsAreClosedAtTheHandshakeDeadli
   Clock::time_point start = Clock::now();
   // The trickle: the start of something plausible (a TLS handshake record, or a frame header
   // announcing 200 bytes), then a byte every 300 ms — never enough to finish.
-  std::string prefix = security_ == "none" ? std::string("\0\0\0\xc8", 4)
-                                           : std::string("\x16\x03\x01\x00\xc8", 5);
+  std::string prefix =
+      security_ == "none" ? std::string("\0\0\0\xc8", 4) : std::string("\x16\x03\x01\x00\xc8", 5);
   ASSERT_EQ(SendAll(trickle, prefix), 0);
   double silent_closed = -1;
   double trickle_closed = -1;
