@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "core/connection_limits.h"
 #include "net/sigpipe.h"
 
 namespace mesh::net {
@@ -22,6 +23,12 @@ constexpr size_t kMaxBytesBeforeUp = 64 * 1024;
 // worth keeping: an idle link holds at most kMaxSpareBuffers * kMaxSpareCapacity.
 constexpr size_t kMaxSpareBuffers = 4;
 constexpr size_t kMaxSpareCapacity = 1 << 20;
+
+// What libuv reads into, for every connection of this thread: OnRead copies the bytes out
+// (into the TLS session or the frame decoder) before it returns, and libuv reads one
+// connection at a time. A buffer per connection cost 64 KiB each.
+constexpr size_t kReadBufferBytes = 64 * 1024;
+thread_local char read_buffer[kReadBufferBytes];
 
 // A uv_write request that owns the bytes it writes.
 struct WriteRequest {
@@ -85,10 +92,23 @@ Status PeerConnection::Accept(uv_stream_t* server) {
   int len = sizeof ss;
   if (uv_tcp_getpeername(&tcp_, reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
     remote_address_ = SockName(ss);
+    if (ss.ss_family == AF_INET) {
+      const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
+      source_key_ = core::ConnectionSourceKey(reinterpret_cast<const uint8_t*>(&in->sin_addr), 4);
+    } else if (ss.ss_family == AF_INET6) {
+      const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+      source_key_ =
+          core::ConnectionSourceKey(reinterpret_cast<const uint8_t*>(&in6->sin6_addr), 16);
+    }
   }
+  if (source_key_.empty()) source_key_ = "?";
+  return Status::OK();
+}
+
+void PeerConnection::StartAccepted() {
+  if (closing_) return;
   uv_timer_start(&deadline_, OnDeadline, deadline_ms_, 0);
   Begin();
-  return Status::OK();
 }
 
 void PeerConnection::Connect(const sockaddr* addr, const std::string& address) {
@@ -128,22 +148,27 @@ void PeerConnection::Begin() {
     if (on_secured_) on_secured_(this);
     return;
   }
-  tls_ = std::make_unique<TlsSession>(tls_context_, dialled_ ? TlsRole::kClient : TlsRole::kServer);
-  Status st = tls_->Init();
+  // As the TLS server, the session waits for the first bytes (OnData).
+  if (!dialled_) return;
+  Status st = MakeTlsSession();
   if (!st.ok()) {
     Fail(st);
     return;
   }
-  if (dialled_) {
-    st = tls_->Handshake();  // the ClientHello
-    WriteTlsOutput();
-    if (!st.ok()) Fail(st);
-  }
+  st = tls_->Handshake();  // the ClientHello
+  WriteTlsOutput();
+  if (!st.ok()) Fail(st);
+}
+
+Status PeerConnection::MakeTlsSession() {
+  tls_ = std::make_unique<TlsSession>(tls_context_, dialled_ ? TlsRole::kClient : TlsRole::kServer);
+  return tls_->Init();
 }
 
 void PeerConnection::OnAlloc(uv_handle_t* h, size_t, uv_buf_t* buf) {
   auto* self = static_cast<PeerConnection*>(h->data);
-  *buf = uv_buf_init(self->read_buffer_, sizeof self->read_buffer_);
+  (void)self;
+  *buf = uv_buf_init(read_buffer, kReadBufferBytes);
 }
 
 void PeerConnection::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
@@ -155,13 +180,13 @@ void PeerConnection::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
   }
   if (n < 0) {
     std::string where;
-    if (self->tls_ && !self->tls_->handshake_done()) {
+    if (self->tls_context_ && (!self->tls_ || !self->tls_->handshake_done())) {
       where =
           " during the TLS handshake (does the peer use TLS too? Both nodes need the same "
           "--security)";
     } else if (!self->node_id.empty()) {
       where = "";
-    } else if (!self->tls_) {
+    } else if (!self->tls_context_) {
       where =
           " before its Hello (does the peer require TLS? Both nodes need the same "
           "--security)";
@@ -186,7 +211,7 @@ void PeerConnection::OnRead(uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
 }
 
 void PeerConnection::OnData(const char* data, size_t n) {
-  if (!tls_) {
+  if (!tls_context_) {
     if (!first_bytes_checked_) {
       first_bytes_checked_ = true;
       if (LooksLikeTlsHandshake(std::string_view(data, n))) {
@@ -199,6 +224,13 @@ void PeerConnection::OnData(const char* data, size_t n) {
     decoder_.Feed(std::string_view(data, n));
     DecodeFrames();
     return;
+  }
+  if (!tls_) {
+    Status st = MakeTlsSession();
+    if (!st.ok()) {
+      Fail(st);
+      return;
+    }
   }
   tls_->Feed(std::string_view(data, n));
   if (!tls_->handshake_done()) {
@@ -278,10 +310,14 @@ void PeerConnection::Flush() {
     uv_prepare_stop(&prepare_);
   }
   if (pending_.empty() || handles_closing_) return;
-  if (!tls_) {
+  if (!tls_context_) {
     std::string bytes = SpareBuffer();
     bytes.swap(pending_);  // pending_ keeps the spare's capacity for the next frames
     WriteRaw(std::move(bytes));
+    return;
+  }
+  if (!tls_) {  // nothing is sent before the handshake (Send needs secured())
+    pending_.clear();
     return;
   }
   Status st = tls_->Write(pending_);
@@ -369,7 +405,7 @@ void PeerConnection::OnDeadline(uv_timer_t* t) {
     self->Fail(Status::TimedOut("TCP connect to " + self->remote_address_ +
                                 " did not complete within " + seconds +
                                 " s (is a firewall dropping packets to that port?)"));
-  } else if (self->tls_ && !self->tls_->handshake_done()) {
+  } else if (self->tls_context_ && (!self->tls_ || !self->tls_->handshake_done())) {
     self->Fail(Status::TimedOut("TLS handshake did not complete within " + seconds +
                                 " s (is the peer a lockmesh node with the same --security?)"));
   } else {

@@ -11,6 +11,13 @@
 // exactly once. The owner keeps a raw pointer until then and must not call anything after
 // Close() but the accessors.
 //
+// Memory (issue 14: 15,000 bare connections must not cost the node hundreds of MB): an
+// accepted connection that has sent nothing holds its handles and a few strings, about
+// 1 KB. The read buffer is one per thread, shared by every connection (libuv hands it back
+// before the next read of any connection, and every byte is copied out of it at once); an
+// accepted connection's TLS session (mbedTLS's record buffers, about 35 KB) is made when its
+// first bytes arrive, not at accept.
+//
 // Hostile input (a bad TLS record, an oversized frame, bytes that do not parse as a
 // PeerEnvelope) closes only this connection, with the reason.
 //
@@ -53,8 +60,13 @@ class PeerConnection {
 
   void SetHandlers(SecuredHandler on_secured, EnvelopeHandler on_envelope, ClosedHandler on_closed);
 
-  /// For an accepted connection: uv_accept from `server` and start (handshake as server).
+  /// For an accepted connection: uv_accept from `server` and learn the peer's address
+  /// (remote_address, source_key). Reads nothing yet: the owner decides whether to keep it
+  /// (StartAccepted) or to Close it. On failure it closes itself (on_closed follows).
   Status Accept(uv_stream_t* server);
+  /// After Accept: arms the deadline and starts reading (the handshake as TLS server, once
+  /// the first bytes arrive).
+  void StartAccepted();
   /// For a dialled connection: connect to `addr`, then start (handshake as client).
   /// `address` is the text shown in logs. Failures arrive through on_closed.
   void Connect(const sockaddr* addr, const std::string& address);
@@ -86,7 +98,10 @@ class PeerConnection {
   bool dialled() const { return dialled_; }
   /// "ip:port" of the other end ("" until known).
   const std::string& remote_address() const { return remote_address_; }
-  /// The TLS session (null with --security none). Valid until on_closed returns.
+  /// Accepted connections: the peer's address as core::ConnectionSourceKey ("" otherwise).
+  const std::string& source_key() const { return source_key_; }
+  /// The TLS session (null with --security none, and on an accepted connection until its
+  /// first bytes arrive). Valid until on_closed returns.
   const TlsSession* tls() const { return tls_.get(); }
   /// True if the failure came from the peer (a TLS alert it sent, or a PeerRefusal the
   /// transport recorded with MarkRefusedByPeer).
@@ -113,10 +128,14 @@ class PeerConnection {
   bool refusal_reported = false;
   /// The refusal said retrying cannot help (redial at the longest backoff).
   bool permanent_refusal = false;
+  /// Counted as pending in the transport's core::ConnectionLimits (released once).
+  bool pending_counted = false;
 
  private:
   ~PeerConnection() = default;  // only from the last close callback
   void Begin();
+  // Creates and initialises tls_ (client or server as dialled_).
+  Status MakeTlsSession();
   void OnData(const char* data, size_t n);
   void DecodeFrames();
   void ScheduleFlush();
@@ -159,6 +178,7 @@ class PeerConnection {
   bool refused_by_peer_ = false;
   bool first_bytes_checked_ = false;
   std::string remote_address_;
+  std::string source_key_;
   FrameDecoder decoder_;
   std::string pending_;  // plaintext frames not yet handed to TLS / the socket
   // Written buffers kept for reuse. A bulk sender's TLS output is 64 KiB or more per loop
@@ -172,7 +192,6 @@ class PeerConnection {
   SecuredHandler on_secured_;
   EnvelopeHandler on_envelope_;
   ClosedHandler on_closed_;
-  char read_buffer_[64 * 1024];
 };
 
 }  // namespace mesh::net

@@ -2,6 +2,9 @@
 #include "net/peer_transport.h"
 
 #include <ctime>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #include "net/frame.h"
 #include "net/peer_connection.h"
@@ -50,6 +53,13 @@ Status ParseHostPort(const std::string& text, bool allow_port_zero, sockaddr_sto
   return Status::OK();
 }
 
+constexpr int kListenBacklog = 1024;
+
+// A flood is over when no connection is pending any more after at least this many were at
+// once; the memory its connections used is then handed back to the kernel (malloc_trim):
+// glibc keeps freed heap pages, and without it the node's RSS stayed at its flood peak.
+constexpr size_t kTrimAfterPendingPeak = 64;
+
 }  // namespace
 
 struct PeerTransport::Dialer {
@@ -65,7 +75,12 @@ struct PeerTransport::Dialer {
 };
 
 PeerTransport::PeerTransport(uv_loop_t* loop, PeerTransportOptions options, PeerCallbacks callbacks)
-    : loop_(loop), options_(std::move(options)), callbacks_(std::move(callbacks)) {}
+    : loop_(loop),
+      options_(std::move(options)),
+      callbacks_(std::move(callbacks)),
+      limits_(options_.pending_limits),
+      rate_log_(std::make_unique<RateLimitedLog>(
+          loop, [this](const std::string& line) { Log(line); }, options_.log_rate)) {}
 
 PeerTransport::~PeerTransport() = default;
 
@@ -109,9 +124,12 @@ Status PeerTransport::Start() {
     listening_ = true;
     int rc = uv_tcp_bind(&listener_, reinterpret_cast<sockaddr*>(&addr), 0);
     if (rc == 0) {
-      rc = uv_listen(reinterpret_cast<uv_stream_t*>(&listener_), 128, [](uv_stream_t* s, int st) {
-        static_cast<PeerTransport*>(s->data)->OnConnection(st);
-      });
+      // A backlog of 1024 (capped by net.core.somaxconn): with 128, a burst of connections
+      // (a flood) filled the accept queue between two loop iterations and the kernel dropped
+      // SYNs, a peer's among them, each then retried only after a second.
+      rc = uv_listen(
+          reinterpret_cast<uv_stream_t*>(&listener_), kListenBacklog,
+          [](uv_stream_t* s, int st) { static_cast<PeerTransport*>(s->data)->OnConnection(st); });
     }
     if (rc != 0) {
       // The handle must still be closed; Stop() does it.
@@ -144,16 +162,47 @@ Status PeerTransport::Start() {
   return Status::OK();
 }
 
+void PeerTransport::LogLimited(const std::string& key, const std::string& line) {
+  rate_log_->Write(key, line);
+}
+
 void PeerTransport::OnConnection(int status) {
   if (stopping_) return;
   if (status != 0) {
-    Log(std::string("accept failed: ") + uv_strerror(status));
+    std::string line = std::string("accept failed: ") + uv_strerror(status);
+    LogLimited(line, line);
     return;
   }
   auto* conn = new PeerConnection(loop_, tls_, false, options_.max_frame_bytes,
                                   options_.handshake_timeout_ms);
   Adopt(conn, nullptr);
-  conn->Accept(reinterpret_cast<uv_stream_t*>(&listener_));
+  if (!conn->Accept(reinterpret_cast<uv_stream_t*>(&listener_)).ok()) return;  // closing
+  core::ConnectionVerdict verdict = limits_.Admit(conn->source_key());
+  if (verdict != core::ConnectionVerdict::kAdmit) {
+    // Closed before a byte is read or any TLS state exists; not a refusal to report.
+    refused_over_limits_++;
+    conn->refusal_reported = true;
+    std::string reason = core::DescribeVerdict(verdict, options_.pending_limits);
+    LogLimited("closed connection at once: " + reason,
+               "closed connection from " + conn->remote_address() + " at once: " + reason);
+    conn->Close(Status::Busy(reason), false);
+    return;
+  }
+  conn->pending_counted = true;
+  pending_peak_ = std::max(pending_peak_, limits_.pending());
+  conn->StartAccepted();
+}
+
+void PeerTransport::ReleasePending(PeerConnection* conn) {
+  if (!conn->pending_counted) return;
+  conn->pending_counted = false;
+  limits_.Release(conn->source_key());
+  if (limits_.pending() == 0 && pending_peak_ >= kTrimAfterPendingPeak) {
+    pending_peak_ = 0;
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
+  }
 }
 
 void PeerTransport::Adopt(PeerConnection* conn, Dialer* dialer) {
@@ -183,8 +232,9 @@ Status PeerTransport::OnEnvelope(PeerConnection* conn, pb::PeerEnvelope& env) {
     conn->refusal_reported = true;
     conn->permanent_refusal = env.refusal().permanent();
     std::string id = conn->node_id.empty() ? conn->claimed_id : conn->node_id;
-    Log("refused by peer " + conn->remote_address() + (id.empty() ? "" : " (node " + id + ")") +
-        ": " + reason);
+    LogLimited("refused by peer: " + reason, "refused by peer " + conn->remote_address() +
+                                                 (id.empty() ? "" : " (node " + id + ")") + ": " +
+                                                 reason);
     if (callbacks_.on_refused && !stopping_) {
       callbacks_.on_refused({conn->remote_address(), id, reason, true});
     }
@@ -284,11 +334,13 @@ void PeerTransport::BecomeUp(PeerConnection* conn) {
     peers_[id] = conn;  // `existing` closes without a peer-down: the peer stays up
     existing->Close(Status::AlreadyExists("duplicate connection with node " + id), true);
     conn->Established();
+    ReleasePending(conn);
     if (dialer) dialer->failures = 0;
     return;
   }
   conn->node_id = id;
   conn->Established();
+  ReleasePending(conn);
   peers_[id] = conn;
   if (dialer) dialer->failures = 0;
   PeerInfo info = Describe(conn);
@@ -356,8 +408,9 @@ Status PeerTransport::CheckIdentity(const PeerConnection* conn, const std::strin
 
 void PeerTransport::Refuse(PeerConnection* conn, const std::string& reason, bool permanent) {
   std::string id = conn->node_id.empty() ? conn->claimed_id : conn->node_id;
-  Log("refused peer " + conn->remote_address() + (id.empty() ? "" : " (node " + id + ")") + ": " +
-      reason);
+  LogLimited("refused peer: " + reason, "refused peer " + conn->remote_address() +
+                                            (id.empty() ? "" : " (node " + id + ")") + ": " +
+                                            reason);
   conn->refusal_reported = true;
   conn->permanent_refusal = permanent;
   if (callbacks_.on_refused && !stopping_) {
@@ -368,6 +421,7 @@ void PeerTransport::Refuse(PeerConnection* conn, const std::string& reason, bool
 
 void PeerTransport::OnClosed(PeerConnection* conn, const Status& why) {
   connections_.erase(conn);
+  ReleasePending(conn);
   Dialer* dialer = nullptr;
   auto d = dialled_by_.find(conn);
   if (d != dialled_by_.end()) {
@@ -406,11 +460,13 @@ void PeerTransport::OnClosed(PeerConnection* conn, const Status& why) {
     std::string id = conn->claimed_id;
     std::string who = conn->remote_address() + (id.empty() ? "" : " (node " + id + ")");
     if (conn->refused_by_peer()) {
-      Log("refused by peer " + who + ": " + why.message());
+      LogLimited("refused by peer: " + why.message(),
+                 "refused by peer " + who + ": " + why.message());
     } else if (why.code() == Status::Code::kPermissionDenied) {
-      Log("refused peer " + who + ": " + why.message());
+      LogLimited("refused peer: " + why.message(), "refused peer " + who + ": " + why.message());
     } else {
-      Log("closed connection with " + who + ": " + why.message());
+      LogLimited("closed connection: " + why.message(),
+                 "closed connection with " + who + ": " + why.message());
     }
     if (callbacks_.on_refused) {
       callbacks_.on_refused({conn->remote_address(), id, why.message(), conn->refused_by_peer()});
@@ -637,6 +693,14 @@ void PeerTransport::Stop(std::function<void()> done) {
   }
   std::vector<PeerConnection*> open(connections_.begin(), connections_.end());
   for (PeerConnection* conn : open) conn->Close(Status::OK(), true);
+  // Last: the summaries of lines left out are written now (close callbacks log nothing).
+  closing_handles_++;
+  if (!rate_log_->Close([this] {
+        closing_handles_--;
+        MaybeFinishStop();
+      })) {
+    closing_handles_--;
+  }
   MaybeFinishStop();
 }
 

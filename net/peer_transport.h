@@ -27,6 +27,22 @@
 // oversized frame, TLS garbage, or a peer that does not finish its handshake and Hello within
 // the deadline closes that connection only, with a logged reason.
 //
+// Hostile load (issue 14, acceptance 6). Anyone who can reach the listener can open
+// connections, so an accepted connection is held only within bounds until its link is up:
+//  * Admission: connections that have not finished their TLS handshake, Hello and Welcome
+//    are counted per source address and in total (core/connection_limits.h, L1 and L2;
+//    PeerTransportOptions::pending_limits). One over a limit is closed as soon as it is
+//    accepted, before a byte is read or any TLS state exists.
+//  * Deadline: handshake_timeout_ms from the accept to the link being up, whatever the peer
+//    sends meanwhile (silence, or a byte now and then): it is not extended by traffic.
+//  * Memory: an accepted connection costs about 1 KB until its first bytes, its TLS state
+//    is made only then (net/peer_connection.h), and every connection is freed from its last
+//    close callback.
+//  * Log: the lines a remote party can repeat per connection (refusals, failed or timed-out
+//    handshakes, connections over the limits, failed accepts) go through a RateLimitedLog
+//    (net/rate_limited_log.h; PeerTransportOptions::log_rate): N per kind per window, then
+//    one "suppressed K similar lines" line. A link coming up or going down is always logged.
+//
 // Dialled addresses are redialled after a failure or a loss with exponential backoff and
 // jitter (delay = min(max, min * 2^failures) * uniform[0.5, 1)); a refusal the peer marked
 // permanent waits the longest delay. An address that turned out to be our own is dropped.
@@ -52,9 +68,12 @@
 #include <string>
 #include <vector>
 
+#include "core/connection_limits.h"
+#include "core/log_rate_limiter.h"
 #include "mesh/status.h"
 #include "net/certificate.h"
 #include "net/known_peers.h"
+#include "net/rate_limited_log.h"
 #include "net/tls_context.h"
 #include "peer.pb.h"
 
@@ -92,6 +111,12 @@ struct PeerTransportOptions {
   uint32_t max_frame_bytes = kMaxPeerFrameBytes;
   /// Deadline for TCP connect + TLS handshake + Hello on each connection.
   uint64_t handshake_timeout_ms = 10000;
+  /// Accepted connections not yet up, per source address and in total (L1, L2 of
+  /// core/connection_limits.h; defaults 32 and 512).
+  core::ConnectionLimitsOptions pending_limits;
+  /// Per-connection log lines (refusals, failed handshakes): at most this many of a kind
+  /// per window (default 10 per 10 s), then a summary.
+  core::LogRateOptions log_rate;
   /// Redial backoff bounds.
   uint64_t reconnect_min_ms = 100;
   uint64_t reconnect_max_ms = 10000;
@@ -162,6 +187,12 @@ class PeerTransport {
   void Undial(const std::string& host_port);
   /// Addresses dialled (kept linked) now; for tests and `status`.
   size_t dialer_count() const { return dialers_.size(); }
+  /// Accepted connections not up yet (counted by the admission limits); for tests.
+  size_t pending_connections() const { return limits_.pending(); }
+  /// Connections closed at accept because a limit was reached, since Start.
+  uint64_t refused_over_limits() const { return refused_over_limits_; }
+  /// Log lines left out by the rate limit, since Start.
+  uint64_t suppressed_log_lines() const { return rate_log_ ? rate_log_->suppressed_total() : 0; }
 
   /// Queues `message` for the connected peer `node_id`; false if it is not connected.
   /// Messages to one peer arrive in order; those queued in one loop iteration are written
@@ -201,7 +232,13 @@ class PeerTransport {
   struct Dialer;
 
   void Log(const std::string& line) const;
+  // A line a remote party can repeat at will: written through the rate limit under `key`
+  // (what such lines have in common: the line without its address).
+  void LogLimited(const std::string& key, const std::string& line);
   void OnConnection(int status);
+  // The connection no longer counts against the admission limits (its link is up, or it
+  // closed). Idempotent.
+  void ReleasePending(PeerConnection* conn);
   void Adopt(PeerConnection* conn, Dialer* dialer);
   // Takes the dialer of `address` out of dialers_ and frees it once its timer is closed.
   void Retire(const std::string& address);
@@ -236,6 +273,11 @@ class PeerTransport {
   bool stopping_ = false;
   int closing_handles_ = 0;
   std::function<void()> stop_done_;
+  core::ConnectionLimits limits_;
+  uint64_t refused_over_limits_ = 0;
+  size_t pending_peak_ = 0;                   // most pending at once since the last trim
+  std::unique_ptr<RateLimitedLog> rate_log_;  // closed by Stop
+
   std::set<PeerConnection*> connections_;                   // every open connection
   std::map<std::string, PeerConnection*> peers_;            // accepted, by node id
   std::map<PeerConnection*, Dialer*> dialled_by_;           // connections we dialled
