@@ -42,6 +42,14 @@
 namespace lockmesh::testing {
 namespace {
 
+// Built with AddressSanitizer (the node under test is then too): RSS says nothing about
+// what the node keeps, since freed memory sits in ASan's quarantine.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;
+#else
+constexpr bool kSanitized = false;
+#endif
+
 constexpr size_t kFloodConnections = 15000;
 constexpr int kFloodSources = 100;           // 127.0.0.2 .. 127.0.0.101
 constexpr uint64_t kMaxRiseKiB = 64 * 1024;  // the bound
@@ -320,11 +328,18 @@ TEST_P(PeerFloodTest, FifteenThousandBareConnectionsCostLittleAndItComesBack) {
         static_cast<unsigned long long>(after));
     EXPECT_GE(connected, kFloodConnections * 9 / 10);
     EXPECT_LE(still_open, 512u);
-    EXPECT_LE(peak, before + kMaxRiseKiB);
-    EXPECT_LE(after, before + kReturnKiB);
+    if (!kSanitized) {
+      EXPECT_LE(peak, before + kMaxRiseKiB);
+      EXPECT_LE(after, before + kReturnKiB);
+    }
     ASSERT_TRUE(nodes_[1]->Running()) << NodeLog(1);
   }
-  EXPECT_LE(afters.back(), afters.front() + kGrowthPerFloodsKiB);
+  if (kSanitized) {
+    std::printf("[ NOTE ] RSS bounds not checked: this is an AddressSanitizer build, whose "
+                "allocator keeps freed memory in quarantine (the plain build checks them)\n");
+  } else {
+    EXPECT_LE(afters.back(), afters.front() + kGrowthPerFloodsKiB);
+  }
   // The log: a few lines per kind and window, and a summary, not one per connection.
   std::vector<std::string> lines = SplitLines(NodeLog(1));
   size_t flood_lines = lines.size() - log_lines_before;
