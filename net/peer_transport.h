@@ -1,4 +1,4 @@
-// net/peer_transport: the links between nodes (DESIGN.md §5, §6).
+// net/peer_transport: the links between nodes (docs/design.md §5, §6).
 //
 // A PeerTransport listens on a TCP address, dials the addresses it is given, and keeps at
 // most one live connection per other node. On every connection each side sends a PeerHello
@@ -83,7 +83,7 @@ class PeerConnection;
 
 /// Version of the PeerHello/PeerEnvelope protocol; nodes refuse peers with another one.
 inline constexpr uint32_t kPeerProtocolVersion = 1;
-/// Default peer TCP port (DESIGN.md §5; FLoM uses 28015).
+/// Default peer TCP port (docs/design.md §5; FLoM uses 28015).
 inline constexpr uint16_t kDefaultPeerPort = 28017;
 /// Default largest PeerEnvelope frame (a Raft snapshot chunk must fit).
 inline constexpr uint32_t kMaxPeerFrameBytes = 16 * 1024 * 1024;

@@ -1,5 +1,5 @@
 // PeerTransport over real TCP on 127.0.0.1 (ephemeral ports) with real mbedTLS: every
-// security level's accepted case, and every refusal of DESIGN.md §6 / issue 4 acceptance 1
+// security level's accepted case, and every refusal of docs/design.md §6 / issue 4 acceptance 1
 // with its reason on BOTH sides; certificate reload (acceptance 4). Every test closes its
 // loop and fails if a libuv handle leaked.
 #include <gtest/gtest.h>

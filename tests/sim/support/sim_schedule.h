@@ -1,5 +1,5 @@
 // tests/sim/support/sim_schedule: one random fault schedule, entirely determined by a seed
-// (docs/simulation.md). A schedule counts only if it is rich (DESIGN.md §10): at least 60
+// (docs/simulation.md). A schedule counts only if it is rich (docs/design.md §10): at least 60
 // virtual seconds, 100 client operations and 5 injected faults, on 3 or 5 voters.
 #ifndef LOCKMESH_TESTS_SIM_SUPPORT_SIM_SCHEDULE_H_
 #define LOCKMESH_TESTS_SIM_SUPPORT_SIM_SCHEDULE_H_
@@ -13,7 +13,7 @@ namespace mesh::sim {
 
 struct ScheduleResult {
   bool ok = false;          // no violation
-  bool rich = false;        // met the bar of DESIGN.md §10
+  bool rich = false;        // met the bar of docs/design.md §10
   int voters = 0;
   Time virtual_time = 0;
   SimStats stats;
