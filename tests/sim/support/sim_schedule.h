@@ -22,8 +22,8 @@ struct ScheduleResult {
   std::string report;       // violation, trace and replay command (when !ok or !rich)
 };
 
-/// The fault kinds of issue 13, each a bit of RunSchedule's `faults` (the faults of issue 3
-/// — partitions, link cuts, crashes, loss bursts, membership — are always on).
+/// The extra fault kinds, each a bit of RunSchedule's `faults` (the basic faults —
+/// partitions, link cuts, crashes, loss bursts, membership — are always on).
 enum FaultKind : uint32_t {
   kFreeze = 1,     // a node's process stops (past the session ttl half of the time)
   kClockJump = 2,  // a node's monotonic clock jumps forward past the election timeout
@@ -36,7 +36,7 @@ inline constexpr uint32_t kDefaultFaults = kFreeze | kClockJump | kWallStep | kR
 bool ParseFaultKinds(const std::string& text, uint32_t* out);
 
 /// Runs the schedule of `seed`. `verbose` prints every event to stderr as it happens.
-/// `faults` selects the fault kinds of issue 13 (the same seed with other kinds is another
+/// `faults` selects the extra fault kinds (the same seed with other kinds is another
 /// schedule).
 ScheduleResult RunSchedule(uint64_t seed, bool verbose = false, uint32_t faults = kDefaultFaults);
 
