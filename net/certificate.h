@@ -1,4 +1,4 @@
-// net/certificate: X.509 certificates and keys for lockmesh's secure modes (DESIGN.md §6).
+// net/certificate: X.509 certificates and keys for lockmesh's secure modes (docs/design.md §6).
 //
 // - Loading: a PEM (or DER) certificate chain and a private key, as mbedTLS objects owned by
 //   small RAII wrappers (CertificateChain, PrivateKey) that the TLS configuration borrows.
@@ -36,7 +36,7 @@
 
 namespace mesh::net {
 
-/// File names inside a certificate directory written by `lockmesh cert` (DESIGN.md §7).
+/// File names inside a certificate directory written by `lockmesh cert` (docs/design.md §7).
 inline constexpr const char kCertificateFileName[] = "cert.pem";
 inline constexpr const char kPrivateKeyFileName[] = "key.pem";
 

@@ -1,5 +1,5 @@
 // net/command_log: the node's replicated, durable log of lock commands — the driver of
-// core/raft (DESIGN.md §2) on the node's libuv loop.
+// core/raft (docs/design.md §2) on the node's libuv loop.
 //
 // Proposals are buffered and handed to Raft at the end of a loop iteration (or, under load,
 // a little later to gather a bigger batch: see OnCheck). Every Batch that Raft produces is

@@ -1,4 +1,4 @@
-// net/tls_context: the TLS configuration of one security level (DESIGN.md §6).
+// net/tls_context: the TLS configuration of one security level (docs/design.md §6).
 //
 // A TlsContext is built once from --security, --tls-cert, --tls-key and --tls-ca (and the
 // node id) and is then immutable: it holds our certificate chain and key, the CAs we trust,
@@ -40,7 +40,7 @@
 
 namespace mesh::net {
 
-/// --security: who may join (DESIGN.md §6).
+/// --security: who may join (docs/design.md §6).
 enum class SecurityLevel {
   kNone,     // clear TCP
   kEncrypt,  // TLS; peers' certificates chain to --tls-ca

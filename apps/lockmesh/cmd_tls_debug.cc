@@ -1,4 +1,4 @@
-// `lockmesh tls-debug server | client | peer`: a TLS link tested step by step (DESIGN.md §6).
+// `lockmesh tls-debug server | client | peer`: a TLS link tested step by step (docs/design.md §6).
 //
 // Each step prints one line that starts with its name and "ok" or "FAILED"; the last line is
 // "result: ok" or "result: FAILED: <what went wrong, in words>", and the exit status is 0

@@ -1,4 +1,4 @@
-// core/raft/raft: the consensus core of DESIGN.md §2 — Raft (Ongaro's thesis) as an I/O-free
+// core/raft/raft: the consensus core of docs/design.md §2 — Raft (Ongaro's thesis) as an I/O-free
 // state machine in the style of etcd's raft.
 //
 // Inputs are events stamped with the node's own monotonic time (Tick, Step, Propose, ...);
@@ -24,7 +24,7 @@
 // current term are committed by counting; a new leader appends a NOOP), proposals forwarded
 // from any node to the leader, learners, one-at-a-time membership changes, leadership
 // transfer, snapshots with log compaction and snapshot install, and the leader lease of
-// DESIGN.md §4 (HasLeaderLease).
+// docs/design.md §4 (HasLeaderLease).
 //
 // Snapshot transfer is streamed: the leader sends the snapshot it holds in SNAPSHOT chunks
 // of max_snapshot_chunk_bytes, at most max_snapshot_chunks_inflight unacknowledged; the

@@ -1,4 +1,4 @@
-// core/storage/log_store: the durable log of DESIGN.md §8 — hard state (term, vote),
+// core/storage/log_store: the durable log of docs/design.md §8 — hard state (term, vote),
 // log entries and the latest snapshot — on a write-ahead log of checksummed records.
 //
 // Layout of the data dir: `wal/<seq:016x>.wal` segments, `snapshot` (one file, replaced

@@ -1,4 +1,4 @@
-// Issue 13, acceptance 3: real-process chaos. Five hosts (network namespaces on one bridge,
+// Real-process chaos. Five hosts (network namespaces on one bridge,
 // multicast discovery), each a machine of its own: its node (`lockmesh node --expect 5
 // --voters 5 --session-ttl 3`, TLS mutual) serves the host's default socket, found through the
 // host's own HOME / XDG_RUNTIME_DIR / XDG_STATE_HOME, and a client loop on every host runs

@@ -1,4 +1,4 @@
-// Issue 5, acceptance 2: safety under faults. Clients on all five hosts increment one shared
+// Safety under faults. Clients on all five hosts increment one shared
 // counter under an exclusive lock for more than 60 s, while the harness kills and restarts the
 // leader, takes a voter's link down and up, isolates a learner and rejoins it, and drops 10% of
 // the packets of two hosts. At the end the critical sections are checked:

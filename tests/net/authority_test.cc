@@ -1,5 +1,5 @@
-// One authority per host, and the local boundary (issue 13, acceptance 1: the first and the
-// fourth reproduction; docs/mesh.md "One authority per host", "The local boundary").
+// One authority per host, and the local boundary (docs/mesh.md "One authority per host",
+// "The local boundary").
 //
 // Real processes only. A one-node MESH node (`lockmesh node --no-multicast --listen
 // 127.0.0.1:<port> --expect 1`) serves the test's socket and data dir and is killed with -9;

@@ -189,7 +189,7 @@ TEST_F(CertLibraryTest, NodeCertificateSignedByOpenSslCaVerifies) {
   EXPECT_EQ(Inspect(node_dir + "/cert.pem").issuer, Inspect(ca_dir + "/cert.pem").subject);
 }
 
-// A self-signed certificate made by OpenSSL exactly as issue 4 says: lockmesh reads it, calls
+// A self-signed certificate made by OpenSSL (openssl req -x509): lockmesh reads it, calls
 // it self-signed, and agrees on the fingerprint.
 TEST_F(CertLibraryTest, OpenSslSelfSignedCertificateIsUnderstood) {
   std::string dir = dir_->MakeDir("ossl");

@@ -1,6 +1,6 @@
 // PeerTransport over real TCP on 127.0.0.1 (ephemeral ports) with real mbedTLS: every
-// security level's accepted case, and every refusal of DESIGN.md §6 / issue 4 acceptance 1
-// with its reason on BOTH sides; certificate reload (acceptance 4). Every test closes its
+// security level's accepted case, and every refusal of docs/design.md §6
+// with its reason on BOTH sides; certificate reload. Every test closes its
 // loop and fails if a libuv handle leaked.
 #include <gtest/gtest.h>
 
@@ -126,7 +126,7 @@ TEST_F(PeerTransportTest, ReconnectsAfterThePeerRestarts) {
   ASSERT_TRUE(RunUntil([&] { return a->Up("b") && b2->Up("a"); }));
 }
 
-// Undial (a beacon's suggestion expired, issue 14): an idle dialer is gone at once; a
+// Undial (a beacon's suggestion expired): an idle dialer is gone at once; a
 // connected one keeps its link, and once the link ends the address is not dialled again.
 TEST_F(PeerTransportTest, UndialledAddressIsNotDialledAgain) {
   TestPeer* a = Peer(PeerOptions("a"));
@@ -371,7 +371,7 @@ TEST_F(PeerTransportTest, TlsPeerTalkingToPlaintextNodeIsAnErrorOnBothSides) {
                          "does not speak TLS");
 }
 
-// Acceptance 4: after a reload, new connections use the new certificates, and a connected
+// After a reload, new connections use the new certificates, and a connected
 // peer whose certificate no longer verifies is cut off.
 TEST_F(PeerTransportTest, ReloadUsesNewCertificatesAndCutsOffPeersNoLongerTrusted) {
   // Files at fixed paths, rewritten in place as an operator would before SIGHUP.

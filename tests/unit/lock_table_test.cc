@@ -1,4 +1,4 @@
-// Unit tests of core/lock_table: the replicated lock state machine (DESIGN.md §3).
+// Unit tests of core/lock_table: the replicated lock state machine (docs/design.md §3).
 #include "core/lock_table.h"
 
 #include <gmock/gmock.h>
