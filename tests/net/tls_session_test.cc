@@ -76,20 +76,9 @@ class TlsSessionTest : public ::testing::Test {
     return out;
   }
 
-  // A node certificate from ca_ per `spec` (its kind, CN, validity, usage, extra CNs) in
-  // `dir`; `spec`'s validity defaults to a year from now.
-  CertDir MakeSpecCert(const std::string& dir, net::CertificateSpec spec) {
-    if (spec.not_before == 0 && spec.not_after == 0) net::DefaultValidity(Now(), 365, &spec);
-    net::CertificateChain ca_cert;
-    net::PrivateKey ca_key;
-    Status st = net::LoadCertificateAuthority(ca_.dir, &ca_cert, &ca_key);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    net::PemPair pair;
-    st = net::GenerateCertificate(spec, &ca_cert, &ca_key, &pair);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    st = net::WriteCertificateFiles(dir, pair, true);
-    EXPECT_TRUE(st.ok()) << st.ToString();
-    return CertDir{dir};
+  // A node certificate from ca_ per `spec` (validity a year from now unless set).
+  CertDir MakeSpecCert(const std::string& dir, const net::CertificateSpec& spec) {
+    return MakeCertFromSpec(dir, spec, &ca_);
   }
   static net::CertificateSpec NodeSpec(const std::string& cn) {
     net::CertificateSpec spec;
