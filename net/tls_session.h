@@ -98,7 +98,8 @@ class TlsSession {
   /// The negotiated suite as mbedTLS names it, e.g. "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256".
   std::string cipher_suite() const;
   /// The peer's chain, leaf first (follow `next`), or null if it presented none. Owned by
-  /// the session. Also set when the handshake failed in our certificate check.
+  /// the session. Null when our check refused it (mbedTLS 2.28 frees a refused chain; the
+  /// error's words name the certificate).
   const mbedtls_x509_crt* peer_certificate() const;
   /// SHA-256 of the peer's leaf (all zeros if none).
   Fingerprint peer_fingerprint() const;
