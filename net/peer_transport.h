@@ -227,6 +227,9 @@ class PeerTransport {
   size_t QueuedBytes(const std::string& node_id) const;
   /// The security level in force.
   SecurityLevel security() const { return options_.tls.level; }
+  /// TlsContext::CertificateWarnings of the certificates in force at `now` (Unix seconds),
+  /// none with --security none. Start and Reload log them; `lockmesh status` shows them.
+  std::vector<std::string> CertificateWarnings(int64_t now) const;
 
  private:
   struct Dialer;

@@ -236,6 +236,45 @@ TEST_F(PeerTransportTest, ExpiredCertificateRefusedBothSides) {
   ExpectRefusedBothSides(a, "expired on", o, "expired");
 }
 
+// The refusals of issue 16 through the transport: each side's log names the reason.
+TEST_F(PeerTransportTest, NotYetValidKeyUsageAndSeveralCnsRefusedBothSidesInWords) {
+  TestPeer* a = Peer(PeerOptions("a", Level(SecurityLevel::kMutual, a_)));
+  net::CertificateSpec early;
+  early.kind = CertificateKind::kNode;
+  early.common_name = "early";
+  early.not_before = Now() + 86400;
+  early.not_after = Now() + 400 * 86400;
+  TestPeer* e = Peer(PeerOptions(
+      "early", Level(SecurityLevel::kMutual, MakeCertFromSpec(dir_.Join("e"), early, &ca_))));
+  ASSERT_TRUE(e->transport->Dial(a->address()).ok());
+  ExpectRefusedBothSides(a, "not valid before", e, "is not valid before");
+  EXPECT_FALSE(e->Refused("certificate unknown")) << e->Dump();
+
+  net::CertificateSpec srv_only;
+  srv_only.kind = CertificateKind::kNode;
+  srv_only.common_name = "srv";
+  srv_only.extended_key_usage = net::kEkuServerAuth;
+  TestPeer* s = Peer(PeerOptions(
+      "srv", Level(SecurityLevel::kMutual, MakeCertFromSpec(dir_.Join("s"), srv_only, &ca_))));
+  ASSERT_TRUE(s->transport->Dial(a->address()).ok());
+  ExpectRefusedBothSides(
+      a, "extendedKeyUsage lacks clientAuth", s,
+      "our certificate CN=srv, O=lockmesh: its extendedKeyUsage lacks clientAuth");
+
+  // Two CNs, the last one "b": it would have passed as node b. The dialler runs encrypt (a
+  // mutual node does not start with it).
+  net::CertificateSpec two;
+  two.kind = CertificateKind::kNode;
+  two.common_name = "x";
+  two.extra_common_names = {"b"};
+  TestPeer* t = Peer(PeerOptions(
+      "b", Level(SecurityLevel::kEncrypt, MakeCertFromSpec(dir_.Join("t"), two, &ca_))));
+  ASSERT_TRUE(t->transport->Dial(a->address()).ok());
+  ExpectRefusedBothSides(a, "has 2 CNs, and --security mutual takes the CN as the node's id", t,
+                         "has 2 CNs, which --security mutual refuses");
+  EXPECT_FALSE(a->Up("b"));
+}
+
 TEST_F(PeerTransportTest, NoClientCertificateRefusedBothSides) {
   TestPeer* a = Peer(PeerOptions("a", Level(SecurityLevel::kEncrypt, a_)));
   net::TlsOptions co;
