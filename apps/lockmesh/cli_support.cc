@@ -1,13 +1,17 @@
 #include "cli_support.h"
 
+#include <mbedtls/config.h>
+#include <mbedtls/ssl_ciphersuites.h>
 #include <unistd.h>
 
 #include <climits>
 #include <cstdio>
 
+#include "core/resource_name.h"
 #include "exit_codes.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
+#include "net/tls_context.h"
 
 namespace lockmesh::cli {
 
@@ -99,6 +103,44 @@ std::string EffectiveSocket(const Config& config) {
 std::string EffectiveDataDir(const Config& config, const std::string& socket) {
   return AbsolutePath(config.node.data_dir.empty() ? mesh::DefaultDataDir(socket)
                                                    : config.node.data_dir);
+}
+
+namespace {
+
+/// The build's mbedTLS can run the TLS levels (net/tls_context.cc needs TLS 1.2 on both
+/// sides and X.509 certificates).
+bool TlsInBuild() {
+#if defined(MBEDTLS_SSL_TLS_C) && defined(MBEDTLS_SSL_CLI_C) && defined(MBEDTLS_SSL_SRV_C) && \
+    defined(MBEDTLS_X509_CRT_PARSE_C) && defined(MBEDTLS_SSL_PROTO_TLS1_2)
+  const int* suites = mbedtls_ssl_list_ciphersuites();
+  return suites != nullptr && suites[0] != 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
+
+std::string SecurityLevelsInBuild() {
+  using mesh::net::SecurityLevel;
+  std::string out;
+  for (SecurityLevel level : {SecurityLevel::kNone, SecurityLevel::kEncrypt,
+                              SecurityLevel::kMutual, SecurityLevel::kTofu}) {
+    if (level != SecurityLevel::kNone && !TlsInBuild()) continue;
+    if (!out.empty()) out += ", ";
+    out += mesh::net::SecurityLevelName(level);
+  }
+  return out;
+}
+
+std::string VersionLine() {
+  return std::string("lockmesh ") + LOCKMESH_VERSION +
+         " (client protocol 1; security levels: " + SecurityLevelsInBuild() + ")";
+}
+
+Status CheckResourceName(const std::string& name) {
+  mesh::core::ResourceName parsed;
+  return mesh::core::ParseResourceName(name, &parsed);
 }
 
 int ExitCodeForLockStatus(const Status& status) {

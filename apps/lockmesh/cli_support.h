@@ -69,6 +69,19 @@ std::string EffectiveSocket(const Config& config);
 /// The data dir to use: config.node.data_dir, else mesh::DefaultDataDir(socket); absolute.
 std::string EffectiveDataDir(const Config& config, const std::string& socket);
 
+/// The security levels (--security) this build can run, in the order of
+/// mesh::net::SecurityLevel, comma-separated: "none" always; the TLS levels only when the
+/// mbedTLS the binary was built with has TLS 1.2 client and server, X.509 parsing and at
+/// least one cipher suite.
+std::string SecurityLevelsInBuild();
+
+/// `lockmesh --version`'s line: version, client protocol, SecurityLevelsInBuild().
+std::string VersionLine();
+
+/// Checks a resource name with the parser the node uses (core/resource_name.h), so that a
+/// bad name is a usage error before anything is started; InvalidArgument with the reason.
+mesh::Status CheckResourceName(const std::string& name);
+
 /// Exit code of `lockmesh lock` for a failed Lock call (96, 98, 99; 95 for Lost).
 int ExitCodeForLockStatus(const mesh::Status& status);
 

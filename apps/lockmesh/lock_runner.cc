@@ -52,7 +52,7 @@ class LockRunner {
       PrintError(st.IsUnavailable() || st.code() == Status::Code::kPermissionDenied
                      ? st.message()
                      : "cannot connect: " + st.ToString());
-      return kExitError;
+      return NoNode(st) ? request_.no_node_exit_code : kExitError;
     }
     InitHandles();
     client_->SetLostCallback(
@@ -72,6 +72,16 @@ class LockRunner {
     kReleasing,  // the command ended; unlocking
     kDone,       // closing handles and the client
   };
+
+  /// The connection failed because no node serves the socket and none was started: auto-start
+  /// is off, or a mesh node that is down has claimed the socket or data dir (as `status` and
+  /// `locks` report it). A node that failed to start is not "no node".
+  bool NoNode(const Status& st) const {
+    const AutostartOptions& a = request_.autostart;
+    if (st.IsUnavailable()) return !a.enabled;
+    return st.code() == Status::Code::kPermissionDenied &&
+           !CheckNoMeshClaim(a.socket, a.data_dir.empty() ? a.claim_data_dir : a.data_dir).ok();
+  }
 
   bool Ignored(int sig) const {
     for (int s : request_.ignored_signals) {
