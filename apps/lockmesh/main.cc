@@ -102,7 +102,7 @@ int UnknownSubcommand(std::string_view name) {
 void InitApp(CLI::App* app) {
   app->name("lockmesh");
   app->require_subcommand(1);
-  app->set_version_flag("--version", VersionLine());
+  app->set_version_flag("--version", [] { return VersionLine(); });  // built only when asked
   app->footer(kFooter);
 }
 
