@@ -37,6 +37,8 @@ class FlagOverrides {
                        const std::string& text, const std::string& help);
   /// Applies every given flag to `config`; errors name the flag.
   mesh::Status Apply(Config* config) const;
+  /// The flag that set `key` on this command line ("--socket"), or "" if none did.
+  std::string GivenFlag(std::string_view key) const;
 
  private:
   struct Entry {
@@ -60,7 +62,9 @@ void AddCommonOptions(CLI::App* app, CommonOptions* common);
 
 /// Loads defaults < files < environment < flags into `config`. On error prints it, stores
 /// it in `*error` when given, and returns the exit code (kExitError for files and
-/// environment, kExitUsage for flags); returns 0 on success.
+/// environment, kExitUsage for flags); returns 0 on success. An existing node.socket that is
+/// a directory, or an existing node.data_dir that is not one, is refused here, naming the
+/// flag or key that set it.
 int LoadEffectiveConfig(const CommonOptions& common, Config* config, std::string* error = nullptr);
 
 /// The socket to use: config.node.socket, else mesh::DefaultSocketPath(); absolute.

@@ -52,7 +52,9 @@ class LockRunner {
     Status st = ConnectOrStartOnLoop(loop_, request_.client_options, request_.autostart, &client_,
                                      &started);
     if (!st.ok()) {
-      PrintError(st.IsUnavailable() || st.code() == Status::Code::kPermissionDenied
+      // Auto-start's own errors (a directory it cannot create, a refusal) say what failed.
+      PrintError(st.IsUnavailable() || st.IsIOError() || st.IsNotFound() ||
+                         st.code() == Status::Code::kPermissionDenied
                      ? st.message()
                      : "cannot connect: " + st.ToString());
       return NoNode(st) ? request_.no_node_exit_code : kExitError;

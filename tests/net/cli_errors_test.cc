@@ -96,6 +96,32 @@ TEST_F(CliErrorsTest, ConfigDirectoryIsRefused) {
               "lockmesh: --config: " + dir + ": is a directory, not a TOML file");
 }
 
+// A socket that names a directory, a data dir that names a file: refused before a node is
+// started or asked, naming the flag (exit 2) or the key and its variable (exit 99).
+TEST_F(CliErrorsTest, SocketDirectoryAndDataDirFileAreRefused) {
+  const std::string dir = dir_->MakeDir("sockdir");
+  const std::string file = Path("plain-file");
+  WriteFile(file, "x\n");
+  ExpectError({"status", "--socket", dir}, 2,
+              "lockmesh: --socket " + dir + ": is a directory, not the node's socket (e.g. " + dir +
+                  "/node.sock)");
+  ExpectError({"lock", "--socket", dir, "demo", "--", "true"}, 2,
+              "lockmesh: --socket " + dir + ": is a directory, not the node's socket (e.g. " + dir +
+                  "/node.sock)");
+  RunResult env = RunLockmesh("env", {"lock", "demo", "--", "true"}, Millis(60000),
+                              {{"LOCKMESH_SOCKET", dir}});
+  EXPECT_EQ(env.code(), 99) << env.Describe();
+  EXPECT_EQ(env.err, "lockmesh: node.socket (or LOCKMESH_SOCKET) " + dir +
+                         ": is a directory, not the node's socket (e.g. " + dir + "/node.sock)\n");
+  ExpectError({"node", "--local", "--socket", Path("s2/node.sock"), "--data-dir", file}, 2,
+              "lockmesh: --data-dir " + file + ": is not a directory");
+  RunResult data = RunLockmesh("env-data", {"lock", "--no-autostart", "demo", "--", "true"},
+                               Millis(60000), {{"LOCKMESH_DATA_DIR", file}});
+  EXPECT_EQ(data.code(), 99) << data.Describe();
+  EXPECT_EQ(data.err, "lockmesh: node.data_dir (or LOCKMESH_DATA_DIR) " + file +
+                          ": is not a directory\n");
+}
+
 TEST_F(CliErrorsTest, WaitIsDecimalOnly) {
   ExpectError({"lock", "--no-autostart", "-w", "0x10", "demo", "--", "true"}, 2,
               "lockmesh: --wait 0x10: '0x10' is not a number of seconds (decimal, e.g. 2.5)");
@@ -144,6 +170,17 @@ TEST_F(CliErrorsTest, FailedAutostartNamesTheDirectoryNotALogInIt) {
   EXPECT_NE(r.err.find("No such file or directory"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("node.log"), std::string::npos) << "points at a log that cannot exist: "
                                                        << r.err;
+  // A socket directory that cannot be created: the directory and errno's text, in one line.
+  RunResult sock = RunLockmesh(
+      "autostart-socket", {"lock", "--socket", "/proc/lockmesh-no-such-dir/node.sock", "demo", "--",
+                           "true"}, Millis(60000));
+  EXPECT_EQ(sock.code(), 99) << sock.Describe();
+  EXPECT_EQ(SplitLines(sock.err).size(), 1u) << sock.err;
+  EXPECT_EQ(sock.err.rfind("lockmesh: cannot create the socket directory /proc/lockmesh-no-such-dir",
+                           0),
+            0u)
+      << sock.err;
+  EXPECT_NE(sock.err.find("No such file or directory"), std::string::npos) << sock.err;
 }
 
 // --version and `flom -v` list the security levels the build runs (this build's mbedTLS has
