@@ -190,8 +190,7 @@ Status AwaitReady(int fd, Clock::time_point deadline, const AutostartOptions& op
     ssize_t n = read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      return Status::Unavailable("the auto-started node exited during start-up" +
-                                 SeeLog(options));
+      return Status::Unavailable("the auto-started node exited during start-up" + SeeLog(options));
     }
     line.append(buffer, n);
   }
@@ -290,8 +289,8 @@ Status ConnectOrStartNodeOnce(const AutostartOptions& options,
   // Serving (or another node holds the socket): it should answer now.
   st = PollConnect(try_connect, deadline);
   if (st.IsUnavailable()) {
-    return Status::Unavailable("no node answers at " + options.socket + " (" + st.message() +
-                               ")" + SeeLog(options));
+    return Status::Unavailable("no node answers at " + options.socket + " (" + st.message() + ")" +
+                               SeeLog(options));
   }
   return st;
 }

@@ -105,10 +105,9 @@ Status CheckPathKinds(const CommonOptions& common, const Config& config, int* co
   };
   if (!config.node.socket.empty() && stat(config.node.socket.c_str(), &st) == 0 &&
       S_ISDIR(st.st_mode)) {
-    return Status::InvalidArgument(origin("node.socket", "LOCKMESH_SOCKET") + " " +
-                                   config.node.socket +
-                                   ": is a directory, not the node's socket (e.g. " +
-                                   config.node.socket + "/node.sock)");
+    return Status::InvalidArgument(
+        origin("node.socket", "LOCKMESH_SOCKET") + " " + config.node.socket +
+        ": is a directory, not the node's socket (e.g. " + config.node.socket + "/node.sock)");
   }
   if (!config.node.data_dir.empty() && stat(config.node.data_dir.c_str(), &st) == 0 &&
       !S_ISDIR(st.st_mode)) {
@@ -162,8 +161,8 @@ bool TlsInBuild() {
 std::string SecurityLevelsInBuild() {
   using mesh::net::SecurityLevel;
   std::string out;
-  for (SecurityLevel level : {SecurityLevel::kNone, SecurityLevel::kEncrypt,
-                              SecurityLevel::kMutual, SecurityLevel::kTofu}) {
+  for (SecurityLevel level : {SecurityLevel::kNone, SecurityLevel::kEncrypt, SecurityLevel::kMutual,
+                              SecurityLevel::kTofu}) {
     if (level != SecurityLevel::kNone && !TlsInBuild()) continue;
     if (!out.empty()) out += ", ";
     out += mesh::net::SecurityLevelName(level);

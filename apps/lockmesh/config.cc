@@ -382,7 +382,8 @@ Status ParseText(Kind kind, std::string_view text, Value* out) {
                      t.find_first_of("0123456789") != std::string::npos;
       double d = std::strtod(t.c_str(), &end);
       if (!decimal || *end != '\0' || errno == ERANGE || !std::isfinite(d)) {
-        return Status::InvalidArgument("'" + s + "' is not a number of seconds (decimal, e.g. 2.5)");
+        return Status::InvalidArgument("'" + s +
+                                       "' is not a number of seconds (decimal, e.g. 2.5)");
       }
       *out = d;
       return Status::OK();

@@ -292,8 +292,8 @@ class LockRunner {
   std::unique_ptr<ChildProcess> child_;
   bool lost_ = false;
   int exit_code_ = kExitError;
-  int signal_fd_ = -1;     // signalfd of the forwarded signals and SIGCHLD
-  uv_poll_t signal_poll_;  // readable signal_fd_
+  int signal_fd_ = -1;      // signalfd of the forwarded signals and SIGCHLD
+  uv_poll_t signal_poll_;   // readable signal_fd_
   uv_timer_t grace_timer_;  // SIGKILL after --grace for --on-lost=term
   uv_timer_t watch_timer_;  // connection check while the command runs
 };

@@ -32,11 +32,11 @@ struct Subcommand {
 };
 
 constexpr Subcommand kSubcommands[] = {
-    {"lock", AddLockCommand, false},         {"node", AddNodeCommand, false},
-    {"locks", AddLocksCommand, false},       {"status", AddStatusCommand, false},
+    {"lock", AddLockCommand, false},          {"node", AddNodeCommand, false},
+    {"locks", AddLocksCommand, false},        {"status", AddStatusCommand, false},
     {"unique-id", AddUniqueIdCommand, false}, {"bench", AddBenchCommand, false},
-    {"discover", AddDiscoverCommand, true},  {"cert", AddCertCommand, false},
-    {"trust", AddTrustCommand, false},       {"tls-debug", AddTlsDebugCommand, false},
+    {"discover", AddDiscoverCommand, true},   {"cert", AddCertCommand, false},
+    {"trust", AddTrustCommand, false},        {"tls-debug", AddTlsDebugCommand, false},
 };
 
 constexpr const char* kFooter =

@@ -26,8 +26,8 @@
 // section, so that the fault hits a holder. Then the independent history checker
 // (support/history_checker.h) asserts: no two sections overlap, tokens rise in grant order,
 // the counter equals the completed increments, every exit 0 has its section; and the test
-// asserts the exit codes (0, 94 no node, 95 lost, 99 no leader; nothing else, nothing hung) and that no run
-// begun while its host's node was dead was granted.
+// asserts the exit codes (0, 94 no node, 95 lost, 99 no leader; nothing else, nothing hung) and
+// that no run begun while its host's node was dead was granted.
 //
 // Environment:
 //   LOCKMESH_CHAOS_SEED=N       replay a seed (printed by every run)

@@ -56,7 +56,8 @@ TEST_F(CliErrorsTest, HelpListsSubcommandsAndHelpSubcommandShowsItsFlags) {
   EXPECT_EQ(all.err, "");
   for (const char* sub : {"lock", "locks", "status", "node", "cert", "trust"}) {
     EXPECT_NE(all.out.find("\n  " + std::string(sub) + " "), std::string::npos)
-        << sub << " missing from `lockmesh help`:\n" << all.out;
+        << sub << " missing from `lockmesh help`:\n"
+        << all.out;
   }
   RunResult lock = RunLockmesh("help-lock", {"help", "lock"});
   EXPECT_EQ(lock.code(), 0) << lock.Describe();
@@ -108,8 +109,8 @@ TEST_F(CliErrorsTest, SocketDirectoryAndDataDirFileAreRefused) {
   ExpectError({"lock", "--socket", dir, "demo", "--", "true"}, 2,
               "lockmesh: --socket " + dir + ": is a directory, not the node's socket (e.g. " + dir +
                   "/node.sock)");
-  RunResult env = RunLockmesh("env", {"lock", "demo", "--", "true"}, Millis(60000),
-                              {{"LOCKMESH_SOCKET", dir}});
+  RunResult env =
+      RunLockmesh("env", {"lock", "demo", "--", "true"}, Millis(60000), {{"LOCKMESH_SOCKET", dir}});
   EXPECT_EQ(env.code(), 99) << env.Describe();
   EXPECT_EQ(env.err, "lockmesh: node.socket (or LOCKMESH_SOCKET) " + dir +
                          ": is a directory, not the node's socket (e.g. " + dir + "/node.sock)\n");
@@ -118,8 +119,8 @@ TEST_F(CliErrorsTest, SocketDirectoryAndDataDirFileAreRefused) {
   RunResult data = RunLockmesh("env-data", {"lock", "--no-autostart", "demo", "--", "true"},
                                Millis(60000), {{"LOCKMESH_DATA_DIR", file}});
   EXPECT_EQ(data.code(), 99) << data.Describe();
-  EXPECT_EQ(data.err, "lockmesh: node.data_dir (or LOCKMESH_DATA_DIR) " + file +
-                          ": is not a directory\n");
+  EXPECT_EQ(data.err,
+            "lockmesh: node.data_dir (or LOCKMESH_DATA_DIR) " + file + ": is not a directory\n");
 }
 
 TEST_F(CliErrorsTest, WaitIsDecimalOnly) {
@@ -168,17 +169,18 @@ TEST_F(CliErrorsTest, FailedAutostartNamesTheDirectoryNotALogInIt) {
             0u)
       << r.err;
   EXPECT_NE(r.err.find("No such file or directory"), std::string::npos) << r.err;
-  EXPECT_EQ(r.err.find("node.log"), std::string::npos) << "points at a log that cannot exist: "
-                                                       << r.err;
+  EXPECT_EQ(r.err.find("node.log"), std::string::npos)
+      << "points at a log that cannot exist: " << r.err;
   // A socket directory that cannot be created: the directory and errno's text, in one line.
   RunResult sock = RunLockmesh(
-      "autostart-socket", {"lock", "--socket", "/proc/lockmesh-no-such-dir/node.sock", "demo", "--",
-                           "true"}, Millis(60000));
+      "autostart-socket",
+      {"lock", "--socket", "/proc/lockmesh-no-such-dir/node.sock", "demo", "--", "true"},
+      Millis(60000));
   EXPECT_EQ(sock.code(), 99) << sock.Describe();
   EXPECT_EQ(SplitLines(sock.err).size(), 1u) << sock.err;
-  EXPECT_EQ(sock.err.rfind("lockmesh: cannot create the socket directory /proc/lockmesh-no-such-dir",
-                           0),
-            0u)
+  EXPECT_EQ(
+      sock.err.rfind("lockmesh: cannot create the socket directory /proc/lockmesh-no-such-dir", 0),
+      0u)
       << sock.err;
   EXPECT_NE(sock.err.find("No such file or directory"), std::string::npos) << sock.err;
 }
@@ -189,8 +191,9 @@ TEST_F(CliErrorsTest, VersionTellsTheSecurityLevelsOfTheBuild) {
   RunResult v = RunLockmesh("version", {"--version"});
   EXPECT_EQ(v.code(), 0) << v.Describe();
   std::smatch m;
-  ASSERT_TRUE(std::regex_match(v.out, m, std::regex(
-      "lockmesh [0-9.]+ \\(client protocol 1; security levels: ([a-z, ]+)\\)\n")))
+  ASSERT_TRUE(std::regex_match(
+      v.out, m,
+      std::regex("lockmesh [0-9.]+ \\(client protocol 1; security levels: ([a-z, ]+)\\)\n")))
       << v.out;
   EXPECT_EQ(m[1].str(), "none, encrypt, mutual, tofu");
   RunResult flom = RunLockmesh("flom-v", {"flom", "-v"});
