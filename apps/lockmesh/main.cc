@@ -223,8 +223,11 @@ int Main(int argc, char** argv) {
     if (argc == 2) return PrintFullHelp();
     const Subcommand* sub = FindSubcommand(argv[2]);
     if (sub == nullptr) return UnknownSubcommand(argv[2]);
+    // `help cert ca` is `cert ca --help`.
     char help_flag[] = "--help";
-    std::vector<char*> args = {argv[0], argv[2], help_flag};
+    std::vector<char*> args = {argv[0]};
+    args.insert(args.end(), argv + 2, argv + argc);
+    args.push_back(help_flag);
     return RunSubcommand(*sub, static_cast<int>(args.size()), args.data());
   }
   if (first.size() > 1 && first[0] == '-') {

@@ -63,6 +63,10 @@ TEST_F(CliErrorsTest, HelpListsSubcommandsAndHelpSubcommandShowsItsFlags) {
   EXPECT_EQ(lock.code(), 0) << lock.Describe();
   EXPECT_NE(lock.out.find("Usage: lockmesh lock [OPTIONS] RESOURCE CMD..."), std::string::npos)
       << lock.out;
+  RunResult nested = RunLockmesh("help-cert-ca", {"help", "cert", "ca"});
+  EXPECT_EQ(nested.code(), 0) << nested.Describe();
+  EXPECT_NE(nested.out.find("Usage: lockmesh cert ca [OPTIONS]"), std::string::npos)
+      << nested.out;
   RunResult same = RunLockmesh("lock-help", {"lock", "--help"});
   EXPECT_EQ(same.code(), 0) << same.Describe();
   EXPECT_EQ(same.out, lock.out);
