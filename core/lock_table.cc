@@ -38,10 +38,32 @@ void InitResource(const ResourceName& rn, Resource* r) {
   }
 }
 
+const Resource::Queues& Resource::NoQueues() {
+  static const Queues* none = new Queues();  // never destroyed: no exit-order hazard
+  return *none;
+}
+
+const Lock::Detail& Lock::Empty() {
+  static const Detail* empty = new Detail();  // never destroyed: no exit-order hazard
+  return *empty;
+}
+
+void Lock::set_element(std::string element) {
+  if (element.empty() && detail_ == nullptr) return;
+  if (detail_ == nullptr) detail_ = std::make_unique<Detail>();
+  detail_->element = std::move(element);
+}
+
+void Lock::set_path(std::vector<std::string> path) {
+  if (path.empty() && detail_ == nullptr) return;
+  if (detail_ == nullptr) detail_ = std::make_unique<Detail>();
+  detail_->path = std::move(path);
+}
+
 std::string NameOf(const Resource& r, const Lock& lock) {
   if (r.type != ResourceType::kHierarchical) return r.queue_key();
   std::string name;
-  for (const std::string& part : lock.path) name.append("/").append(part);
+  for (const std::string& part : lock.path()) name.append("/").append(part);
   return name;
 }
 
@@ -53,7 +75,7 @@ bool ConflictsWithHolders(const Resource& r, const Lock& lock) {
                          [&](const Lock& h) { return !ModesCompatible(h.mode, lock.mode); });
     case ResourceType::kHierarchical:
       return std::any_of(r.holders.begin(), r.holders.end(), [&](const Lock& h) {
-        return Overlaps(h.path, lock.path) && !ModesCompatible(h.mode, lock.mode);
+        return Overlaps(h.path(), lock.path()) && !ModesCompatible(h.mode, lock.mode);
       });
     case ResourceType::kNumeric: {
       uint64_t used = 0;
@@ -75,7 +97,7 @@ bool ConflictsWithHolders(const Resource& r, const Lock& lock) {
 bool BlockedByEarlierWaiter(const Resource& r, size_t count, const Lock& lock) {
   if (r.type != ResourceType::kHierarchical) return count > 0;
   for (size_t i = 0; i < count; ++i) {
-    if (Overlaps(r.waiters[i].path, lock.path)) return true;
+    if (Overlaps(r.waiters()[i].path(), lock.path())) return true;
   }
   return false;
 }
@@ -136,7 +158,7 @@ Grant LockTable::Impl::MakeGrant(const Resource& r, const Lock& lock) {
   g.acquire_seq = lock.seq;
   g.token = lock.token;
   g.resource = NameOf(r, lock);
-  g.element = lock.element;
+  g.element = lock.element();
   return g;
 }
 
@@ -157,14 +179,15 @@ void LockTable::Impl::DropIfIdle(const std::string& key) {
   }
 }
 
-// Finds lock `lock_id`: its queue, list and position.
-bool LockTable::Impl::Locate(uint64_t lock_id, Resource** resource, ListKind* kind, size_t* pos) {
-  auto it = lock_index.find(lock_id);
-  if (it == lock_index.end()) return false;
+// Finds lock `lock_id` of `session`: its queue, list and position.
+bool LockTable::Impl::Locate(const Session& session, uint64_t lock_id, Resource** resource,
+                             ListKind* kind, size_t* pos) {
+  auto it = session.locks.find(lock_id);
+  if (it == session.locks.end()) return false;
   Resource& r = *it->second;
-  const std::pair<ListKind, std::vector<Lock>*> lists[] = {{ListKind::kHolders, &r.holders},
-                                                           {ListKind::kWaiters, &r.waiters},
-                                                           {ListKind::kParked, &r.parked}};
+  const std::pair<ListKind, const std::vector<Lock>*> lists[] = {{ListKind::kHolders, &r.holders},
+                                                                 {ListKind::kWaiters, &r.waiters()},
+                                                                 {ListKind::kParked, &r.parked()}};
   for (const auto& [k, list] : lists) {
     for (size_t i = 0; i < list->size(); ++i) {
       if ((*list)[i].lock_id == lock_id) {
@@ -183,11 +206,11 @@ std::vector<Lock>& LockTable::Impl::ListOf(Resource& r, ListKind kind) {
     case ListKind::kHolders:
       return r.holders;
     case ListKind::kWaiters:
-      return r.waiters;
+      return r.mutable_waiters();
     case ListKind::kParked:
-      return r.parked;
+      return r.mutable_parked();
   }
-  return r.parked;
+  return r.mutable_parked();
 }
 
 // Removes a lock from its list, the lock index and its session's set.
@@ -195,7 +218,6 @@ Lock LockTable::Impl::Take(Resource& r, ListKind kind, size_t pos) {
   std::vector<Lock>& list = ListOf(r, kind);
   Lock lock = std::move(list[pos]);
   list.erase(list.begin() + static_cast<std::ptrdiff_t>(pos));
-  lock_index.erase(lock.lock_id);
   auto sit = sessions.find(*lock.session);
   if (sit != sessions.end()) sit->second.locks.erase(lock.lock_id);
   return lock;
@@ -204,7 +226,7 @@ Lock LockTable::Impl::Take(Resource& r, ListKind kind, size_t pos) {
 // Gives a released _S_ value back.
 void LockTable::Impl::Recycle(Resource& r, const Lock& lock) {
   uint64_t value = 0;
-  if (r.type == ResourceType::kTransactionalSequence && ParseU64(lock.element, &value) &&
+  if (r.type == ResourceType::kTransactionalSequence && ParseU64(lock.element(), &value) &&
       value > 0 && value < r.extra->next_sequence) {
     r.extra->recycled.insert(value);
   }
@@ -217,11 +239,11 @@ void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
       const std::vector<std::string>& elements = r.extra->elements;
       const size_t n = elements.size();
       std::set<std::string_view> used;
-      for (const Lock& h : r.holders) used.insert(h.element);
+      for (const Lock& h : r.holders) used.insert(h.element());
       for (size_t k = 0; k < n; ++k) {
         const size_t idx = (r.set_cursor + k) % n;
         if (used.count(elements[idx]) == 0) {
-          lock.element = elements[idx];
+          lock.set_element(elements[idx]);
           r.set_cursor = static_cast<uint32_t>((idx + 1) % n);
           break;
         }
@@ -229,25 +251,25 @@ void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
       break;
     }
     case ResourceType::kSequence:
-      lock.element = std::to_string(r.extra->next_sequence++);
+      lock.set_element(std::to_string(r.extra->next_sequence++));
       break;
     case ResourceType::kTransactionalSequence:
       if (!r.extra->recycled.empty()) {
-        lock.element = std::to_string(*r.extra->recycled.begin());
+        lock.set_element(std::to_string(*r.extra->recycled.begin()));
         r.extra->recycled.erase(r.extra->recycled.begin());
       } else {
-        lock.element = std::to_string(r.extra->next_sequence++);
+        lock.set_element(std::to_string(r.extra->next_sequence++));
       }
       break;
     case ResourceType::kTimestamp: {
       ResourceExtra& x = *r.extra;
       int64_t ns = 0;
       std::string text;
-      NextUniqueTimestamp(x.format, lock.stamp_unix_ns, !x.last_stamp_text.empty(),
-                          x.last_stamp_ns, x.last_stamp_text, &ns, &text);
+      NextUniqueTimestamp(x.format, lock.stamp_unix_ns, !x.last_stamp_text.empty(), x.last_stamp_ns,
+                          x.last_stamp_text, &ns, &text);
       x.last_stamp_ns = ns;
       x.last_stamp_text = text;
-      lock.element = std::move(text);
+      lock.set_element(std::move(text));
       break;
     }
     case ResourceType::kSimple:
@@ -269,11 +291,12 @@ Grant LockTable::Impl::GrantLock(Resource& r, Lock lock, uint64_t index) {
 // Grants, in FIFO order, every waiter that has become grantable.
 void LockTable::Impl::GrantFromQueue(Resource& r, uint64_t index, std::vector<Grant>* grants) {
   size_t i = 0;
-  while (i < r.waiters.size()) {
-    const Lock& w = r.waiters[i];
+  while (i < r.waiters().size()) {
+    const Lock& w = r.waiters()[i];
     if (!BlockedByEarlierWaiter(r, i, w) && !ConflictsWithHolders(r, w)) {
-      Lock lock = std::move(r.waiters[i]);
-      r.waiters.erase(r.waiters.begin() + static_cast<std::ptrdiff_t>(i));
+      std::vector<Lock>& waiters = r.mutable_waiters();
+      Lock lock = std::move(waiters[i]);
+      waiters.erase(waiters.begin() + static_cast<std::ptrdiff_t>(i));
       grants->push_back(GrantLock(r, std::move(lock), index));
     } else if (r.type == ResourceType::kHierarchical) {
       ++i;  // a later waiter on another branch may still go
@@ -359,7 +382,7 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
   lock.seq = cmd.seq();
   lock.no_create = cmd.no_create();
   lock.stamp_unix_ns = cmd.stamp_unix_ns();
-  lock.path = rn.path;
+  lock.set_path(rn.path);
   if (rn.type == ResourceType::kNumeric && lock.quantity > rn.capacity) {
     SetResult(&res, pb::IMPOSSIBLE,
               "asked for " + std::to_string(lock.quantity) + " units of " + rn.name +
@@ -376,15 +399,14 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
       return;
     }
     Resource& r = GetOrCreate(rn);
-    r.parked.push_back(std::move(lock));
-    lock_index[index] = &r;
-    session.locks.insert(index);
+    r.mutable_parked().push_back(std::move(lock));
+    session.locks.emplace_hint(session.locks.end(), index, &r);  // ids grow with the log
     SetResult(&res, pb::QUEUED, "waiting for the resource to be created");
     return;
   }
 
   Resource& r = GetOrCreate(rn);
-  if (!BlockedByEarlierWaiter(r, r.waiters.size(), lock) && !ConflictsWithHolders(r, lock)) {
+  if (!BlockedByEarlierWaiter(r, r.waiters().size(), lock) && !ConflictsWithHolders(r, lock)) {
     Grant g = GrantLock(r, std::move(lock), index);
     res.set_code(pb::GRANTED);
     res.set_token(g.token);
@@ -395,28 +417,28 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
     DropIfIdle(rn.queue_key);
     return;
   } else {
-    r.waiters.push_back(std::move(lock));
+    r.mutable_waiters().push_back(std::move(lock));
     res.set_code(pb::QUEUED);
   }
-  lock_index[index] = &r;
-  session.locks.insert(index);
+  session.locks.emplace_hint(session.locks.end(), index, &r);  // ids grow with the log
 
   // The resource exists now: requests that waited for its creation join the queue.
-  if (!r.parked.empty() && r.Exists()) {
-    for (Lock& p : r.parked) r.waiters.push_back(std::move(p));
-    r.parked.clear();
+  if (!r.parked().empty() && r.Exists()) {
+    std::vector<Lock>& parked = r.mutable_parked();
+    for (Lock& p : parked) r.mutable_waiters().push_back(std::move(p));
+    parked.clear();
     GrantFromQueue(r, index, &out->grants);
   }
 }
 
-void LockTable::Impl::DoRelease(uint64_t index, const pb::Release& cmd, ApplyResult* out) {
+void LockTable::Impl::DoRelease(uint64_t index, const pb::Release& cmd, Session& session,
+                                ApplyResult* out) {
   pb::CommandResult& res = out->result;
   res.set_lock_id(cmd.lock_id());
   Resource* r = nullptr;
   ListKind kind = ListKind::kHolders;
   size_t pos = 0;
-  if (!Locate(cmd.lock_id(), &r, &kind, &pos) ||
-      *ListOf(*r, kind)[pos].session != IdOf(cmd.session())) {
+  if (!Locate(session, cmd.lock_id(), &r, &kind, &pos)) {
     SetResult(&res, pb::NOT_FOUND, "no lock " + std::to_string(cmd.lock_id()) + " in this session");
     return;
   }
@@ -426,7 +448,7 @@ void LockTable::Impl::DoRelease(uint64_t index, const pb::Release& cmd, ApplyRes
     if (cmd.rollback()) Recycle(*r, lock);
     res.set_code(pb::RELEASED);
     res.set_token(lock.token);
-    res.set_element(lock.element);
+    res.set_element(lock.element());
   } else {
     SetResult(&res, pb::CANCELLED, "request withdrawn before it was granted");
   }
@@ -434,14 +456,14 @@ void LockTable::Impl::DoRelease(uint64_t index, const pb::Release& cmd, ApplyRes
   DropIfIdle(key);
 }
 
-void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, ApplyResult* out) {
+void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, Session& session,
+                               ApplyResult* out) {
   pb::CommandResult& res = out->result;
   res.set_lock_id(cmd.lock_id());
   Resource* r = nullptr;
   ListKind kind = ListKind::kHolders;
   size_t pos = 0;
-  if (!Locate(cmd.lock_id(), &r, &kind, &pos) ||
-      *ListOf(*r, kind)[pos].session != IdOf(cmd.session())) {
+  if (!Locate(session, cmd.lock_id(), &r, &kind, &pos)) {
     SetResult(&res, pb::NOT_FOUND, "no lock " + std::to_string(cmd.lock_id()) + " in this session");
     return;
   }
@@ -449,7 +471,7 @@ void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, ApplyResul
     const Lock& held = r->holders[pos];
     SetResult(&res, pb::GRANTED, "granted before the cancel");
     res.set_token(held.token);
-    res.set_element(held.element);
+    res.set_element(held.element());
     return;
   }
   const std::string key = r->queue_key();
@@ -463,12 +485,14 @@ void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, ApplyResul
 // with `code`, then forgets the session. Queues touched are added to `touched`.
 void LockTable::Impl::EndSession(std::map<SessionId, Session>::iterator it, pb::ResultCode code,
                                  ApplyResult* out, std::set<std::string>* touched) {
-  const std::vector<uint64_t> ids(it->second.locks.begin(), it->second.locks.end());
+  std::vector<uint64_t> ids;
+  ids.reserve(it->second.locks.size());
+  for (const auto& entry : it->second.locks) ids.push_back(entry.first);
   for (uint64_t id : ids) {
     Resource* r = nullptr;
     ListKind kind = ListKind::kHolders;
     size_t pos = 0;
-    if (!Locate(id, &r, &kind, &pos)) continue;
+    if (!Locate(it->second, id, &r, &kind, &pos)) continue;
     touched->insert(r->queue_key());
     Lock lock = Take(*r, kind, pos);
     if (kind == ListKind::kHolders) {
@@ -615,10 +639,11 @@ ApplyResult LockTable::Impl::Apply(uint64_t index, const pb::Command& command) {
       break;
     case pb::Command::kRelease:
       apply_sequenced(command.release(),
-                      [&](Session&) { DoRelease(index, command.release(), &out); });
+                      [&](Session& s) { DoRelease(index, command.release(), s, &out); });
       break;
     case pb::Command::kCancel:
-      apply_sequenced(command.cancel(), [&](Session&) { DoCancel(index, command.cancel(), &out); });
+      apply_sequenced(command.cancel(),
+                      [&](Session& s) { DoCancel(index, command.cancel(), s, &out); });
       break;
     case pb::Command::kCloseSession:
       DoCloseSession(index, command.close_session(), &out);
@@ -672,7 +697,7 @@ size_t LockTable::held_count() const {
 
 size_t LockTable::waiting_count() const {
   size_t n = 0;
-  for (const auto& [key, r] : impl_->resources) n += r.waiters.size() + r.parked.size();
+  for (const auto& [key, r] : impl_->resources) n += r.waiters().size() + r.parked().size();
   return n;
 }
 

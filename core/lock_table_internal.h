@@ -40,17 +40,34 @@ inline std::string Describe(const SessionId& id) {
 // path; see NameOf), and its session is a pointer to that session's key in
 // LockTable::Impl::sessions (a lock never outlives its session: ending a session takes its
 // locks first, and a restore loads the sessions before the locks).
+//
+// What only some locks have (an element: set, sequence and timestamp resources; a path:
+// hierarchical ones) is kept apart, allocated only for them: a simple lock is 64 bytes.
 struct Lock {
   uint64_t lock_id = 0;
   uint64_t token = 0;
   uint64_t seq = 0;
   int64_t stamp_unix_ns = 0;
   const SessionId* session = nullptr;  // never null in a table
-  std::string element;
-  std::vector<std::string> path;  // hierarchical components (empty for other types)
-  pb::LockMode mode = pb::EX;     // effective mode (EX for types that have only EX)
-  uint32_t quantity = 1;          // effective quantity (1 for non-numeric types)
+  pb::LockMode mode = pb::EX;          // effective mode (EX for types that have only EX)
+  uint32_t quantity = 1;               // effective quantity (1 for non-numeric types)
   bool no_create = false;
+
+  /// The set element, sequence value or timestamp handed out ("" before a grant, and for
+  /// other types).
+  const std::string& element() const { return detail_ ? detail_->element : Empty().element; }
+  void set_element(std::string element);
+  /// Hierarchical components (empty for other types).
+  const std::vector<std::string>& path() const { return detail_ ? detail_->path : Empty().path; }
+  void set_path(std::vector<std::string> path);
+
+ private:
+  struct Detail {
+    std::string element;
+    std::vector<std::string> path;
+  };
+  static const Detail& Empty();
+  std::unique_ptr<Detail> detail_;  // null while both are empty
 };
 
 inline bool IsPersistentType(ResourceType type) {
@@ -73,17 +90,37 @@ struct ResourceExtra {
 struct Resource {
   const std::string* key = nullptr;  // its key in Impl::resources
   ResourceType type = ResourceType::kSimple;
-  uint32_t set_cursor = 0;               // sets: round-robin position
-  uint64_t capacity = 1;                 // as ResourceName::capacity
-  std::vector<Lock> holders;             // grant order
-  std::vector<Lock> waiters;             // FIFO order
-  std::vector<Lock> parked;              // no_create requests waiting for the queue to exist
+  uint32_t set_cursor = 0;    // sets: round-robin position
+  uint64_t capacity = 1;      // as ResourceName::capacity
+  std::vector<Lock> holders;  // grant order
+  // Requests not yet granted: FIFO waiters, and no_create requests waiting for the queue
+  // to exist. Apart, and allocated at the first one: most queues only ever have holders.
+  struct Queues {
+    std::vector<Lock> waiters;
+    std::vector<Lock> parked;
+  };
+  std::unique_ptr<Queues> queues;        // null while there has been no waiter nor parked request
   std::unique_ptr<ResourceExtra> extra;  // sets, sequences, timestamps; null for the others
 
   const std::string& queue_key() const { return *key; }
   // The resource "exists" (FLoM: has a locker) while it has holders or queued requests.
-  bool Exists() const { return !holders.empty() || !waiters.empty(); }
-  bool Idle() const { return holders.empty() && waiters.empty() && parked.empty(); }
+  bool Exists() const { return !holders.empty() || !waiters().empty(); }
+  bool Idle() const { return holders.empty() && waiters().empty() && parked().empty(); }
+
+  /// Waiters, in FIFO order.
+  const std::vector<Lock>& waiters() const { return queues ? queues->waiters : NoQueues().waiters; }
+  /// no_create requests waiting for the queue to exist, in arrival order.
+  const std::vector<Lock>& parked() const { return queues ? queues->parked : NoQueues().parked; }
+  /// The same, to change (allocating the queues if there are none yet).
+  std::vector<Lock>& mutable_waiters() { return MutableQueues().waiters; }
+  std::vector<Lock>& mutable_parked() { return MutableQueues().parked; }
+
+ private:
+  static const Queues& NoQueues();
+  Queues& MutableQueues() {
+    if (queues == nullptr) queues = std::make_unique<Queues>();
+    return *queues;
+  }
 };
 
 // Makes `r` (fresh, `key` set) the queue of `rn`: its type, capacity and, for the types that
@@ -115,7 +152,9 @@ struct Session {
   std::string client_name;
   uint64_t last_seq = 0;
   pb::CommandResult last_result;
-  std::set<uint64_t> locks;  // held, waiting and parked
+  // Its locks (held, waiting and parked): lock id -> the queue it is in. The only index of
+  // locks by id: every command that names a lock names its session too.
+  std::map<uint64_t, Resource*> locks;
 };
 
 // Where a lock is.
@@ -148,8 +187,6 @@ struct LockTable::Impl {
   uint64_t applied_index = 0;                 // last applied entry
   std::map<SessionId, Session> sessions;      // open sessions
   std::map<std::string, Resource> resources;  // by queue key
-  // lock id -> its queue (lookups only, never iterated: its order does not matter).
-  std::unordered_map<uint64_t, Resource*> lock_index;
   // node id -> its client-id watermark and epoch (see DoOpenSession, DoClaimClientIds).
   std::map<std::string, NodeIds> node_ids;
 
@@ -158,11 +195,12 @@ struct LockTable::Impl {
   Resource& GetOrCreate(const ResourceName& rn);
   // Forgets queue `key` if nothing holds or waits on it, unless it keeps counters.
   void DropIfIdle(const std::string& key);
-  // Finds lock `lock_id`: its queue, list and position.
-  bool Locate(uint64_t lock_id, Resource** resource, ListKind* kind, size_t* pos);
+  // Finds lock `lock_id` of `session`: its queue, list and position.
+  static bool Locate(const Session& session, uint64_t lock_id, Resource** resource, ListKind* kind,
+                     size_t* pos);
   // The list of `r` that `kind` names.
   static std::vector<Lock>& ListOf(Resource& r, ListKind kind);
-  // Removes a lock from its list, the lock index and its session's set.
+  // Removes a lock from its list and from its session's locks.
   Lock Take(Resource& r, ListKind kind, size_t pos);
   // The grant (or release) report of `lock`, a lock of `r`.
   static Grant MakeGrant(const Resource& r, const Lock& lock);
@@ -182,8 +220,8 @@ struct LockTable::Impl {
   // One method per command; each fills `out` (see ApplyResult in core/lock_table.h).
   void DoOpenSession(const pb::OpenSession& cmd, ApplyResult* out);
   void DoAcquire(uint64_t index, const pb::Acquire& cmd, Session& session, ApplyResult* out);
-  void DoRelease(uint64_t index, const pb::Release& cmd, ApplyResult* out);
-  void DoCancel(uint64_t index, const pb::Cancel& cmd, ApplyResult* out);
+  void DoRelease(uint64_t index, const pb::Release& cmd, Session& session, ApplyResult* out);
+  void DoCancel(uint64_t index, const pb::Cancel& cmd, Session& session, ApplyResult* out);
   // Releases (as rollback) every held lock of the session and withdraws its requests
   // with `code`, then forgets the session. Queues touched are added to `touched`.
   void EndSession(std::map<SessionId, Session>::iterator it, pb::ResultCode code, ApplyResult* out,
@@ -206,6 +244,7 @@ struct LockTable::Impl {
   // What Load remembers from one lock to the next.
   struct LoadCache {
     std::map<SessionId, Session>::iterator session;  // the last lock's (sessions.end(): none)
+    std::vector<uint64_t> lock_ids;                  // every lock's id so far
   };
   // Fills `lock` from `in`, checking it against the queue `r` it is listed in, whose name
   // parses to `queue_rn`.

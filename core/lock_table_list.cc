@@ -85,7 +85,7 @@ ListResult LockTable::ListPage(const ListQuery& query) const {
     row.quantity = l.quantity;
     row.lock_id = l.lock_id;
     row.token = l.token;
-    row.element = l.element;
+    row.element = l.element();
     row.session = KeyOf(*l.session);
     auto s = impl_->sessions.find(*l.session);
     if (s != impl_->sessions.end()) {
@@ -115,7 +115,7 @@ ListResult LockTable::ListPage(const ListQuery& query) const {
     const Resource& r = it->second;
     found.clear();
     ++examined;
-    for (const std::vector<Lock>* list : {&r.holders, &r.waiters, &r.parked}) {
+    for (const std::vector<Lock>* list : {&r.holders, &r.waiters(), &r.parked()}) {
       for (const Lock& l : *list) {
         ++examined;
         std::string name = NameOf(r, l);

@@ -37,7 +37,7 @@ void ToProto(const Resource& r, const Lock& lock, pb::LockEntryState* out) {
   out->set_mode(lock.mode);
   out->set_quantity(lock.quantity);
   out->set_token(lock.token);
-  out->set_element(lock.element);
+  out->set_element(lock.element());
   out->set_seq(lock.seq);
   out->set_no_create(lock.no_create);
   out->set_stamp_unix_ns(lock.stamp_unix_ns);
@@ -110,7 +110,7 @@ void EncodeLock(const Resource& r, const Lock& lock, SessionKeyCache* keys, std:
   w.Scalar(3, static_cast<uint64_t>(lock.mode));
   w.Scalar(4, lock.quantity);
   w.Scalar(5, lock.token);
-  w.Text(6, lock.element);
+  w.Text(6, lock.element());
   w.Scalar(7, lock.seq);
   w.Scalar(8, lock.no_create ? 1 : 0);
   w.Scalar(9, static_cast<uint64_t>(lock.stamp_unix_ns));
@@ -151,8 +151,8 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
     pb::ResourceState* rs = out->add_resources();
     rs->set_name(key);
     for (const Lock& l : r.holders) ToProto(r, l, rs->add_holders());
-    for (const Lock& l : r.waiters) ToProto(r, l, rs->add_waiters());
-    for (const Lock& l : r.parked) ToProto(r, l, rs->add_waiters());
+    for (const Lock& l : r.waiters()) ToProto(r, l, rs->add_waiters());
+    for (const Lock& l : r.parked()) ToProto(r, l, rs->add_waiters());
     switch (r.type) {
       case ResourceType::kSequence:
       case ResourceType::kTransactionalSequence:
@@ -199,7 +199,7 @@ void LockTable::EncodeSnapshot(std::string* out) const {
       EncodeLock(r, l, &keys, &lock_bytes);
       rw.Message(2, lock_bytes);
     }
-    for (const std::vector<Lock>* queue : {&r.waiters, &r.parked}) {
+    for (const std::vector<Lock>* queue : {&r.waiters(), &r.parked()}) {
       for (const Lock& l : *queue) {
         EncodeLock(r, l, &keys, &lock_bytes);
         rw.Message(3, lock_bytes);
@@ -254,9 +254,7 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const ResourceNam
   if (in.lock_id() == 0 || in.lock_id() > applied_index) {
     return Status::Corruption(where() + "lock id outside 1.." + std::to_string(applied_index));
   }
-  if (lock_index.count(in.lock_id()) != 0) {
-    return Status::Corruption(where() + "lock id listed twice");
-  }
+  cache->lock_ids.push_back(in.lock_id());  // checked for duplicates at the end
   // Consecutive locks mostly share a session: look it up again only when it changes.
   auto sit = cache->session;
   if (sit == sessions.end() || sit->first.second != in.session().client_id() ||
@@ -303,13 +301,12 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const ResourceNam
   lock->mode = in.mode();
   lock->quantity = in.quantity();
   lock->token = in.token();
-  lock->element = in.element();
+  lock->set_element(in.element());
   lock->seq = in.seq();
   lock->no_create = in.no_create();
   lock->stamp_unix_ns = in.stamp_unix_ns();
-  lock->path = rn.path;
-  lock_index[lock->lock_id] = &r;
-  sit->second.locks.insert(sit->second.locks.end(), lock->lock_id);  // mostly ascending
+  lock->set_path(rn.path);
+  sit->second.locks.emplace_hint(sit->second.locks.end(), lock->lock_id, &r);  // mostly ascending
   return Status::OK();
 }
 
@@ -323,7 +320,7 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
     for (size_t j = 0; j < i; ++j) {
       const Lock& o = r.holders[j];
       const bool overlap = r.type == ResourceType::kSimple ||
-                           (r.type == ResourceType::kHierarchical && Overlaps(o.path, h.path));
+                           (r.type == ResourceType::kHierarchical && Overlaps(o.path(), h.path()));
       if (overlap && !ModesCompatible(o.mode, h.mode)) {
         return Status::Corruption(where() + "incompatible holders");
       }
@@ -331,26 +328,26 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
     used += h.quantity;
     switch (r.type) {
       case ResourceType::kSet:
-        if (std::find(r.extra->elements.begin(), r.extra->elements.end(), h.element) ==
+        if (std::find(r.extra->elements.begin(), r.extra->elements.end(), h.element()) ==
                 r.extra->elements.end() ||
-            !elements.insert(h.element).second) {
-          return Status::Corruption(where() + "bad set element " + h.element);
+            !elements.insert(h.element()).second) {
+          return Status::Corruption(where() + "bad set element " + h.element());
         }
         break;
       case ResourceType::kSequence:
       case ResourceType::kTransactionalSequence: {
         uint64_t v = 0;
-        if (!ParseU64(h.element, &v) || v == 0 || v >= r.extra->next_sequence ||
-            r.extra->recycled.count(v) != 0 || !elements.insert(h.element).second) {
-          return Status::Corruption(where() + "bad sequence value " + h.element);
+        if (!ParseU64(h.element(), &v) || v == 0 || v >= r.extra->next_sequence ||
+            r.extra->recycled.count(v) != 0 || !elements.insert(h.element()).second) {
+          return Status::Corruption(where() + "bad sequence value " + h.element());
         }
         break;
       }
       case ResourceType::kTimestamp:
-        if (h.element.empty()) return Status::Corruption(where() + "empty timestamp");
+        if (h.element().empty()) return Status::Corruption(where() + "empty timestamp");
         break;
       default:
-        if (!h.element.empty()) return Status::Corruption(where() + "unexpected element");
+        if (!h.element().empty()) return Status::Corruption(where() + "unexpected element");
         break;
     }
   }
@@ -359,12 +356,12 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
                     : IsPersistentType(r.type)       ? r.holders.size() > r.capacity
                                                      : false;
   if (over) return Status::Corruption(where() + "more held than the capacity");
-  if (r.holders.empty() && !r.waiters.empty()) {
+  if (r.holders.empty() && !r.waiters().empty()) {
     return Status::Corruption(where() + "waiters without holders");
   }
   // A consistent table never leaves a grantable request waiting.
-  for (size_t i = 0; i < r.waiters.size(); ++i) {
-    if (!BlockedByEarlierWaiter(r, i, r.waiters[i]) && !ConflictsWithHolders(r, r.waiters[i])) {
+  for (size_t i = 0; i < r.waiters().size(); ++i) {
+    if (!BlockedByEarlierWaiter(r, i, r.waiters()[i]) && !ConflictsWithHolders(r, r.waiters()[i])) {
       return Status::Corruption(where() + "grantable request left waiting");
     }
     if (r.type != ResourceType::kHierarchical) break;
@@ -418,7 +415,7 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
     high = std::max(high, id.second);
   }
   LoadCache cache{sessions.end()};
-  lock_index.reserve(static_cast<size_t>(snap.resources_size()));
+  cache.lock_ids.reserve(static_cast<size_t>(snap.resources_size()));
   for (const pb::ResourceState& rs : snap.resources()) {
     ResourceName rn;
     const Status parsed = ParseResourceName(rs.name(), &rn);
@@ -470,21 +467,26 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
     for (const pb::LockEntryState& in : rs.waiters()) {
       Lock lock;
       MESH_RETURN_IF_ERROR(LoadLock(in, rn, r, /*held=*/false, &cache, &lock));
-      r.waiters.push_back(std::move(lock));
+      r.mutable_waiters().push_back(std::move(lock));
     }
-    if (r.holders.empty() && !r.waiters.empty()) {
+    if (r.holders.empty() && !r.waiters().empty()) {
       // Without holders, waiters can only be no_create requests waiting for creation.
-      for (const Lock& w : r.waiters) {
+      for (const Lock& w : r.waiters()) {
         if (!w.no_create) {
           return Status::Corruption(where() + "request " + std::to_string(w.lock_id) +
                                     " waits on a resource nobody holds");
         }
       }
-      r.parked = std::move(r.waiters);
-      r.waiters.clear();
+      r.mutable_parked() = std::move(r.mutable_waiters());
+      r.mutable_waiters().clear();
     }
     MESH_RETURN_IF_ERROR(CheckHolders(r));
     if (r.Idle() && !IsPersistentType(rn.type)) resources.erase(rs.name());
+  }
+  std::sort(cache.lock_ids.begin(), cache.lock_ids.end());
+  auto twice = std::adjacent_find(cache.lock_ids.begin(), cache.lock_ids.end());
+  if (twice != cache.lock_ids.end()) {
+    return Status::Corruption("snapshot lock " + std::to_string(*twice) + ": lock id listed twice");
   }
   return Status::OK();
 }
@@ -509,7 +511,7 @@ std::vector<LockRow> LockTable::List() const {
     row.quantity = l.quantity;
     row.lock_id = l.lock_id;
     row.token = l.token;
-    row.element = l.element;
+    row.element = l.element();
     row.session = KeyOf(*l.session);
     auto it = impl_->sessions.find(*l.session);
     if (it != impl_->sessions.end()) {
@@ -521,8 +523,8 @@ std::vector<LockRow> LockTable::List() const {
   };
   for (const auto& [key, r] : impl_->resources) {
     for (const Lock& l : r.holders) add(r, l, true, &held);
-    for (const Lock& l : r.waiters) add(r, l, false, &waiting);
-    for (const Lock& l : r.parked) add(r, l, false, &waiting);
+    for (const Lock& l : r.waiters()) add(r, l, false, &waiting);
+    for (const Lock& l : r.parked()) add(r, l, false, &waiting);
   }
   auto by_resource = [](const LockRow& a, const LockRow& b) {
     return std::tie(a.resource, a.lock_id) < std::tie(b.resource, b.lock_id);

@@ -810,9 +810,9 @@ TEST_F(LockTableTest, AClosedOrExpiredSessionIsNeverReopened) {
   ASSERT_TRUE(copy.Restore(snap).ok());
   EXPECT_EQ(copy.Apply(table_.applied_index() + 1, OpenCmd(a, 1, 1, "late")).result.code(),
             pb::NO_SESSION);
-  EXPECT_EQ(copy.Apply(table_.applied_index() + 2, OpenCmd(Key("n1", 8), 1, 1, "new"))
-                .result.code(),
-            pb::GRANTED);
+  EXPECT_EQ(
+      copy.Apply(table_.applied_index() + 2, OpenCmd(Key("n1", 8), 1, 1, "new")).result.code(),
+      pb::GRANTED);
 }
 
 TEST_F(LockTableTest, ExpireNodeBelowAClientIdSparesNewerSessions) {
@@ -927,8 +927,7 @@ class CommandGenerator {
     const int op = static_cast<int>(Pick(100));
     pb::Command c;
     pb::SessionKey k = RandomKey();
-    if ((op < 8 || (op < 60 && open_.empty())) && open_.count(KeyText(k)) == 0 &&
-        Pick(20) != 0) {
+    if ((op < 8 || (op < 60 && open_.empty())) && open_.count(KeyText(k)) == 0 && Pick(20) != 0) {
       // Nodes hand out client ids in increasing order; a closed id comes back only as a
       // late retry, which the table refuses (the remaining 1 in 20 exercises that).
       k = Key(k.node_id(), 4 + ++next_client_id_[k.node_id()]);
@@ -1250,6 +1249,11 @@ TEST_F(LockTableCorruptSnapshotTest, RejectsEachCorruption) {
     pb::LockTableSnapshot s = good_;
     Res(&s, "x.y")->mutable_holders(0)->set_lock_id(Res(&s, "R")->holders(0).lock_id());
     ExpectRejected(s, "duplicate lock id");
+  }
+  {
+    pb::LockTableSnapshot s = good_;  // the same id in two sessions
+    Res(&s, "R")->mutable_waiters(0)->set_lock_id(Res(&s, "R")->holders(0).lock_id());
+    ExpectRejected(s, "duplicate lock id in another session");
   }
   {
     pb::LockTableSnapshot s = good_;
