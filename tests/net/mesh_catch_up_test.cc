@@ -174,7 +174,9 @@ TEST_F(MeshCatchUpTest, LockTablePastTheFrameLimitReachesANewNodeAndAWipedVoter)
   EXPECT_NE(leader_log.find("adding " + Id(wiped)), std::string::npos) << leader_log;
   ExpectServesTheTable(wiped);
   EXPECT_TRUE(WaitFormed({1, 2, 3, 4}, 3, Millis(60000))) << NodeLog(LeaderIndex(1));
-  EXPECT_TRUE(holder->healthy());
+  EXPECT_TRUE(holder->healthy()) << "the holder's session ended; its node's log:\n"
+                                 << NodeLog(1) << "\n--- leader's:\n"
+                                 << NodeLog(LeaderIndex(1));
   EXPECT_EQ(Status(wiped).value("locks_held", uint64_t{0}), locks);
 }
 
