@@ -19,6 +19,8 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/hex.h"
+#include "core/time_text.h"
 #include "net/errno_text.h"
 #include "net/posix_file_system.h"
 #include "net/tls_random.h"
@@ -26,8 +28,6 @@
 namespace mesh::net {
 namespace {
 
-constexpr char kHexUpper[] = "0123456789ABCDEF";
-constexpr char kHexLower[] = "0123456789abcdef";
 
 std::string MbedError(int rc) {
   char text[160];
@@ -45,13 +45,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return s;
-}
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 int64_t ToUnix(const mbedtls_x509_time& t) {
@@ -307,7 +300,7 @@ Status Fingerprint::Parse(std::string_view text, Fingerprint* out) {
       group = 0;
       continue;
     }
-    if (HexValue(c) < 0) return bad(std::string("'") + c + "' is not a hex digit");
+    if (core::HexDigitValue(c) < 0) return bad(std::string("'") + c + "' is not a hex digit");
     hex += c;
     ++group;
   }
@@ -317,7 +310,8 @@ Status Fingerprint::Parse(std::string_view text, Fingerprint* out) {
   }
   std::array<uint8_t, 32> bytes{};
   for (size_t i = 0; i < 32; ++i) {
-    bytes[i] = static_cast<uint8_t>(HexValue(hex[2 * i]) * 16 + HexValue(hex[2 * i + 1]));
+    bytes[i] = static_cast<uint8_t>(core::HexDigitValue(hex[2 * i]) * 16 +
+                                    core::HexDigitValue(hex[2 * i + 1]));
   }
   *out = Fingerprint(bytes);
   return Status::OK();
@@ -328,8 +322,7 @@ std::string Fingerprint::ToColonHex() const {
   out.reserve(32 * 3);
   for (size_t i = 0; i < bytes_.size(); ++i) {
     if (i) out += ':';
-    out += kHexUpper[bytes_[i] >> 4];
-    out += kHexUpper[bytes_[i] & 15];
+    core::AppendHexByte(&out, bytes_[i], core::HexCase::kUpper);
   }
   return out;
 }
@@ -338,10 +331,7 @@ std::string Fingerprint::ToOpenSsl() const { return "sha256 Fingerprint=" + ToCo
 
 std::string Fingerprint::ToCompact() const {
   std::string out = "sha256$";
-  for (uint8_t b : bytes_) {
-    out += kHexLower[b >> 4];
-    out += kHexLower[b & 15];
-  }
+  for (uint8_t b : bytes_) core::AppendHexByte(&out, b);
   return out;
 }
 
@@ -365,14 +355,7 @@ Validity CertificateInfo::ValidityAt(int64_t now) const {
   return Validity::kValid;
 }
 
-std::string FormatUtc(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  if (gmtime_r(&tt, &tm) == nullptr) return std::to_string(t);
-  char buffer[64];
-  strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buffer;
-}
+std::string FormatUtc(int64_t t) { return core::FormatUtcText(t); }
 
 CertificateInfo InspectCertificate(const mbedtls_x509_crt& crt) {
   CertificateInfo info;

@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/time_text.h"
 #include "net/errno_text.h"
 #include "net/posix_file_system.h"
 
@@ -66,35 +67,8 @@ Status ReadWholeFile(const std::string& path, std::string* data, bool* missing) 
   return Status::OK();
 }
 
-std::string FormatIsoUtc(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  if (gmtime_r(&tt, &tm) == nullptr) return "1970-01-01T00:00:00Z";
-  char buffer[40];
-  strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
-bool ParseIsoUtc(const std::string& text, int64_t* t) {
-  int year, mon, day, hour, min, sec;
-  char z = 0;
-  int consumed = 0;
-  if (sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c%n", &year, &mon, &day, &hour, &min, &sec, &z,
-             &consumed) != 7 ||
-      z != 'Z' || static_cast<size_t>(consumed) != text.size()) {
-    return false;
-  }
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) return false;
-  struct tm tm = {};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  *t = static_cast<int64_t>(timegm(&tm));
-  return true;
-}
+using core::FormatIsoUtc;
+using core::ParseIsoUtc;
 
 // A node id as the store accepts it: printable ASCII without spaces, not starting with '#'.
 Status ValidateNodeId(const std::string& id) {

@@ -8,6 +8,7 @@
 
 #include "cli_support.h"
 #include "commands.h"
+#include "core/time_text.h"
 #include "exit_codes.h"
 #include "mesh/node.h"
 #include "net/certificate.h"
@@ -192,13 +193,8 @@ int RunMake(CertificateKind kind, const MakeFlags& flags) {
 }
 
 Json InfoJson(const CertificateInfo& info, int64_t now) {
-  char iso[2][32];
-  for (int i = 0; i < 2; ++i) {
-    time_t t = static_cast<time_t>(i == 0 ? info.not_before : info.not_after);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(iso[i], sizeof iso[i], "%Y-%m-%dT%H:%M:%SZ", &tm);
-  }
+  const std::string iso[2] = {mesh::core::FormatIsoUtc(info.not_before),
+                              mesh::core::FormatIsoUtc(info.not_after)};
   return {{"subject", info.subject},
           {"issuer", info.issuer},
           {"common_name", info.common_name},

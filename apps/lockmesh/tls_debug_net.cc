@@ -12,6 +12,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/host_port.h"
+
 namespace lockmesh::cli::tls_debug {
 
 using mesh::Status;
@@ -55,12 +57,12 @@ std::string AddressText(const sockaddr_storage& ss) {
     const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
     inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
     port = ntohs(in6.sin6_port);
-    return std::string("[") + host + "]:" + std::to_string(port);
+    return mesh::core::JoinHostPort(host, port);
   }
   const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
   inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
   port = ntohs(in.sin_port);
-  return std::string(host) + ":" + std::to_string(port);
+  return mesh::core::JoinHostPort(host, port);
 }
 
 namespace {
@@ -99,19 +101,11 @@ std::string AddressHint(const sockaddr_storage& target) {
   return "";
 }
 
-/// Splits "host:port" / "[v6]:port". False on a bad form.
+/// Splits "host:port" / "[v6]:port" (core/host_port.h). False on a bad form.
 bool SplitHostPort(const std::string& text, std::string* host, std::string* port) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) return false;
-  *host = text.substr(0, colon);
-  *port = text.substr(colon + 1);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  for (char c : *port) {
-    if (c < '0' || c > '9') return false;
-  }
-  return !host->empty() && port->size() <= 5 && std::stoi(*port) <= 65535;
+  uint16_t number = 0;
+  return mesh::core::SplitHostPort(text, host, port).ok() && !host->empty() &&
+         mesh::core::ParsePort(*port, /*allow_zero=*/true, &number);
 }
 
 // ------------------------------------------------------------------------------ sockets
