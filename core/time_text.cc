@@ -38,15 +38,19 @@ bool ParseIsoUtc(std::string_view text, int64_t* unix_s) {
       min > 59 || sec < 0 || sec > 60) {
     return false;
   }
+  *unix_s = UnixFromUtc(year, mon, day, hour, min, sec);
+  return true;
+}
+
+int64_t UnixFromUtc(int year, int month, int day, int hour, int minute, int second) {
   struct tm tm = {};
   tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
+  tm.tm_mon = month - 1;
   tm.tm_mday = day;
   tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  *unix_s = static_cast<int64_t>(timegm(&tm));
-  return true;
+  tm.tm_min = minute;
+  tm.tm_sec = second;
+  return static_cast<int64_t>(timegm(&tm));
 }
 
 std::string FormatLogTime(int64_t unix_ns) {

@@ -22,6 +22,10 @@ std::string FormatIsoUtc(int64_t unix_s);
 /// trailing text, a field out of range), `*unix_s` then unchanged.
 bool ParseIsoUtc(std::string_view text, int64_t* unix_s);
 
+/// The seconds since the epoch of a UTC calendar time (month 1-12, day 1-31); fields out of
+/// range are normalised as timegm does (second 60 is the next minute's 00).
+int64_t UnixFromUtc(int year, int month, int day, int hour, int minute, int second);
+
 /// "2026-11-23T17:40:00.123Z": a log line's stamp, `unix_ns` nanoseconds since the epoch,
 /// milliseconds truncated.
 std::string FormatLogTime(int64_t unix_ns);

@@ -48,14 +48,7 @@ std::string_view Trim(std::string_view s) {
 }
 
 int64_t ToUnix(const mbedtls_x509_time& t) {
-  struct tm tm = {};
-  tm.tm_year = t.year - 1900;
-  tm.tm_mon = t.mon - 1;
-  tm.tm_mday = t.day;
-  tm.tm_hour = t.hour;
-  tm.tm_min = t.min;
-  tm.tm_sec = t.sec;
-  return static_cast<int64_t>(timegm(&tm));
+  return core::UnixFromUtc(t.year, t.mon, t.day, t.hour, t.min, t.sec);
 }
 
 // Calls an mbedTLS "print into buffer" function, growing the buffer if it was too small.

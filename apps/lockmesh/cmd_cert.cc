@@ -75,14 +75,7 @@ bool ParseWhen(const std::string& text, int64_t now, int64_t* out) {
     ok = rest.empty() || rest == "Z";
   }
   if (!ok || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return false;
-  struct tm tm = {};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  *out = static_cast<int64_t>(timegm(&tm));
+  *out = mesh::core::UnixFromUtc(y, mo, d, h, mi, s);
   return true;
 }
 

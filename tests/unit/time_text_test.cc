@@ -44,6 +44,14 @@ TEST(TimeTextTest, LogTimeHasTruncatedMilliseconds) {
   EXPECT_EQ(FormatLogTime(-1), "1969-12-31T23:59:59.999Z");  // before 1970: floor, not toward 0
 }
 
+TEST(TimeTextTest, UnixFromUtcFields) {
+  EXPECT_EQ(UnixFromUtc(1970, 1, 1, 0, 0, 0), 0);
+  EXPECT_EQ(UnixFromUtc(2026, 11, 22, 17, 40, 0), kStamp);
+  EXPECT_EQ(UnixFromUtc(2000, 2, 29, 0, 0, 0), 951782400);
+  EXPECT_EQ(UnixFromUtc(1969, 12, 31, 23, 59, 59), -1);
+  EXPECT_EQ(UnixFromUtc(2026, 11, 22, 17, 39, 60), kStamp);  // normalised
+}
+
 TEST(TimeTextTest, ReadableUtc) {
   EXPECT_EQ(FormatUtcText(kStamp), "2026-11-22 17:40:00 UTC");
   EXPECT_EQ(FormatUtcText(0), "1970-01-01 00:00:00 UTC");
