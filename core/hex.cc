@@ -30,8 +30,7 @@ std::string HexEncode(std::string_view bytes, HexCase letters) {
 
 Status HexDecode(std::string_view hex, std::string* bytes) {
   if (hex.size() % 2 != 0) {
-    return Status::InvalidArgument("odd number of hex digits (" + std::to_string(hex.size()) +
-                                   ")");
+    return Status::InvalidArgument("odd number of hex digits (" + std::to_string(hex.size()) + ")");
   }
   std::string out;
   out.reserve(hex.size() / 2);

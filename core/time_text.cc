@@ -34,8 +34,8 @@ bool ParseIsoUtc(std::string_view text, int64_t* unix_s) {
       z != 'Z' || static_cast<size_t>(consumed) != s.size()) {
     return false;
   }
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || min < 0 ||
-      min > 59 || sec < 0 || sec > 60) {
+  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour < 0 || hour > 23 || min < 0 || min > 59 ||
+      sec < 0 || sec > 60) {
     return false;
   }
   *unix_s = UnixFromUtc(year, mon, day, hour, min, sec);

@@ -28,7 +28,6 @@
 namespace mesh::net {
 namespace {
 
-
 std::string MbedError(int rc) {
   char text[160];
   mbedtls_strerror(rc, text, sizeof text);

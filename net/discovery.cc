@@ -33,7 +33,6 @@ uint64_t RandomInstance() {
   return value;
 }
 
-
 // The address bytes of `from` (the rate limiter's key) and its printable forms.
 struct SourceAddress {
   std::string key;  // raw address bytes

@@ -1595,9 +1595,9 @@ class NodeImpl final : public Node {
   net::HeapTrimmer heap_trimmer_;  // started with the timers, closed with them
   bool server_ready_ = false;
   bool timers_ready_ = false;
-  std::unique_ptr<core::FileLock> socket_lock_;  // <socket>.lock
+  std::unique_ptr<core::FileLock> socket_lock_;   // <socket>.lock
   int dir_fd_ = -1;                               // the checked socket directory (net/local_dir.h)
-  std::unique_ptr<core::FileLock> data_lock_;    // <data_dir>/node.lock
+  std::unique_ptr<core::FileLock> data_lock_;     // <data_dir>/node.lock
   std::map<uv_timer_t*, uint64_t> hello_timers_;  // pending hello deadlines -> Conn::serial
   int64_t socket_gid_ = -1;
   uint64_t id_epoch_ = 0;               // this run's client id epoch (see ClaimClientIds)

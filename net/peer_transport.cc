@@ -132,9 +132,8 @@ Status PeerTransport::Start() {
     listen_port_ =
         ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                           : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    advertise_address_ = options_.advertise_address.empty()
-                             ? core::JoinHostPort(host, listen_port_)
-                             : options_.advertise_address;
+    advertise_address_ = options_.advertise_address.empty() ? core::JoinHostPort(host, listen_port_)
+                                                            : options_.advertise_address;
   }
   started_ = true;
   std::string how = SecurityLevelName(options_.tls.level);

@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <memory>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "cli_support.h"
-#include "core/hex.h"
 #include "commands.h"
+#include "core/hex.h"
 #include "exit_codes.h"
 #include "net/discovery.h"
 

@@ -130,9 +130,7 @@ class LogSink {
     if (fd_ >= 0) close(fd_);
   }
   /// A line of our own: timestamped like the node's lines.
-  void Note(const std::string& message) {
-    Write(mesh::net::FormatLogLine(message));
-  }
+  void Note(const std::string& message) { Write(mesh::net::FormatLogLine(message)); }
   /// A line as is (the node's lines carry their own timestamp).
   void Write(const std::string& line) {
     std::string out = line + "\n";

@@ -127,7 +127,7 @@ class FaultFileSystem : public FileSystem {
   std::map<std::string, std::shared_ptr<Inode>> current_names_;
   std::map<std::string, std::shared_ptr<Inode>> durable_names_;
   std::set<std::string> dirs_;
-  std::set<std::string> locked_;  // paths with a live FileLock
+  std::set<std::string> locked_;        // paths with a live FileLock
   std::vector<PendingWrite> unsynced_;  // in issue order
   int fail_writes_after_ = 0;
   int fail_writes_ = 0;

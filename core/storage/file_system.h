@@ -130,8 +130,7 @@ class FileSystem {
 /// override only what a test changes.
 class WritableFileWrapper : public WritableFile {
  public:
-  explicit WritableFileWrapper(std::unique_ptr<WritableFile> target)
-      : target_(std::move(target)) {}
+  explicit WritableFileWrapper(std::unique_ptr<WritableFile> target) : target_(std::move(target)) {}
 
   Status WriteAt(uint64_t offset, std::string_view data) override {
     return target_->WriteAt(offset, data);

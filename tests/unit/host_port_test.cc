@@ -27,16 +27,12 @@ struct SplitCase {
 };
 
 TEST(HostPortTest, SplitsEveryForm) {
-  for (const SplitCase& c : {SplitCase{"10.0.0.1:7000", "10.0.0.1", "7000"},
-                             SplitCase{"localhost", "localhost", ""},
-                             SplitCase{"[::1]:7000", "::1", "7000"},
-                             SplitCase{"[fd00::1]", "fd00::1", ""},
-                             SplitCase{"fd00::1", "fd00::1", ""},  // bare IPv6: no port
-                             SplitCase{"::", "::", ""},
-                             SplitCase{"[fe80::1%eth0]:9", "fe80::1%eth0", "9"},
-                             SplitCase{":7000", "", "7000"},
-                             SplitCase{"[]:1", "", "1"},
-                             SplitCase{"", "", ""}}) {
+  for (const SplitCase& c :
+       {SplitCase{"10.0.0.1:7000", "10.0.0.1", "7000"}, SplitCase{"localhost", "localhost", ""},
+        SplitCase{"[::1]:7000", "::1", "7000"}, SplitCase{"[fd00::1]", "fd00::1", ""},
+        SplitCase{"fd00::1", "fd00::1", ""},  // bare IPv6: no port
+        SplitCase{"::", "::", ""}, SplitCase{"[fe80::1%eth0]:9", "fe80::1%eth0", "9"},
+        SplitCase{":7000", "", "7000"}, SplitCase{"[]:1", "", "1"}, SplitCase{"", "", ""}}) {
     std::string host = "x", port = "y";
     Status s = SplitHostPort(c.text, &host, &port);
     ASSERT_TRUE(s.ok()) << c.text << ": " << s.ToString();
@@ -81,8 +77,8 @@ TEST(HostPortTest, ParsesPorts) {
   ASSERT_TRUE(ParsePort("08080", false, &port));
   EXPECT_EQ(port, 8080);
   port = 7;
-  for (const char* bad : {"", "0", "65536", "99999", "123456", "-1", "+1", " 1", "1 ", "0x10",
-                          "7a"}) {
+  for (const char* bad :
+       {"", "0", "65536", "99999", "123456", "-1", "+1", " 1", "1 ", "0x10", "7a"}) {
     EXPECT_FALSE(ParsePort(bad, false, &port)) << bad;
   }
   EXPECT_FALSE(ParsePort("65536", true, &port));
