@@ -25,6 +25,7 @@
 #include "lockmesh.pb.h"
 #include "net/cluster.h"
 #include "net/command_log.h"
+#include "net/errno_text.h"
 #include "net/framed_stream.h"
 #include "net/heap_trim.h"
 #include "net/lease_clock.h"
@@ -401,12 +402,12 @@ class NodeImpl final : public Node {
       socket_gid_ = static_cast<int64_t>(g->gr_gid);
       if (chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
         return Status::IOError("cannot give " + options_.socket_path + " to group " +
-                               options_.socket_group + ": " + std::strerror(errno));
+                               options_.socket_group + ": " + net::ErrnoText(errno));
       }
       mode = 0660;
     }
     if (chmod(options_.socket_path.c_str(), mode) != 0) {
-      return Status::IOError("cannot chmod " + options_.socket_path + ": " + std::strerror(errno));
+      return Status::IOError("cannot chmod " + options_.socket_path + ": " + net::ErrnoText(errno));
     }
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 128, OnConnection);
     if (rc != 0) {

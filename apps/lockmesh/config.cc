@@ -13,6 +13,7 @@
 #include <variant>
 
 #include "core/host_port.h"
+#include "net/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -463,7 +464,7 @@ Status ReadFile(const std::string& path, std::string* out) {
   if (!in) {
     int err = errno;
     if (err == ENOENT) return Status::NotFound(path + ": no such file");
-    return Status::IOError(path + ": " + std::strerror(err));
+    return Status::IOError(path + ": " + mesh::net::ErrnoText(err));
   }
   std::ostringstream buffer;
   buffer << in.rdbuf();

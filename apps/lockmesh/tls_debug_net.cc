@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "core/host_port.h"
+#include "net/errno_text.h"
 
 namespace lockmesh::cli::tls_debug {
 
@@ -136,7 +137,8 @@ Status ReceiveSome(int fd, Clock::time_point deadline, std::string* out) {
     ssize_t n = recv(fd, buffer, sizeof buffer, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      return Status::Unavailable(std::string("the connection failed: ") + strerror(errno));
+      return Status::Unavailable(std::string("the connection failed: ") +
+                                 mesh::net::ErrnoText(errno));
     }
     if (n == 0) return Status::Unavailable("the peer closed the connection");
     out->append(buffer, static_cast<size_t>(n));
@@ -150,7 +152,7 @@ Status ConnectWithTimeout(const sockaddr_storage& target, double timeout_s, int*
   *timed_out = false;
   *error = 0;
   int fd = socket(target.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return Status::IOError(std::string("socket: ") + strerror(errno));
+  if (fd < 0) return Status::IOError(std::string("socket: ") + mesh::net::ErrnoText(errno));
   socklen_t len = target.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   int rc = connect(fd, reinterpret_cast<const sockaddr*>(&target), len);
   int err = rc == 0 ? 0 : errno;
@@ -171,7 +173,7 @@ Status ConnectWithTimeout(const sockaddr_storage& target, double timeout_s, int*
   if (err != 0) {
     close(fd);
     *error = err;
-    return Status::Unavailable(strerror(err));
+    return Status::Unavailable(mesh::net::ErrnoText(err));
   }
   int flags = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
