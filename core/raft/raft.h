@@ -1,4 +1,4 @@
-// core/raft/raft: the consensus core of DESIGN.md §2 — Raft (Ongaro's thesis) as an I/O-free
+// core/raft/raft: the consensus core of docs/design.md §2 — Raft (Ongaro's thesis) as an I/O-free
 // state machine in the style of etcd's raft.
 //
 // Inputs are events stamped with the node's own monotonic time (Tick, Step, Propose, ...);
@@ -24,7 +24,7 @@
 // current term are committed by counting; a new leader appends a NOOP), proposals forwarded
 // from any node to the leader, learners, one-at-a-time membership changes, leadership
 // transfer, snapshots with log compaction and snapshot install, and the leader lease of
-// DESIGN.md §4 (HasLeaderLease).
+// docs/design.md §4 (HasLeaderLease).
 //
 // Snapshot transfer is streamed: the leader sends the snapshot it holds in SNAPSHOT chunks
 // of max_snapshot_chunk_bytes, at most max_snapshot_chunks_inflight unacknowledged; the
@@ -77,6 +77,21 @@ class Random {
   virtual uint64_t Next() = 0;
 };
 
+struct Snapshot;
+
+/// Where raft reads back the latest snapshot it handed to the driver to persist (the
+/// driver's storage), so that it need not keep a snapshot's data in memory between
+/// transfers (a table of a million locks makes hundreds of MB). Owned by the driver, must
+/// outlive the Raft object; called on the Raft owner's thread, from Step or Tick, when a
+/// transfer to a follower starts.
+class SnapshotLoader {
+ public:
+  virtual ~SnapshotLoader();
+  /// The persisted snapshot whose metadata is `meta` (same index and term), data
+  /// included; null if it cannot be read now (raft tries again at the next heartbeat).
+  virtual std::shared_ptr<const Snapshot> Load(const pb::SnapshotMeta& meta) = 0;
+};
+
 /// Tuning of one node. All nodes of a cluster should use the same timing values.
 struct RaftOptions {
   /// This node's unique id (non-empty).
@@ -108,6 +123,10 @@ struct RaftOptions {
   /// Bound on the rate difference between any two nodes' clocks (0.01 = 1%); shortens the
   /// leader lease accordingly.
   double max_drift = 0.01;
+  /// Null: raft keeps the latest snapshot's data in memory for as long as it is the latest.
+  /// Set: raft holds it only while something else does too (the batch that persists it, a
+  /// transfer in progress) and reads it back through the loader when a transfer starts.
+  SnapshotLoader* snapshot_loader = nullptr;
 };
 
 /// What the driver recovered from durable storage, given to Open (a plain value).
@@ -116,7 +135,8 @@ struct PersistentState {
   HardState hard_state;
   /// The latest snapshot's metadata; index 0 = no snapshot.
   pb::SnapshotMeta snapshot;
-  /// The snapshot's state-machine data (sent to followers that fall behind it).
+  /// The snapshot's state-machine data (sent to followers that fall behind it; not kept
+  /// with a snapshot_loader).
   std::string snapshot_data;
   /// The log after snapshot.index, contiguous, starting at snapshot.index + 1.
   std::vector<pb::Entry> entries;
@@ -132,16 +152,17 @@ struct Snapshot {
 /// One output of the state machine; see the file comment for the order of execution.
 struct Batch {
   /// A snapshot received from the leader: persist it (it replaces the whole log) and
-  /// restore the state machine from `data` before applying `committed`.
-  std::optional<Snapshot> snapshot;
+  /// restore the state machine from `data` before applying `committed`. Shared, not
+  /// copied: raft may stream the same object to followers.
+  std::shared_ptr<const Snapshot> snapshot;
   /// Entries to append durably, contiguous and ascending. The first may be <= the last
   /// persisted index: the persisted suffix from that index on is replaced.
   std::vector<pb::Entry> entries;
   /// The hard state to persist, if it changed.
   std::optional<HardState> hard_state;
   /// A local snapshot made by Compact(): persist it (the state machine already has it);
-  /// entries after meta.index stay.
-  std::optional<Snapshot> compacted;
+  /// entries after meta.index stay. Shared, as `snapshot`.
+  std::shared_ptr<const Snapshot> compacted;
   /// Messages to send, after persisting.
   std::vector<pb::RaftMessage> messages;
   /// Committed entries to apply, in order, after persisting (contiguous, ascending).
