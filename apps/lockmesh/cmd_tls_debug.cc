@@ -120,7 +120,8 @@ Status RunHandshake(int fd, mesh::net::TlsSession* session, Clock::time_point de
     Status st = session->Handshake();
     session->TakeOutput(&out);
     if (!out.empty() && !SendAll(fd, out) && st.ok()) {
-      return Status::Unavailable(std::string("the connection failed: ") + mesh::net::ErrnoText(errno));
+      return Status::Unavailable(std::string("the connection failed: ") +
+                                 mesh::net::ErrnoText(errno));
     }
     if (!st.ok() || session->handshake_done()) return st;
     std::string in;
