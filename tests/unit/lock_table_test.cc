@@ -34,9 +34,16 @@ std::string KeyText(const pb::SessionKey& k) {
   return k.node_id() + "/" + std::to_string(k.client_id());
 }
 
+// Every field of a CommandResult, as text (the lite protobuf runtime has no DebugString).
+std::string ResultText(const pb::CommandResult& r) {
+  return pb::ResultCode_Name(r.code()) + " id=" + std::to_string(r.lock_id()) +
+         " tok=" + std::to_string(r.token()) + " el=" + r.element() + " msg=" + r.message() +
+         " epoch=" + std::to_string(r.client_id_epoch());
+}
+
 // Everything an ApplyResult says, as text: equal text <=> equal results.
 std::string Dump(const ApplyResult& r) {
-  std::string s = "result{" + r.result.ShortDebugString() + "}";
+  std::string s = "result{" + ResultText(r.result) + "}";
   for (const Grant& g : r.grants) {
     s += " grant{" + KeyText(g.session) + " id=" + std::to_string(g.lock_id) +
          " seq=" + std::to_string(g.acquire_seq) + " tok=" + std::to_string(g.token) + " " +

@@ -107,7 +107,8 @@ void Checker::OnApplied(const std::string& node, const pb::Entry& entry,
   }
   if (result != nullptr && ref_results_[index] != 0 && HashResult(*result) != ref_results_[index]) {
     Fail(now_, "lock table divergence: " + node + "'s result for entry " + std::to_string(index) +
-                   " (" + result->result.ShortDebugString() +
+                   " (" + pb::ResultCode_Name(result->result.code()) + " " +
+                   result->result.message() +
                    ") differs from the reference state machine's");
   }
 }
