@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/hex.h"
+
 namespace mesh::core {
 namespace {
 
@@ -89,7 +91,6 @@ Admission OwnSession(const std::string& proposer, const char* kind, const pb::Se
 }  // namespace
 
 std::string Admission::PrintableDetail(const std::string& detail) {
-  static const char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(std::min(detail.size(), kMaxDetail));
   for (char ch : detail) {
@@ -100,8 +101,7 @@ std::string Admission::PrintableDetail(const std::string& detail) {
     const auto c = static_cast<unsigned char>(ch);
     if (c < 0x20 || c == 0x7f) {
       out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
+      AppendHexByte(&out, c);
     } else {
       out += ch;
     }

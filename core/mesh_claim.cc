@@ -3,6 +3,7 @@
 #include <cctype>
 #include <cstdio>
 
+#include "core/hex.h"
 #include "core/storage/crc32c.h"
 
 namespace mesh::core {
@@ -19,9 +20,8 @@ std::string Escape(const std::string& value) {
     } else if (c == '\n') {
       out += "\\n";
     } else if (c < 0x20 || c == 0x7f) {
-      char buf[5];
-      snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
+      out += "\\x";
+      AppendHexByte(&out, c);
     } else {
       out += static_cast<char>(c);
     }

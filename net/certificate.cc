@@ -19,22 +19,19 @@
 #include <cstring>
 #include <ctime>
 
+#include "core/hex.h"
+#include "core/time_text.h"
+#include "net/errno_text.h"
+#include "net/posix_file_system.h"
 #include "net/tls_random.h"
 
 namespace mesh::net {
 namespace {
 
-constexpr char kHexUpper[] = "0123456789ABCDEF";
-constexpr char kHexLower[] = "0123456789abcdef";
-
 std::string MbedError(int rc) {
   char text[160];
   mbedtls_strerror(rc, text, sizeof text);
   return text;
-}
-
-std::string Errno(const std::string& call, const std::string& path) {
-  return call + " " + path + ": " + std::strerror(errno);
 }
 
 std::string Lower(std::string_view s) {
@@ -49,22 +46,8 @@ std::string_view Trim(std::string_view s) {
   return s;
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 int64_t ToUnix(const mbedtls_x509_time& t) {
-  struct tm tm = {};
-  tm.tm_year = t.year - 1900;
-  tm.tm_mon = t.mon - 1;
-  tm.tm_mday = t.day;
-  tm.tm_hour = t.hour;
-  tm.tm_min = t.min;
-  tm.tm_sec = t.sec;
-  return static_cast<int64_t>(timegm(&tm));
+  return core::UnixFromUtc(t.year, t.mon, t.day, t.hour, t.min, t.sec);
 }
 
 // Calls an mbedTLS "print into buffer" function, growing the buffer if it was too small.
@@ -307,86 +290,20 @@ struct Generation {
   mbedtls_mpi serial;
 };
 
-// Writes all of `data` to `fd`.
-bool WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-Status SyncDirectory(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError(Errno("cannot open directory", dir));
-  int rc = fsync(fd);
-  int saved = errno;
-  close(fd);
-  errno = saved;
-  if (rc != 0) return Status::IOError(Errno("cannot fsync directory", dir));
-  return Status::OK();
-}
-
-// Creates `dir` and its missing parents with mode 0700 (existing ones are left alone).
-Status MakeDirs(const std::string& dir) {
-  struct stat st;
-  if (stat(dir.c_str(), &st) == 0) {
-    if (!S_ISDIR(st.st_mode))
-      return Status::InvalidArgument(dir + " exists and is not a directory");
-    return Status::OK();
-  }
-  size_t slash = dir.find_last_of('/');
-  if (slash != std::string::npos && slash > 0) MESH_RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::IOError(Errno("cannot create directory", dir));
-  }
-  return Status::OK();
-}
-
-// Writes `data` to `path` with exactly `mode`: a temporary file created O_EXCL with that mode
-// (never wider: umask can only narrow it, and fchmod sets it exactly while only the owner can
-// open it), fsynced, then linked into place (refusing an existing file unless `overwrite`, in
-// which case it is renamed over it).
+// Writes `data` to `path` with exactly `mode`, atomically and durably, refusing an existing
+// file unless `overwrite` (FileSystem::WriteFileAtomic; a per-process temporary file, as
+// two `lockmesh cert` runs may write one directory at once).
 Status WriteFileWithMode(const std::string& path, const std::string& data, mode_t mode,
                          bool overwrite) {
-  std::string tmp = path + ".tmp." + std::to_string(getpid());
-  unlink(tmp.c_str());  // a leftover of a crashed run of this very pid number
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode & 0600);
-  if (fd < 0) return Status::IOError(Errno("cannot create", tmp));
-  bool ok = fchmod(fd, mode) == 0 && WriteAll(fd, data) && fsync(fd) == 0;
-  int saved = errno;
-  close(fd);
-  if (!ok) {
-    unlink(tmp.c_str());
-    errno = saved;
-    return Status::IOError(Errno("cannot write", tmp));
+  core::AtomicWriteOptions options;
+  options.mode = mode;
+  options.overwrite = overwrite;
+  options.unique_temp = true;
+  Status st = PosixFileSystem()->WriteFileAtomic(path, data, options);
+  if (st.code() == Status::Code::kAlreadyExists) {
+    return Status::AlreadyExists(path + " already exists (use --force to replace it)");
   }
-  if (overwrite) {
-    if (rename(tmp.c_str(), path.c_str()) != 0) {
-      saved = errno;
-      unlink(tmp.c_str());
-      errno = saved;
-      return Status::IOError(Errno("cannot rename into", path));
-    }
-    return Status::OK();
-  }
-  // link() fails with EEXIST if someone created `path` meanwhile: never replace silently.
-  int rc = link(tmp.c_str(), path.c_str());
-  saved = errno;
-  unlink(tmp.c_str());
-  if (rc != 0) {
-    if (saved == EEXIST) {
-      return Status::AlreadyExists(path + " already exists (use --force to replace it)");
-    }
-    errno = saved;
-    return Status::IOError(Errno("cannot create", path));
-  }
-  return Status::OK();
+  return st;
 }
 
 bool Exists(const std::string& path) {
@@ -433,7 +350,7 @@ Status Fingerprint::Parse(std::string_view text, Fingerprint* out) {
       group = 0;
       continue;
     }
-    if (HexValue(c) < 0) return bad(std::string("'") + c + "' is not a hex digit");
+    if (core::HexDigitValue(c) < 0) return bad(std::string("'") + c + "' is not a hex digit");
     hex += c;
     ++group;
   }
@@ -443,7 +360,8 @@ Status Fingerprint::Parse(std::string_view text, Fingerprint* out) {
   }
   std::array<uint8_t, 32> bytes{};
   for (size_t i = 0; i < 32; ++i) {
-    bytes[i] = static_cast<uint8_t>(HexValue(hex[2 * i]) * 16 + HexValue(hex[2 * i + 1]));
+    bytes[i] = static_cast<uint8_t>(core::HexDigitValue(hex[2 * i]) * 16 +
+                                    core::HexDigitValue(hex[2 * i + 1]));
   }
   *out = Fingerprint(bytes);
   return Status::OK();
@@ -454,8 +372,7 @@ std::string Fingerprint::ToColonHex() const {
   out.reserve(32 * 3);
   for (size_t i = 0; i < bytes_.size(); ++i) {
     if (i) out += ':';
-    out += kHexUpper[bytes_[i] >> 4];
-    out += kHexUpper[bytes_[i] & 15];
+    core::AppendHexByte(&out, bytes_[i], core::HexCase::kUpper);
   }
   return out;
 }
@@ -464,10 +381,7 @@ std::string Fingerprint::ToOpenSsl() const { return "sha256 Fingerprint=" + ToCo
 
 std::string Fingerprint::ToCompact() const {
   std::string out = "sha256$";
-  for (uint8_t b : bytes_) {
-    out += kHexLower[b >> 4];
-    out += kHexLower[b & 15];
-  }
+  for (uint8_t b : bytes_) core::AppendHexByte(&out, b);
   return out;
 }
 
@@ -537,14 +451,7 @@ std::string CertificateExpiryWarning(const CertificateInfo& info, const std::str
   return "";
 }
 
-std::string FormatUtc(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  if (gmtime_r(&tt, &tm) == nullptr) return std::to_string(t);
-  char buffer[64];
-  strftime(buffer, sizeof buffer, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buffer;
-}
+std::string FormatUtc(int64_t t) { return core::FormatUtcText(t); }
 
 CertificateInfo InspectCertificate(const mbedtls_x509_crt& crt) {
   CertificateInfo info;
@@ -640,7 +547,7 @@ Status CertificateChain::Load(const std::string& path, CertificateChain* out) {
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) return Status::NotFound("certificate file " + path + " does not exist");
-    return Status::IOError(Errno("cannot open certificate file", path));
+    return Status::IOError(ErrnoMessage("cannot open certificate file " + path, errno));
   }
   char buffer[8192];
   ssize_t n;
@@ -652,7 +559,7 @@ Status CertificateChain::Load(const std::string& path, CertificateChain* out) {
   close(fd);
   if (n < 0) {
     errno = saved;
-    return Status::IOError(Errno("cannot read certificate file", path));
+    return Status::IOError(ErrnoMessage("cannot read certificate file " + path, errno));
   }
   if (data.size() > (1u << 20)) return Status::InvalidArgument(path + " is larger than 1 MiB");
   return Parse(data, path, out);
@@ -716,7 +623,7 @@ Status PrivateKey::Parse(std::string_view pem_or_der, const std::string& origin,
 Status PrivateKey::Load(const std::string& path, PrivateKey* out) {
   if (!Exists(path)) return Status::NotFound("private key file " + path + " does not exist");
   if (access(path.c_str(), R_OK) != 0) {
-    return Status::IOError(Errno("cannot read private key file", path));
+    return Status::IOError(ErrnoMessage("cannot read private key file " + path, errno));
   }
   PrivateKey key;
   int rc = mbedtls_pk_parse_keyfile(key.pk_.get(), path.c_str(), nullptr);
@@ -869,14 +776,14 @@ Status WriteCertificateFiles(const std::string& dir, const PemPair& pair, bool o
       }
     }
   }
-  MESH_RETURN_IF_ERROR(MakeDirs(dir));
+  MESH_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   MESH_RETURN_IF_ERROR(WriteFileWithMode(key_path, pair.key_pem, 0600, overwrite));
   Status st = WriteFileWithMode(cert_path, pair.cert_pem, 0644, overwrite);
   if (!st.ok()) {
     if (!overwrite) unlink(key_path.c_str());  // leave no key without its certificate
     return st;
   }
-  return SyncDirectory(dir);
+  return Status::OK();
 }
 
 Status LoadCertificateAuthority(const std::string& dir, CertificateChain* cert, PrivateKey* key) {

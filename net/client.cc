@@ -18,6 +18,7 @@
 
 #include "core/lease/client_lease.h"
 #include "lockmesh.pb.h"
+#include "net/errno_text.h"
 #include "net/framed_stream.h"
 #include "net/lease_clock.h"
 #include "net/protocol.h"
@@ -113,7 +114,7 @@ Status CheckNodeCredentials(uv_pipe_t* pipe, const ClientOptions& options) {
   socklen_t len = sizeof cred;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
     return Status::IOError("cannot check the node's credentials on " + options.socket_path +
-                           " (SO_PEERCRED: " + std::strerror(errno) + ")");
+                           " (SO_PEERCRED: " + net::ErrnoText(errno) + ")");
   }
   if (TrustedNodeUid(cred.uid, options)) return Status::OK();
   return Status::PermissionDenied(

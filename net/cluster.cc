@@ -7,6 +7,8 @@
 #include <ctime>
 #include <random>
 
+#include "core/hex.h"
+#include "core/host_port.h"
 #include "core/join_choice.h"
 #include "net/lease_clock.h"
 
@@ -23,35 +25,19 @@ uint64_t NowUs() { return LeaseClockUs(); }  // net/lease_clock.h
 std::string RandomClusterId() {
   std::random_device rd;
   uint64_t v = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  char buf[17];
-  snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
+  return core::HexUint64(v);
 }
 
-// Splits "host:port" / "[v6]:port" into host (without brackets) and port text.
+// Splits "host:port" / "[v6]:port" into host (without brackets) and port text
+// (core/host_port.h); both empty if `text` is malformed.
 void SplitHostPort(const std::string& text, std::string* host, std::string* port) {
-  host->clear();
-  port->clear();
-  if (!text.empty() && text[0] == '[') {
-    size_t close = text.find(']');
-    if (close == std::string::npos) return;
-    *host = text.substr(1, close - 1);
-    if (close + 1 < text.size() && text[close + 1] == ':') *port = text.substr(close + 2);
-    return;
+  if (!core::SplitHostPort(text, host, port).ok()) {
+    host->clear();
+    port->clear();
   }
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos) {
-    *host = text;
-    return;
-  }
-  *host = text.substr(0, colon);
-  *port = text.substr(colon + 1);
 }
 
-std::string JoinHostPort(const std::string& host, const std::string& port) {
-  if (host.find(':') != std::string::npos) return "[" + host + "]:" + port;
-  return host + ":" + port;
-}
+using core::JoinHostPort;
 
 // "::ffff:10.0.0.1" (an IPv4 peer on a dual-stack listener) -> "10.0.0.1".
 std::string Unmapped(const std::string& host) {

@@ -48,48 +48,23 @@ class StoreSnapshotLoader final : public core::raft::SnapshotLoader {
 };
 
 // Wraps a FileSystem so that Sync() does nothing: for `--no-fsync` benchmarks only.
-class NoSyncFile final : public core::WritableFile {
+class NoSyncFile final : public core::WritableFileWrapper {
  public:
-  explicit NoSyncFile(std::unique_ptr<core::WritableFile> f) : f_(std::move(f)) {}
-  Status WriteAt(uint64_t offset, std::string_view data) override {
-    return f_->WriteAt(offset, data);
-  }
-  Status Allocate(uint64_t size) override { return f_->Allocate(size); }
+  using WritableFileWrapper::WritableFileWrapper;
   Status Sync() override { return Status::OK(); }
-  Status Close() override { return f_->Close(); }
-
- private:
-  std::unique_ptr<core::WritableFile> f_;
 };
 
-class NoSyncFileSystem final : public core::FileSystem {
+class NoSyncFileSystem final : public core::FileSystemWrapper {
  public:
-  explicit NoSyncFileSystem(core::FileSystem* base) : base_(base) {}
+  using FileSystemWrapper::FileSystemWrapper;
   Status OpenWritable(const std::string& path, uint64_t preallocate,
                       std::unique_ptr<core::WritableFile>* out) override {
     std::unique_ptr<core::WritableFile> f;
-    MESH_RETURN_IF_ERROR(base_->OpenWritable(path, preallocate, &f));
+    MESH_RETURN_IF_ERROR(target()->OpenWritable(path, preallocate, &f));
     *out = std::make_unique<NoSyncFile>(std::move(f));
     return Status::OK();
   }
-  Status ReadFile(const std::string& p, std::string* out) override {
-    return base_->ReadFile(p, out);
-  }
-  Status WriteFileAtomic(const std::string& p, std::string_view d) override {
-    return base_->WriteFileAtomic(p, d);
-  }
-  Status ListDir(const std::string& d, std::vector<std::string>* n) override {
-    return base_->ListDir(d, n);
-  }
-  Status CreateDirs(const std::string& d) override { return base_->CreateDirs(d); }
-  Status Remove(const std::string& p) override { return base_->Remove(p); }
-  Status Rename(const std::string& f, const std::string& t) override { return base_->Rename(f, t); }
-  Status Truncate(const std::string& p, uint64_t s) override { return base_->Truncate(p, s); }
   Status SyncDir(const std::string&) override { return Status::OK(); }
-  bool Exists(const std::string& p) override { return base_->Exists(p); }
-
- private:
-  core::FileSystem* base_;
 };
 
 // splitmix64 seeded from the clock and the process: election jitter only needs to differ

@@ -13,6 +13,8 @@
 #include <cstring>
 #include <set>
 
+#include "net/errno_text.h"
+
 namespace mesh::net {
 namespace {
 
@@ -30,8 +32,6 @@ uint64_t RandomInstance() {
   }
   return value;
 }
-
-std::string Errno(const char* what) { return std::string(what) + ": " + strerror(errno); }
 
 // The address bytes of `from` (the rate limiter's key) and its printable forms.
 struct SourceAddress {
@@ -183,9 +183,9 @@ Status Discovery::OpenSocket(Socket* s, int family, int* fd_out) {
   const bool v4 = family == AF_INET;
   const char* name = v4 ? "IPv4" : "IPv6";
   int fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return Status::IOError(Errno(v4 ? "IPv4 socket" : "IPv6 socket"));
+  if (fd < 0) return Status::IOError(ErrnoMessage(v4 ? "IPv4 socket" : "IPv6 socket", errno));
   auto fail = [&](const std::string& what) {
-    Status st = Status::IOError(std::string(name) + " discovery: " + Errno(what.c_str()));
+    Status st = Status::IOError(std::string(name) + " discovery: " + ErrnoMessage(what, errno));
     close(fd);
     return st;
   };

@@ -1,7 +1,6 @@
 #include "net/discovery_beacon.h"
 
 #include <algorithm>
-#include <charconv>
 
 #include "discovery.pb.h"
 
@@ -161,29 +160,9 @@ bool SourceRateLimiter::Allow(std::string_view source, int64_t now_ms) {
 
 Status ParseHostPort(std::string_view text, uint16_t default_port, std::string* host,
                      uint16_t* port) {
-  std::string_view h = text;
-  std::string_view p;
-  if (!text.empty() && text.front() == '[') {
-    size_t close = text.find(']');
-    if (close == std::string_view::npos) {
-      return Status::InvalidArgument("'" + std::string(text) + "': '[' without ']'");
-    }
-    h = text.substr(1, close - 1);
-    std::string_view rest = text.substr(close + 1);
-    if (!rest.empty()) {
-      if (rest.front() != ':') {
-        return Status::InvalidArgument("'" + std::string(text) + "': expected ':PORT' after ']'");
-      }
-      p = rest.substr(1);
-      if (p.empty()) return Status::InvalidArgument("'" + std::string(text) + "': empty port");
-    }
-  } else if (size_t colon = text.rfind(':'); colon != std::string_view::npos) {
-    if (text.find(':') == colon) {  // exactly one ':' -> HOST:PORT
-      h = text.substr(0, colon);
-      p = text.substr(colon + 1);
-      if (p.empty()) return Status::InvalidArgument("'" + std::string(text) + "': empty port");
-    }  // else a bare IPv6 literal without a port
-  }
+  std::string h;
+  std::string p;
+  MESH_RETURN_IF_ERROR(core::SplitHostPort(text, &h, &p));
   if (h.empty()) return Status::InvalidArgument("'" + std::string(text) + "': empty host");
   if (h.size() > kMaxPeerHostBytes) {
     return Status::InvalidArgument("'" + std::string(text) + "': host is too long");
@@ -193,23 +172,13 @@ Status ParseHostPort(std::string_view text, uint16_t default_port, std::string* 
       return Status::InvalidArgument("'" + std::string(text) + "': bad character in host");
     }
   }
-  uint32_t value = default_port;
-  if (!p.empty()) {
-    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), value);
-    if (ec != std::errc() || end != p.data() + p.size() || value == 0 || value > 65535) {
-      return Status::InvalidArgument("'" + std::string(text) + "': port must be 1-65535");
-    }
+  uint16_t value = default_port;
+  if (!p.empty() && !core::ParsePort(p, /*allow_zero=*/false, &value)) {
+    return Status::InvalidArgument("'" + std::string(text) + "': port must be 1-65535");
   }
-  *host = std::string(h);
-  *port = static_cast<uint16_t>(value);
+  *host = std::move(h);
+  *port = value;
   return Status::OK();
-}
-
-std::string JoinHostPort(std::string_view host, uint16_t port) {
-  if (host.find(':') != std::string_view::npos) {
-    return "[" + std::string(host) + "]:" + std::to_string(port);
-  }
-  return std::string(host) + ":" + std::to_string(port);
 }
 
 }  // namespace mesh::net

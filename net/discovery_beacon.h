@@ -17,6 +17,7 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/host_port.h"
 #include "mesh/status.h"
 
 namespace mesh::net {
@@ -123,8 +124,8 @@ class SourceRateLimiter {
 Status ParseHostPort(std::string_view text, uint16_t default_port, std::string* host,
                      uint16_t* port);
 
-/// "host:port", or "[host]:port" when the host contains ':' (IPv6).
-std::string JoinHostPort(std::string_view host, uint16_t port);
+/// "host:port", or "[host]:port" when the host contains ':' (IPv6): core/host_port.h.
+using core::JoinHostPort;
 
 }  // namespace mesh::net
 

@@ -2,8 +2,6 @@
 #include "net/known_peers.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,14 +13,14 @@
 #include <map>
 #include <sstream>
 
+#include "core/time_text.h"
+#include "net/errno_text.h"
+#include "net/posix_file_system.h"
+
 namespace mesh::net {
 namespace {
 
 constexpr size_t kMaxFileSize = 16u << 20;
-
-std::string Errno(const std::string& call, const std::string& path) {
-  return call + " " + path + ": " + std::strerror(errno);
-}
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
@@ -47,7 +45,7 @@ Status ReadWholeFile(const std::string& path, std::string* data, bool* missing) 
       *missing = true;
       return Status::OK();
     }
-    return Status::IOError(Errno("cannot open", path));
+    return Status::IOError(ErrnoMessage("cannot open " + path, errno));
   }
   char buffer[8192];
   for (;;) {
@@ -56,8 +54,7 @@ Status ReadWholeFile(const std::string& path, std::string* data, bool* missing) 
     if (n < 0) {
       int saved = errno;
       close(fd);
-      errno = saved;
-      return Status::IOError(Errno("cannot read", path));
+      return Status::IOError(ErrnoMessage("cannot read " + path, saved));
     }
     if (n == 0) break;
     data->append(buffer, static_cast<size_t>(n));
@@ -70,47 +67,8 @@ Status ReadWholeFile(const std::string& path, std::string* data, bool* missing) 
   return Status::OK();
 }
 
-// Creates `dir` and missing parents, mode 0700.
-Status MakeDirs(const std::string& dir) {
-  struct stat st;
-  if (stat(dir.c_str(), &st) == 0) return Status::OK();
-  size_t slash = dir.find_last_of('/');
-  if (slash != std::string::npos && slash > 0) MESH_RETURN_IF_ERROR(MakeDirs(dir.substr(0, slash)));
-  if (mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return Status::IOError(Errno("cannot create directory", dir));
-  }
-  return Status::OK();
-}
-
-std::string FormatIsoUtc(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  if (gmtime_r(&tt, &tm) == nullptr) return "1970-01-01T00:00:00Z";
-  char buffer[40];
-  strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
-
-bool ParseIsoUtc(const std::string& text, int64_t* t) {
-  int year, mon, day, hour, min, sec;
-  char z = 0;
-  int consumed = 0;
-  if (sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c%n", &year, &mon, &day, &hour, &min, &sec, &z,
-             &consumed) != 7 ||
-      z != 'Z' || static_cast<size_t>(consumed) != text.size()) {
-    return false;
-  }
-  if (mon < 1 || mon > 12 || day < 1 || day > 31 || hour > 23 || min > 59 || sec > 60) return false;
-  struct tm tm = {};
-  tm.tm_year = year - 1900;
-  tm.tm_mon = mon - 1;
-  tm.tm_mday = day;
-  tm.tm_hour = hour;
-  tm.tm_min = min;
-  tm.tm_sec = sec;
-  *t = static_cast<int64_t>(timegm(&tm));
-  return true;
-}
+using core::FormatIsoUtc;
+using core::ParseIsoUtc;
 
 // A node id as the store accepts it: printable ASCII without spaces, not starting with '#'.
 Status ValidateNodeId(const std::string& id) {
@@ -184,63 +142,19 @@ Status WriteStore(const std::string& path, const PeerMap& peers) {
   for (const auto& [id, peer] : peers) {
     out += id + " " + peer.fingerprint.ToCompact() + " " + FormatIsoUtc(peer.first_seen) + "\n";
   }
-  std::string tmp = path + ".tmp";
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-  if (fd < 0) return Status::IOError(Errno("cannot create", tmp));
-  size_t done = 0;
-  bool ok = true;
-  while (ok && done < out.size()) {
-    ssize_t n = write(fd, out.data() + done, out.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      ok = false;
-    else
-      done += static_cast<size_t>(n);
-  }
-  ok = ok && fsync(fd) == 0;
-  int saved = errno;
-  close(fd);
-  if (!ok) {
-    unlink(tmp.c_str());
-    errno = saved;
-    return Status::IOError(Errno("cannot write", tmp));
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    saved = errno;
-    unlink(tmp.c_str());
-    errno = saved;
-    return Status::IOError(Errno("cannot rename into", path));
-  }
-  std::string dir = DirOf(path);
-  int dfd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return Status::IOError(Errno("cannot open directory", dir));
-  int rc = fsync(dfd);
-  saved = errno;
-  close(dfd);
-  errno = saved;
-  if (rc != 0) return Status::IOError(Errno("cannot fsync directory", dir));
-  return Status::OK();
+  return PosixFileSystem()->WriteFileAtomic(path, out);  // under the StoreLock
 }
 
-// Holds flock(LOCK_EX) on "<path>.lock" for its lifetime.
+// Holds the lock on "<path>.lock" (FileSystem::LockFile, waiting) for its lifetime.
 class StoreLock {
  public:
   Status Acquire(const std::string& path) {
-    MESH_RETURN_IF_ERROR(MakeDirs(DirOf(path)));
-    std::string lock_path = path + ".lock";
-    fd_ = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd_ < 0) return Status::IOError(Errno("cannot open lock file", lock_path));
-    while (flock(fd_, LOCK_EX) != 0) {
-      if (errno != EINTR) return Status::IOError(Errno("cannot lock", lock_path));
-    }
-    return Status::OK();
-  }
-  ~StoreLock() {
-    if (fd_ >= 0) close(fd_);  // releases the flock
+    MESH_RETURN_IF_ERROR(MakeDirs(DirOf(path), 0700));
+    return PosixFileSystem()->LockFile(path + ".lock", core::LockWait::kWait, &lock_);
   }
 
  private:
-  int fd_ = -1;
+  std::unique_ptr<core::FileLock> lock_;
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "net/errno_text.h"
 #include "net/posix_file_system.h"
 
 namespace mesh::net {
@@ -78,8 +79,7 @@ Status OpenSocketDirectory(const std::string& dir, gid_t gid, int* dir_fd) {
   struct stat st;
   if (lstat(dir.c_str(), &st) != 0) {
     if (errno != ENOENT) {
-      return Status::IOError("cannot stat the socket directory " + dir + ": " +
-                             std::strerror(errno));
+      return Status::IOError("cannot stat the socket directory " + dir + ": " + ErrnoText(errno));
     }
     std::string parent = DirPart(dir);
     if (parent != "." && parent != "/") {
@@ -90,18 +90,16 @@ Status OpenSocketDirectory(const std::string& dir, gid_t gid, int* dir_fd) {
     if (mkdir(dir.c_str(), mode) == 0) {
       // Exactly that mode whatever the umask, and the socket's group when it has one.
       if (static_cast<int>(gid) >= 0 && chown(dir.c_str(), static_cast<uid_t>(-1), gid) != 0) {
-        return Status::IOError("cannot give " + dir + " to its group: " + std::strerror(errno));
+        return Status::IOError("cannot give " + dir + " to its group: " + ErrnoText(errno));
       }
       if (chmod(dir.c_str(), mode) != 0) {
-        return Status::IOError("cannot chmod " + dir + ": " + std::strerror(errno));
+        return Status::IOError("cannot chmod " + dir + ": " + ErrnoText(errno));
       }
     } else if (errno != EEXIST) {
-      return Status::IOError("cannot create the socket directory " + dir + ": " +
-                             std::strerror(errno));
+      return Status::IOError("cannot create the socket directory " + dir + ": " + ErrnoText(errno));
     }
     if (lstat(dir.c_str(), &st) != 0) {
-      return Status::IOError("cannot stat the socket directory " + dir + ": " +
-                             std::strerror(errno));
+      return Status::IOError("cannot stat the socket directory " + dir + ": " + ErrnoText(errno));
     }
   }
   std::string why = Judge(st);
@@ -110,7 +108,7 @@ Status OpenSocketDirectory(const std::string& dir, gid_t gid, int* dir_fd) {
   if (fd < 0) {
     int err = errno;
     if (err == ELOOP || err == ENOTDIR) return Refuse(dir, "was replaced by a symbolic link");
-    return Status::IOError("cannot open the socket directory " + dir + ": " + std::strerror(err));
+    return Status::IOError("cannot open the socket directory " + dir + ": " + ErrnoText(err));
   }
   struct stat again;
   if (fstat(fd, &again) != 0 || again.st_dev != st.st_dev || again.st_ino != st.st_ino) {
@@ -139,13 +137,13 @@ Status OpenOwnFile(int dir_fd, const std::string& name, int flags, bool create,
                                       " is a symbolic link; refusing to follow it "
                                       "(remove it)");
     }
-    return Status::IOError("cannot open " + shown + ": " + std::strerror(err));
+    return Status::IOError("cannot open " + shown + ": " + ErrnoText(err));
   }
   struct stat st;
   if (fstat(f, &st) != 0) {
     int err = errno;
     close(f);
-    return Status::IOError("cannot stat " + shown + ": " + std::strerror(err));
+    return Status::IOError("cannot stat " + shown + ": " + ErrnoText(err));
   }
   if (!S_ISREG(st.st_mode)) {
     close(f);

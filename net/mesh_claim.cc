@@ -7,22 +7,14 @@
 
 #include <cstring>
 
+#include "net/errno_text.h"
 #include "net/local_dir.h"
+#include "net/posix_file_system.h"
 
 namespace mesh::net {
 namespace {
 
 constexpr size_t kMaxClaimBytes = 64 * 1024;
-
-Status SyncDir(const std::string& dir) {
-  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::IOError("cannot open " + dir + ": " + std::strerror(errno));
-  int rc = fsync(fd);
-  int err = errno;
-  close(fd);
-  if (rc != 0) return Status::IOError("cannot sync " + dir + ": " + std::strerror(err));
-  return Status::OK();
-}
 
 }  // namespace
 
@@ -38,13 +30,13 @@ core::FoundClaim ReadMeshClaim(const std::string& path) {
     int err = errno;
     if (err == ENOENT) return found;  // kAbsent
     found.state = core::FoundClaim::State::kUnreadable;
-    found.error = err == ELOOP ? "it is a symbolic link" : std::string(std::strerror(err));
+    found.error = err == ELOOP ? "it is a symbolic link" : ErrnoText(err);
     return found;
   }
   found.state = core::FoundClaim::State::kUnreadable;
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    found.error = std::strerror(errno);
+    found.error = ErrnoText(errno);
   } else if (!S_ISREG(st.st_mode)) {
     found.error = "it is not a regular file";
   } else if (st.st_uid != geteuid() && st.st_uid != 0) {
@@ -58,7 +50,7 @@ core::FoundClaim ReadMeshClaim(const std::string& path) {
     while ((n = read(fd, buf, sizeof buf)) > 0 && text.size() <= kMaxClaimBytes)
       text.append(buf, n);
     if (n < 0) {
-      found.error = std::strerror(errno);
+      found.error = ErrnoText(errno);
     } else {
       Status st2 = core::DecodeMeshClaim(text, &found.claim);
       if (st2.ok()) {
@@ -81,44 +73,16 @@ std::vector<core::FoundClaim> ReadMeshClaims(const std::string& socket,
 }
 
 Status WriteMeshClaim(const std::string& path, const core::MeshClaim& claim) {
-  const std::string tmp = path + ".tmp";
-  unlink(tmp.c_str());  // ours from a crash mid-write; if it is someone else's, O_EXCL fails
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::IOError("cannot create " + tmp + ": " + std::strerror(errno));
-  const std::string text = core::EncodeMeshClaim(claim);
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      int err = errno;
-      close(fd);
-      unlink(tmp.c_str());
-      return Status::IOError("cannot write " + tmp + ": " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (fsync(fd) != 0) {
-    int err = errno;
-    close(fd);
-    unlink(tmp.c_str());
-    return Status::IOError("cannot sync " + tmp + ": " + std::strerror(err));
-  }
-  close(fd);
-  if (rename(tmp.c_str(), path.c_str()) != 0) {
-    int err = errno;
-    unlink(tmp.c_str());
-    return Status::IOError("cannot rename " + tmp + " to " + path + ": " + std::strerror(err));
-  }
-  return SyncDir(DirPart(path));
+  // Written under the node's locks (<socket>.lock, <data_dir>/node.lock): one writer.
+  return PosixFileSystem()->WriteFileAtomic(path, core::EncodeMeshClaim(claim));
 }
 
 Status RemoveMeshClaim(const std::string& path) {
   if (unlink(path.c_str()) != 0) {
     if (errno == ENOENT) return Status::OK();
-    return Status::IOError("cannot remove " + path + ": " + std::strerror(errno));
+    return Status::IOError(ErrnoMessage("cannot remove " + path, errno));
   }
-  return SyncDir(DirPart(path));
+  return PosixFileSystem()->SyncDir(DirPart(path));
 }
 
 }  // namespace mesh::net

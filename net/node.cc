@@ -25,11 +25,13 @@
 #include "lockmesh.pb.h"
 #include "net/cluster.h"
 #include "net/command_log.h"
+#include "net/errno_text.h"
 #include "net/framed_stream.h"
 #include "net/heap_trim.h"
 #include "net/lease_clock.h"
 #include "net/local_dir.h"
 #include "net/lock_listing.h"
+#include "net/log_line.h"
 #include "net/mesh_claim.h"
 #include "net/posix_file_system.h"
 #include "net/protocol.h"
@@ -49,23 +51,6 @@ constexpr size_t kMaxEarlyRequests = 1024;
 
 // The wall clock, for timestamp resources (`_t_`) only: nothing compared across restarts
 // comes from it (client ids come from the log).
-int64_t WallNanos() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-std::string Timestamp() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  tm t;
-  gmtime_r(&ts.tv_sec, &t);
-  char buf[64];
-  size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &t);
-  snprintf(buf + n, sizeof buf - n, ".%03ldZ", ts.tv_nsec / 1000000);
-  return buf;
-}
-
 std::string DirName(const std::string& path) {
   size_t slash = path.find_last_of('/');
   if (slash == std::string::npos) return ".";
@@ -308,7 +293,7 @@ class NodeImpl final : public Node {
 
  private:
   void Log(const std::string& line) {
-    std::string full = Timestamp() + " lockmesh[" + std::to_string(getpid()) + "] " + line;
+    std::string full = net::FormatLogLine(line);
     if (options_.log) {
       options_.log(full);
     } else {
@@ -330,18 +315,15 @@ class NodeImpl final : public Node {
     // opened through the checked descriptor, never through a symlink.
     MESH_RETURN_IF_ERROR(net::OpenSocketDirectory(dir, gid, &dir_fd_));
     std::string lock_path = options_.socket_path + ".lock";
+    int lock_fd = -1;
     MESH_RETURN_IF_ERROR(net::OpenOwnFile(dir_fd_, net::BasePart(lock_path), O_RDWR,
-                                          /*create=*/true, lock_path, &lock_fd_));
-    if (flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-      int err = errno;
-      close(lock_fd_);
-      lock_fd_ = -1;
-      if (err == EWOULDBLOCK) {
-        return Status::AlreadyExists("another node already serves " + options_.socket_path +
-                                     " (it holds " + lock_path + ")");
-      }
-      return Status::IOError("cannot lock " + lock_path + ": " + std::strerror(err));
+                                          /*create=*/true, lock_path, &lock_fd));
+    Status locked = net::LockOpenFile(lock_fd, lock_path, core::LockWait::kTry, &socket_lock_);
+    if (locked.IsBusy()) {
+      return Status::AlreadyExists("another node already serves " + options_.socket_path +
+                                   " (it holds " + lock_path + ")");
     }
+    MESH_RETURN_IF_ERROR(locked);
     // We own the socket path: a file left there by a dead node is stale.
     unlinkat(dir_fd_, net::BasePart(options_.socket_path).c_str(), 0);
     return Status::OK();
@@ -390,30 +372,17 @@ class NodeImpl final : public Node {
     Status made = net::PosixFileSystem()->CreateDirs(options_.data_dir);
     if (!made.ok()) return made.Annotate("cannot create the data dir");
     std::string path = options_.data_dir + "/node.lock";
-    data_lock_fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (data_lock_fd_ < 0) {
-      int err = errno;
-      return err == ELOOP ? Status::PermissionDenied(path + " is a symbolic link; refusing it")
-                          : Status::IOError("cannot open " + path + ": " + std::strerror(err));
+    Status locked = net::PosixFileSystem()->LockFile(path, core::LockWait::kTry, &data_lock_);
+    if (locked.IsBusy()) {
+      return Status::Busy("another node already uses the data dir " + options_.data_dir +
+                          " (it holds " + path + ")");
     }
-    if (flock(data_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
-      int err = errno;
-      close(data_lock_fd_);
-      data_lock_fd_ = -1;
-      if (err == EWOULDBLOCK) {
-        return Status::Busy("another node already uses the data dir " + options_.data_dir +
-                            " (it holds " + path + ")");
-      }
-      return Status::IOError("cannot lock " + path + ": " + std::strerror(err));
-    }
-    return Status::OK();
+    return locked;  // ok, or the path, the call and why (a symlink is PermissionDenied)
   }
 
   void CloseLockFiles() {
-    if (lock_fd_ >= 0) close(lock_fd_);  // releases the flock: another node may start now
-    if (data_lock_fd_ >= 0) close(data_lock_fd_);
-    lock_fd_ = -1;
-    data_lock_fd_ = -1;
+    socket_lock_.reset();  // releases the lock: another node may start now
+    data_lock_.reset();
   }
 
   Status Listen() {
@@ -433,12 +402,12 @@ class NodeImpl final : public Node {
       socket_gid_ = static_cast<int64_t>(g->gr_gid);
       if (chown(options_.socket_path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0) {
         return Status::IOError("cannot give " + options_.socket_path + " to group " +
-                               options_.socket_group + ": " + std::strerror(errno));
+                               options_.socket_group + ": " + net::ErrnoText(errno));
       }
       mode = 0660;
     }
     if (chmod(options_.socket_path.c_str(), mode) != 0) {
-      return Status::IOError("cannot chmod " + options_.socket_path + ": " + std::strerror(errno));
+      return Status::IOError("cannot chmod " + options_.socket_path + ": " + net::ErrnoText(errno));
     }
     rc = uv_listen(reinterpret_cast<uv_stream_t*>(&server_), 128, OnConnection);
     if (rc != 0) {
@@ -699,7 +668,7 @@ class NodeImpl final : public Node {
     acq->set_quantity(l.quantity());
     acq->set_wait(l.timeout_ms() != 0);
     acq->set_no_create(l.no_create());
-    acq->set_stamp_unix_ns(WallNanos());
+    acq->set_stamp_unix_ns(net::WallClockNs());
     const bool replayed = arrived_ms >= 0;
     const int64_t deadline =
         LockDeadline(l, replayed ? arrived_ms : static_cast<int64_t>(uv_now(loop_)));
@@ -1627,9 +1596,9 @@ class NodeImpl final : public Node {
   net::HeapTrimmer heap_trimmer_;  // started with the timers, closed with them
   bool server_ready_ = false;
   bool timers_ready_ = false;
-  int lock_fd_ = -1;
+  std::unique_ptr<core::FileLock> socket_lock_;   // <socket>.lock
   int dir_fd_ = -1;                               // the checked socket directory (net/local_dir.h)
-  int data_lock_fd_ = -1;                         // flock'ed <data_dir>/node.lock
+  std::unique_ptr<core::FileLock> data_lock_;     // <data_dir>/node.lock
   std::map<uv_timer_t*, uint64_t> hello_timers_;  // pending hello deadlines -> Conn::serial
   int64_t socket_gid_ = -1;
   uint64_t id_epoch_ = 0;               // this run's client id epoch (see ClaimClientIds)

@@ -12,8 +12,10 @@
 #include <random>
 #include <sstream>
 
+#include "core/hex.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
+#include "net/posix_file_system.h"
 
 namespace mesh {
 namespace {
@@ -98,32 +100,28 @@ Status UniqueId(const std::string& data_dir, std::string* id) {
       return Status::OK();
     }
   }
-  // Generate 128 random bits, written once with O_EXCL so two racing starts agree.
+  // Generate 128 random bits, written once (create-only: linked into place, never replacing)
+  // so two racing starts agree.
   std::random_device rd;
-  std::ostringstream hex;
-  for (int i = 0; i < 4; ++i) {
-    char buf[9];
-    snprintf(buf, sizeof buf, "%08x", static_cast<unsigned>(rd()));
-    hex << buf;
+  std::string generated;
+  for (int i = 0; i < 2; ++i) {
+    generated += core::HexUint64((static_cast<uint64_t>(rd()) << 32) | rd());
   }
-  std::string generated = hex.str();
-  mkdir(data_dir.c_str(), 0700);
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) {
-      std::ifstream in(path);
-      std::string stored;
-      if (in && std::getline(in, stored) && ValidStoredId(stored)) {
-        *id = stored;
-        return Status::OK();
-      }
+  MESH_RETURN_IF_ERROR(net::MakeDirs(data_dir, 0700));
+  core::AtomicWriteOptions create_only;
+  create_only.overwrite = false;
+  create_only.unique_temp = true;
+  Status written = net::PosixFileSystem()->WriteFileAtomic(path, generated + "\n", create_only);
+  if (written.code() == Status::Code::kAlreadyExists) {
+    std::ifstream in(path);
+    std::string stored;
+    if (in && std::getline(in, stored) && ValidStoredId(stored)) {
+      *id = stored;
+      return Status::OK();
     }
-    return Status::IOError("cannot create " + path + ": " + std::strerror(errno));
+    return Status::Corruption(path + " holds no node id (remove it to generate a new one)");
   }
-  std::string line = generated + "\n";
-  bool ok = write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && fsync(fd) == 0;
-  close(fd);
-  if (!ok) return Status::IOError("cannot write " + path + ": " + std::strerror(errno));
+  MESH_RETURN_IF_ERROR(written);
   *id = generated;
   return Status::OK();
 }

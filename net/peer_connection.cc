@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "core/connection_limits.h"
+#include "core/host_port.h"
 #include "net/sigpipe.h"
 
 namespace mesh::net {
@@ -43,13 +44,13 @@ std::string SockName(const sockaddr_storage& ss) {
     const auto* in = reinterpret_cast<const sockaddr_in*>(&ss);
     uv_ip4_name(in, host, sizeof host);
     port = ntohs(in->sin_port);
-    return std::string(host) + ":" + std::to_string(port);
+    return core::JoinHostPort(host, static_cast<uint16_t>(port));
   }
   if (ss.ss_family == AF_INET6) {
     const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&ss);
     uv_ip6_name(in6, host, sizeof host);
     port = ntohs(in6->sin6_port);
-    return "[" + std::string(host) + "]:" + std::to_string(port);
+    return core::JoinHostPort(host, static_cast<uint16_t>(port));
   }
   return "?";
 }

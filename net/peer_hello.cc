@@ -1,6 +1,8 @@
 // net/peer_hello.h: the message-only checks of a PeerHello.
 #include "net/peer_hello.h"
 
+#include "core/hex.h"
+
 namespace mesh::net {
 namespace {
 
@@ -22,10 +24,8 @@ std::string Printable(std::string_view text, size_t max) {
     if (c >= 0x20 && c < 0x7f) {
       out += static_cast<char>(c);
     } else {
-      static const char kHex[] = "0123456789abcdef";
       out += "\\x";
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
+      core::AppendHexByte(&out, c);
     }
   }
   if (text.size() > max) out += "...";

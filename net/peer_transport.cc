@@ -6,6 +6,7 @@
 #include <malloc.h>
 #endif
 
+#include "core/host_port.h"
 #include "net/frame.h"
 #include "net/peer_connection.h"
 #include "net/peer_hello.h"
@@ -18,24 +19,12 @@ Status ParseHostPort(const std::string& text, bool allow_port_zero, sockaddr_sto
                      std::string* host_out, int* port_out) {
   std::string host;
   std::string port_text;
-  if (!text.empty() && text[0] == '[') {
-    size_t close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return Status::InvalidArgument("bad address '" + text + "' (expected [IPv6]:PORT)");
-    }
-    host = text.substr(1, close - 1);
-    port_text = text.substr(close + 2);
-  } else {
-    size_t colon = text.rfind(':');
-    if (colon == std::string::npos) {
-      return Status::InvalidArgument("bad address '" + text + "' (expected HOST:PORT)");
-    }
-    host = text.substr(0, colon);
-    port_text = text.substr(colon + 1);
+  if (!core::SplitHostPort(text, &host, &port_text).ok() || port_text.empty()) {
+    return Status::InvalidArgument("bad address '" + text +
+                                   "' (expected HOST:PORT, or [IPv6]:PORT)");
   }
-  char* end = nullptr;
-  long port = port_text.empty() ? -1 : strtol(port_text.c_str(), &end, 10);
-  if (port_text.empty() || *end != '\0' || port < (allow_port_zero ? 0 : 1) || port > 65535) {
+  uint16_t port = 0;
+  if (!core::ParsePort(port_text, allow_port_zero, &port)) {
     return Status::InvalidArgument("bad port in address '" + text + "'");
   }
   if (host == "localhost") host = "127.0.0.1";
@@ -143,10 +132,8 @@ Status PeerTransport::Start() {
     listen_port_ =
         ntohs(bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
                                           : reinterpret_cast<sockaddr_in*>(&bound)->sin_port);
-    std::string shown = host.find(':') != std::string::npos ? "[" + host + "]" : host;
-    advertise_address_ = options_.advertise_address.empty()
-                             ? shown + ":" + std::to_string(listen_port_)
-                             : options_.advertise_address;
+    advertise_address_ = options_.advertise_address.empty() ? core::JoinHostPort(host, listen_port_)
+                                                            : options_.advertise_address;
   }
   started_ = true;
   std::string how = SecurityLevelName(options_.tls.level);

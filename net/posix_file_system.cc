@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,20 +14,15 @@
 #include <string_view>
 #include <vector>
 
+#include "net/errno_text.h"
+
 namespace mesh::net {
 namespace {
 
 constexpr size_t kZeroChunkBytes = 1 << 20;
 
 Status PosixError(const std::string& path, const char* call, int err) {
-  char buf[256];
-  // GNU strerror_r: returns the message (possibly a static string, not `buf`).
-  const char* message = strerror_r(err, buf, sizeof(buf));
-  if (err == ENOSPC) return core::NoSpaceError(path + ": " + call);
-  if (err == EDQUOT) return core::NoSpaceError(path + ": " + call + " (disk quota exceeded)");
-  std::string text = path + ": " + call + ": " + message;
-  if (err == ENOENT) return Status::NotFound(std::move(text));
-  return Status::IOError(std::move(text));
+  return ErrnoStatus(path + ": " + call, err);
 }
 
 std::string Parent(const std::string& path) {
@@ -125,6 +121,16 @@ class PosixWritableFile : public core::WritableFile {
   std::string path_;
 };
 
+// An flock'ed open file; closing it releases the lock.
+class PosixFileLock : public core::FileLock {
+ public:
+  explicit PosixFileLock(int fd) : fd_(fd) {}
+  ~PosixFileLock() override { ::close(fd_); }
+
+ private:
+  int fd_;
+};
+
 class PosixFs : public core::FileSystem {
  public:
   Status OpenWritable(const std::string& path, uint64_t preallocate,
@@ -186,14 +192,25 @@ class PosixFs : public core::FileSystem {
     return CloseFd(fd, path);
   }
 
-  Status WriteFileAtomic(const std::string& path, std::string_view data) override {
-    const std::string tmp = path + ".tmp";
+  Status WriteFileAtomic(const std::string& path, std::string_view data,
+                         const core::AtomicWriteOptions& options) override {
+    const std::string tmp =
+        path + (options.unique_temp ? ".tmp." + std::to_string(::getpid()) : ".tmp");
+    // A leftover of a crashed write (ours: the name is ours); if it is someone else's
+    // file that reappears meanwhile, O_EXCL fails.
+    ::unlink(tmp.c_str());
+    const mode_t mode = static_cast<mode_t>(options.mode);
     int fd;
     do {
-      fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0600);
     } while (fd < 0 && errno == EINTR);
     if (fd < 0) return PosixError(tmp, "open", errno);
-    Status s = WriteFully(fd, tmp, 0, data);
+    // fchmod sets the mode exactly (the umask narrowed the open's), while only we can open it.
+    Status s;
+    if (::fchmod(fd, mode) != 0) {
+      s = PosixError(tmp, "fchmod", errno);
+    }
+    if (s.ok()) s = WriteFully(fd, tmp, 0, data);
     if (s.ok() && ::fsync(fd) != 0) s = PosixError(tmp, "fsync", errno);
     Status c = CloseFd(fd, tmp);
     if (s.ok()) s = c;
@@ -201,10 +218,21 @@ class PosixFs : public core::FileSystem {
       ::unlink(tmp.c_str());
       return s;
     }
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    if (options.overwrite) {
+      if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        int err = errno;
+        ::unlink(tmp.c_str());
+        return PosixError(path, "rename", err);
+      }
+    } else {
+      // link() fails with EEXIST if `path` exists, also if it appeared meanwhile.
+      int rc = ::link(tmp.c_str(), path.c_str());
       int err = errno;
       ::unlink(tmp.c_str());
-      return PosixError(path, "rename", err);
+      if (rc != 0) {
+        if (err == EEXIST) return Status::AlreadyExists(path + " already exists");
+        return PosixError(path, "link", err);
+      }
     }
     return SyncDir(Parent(path));
   }
@@ -229,22 +257,7 @@ class PosixFs : public core::FileSystem {
     return Status::OK();
   }
 
-  Status CreateDirs(const std::string& dir) override {
-    if (dir.empty()) return Status::InvalidArgument("CreateDirs: empty path");
-    size_t pos = 0;
-    while (pos != std::string::npos) {
-      pos = dir.find('/', pos + 1);
-      std::string part = dir.substr(0, pos);
-      if (part.empty() || part.back() == '/') continue;
-      if (::mkdir(part.c_str(), 0700) != 0 && errno != EEXIST) {
-        return PosixError(part, "mkdir", errno);
-      }
-    }
-    struct stat st;
-    if (::stat(dir.c_str(), &st) != 0) return PosixError(dir, "stat", errno);
-    if (!S_ISDIR(st.st_mode)) return PosixError(dir, "mkdir", ENOTDIR);
-    return Status::OK();
-  }
+  Status CreateDirs(const std::string& dir) override { return MakeDirs(dir, 0700); }
 
   Status Remove(const std::string& path) override {
     if (::unlink(path.c_str()) != 0) return PosixError(path, "unlink", errno);
@@ -280,9 +293,55 @@ class PosixFs : public core::FileSystem {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;
   }
+
+  Status LockFile(const std::string& path, core::LockWait wait,
+                  std::unique_ptr<core::FileLock>* lock) override {
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    } while (fd < 0 && errno == EINTR);
+    if (fd < 0) {
+      if (errno == ELOOP) {
+        return Status::PermissionDenied(path + " is a symbolic link; refusing it");
+      }
+      return PosixError(path, "open", errno);
+    }
+    return LockOpenFile(fd, path, wait, lock);
+  }
 };
 
 }  // namespace
+
+Status MakeDirs(const std::string& dir, mode_t mode) {
+  if (dir.empty()) return Status::InvalidArgument("cannot create a directory with an empty path");
+  size_t pos = 0;
+  while (pos != std::string::npos) {
+    pos = dir.find('/', pos + 1);
+    std::string part = dir.substr(0, pos);
+    if (part.empty() || part.back() == '/') continue;
+    if (::mkdir(part.c_str(), mode) != 0 && errno != EEXIST) {
+      return PosixError(part, "mkdir", errno);
+    }
+  }
+  struct stat st;
+  if (::stat(dir.c_str(), &st) != 0) return PosixError(dir, "mkdir", errno);
+  if (!S_ISDIR(st.st_mode)) return PosixError(dir, "mkdir", ENOTDIR);
+  return Status::OK();
+}
+
+Status LockOpenFile(int fd, const std::string& path, core::LockWait wait,
+                    std::unique_ptr<core::FileLock>* lock) {
+  const int how = LOCK_EX | (wait == core::LockWait::kTry ? LOCK_NB : 0);
+  while (::flock(fd, how) != 0) {
+    if (errno == EINTR) continue;
+    int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return Status::Busy(path + " is locked by another process");
+    return PosixError(path, "flock", err);
+  }
+  *lock = std::make_unique<PosixFileLock>(fd);
+  return Status::OK();
+}
 
 core::FileSystem* PosixFileSystem() {
   static PosixFs* const fs = new PosixFs();  // never destroyed: usable during exit

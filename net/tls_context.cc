@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "core/time_text.h"
 #include "net/tls_random.h"
 
 namespace mesh::net {
@@ -37,14 +38,7 @@ std::string MbedError(int rc) {
 }
 
 int64_t ToUnix(const mbedtls_x509_time& t) {
-  tm parts{};
-  parts.tm_year = t.year - 1900;
-  parts.tm_mon = t.mon - 1;
-  parts.tm_mday = t.day;
-  parts.tm_hour = t.hour;
-  parts.tm_min = t.min;
-  parts.tm_sec = t.sec;
-  return static_cast<int64_t>(timegm(&parts));
+  return core::UnixFromUtc(t.year, t.mon, t.day, t.hour, t.min, t.sec);
 }
 
 std::string Subject(const mbedtls_x509_crt& crt) {

@@ -11,13 +11,16 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/mesh_claim.h"
+#include "net/errno_text.h"
 #include "net/local_dir.h"
 #include "net/mesh_claim.h"
+#include "net/posix_file_system.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -29,34 +32,30 @@ using Clock = std::chrono::steady_clock;
 constexpr int kChildReadyFd = 3;
 constexpr int kChildExecErrorFd = 4;
 
-std::string Errno(const std::string& what, int err) { return what + ": " + std::strerror(err); }
+using mesh::net::ErrnoMessage;
 
-/// Holds an flock'ed file open; unlocks by closing.
+/// Holds the lock on a lock file (FileSystem::LockFile); unlocks when destroyed.
 class StartLock {
  public:
-  ~StartLock() {
-    if (fd_ >= 0) close(fd_);
-  }
   /// `dir_fd`: the checked socket directory; the file is opened in it, never through a
   /// symlink (net/local_dir.h).
   Status Acquire(int dir_fd, const std::string& path, Clock::time_point deadline) {
-    MESH_RETURN_IF_ERROR(mesh::net::OpenOwnFile(dir_fd, mesh::net::BasePart(path), O_RDWR,
-                                                /*create=*/true, path, &fd_));
-    while (flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      if (errno != EWOULDBLOCK && errno != EINTR) {
-        return Status::IOError(Errno("cannot lock " + path, errno));
-      }
+    while (true) {
+      int fd = -1;
+      MESH_RETURN_IF_ERROR(mesh::net::OpenOwnFile(dir_fd, mesh::net::BasePart(path), O_RDWR,
+                                                  /*create=*/true, path, &fd));
+      Status locked = mesh::net::LockOpenFile(fd, path, mesh::core::LockWait::kTry, &lock_);
+      if (!locked.IsBusy()) return locked;
       if (Clock::now() >= deadline) {
         return Status::TimedOut("another lockmesh has held " + path +
                                 " too long while starting a node");
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    return Status::OK();
   }
 
  private:
-  int fd_ = -1;
+  std::unique_ptr<mesh::core::FileLock> lock_;
 };
 
 /// Runs in the grandchild: becomes the node or reports errno on kChildExecErrorFd.
@@ -115,12 +114,12 @@ Status SpawnNode(const AutostartOptions& options, int* ready_read_fd) {
 
   int ready[2];
   int exec_error[2];
-  if (pipe2(ready, O_CLOEXEC) != 0) return Status::IOError(Errno("pipe", errno));
+  if (pipe2(ready, O_CLOEXEC) != 0) return Status::IOError(ErrnoMessage("pipe", errno));
   if (pipe2(exec_error, O_CLOEXEC) != 0) {
     int err = errno;
     close(ready[0]);
     close(ready[1]);
-    return Status::IOError(Errno("pipe", err));
+    return Status::IOError(ErrnoMessage("pipe", err));
   }
   // Block signals across fork so that no handler of ours runs in the children.
   sigset_t all, old;
@@ -140,7 +139,7 @@ Status SpawnNode(const AutostartOptions& options, int* ready_read_fd) {
   if (pid < 0) {
     close(ready[0]);
     close(exec_error[0]);
-    return Status::IOError(Errno("cannot start a node: fork", fork_errno));
+    return Status::IOError(ErrnoMessage("cannot start a node: fork", fork_errno));
   }
   int wstatus = 0;
   while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR) {
@@ -159,7 +158,7 @@ Status SpawnNode(const AutostartOptions& options, int* ready_read_fd) {
   close(exec_error[0]);
   if (n == static_cast<ssize_t>(sizeof err)) {
     close(ready[0]);
-    return Status::IOError(Errno("cannot start a node: exec /proc/self/exe", err));
+    return Status::IOError(ErrnoMessage("cannot start a node: exec /proc/self/exe", err));
   }
   *ready_read_fd = ready[0];
   return Status::OK();

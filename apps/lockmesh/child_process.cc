@@ -11,6 +11,7 @@
 #include <set>
 
 #include "exit_codes.h"
+#include "net/errno_text.h"
 
 extern char** environ;
 
@@ -87,7 +88,7 @@ Status ChildProcess::Start(const std::vector<std::string>& argv, const EnvList& 
   }
   sigprocmask(SIG_SETMASK, &old, nullptr);
   if (err != 0) {
-    return Status::IOError("cannot run '" + argv[0] + "': " + std::strerror(err));
+    return Status::IOError("cannot run '" + argv[0] + "': " + mesh::net::ErrnoText(err));
   }
   *out = std::move(child);
   return Status::OK();

@@ -8,6 +8,7 @@
 
 #include "cli_support.h"
 #include "commands.h"
+#include "core/time_text.h"
 #include "exit_codes.h"
 #include "mesh/node.h"
 #include "net/certificate.h"
@@ -74,14 +75,7 @@ bool ParseWhen(const std::string& text, int64_t now, int64_t* out) {
     ok = rest.empty() || rest == "Z";
   }
   if (!ok || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 59) return false;
-  struct tm tm = {};
-  tm.tm_year = y - 1900;
-  tm.tm_mon = mo - 1;
-  tm.tm_mday = d;
-  tm.tm_hour = h;
-  tm.tm_min = mi;
-  tm.tm_sec = s;
-  *out = static_cast<int64_t>(timegm(&tm));
+  *out = mesh::core::UnixFromUtc(y, mo, d, h, mi, s);
   return true;
 }
 
@@ -192,13 +186,8 @@ int RunMake(CertificateKind kind, const MakeFlags& flags) {
 }
 
 Json InfoJson(const CertificateInfo& info, int64_t now) {
-  char iso[2][32];
-  for (int i = 0; i < 2; ++i) {
-    time_t t = static_cast<time_t>(i == 0 ? info.not_before : info.not_after);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(iso[i], sizeof iso[i], "%Y-%m-%dT%H:%M:%SZ", &tm);
-  }
+  const std::string iso[2] = {mesh::core::FormatIsoUtc(info.not_before),
+                              mesh::core::FormatIsoUtc(info.not_after)};
   return {{"subject", info.subject},
           {"issuer", info.issuer},
           {"common_name", info.common_name},

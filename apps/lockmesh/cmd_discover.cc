@@ -13,6 +13,7 @@
 
 #include "cli_support.h"
 #include "commands.h"
+#include "core/hex.h"
 #include "exit_codes.h"
 #include "net/discovery.h"
 
@@ -35,11 +36,7 @@ struct DiscoverFlags {
   int peer_port = mesh::net::kDefaultDiscoveryPort;
 };
 
-std::string Hex(uint64_t v) {
-  char buffer[20];
-  snprintf(buffer, sizeof buffer, "%016llx", static_cast<unsigned long long>(v));
-  return buffer;
-}
+std::string Hex(uint64_t v) { return mesh::core::HexUint64(v); }
 
 void PrintLine(const Json& j) {
   std::string line = j.dump();

@@ -14,6 +14,7 @@
 #include "exit_codes.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
+#include "net/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -212,7 +213,7 @@ class LocksPrinter {
   int Finish(const Status& error, const LocksFlags& flags) {
     if (write_failed_) {
       if (write_errno_ != EPIPE)
-        PrintError(std::string("cannot write the listing: ") + std::strerror(write_errno_));
+        PrintError(std::string("cannot write the listing: ") + mesh::net::ErrnoText(write_errno_));
       return kExitError;
     }
     const bool filtered = !flags.prefix.empty() || !flags.node.empty();
@@ -232,7 +233,7 @@ class LocksPrinter {
       puts(filtered ? "no matching locks held or awaited" : "no locks held or awaited");
     }
     if (fflush(stdout) != 0 || write_failed_) {
-      PrintError(std::string("cannot write the listing: ") + std::strerror(errno));
+      PrintError(std::string("cannot write the listing: ") + mesh::net::ErrnoText(errno));
       return kExitError;
     }
     return kExitOk;

@@ -21,7 +21,9 @@
 #include "exit_codes.h"
 #include "mesh/node.h"
 #include "net/local_dir.h"
+#include "net/log_line.h"
 #include "net/mesh_claim.h"
+#include "net/posix_file_system.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -38,18 +40,6 @@ struct NodeFlags {
   bool release_claim = false;  // --release-mesh-claim: remove the mesh claim and exit
   int ready_fd = -1;          // hidden: where to report start-up (autostart.h)
 };
-
-/// "2024-05-01T12:00:00.123Z" (UTC).
-std::string Timestamp() {
-  timespec now;
-  clock_gettime(CLOCK_REALTIME, &now);
-  tm utc;
-  gmtime_r(&now.tv_sec, &utc);
-  char buffer[40];
-  size_t n = strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S", &utc);
-  snprintf(buffer + n, sizeof buffer - n, ".%03ldZ", now.tv_nsec / 1000000);
-  return buffer;
-}
 
 /// This process's command line, argv[0] made absolute (/proc/self/exe): how to start this
 /// node again, written into a mesh node's claim (mesh::NodeOptions::start_command).
@@ -83,19 +73,16 @@ int ReleaseMeshClaim(const Config& config) {
   const std::string socket = EffectiveSocket(config);
   const std::string data_dir = AbsolutePath(EffectiveDataDir(config, socket));
   // Each lock is held until the claims are gone, so no node starts on them meanwhile.
-  std::vector<int> held;
-  auto release = [&held] {
-    for (int fd : held) close(fd);
-  };
+  std::vector<std::unique_ptr<mesh::core::FileLock>> held;
   const std::pair<std::string, std::string> locks[] = {
       {socket + ".lock", "is serving " + socket},
       {data_dir + "/node.lock", "uses the data dir " + data_dir}};
   for (const auto& [lock_path, what] : locks) {
-    int fd = open(lock_path.c_str(), O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) continue;
-    held.push_back(fd);
-    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-      release();
+    if (!mesh::net::PosixFileSystem()->Exists(lock_path)) continue;  // no node ever ran there
+    held.emplace_back();
+    Status locked =
+        mesh::net::PosixFileSystem()->LockFile(lock_path, mesh::core::LockWait::kTry, &held.back());
+    if (locked.IsBusy()) {
       PrintError("a node " + what + " (it holds " + lock_path +
                  "); stop it before releasing its mesh claim");
       return kExitError;
@@ -121,7 +108,7 @@ int ReleaseMeshClaim(const Config& config) {
                   .c_str()
             : " (unreadable)");
   }
-  release();
+  held.clear();  // the claims are gone: nodes may start again
   if (code == kExitOk) {
     if (removed == 0) {
       printf("no mesh claim on %s or %s\n", socket.c_str(), data_dir.c_str());
@@ -135,13 +122,6 @@ int ReleaseMeshClaim(const Config& config) {
   return code;
 }
 
-/// mkdir -p, mode 0700 for what it creates.
-void MakeDirs(const std::string& dir) {
-  for (size_t i = 1; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') mkdir(dir.substr(0, i).c_str(), 0700);
-  }
-}
-
 /// Where log lines go: stderr, or (auto-started) an append-only file in the data dir.
 class LogSink {
  public:
@@ -150,16 +130,14 @@ class LogSink {
     if (fd_ >= 0) close(fd_);
   }
   /// A line of our own: timestamped like the node's lines.
-  void Note(const std::string& message) {
-    Write(Timestamp() + " lockmesh[" + std::to_string(getpid()) + "] " + message);
-  }
+  void Note(const std::string& message) { Write(mesh::net::FormatLogLine(message)); }
   /// A line as is (the node's lines carry their own timestamp).
   void Write(const std::string& line) {
     std::string out = line + "\n";
     int fd = STDERR_FILENO;
     if (!file_.empty()) {
       if (fd_ < 0) {
-        MakeDirs(file_.substr(0, file_.rfind('/')));
+        (void)mesh::net::MakeDirs(file_.substr(0, file_.rfind('/')), 0700);  // open says why
         fd_ = open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
       }
       if (fd_ < 0) return;

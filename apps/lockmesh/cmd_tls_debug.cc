@@ -31,6 +31,7 @@
 #include "exit_codes.h"
 #include "mesh/node.h"
 #include "net/certificate.h"
+#include "net/errno_text.h"
 #include "net/frame.h"
 #include "net/known_peers.h"
 #include "net/peer_hello.h"
@@ -119,7 +120,8 @@ Status RunHandshake(int fd, mesh::net::TlsSession* session, Clock::time_point de
     Status st = session->Handshake();
     session->TakeOutput(&out);
     if (!out.empty() && !SendAll(fd, out) && st.ok()) {
-      return Status::Unavailable(std::string("the connection failed: ") + strerror(errno));
+      return Status::Unavailable(std::string("the connection failed: ") +
+                                 mesh::net::ErrnoText(errno));
     }
     if (!st.ok() || session->handshake_done()) return st;
     std::string in;
@@ -308,7 +310,7 @@ class PeerChannel {
       out = frame;
     }
     if (!SendAll(fd_, out))
-      return Status::Unavailable(std::string("cannot send: ") + strerror(errno));
+      return Status::Unavailable(std::string("cannot send: ") + mesh::net::ErrnoText(errno));
     return Status::OK();
   }
 
@@ -573,7 +575,7 @@ int RunServer(const Setup& setup, const std::string& listen_text, double wait_s,
   int one = 1;
   setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
   if (lfd < 0 || bind(lfd, found->ai_addr, found->ai_addrlen) != 0 || listen(lfd, 4) != 0) {
-    std::string why = strerror(errno);
+    std::string why = mesh::net::ErrnoText(errno);
     freeaddrinfo(found);
     return Fail("cannot listen on " + listen_text + ": " + why +
                 (errno == EADDRINUSE ? " (is a node already listening there?)" : ""));
@@ -604,7 +606,7 @@ int RunServer(const Setup& setup, const std::string& listen_text, double wait_s,
   sockaddr_storage remote = {};
   socklen_t rlen = sizeof remote;
   int fd = accept4(lfd, reinterpret_cast<sockaddr*>(&remote), &rlen, SOCK_CLOEXEC);
-  if (fd < 0) return Fail(std::string("accept: ") + strerror(errno));
+  if (fd < 0) return Fail(std::string("accept: ") + mesh::net::ErrnoText(errno));
   Closer closer{fd};
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   Line("tcp: ok, connection from " + AddressText(remote) + " (" + AddressKind(remote) +

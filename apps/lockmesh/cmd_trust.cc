@@ -10,6 +10,7 @@
 
 #include "cli_support.h"
 #include "commands.h"
+#include "core/time_text.h"
 #include "exit_codes.h"
 #include "net/known_peers.h"
 
@@ -41,14 +42,7 @@ int ResolveStore(const TrustFlags& flags, std::string* data_dir, std::string* pa
   return kExitOk;
 }
 
-std::string IsoUtc(int64_t t) {
-  time_t tt = static_cast<time_t>(t);
-  struct tm tm;
-  gmtime_r(&tt, &tm);
-  char buffer[32];
-  strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buffer;
-}
+std::string IsoUtc(int64_t t) { return mesh::core::FormatIsoUtc(t); }
 
 int RunList(const TrustFlags& flags) {
   std::string data_dir, path;

@@ -13,6 +13,9 @@
 #include <sstream>
 #include <variant>
 
+#include "core/host_port.h"
+#include "net/errno_text.h"
+
 namespace lockmesh::cli {
 namespace {
 
@@ -470,7 +473,7 @@ Status ReadFile(const std::string& path, std::string* out) {
   if (!in) {
     int err = errno;
     if (err == ENOENT) return Status::NotFound(path + ": no such file");
-    return Status::IOError(path + ": " + std::strerror(err));
+    return Status::IOError(path + ": " + mesh::net::ErrnoText(err));
   }
   std::ostringstream buffer;
   buffer << in.rdbuf();
@@ -494,23 +497,20 @@ const char* OnLostName(OnLost on_lost) {
 }
 
 Status ValidateHostPort(std::string_view text) {
-  std::string s(text);
-  size_t colon = s.rfind(':');
-  if (colon == std::string::npos || colon == 0 || colon + 1 == s.size()) {
-    return Status::InvalidArgument("'" + s + "' is not HOST:PORT");
+  const std::string s(text);
+  std::string host, port;
+  const bool split = mesh::core::SplitHostPort(s, &host, &port).ok();
+  if (!s.empty() && s.front() == '[' && (!split || host.empty() || port.empty())) {
+    return Status::InvalidArgument("'" + s + "': an IPv6 host is written [ADDRESS]:PORT");
   }
-  std::string host = s.substr(0, colon);
-  std::string port = s.substr(colon + 1);
-  if (host.front() == '[') {
-    if (host.back() != ']' || host.size() < 3) {
-      return Status::InvalidArgument("'" + s + "': an IPv6 host is written [ADDRESS]:PORT");
-    }
-  } else if (host.find(':') != std::string::npos) {
+  if (split && port.empty() && host.find(':') != std::string::npos) {
     return Status::InvalidArgument("'" + s + "': write an IPv6 host in brackets, [ADDRESS]:PORT");
   }
-  char* end = nullptr;
-  long n = std::strtol(port.c_str(), &end, 10);
-  if (*end != '\0' || n < 1 || n > 65535) {
+  if (!split || host.empty() || port.empty()) {
+    return Status::InvalidArgument("'" + s + "' is not HOST:PORT");
+  }
+  uint16_t number = 0;
+  if (!mesh::core::ParsePort(port, /*allow_zero=*/false, &number)) {
     return Status::InvalidArgument("'" + s + "': port must be 1-65535");
   }
   return Status::OK();

@@ -16,6 +16,7 @@
 
 #include "config.h"
 #include "core/resource_name.h"
+#include "net/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -308,7 +309,7 @@ Status ApplyFlomIniFile(const std::string& path, bool must_exist, FlomSettings* 
   if (!in) {
     int err = errno;
     if (err == ENOENT && !must_exist) return Status::OK();
-    return Status::IOError(path + ": " + strerror(err));
+    return Status::IOError(path + ": " + mesh::net::ErrnoText(err));
   }
   std::ostringstream text;
   text << in.rdbuf();

@@ -16,6 +16,7 @@
 #include "cli_support.h"
 #include "exit_codes.h"
 #include "loop_client.h"
+#include "net/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -60,7 +61,7 @@ class LockRunner {
       return NoNode(st) ? request_.no_node_exit_code : kExitError;
     }
     if (!InitHandles()) {
-      PrintError(std::string("cannot watch signals: signalfd: ") + strerror(errno));
+      PrintError(std::string("cannot watch signals: signalfd: ") + mesh::net::ErrnoText(errno));
       CloseOnLoop(loop_, std::move(client_));
       return kExitError;
     }

@@ -12,6 +12,9 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/host_port.h"
+#include "net/errno_text.h"
+
 namespace lockmesh::cli::tls_debug {
 
 using mesh::Status;
@@ -55,12 +58,12 @@ std::string AddressText(const sockaddr_storage& ss) {
     const auto& in6 = reinterpret_cast<const sockaddr_in6&>(ss);
     inet_ntop(AF_INET6, &in6.sin6_addr, host, sizeof host);
     port = ntohs(in6.sin6_port);
-    return std::string("[") + host + "]:" + std::to_string(port);
+    return mesh::core::JoinHostPort(host, port);
   }
   const auto& in = reinterpret_cast<const sockaddr_in&>(ss);
   inet_ntop(AF_INET, &in.sin_addr, host, sizeof host);
   port = ntohs(in.sin_port);
-  return std::string(host) + ":" + std::to_string(port);
+  return mesh::core::JoinHostPort(host, port);
 }
 
 namespace {
@@ -99,19 +102,11 @@ std::string AddressHint(const sockaddr_storage& target) {
   return "";
 }
 
-/// Splits "host:port" / "[v6]:port". False on a bad form.
+/// Splits "host:port" / "[v6]:port" (core/host_port.h). False on a bad form.
 bool SplitHostPort(const std::string& text, std::string* host, std::string* port) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon + 1 == text.size()) return false;
-  *host = text.substr(0, colon);
-  *port = text.substr(colon + 1);
-  if (host->size() >= 2 && host->front() == '[' && host->back() == ']') {
-    *host = host->substr(1, host->size() - 2);
-  }
-  for (char c : *port) {
-    if (c < '0' || c > '9') return false;
-  }
-  return !host->empty() && port->size() <= 5 && std::stoi(*port) <= 65535;
+  uint16_t number = 0;
+  return mesh::core::SplitHostPort(text, host, port).ok() && !host->empty() &&
+         mesh::core::ParsePort(*port, /*allow_zero=*/true, &number);
 }
 
 // ------------------------------------------------------------------------------ sockets
@@ -142,7 +137,8 @@ Status ReceiveSome(int fd, Clock::time_point deadline, std::string* out) {
     ssize_t n = recv(fd, buffer, sizeof buffer, 0);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      return Status::Unavailable(std::string("the connection failed: ") + strerror(errno));
+      return Status::Unavailable(std::string("the connection failed: ") +
+                                 mesh::net::ErrnoText(errno));
     }
     if (n == 0) return Status::Unavailable("the peer closed the connection");
     out->append(buffer, static_cast<size_t>(n));
@@ -156,7 +152,7 @@ Status ConnectWithTimeout(const sockaddr_storage& target, double timeout_s, int*
   *timed_out = false;
   *error = 0;
   int fd = socket(target.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  if (fd < 0) return Status::IOError(std::string("socket: ") + strerror(errno));
+  if (fd < 0) return Status::IOError(std::string("socket: ") + mesh::net::ErrnoText(errno));
   socklen_t len = target.ss_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6);
   int rc = connect(fd, reinterpret_cast<const sockaddr*>(&target), len);
   int err = rc == 0 ? 0 : errno;
@@ -177,7 +173,7 @@ Status ConnectWithTimeout(const sockaddr_storage& target, double timeout_s, int*
   if (err != 0) {
     close(fd);
     *error = err;
-    return Status::Unavailable(strerror(err));
+    return Status::Unavailable(mesh::net::ErrnoText(err));
   }
   int flags = fcntl(fd, F_GETFL);
   fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);

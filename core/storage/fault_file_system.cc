@@ -37,6 +37,17 @@ class FaultFileSystem::File : public WritableFile {
   bool closed_ = false;
 };
 
+// A held LockFile lock: a name in locked_ while it lives.
+class FaultFileSystem::Lock : public FileLock {
+ public:
+  Lock(FaultFileSystem* fs, std::string path) : fs_(fs), path_(std::move(path)) {}
+  ~Lock() override { fs_->locked_.erase(path_); }
+
+ private:
+  FaultFileSystem* fs_;
+  std::string path_;
+};
+
 namespace {
 
 void WriteInto(std::string* content, uint64_t offset, std::string_view data) {
@@ -178,9 +189,13 @@ Status FaultFileSystem::ReadFile(const std::string& path, std::string* out) {
   return Status::OK();
 }
 
-Status FaultFileSystem::WriteFileAtomic(const std::string& path, std::string_view data) {
+Status FaultFileSystem::WriteFileAtomic(const std::string& path, std::string_view data,
+                                        const AtomicWriteOptions& options) {
   std::string dir = Parent(path);
   if (!DirExists(dir)) return Status::NotFound(path + ": open: No such file or directory");
+  if (!options.overwrite && current_names_.count(path)) {
+    return Status::AlreadyExists(path + ": link: File exists");
+  }
   std::string tmp = path + ".tmp";
   // write(tmp)
   MESH_RETURN_IF_ERROR(CheckWrite(tmp));
@@ -272,6 +287,15 @@ Status FaultFileSystem::SyncDir(const std::string& dir) {
 
 bool FaultFileSystem::Exists(const std::string& path) {
   return current_names_.count(path) > 0 || (DirExists(path) && !path.empty());
+}
+
+Status FaultFileSystem::LockFile(const std::string& path, LockWait /*wait*/,
+                                 std::unique_ptr<FileLock>* lock) {
+  if (!DirExists(Parent(path))) return Status::NotFound(path + ": open: No such file or directory");
+  if (!locked_.insert(path).second) return Status::Busy(path + ": already locked");
+  if (!current_names_.count(path)) current_names_[path] = std::make_shared<Inode>();
+  *lock = std::make_unique<Lock>(this, path);
+  return Status::OK();
 }
 
 void FaultFileSystem::Crash(TearMode mode) {

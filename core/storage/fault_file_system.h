@@ -16,7 +16,9 @@
 // power cut in the middle of writeback does to an in-place WAL.
 // Directories are durable as soon as CreateDirs returns (a simplification).
 // WriteFileAtomic, Truncate and OpenWritable's preallocation are durable after return,
-// as the FileSystem contract says.
+// as the FileSystem contract says. WriteFileAtomic's mode is not modelled and its
+// temporary file is always "<path>.tmp". LockFile locks are a set of held paths: one test
+// thread cannot wait for itself, so a held lock is Busy for kWait too.
 //
 // Fault injection: FailNextWrites / FailNextSyncs make upcoming writes or syncs fail with an
 // IOError (nothing of a failed write is applied); SetSpaceLimit makes any operation that
@@ -61,7 +63,9 @@ class FaultFileSystem : public FileSystem {
   Status OpenWritable(const std::string& path, uint64_t preallocate,
                       std::unique_ptr<WritableFile>* out) override;
   Status ReadFile(const std::string& path, std::string* out) override;
-  Status WriteFileAtomic(const std::string& path, std::string_view data) override;
+  using FileSystem::WriteFileAtomic;
+  Status WriteFileAtomic(const std::string& path, std::string_view data,
+                         const AtomicWriteOptions& options) override;
   Status ListDir(const std::string& dir, std::vector<std::string>* names) override;
   Status CreateDirs(const std::string& dir) override;
   Status Remove(const std::string& path) override;
@@ -69,6 +73,7 @@ class FaultFileSystem : public FileSystem {
   Status Truncate(const std::string& path, uint64_t size) override;
   Status SyncDir(const std::string& dir) override;
   bool Exists(const std::string& path) override;
+  Status LockFile(const std::string& path, LockWait wait, std::unique_ptr<FileLock>* lock) override;
 
   /// Simulates a power cut (see the model above). Open WritableFiles stay usable but write
   /// to inodes that may no longer be named; tests normally destroy the store first.
@@ -102,6 +107,8 @@ class FaultFileSystem : public FileSystem {
   };
   class File;
   friend class File;
+  class Lock;
+  friend class Lock;
 
   Status CheckWrite(const std::string& path);
   Status CheckSync(const std::string& path);
@@ -120,6 +127,7 @@ class FaultFileSystem : public FileSystem {
   std::map<std::string, std::shared_ptr<Inode>> current_names_;
   std::map<std::string, std::shared_ptr<Inode>> durable_names_;
   std::set<std::string> dirs_;
+  std::set<std::string> locked_;        // paths with a live FileLock
   std::vector<PendingWrite> unsynced_;  // in issue order
   int fail_writes_after_ = 0;
   int fail_writes_ = 0;

@@ -6,6 +6,7 @@
 #include <string_view>
 #include <utility>
 
+#include "core/hex.h"
 #include "core/storage/crc32c.h"
 
 namespace mesh::core {
@@ -45,27 +46,14 @@ uint64_t GetFixed64(const char* p) {
   return v;
 }
 
-std::string SegmentName(uint64_t seq) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string name(16, '0');
-  for (int i = 15; i >= 0; --i, seq >>= 4) name[i] = kHex[seq & 0xf];
-  return name + ".wal";
-}
+std::string SegmentName(uint64_t seq) { return HexUint64(seq) + ".wal"; }
 
 bool ParseSegmentName(const std::string& name, uint64_t* seq) {
   if (name.size() != 20 || name.compare(16, 4, ".wal") != 0) return false;
   uint64_t v = 0;
-  for (int i = 0; i < 16; ++i) {
-    char c = name[i];
-    int d;
-    if (c >= '0' && c <= '9') {
-      d = c - '0';
-    } else if (c >= 'a' && c <= 'f') {
-      d = c - 'a' + 10;
-    } else {
-      return false;
-    }
-    v = (v << 4) | static_cast<uint64_t>(d);
+  // Exactly the name SegmentName writes (16 lowercase digits), nothing that only parses alike.
+  if (!ParseHexUint64(std::string_view(name).substr(0, 16), &v) || SegmentName(v) != name) {
+    return false;
   }
   *seq = v;
   return true;

@@ -31,9 +31,9 @@ using Millis = std::chrono::milliseconds;
 
 // Refuses, while full, whatever would need new space. Loop thread only (the logs here sync
 // in the loop).
-class FullableFileSystem final : public core::FileSystem {
+class FullableFileSystem final : public core::FileSystemWrapper {
  public:
-  explicit FullableFileSystem(core::FileSystem* base) : base_(base) {}
+  explicit FullableFileSystem(core::FileSystem* base) : FileSystemWrapper(base) {}
   bool wal_full = false;       // segment allocation and creation
   bool snapshot_full = false;  // the snapshot file
   int refused = 0;             // operations refused so far
@@ -42,49 +42,29 @@ class FullableFileSystem final : public core::FileSystem {
                       std::unique_ptr<core::WritableFile>* out) override {
     if (wal_full && preallocate > 0) return Refuse(path + ": pwrite");
     std::unique_ptr<core::WritableFile> file;
-    MESH_RETURN_IF_ERROR(base_->OpenWritable(path, preallocate, &file));
+    MESH_RETURN_IF_ERROR(target()->OpenWritable(path, preallocate, &file));
     *out = std::make_unique<File>(this, std::move(file), path);
     return Status::OK();
   }
-  Status ReadFile(const std::string& path, std::string* out) override {
-    return base_->ReadFile(path, out);
-  }
-  Status WriteFileAtomic(const std::string& path, std::string_view data) override {
+  using FileSystemWrapper::WriteFileAtomic;
+  Status WriteFileAtomic(const std::string& path, std::string_view data,
+                         const core::AtomicWriteOptions& options) override {
     if (snapshot_full) return Refuse(path + ".tmp: pwrite");
-    return base_->WriteFileAtomic(path, data);
+    return target()->WriteFileAtomic(path, data, options);
   }
-  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
-    return base_->ListDir(dir, names);
-  }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  Status Remove(const std::string& path) override { return base_->Remove(path); }
-  Status Rename(const std::string& from, const std::string& to) override {
-    return base_->Rename(from, to);
-  }
-  Status Truncate(const std::string& path, uint64_t size) override {
-    return base_->Truncate(path, size);
-  }
-  Status SyncDir(const std::string& dir) override { return base_->SyncDir(dir); }
-  bool Exists(const std::string& path) override { return base_->Exists(path); }
 
  private:
-  class File final : public core::WritableFile {
+  class File final : public core::WritableFileWrapper {
    public:
     File(FullableFileSystem* fs, std::unique_ptr<core::WritableFile> file, std::string path)
-        : fs_(fs), file_(std::move(file)), path_(std::move(path)) {}
-    Status WriteAt(uint64_t offset, std::string_view data) override {
-      return file_->WriteAt(offset, data);
-    }
+        : WritableFileWrapper(std::move(file)), fs_(fs), path_(std::move(path)) {}
     Status Allocate(uint64_t size) override {
       if (fs_->wal_full) return fs_->Refuse(path_ + ": pwrite");
-      return file_->Allocate(size);
+      return target()->Allocate(size);
     }
-    Status Sync() override { return file_->Sync(); }
-    Status Close() override { return file_->Close(); }
 
    private:
     FullableFileSystem* fs_;
-    std::unique_ptr<core::WritableFile> file_;
     std::string path_;
   };
 
@@ -92,8 +72,6 @@ class FullableFileSystem final : public core::FileSystem {
     ++refused;
     return core::NoSpaceError(what);
   }
-
-  core::FileSystem* base_;
 };
 
 struct TestNode {

@@ -32,9 +32,9 @@ using Millis = std::chrono::milliseconds;
 
 // Holds the Sync of every file it opened while closed. Thread-safe: Sync runs on libuv's
 // pool, the test opens and closes the gate from the loop thread.
-class GatedFileSystem final : public core::FileSystem {
+class GatedFileSystem final : public core::FileSystemWrapper {
  public:
-  explicit GatedFileSystem(core::FileSystem* base) : base_(base) {}
+  explicit GatedFileSystem(core::FileSystem* base) : FileSystemWrapper(base) {}
 
   void Close() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -55,50 +55,25 @@ class GatedFileSystem final : public core::FileSystem {
   Status OpenWritable(const std::string& path, uint64_t preallocate,
                       std::unique_ptr<core::WritableFile>* out) override {
     std::unique_ptr<core::WritableFile> file;
-    MESH_RETURN_IF_ERROR(base_->OpenWritable(path, preallocate, &file));
+    MESH_RETURN_IF_ERROR(target()->OpenWritable(path, preallocate, &file));
     *out = std::make_unique<GatedFile>(this, std::move(file));
     return Status::OK();
   }
-  Status ReadFile(const std::string& path, std::string* out) override {
-    return base_->ReadFile(path, out);
-  }
-  Status WriteFileAtomic(const std::string& path, std::string_view data) override {
-    return base_->WriteFileAtomic(path, data);
-  }
-  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
-    return base_->ListDir(dir, names);
-  }
-  Status CreateDirs(const std::string& dir) override { return base_->CreateDirs(dir); }
-  Status Remove(const std::string& path) override { return base_->Remove(path); }
-  Status Rename(const std::string& from, const std::string& to) override {
-    return base_->Rename(from, to);
-  }
-  Status Truncate(const std::string& path, uint64_t size) override {
-    return base_->Truncate(path, size);
-  }
-  Status SyncDir(const std::string& dir) override { return base_->SyncDir(dir); }
-  bool Exists(const std::string& path) override { return base_->Exists(path); }
 
  private:
-  class GatedFile final : public core::WritableFile {
+  class GatedFile final : public core::WritableFileWrapper {
    public:
     GatedFile(GatedFileSystem* fs, std::unique_ptr<core::WritableFile> file)
-        : fs_(fs), file_(std::move(file)) {}
-    Status WriteAt(uint64_t offset, std::string_view data) override {
-      return file_->WriteAt(offset, data);
-    }
-    Status Allocate(uint64_t size) override { return file_->Allocate(size); }
+        : WritableFileWrapper(std::move(file)), fs_(fs) {}
     Status Sync() override {
       fs_->Wait();
-      Status st = file_->Sync();
+      Status st = target()->Sync();
       ++fs_->synced_;
       return st;
     }
-    Status Close() override { return file_->Close(); }
 
    private:
     GatedFileSystem* fs_;
-    std::unique_ptr<core::WritableFile> file_;
   };
 
   void Wait() {
@@ -108,7 +83,6 @@ class GatedFileSystem final : public core::FileSystem {
     --waiting_;
   }
 
-  core::FileSystem* base_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = true;

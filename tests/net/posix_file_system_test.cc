@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/storage/log_store.h"
@@ -97,6 +98,91 @@ TEST_F(PosixFileSystemTest, ErrorsNamePathAndCause) {
   std::unique_ptr<core::WritableFile> f;
   s = fs_->OpenWritable(root_ + "/no/dir/file", 0, &f);
   EXPECT_TRUE(s.IsNotFound()) << s.ToString();
+}
+
+mode_t ModeOf(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
+}
+
+TEST_F(PosixFileSystemTest, MakeDirsIsMkdirP) {
+  const std::string dir = root_ + "/x/y/z";
+  ASSERT_TRUE(MakeDirs(dir, 0750).ok());
+  EXPECT_EQ(ModeOf(root_ + "/x") & 0700, 0700u);
+  EXPECT_EQ(ModeOf(dir) & ~0750u, 0u);  // the umask may narrow it, never widen it
+  Status again = MakeDirs(dir, 0750);   // every component exists (EEXIST): fine
+  EXPECT_TRUE(again.ok()) << again.ToString();
+  EXPECT_TRUE(MakeDirs(dir + "/", 0700).ok());  // a trailing slash too
+  // A component that is a file: an error naming it, whatever the depth.
+  ASSERT_TRUE(fs_->WriteFileAtomic(root_ + "/x/file", "x").ok());
+  for (const std::string& bad : {root_ + "/x/file", root_ + "/x/file/sub", root_ + "/x/file/a/b"}) {
+    Status s = MakeDirs(bad, 0700);
+    EXPECT_TRUE(s.IsIOError()) << bad << ": " << s.ToString();
+    EXPECT_THAT(s.message(), HasSubstr(root_ + "/x/file")) << s.ToString();
+    EXPECT_THAT(s.message(), HasSubstr("Not a directory")) << s.ToString();
+  }
+  EXPECT_TRUE(MakeDirs("", 0700).IsInvalidArgument());
+}
+
+TEST_F(PosixFileSystemTest, WriteFileAtomicOptions) {
+  const std::string path = root_ + "/cert.pem";
+  core::AtomicWriteOptions public_file;
+  public_file.mode = 0644;
+  public_file.overwrite = false;
+  public_file.unique_temp = true;
+  const mode_t old_umask = ::umask(077);  // the exact mode wins over the umask
+  Status s = fs_->WriteFileAtomic(path, "one", public_file);
+  ::umask(old_umask);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(ModeOf(path), 0644u);
+  s = fs_->WriteFileAtomic(path, "two", public_file);  // no overwrite: refused, old file kept
+  EXPECT_EQ(s.code(), Status::Code::kAlreadyExists) << s.ToString();
+  std::string content;
+  ASSERT_TRUE(fs_->ReadFile(path, &content).ok());
+  EXPECT_EQ(content, "one");
+  public_file.overwrite = true;
+  ASSERT_TRUE(fs_->WriteFileAtomic(path, "three", public_file).ok());
+  ASSERT_TRUE(fs_->ReadFile(path, &content).ok());
+  EXPECT_EQ(content, "three");
+  std::vector<std::string> names;
+  ASSERT_TRUE(fs_->ListDir(root_, &names).ok());
+  EXPECT_THAT(names, ElementsAre("cert.pem"));  // no temporary file left behind
+  EXPECT_EQ(ModeOf(path), 0644u);
+
+  // A symlink where the temporary file goes is removed, never followed.
+  const std::string target = root_ + "/target";
+  ASSERT_EQ(::symlink(target.c_str(), (root_ + "/snap.tmp").c_str()), 0);
+  ASSERT_TRUE(fs_->WriteFileAtomic(root_ + "/snap", "data").ok());
+  EXPECT_FALSE(fs_->Exists(target));
+  EXPECT_EQ(ModeOf(root_ + "/snap"), 0600u);
+}
+
+TEST_F(PosixFileSystemTest, LockFileIsExclusiveUntilReleased) {
+  const std::string path = root_ + "/node.lock";
+  std::unique_ptr<core::FileLock> first;
+  ASSERT_TRUE(fs_->LockFile(path, core::LockWait::kTry, &first).ok());
+  EXPECT_EQ(ModeOf(path), 0600u);
+  std::unique_ptr<core::FileLock> second;
+  Status s = fs_->LockFile(path, core::LockWait::kTry, &second);  // flock: per open file
+  EXPECT_TRUE(s.IsBusy()) << s.ToString();
+  EXPECT_THAT(s.message(), HasSubstr(path));
+  EXPECT_EQ(second, nullptr);
+  // A waiting locker gets it once the first is released.
+  Status waited;
+  std::thread waiter([&] { waited = fs_->LockFile(path, core::LockWait::kWait, &second); });
+  first.reset();
+  waiter.join();
+  EXPECT_TRUE(waited.ok()) << waited.ToString();
+  EXPECT_NE(second, nullptr);
+  second.reset();
+  EXPECT_TRUE(fs_->LockFile(path, core::LockWait::kTry, &first).ok());
+
+  // Never through a symbolic link; a missing directory is NotFound.
+  ASSERT_EQ(::symlink(path.c_str(), (root_ + "/link.lock").c_str()), 0);
+  s = fs_->LockFile(root_ + "/link.lock", core::LockWait::kTry, &second);
+  EXPECT_EQ(s.code(), Status::Code::kPermissionDenied) << s.ToString();
+  EXPECT_TRUE(fs_->LockFile(root_ + "/no/dir.lock", core::LockWait::kTry, &second).IsNotFound());
 }
 
 core::LogEntry Entry(uint64_t index, uint64_t term) {

@@ -134,6 +134,93 @@ TEST_F(FaultFileSystemTest, WriteFileAtomicIsDurableAndAtomic) {
   EXPECT_EQ(Read(fs_, "/d/snap"), "v1");
 }
 
+TEST_F(FaultFileSystemTest, WriteFileAtomicWithoutOverwriteRefusesAnExistingFile) {
+  AtomicWriteOptions create_only;
+  create_only.overwrite = false;
+  ASSERT_TRUE(fs_.WriteFileAtomic("/d/key", "k1", create_only).ok());
+  EXPECT_EQ(fs_.WriteFileAtomic("/d/key", "k2", create_only).code(), Status::Code::kAlreadyExists);
+  EXPECT_EQ(Read(fs_, "/d/key"), "k1");
+  EXPECT_FALSE(fs_.Exists("/d/key.tmp"));
+}
+
+TEST_F(FaultFileSystemTest, LockFileIsExclusiveUntilReleased) {
+  std::unique_ptr<FileLock> lock;
+  ASSERT_TRUE(fs_.LockFile("/d/node.lock", LockWait::kTry, &lock).ok());
+  EXPECT_TRUE(fs_.Exists("/d/node.lock"));
+  std::unique_ptr<FileLock> other;
+  EXPECT_TRUE(fs_.LockFile("/d/node.lock", LockWait::kTry, &other).IsBusy());
+  EXPECT_TRUE(fs_.LockFile("/d/node.lock", LockWait::kWait, &other).IsBusy());  // one thread
+  EXPECT_TRUE(fs_.LockFile("/d/sub/other.lock", LockWait::kTry, &other).ok());  // another file
+  lock.reset();
+  EXPECT_TRUE(fs_.LockFile("/d/node.lock", LockWait::kTry, &lock).ok());
+  EXPECT_TRUE(fs_.LockFile("/nodir/x.lock", LockWait::kTry, &other).IsNotFound());
+}
+
+// A wrapper forwards every call it does not override to its target.
+class CountingSyncs final : public FileSystemWrapper {
+ public:
+  using FileSystemWrapper::FileSystemWrapper;
+  Status SyncDir(const std::string& dir) override {
+    ++dir_syncs;
+    return target()->SyncDir(dir);
+  }
+  Status OpenWritable(const std::string& path, uint64_t preallocate,
+                      std::unique_ptr<WritableFile>* out) override {
+    std::unique_ptr<WritableFile> file;
+    MESH_RETURN_IF_ERROR(target()->OpenWritable(path, preallocate, &file));
+    *out = std::make_unique<File>(this, std::move(file));
+    return Status::OK();
+  }
+  int dir_syncs = 0;
+  int file_syncs = 0;
+
+ private:
+  class File final : public WritableFileWrapper {
+   public:
+    File(CountingSyncs* fs, std::unique_ptr<WritableFile> file)
+        : WritableFileWrapper(std::move(file)), fs_(fs) {}
+    Status Sync() override {
+      ++fs_->file_syncs;
+      return target()->Sync();
+    }
+
+   private:
+    CountingSyncs* fs_;
+  };
+};
+
+TEST_F(FaultFileSystemTest, WrapperForwardsEverythingItDoesNotOverride) {
+  CountingSyncs wrapped(&fs_);
+  EXPECT_EQ(wrapped.target(), &fs_);
+  ASSERT_TRUE(wrapped.CreateDirs("/w/x").ok());
+  std::unique_ptr<WritableFile> f;
+  ASSERT_TRUE(wrapped.OpenWritable("/w/x/seg", 8, &f).ok());
+  ASSERT_TRUE(f->WriteAt(0, "abc").ok());
+  ASSERT_TRUE(f->Sync().ok());
+  ASSERT_TRUE(f->Close().ok());
+  ASSERT_TRUE(wrapped.SyncDir("/w/x").ok());
+  ASSERT_TRUE(wrapped.WriteFileAtomic("/w/x/snap", "s").ok());
+  ASSERT_TRUE(wrapped.Rename("/w/x/snap", "/w/x/snap2").ok());
+  ASSERT_TRUE(wrapped.Truncate("/w/x/seg", 3).ok());
+  std::vector<std::string> names;
+  ASSERT_TRUE(wrapped.ListDir("/w/x", &names).ok());
+  EXPECT_THAT(names, ElementsAre("seg", "snap2"));
+  EXPECT_TRUE(wrapped.Exists("/w/x/snap2"));
+  ASSERT_TRUE(wrapped.Remove("/w/x/snap2").ok());
+  EXPECT_FALSE(fs_.Exists("/w/x/snap2"));
+  std::unique_ptr<FileLock> lock;
+  ASSERT_TRUE(wrapped.LockFile("/w/x/l", LockWait::kTry, &lock).ok());
+  EXPECT_TRUE(fs_.LockFile("/w/x/l", LockWait::kTry, &lock).IsBusy());
+  std::string content;
+  ASSERT_TRUE(wrapped.ReadFile("/w/x/seg", &content).ok());
+  EXPECT_EQ(content, "abc");
+  // The overrides ran; the syncs inside the target's own WriteFileAtomic are the target's.
+  EXPECT_EQ(wrapped.file_syncs, 1);
+  EXPECT_EQ(wrapped.dir_syncs, 1);
+  fs_.Crash();
+  EXPECT_EQ(Read(fs_, "/w/x/seg"), "abc");
+}
+
 TEST_F(FaultFileSystemTest, PreallocationAndTruncateAreDurable) {
   auto f = Open("/d/seg", 64);
   ASSERT_TRUE(fs_.SyncDir("/d").ok());
