@@ -41,7 +41,9 @@ void ToProto(const Resource& r, const Lock& lock, pb::LockEntryState* out) {
   out->set_seq(lock.seq);
   out->set_no_create(lock.no_create);
   out->set_stamp_unix_ns(lock.stamp_unix_ns);
-  out->set_resource(NameOf(r, lock));
+  // Only a hierarchy's lock names more than its queue (a node path): a lock of any other
+  // queue leaves the name out, which halves a simple lock's bytes in a snapshot.
+  if (r.type == ResourceType::kHierarchical) out->set_resource(NameOf(r, lock));
 }
 
 // Appends protobuf wire format (proto3: a scalar at its default is left out, a message
@@ -114,11 +116,7 @@ void EncodeLock(const Resource& r, const Lock& lock, SessionKeyCache* keys, std:
   w.Scalar(7, lock.seq);
   w.Scalar(8, lock.no_create ? 1 : 0);
   w.Scalar(9, static_cast<uint64_t>(lock.stamp_unix_ns));
-  if (r.type != ResourceType::kHierarchical) {
-    w.Text(10, r.queue_key());  // NameOf without the copy
-  } else {
-    w.Text(10, NameOf(r, lock));
-  }
+  if (r.type == ResourceType::kHierarchical) w.Text(10, NameOf(r, lock));  // as ToProto
 }
 
 }  // namespace
@@ -269,10 +267,12 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const ResourceNam
   if (in.seq() == 0 || in.seq() > sit->second.last_seq) {
     return Status::Corruption(where() + "seq beyond its session's last seq");
   }
-  // A lock of a queue other than a hierarchy's is requested under the queue's own name,
-  // parsed already: the name is parsed again only if it differs (a hierarchy's path).
   ResourceName parsed_name;
-  const bool own_name = in.resource() == r.queue_key() && queue_rn.path.empty();
+  // A lock of a queue other than a hierarchy's is requested under the queue's own name,
+  // left out of the snapshot (snapshots written before that name it).
+  const bool own_name = queue_rn.path.empty() && r.type != ResourceType::kHierarchical &&
+                        (in.resource().empty() || in.resource() == r.queue_key());
+  // Otherwise the name is parsed (a hierarchy's path, or a name that may be wrong).
   if (!own_name) {
     const Status parsed = ParseResourceName(in.resource(), &parsed_name);
     if (!parsed.ok()) return Status::Corruption(where() + parsed.message());

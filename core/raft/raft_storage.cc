@@ -85,12 +85,9 @@ Status PersistBatches(LogStore* store, const std::vector<const Batch*>& batches)
 Status ReadSnapshot(const LogStore& store, Snapshot* out) {
   *out = Snapshot();
   SnapshotData snap;
+  // The file only, not the store's state: a loader reads it while the pool thread may be
+  // persisting a batch (a newer snapshot replaces the file atomically: either is whole).
   MESH_RETURN_IF_ERROR(store.ReadSnapshot(&snap));
-  if (snap.index != store.snapshot().index || snap.term != store.snapshot().term) {
-    return Status::Corruption("the snapshot file (index " + std::to_string(snap.index) +
-                              ") is not the store's (index " +
-                              std::to_string(store.snapshot().index) + ")");
-  }
   if (snap.index == 0) return Status::OK();
   pb::StoredSnapshot stored;
   if (!stored.ParseFromString(snap.data)) {
@@ -113,6 +110,11 @@ Status LoadPersistentState(const LogStore& store, PersistentState* out) {
   state.hard_state = store.hard_state();
   Snapshot snap;
   MESH_RETURN_IF_ERROR(ReadSnapshot(store, &snap));
+  if (snap.meta.index() != store.snapshot().index || snap.meta.term() != store.snapshot().term) {
+    return Status::Corruption("the snapshot file (index " + std::to_string(snap.meta.index()) +
+                              ") is not the one the log records (index " +
+                              std::to_string(store.snapshot().index) + ")");
+  }
   state.snapshot = std::move(snap.meta);
   state.snapshot_data = std::move(snap.data);
   state.entries.reserve(store.last_index() - store.snapshot().index);

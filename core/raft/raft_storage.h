@@ -44,8 +44,9 @@ Status LoadPersistentState(const LogStore& store, PersistentState* out);
 
 /// Reads the latest snapshot `store` persisted (SaveSnapshot of a batch's snapshot or
 /// compacted) back from its file, data included, into `*out`; out->meta.index() is 0 if
-/// there is none. Corruption if it does not decode or is not the store's latest. Touches
-/// only the snapshot file (LogStore::ReadSnapshot), for a SnapshotLoader.
+/// there is none. Corruption if it does not decode. Touches only the snapshot file
+/// (LogStore::ReadSnapshot), not the store's state, so a SnapshotLoader may call it while
+/// another thread persists a batch; the caller checks that it is the snapshot it wants.
 Status ReadSnapshot(const LogStore& store, Snapshot* out);
 
 /// The LogEntry encoding of `entry` (see the file comment).

@@ -1359,6 +1359,29 @@ TEST_F(LockTableCorruptSnapshotTest, RejectsEachCorruption) {
   }
 }
 
+// A lock of a queue other than a hierarchy's leaves its name out of a snapshot (it is its
+// queue's); a snapshot that names it (as older versions wrote) restores the same table.
+TEST_F(LockTableCorruptSnapshotTest, LocksNamedAsTheirQueueRestoreTheSameTable) {
+  size_t named = 0;
+  pb::LockTableSnapshot old_style = good_;
+  for (pb::ResourceState& r : *old_style.mutable_resources()) {
+    for (auto* list : {r.mutable_holders(), r.mutable_waiters()}) {
+      for (pb::LockEntryState& l : *list) {
+        if (r.name().rfind("/", 0) == 0) {
+          EXPECT_FALSE(l.resource().empty()) << "a hierarchy's lock names its path";
+          continue;
+        }
+        EXPECT_TRUE(l.resource().empty()) << r.name();
+        l.set_resource(r.name());
+        ++named;
+      }
+    }
+  }
+  ASSERT_GE(named, 5u);
+  ASSERT_TRUE(target_->Restore(old_style).ok());
+  EXPECT_EQ(SnapshotBytes(*target_), good_.SerializeAsString());
+}
+
 TEST_F(LockTableCorruptSnapshotTest, GoodSnapshotRestoresParkedRequests) {
   ASSERT_TRUE(target_->Restore(good_).ok());
   EXPECT_EQ(target_->held_count(), table_.held_count());
