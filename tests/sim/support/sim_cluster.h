@@ -99,6 +99,16 @@ struct SimOptions {
   double duplicate = 0.01;
   /// A client's proposal is proposed again after this long without being applied.
   Time retry_interval = 400'000;
+  /// Persistence (the model of libuv's thread pool running net/command_log's syncs): a sync
+  /// takes a time uniform in [sync_min, sync_max], or with probability slow_sync one uniform
+  /// in [sync_max, slow_sync_max] (a slow disk: several batches pile up behind it). Each run
+  /// of a node persists in its loop instead (a sync completes at once, as for a node alone
+  /// in its configuration) with probability sync_in_loop.
+  Time sync_min = 100;
+  Time sync_max = 3'000;
+  double slow_sync = 0.05;
+  Time slow_sync_max = 40'000;
+  double sync_in_loop = 0.2;
   /// A node compacts its log once this many entries are applied past its snapshot.
   uint64_t compact_every = 64;
   /// Bytes of one WAL segment (small: the file system lives in memory).
@@ -295,7 +305,20 @@ class Cluster {
   /// One message of the accomplice to node `to` (RogueVouch), with the rogue's gossip
   /// naming the accomplice as leader of its term; the forged entry carries `cmd`.
   void SendAccomplice(int to, const pb::Command& cmd);
+  /// Executes Raft's batches (sends, applies) and starts persisting them, until Raft has
+  /// nothing more for now (sim_driver.cc).
   void Pump(Node& n);
+  /// Sends, applies and queues one batch for persisting; false if the node went down.
+  bool ExecuteBatch(Node& n, core::raft::Batch* batch);
+  /// Persists what is queued: in the loop, or by a sync that completes later (CompleteSync).
+  void StartPersist(Node& n);
+  /// The sync in flight is done: its batches are persisted (written and synced), Advance.
+  void CompleteSync(Node& n);
+  /// The completion event of sync `id` of node i's run (stale events do nothing).
+  void OnSyncDone(int i, uint64_t incarnation, const std::string& node_id, uint64_t id);
+  /// Writes (and syncs where they must) `batches` in order; false on a storage error.
+  bool PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batches);
+  Time SyncDelay();
   void ApplyEntry(Node& n, const pb::Entry& e);
   void AfterApply(Node& n);
   void ObserveRole(Node& n);
@@ -346,6 +369,7 @@ class Cluster {
   SimRandom net_rng_;
   SimRandom fault_rng_;
   SimRandom client_rng_;
+  SimRandom disk_rng_;  // sync delays, persistence modes, what a crash mid-sync wrote
   Time now_ = 0;
   uint64_t event_seq_ = 0;
   std::vector<Event> queue_;  // a binary heap on (at, seq)
