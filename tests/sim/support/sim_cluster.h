@@ -6,8 +6,9 @@
 // run the real core: raft::Raft on a core::LogStore on a core::FaultFileSystem (a crash
 // drops every unsynced write, optionally tearing the last one), a core::LockTable applied
 // from the committed log, and the leases of core/lease. Around them, a model of the node
-// driver of net/: it executes each Batch in the order persist (fsync) -> send -> apply ->
-// Advance, opens client sessions, proposes client commands and retries them until they are
+// driver of net/: it executes each Batch as core/raft/raft.h says and net/command_log does
+// (send and apply when taken; persist in order, one sync at a time on a model of libuv's
+// thread pool that completes later in virtual time; Advance after it), opens client sessions, proposes client commands and retries them until they are
 // applied (exactly-once by (session, seq)), cancels requests whose deadline passed, sends
 // keepalives, proposes ExpireNode when the leader says a node went silent, compacts the log,
 // and tells clients their locks are lost when its lease lapses.
@@ -168,9 +169,9 @@ class Cluster {
   void SetLoss(double drop);
   /// Power cut on node i: unsynced writes lost (torn per `mode`), clients gone.
   void Crash(int i, core::FaultFileSystem::TearMode mode);
-  /// Arms a power cut on node i at the worst moment: right after it sends the messages of
-  /// its next batch that persisted entries or a hard state (its acknowledgements and votes
-  /// are out; nothing of the batch is applied). Disarmed by Restart(i) if it has not fired.
+  /// Arms a power cut on node i at the worst moment: when it starts the sync of batches
+  /// that write entries or a hard state, whose messages it has sent and whose committed
+  /// entries it has applied (a crash mid-sync). Disarmed by Restart(i) if it has not fired.
   void CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode);
   /// Restarts a crashed node from its storage.
   void Restart(int i);
