@@ -443,6 +443,7 @@ void Cluster::Crash(int i, core::FaultFileSystem::TearMode mode) {
   n.inbox.clear();
   n.lease_inbox.clear();
   bool mid_sync = false;
+  if (n.sync_id != 0) ++stats_.mid_sync_crashes;
   if (n.sync_id != 0 && disk_rng_.Chance(0.5)) {
     // The pool thread had issued the writes of the sync in flight and not seen its fsync
     // return: up to two of the syncs inside it (a segment's growth, a compacted snapshot)

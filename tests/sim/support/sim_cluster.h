@@ -138,6 +138,11 @@ struct SimStats {
   uint64_t rogue_messages = 0;    // messages sent by the rogue process
   uint64_t refused = 0;           // messages refused by core/admission
   uint64_t sessions_refused = 0;  // OpenSession of a client refused by the lock table
+  // The ordering of core/raft/raft.h at work:
+  uint64_t syncs = 0;             // syncs on the pool model (completing later)
+  uint64_t behind_sync = 0;       // batches taken (sent, applied) while a sync was in flight
+  uint64_t applied_unsynced = 0;  // entries applied before this node's copy was written
+  uint64_t mid_sync_crashes = 0;  // crashes while a sync was in flight
 };
 
 class Cluster {

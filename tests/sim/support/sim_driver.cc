@@ -276,6 +276,12 @@ void Cluster::Pump(Node& n) {
 }
 
 bool Cluster::ExecuteBatch(Node& n, core::raft::Batch* batch) {
+  if (n.sync_id != 0) ++stats_.behind_sync;
+  if (!batch->committed.empty() && batch->committed.back().index() > n.store->last_index()) {
+    stats_.applied_unsynced +=
+        std::min<uint64_t>(batch->committed.size(),
+                           batch->committed.back().index() - n.store->last_index());
+  }
   // Send: whatever the batch carries may leave now (raft holds back the rest).
   for (pb::RaftMessage& m : batch->messages) {
     int to = IndexOf(m.to());
@@ -351,6 +357,7 @@ void Cluster::StartPersist(Node& n) {
     CompleteSync(n);
     return;
   }
+  ++stats_.syncs;
   const Time at = now_ + SyncDelay();
   if (options_.verbose) Trace(n.index, "sync " + std::to_string(n.sync_id) + " until " + Ms(at));
   const int i = n.index;
