@@ -1,4 +1,4 @@
-// core/admission: who may speak to this node, and what they may say (DESIGN.md §5, issue 13)
+// core/admission: who may speak to this node, and what they may say (docs/design.md §5)
 // — the members-only rule of the mesh, as pure decisions (no I/O, no clock).
 //
 // The peer transport authenticates a link: with --security mutual the certificate's CN is the

@@ -1,5 +1,5 @@
 // core/connection_limits: how many peer connections that have not finished their handshake a
-// node holds, per source address and in total (issue 14, acceptance 6) — a pure decision.
+// node holds, per source address and in total (docs/mesh.md, "Hostile load") — a pure decision.
 //
 // Every connection accepted on the peer port costs memory (its state, later a TLS session)
 // and a file descriptor from the moment it is accepted until its TLS handshake, Hello and

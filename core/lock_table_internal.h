@@ -7,9 +7,9 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <unordered_map>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -73,11 +73,11 @@ struct ResourceExtra {
 struct Resource {
   const std::string* key = nullptr;  // its key in Impl::resources
   ResourceType type = ResourceType::kSimple;
-  uint32_t set_cursor = 0;           // sets: round-robin position
-  uint64_t capacity = 1;             // as ResourceName::capacity
-  std::vector<Lock> holders;         // grant order
-  std::vector<Lock> waiters;         // FIFO order
-  std::vector<Lock> parked;          // no_create requests waiting for the queue to exist
+  uint32_t set_cursor = 0;               // sets: round-robin position
+  uint64_t capacity = 1;                 // as ResourceName::capacity
+  std::vector<Lock> holders;             // grant order
+  std::vector<Lock> waiters;             // FIFO order
+  std::vector<Lock> parked;              // no_create requests waiting for the queue to exist
   std::unique_ptr<ResourceExtra> extra;  // sets, sequences, timestamps; null for the others
 
   const std::string& queue_key() const { return *key; }
@@ -145,9 +145,9 @@ struct LockTable::Impl {
   using Session = lock_table_internal::Session;
   using SessionId = lock_table_internal::SessionId;
 
-  uint64_t applied_index = 0;                  // last applied entry
-  std::map<SessionId, Session> sessions;       // open sessions
-  std::map<std::string, Resource> resources;   // by queue key
+  uint64_t applied_index = 0;                 // last applied entry
+  std::map<SessionId, Session> sessions;      // open sessions
+  std::map<std::string, Resource> resources;  // by queue key
   // lock id -> its queue (lookups only, never iterated: its order does not matter).
   std::unordered_map<uint64_t, Resource*> lock_index;
   // node id -> its client-id watermark and epoch (see DoOpenSession, DoClaimClientIds).
@@ -203,8 +203,14 @@ struct LockTable::Impl {
   // ------------------------------------------------------------ snapshots
   // LockTable::Snapshot.
   void Snapshot(pb::LockTableSnapshot* out) const;
-  // Fills `lock` from `in`, checking it against the queue `r` it is listed in.
-  Status LoadLock(const pb::LockEntryState& in, Resource& r, bool held, Lock* lock);
+  // What Load remembers from one lock to the next.
+  struct LoadCache {
+    std::map<SessionId, Session>::iterator session;  // the last lock's (sessions.end(): none)
+  };
+  // Fills `lock` from `in`, checking it against the queue `r` it is listed in, whose name
+  // parses to `queue_rn`.
+  Status LoadLock(const pb::LockEntryState& in, const ResourceName& queue_rn, Resource& r,
+                  bool held, LoadCache* cache, Lock* lock);
   // Checks what the holders of a queue hold together, and its counters.
   static Status CheckHolders(const Resource& r);
   // Builds this (empty) Impl from `snap`.

@@ -1,12 +1,15 @@
 // Snapshots, restore (with validation) and listings of core/lock_table.
 #include <algorithm>
+#include <cstdint>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <utility>
 
 #include "core/lock_table.h"
 #include "core/lock_table_internal.h"
+#include "google/protobuf/io/coded_stream.h"
 
 namespace mesh::core {
 
@@ -14,9 +17,9 @@ using lock_table_internal::BlockedByEarlierWaiter;
 using lock_table_internal::ConflictsWithHolders;
 using lock_table_internal::Describe;
 using lock_table_internal::IdOf;
+using lock_table_internal::InitResource;
 using lock_table_internal::IsPersistentType;
 using lock_table_internal::KeyOf;
-using lock_table_internal::InitResource;
 using lock_table_internal::ListKind;
 using lock_table_internal::Lock;
 using lock_table_internal::NameOf;
@@ -39,6 +42,83 @@ void ToProto(const Resource& r, const Lock& lock, pb::LockEntryState* out) {
   out->set_no_create(lock.no_create);
   out->set_stamp_unix_ns(lock.stamp_unix_ns);
   out->set_resource(NameOf(r, lock));
+}
+
+// Appends protobuf wire format (proto3: a scalar at its default is left out, a message
+// field that is set is written even when empty, repeated scalars are packed) in field
+// order, as the generated code writes it. For EncodeSnapshot, which must give exactly the
+// bytes of Snapshot() serialized.
+class WireWriter {
+ public:
+  explicit WireWriter(std::string* out) : out_(out) {}
+
+  void Varint(uint64_t v) {
+    uint8_t buf[10];  // the longest varint of 64 bits
+    uint8_t* end = google::protobuf::io::CodedOutputStream::WriteVarint64ToArray(v, buf);
+    out_->append(reinterpret_cast<const char*>(buf), static_cast<size_t>(end - buf));
+  }
+  // A varint field (uint32/uint64/int64/bool/enum), left out at 0.
+  void Scalar(uint32_t field, uint64_t v) {
+    if (v == 0) return;
+    Varint(field << 3);
+    Varint(v);
+  }
+  // A string or bytes field, left out when empty.
+  void Text(uint32_t field, std::string_view v) {
+    if (!v.empty()) Message(field, v);
+  }
+  // A length-delimited field that is written even when empty (a set message field).
+  void Message(uint32_t field, std::string_view body) {
+    Varint(field << 3 | 2);
+    Varint(body.size());
+    out_->append(body.data(), body.size());
+  }
+
+ private:
+  std::string* out_;
+};
+
+// SessionKey `id` encoded into `out` (replaced).
+void EncodeSessionKey(const SessionId& id, std::string* out) {
+  out->clear();
+  WireWriter w(out);
+  w.Text(1, id.first);
+  w.Scalar(2, id.second);
+}
+
+// The encoded SessionKey of the locks being encoded: consecutive locks mostly share a
+// session, whose key is then encoded once.
+struct SessionKeyCache {
+  const SessionId* session = nullptr;
+  std::string bytes;
+
+  const std::string& Of(const SessionId* id) {
+    if (id != session) {
+      EncodeSessionKey(*id, &bytes);
+      session = id;
+    }
+    return bytes;
+  }
+};
+
+// What ToProto(r, lock) serializes to, into `out` (replaced).
+void EncodeLock(const Resource& r, const Lock& lock, SessionKeyCache* keys, std::string* out) {
+  out->clear();
+  WireWriter w(out);
+  w.Scalar(1, lock.lock_id);
+  w.Message(2, keys->Of(lock.session));
+  w.Scalar(3, static_cast<uint64_t>(lock.mode));
+  w.Scalar(4, lock.quantity);
+  w.Scalar(5, lock.token);
+  w.Text(6, lock.element);
+  w.Scalar(7, lock.seq);
+  w.Scalar(8, lock.no_create ? 1 : 0);
+  w.Scalar(9, static_cast<uint64_t>(lock.stamp_unix_ns));
+  if (r.type != ResourceType::kHierarchical) {
+    w.Text(10, r.queue_key());  // NameOf without the copy
+  } else {
+    w.Text(10, NameOf(r, lock));
+  }
 }
 
 }  // namespace
@@ -92,44 +172,131 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
   }
 }
 
+void LockTable::EncodeSnapshot(std::string* out) const {
+  const Impl& t = *impl_;
+  out->clear();
+  WireWriter w(out);
+  w.Scalar(1, t.applied_index);
+  std::string body, key, lock_bytes, packed;
+  SessionKeyCache keys;
+  for (const auto& [id, s] : t.sessions) {
+    body.clear();
+    WireWriter sw(&body);
+    EncodeSessionKey(id, &key);
+    sw.Message(1, key);
+    sw.Scalar(2, s.pid);
+    sw.Scalar(3, s.uid);
+    sw.Text(4, s.client_name);
+    sw.Scalar(5, s.last_seq);
+    sw.Text(6, s.last_result.SerializeAsString());
+    w.Message(2, body);
+  }
+  for (const auto& [name, r] : t.resources) {
+    body.clear();
+    WireWriter rw(&body);
+    rw.Text(1, name);
+    for (const Lock& l : r.holders) {
+      EncodeLock(r, l, &keys, &lock_bytes);
+      rw.Message(2, lock_bytes);
+    }
+    for (const std::vector<Lock>* queue : {&r.waiters, &r.parked}) {
+      for (const Lock& l : *queue) {
+        EncodeLock(r, l, &keys, &lock_bytes);
+        rw.Message(3, lock_bytes);
+      }
+    }
+    switch (r.type) {
+      case ResourceType::kSequence:
+      case ResourceType::kTransactionalSequence:
+        rw.Scalar(4, r.extra->next_sequence);
+        if (!r.extra->recycled.empty()) {
+          packed.clear();
+          WireWriter pw(&packed);
+          for (uint64_t v : r.extra->recycled) pw.Varint(v);
+          rw.Message(5, packed);
+        }
+        break;
+      case ResourceType::kSet:
+        rw.Scalar(6, r.set_cursor);
+        break;
+      case ResourceType::kTimestamp:
+        rw.Scalar(7, static_cast<uint64_t>(r.extra->last_stamp_ns));
+        rw.Text(8, r.extra->last_stamp_text);
+        break;
+      default:
+        break;
+    }
+    w.Message(3, body);
+  }
+  for (const auto& [node, ids] : t.node_ids) {
+    body.clear();
+    WireWriter nw(&body);
+    nw.Text(1, node);
+    nw.Scalar(2, ids.max_client_id);
+    nw.Scalar(3, ids.epoch);
+    nw.Scalar(4, ids.epoch_nonce);
+    for (const auto& claim : ids.earlier_claims) {
+      key.clear();
+      WireWriter cw(&key);
+      cw.Scalar(1, claim.nonce);
+      cw.Scalar(2, claim.epoch);
+      nw.Message(5, key);
+    }
+    w.Message(4, body);
+  }
+}
+
 // Fills `lock` from `in`, checking it against the queue `r` it is listed in.
-Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, Resource& r, bool held,
-                                 Lock* lock) {
-  const std::string where = "snapshot lock " + std::to_string(in.lock_id()) + ": ";
+Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const ResourceName& queue_rn,
+                                 Resource& r, bool held, LoadCache* cache, Lock* lock) {
+  // Built only on failure: a restore checks millions of locks.
+  auto where = [&] { return "snapshot lock " + std::to_string(in.lock_id()) + ": "; };
   if (in.lock_id() == 0 || in.lock_id() > applied_index) {
-    return Status::Corruption(where + "lock id outside 1.." + std::to_string(applied_index));
+    return Status::Corruption(where() + "lock id outside 1.." + std::to_string(applied_index));
   }
   if (lock_index.count(in.lock_id()) != 0) {
-    return Status::Corruption(where + "lock id listed twice");
+    return Status::Corruption(where() + "lock id listed twice");
   }
-  const SessionId sid = IdOf(in.session());
-  auto sit = sessions.find(sid);
-  if (sit == sessions.end()) {
-    return Status::Corruption(where + "unknown session " + Describe(sid));
+  // Consecutive locks mostly share a session: look it up again only when it changes.
+  auto sit = cache->session;
+  if (sit == sessions.end() || sit->first.second != in.session().client_id() ||
+      sit->first.first != in.session().node_id()) {
+    const SessionId sid = IdOf(in.session());
+    sit = sessions.find(sid);
+    if (sit == sessions.end()) {
+      return Status::Corruption(where() + "unknown session " + Describe(sid));
+    }
+    cache->session = sit;
   }
   if (in.seq() == 0 || in.seq() > sit->second.last_seq) {
-    return Status::Corruption(where + "seq beyond its session's last seq");
+    return Status::Corruption(where() + "seq beyond its session's last seq");
   }
-  ResourceName rn;
-  const Status parsed = ParseResourceName(in.resource(), &rn);
-  if (!parsed.ok()) return Status::Corruption(where + parsed.message());
+  // A lock of a queue other than a hierarchy's is requested under the queue's own name,
+  // parsed already: the name is parsed again only if it differs (a hierarchy's path).
+  ResourceName parsed_name;
+  const bool own_name = in.resource() == r.queue_key() && queue_rn.path.empty();
+  if (!own_name) {
+    const Status parsed = ParseResourceName(in.resource(), &parsed_name);
+    if (!parsed.ok()) return Status::Corruption(where() + parsed.message());
+  }
+  const ResourceName& rn = own_name ? queue_rn : parsed_name;
   if (rn.queue_key != r.queue_key()) {
-    return Status::Corruption(where + "resource " + in.resource() + " listed under " +
+    return Status::Corruption(where() + "resource " + in.resource() + " listed under " +
                               r.queue_key());
   }
-  if (!pb::LockMode_IsValid(in.mode())) return Status::Corruption(where + "bad mode");
+  if (!pb::LockMode_IsValid(in.mode())) return Status::Corruption(where() + "bad mode");
   const bool all_modes = rn.type == ResourceType::kSimple || rn.type == ResourceType::kHierarchical;
   if (!all_modes && in.mode() != pb::EX) {
-    return Status::Corruption(where + "mode other than EX on a " + ResourceTypeName(rn.type) +
+    return Status::Corruption(where() + "mode other than EX on a " + ResourceTypeName(rn.type) +
                               " resource");
   }
   const uint64_t max_quantity = rn.type == ResourceType::kNumeric ? rn.capacity : 1;
   if (in.quantity() < 1 || in.quantity() > max_quantity) {
-    return Status::Corruption(where + "bad quantity");
+    return Status::Corruption(where() + "bad quantity");
   }
   if (held ? (in.token() < in.lock_id() || in.token() > applied_index)
            : (in.token() != 0 || !in.element().empty())) {
-    return Status::Corruption(where + (held ? "bad token" : "waiter with a token or element"));
+    return Status::Corruption(where() + (held ? "bad token" : "waiter with a token or element"));
   }
   lock->lock_id = in.lock_id();
   lock->session = &sit->first;
@@ -142,13 +309,13 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, Resource& r, bool
   lock->stamp_unix_ns = in.stamp_unix_ns();
   lock->path = rn.path;
   lock_index[lock->lock_id] = &r;
-  sit->second.locks.insert(lock->lock_id);
+  sit->second.locks.insert(sit->second.locks.end(), lock->lock_id);  // mostly ascending
   return Status::OK();
 }
 
 // Checks what the holders of a queue hold together, and its counters.
 Status LockTable::Impl::CheckHolders(const Resource& r) {
-  const std::string where = "snapshot resource " + r.queue_key() + ": ";
+  auto where = [&] { return "snapshot resource " + r.queue_key() + ": "; };
   std::set<std::string> elements;
   uint64_t used = 0;
   for (size_t i = 0; i < r.holders.size(); ++i) {
@@ -158,7 +325,7 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
       const bool overlap = r.type == ResourceType::kSimple ||
                            (r.type == ResourceType::kHierarchical && Overlaps(o.path, h.path));
       if (overlap && !ModesCompatible(o.mode, h.mode)) {
-        return Status::Corruption(where + "incompatible holders");
+        return Status::Corruption(where() + "incompatible holders");
       }
     }
     used += h.quantity;
@@ -167,7 +334,7 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
         if (std::find(r.extra->elements.begin(), r.extra->elements.end(), h.element) ==
                 r.extra->elements.end() ||
             !elements.insert(h.element).second) {
-          return Status::Corruption(where + "bad set element " + h.element);
+          return Status::Corruption(where() + "bad set element " + h.element);
         }
         break;
       case ResourceType::kSequence:
@@ -175,15 +342,15 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
         uint64_t v = 0;
         if (!ParseU64(h.element, &v) || v == 0 || v >= r.extra->next_sequence ||
             r.extra->recycled.count(v) != 0 || !elements.insert(h.element).second) {
-          return Status::Corruption(where + "bad sequence value " + h.element);
+          return Status::Corruption(where() + "bad sequence value " + h.element);
         }
         break;
       }
       case ResourceType::kTimestamp:
-        if (h.element.empty()) return Status::Corruption(where + "empty timestamp");
+        if (h.element.empty()) return Status::Corruption(where() + "empty timestamp");
         break;
       default:
-        if (!h.element.empty()) return Status::Corruption(where + "unexpected element");
+        if (!h.element.empty()) return Status::Corruption(where() + "unexpected element");
         break;
     }
   }
@@ -191,14 +358,14 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
                     : r.type == ResourceType::kSet   ? r.holders.size() > r.extra->elements.size()
                     : IsPersistentType(r.type)       ? r.holders.size() > r.capacity
                                                      : false;
-  if (over) return Status::Corruption(where + "more held than the capacity");
+  if (over) return Status::Corruption(where() + "more held than the capacity");
   if (r.holders.empty() && !r.waiters.empty()) {
-    return Status::Corruption(where + "waiters without holders");
+    return Status::Corruption(where() + "waiters without holders");
   }
   // A consistent table never leaves a grantable request waiting.
   for (size_t i = 0; i < r.waiters.size(); ++i) {
     if (!BlockedByEarlierWaiter(r, i, r.waiters[i]) && !ConflictsWithHolders(r, r.waiters[i])) {
-      return Status::Corruption(where + "grantable request left waiting");
+      return Status::Corruption(where() + "grantable request left waiting");
     }
     if (r.type != ResourceType::kHierarchical) break;
   }
@@ -250,6 +417,8 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
     uint64_t& high = node_ids[id.first].max_client_id;  // snapshots older than watermarks
     high = std::max(high, id.second);
   }
+  LoadCache cache{sessions.end()};
+  lock_index.reserve(static_cast<size_t>(snap.resources_size()));
   for (const pb::ResourceState& rs : snap.resources()) {
     ResourceName rn;
     const Status parsed = ParseResourceName(rs.name(), &rn);
@@ -257,29 +426,32 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
     if (rn.queue_key != rs.name()) {
       return Status::Corruption("snapshot resource " + rs.name() + " is not a queue key");
     }
-    if (resources.count(rs.name()) != 0) {
+    // Resources come in key order (Snapshot writes them so): the end is the place to
+    // insert, in constant time. Any other order still loads, in logarithmic time.
+    const size_t known = resources.size();
+    auto slot = resources.try_emplace(resources.end(), rs.name());
+    if (resources.size() == known) {
       return Status::Corruption("snapshot lists resource " + rs.name() + " twice");
     }
-    auto slot = resources.try_emplace(rs.name()).first;
     Resource& r = slot->second;
     r.key = &slot->first;
     InitResource(rn, &r);
-    const std::string where = "snapshot resource " + rs.name() + ": ";
+    auto where = [&] { return "snapshot resource " + rs.name() + ": "; };
     switch (rn.type) {
       case ResourceType::kSequence:
       case ResourceType::kTransactionalSequence:
-        if (rs.next_sequence() == 0) return Status::Corruption(where + "next sequence 0");
+        if (rs.next_sequence() == 0) return Status::Corruption(where() + "next sequence 0");
         r.extra->next_sequence = rs.next_sequence();
         for (uint64_t v : rs.recycled()) {
           if (rn.type != ResourceType::kTransactionalSequence || v == 0 ||
               v >= r.extra->next_sequence || !r.extra->recycled.insert(v).second) {
-            return Status::Corruption(where + "bad recycled value " + std::to_string(v));
+            return Status::Corruption(where() + "bad recycled value " + std::to_string(v));
           }
         }
         break;
       case ResourceType::kSet:
         if (rs.set_cursor() >= rn.elements.size()) {
-          return Status::Corruption(where + "set cursor out of range");
+          return Status::Corruption(where() + "set cursor out of range");
         }
         r.set_cursor = rs.set_cursor();
         break;
@@ -292,19 +464,19 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
     }
     for (const pb::LockEntryState& in : rs.holders()) {
       Lock lock;
-      MESH_RETURN_IF_ERROR(LoadLock(in, r, /*held=*/true, &lock));
+      MESH_RETURN_IF_ERROR(LoadLock(in, rn, r, /*held=*/true, &cache, &lock));
       r.holders.push_back(std::move(lock));
     }
     for (const pb::LockEntryState& in : rs.waiters()) {
       Lock lock;
-      MESH_RETURN_IF_ERROR(LoadLock(in, r, /*held=*/false, &lock));
+      MESH_RETURN_IF_ERROR(LoadLock(in, rn, r, /*held=*/false, &cache, &lock));
       r.waiters.push_back(std::move(lock));
     }
     if (r.holders.empty() && !r.waiters.empty()) {
       // Without holders, waiters can only be no_create requests waiting for creation.
       for (const Lock& w : r.waiters) {
         if (!w.no_create) {
-          return Status::Corruption(where + "request " + std::to_string(w.lock_id) +
+          return Status::Corruption(where() + "request " + std::to_string(w.lock_id) +
                                     " waits on a resource nobody holds");
         }
       }

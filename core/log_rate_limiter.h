@@ -1,5 +1,5 @@
 // core/log_rate_limiter: at most N log lines per key per interval, then one summary of how
-// many were left out (issue 14, acceptance 6) — a pure decision; the caller passes the time.
+// many were left out (docs/mesh.md, "Hostile load") — a pure decision; the caller passes the time.
 //
 // A line that a remote party can make the node write once per connection (a refusal, a
 // failed handshake) must not let it fill the disk or drown the lines that matter: 15,000

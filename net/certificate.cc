@@ -205,8 +205,59 @@ Status SubjectAltNameDer(const std::string& dns_name, std::string* der) {
   return Status::OK();
 }
 
-Status ValidateSpec(const CertificateSpec& spec, std::string* not_before, std::string* not_after) {
-  const std::string& cn = spec.common_name;
+// DER of an extendedKeyUsage extension value (a SEQUENCE of purpose OIDs) for `eku`.
+Status ExtendedKeyUsageDer(unsigned eku, std::string* der) {
+  unsigned char buffer[64];
+  unsigned char* p = buffer + sizeof buffer;
+  int len = 0;
+  auto add = [&](int n) {
+    if (n < 0) return false;
+    len += n;
+    return true;
+  };
+  // Written back to front: clientAuth, then serverAuth, so serverAuth comes first.
+  bool ok = true;
+  if (eku & kEkuClientAuth) {
+    ok = ok && add(mbedtls_asn1_write_oid(&p, buffer, MBEDTLS_OID_CLIENT_AUTH,
+                                          MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)));
+  }
+  if (eku & kEkuServerAuth) {
+    ok = ok && add(mbedtls_asn1_write_oid(&p, buffer, MBEDTLS_OID_SERVER_AUTH,
+                                          MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)));
+  }
+  ok = ok && add(mbedtls_asn1_write_len(&p, buffer, static_cast<size_t>(len)));
+  ok = ok &&
+       add(mbedtls_asn1_write_tag(&p, buffer, MBEDTLS_ASN1_CONSTRUCTED | MBEDTLS_ASN1_SEQUENCE));
+  if (!ok) return Status::Internal("cannot encode the extendedKeyUsage");
+  der->assign(reinterpret_cast<const char*>(p), static_cast<size_t>(len));
+  return Status::OK();
+}
+
+// Adds `cn` as one more CN attribute at the end of `writer`'s subject (the writer emits the
+// list head last). mbedtls_x509write_crt_set_subject_name keeps one value per attribute type.
+Status AppendSubjectCommonName(const std::string& cn, mbedtls_x509write_cert* writer) {
+  auto* node = static_cast<mbedtls_asn1_named_data*>(calloc(1, sizeof(mbedtls_asn1_named_data)));
+  if (node == nullptr) return Status::Internal("out of memory adding a CN");
+  node->oid.tag = MBEDTLS_ASN1_OID;
+  node->oid.len = MBEDTLS_OID_SIZE(MBEDTLS_OID_AT_CN);
+  node->oid.p = static_cast<unsigned char*>(malloc(node->oid.len));
+  node->val.tag = MBEDTLS_ASN1_UTF8_STRING;
+  node->val.len = cn.size();
+  node->val.p = static_cast<unsigned char*>(malloc(cn.size()));
+  if (node->oid.p == nullptr || node->val.p == nullptr) {
+    free(node->oid.p);
+    free(node->val.p);
+    free(node);
+    return Status::Internal("out of memory adding a CN");
+  }
+  memcpy(node->oid.p, MBEDTLS_OID_AT_CN, node->oid.len);
+  memcpy(node->val.p, cn.data(), cn.size());
+  node->next = writer->subject;
+  writer->subject = node;
+  return Status::OK();
+}
+
+Status ValidateCommonName(const std::string& cn) {
   if (cn.empty()) return Status::InvalidArgument("the certificate's CN is empty");
   if (cn.size() > 128) {
     return Status::InvalidArgument("the CN '" + cn.substr(0, 40) +
@@ -221,6 +272,13 @@ Status ValidateSpec(const CertificateSpec& spec, std::string* not_before, std::s
   if (cn.front() == ' ' || cn.back() == ' ') {
     return Status::InvalidArgument("the CN '" + cn + "' starts or ends with a space");
   }
+  return Status::OK();
+}
+
+Status ValidateSpec(const CertificateSpec& spec, std::string* not_before, std::string* not_after) {
+  MESH_RETURN_IF_ERROR(ValidateCommonName(spec.common_name));
+  for (const std::string& cn : spec.extra_common_names)
+    MESH_RETURN_IF_ERROR(ValidateCommonName(cn));
   if (spec.not_before >= spec.not_after) {
     return Status::InvalidArgument("the validity period is empty (not-before " +
                                    FormatUtc(spec.not_before) + " is not before not-after " +
@@ -433,6 +491,52 @@ Validity CertificateInfo::ValidityAt(int64_t now) const {
   return Validity::kValid;
 }
 
+CertificateExpiry CheckCertificateExpiry(int64_t not_before, int64_t not_after, int64_t now,
+                                         int warning_days) {
+  constexpr int64_t kDay = 86400;
+  CertificateExpiry out;
+  if (now < not_before) {
+    out.state = CertificateExpiry::State::kNotYetValid;
+    out.days = (not_before - now) / kDay;
+  } else if (now > not_after) {
+    out.state = CertificateExpiry::State::kExpired;
+    out.days = (now - not_after) / kDay;
+  } else {
+    out.days = (not_after - now) / kDay;
+    out.state = not_after - now <= static_cast<int64_t>(warning_days) * kDay
+                    ? CertificateExpiry::State::kExpiresSoon
+                    : CertificateExpiry::State::kFine;
+  }
+  return out;
+}
+
+std::string CertificateExpiryWarning(const CertificateInfo& info, const std::string& what,
+                                     int64_t now, int warning_days) {
+  CertificateExpiry e = CheckCertificateExpiry(info.not_before, info.not_after, now, warning_days);
+  auto days = [](int64_t n) { return n == 1 ? std::string("1 day") : std::to_string(n) + " days"; };
+  const std::string renew =
+      "make a new one (`lockmesh cert node`, or `lockmesh cert self-signed` for tofu) and send "
+      "the node SIGHUP";
+  const std::string it = what + " " + info.subject;
+  switch (e.state) {
+    case CertificateExpiry::State::kFine:
+      return "";
+    case CertificateExpiry::State::kExpiresSoon:
+      return it + " expires " + (e.days == 0 ? "in less than a day" : "in " + days(e.days)) +
+             ", on " + FormatUtc(info.not_after) + ": peers refuse it from then on; " + renew;
+    case CertificateExpiry::State::kExpired:
+      return it + " expired on " + FormatUtc(info.not_after) +
+             (e.days == 0 ? std::string(" (less than a day ago)") : " (" + days(e.days) + " ago)") +
+             ": peers refuse it; " + renew;
+    case CertificateExpiry::State::kNotYetValid:
+      return it + " is not valid before " + FormatUtc(info.not_before) +
+             (e.days == 0 ? std::string(" (less than a day from now)")
+                          : " (" + days(e.days) + " from now)") +
+             ": peers refuse it until then (is this host's clock right?)";
+  }
+  return "";
+}
+
 std::string FormatUtc(int64_t t) {
   time_t tt = static_cast<time_t>(t);
   struct tm tm;
@@ -451,6 +555,7 @@ CertificateInfo InspectCertificate(const mbedtls_x509_crt& crt) {
   for (const mbedtls_x509_name* name = &crt.subject; name != nullptr; name = name->next) {
     if (name->oid.p != nullptr && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &name->oid) == 0) {
       info.common_name.assign(reinterpret_cast<const char*>(name->val.p), name->val.len);
+      info.common_names.push_back(info.common_name);
     }
   }
   for (const mbedtls_x509_sequence* san = &crt.subject_alt_names; san != nullptr; san = san->next) {
@@ -688,6 +793,9 @@ Status GenerateCertificate(const CertificateSpec& spec, const CertificateChain* 
   rc = mbedtls_x509write_crt_set_subject_name(w, subject.c_str());
   if (rc != 0)
     return Status::InvalidArgument("bad CN '" + spec.common_name + "': " + MbedError(rc));
+  for (const std::string& cn : spec.extra_common_names) {
+    MESH_RETURN_IF_ERROR(AppendSubjectCommonName(cn, w));
+  }
   if (signed_by_ca) {
     MESH_RETURN_IF_ERROR(CopyIssuerName(&issuer_cert->leaf().subject, w));
   } else {
@@ -711,10 +819,19 @@ Status GenerateCertificate(const CertificateSpec& spec, const CertificateChain* 
   if (rc != 0) return fail("cannot set the subject key identifier", rc);
   rc = mbedtls_x509write_crt_set_authority_key_identifier(w);
   if (rc != 0) return fail("cannot set the authority key identifier", rc);
-  rc = mbedtls_x509write_crt_set_key_usage(
-      w, is_ca ? (MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN)
-               : MBEDTLS_X509_KU_DIGITAL_SIGNATURE);
+  unsigned key_usage = spec.key_usage != 0 ? spec.key_usage
+                       : is_ca ? (MBEDTLS_X509_KU_KEY_CERT_SIGN | MBEDTLS_X509_KU_CRL_SIGN)
+                               : MBEDTLS_X509_KU_DIGITAL_SIGNATURE;
+  rc = mbedtls_x509write_crt_set_key_usage(w, key_usage);
   if (rc != 0) return fail("cannot set keyUsage", rc);
+  if (spec.extended_key_usage != 0) {
+    std::string eku;
+    MESH_RETURN_IF_ERROR(ExtendedKeyUsageDer(spec.extended_key_usage, &eku));
+    rc = mbedtls_x509write_crt_set_extension(
+        w, MBEDTLS_OID_EXTENDED_KEY_USAGE, MBEDTLS_OID_SIZE(MBEDTLS_OID_EXTENDED_KEY_USAGE),
+        /*critical=*/0, reinterpret_cast<const unsigned char*>(eku.data()), eku.size());
+    if (rc != 0) return fail("cannot set extendedKeyUsage", rc);
+  }
   if (!is_ca && IsIdLike(spec.common_name)) {
     std::string san;
     MESH_RETURN_IF_ERROR(SubjectAltNameDer(spec.common_name, &san));

@@ -1,4 +1,4 @@
-// net/certificate: X.509 certificates and keys for lockmesh's secure modes (DESIGN.md §6).
+// net/certificate: X.509 certificates and keys for lockmesh's secure modes (docs/design.md §6).
 //
 // - Loading: a PEM (or DER) certificate chain and a private key, as mbedTLS objects owned by
 //   small RAII wrappers (CertificateChain, PrivateKey) that the TLS configuration borrows.
@@ -36,7 +36,7 @@
 
 namespace mesh::net {
 
-/// File names inside a certificate directory written by `lockmesh cert` (DESIGN.md §7).
+/// File names inside a certificate directory written by `lockmesh cert` (docs/design.md §7).
 inline constexpr const char kCertificateFileName[] = "cert.pem";
 inline constexpr const char kPrivateKeyFileName[] = "key.pem";
 
@@ -92,10 +92,11 @@ struct CertificateInfo {
   std::string subject;      // distinguished name as mbedTLS prints it, e.g. "CN=abc, O=lockmesh"
   std::string issuer;       // likewise
   std::string common_name;  // the subject's (last) CN; empty if it has none
-  std::vector<std::string> dns_names;  // SAN dNSName entries, in order
-  int64_t not_before = 0;              // Unix seconds, UTC
-  int64_t not_after = 0;               // Unix seconds, UTC
-  bool is_ca = false;                  // basicConstraints CA:TRUE
+  std::vector<std::string> common_names;  // every CN of the subject, in order (mutual wants one)
+  std::vector<std::string> dns_names;     // SAN dNSName entries, in order
+  int64_t not_before = 0;                 // Unix seconds, UTC
+  int64_t not_after = 0;                  // Unix seconds, UTC
+  bool is_ca = false;                     // basicConstraints CA:TRUE
   bool self_signed = false;  // issuer DN == subject DN and the signature verifies with its own key
   std::string serial;        // serial number, colon-separated hex as mbedTLS prints it
   std::string key_type;      // e.g. "EC P-256", "RSA 2048"
@@ -105,6 +106,40 @@ struct CertificateInfo {
   /// Where `now` (Unix seconds) falls in [not_before, not_after] (both ends valid).
   Validity ValidityAt(int64_t now) const;
 };
+
+/// Days before its end from which a node warns about its own certificate (start-up log and
+/// `lockmesh status`).
+inline constexpr int kCertificateWarningDays = 30;
+
+/// Where a node's own certificate stands for its operator at one instant.
+struct CertificateExpiry {
+  enum class State {
+    kFine,         // valid now and for more than the warning period
+    kExpiresSoon,  // valid now, but ends within the warning period
+    kExpired,      // its end has passed: peers refuse it
+    kNotYetValid,  // its start lies ahead: peers refuse it until then
+  };
+  State state = State::kFine;
+  /// kExpiresSoon: whole days left (0: less than a day); kExpired: whole days since the end;
+  /// kNotYetValid: whole days until the start; kFine: whole days left.
+  int64_t days = 0;
+};
+
+/// The expiry decision, pure (no clock is read: `now` is the caller's, Unix seconds): a
+/// certificate valid over [not_before, not_after] (both ends valid, as ValidityAt) is
+/// kExpiresSoon when now lies within the last `warning_days` days of it (not_after - now <=
+/// warning_days days), kExpired after not_after, kNotYetValid before not_before.
+CertificateExpiry CheckCertificateExpiry(int64_t not_before, int64_t not_after, int64_t now,
+                                         int warning_days = kCertificateWarningDays);
+
+/// The warning a node logs at start-up and shows in `lockmesh status` for one certificate it
+/// presents or trusts, or "" when CheckCertificateExpiry says kFine. `what` names it ("our
+/// certificate (--tls-cert /etc/lockmesh/cert.pem)"). Pure, like CheckCertificateExpiry.
+/// E.g. "our certificate CN=n1, O=lockmesh (--tls-cert F) expires in 12 days, on 2026-12-19
+/// 10:00:00 UTC: peers refuse it from then on; make a new one (`lockmesh cert node`) and
+/// send the node SIGHUP".
+std::string CertificateExpiryWarning(const CertificateInfo& info, const std::string& what,
+                                     int64_t now, int warning_days = kCertificateWarningDays);
 
 /// Describes `crt` (only the first certificate of the chain; the `next` links are ignored).
 /// Never fails on a certificate mbedTLS has parsed. Usable on the peer certificate inside a
@@ -206,6 +241,12 @@ enum class CertificateKind {
 // [A-Za-z0-9._-] (every unique id is); kCa carries no SAN. All get subject and authority key
 // identifiers, version 3, serial = 127 random bits.
 
+/// extendedKeyUsage purposes a generated certificate may carry (CertificateSpec).
+enum ExtendedKeyUsage : unsigned {
+  kEkuServerAuth = 1u << 0,  // id-kp-serverAuth: may act as a TLS server
+  kEkuClientAuth = 1u << 1,  // id-kp-clientAuth: may act as a TLS client
+};
+
 /// A request for a new certificate (a fresh EC P-256 key is always generated).
 struct CertificateSpec {
   CertificateKind kind = CertificateKind::kSelfSigned;
@@ -216,6 +257,15 @@ struct CertificateSpec {
   /// Either may lie in the past or the future (tests make expired / not-yet-valid ones).
   int64_t not_before = 0;
   int64_t not_after = 0;
+  /// keyUsage bits (MBEDTLS_X509_KU_*); 0 keeps the kind's (see CertificateKind). Tests make
+  /// certificates that TLS may not use with it; `lockmesh cert` never sets it.
+  unsigned key_usage = 0;
+  /// extendedKeyUsage (ExtendedKeyUsage bits); 0 writes no such extension (any purpose), as
+  /// `lockmesh cert` does. Tests only, like key_usage.
+  unsigned extended_key_usage = 0;
+  /// Further CNs after common_name in the subject ("CN=a, O=lockmesh, CN=b"); same rules as
+  /// common_name. Tests only (--security mutual refuses such certificates).
+  std::vector<std::string> extra_common_names;
 };
 
 /// A freshly generated certificate and its key, PEM-encoded ("CERTIFICATE" and SEC1

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 #include <random>
 
 #include "core/join_choice.h"
@@ -923,6 +924,11 @@ void Cluster::FillStatus(NodeStatus* s) const {
   s->lease_ms =
       node_lease_.Valid(now) ? static_cast<int64_t>((node_lease_.valid_until() - now) / 1000) : -1;
   s->warnings = warnings_;
+  if (transport_) {
+    for (std::string& w : transport_->CertificateWarnings(time(nullptr))) {
+      s->warnings.push_back(std::move(w));
+    }
+  }
   const core::raft::Raft* raft = log_->raft();
   if (raft->config().members_size() == 0) s->role = "joining";
   std::map<std::string, core::raft::PeerProgress> progress;

@@ -1,4 +1,4 @@
-// net/cluster: a node's life in a mesh (DESIGN.md §2, §4, §5) — everything between the
+// net/cluster: a node's life in a mesh (docs/design.md §2, §4, §5) — everything between the
 // peer links and the replicated log.
 //
 // A Cluster owns the peer transport (net/peer_transport.h) and multicast discovery

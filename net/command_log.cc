@@ -1,6 +1,9 @@
 #include "net/command_log.h"
 
 #include <algorithm>
+#include <functional>
+#include <memory>
+#include <string>
 #include <tuple>
 
 #include "core/admission.h"
@@ -9,6 +12,40 @@
 
 namespace mesh::net {
 namespace {
+
+// Raft's SnapshotLoader on the node's LogStore: the snapshot file read back and decoded
+// (a few hundred ms on the loop for a million locks, once per transfer that starts while
+// no other transfer holds it).
+class StoreSnapshotLoader final : public core::raft::SnapshotLoader {
+ public:
+  StoreSnapshotLoader(const core::LogStore* store, std::function<void(const std::string&)> log)
+      : store_(store), log_(std::move(log)) {}
+
+  std::shared_ptr<const core::raft::Snapshot> Load(const pb::SnapshotMeta& meta) override {
+    auto snap = std::make_shared<core::raft::Snapshot>();
+    Status st = core::raft::ReadSnapshot(*store_, snap.get());
+    if (st.ok() && (snap->meta.index() != meta.index() || snap->meta.term() != meta.term())) {
+      st =
+          Status::Corruption("the snapshot file holds index " + std::to_string(snap->meta.index()) +
+                             ", raft's latest is " + std::to_string(meta.index()));
+    }
+    if (st.ok()) {
+      failure_.clear();
+      return snap;
+    }
+    // Raft asks again at every heartbeat: the same failure is logged once.
+    if (log_ && st.ToString() != failure_) {
+      failure_ = st.ToString();
+      log_("cannot read the snapshot back to send it to a follower: " + failure_);
+    }
+    return nullptr;
+  }
+
+ private:
+  const core::LogStore* store_;  // owned by the CommandLog, outlives raft
+  std::function<void(const std::string&)> log_;
+  std::string failure_;  // the last failure logged ("" after a success)
+};
 
 // Wraps a FileSystem so that Sync() does nothing: for `--no-fsync` benchmarks only.
 class NoSyncFile final : public core::WritableFile {
@@ -127,7 +164,9 @@ Status CommandLog::Open() {
   applied_through_ = state.snapshot.index();
   const bool fresh =
       state.hard_state.term == 0 && state.entries.empty() && state.snapshot.index() == 0;
+  snapshot_loader_ = std::make_unique<StoreSnapshotLoader>(store_.get(), options_.log);
   core::raft::RaftOptions ro;
+  ro.snapshot_loader = snapshot_loader_.get();
   ro.id = options_.node_id;
   ro.election_timeout = options_.election_timeout_us;
   ro.heartbeat_interval = options_.heartbeat_interval_us;
@@ -549,18 +588,18 @@ Status CommandLog::ApplyBatch(const core::raft::Batch& batch) {
   }
   if (batch.snapshot && options_.sync_off_loop) {
     // Decoding and restoring a big table takes seconds: on the pool, the entries after.
-    deferred_.push_back(Deferred{std::nullopt, batch.committed});
+    deferred_.push_back(Deferred{nullptr, batch.committed});
     auto job = std::make_unique<TableJob>();
     job->restore = true;
     job->index = batch.snapshot->meta.index();
-    job->data = batch.snapshot->data;
+    job->snapshot = batch.snapshot;
     StartTableJob(std::move(job));
     return Status::OK();
   }
   return ApplyNow(batch.snapshot, batch.committed);
 }
 
-Status CommandLog::ApplyNow(const std::optional<core::raft::Snapshot>& snapshot,
+Status CommandLog::ApplyNow(const std::shared_ptr<const core::raft::Snapshot>& snapshot,
                             const std::vector<pb::Entry>& committed) {
   if (snapshot) {
     pb::LockTableSnapshot s;
@@ -593,15 +632,15 @@ Status CommandLog::ApplyDeferred() {
     Deferred d = std::move(deferred_.front());
     deferred_.pop_front();
     if (d.snapshot) {
-      deferred_.push_front(Deferred{std::nullopt, std::move(d.committed)});
+      deferred_.push_front(Deferred{nullptr, std::move(d.committed)});
       auto job = std::make_unique<TableJob>();
       job->restore = true;
       job->index = d.snapshot->meta.index();
-      job->data = std::move(d.snapshot->data);
+      job->snapshot = std::move(d.snapshot);
       StartTableJob(std::move(job));
       break;
     }
-    MESH_RETURN_IF_ERROR(ApplyNow(std::nullopt, d.committed));
+    MESH_RETURN_IF_ERROR(ApplyNow(nullptr, d.committed));
     applied_since_done_ = applied_since_done_ || !d.committed.empty();
   }
   return Status::OK();
@@ -624,18 +663,16 @@ void CommandLog::OnTableJobWork(uv_work_t* req) {
   auto* job = static_cast<TableJob*>(req->data);
   if (job->restore) {
     pb::LockTableSnapshot s;
-    if (!s.ParseFromString(job->data)) {
+    const bool parsed = s.ParseFromString(job->snapshot->data);
+    job->snapshot.reset();  // raft may still hold it for its own followers
+    if (!parsed) {
       job->status = Status::Corruption("a snapshot received from the leader does not parse");
       return;
     }
-    job->data.clear();
-    job->data.shrink_to_fit();
     job->restored = std::make_unique<core::LockTable>();
     job->status = job->restored->Restore(s).Annotate("cannot restore a received snapshot");
   } else {
-    pb::LockTableSnapshot s;
-    job->log->table_->Snapshot(&s);
-    s.SerializeToString(&job->data);
+    job->log->table_->EncodeSnapshot(&job->data);
   }
 }
 
@@ -715,10 +752,8 @@ void CommandLog::MaybeSnapshot() {
     return;
   }
   const uint64_t start_ns = uv_hrtime();
-  pb::LockTableSnapshot s;
-  table_->Snapshot(&s);
   std::string data;
-  s.SerializeToString(&data);
+  table_->EncodeSnapshot(&data);
   const size_t bytes = data.size();
   Status st = raft_->Compact(applied, std::move(data));
   if (!st.ok()) {

@@ -1,5 +1,5 @@
 // net/command_log: the node's replicated, durable log of lock commands — the driver of
-// core/raft (DESIGN.md §2) on the node's libuv loop.
+// core/raft (docs/design.md §2) on the node's libuv loop.
 //
 // Proposals are buffered and handed to Raft at the end of a loop iteration (or, under load,
 // a little later to gather a bigger batch: see OnCheck). Every Batch that Raft produces is
@@ -210,22 +210,26 @@ class CommandLog {
   std::unique_ptr<core::FileSystem> no_sync_fs_;
   std::unique_ptr<core::LogStore> store_;
   std::unique_ptr<core::raft::Random> random_;
+  // Reads the latest snapshot back from store_ when raft streams it to a follower, so that
+  // neither raft nor the store keeps its data in memory meanwhile. Loop thread.
+  std::unique_ptr<core::raft::SnapshotLoader> snapshot_loader_;
   std::unique_ptr<core::raft::Raft> raft_;
   // The lock table. In a mesh, building a snapshot of it and restoring it from a received
   // one run on the thread pool (TableJob): meanwhile it does not change — ApplyBatch keeps
   // what it would apply in deferred_, in order, and ApplyDeferred applies it afterwards.
   std::unique_ptr<core::LockTable> table_;
   struct Deferred {
-    std::optional<core::raft::Snapshot> snapshot;
+    std::shared_ptr<const core::raft::Snapshot> snapshot;
     std::vector<pb::Entry> committed;
   };
   std::deque<Deferred> deferred_;
   struct TableJob {
     uv_work_t req;
     CommandLog* log = nullptr;
-    bool restore = false;  // else build
-    uint64_t index = 0;    // the snapshot's index
-    std::string data;      // build: out; restore: in
+    bool restore = false;                                  // else build
+    uint64_t index = 0;                                    // the snapshot's index
+    std::string data;                                      // build: out
+    std::shared_ptr<const core::raft::Snapshot> snapshot;  // restore: in (shared with raft)
     std::unique_ptr<core::LockTable> restored;
     Status status;
     uint64_t start_ns = 0;
@@ -239,7 +243,7 @@ class CommandLog {
   /// Applies deferred_ up to the next snapshot install (which starts a job).
   Status ApplyDeferred();
   /// Applies one batch's snapshot and committed entries now (no job, no deferral).
-  Status ApplyNow(const std::optional<core::raft::Snapshot>& snapshot,
+  Status ApplyNow(const std::shared_ptr<const core::raft::Snapshot>& snapshot,
                   const std::vector<pb::Entry>& committed);
   std::vector<pb::Command> pending_;
   uv_check_t check_;

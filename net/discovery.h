@@ -4,7 +4,7 @@
 // quick burst at start, then every `period_ms` with jitter, and an extra beacon soon after it
 // first hears a new peer, so a newcomer learns of everyone within about one burst interval —
 // and listens for the beacons of others. Everything it reports is a *suggestion*: beacons are
-// not authenticated, and the secure peer link decides who is let in (DESIGN.md §5, §6).
+// not authenticated, and the secure peer link decides who is let in (docs/design.md §5, §6).
 //
 // Reports (callbacks, on the loop thread):
 //  * on_peer(kSuggested) the first time a node id of our cluster and protocol version is heard;
@@ -43,7 +43,7 @@
 
 namespace mesh::net {
 
-/// Default multicast groups and UDP port (DESIGN.md §5). The port is also the default peer
+/// Default multicast groups and UDP port (docs/design.md §5). The port is also the default peer
 /// TCP port.
 inline constexpr const char* kDefaultDiscoveryGroup4 = "239.255.28.17";
 inline constexpr const char* kDefaultDiscoveryGroup6 = "ff12::2817";

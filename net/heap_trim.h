@@ -1,5 +1,5 @@
 // net/heap_trim: gives the memory that a large release of locks, or a snapshot, leaves free
-// inside glibc's heap back to the kernel (issue 14, acceptance 4).
+// inside glibc's heap back to the kernel (README, "Memory per held lock").
 //
 // Measured without it: a node that held 100,000 locks (100-byte names) kept its high-water
 // RSS after they were released, and a snapshot of that table (a protobuf message of every

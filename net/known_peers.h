@@ -1,4 +1,4 @@
-// net/known_peers: trust on first use (DESIGN.md §6, --security tofu) and the
+// net/known_peers: trust on first use (docs/design.md §6, --security tofu) and the
 // --trusted-fingerprints allow-list.
 //
 // The known_peers file lives in the node's data dir (KnownPeersPath). It is text, one peer a

@@ -1,6 +1,6 @@
 // net/lock_listing: the node's answer to a ListLocksRequest (proto/lockmesh.proto), read
 // from the lock table in bounded pages (core::LockTable::ListPage) so that any listing fits
-// the client frame limit, however many locks the table holds (issue 14, point 3).
+// the client frame limit, however many locks the table holds.
 //
 // Pure functions over a table the caller owns; used on the node's loop thread, which owns
 // the table.

@@ -11,7 +11,7 @@
 // exactly once. The owner keeps a raw pointer until then and must not call anything after
 // Close() but the accessors.
 //
-// Memory (issue 14: 15,000 bare connections must not cost the node hundreds of MB): an
+// Memory (15,000 bare connections must not cost the node hundreds of MB): an
 // accepted connection that has sent nothing holds its handles and a few strings, about
 // 1 KB. The read buffer is one per thread, shared by every connection (libuv hands it back
 // before the next read of any connection, and every byte is copied out of it at once); an

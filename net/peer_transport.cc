@@ -159,7 +159,12 @@ Status PeerTransport::Start() {
         "and uses cluster name '" +
         options_.cluster + "' may join");
   }
+  for (const std::string& w : CertificateWarnings(time(nullptr))) Log("warning: " + w);
   return Status::OK();
+}
+
+std::vector<std::string> PeerTransport::CertificateWarnings(int64_t now) const {
+  return tls_ ? tls_->CertificateWarnings(now) : std::vector<std::string>{};
 }
 
 void PeerTransport::LogLimited(const std::string& key, const std::string& line) {
@@ -649,6 +654,7 @@ Status PeerTransport::Reload(size_t* cut_off) {
   if (list) allow_list_ = std::move(list);
   Log("reloaded certificates: now presenting " + tls_->own_fingerprint().ToCompact() +
       " on new connections");
+  for (const std::string& w : CertificateWarnings(time(nullptr))) Log("warning: " + w);
   // Re-check the peers already in with the new rules.
   std::vector<PeerConnection*> doomed;
   std::vector<std::string> reasons;

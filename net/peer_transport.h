@@ -1,4 +1,4 @@
-// net/peer_transport: the links between nodes (DESIGN.md §5, §6).
+// net/peer_transport: the links between nodes (docs/design.md §5, §6).
 //
 // A PeerTransport listens on a TCP address, dials the addresses it is given, and keeps at
 // most one live connection per other node. On every connection each side sends a PeerHello
@@ -27,7 +27,7 @@
 // oversized frame, TLS garbage, or a peer that does not finish its handshake and Hello within
 // the deadline closes that connection only, with a logged reason.
 //
-// Hostile load (issue 14, acceptance 6). Anyone who can reach the listener can open
+// Hostile load (docs/mesh.md). Anyone who can reach the listener can open
 // connections, so an accepted connection is held only within bounds until its link is up:
 //  * Admission: connections that have not finished their TLS handshake, Hello and Welcome
 //    are counted per source address and in total (core/connection_limits.h, L1 and L2;
@@ -83,7 +83,7 @@ class PeerConnection;
 
 /// Version of the PeerHello/PeerEnvelope protocol; nodes refuse peers with another one.
 inline constexpr uint32_t kPeerProtocolVersion = 1;
-/// Default peer TCP port (DESIGN.md §5; FLoM uses 28015).
+/// Default peer TCP port (docs/design.md §5; FLoM uses 28015).
 inline constexpr uint16_t kDefaultPeerPort = 28017;
 /// Default largest PeerEnvelope frame (a Raft snapshot chunk must fit).
 inline constexpr uint32_t kMaxPeerFrameBytes = 16 * 1024 * 1024;
@@ -183,7 +183,7 @@ class PeerTransport {
   /// Stops keeping a link to `host_port` (a no-op if it is not dialled): no redial after
   /// this. A connection it has, up or in progress, stays until it ends, and is then not
   /// redialled (unless Dial is called again meanwhile). For an address a beacon suggested,
-  /// once the beacon expires: forged beacons must not leave dialers behind (issue 14).
+  /// once the beacon expires: forged beacons must not leave dialers behind.
   void Undial(const std::string& host_port);
   /// Addresses dialled (kept linked) now; for tests and `status`.
   size_t dialer_count() const { return dialers_.size(); }
@@ -227,6 +227,9 @@ class PeerTransport {
   size_t QueuedBytes(const std::string& node_id) const;
   /// The security level in force.
   SecurityLevel security() const { return options_.tls.level; }
+  /// TlsContext::CertificateWarnings of the certificates in force at `now` (Unix seconds),
+  /// none with --security none. Start and Reload log them; `lockmesh status` shows them.
+  std::vector<std::string> CertificateWarnings(int64_t now) const;
 
  private:
   struct Dialer;

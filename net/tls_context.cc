@@ -68,6 +68,30 @@ bool IsSelfSigned(const mbedtls_x509_crt& crt) {
                                crt.sig.len) == 0;
 }
 
+// DescribeUsageProblem for the roles asked for.
+std::string UsageProblem(const mbedtls_x509_crt& crt, bool as_server, bool as_client) {
+  std::string out;
+  auto add = [&](const char* words) {
+    if (!out.empty()) out += "; ";
+    out += words;
+  };
+  if (mbedtls_x509_crt_check_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE) != 0) {
+    add("its keyUsage lacks digitalSignature, which TLS needs (the key signs the handshake)");
+  }
+  if (as_server &&
+      mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_SERVER_AUTH,
+                                                MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0) {
+    add("its extendedKeyUsage lacks serverAuth (TLS server), which a node needs to accept "
+        "peers' connections");
+  }
+  if (as_client &&
+      mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_CLIENT_AUTH,
+                                                MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0) {
+    add("its extendedKeyUsage lacks clientAuth (TLS client), which a node needs to dial peers");
+  }
+  return out;
+}
+
 }  // namespace
 
 const char* SecurityLevelName(SecurityLevel level) {
@@ -106,13 +130,26 @@ std::string PeerCommonName(const mbedtls_x509_crt& crt) {
   return cn;
 }
 
+size_t CommonNameCount(const mbedtls_x509_crt& crt) {
+  size_t count = 0;
+  for (const mbedtls_x509_name* n = &crt.subject; n != nullptr; n = n->next) {
+    if (n->oid.p != nullptr && MBEDTLS_OID_CMP(MBEDTLS_OID_AT_CN, &n->oid) == 0) ++count;
+  }
+  return count;
+}
+
+std::string DescribeUsageProblem(const mbedtls_x509_crt& crt, TlsRole role) {
+  return UsageProblem(crt, role == TlsRole::kServer, role == TlsRole::kClient);
+}
+
 std::string DescribeVerifyFlags(uint32_t flags, const mbedtls_x509_crt& crt) {
   std::string out;
   auto add = [&](const std::string& s) {
     if (!out.empty()) out += "; ";
     out += s;
   };
-  if (flags & MBEDTLS_X509_BADCERT_EXPIRED) {
+  // CheckCertificate adds EXPIRED to FUTURE (for the alert): a certificate is never both.
+  if ((flags & MBEDTLS_X509_BADCERT_EXPIRED) && !(flags & MBEDTLS_X509_BADCERT_FUTURE)) {
     add("expired on " + FormatUtc(ToUnix(crt.valid_to)));
   }
   if (flags & MBEDTLS_X509_BADCERT_FUTURE) {
@@ -123,9 +160,28 @@ std::string DescribeVerifyFlags(uint32_t flags, const mbedtls_x509_crt& crt) {
   }
   if (flags & MBEDTLS_X509_BADCERT_MISSING) add("no certificate");
   if (flags & MBEDTLS_X509_BADCERT_REVOKED) add("revoked");
-  if (flags & (MBEDTLS_X509_BADCERT_KEY_USAGE | MBEDTLS_X509_BADCERT_EXT_KEY_USAGE |
-               MBEDTLS_X509_BADCERT_NS_CERT_TYPE)) {
-    add("its key usage does not allow TLS authentication");
+  if (flags & MBEDTLS_X509_BADCERT_KEY_USAGE) {
+    add(mbedtls_x509_crt_check_key_usage(&crt, MBEDTLS_X509_KU_DIGITAL_SIGNATURE) != 0
+            ? "its keyUsage lacks digitalSignature, which TLS needs (the key signs the handshake)"
+            : "its keyUsage does not allow TLS authentication");
+  }
+  if (flags & MBEDTLS_X509_BADCERT_EXT_KEY_USAGE) {
+    std::string missing;
+    if (mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_SERVER_AUTH,
+                                                  MBEDTLS_OID_SIZE(MBEDTLS_OID_SERVER_AUTH)) != 0) {
+      missing = "serverAuth (TLS server)";
+    }
+    if (mbedtls_x509_crt_check_extended_key_usage(&crt, MBEDTLS_OID_CLIENT_AUTH,
+                                                  MBEDTLS_OID_SIZE(MBEDTLS_OID_CLIENT_AUTH)) != 0) {
+      missing += std::string(missing.empty() ? "" : " and ") + "clientAuth (TLS client)";
+    }
+    add((missing.empty() ? std::string("its extendedKeyUsage does not allow this use")
+                         : "its extendedKeyUsage lacks " + missing) +
+        ": a node's certificate needs serverAuth and clientAuth (a node is dialled and dials), "
+        "or no extendedKeyUsage, as `lockmesh cert` makes it");
+  }
+  if (flags & MBEDTLS_X509_BADCERT_NS_CERT_TYPE) {
+    add("its Netscape certificate type does not allow TLS authentication");
   }
   if (flags &
       (MBEDTLS_X509_BADCERT_BAD_MD | MBEDTLS_X509_BADCERT_BAD_PK | MBEDTLS_X509_BADCERT_BAD_KEY)) {
@@ -193,6 +249,14 @@ Status TlsContext::Build() {
     own_fingerprint_ = Fingerprint::OfDer(own_chain_.leaf().raw.p, own_chain_.leaf().raw.len);
   }
   if (options_.level == SecurityLevel::kMutual && have_cert) {
+    if (size_t count = CommonNameCount(own_chain_.leaf()); count > 1) {
+      return Status::InvalidArgument(
+          "--security mutual: our certificate " + options_.cert_file + " (" +
+          Subject(own_chain_.leaf()) + ") has " + std::to_string(count) +
+          " CNs; the CN is the node's id, so a certificate must have exactly one (make one "
+          "with `lockmesh cert node --ca CA_DIR --cn " +
+          ShellQuote(options_.node_id) + " --out DIR`)");
+    }
     std::string cn = PeerCommonName(own_chain_.leaf());
     if (cn != options_.node_id) {
       return Status::InvalidArgument(
@@ -265,12 +329,60 @@ void TlsContext::CheckCertificate(const mbedtls_x509_crt& crt, int depth, uint32
                " accepts only certificates issued by the CA of --tls-ca (self-signed "
                "certificates are for --security tofu)";
   }
+  if (options_.level == SecurityLevel::kMutual && depth == 0) {
+    size_t count = CommonNameCount(crt);
+    if (count != 1) {
+      *flags |= MBEDTLS_X509_BADCERT_OTHER;
+      if (!reason->empty()) *reason += "; ";
+      *reason += "certificate " + Subject(crt) + " has " +
+                 (count == 0 ? std::string("no CN") : std::to_string(count) + " CNs") +
+                 ", and --security mutual takes the CN as the node's id, so it accepts only "
+                 "certificates with exactly one CN";
+    }
+  }
   uint32_t rest = *flags & ~MBEDTLS_X509_BADCERT_OTHER;
   if (rest != 0) {
     if (!reason->empty()) *reason += "; ";
     *reason += "certificate " + Subject(crt) + (depth > 0 ? " (in its chain)" : "") + ": " +
                DescribeVerifyFlags(rest, crt);
   }
+  // mbedTLS 2.28 picks the alert from the flags and has none for FUTURE alone
+  // (certificate_unknown); certificate_expired means "expired or not currently valid".
+  if (*flags & MBEDTLS_X509_BADCERT_FUTURE) *flags |= MBEDTLS_X509_BADCERT_EXPIRED;
+}
+
+std::vector<std::string> TlsContext::CertificateWarnings(int64_t now) const {
+  // Only what the warning words need (InspectCertificate also checks signatures).
+  auto info = [](const mbedtls_x509_crt& crt) {
+    CertificateInfo i;
+    i.subject = Subject(crt);
+    i.not_before = ToUnix(crt.valid_from);
+    i.not_after = ToUnix(crt.valid_to);
+    return i;
+  };
+  std::vector<std::string> out;
+  std::string ours = "our certificate (--tls-cert " + options_.cert_file + ")";
+  bool leaf = true;
+  for (const mbedtls_x509_crt* c = own_chain_.get(); c != nullptr && c->raw.p != nullptr;
+       c = c->next) {
+    std::string w = CertificateExpiryWarning(
+        info(*c), leaf ? ours : "a certificate in the chain of " + ours, now);
+    if (!w.empty()) out.push_back(std::move(w));
+    leaf = false;
+  }
+  for (const mbedtls_x509_crt* c = cas_.get(); c != nullptr && c->raw.p != nullptr; c = c->next) {
+    std::string w = CertificateExpiryWarning(
+        info(*c), "the CA certificate of --tls-ca " + options_.ca_file, now);
+    if (!w.empty()) out.push_back(std::move(w));
+  }
+  if (!own_chain_.empty()) {
+    std::string usage = UsageProblem(own_chain_.leaf(), /*as_server=*/true, /*as_client=*/true);
+    if (!usage.empty()) {
+      out.push_back(ours + " " + Subject(own_chain_.leaf()) + ": " + usage +
+                    "; handshakes that need it fail");
+    }
+  }
+  return out;
 }
 
 Status TlsContext::VerifyChain(const mbedtls_x509_crt& chain) const {

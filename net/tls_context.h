@@ -1,4 +1,4 @@
-// net/tls_context: the TLS configuration of one security level (DESIGN.md §6).
+// net/tls_context: the TLS configuration of one security level (docs/design.md §6).
 //
 // A TlsContext is built once from --security, --tls-cert, --tls-key and --tls-ca (and the
 // node id) and is then immutable: it holds our certificate chain and key, the CAs we trust,
@@ -12,8 +12,9 @@
 //     validity period, and its leaf must not be self-signed (a self-signed leaf is refused
 //     even if the same certificate was put into --tls-ca: those modes mean "issued by the
 //     CA"; self-signed certificates are what tofu is for).
-//     mutual also requires our own certificate's CN to equal our node id (Create refuses
-//     otherwise); the peer's CN is compared with the id it claims by the peer transport,
+//     mutual also requires our own certificate's CN to equal our node id, and every
+//     certificate (ours: Create refuses it; a peer's leaf: the handshake does) to have
+//     exactly one CN; the peer's CN is compared with the id it claims by the peer transport,
 //     after its Hello (net/peer_transport.h), using PeerCommonName.
 //   * tofu: a self-signed leaf (its signature checks with its own key) within its validity
 //     period is accepted by the handshake; whether its fingerprint is the one known for the
@@ -34,13 +35,14 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mesh/status.h"
 #include "net/certificate.h"
 
 namespace mesh::net {
 
-/// --security: who may join (DESIGN.md §6).
+/// --security: who may join (docs/design.md §6).
 enum class SecurityLevel {
   kNone,     // clear TCP
   kEncrypt,  // TLS; peers' certificates chain to --tls-ca
@@ -113,8 +115,20 @@ class TlsContext {
   /// The handshake's per-certificate check (mbedtls_ssl_set_verify callback body): may add
   /// flags (self-signed leaf in encrypt/mutual) or clear them (self-signed leaf in tofu).
   /// Appends a sentence to `*reason` for every problem left. `depth` 0 is the leaf.
+  /// mutual also refuses a leaf with more or fewer than one CN (the CN is the node id), and
+  /// a not-yet-valid certificate gets MBEDTLS_X509_BADCERT_EXPIRED added to its FUTURE flag,
+  /// so that mbedTLS sends certificate_expired ("expired or not currently valid", RFC 5246
+  /// §7.2.2) rather than certificate_unknown; `*reason` still says "not valid before".
   void CheckCertificate(const mbedtls_x509_crt& crt, int depth, uint32_t* flags,
                         std::string* reason) const;
+
+  /// What an operator must hear about the certificates this context presents (own chain) and
+  /// trusts (--tls-ca) at `now` (Unix seconds; no clock is read): one sentence per
+  /// certificate that CertificateExpiryWarning flags (expired, not yet valid, or ending within
+  /// kCertificateWarningDays), and one if our leaf's keyUsage or extendedKeyUsage forbids a
+  /// role a node plays (TLS client or server). Empty when all is well. The node logs them at
+  /// start-up and on reload, and `lockmesh status` lists them (net/peer_transport.h).
+  std::vector<std::string> CertificateWarnings(int64_t now) const;
 
  private:
   explicit TlsContext(const TlsOptions& options);
@@ -130,8 +144,18 @@ class TlsContext {
   mbedtls_ssl_config server_config_;
 };
 
-/// The subject CN of `crt` (the last CN attribute), or "" if it has none.
+/// The subject CN of `crt` (the last CN attribute), or "" if it has none. Under mutual the
+/// handshake has already refused a leaf with several CNs (CheckCertificate).
 std::string PeerCommonName(const mbedtls_x509_crt& crt);
+
+/// How many CN attributes the subject of `crt` has.
+size_t CommonNameCount(const mbedtls_x509_crt& crt);
+
+/// Why the keyUsage / extendedKeyUsage of `crt` forbids a TLS endpoint of `role` to use it
+/// (the checks mbedTLS makes in the handshake: digitalSignature for an ECDHE suite,
+/// serverAuth or clientAuth), in words naming what is missing; "" if it may. An absent
+/// extension allows every use.
+std::string DescribeUsageProblem(const mbedtls_x509_crt& crt, TlsRole role);
 
 /// Words for X.509 verification flags (MBEDTLS_X509_BADCERT_*), e.g. "not signed by a
 /// trusted CA (--tls-ca)", "expired on <date>" (dates from `crt`), joined by "; ".

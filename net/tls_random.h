@@ -1,6 +1,6 @@
 // net/tls_random: the one place where lockmesh sets up mbedTLS's random generator and PSA.
 //
-// DESIGN.md §9: "keep RNG/PSA set-up in one file". Every mbedTLS call in lockmesh that needs
+// docs/design.md §9: "keep RNG/PSA set-up in one file". Every mbedTLS call in lockmesh that needs
 // randomness (key generation and certificate serials in net/certificate.cc, TLS handshakes in
 // net/tls_*.cc, tls-debug) passes TlsRandom / TlsRandomContext() as its f_rng / p_rng pair;
 // nobody else seeds a CTR_DRBG or calls psa_crypto_init(). TLS engineer: use this file rather

@@ -4,6 +4,7 @@
 #include <mbedtls/error.h>
 
 #include <cstring>
+#include <ctime>
 
 namespace mesh::net {
 namespace {
@@ -24,22 +25,25 @@ std::string AlertMeaning(unsigned char alert) {
       return "the peer does not trust the CA that issued our certificate (unknown CA: our "
              "certificate is not from its --tls-ca)";
     case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED:
-      return "the peer refused our certificate as expired or not yet valid";
+      return "the peer refused our certificate as expired or not yet valid (certificate "
+             "expired)";
     case MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED:
       return "the peer refused our certificate (access denied: e.g. a self-signed certificate "
-             "where it requires one issued by its CA)";
+             "where it requires one issued by its CA, or several CNs under --security mutual)";
     case MBEDTLS_SSL_ALERT_MSG_BAD_CERT:
       return "the peer refused our certificate (bad certificate)";
     case MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT:
-      return "the peer refused our certificate (unsupported certificate: key usage or "
-             "algorithm)";
+      return "the peer refused our certificate (unsupported certificate: its keyUsage or "
+             "extendedKeyUsage does not allow this use, or its algorithm or key is not "
+             "accepted)";
     case MBEDTLS_SSL_ALERT_MSG_CERT_UNKNOWN:
       return "the peer refused our certificate (certificate unknown)";
     case MBEDTLS_SSL_ALERT_MSG_CERT_REVOKED:
       return "the peer says our certificate is revoked";
     case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE:
       return "the peer refused the handshake (handshake failure: it requires a client "
-             "certificate we did not send, or we share no TLS 1.2 AEAD cipher suite)";
+             "certificate we did not send, or we share no TLS 1.2 AEAD cipher suite, or the "
+             "keyUsage or extendedKeyUsage of its own certificate does not let it serve TLS)";
     case MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION:
       return "the peer refused the TLS version (lockmesh speaks TLS 1.2)";
     case MBEDTLS_SSL_ALERT_MSG_INSUFFICIENT_SECURITY:
@@ -120,7 +124,79 @@ int TlsSession::RecvCallback(void* p, unsigned char* buf, size_t len) {
 int TlsSession::VerifyCallback(void* p, mbedtls_x509_crt* crt, int depth, uint32_t* flags) {
   auto* self = static_cast<TlsSession*>(p);
   self->context_->CheckCertificate(*crt, depth, flags, &self->verify_detail_);
+  self->described_flags_ |= *flags;
+  // mbedTLS frees the chain when the handshake fails, before LateVerifyWords needs it.
+  if (depth == 0)
+    self->peer_leaf_der_.assign(reinterpret_cast<const char*>(crt->raw.p), crt->raw.len);
   return 0;
+}
+
+std::string TlsSession::LateVerifyWords() const {
+  // mbedTLS checks keyUsage / extendedKeyUsage (and the EC curve) after the chain, so the
+  // verify callback never saw those flags.
+  uint32_t late = mbedtls_ssl_get_verify_result(&ssl_) & ~described_flags_;
+  if (late == 0 || late == 0xFFFFFFFFu || peer_leaf_der_.empty()) return "";
+  CertificateChain leaf;
+  if (!CertificateChain::Parse(peer_leaf_der_, "the peer's certificate", &leaf).ok()) return "";
+  return "certificate " + InspectCertificate(leaf.leaf()).subject + ": " +
+         DescribeVerifyFlags(late, leaf.leaf());
+}
+
+std::string TlsSession::OwnCertificateWords(unsigned char alert) const {
+  const CertificateChain& own = context_->own_chain();
+  if (own.empty()) return "";
+  const int64_t now = static_cast<int64_t>(time(nullptr));
+  switch (alert) {
+    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED: {
+      std::string words;
+      for (const CertificateInfo& info : own.Inspect()) {
+        switch (info.ValidityAt(now)) {
+          case Validity::kExpired:
+            words +=
+                "; our certificate " + info.subject + " expired on " + FormatUtc(info.not_after);
+            break;
+          case Validity::kNotYetValid:
+            words += "; our certificate " + info.subject + " is not valid before " +
+                     FormatUtc(info.not_before) + " (is this host's clock right?)";
+            break;
+          case Validity::kValid:
+            break;
+        }
+      }
+      if (words.empty()) {
+        CertificateInfo leaf = InspectCertificate(own.leaf());
+        words = "; by this host's clock our certificate " + leaf.subject + " is valid from " +
+                FormatUtc(leaf.not_before) + " to " + FormatUtc(leaf.not_after) +
+                ": is the peer's clock wrong?";
+      }
+      return words;
+    }
+    case MBEDTLS_SSL_ALERT_MSG_UNSUPPORTED_CERT: {
+      std::string usage = DescribeUsageProblem(own.leaf(), role_);
+      if (usage.empty()) return "";
+      if (usage.find("extendedKeyUsage") != std::string::npos) {
+        usage +=
+            " (a node's certificate needs serverAuth and clientAuth, or no "
+            "extendedKeyUsage, as `lockmesh cert` makes it)";
+      }
+      return "; our certificate " + InspectCertificate(own.leaf()).subject + ": " + usage;
+    }
+    case MBEDTLS_SSL_ALERT_MSG_ACCESS_DENIED: {
+      CertificateInfo leaf = InspectCertificate(own.leaf());
+      if (leaf.common_names.size() > 1) {
+        return "; our certificate " + leaf.subject + " has " +
+               std::to_string(leaf.common_names.size()) +
+               " CNs, which --security mutual refuses (the CN is the node's id)";
+      }
+      if (leaf.self_signed) {
+        return "; our certificate " + leaf.subject +
+               " is self-signed, which --security encrypt and mutual refuse";
+      }
+      return "";
+    }
+    default:
+      return "";
+  }
 }
 
 Status TlsSession::Handshake() {
@@ -146,12 +222,20 @@ Status TlsSession::Explain(int rc, const char* during) {
   std::string words;
   switch (rc) {
     case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
+    case MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE: {
+      // BAD_HS_CERTIFICATE: the chain verified, but the leaf's keyUsage/extendedKeyUsage (or
+      // its curve) does not allow it here; or the message was malformed (no flags then).
       words = verify_detail_;
+      if (std::string late = LateVerifyWords(); !late.empty()) {
+        words += (words.empty() ? "" : "; ") + late;
+      }
+      if (rc == MBEDTLS_ERR_SSL_BAD_HS_CERTIFICATE && words.empty()) break;
       if (words.empty() && peer_certificate() != nullptr) {
         words = DescribeVerifyFlags(mbedtls_ssl_get_verify_result(&ssl_), *peer_certificate());
       }
       return Status::PermissionDenied("we refused the peer's certificate: " +
                                       (words.empty() ? MbedError(rc) : words));
+    }
     case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
       // mbedTLS fails without telling the client; a handshake_failure alert does (TLS 1.2
       // has no certificate_required alert).
@@ -167,11 +251,24 @@ Status TlsSession::Explain(int rc, const char* during) {
       if (alert == MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE && context_->own_chain().empty()) {
         meaning = "the peer requires a client certificate and we have none";
       }
-      return Status::PermissionDenied(meaning);
+      return Status::PermissionDenied(meaning + OwnCertificateWords(alert));
     }
     case MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY:
       return Status::Unavailable("the peer closed the TLS session");
     case MBEDTLS_ERR_SSL_NO_USABLE_CIPHERSUITE:
+      // A server whose own certificate may not serve (keyUsage / extendedKeyUsage) finds no
+      // suite: mbedTLS skips the certificate for every one of them.
+      if (role_ == TlsRole::kServer && !context_->own_chain().empty()) {
+        std::string usage = DescribeUsageProblem(context_->own_chain().leaf(), role_);
+        if (!usage.empty()) {
+          return Status::PermissionDenied(
+              "our certificate " + InspectCertificate(context_->own_chain().leaf()).subject +
+              " cannot serve TLS: " + usage +
+              " (a node's certificate needs serverAuth and clientAuth, or no "
+              "extendedKeyUsage, as `lockmesh cert` makes it)");
+        }
+      }
+      [[fallthrough]];
     case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
     case MBEDTLS_ERR_SSL_NO_CIPHER_CHOSEN:
       return Status::PermissionDenied(

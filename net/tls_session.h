@@ -14,10 +14,12 @@
 //   to close:     session.Close()                   -> write TakeOutput(), then close
 //
 // Errors are Status values whose message says in words what happened and, where it can,
-// what to do: our refusal of the peer's certificate (with the reason, e.g. "expired on ..."),
-// the peer's refusal of ours (from its TLS alert: "the peer does not trust the CA that
-// issued our certificate"), a peer that does not speak TLS ("is it running with --security
-// none?"), no common version or suite. After an error the session is dead; the output may
+// what to do: our refusal of the peer's certificate (with the reason, e.g. "expired on ...",
+// "not valid before ...", "its extendedKeyUsage lacks clientAuth", "has 2 CNs"), the peer's
+// refusal of ours (from its TLS alert: "the peer does not trust the CA that issued our
+// certificate", with what our own certificate says about it: "our certificate ... expired
+// on ..."), a peer that does not speak TLS ("is it running with --security none?"), no
+// common version or suite. After an error the session is dead; the output may
 // still hold a fatal alert for the peer, which the owner should write before closing.
 //
 // Threading: a session is used by one thread at a time (the loop's). The context may be
@@ -96,7 +98,8 @@ class TlsSession {
   /// The negotiated suite as mbedTLS names it, e.g. "TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256".
   std::string cipher_suite() const;
   /// The peer's chain, leaf first (follow `next`), or null if it presented none. Owned by
-  /// the session. Also set when the handshake failed in our certificate check.
+  /// the session. Null when our check refused it (mbedTLS 2.28 frees a refused chain; the
+  /// error's words name the certificate).
   const mbedtls_x509_crt* peer_certificate() const;
   /// SHA-256 of the peer's leaf (all zeros if none).
   Fingerprint peer_fingerprint() const;
@@ -112,6 +115,12 @@ class TlsSession {
   static int VerifyCallback(void* self, mbedtls_x509_crt* crt, int depth, uint32_t* flags);
   // Turns an mbedTLS error of the handshake or of a record into words.
   Status Explain(int rc, const char* during);
+  // Words for the verify flags of the peer's chain that the verify callback did not see
+  // (mbedTLS adds keyUsage / extendedKeyUsage ones after it), "" if none.
+  std::string LateVerifyWords() const;
+  // What our own certificate says about the peer's fatal `alert` (read with this host's
+  // clock: e.g. "; our certificate CN=a expired on ..."), "" if it says nothing.
+  std::string OwnCertificateWords(unsigned char alert) const;
 
   std::shared_ptr<const TlsContext> context_;
   TlsRole role_;
@@ -127,6 +136,8 @@ class TlsSession {
   size_t input_offset_ = 0;
   std::string output_;
   std::string verify_detail_;
+  uint32_t described_flags_ = 0;  // flags the verify callback saw (and verify_detail_ words)
+  std::string peer_leaf_der_;     // the peer's leaf as the verify callback saw it
 };
 
 }  // namespace mesh::net

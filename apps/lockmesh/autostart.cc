@@ -165,6 +165,13 @@ Status SpawnNode(const AutostartOptions& options, int* ready_read_fd) {
   return Status::OK();
 }
 
+/// "; see LOG" when the auto-started node's log exists, else "": a node that could not
+/// create its data dir has no log there, and its error already names the directory.
+std::string SeeLog(const AutostartOptions& options) {
+  if (options.log_file.empty() || access(options.log_file.c_str(), F_OK) != 0) return "";
+  return "; see " + options.log_file;
+}
+
 /// Reads the node's ready line (until `deadline`). ok: serving; AlreadyExists: another node
 /// has the socket; other errors: the node failed to start.
 Status AwaitReady(int fd, Clock::time_point deadline, const AutostartOptions& options) {
@@ -173,8 +180,8 @@ Status AwaitReady(int fd, Clock::time_point deadline, const AutostartOptions& op
   while (line.find('\n') == std::string::npos) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) {
-      return Status::TimedOut("the auto-started node did not report within the timeout; see " +
-                              options.log_file);
+      return Status::TimedOut("the auto-started node did not report within the timeout" +
+                              SeeLog(options));
     }
     pollfd pfd{fd, POLLIN, 0};
     int r = poll(&pfd, 1, static_cast<int>(left.count()));
@@ -183,8 +190,7 @@ Status AwaitReady(int fd, Clock::time_point deadline, const AutostartOptions& op
     ssize_t n = read(fd, buffer, sizeof buffer);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      return Status::Unavailable("the auto-started node exited during start-up; see " +
-                                 options.log_file);
+      return Status::Unavailable("the auto-started node exited during start-up" + SeeLog(options));
     }
     line.append(buffer, n);
   }
@@ -193,8 +199,7 @@ Status AwaitReady(int fd, Clock::time_point deadline, const AutostartOptions& op
   if (line.rfind("already-running ", 0) == 0) return Status::AlreadyExists(line.substr(16));
   if (line.rfind("refused ", 0) == 0) return Status::PermissionDenied(line.substr(8));
   if (line.rfind("error ", 0) == 0) line = line.substr(6);
-  return Status::Unavailable("the auto-started node failed to start: " + line +
-                             " (log: " + options.log_file + ")");
+  return Status::Unavailable("the auto-started node failed to start: " + line + SeeLog(options));
 }
 
 /// Connects with backoff until ok, a non-Unavailable error, or the deadline.
@@ -284,8 +289,8 @@ Status ConnectOrStartNodeOnce(const AutostartOptions& options,
   // Serving (or another node holds the socket): it should answer now.
   st = PollConnect(try_connect, deadline);
   if (st.IsUnavailable()) {
-    return Status::Unavailable("no node answers at " + options.socket + " (" + st.message() +
-                               "); see " + options.log_file);
+    return Status::Unavailable("no node answers at " + options.socket + " (" + st.message() + ")" +
+                               SeeLog(options));
   }
   return st;
 }

@@ -689,7 +689,7 @@ CommandRunner AddBenchCommand(CLI::App* app) {
       "them; reports the grant rate,\nthe node's RSS (/proc/PID/status) before, while held and "
       "after release, and bytes per held lock.\nStarts a node "
       "(auto-start, as `lock` does) if none\nis running. Output names the node, its data dir "
-      "and whether it fsyncs, and the machine.\n\nExit status: 0 done; 1 no node and "
+      "and whether it fsyncs, and the machine.\n\nExit status: 0 done; 94 no node and "
       "--no-autostart; 2 usage error; 99 any other error.");
   auto flags = std::make_shared<BenchFlags>();
   cmd->add_option("--clients", flags->clients,
@@ -728,7 +728,7 @@ CommandRunner AddBenchCommand(CLI::App* app) {
                 "lock is pipelined behind the unlock, as an application that does not wait for "
                 "unlock would do)");
   flags->common.overrides.AddFlag(cmd, "--no-autostart", "lock.autostart", "false",
-                                  "Do not start a node when none answers; exit 1 (default: "
+                                  "Do not start a node when none answers; exit 94 (default: "
                                   "start one)");
   AddCommonOptions(cmd, &flags->common);
   return [flags] { return RunBench(*flags); };

@@ -37,6 +37,8 @@ class FlagOverrides {
                        const std::string& text, const std::string& help);
   /// Applies every given flag to `config`; errors name the flag.
   mesh::Status Apply(Config* config) const;
+  /// The flag that set `key` on this command line ("--socket"), or "" if none did.
+  std::string GivenFlag(std::string_view key) const;
 
  private:
   struct Entry {
@@ -60,7 +62,9 @@ void AddCommonOptions(CLI::App* app, CommonOptions* common);
 
 /// Loads defaults < files < environment < flags into `config`. On error prints it, stores
 /// it in `*error` when given, and returns the exit code (kExitError for files and
-/// environment, kExitUsage for flags); returns 0 on success.
+/// environment, kExitUsage for flags); returns 0 on success. An existing node.socket that is
+/// a directory, or an existing node.data_dir that is not one, is refused here, naming the
+/// flag or key that set it.
 int LoadEffectiveConfig(const CommonOptions& common, Config* config, std::string* error = nullptr);
 
 /// The socket to use: config.node.socket, else mesh::DefaultSocketPath(); absolute.
@@ -68,6 +72,19 @@ std::string EffectiveSocket(const Config& config);
 
 /// The data dir to use: config.node.data_dir, else mesh::DefaultDataDir(socket); absolute.
 std::string EffectiveDataDir(const Config& config, const std::string& socket);
+
+/// The security levels (--security) this build can run, in the order of
+/// mesh::net::SecurityLevel, comma-separated: "none" always; the TLS levels only when the
+/// mbedTLS the binary was built with has TLS 1.2 client and server, X.509 parsing and at
+/// least one cipher suite.
+std::string SecurityLevelsInBuild();
+
+/// `lockmesh --version`'s line: version, client protocol, SecurityLevelsInBuild().
+std::string VersionLine();
+
+/// Checks a resource name with the parser the node uses (core/resource_name.h), so that a
+/// bad name is a usage error before anything is started; InvalidArgument with the reason.
+mesh::Status CheckResourceName(const std::string& name);
 
 /// Exit code of `lockmesh lock` for a failed Lock call (96, 98, 99; 95 for Lost).
 int ExitCodeForLockStatus(const mesh::Status& status);

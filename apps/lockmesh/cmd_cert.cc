@@ -1,4 +1,4 @@
-// `lockmesh cert ca | node | self-signed | show`: certificates without openssl (DESIGN.md §6).
+// `lockmesh cert ca | node | self-signed | show`: certificates without openssl (docs/design.md §6).
 // The work is done by net/certificate.h; this file parses flags and prints.
 #include <cstdio>
 #include <ctime>

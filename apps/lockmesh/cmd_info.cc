@@ -22,7 +22,7 @@ using mesh::Status;
 using Json = nlohmann::ordered_json;
 
 constexpr const char* kInfoExitCodes =
-    "Exit status: 0 success; 1 no node is running at the socket (no node is started; also when\n"
+    "Exit status: 0 success; 94 no node is running at the socket (no node is started; also when\n"
     "the socket belongs to a mesh node that is down: the message says which and how to start it);"
     "\n2 usage error; 99 any other error (bad configuration, I/O, protocol).\n"
     "With --json, an error also prints {\"error\": MESSAGE} on stdout.";

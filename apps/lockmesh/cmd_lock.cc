@@ -31,12 +31,15 @@ If no node answers at the socket, one is started in the background (unless --no-
 and exits after 60 s without clients or locks.
 
 Exit status: the command's own status (128+N if killed by signal N), or
+   2  usage error: unknown flag, bad flag value, bad resource name
+  94  no node answers and none was started (--no-autostart), or the socket or data dir
+      belongs to a mesh node that is down
   95  the lock was lost while the command ran (see --on-lost)
   96  cannot wait: resource does not exist, --no-create with -n
   97  cannot run the command (fork/exec failed)
   98  busy (-n) or timed out (-w)
-  99  any other error (no node, bad configuration, impossible request)
-   2  usage error; 128+N: interrupted by signal N while waiting for the lock)";
+  99  any other error (bad configuration, node start failure, impossible request)
+  128+N  interrupted by signal N while waiting for the lock)";
 
 }  // namespace
 
@@ -65,8 +68,8 @@ CommandRunner AddLockCommand(CLI::App* app) {
                     "Do not wait: exit 98 at once if the lock is not free (same as -w 0)");
   CLI::Option* wait = flags.AddOption(
       cmd, "-w,--wait", "lock.wait",
-      "Wait at most SECONDS (fractions allowed) for the lock, then exit 98; negative = "
-      "forever (default: forever; config [lock] wait)");
+      "Wait at most SECONDS (decimal, fractions allowed: 2.5; no hex or exponent) for the lock, "
+      "then exit 98; negative = forever (default: forever; config [lock] wait)");
   wait->type_name("SECONDS");
   no_wait->excludes(wait);
   flags
@@ -88,13 +91,18 @@ CommandRunner AddLockCommand(CLI::App* app) {
                  "[lock] grace)")
       ->type_name("SECONDS");
   flags.AddFlag(cmd, "--no-autostart", "lock.autostart", "false",
-                "Do not start a node when none answers; exit 99 instead (default: start one; "
+                "Do not start a node when none answers; exit 94 instead (default: start one; "
                 "config [lock] autostart)");
   AddCommonOptions(cmd, common.get());
   cmd->add_option("RESOURCE", *resource, "Name of the resource to lock")->required();
   cmd->add_option("CMD", *command, "Command and its arguments, after --")->required();
 
   return [common, resource, command]() -> int {
+    // The node's own parser: a bad name is a usage error before any node is asked (or started).
+    if (mesh::Status st = CheckResourceName(*resource); !st.ok()) {
+      PrintError(st.message());
+      return kExitUsage;
+    }
     Config config;
     if (int code = LoadEffectiveConfig(*common, &config); code != 0) return code;
     LockRequest request;

@@ -1,4 +1,4 @@
-// `lockmesh tls-debug server | client | peer`: a TLS link tested step by step (DESIGN.md §6).
+// `lockmesh tls-debug server | client | peer`: a TLS link tested step by step (docs/design.md §6).
 //
 // Each step prints one line that starts with its name and "ok" or "FAILED"; the last line is
 // "result: ok" or "result: FAILED: <what went wrong, in words>", and the exit status is 0
@@ -168,7 +168,12 @@ std::string ClassifyHandshakeFailure(const Status& st, const mesh::net::TlsSessi
     if (m.find("unknown CA") != std::string::npos)
       category = "unknown CA (the peer does not trust ours)";
     if (m.find("expired") != std::string::npos)
-      category = "the peer says our certificate is expired";
+      category = m.find("not valid before") != std::string::npos
+                     ? "the peer says our certificate is not yet valid"
+                     : "the peer says our certificate is expired";
+    if (m.find("eyUsage lacks") != std::string::npos)
+      category = "the peer refuses our certificate's key usage";
+    if (m.find(" CNs,") != std::string::npos) category = "several CNs (mutual takes one)";
     if (m.find("requires a client certificate") != std::string::npos)
       category = "no client certificate";
     return category + ": " + m;
@@ -201,6 +206,10 @@ std::string ClassifyHandshakeFailure(const Status& st, const mesh::net::TlsSessi
     if (m.find("not issued by a CA") != std::string::npos) {
       return "unknown CA (the peer's certificate is not from --tls-ca): " + m;
     }
+    if (m.find("eyUsage lacks") != std::string::npos) {
+      return "key usage: " + m;
+    }
+    if (m.find(" CNs,") != std::string::npos) return "several CNs (mutual takes one): " + m;
     return "certificate refused: " + m;
   }
   if (m.find("presented no certificate") != std::string::npos) return "no client certificate: " + m;

@@ -126,7 +126,7 @@ int RunForget(const TrustFlags& flags) {
   Status st = mesh::net::ForgetPeer(path, flags.node_id);
   if (st.IsNotFound()) {
     PrintError(st.message());
-    return kExitNoNode;
+    return kExitNotFound;
   }
   if (!st.ok()) {
     PrintError(st.message());

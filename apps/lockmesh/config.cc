@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 
 #include <cerrno>
@@ -376,9 +377,13 @@ Status ParseText(Kind kind, std::string_view text, Value* out) {
       std::string t = Trim(s);
       char* end = nullptr;
       errno = 0;
+      // Decimal only ("2.5", "-1"): strtod alone would also read "0x10" as 16, "1e3", "inf".
+      bool decimal = t.find_first_not_of("+-.0123456789") == std::string::npos &&
+                     t.find_first_of("0123456789") != std::string::npos;
       double d = std::strtod(t.c_str(), &end);
-      if (t.empty() || *end != '\0' || errno == ERANGE || !std::isfinite(d)) {
-        return Status::InvalidArgument("'" + s + "' is not a number of seconds");
+      if (!decimal || *end != '\0' || errno == ERANGE || !std::isfinite(d)) {
+        return Status::InvalidArgument("'" + s +
+                                       "' is not a number of seconds (decimal, e.g. 2.5)");
       }
       *out = d;
       return Status::OK();
@@ -457,6 +462,10 @@ std::string Where(const std::string& origin, const toml::source_region& source) 
 
 /// Returns the contents of an existing file or NotFound/IOError.
 Status ReadFile(const std::string& path, std::string* out) {
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return Status::IOError(path + ": is a directory, not a TOML file");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     int err = errno;
@@ -602,7 +611,7 @@ Status LoadConfig(const ConfigSources& sources, Config* config) {
   }
   if (!sources.explicit_file.empty()) {
     Status st = ApplyTomlFile(sources.explicit_file, true, config);
-    if (!st.ok()) return st.IsNotFound() ? st.Annotate("--config") : st;
+    if (!st.ok()) return st.IsNotFound() || st.IsIOError() ? st.Annotate("--config") : st;
   }
   return ApplyEnvironment(sources.getenv, config);
 }

@@ -1,8 +1,9 @@
 // Exit codes of the `lockmesh` program, in one place.
 //
-// `lockmesh lock` exits with its command's own status when it ran; the codes 95-99 are
-// FLoM's (96-99) plus one for a lost lock. A command that itself exits 95-99 is therefore
-// indistinguishable from lockmesh's own failures, exactly as with FLoM.
+// `lockmesh lock` exits with its command's own status when it ran; the codes 94-99 are
+// FLoM's (96-99) plus two of lockmesh's (no node, lost lock). A command that itself exits
+// 94-99 is therefore indistinguishable from lockmesh's own failures, exactly as with FLoM.
+// README.md and docs/cli.md list every code here.
 #ifndef LOCKMESH_APPS_LOCKMESH_EXIT_CODES_H_
 #define LOCKMESH_APPS_LOCKMESH_EXIT_CODES_H_
 
@@ -10,8 +11,13 @@ namespace lockmesh::cli {
 
 /// Success (or, for `lock`, the command exited 0).
 inline constexpr int kExitOk = 0;
-/// `locks`, `status`, `bench --no-autostart`: no node answers at the socket.
-inline constexpr int kExitNoNode = 1;
+/// `trust forget`: the node id is not known.
+inline constexpr int kExitNotFound = 1;
+/// No node answers at the socket and none is started: `lock` and `bench` with
+/// --no-autostart, `locks` and `status` (which never start one); also when the socket or
+/// data dir belongs to a mesh node that is down. The same code for every subcommand (the
+/// `flom` front end keeps FLoM's 99).
+inline constexpr int kExitNoNode = 94;
 /// Bad command line: unknown flag, missing argument, bad flag value.
 inline constexpr int kExitUsage = 2;
 /// `lock`: the lock was lost while the command ran (session expired, node gone).

@@ -295,8 +295,9 @@ void PrintVersion() {
       "flom: FLoM's command line (FLoM %s), run by lockmesh %s\n"
       "lockmesh: a peer-to-peer distributed lock manager; FLoM's resource types, lock modes\n"
       "and exit codes on a durable, fenced lock table (docs/flom.md lists the differences)\n"
-      "Security levels in this build: none (local clients: UNIX socket private to the uid)\n",
-      kFlomCompatibleVersion, LOCKMESH_VERSION);
+      "Security levels in this build: %s (between nodes; local clients: UNIX socket private\n"
+      "to the uid)\n",
+      kFlomCompatibleVersion, LOCKMESH_VERSION, SecurityLevelsInBuild().c_str());
 }
 
 void PrintSignalList() {
@@ -358,6 +359,7 @@ int RunFlomCommandLine(const FlomCommandLine& cl) {
   request.lock_options.no_create = !settings.resource_create;
   request.on_lost = OnLost::kTerm;
   request.lost_exit_code = kExitError;
+  request.no_node_exit_code = kExitError;
   request.element_as_last_argument = true;
   request.ignored_signals = settings.ignored_signals;
   request.client_options.socket_path = socket;

@@ -32,6 +32,9 @@ struct LockRequest {
   std::vector<int> ignored_signals;
   /// Exit code when the lock is lost (95; the `flom` front end uses FLoM's 99).
   int lost_exit_code = kExitLost;
+  /// Exit code when no node answers and none is started (--no-autostart, or a mesh node
+  /// that is down has claimed the socket or data dir): 94; the `flom` front end uses 99.
+  int no_node_exit_code = kExitNoNode;
   /// Called once the lock is granted, before the command starts (e.g. `flom -V` prints the
   /// element). May be empty.
   std::function<void(const mesh::Lock&)> on_granted;

@@ -1,4 +1,4 @@
-// core/lease: the client's own lease (DESIGN.md §4; Chubby's "jeopardy"), as a pure state
+// core/lease: the client's own lease (docs/design.md §4; Chubby's "jeopardy"), as a pure state
 // machine.
 //
 // A node's clients must not depend on their node to be told that their locks are lost: a

@@ -1,4 +1,4 @@
-// core/lease: the session leases of DESIGN.md §4, as two pure state machines.
+// core/lease: the session leases of docs/design.md §4, as two pure state machines.
 //
 //  * LeaderLeases runs on the Raft leader. It remembers, per node that may hold a lease (a
 //    member of the leader's configuration or a node with sessions in its lock table; any

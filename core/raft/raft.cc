@@ -13,6 +13,7 @@
 namespace mesh::core::raft {
 
 Random::~Random() = default;
+SnapshotLoader::~SnapshotLoader() = default;
 
 const char* RoleName(Role role) {
   switch (role) {
@@ -39,8 +40,8 @@ Status Raft::Impl::Load(const PersistentState& state, Time now) {
   std::vector<pb::Entry> entries = state.entries;
   uint64_t last_term = entries.empty() ? state.snapshot.term() : entries.back().term();
   log_.Reset(state.snapshot, std::move(entries), std::move(configs));
-  if (state.snapshot.index() > 0) {
-    snapshot_ = std::make_shared<const Snapshot>(Snapshot{state.snapshot, state.snapshot_data});
+  if (state.snapshot.index() > 0 && opt_.snapshot_loader == nullptr) {
+    KeepSnapshot(std::make_shared<const Snapshot>(Snapshot{state.snapshot, state.snapshot_data}));
   }
   last_hard_state_ = state.hard_state;
   // An entry of a later term than the hard state: its hard state record was lost in a
@@ -628,10 +629,10 @@ void Raft::Impl::HandleSnapshot(const pb::RaftMessage& m) {
   }
   log_.Restore(meta);
   commit_ = applied_ = meta.index();
-  auto installed = std::make_shared<Snapshot>(Snapshot{meta, std::move(incoming_->data)});
+  auto installed = std::make_shared<const Snapshot>(Snapshot{meta, std::move(incoming_->data)});
   incoming_.reset();
-  pending_install_ = *installed;
-  snapshot_ = std::move(installed);
+  pending_install_ = installed;
+  KeepSnapshot(std::move(installed));
   pending_compacted_.reset();  // older than what is being installed
   AnswerSnapshot(m, pb::APPEND_RESPONSE, meta.index(), 0);
 }
@@ -699,10 +700,32 @@ bool Raft::Impl::SendAppend(const std::string& to, Progress* pr, bool allow_empt
   return true;
 }
 
+void Raft::Impl::KeepSnapshot(std::shared_ptr<const Snapshot> s) {
+  snapshot_weak_ = s;
+  snapshot_ = opt_.snapshot_loader == nullptr ? std::move(s) : nullptr;
+}
+
+std::shared_ptr<const Snapshot> Raft::Impl::SnapshotForTransfer() {
+  const pb::SnapshotMeta& want = log_.snapshot();
+  auto same = [&](const std::shared_ptr<const Snapshot>& s) {
+    return s != nullptr && s->meta.index() == want.index() && s->meta.term() == want.term();
+  };
+  if (same(snapshot_)) return snapshot_;
+  std::shared_ptr<const Snapshot> s = snapshot_weak_.lock();
+  if (same(s)) return s;
+  if (opt_.snapshot_loader == nullptr || want.index() == 0) return nullptr;
+  s = opt_.snapshot_loader->Load(want);
+  if (!same(s)) return nullptr;  // unreadable now, or not the one the log starts from
+  snapshot_weak_ = s;
+  return s;
+}
+
 void Raft::Impl::SendSnapshot(const std::string& to, Progress* pr) {
-  if (snapshot_ == nullptr) return;  // cannot happen: entries are only dropped by one
-  pr->BecomeSnapshot(snapshot_->meta.index());
-  pr->snapshot = snapshot_;
+  // Null only if the loader cannot read it now: the next heartbeat tries again.
+  std::shared_ptr<const Snapshot> snap = SnapshotForTransfer();
+  if (snap == nullptr) return;
+  pr->BecomeSnapshot(snap->meta.index());
+  pr->snapshot = std::move(snap);
   pr->snapshot_sent_time = now_;
   SendSnapshotChunks(to, pr);
 }

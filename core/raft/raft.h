@@ -1,4 +1,4 @@
-// core/raft/raft: the consensus core of DESIGN.md §2 — Raft (Ongaro's thesis) as an I/O-free
+// core/raft/raft: the consensus core of docs/design.md §2 — Raft (Ongaro's thesis) as an I/O-free
 // state machine in the style of etcd's raft.
 //
 // Inputs are events stamped with the node's own monotonic time (Tick, Step, Propose, ...);
@@ -43,7 +43,7 @@
 // current term are committed by counting; a new leader appends a NOOP), proposals forwarded
 // from any node to the leader, learners, one-at-a-time membership changes, leadership
 // transfer, snapshots with log compaction and snapshot install, and the leader lease of
-// DESIGN.md §4 (HasLeaderLease).
+// docs/design.md §4 (HasLeaderLease).
 //
 // Snapshot transfer is streamed: the leader sends the snapshot it holds in SNAPSHOT chunks
 // of max_snapshot_chunk_bytes, at most max_snapshot_chunks_inflight unacknowledged; the
@@ -96,6 +96,21 @@ class Random {
   virtual uint64_t Next() = 0;
 };
 
+struct Snapshot;
+
+/// Where raft reads back the latest snapshot it handed to the driver to persist (the
+/// driver's storage), so that it need not keep a snapshot's data in memory between
+/// transfers (a table of a million locks makes hundreds of MB). Owned by the driver, must
+/// outlive the Raft object; called on the Raft owner's thread, from Step or Tick, when a
+/// transfer to a follower starts.
+class SnapshotLoader {
+ public:
+  virtual ~SnapshotLoader();
+  /// The persisted snapshot whose metadata is `meta` (same index and term), data
+  /// included; null if it cannot be read now (raft tries again at the next heartbeat).
+  virtual std::shared_ptr<const Snapshot> Load(const pb::SnapshotMeta& meta) = 0;
+};
+
 /// Tuning of one node. All nodes of a cluster should use the same timing values.
 struct RaftOptions {
   /// This node's unique id (non-empty).
@@ -127,6 +142,10 @@ struct RaftOptions {
   /// Bound on the rate difference between any two nodes' clocks (0.01 = 1%); shortens the
   /// leader lease accordingly.
   double max_drift = 0.01;
+  /// Null: raft keeps the latest snapshot's data in memory for as long as it is the latest.
+  /// Set: raft holds it only while something else does too (the batch that persists it, a
+  /// transfer in progress) and reads it back through the loader when a transfer starts.
+  SnapshotLoader* snapshot_loader = nullptr;
 };
 
 /// What the driver recovered from durable storage, given to Open (a plain value).
@@ -135,7 +154,8 @@ struct PersistentState {
   HardState hard_state;
   /// The latest snapshot's metadata; index 0 = no snapshot.
   pb::SnapshotMeta snapshot;
-  /// The snapshot's state-machine data (sent to followers that fall behind it).
+  /// The snapshot's state-machine data (sent to followers that fall behind it; not kept
+  /// with a snapshot_loader).
   std::string snapshot_data;
   /// The log after snapshot.index, contiguous, starting at snapshot.index + 1.
   std::vector<pb::Entry> entries;
@@ -154,8 +174,9 @@ struct Batch {
   /// Advance(batch) reports every batch up to this one persisted.
   uint64_t seq = 0;
   /// A snapshot received from the leader: persist it (it replaces the whole log) and
-  /// restore the state machine from `data` before applying `committed`.
-  std::optional<Snapshot> snapshot;
+  /// restore the state machine from `data` before applying `committed`. Shared, not
+  /// copied: raft may stream the same object to followers.
+  std::shared_ptr<const Snapshot> snapshot;
   /// Entries to append durably, contiguous and ascending. The first may be <= the last
   /// persisted index: the persisted suffix from that index on is replaced.
   std::vector<pb::Entry> entries;
@@ -168,8 +189,8 @@ struct Batch {
   /// without a sync of its own and is persisted once written.
   bool must_sync = false;
   /// A local snapshot made by Compact(): persist it (the state machine already has it);
-  /// entries after meta.index stay.
-  std::optional<Snapshot> compacted;
+  /// entries after meta.index stay. Shared, as `snapshot`.
+  std::shared_ptr<const Snapshot> compacted;
   /// Messages to send now, before or while this batch is persisted: raft holds back every
   /// message that depends on persistence not yet reported by Advance (see the file
   /// comment) and hands it out, in the order produced, in the first batch taken after it.

@@ -109,8 +109,15 @@ class Raft::Impl {
   Time transfer_deadline_ = 0;
   bool timeout_now_sent_ = false;
   // The latest snapshot (meta and state-machine data; null before the first), shared with
-  // the transfers that stream it.
+  // the transfers that stream it. With opt_.snapshot_loader it is held only weakly (in
+  // snapshot_weak_): alive while a batch or a transfer holds it, read back otherwise.
   std::shared_ptr<const Snapshot> snapshot_;
+  std::weak_ptr<const Snapshot> snapshot_weak_;
+  // Makes `s` the latest snapshot (held as the options say).
+  void KeepSnapshot(std::shared_ptr<const Snapshot> s);
+  // The latest snapshot with its data, for a transfer: held, still alive, or loaded; null
+  // if the loader cannot read it now.
+  std::shared_ptr<const Snapshot> SnapshotForTransfer();
   // Follower: the snapshot being received in chunks, from the leader `from` in `term`.
   struct IncomingSnapshot {
     std::string from;
@@ -121,8 +128,8 @@ class Raft::Impl {
   };
   std::optional<IncomingSnapshot> incoming_;
   HardState last_hard_state_;
-  std::optional<Snapshot> pending_install_;
-  std::optional<Snapshot> pending_compacted_;
+  std::shared_ptr<const Snapshot> pending_install_;
+  std::shared_ptr<const Snapshot> pending_compacted_;
   std::vector<pb::RaftMessage> messages_;  // produced since the last TakeBatch
   // Persistence (raft.h): batches taken and persisted, by Batch::seq.
   uint64_t taken_seq_ = 0;      // the last batch taken

@@ -123,8 +123,9 @@ Status Raft::Impl::Compact(uint64_t index, std::string data) {
   meta.set_term(log_.TermOrZero(index));
   *meta.mutable_config() = log_.ConfigAt(index);
   log_.CompactTo(meta);
-  snapshot_ = std::make_shared<const Snapshot>(Snapshot{meta, data});
-  pending_compacted_ = Snapshot{std::move(meta), std::move(data)};
+  auto snap = std::make_shared<const Snapshot>(Snapshot{std::move(meta), std::move(data)});
+  pending_compacted_ = snap;
+  KeepSnapshot(std::move(snap));
   return Status::OK();
 }
 

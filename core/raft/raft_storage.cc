@@ -82,26 +82,40 @@ Status PersistBatches(LogStore* store, const std::vector<const Batch*>& batches)
   return Status::OK();
 }
 
+Status ReadSnapshot(const LogStore& store, Snapshot* out) {
+  *out = Snapshot();
+  SnapshotData snap;
+  MESH_RETURN_IF_ERROR(store.ReadSnapshot(&snap));
+  if (snap.index != store.snapshot().index || snap.term != store.snapshot().term) {
+    return Status::Corruption("the snapshot file (index " + std::to_string(snap.index) +
+                              ") is not the store's (index " +
+                              std::to_string(store.snapshot().index) + ")");
+  }
+  if (snap.index == 0) return Status::OK();
+  pb::StoredSnapshot stored;
+  if (!stored.ParseFromString(snap.data)) {
+    return Status::Corruption("raft snapshot at index " + std::to_string(snap.index) +
+                              " does not decode");
+  }
+  if (stored.meta().index() != snap.index || stored.meta().term() != snap.term) {
+    return Status::Corruption("raft snapshot metadata (" + std::to_string(stored.meta().index()) +
+                              ", " + std::to_string(stored.meta().term()) +
+                              ") disagrees with the store's (" + std::to_string(snap.index) + ", " +
+                              std::to_string(snap.term) + ")");
+  }
+  out->meta = std::move(*stored.mutable_meta());
+  out->data = std::move(*stored.mutable_data());
+  return Status::OK();
+}
+
 Status LoadPersistentState(const LogStore& store, PersistentState* out) {
   PersistentState state;
   state.hard_state = store.hard_state();
-  const SnapshotData& snap = store.snapshot();
-  if (snap.index > 0) {
-    pb::StoredSnapshot stored;
-    if (!stored.ParseFromString(snap.data)) {
-      return Status::Corruption("raft snapshot at index " + std::to_string(snap.index) +
-                                " does not decode");
-    }
-    if (stored.meta().index() != snap.index || stored.meta().term() != snap.term) {
-      return Status::Corruption("raft snapshot metadata (" + std::to_string(stored.meta().index()) +
-                                ", " + std::to_string(stored.meta().term()) +
-                                ") disagrees with the store's (" + std::to_string(snap.index) +
-                                ", " + std::to_string(snap.term) + ")");
-    }
-    state.snapshot = stored.meta();
-    state.snapshot_data = stored.data();
-  }
-  state.entries.reserve(store.last_index() - snap.index);
+  Snapshot snap;
+  MESH_RETURN_IF_ERROR(ReadSnapshot(store, &snap));
+  state.snapshot = std::move(snap.meta);
+  state.snapshot_data = std::move(snap.data);
+  state.entries.reserve(store.last_index() - store.snapshot().index);
   for (uint64_t i = store.first_index(); i <= store.last_index(); ++i) {
     pb::Entry entry;
     MESH_RETURN_IF_ERROR(DecodeEntry(store.entry(i), &entry));

@@ -44,6 +44,12 @@ Status PersistBatches(LogStore* store, const std::vector<const Batch*>& batches)
 /// snapshot does not decode.
 Status LoadPersistentState(const LogStore& store, PersistentState* out);
 
+/// Reads the latest snapshot `store` persisted (SaveSnapshot of a batch's snapshot or
+/// compacted) back from its file, data included, into `*out`; out->meta.index() is 0 if
+/// there is none. Corruption if it does not decode or is not the store's latest. Touches
+/// only the snapshot file (LogStore::ReadSnapshot), for a SnapshotLoader.
+Status ReadSnapshot(const LogStore& store, Snapshot* out);
+
 /// The LogEntry encoding of `entry` (see the file comment).
 LogEntry EncodeEntry(const pb::Entry& entry);
 /// Decodes a LogEntry written by EncodeEntry; Corruption if its data has no valid type byte.

@@ -1,4 +1,4 @@
-// core/storage/disk_full_policy: what a node does when its disk is full (issue 14 point 5).
+// core/storage/disk_full_policy: what a node does when its disk is full (docs/design.md §8).
 //
 // A write refused for want of space (core::IsNoSpace: ENOSPC, EDQUOT) changes nothing that
 // was durable (core/storage/log_store.h), so the node need not stop. The policy, decided

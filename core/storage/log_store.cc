@@ -126,7 +126,9 @@ std::string EncodeSnapshot(const SnapshotData& s) {
   return out;
 }
 
-Status DecodeSnapshot(const std::string& path, const std::string& file, SnapshotData* s) {
+// Checks and decodes a `snapshot` file; its data is copied into `s` only if `with_data`.
+Status DecodeSnapshot(const std::string& path, const std::string& file, SnapshotData* s,
+                      bool with_data) {
   if (file.size() < kSnapshotHeaderBytes ||
       std::memcmp(file.data(), kSnapshotMagic, sizeof(kSnapshotMagic)) != 0) {
     return Status::Corruption(path + ": not a snapshot file (bad header, " +
@@ -137,7 +139,8 @@ Status DecodeSnapshot(const std::string& path, const std::string& file, Snapshot
   if (want != got) return Status::Corruption(path + ": snapshot checksum mismatch");
   s->index = GetFixed64(file.data() + 12);
   s->term = GetFixed64(file.data() + 20);
-  s->data = file.substr(kSnapshotHeaderBytes);
+  s->data.clear();
+  if (with_data) s->data.assign(file, kSnapshotHeaderBytes);
   if (s->index == 0) return Status::Corruption(path + ": snapshot at index 0");
   return Status::OK();
 }
@@ -424,7 +427,8 @@ Status LogStore::Impl::Recover() {
   if (fs->Exists(snapshot_path)) {
     std::string file;
     MESH_RETURN_IF_ERROR(fs->ReadFile(snapshot_path, &file));
-    MESH_RETURN_IF_ERROR(DecodeSnapshot(snapshot_path, file, &snap));
+    // Checked here (a damaged snapshot fails Open), read again by ReadSnapshot.
+    MESH_RETURN_IF_ERROR(DecodeSnapshot(snapshot_path, file, &snap, /*with_data=*/false));
   }
 
   std::vector<std::string> names;
@@ -609,6 +613,19 @@ const HardState& LogStore::hard_state() const { return impl_->hs; }
 
 const SnapshotData& LogStore::snapshot() const { return impl_->snap; }
 
+Status LogStore::ReadSnapshot(SnapshotData* out) const {
+  return ReadSnapshotFile(impl_->fs, impl_->dir, out);
+}
+
+Status LogStore::ReadSnapshotFile(FileSystem* fs, const std::string& dir, SnapshotData* out) {
+  const std::string path = dir + "/snapshot";
+  *out = SnapshotData();
+  if (!fs->Exists(path)) return Status::OK();
+  std::string file;
+  MESH_RETURN_IF_ERROR(fs->ReadFile(path, &file));
+  return DecodeSnapshot(path, file, out, /*with_data=*/true);
+}
+
 uint64_t LogStore::first_index() const { return impl_->first_index(); }
 
 uint64_t LogStore::last_index() const { return impl_->last_index(); }
@@ -701,7 +718,8 @@ Status LogStore::SaveSnapshot(const SnapshotData& snapshot) {
   } else {
     d.entries.clear();
   }
-  d.snap = snapshot;
+  d.snap.index = snapshot.index;  // the data stays on disk only (ReadSnapshot)
+  d.snap.term = snapshot.term;
 
   // Log the hard state again (older copies may be in segments about to be deleted) and
   // the marker that tells replay what this snapshot did to the log.

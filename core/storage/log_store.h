@@ -1,4 +1,4 @@
-// core/storage/log_store: the durable log of DESIGN.md §8 — hard state (term, vote),
+// core/storage/log_store: the durable log of docs/design.md §8 — hard state (term, vote),
 // log entries and the latest snapshot — on a write-ahead log of checksummed records.
 //
 // Layout of the data dir: `wal/<seq:016x>.wal` segments, `snapshot` (one file, replaced
@@ -107,8 +107,16 @@ class LogStore {
 
   /// The latest hard state (buffered or durable); all zero/empty on a fresh store.
   const HardState& hard_state() const;
-  /// The latest snapshot; index 0 if there is none.
+  /// The index and term of the latest snapshot (index 0 if there is none). Its `data` is
+  /// always empty: a snapshot's data is not kept in memory (a table of a million locks
+  /// makes hundreds of MB); ReadSnapshot reads it.
   const SnapshotData& snapshot() const;
+  /// Reads the latest snapshot, data included, from its file (index 0 and no data if there
+  /// is none). Corruption if the file does not check out. Uses only the file system, not
+  /// the store's state, so it may run while the owner thread's Sync runs elsewhere.
+  Status ReadSnapshot(SnapshotData* out) const;
+  /// ReadSnapshot of the store in `dir` through `fs`, without a store object.
+  static Status ReadSnapshotFile(FileSystem* fs, const std::string& dir, SnapshotData* out);
   /// First index held in the log: snapshot().index + 1.
   uint64_t first_index() const;
   /// Last index held in the log, including buffered entries; snapshot().index if none.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The 3-node benchmark of issue 5 (acceptance 7): lockmesh and etcd, same hosts, same workload.
+# The 3-node benchmark: lockmesh and etcd, same hosts, same workload.
 #
 # Creates three network namespaces (lmb1..lmb3, 10.79.0.1..3/24 on a bridge lmbbr0), starts a
 # three-node lockmesh mesh in them (fsync on, --security as given), and runs `lockmesh bench`

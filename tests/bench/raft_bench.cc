@@ -1,5 +1,5 @@
-// Committed entries per second through an in-memory 3-node core::raft cluster, without I/O
-// (issue 3, acceptance 6): the cost of the consensus state machine itself — proposing,
+// Committed entries per second through an in-memory 3-node core::raft cluster, without I/O:
+// the cost of the consensus state machine itself — proposing,
 // batching, APPEND/APPEND_RESPONSE handling, commit counting and handing out committed
 // entries — with the persist step a no-op and messages passed as objects.
 //

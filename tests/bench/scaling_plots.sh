@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Scaling curves of lockmesh (issue 14, acceptance 7), drawn as PNG plots with gnuplot:
+# Scaling curves of lockmesh, drawn as PNG plots with gnuplot:
 # cycles/s and p99 cycle latency of `lockmesh bench --scenario distinct` against
 #   1. clients: 1 to 4,096 on one local node;
 #   2. held locks: 1,000 to 1,000,000 held on that node (by `bench --scenario hold`) while

@@ -1,4 +1,4 @@
-// One TLS peer link on loopback (issue 4, acceptance 6): small framed messages per second
+// One TLS peer link on loopback: small framed messages per second
 // (100-byte frames), bulk MB/s (64 KiB frames), and the time to bring a link up (TCP connect
 // + TLS 1.2 handshake with certificate verification on both sides + Hello/Welcome).
 //

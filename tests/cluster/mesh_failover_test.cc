@@ -1,4 +1,4 @@
-// Issue 5, acceptance 3 and 4: a lock survives the loss of its holder's host, a cut-off holder
+// A lock survives the loss of its holder's host, a cut-off holder
 // stops its command before anyone else is granted the lock, and a voter stopped for good is
 // replaced by a learner while locks keep working.
 //
@@ -110,7 +110,7 @@ class MeshFailoverTest : public MeshTest {
            Seconds(stop_ns - cut_ns), MeshCluster::NodeId(waiter_host).c_str(),
            Seconds(grant_ns - cut_ns), Seconds(grant_ns - stop_ns));
     EXPECT_LT(stop_ns, grant_ns) << "the lock was granted elsewhere before the cut-off holder's "
-                                    "command was stopped (acceptance 3)\n"
+                                    "command was stopped\n"
                                  << mesh_->Describe();
     std::optional<ExitStatus> waiter_exit = waiter->Wait(Millis(20000));
     ASSERT_TRUE(waiter_exit.has_value());
@@ -125,7 +125,7 @@ class MeshFailoverTest : public MeshTest {
   }
 };
 
-// Acceptance 3, first half: the holder's host is killed (node, client and command: kill -9 of
+// The holder's host is killed (node, client and command: kill -9 of
 // everything in its namespace); a waiter elsewhere is granted within session-ttl + 2 s.
 TEST_F(MeshFailoverTest, LockOfAKilledHostIsGrantedElsewhereWithinSessionTtlPlusTwoSeconds) {
   LOCKMESH_REQUIRE_NETNS();
@@ -148,7 +148,7 @@ TEST_F(MeshFailoverTest, LockOfAKilledHostIsGrantedElsewhereWithinSessionTtlPlus
   printf("holder's host %s killed: the lock was granted on %s %.3f s later (session ttl %d s)\n",
          MeshCluster::NodeId(victim).c_str(), MeshCluster::NodeId(waiter_host).c_str(), after,
          kSessionTtlS);
-  EXPECT_LT(after, kSessionTtlS + 2.0) << "granted later than session-ttl + 2 s (acceptance 3)\n"
+  EXPECT_LT(after, kSessionTtlS + 2.0) << "granted later than session-ttl + 2 s\n"
                                        << mesh_->Describe();
   // Not before the ttl either: the dead node's lease must be allowed to run out.
   EXPECT_GT(after, kSessionTtlS * 0.5) << "granted before the dead holder's session could end";
@@ -158,7 +158,7 @@ TEST_F(MeshFailoverTest, LockOfAKilledHostIsGrantedElsewhereWithinSessionTtlPlus
   EXPECT_EQ(ReadStamp(mesh_->Path("holder.stop")), 0) << "a killed command cannot record a stop";
 }
 
-// Acceptance 3, second half: a follower holding a lock is cut off (veth off the bridge).
+// A follower holding a lock is cut off (veth off the bridge).
 TEST_F(MeshFailoverTest, CutOffFollowerStopsItsCommandBeforeTheLockIsGrantedElsewhere) {
   LOCKMESH_REQUIRE_NETNS();
   IsolatedHolderStopsBeforeTheOtherIsGranted(/*holder_is_leader=*/false);
@@ -295,7 +295,7 @@ INSTANTIATE_TEST_SUITE_P(Lock, MeshCutOffClientsTest, ::testing::Values(false, t
                                              : std::string("HeldAtTheHeal");
                          });
 
-// Acceptance 4: a voter stopped for good (--dead-after 5); a learner becomes a voter (3 voters
+// A voter stopped for good (--dead-after 5); a learner becomes a voter (3 voters
 // again) and a loop of short locks on another host keeps working throughout.
 class MeshDeadVoterTest : public MeshFailoverTest,
                           public ::testing::WithParamInterface<bool /*the leader*/> {};

@@ -1,4 +1,4 @@
-// Issue 5, acceptance 1 and 6: hosts started with no addresses given form one cluster.
+// Hosts started with no addresses given form one cluster.
 // Real `lockmesh node` processes, one per network namespace, found by multicast only.
 #include <gtest/gtest.h>
 
@@ -57,7 +57,7 @@ class MeshFormationTest : public MeshTest {
   }
 };
 
-// Acceptance 1: five hosts, --security mutual with `lockmesh cert` certificates, --expect 3
+// Five hosts, --security mutual with `lockmesh cert` certificates, --expect 3
 // --voters 3, no addresses given: one cluster within 5 s (3 voters, 2 learners), and
 // `lockmesh lock` works on every host.
 TEST_F(MeshFormationTest, FiveHostsWithMutualTlsFormOneClusterWithinFiveSeconds) {
@@ -80,14 +80,14 @@ TEST_F(MeshFormationTest, FiveHostsWithMutualTlsFormOneClusterWithinFiveSeconds)
   printf("5 hosts (mutual TLS, expect 3, voters 3): one cluster, 3 voters + 2 learners, "
          "observed %.2f s after the first node started\n",
          seconds);
-  EXPECT_LE(seconds, 5.0) << "formed, but later than 5 s (acceptance 1):\n" << why;
+  EXPECT_LE(seconds, 5.0) << "formed, but later than 5 s:\n" << why;
   ASSERT_NO_FATAL_FAILURE(CheckMembers(3, 2, /*ipv6_only=*/false));
   LockOnEveryHost("formation");
   // Still one cluster after the locks (nobody left, nobody was replaced).
   EXPECT_TRUE(mesh_->WaitFormed(mesh_->HostsExcept(), 3, 5, Millis(10000), &why)) << why;
 }
 
-// Acceptance 6: IPv6-only hosts discover each other and form a cluster.
+// IPv6-only hosts discover each other and form a cluster.
 TEST_F(MeshFormationTest, Ipv6OnlyHostsFormOneCluster) {
   LOCKMESH_REQUIRE_NETNS();
   MeshOptions options;

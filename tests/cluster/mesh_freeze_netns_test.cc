@@ -1,4 +1,4 @@
-// Issue 13, acceptance 1 (second reproduction), across hosts: the node of a lock holder's host
+// A frozen node across hosts: the node of a lock holder's host
 // is frozen (SIGSTOP, as a GC pause, swap storm or VM steal would) for 8 s at --session-ttl 3,
 // while `lockmesh lock` and its command keep running. The client's own lease
 // (core/lease/client_lease.h) must stop the command at least 100 ms before the lock is

@@ -1,4 +1,4 @@
-// Issue 5, acceptance 5: intruders. A node with a certificate from another CA, and one whose
+// Intruders. A node with a certificate from another CA, and one whose
 // certificate's CN is not the id it claims, never join and are named in the logs of the nodes
 // they tried; a node of another cluster name is ignored; 10,000 garbage datagrams on the
 // discovery port do not disturb the cluster.
@@ -208,7 +208,7 @@ TEST_F(MeshIntruderTest, TenThousandGarbageDatagramsOnTheDiscoveryPortDoNotDistu
 namespace lockmesh::testing {
 namespace {
 
-// Issue 14, acceptance 6: a dialer learned from a beacon ends when the beacon expires. From
+// A dialer learned from a beacon ends when the beacon expires. From
 // host 3 (no node), 50 made-up nodes beacon for 3 s, each naming a port of host 3 where the
 // forger accepts and closes every connection. Every node dials them while they beacon; once
 // the beacons expire (6.2 s unheard), nothing dials them again: no connection reaches the

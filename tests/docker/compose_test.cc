@@ -1,4 +1,4 @@
-// Issue 7's acceptance on a real Docker engine: the image of docker/Dockerfile and the compose
+// The Docker deployment on a real Docker engine: the image of docker/Dockerfile and the compose
 // files docker/compose.yaml and docker/compose.secure.yaml.
 //
 // One test (CTest runs each test case in its own process, and the engine, the base image and
@@ -43,7 +43,7 @@ namespace {
 
 using Json = nlohmann::json;
 
-/// The acceptance bound of the whole test (issue 7, acceptance 4).
+/// The wall-time bound of the whole test (docs/docker.md: under 15 min).
 constexpr double kWallLimitS = 15 * 60;
 /// Scenarios are not started past this point (cleanup needs time; ctest's timeout is 900 s).
 constexpr double kScenarioBudgetS = 13 * 60;
@@ -281,7 +281,7 @@ class DockerComposeTest : public ::testing::Test {
   std::string image_;
 };
 
-// Acceptance 1.
+// Scenario 1: three nodes form one cluster by multicast, lock everywhere, and scale to five.
 void DockerComposeTest::PlainMeshForms() {
   Note("scenario 1: compose.yaml, three nodes found by multicast");
   CommandResult up = plain_->Run({"up", "-d", "--no-build", "node"});
@@ -293,7 +293,7 @@ void DockerComposeTest::PlainMeshForms() {
   Note("one cluster of 3 voters, " + std::to_string(formed) +
        " s after the last node started (bound 10 s); `up` took " + std::to_string(up.seconds) +
        " s");
-  EXPECT_LT(formed, 10.0) << "acceptance 1: a three-node cluster within 10 seconds";
+  EXPECT_LT(formed, 10.0) << "a three-node cluster within 10 seconds";
   {
     std::map<std::string, Json> statuses = Statuses(nodes);
     for (const auto& [c, s] : statuses) EXPECT_EQ(s.value("security", ""), "none") << c;
@@ -341,7 +341,7 @@ void DockerComposeTest::PlainMeshForms() {
   for (size_t i = 3; i < nodes.size(); ++i) EXPECT_GT(LockIn(nodes[i], "accept1"), 0);
 }
 
-// Acceptance 2.
+// Scenario 2: a killed container's locks are granted elsewhere within the session ttl.
 void DockerComposeTest::KilledContainers() {
   Note("scenario 2: killed containers (session ttl " + std::to_string(kSessionTtlS) + " s)");
   std::vector<std::string> nodes = plain_->Containers("node");
@@ -395,7 +395,7 @@ void DockerComposeTest::KilledContainers() {
     Note("learner's container killed while holding accept2a: granted on a follower " +
          std::to_string(after) + " s later (bound ttl + 2 = " + std::to_string(kSessionTtlS + 2) +
          " s)");
-    EXPECT_LT(after, kSessionTtlS + 2.0) << "acceptance 2: granted within session-ttl + 2 s";
+    EXPECT_LT(after, kSessionTtlS + 2.0) << "granted within session-ttl + 2 s";
     EXPECT_GT(after, kSessionTtlS * 0.5) << "granted before the dead holder's session could end";
   }
 
@@ -433,7 +433,7 @@ void DockerComposeTest::KilledContainers() {
          std::to_string(election) + " s (bound election timeout + 4 = " +
          std::to_string(kElectionTimeoutS + 4) + " s)");
     EXPECT_LT(election, kElectionTimeoutS + 4.0)
-        << "acceptance 2: a new leader within the election timeout plus a few seconds";
+        << "a new leader within the election timeout plus a few seconds";
     // Locks stay available: on every survivor.
     for (const auto& c : survivors) {
       Clock::time_point t = Clock::now();
@@ -448,14 +448,14 @@ void DockerComposeTest::KilledContainers() {
          std::to_string(after_kill) + " s after the kill, " +
          std::to_string(after_kill - election) + " s after the new leader was seen (bound ttl + 2 s)");
     EXPECT_LT(after_kill - election, kSessionTtlS + 2.0)
-        << "acceptance 2: granted within session-ttl + 2 s (of the new leader's election)";
+        << "granted within session-ttl + 2 s (of the new leader's election)";
     EXPECT_TRUE(WaitFor([&] { return ExampleLocks(example[0]) > example_before + 1; }, 30, 0.5))
         << "the example service took no lock after the leader's death:\n"
         << engine_->Docker({"logs", "--tail", "20", example[0]}).output;
   }
 }
 
-// Acceptance 3 (and SIGTERM).
+// Scenario 3: a mutual-TLS mesh, a certificate of another CA refused, SIGTERM a graceful stop.
 void DockerComposeTest::MutualTlsMesh() {
   Note("scenario 3: compose.yaml + compose.secure.yaml, mutual TLS");
   CommandResult up = secure_->Run({"up", "-d", "--no-build", "node"});
@@ -635,7 +635,7 @@ TEST_F(DockerComposeTest, ImageComposeMeshFailoverAndMutualTls) {
     if (HasFailure() && !failed_before) DumpLogs(*secure_);
   }
   secure_->Down();
-  EXPECT_LT(SecondsSince(start_), kWallLimitS) << "acceptance 4: the docker test under 15 min";
+  EXPECT_LT(SecondsSince(start_), kWallLimitS) << "the docker test under 15 min";
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// docker/Dockerfile built whole, from the sources (issue 18, point 7): compose_test.cc builds
+// docker/Dockerfile built whole, from the sources: compose_test.cc builds
 // only its runtime stage, from the host build's binary, so that its scenarios keep their
 // budget; this test keeps the build stage honest. It compiles lockmesh inside the container
 // (several minutes on a loaded 2-core machine), then checks that the image runs: as the

@@ -1,5 +1,5 @@
-// One authority per host, and the local boundary (issue 13, acceptance 1: the first and the
-// fourth reproduction; docs/mesh.md "One authority per host", "The local boundary").
+// One authority per host, and the local boundary (docs/mesh.md "One authority per host",
+// "The local boundary").
 //
 // Real processes only. A one-node MESH node (`lockmesh node --no-multicast --listen
 // 127.0.0.1:<port> --expect 1`) serves the test's socket and data dir and is killed with -9;
@@ -91,9 +91,10 @@ class AuthorityTest : public ProcessTest {
     ASSERT_TRUE(WaitFor([&] { return NodePidsServing(paths_.socket).empty(); }, Millis(10000)));
   }
 
-  // The refusal names the node, its cluster, how to start it and how to release it.
-  void ExpectClaimRefusal(const RunResult& r, const std::string& what) {
-    EXPECT_EQ(r.code(), 99) << what << ": " << r.Describe();
+  // The refusal names the node, its cluster, how to start it and how to release it. `lock`
+  // exits 94 (no node, as `status` and `locks`), the others 99.
+  void ExpectClaimRefusal(const RunResult& r, const std::string& what, int code = 99) {
+    EXPECT_EQ(r.code(), code) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "mesh node m1")) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "cluster 'lockmesh'")) << what << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "start the mesh node: \\S*lockmesh node --node-id m1"))
@@ -128,7 +129,7 @@ TEST_F(AuthorityTest, NoGrantBesideADeadMeshNode) {
   // `lockmesh lock` with auto-start on (the default), as a FLoM-style script runs it.
   RunResult lock = RunLockmesh(
       "lock", {"lock", "--socket", paths_.socket, "X", "--", "touch", marker}, Millis(30000));
-  ExpectClaimRefusal(lock, "lockmesh lock");
+  ExpectClaimRefusal(lock, "lockmesh lock", 94);
   ExpectNoLocalNode(marker);
 
   RunResult bench =
@@ -149,7 +150,7 @@ TEST_F(AuthorityTest, NoGrantBesideADeadMeshNode) {
 }
 
 // `lockmesh status` and `lockmesh locks` on the socket of a mesh node that is down say what
-// `lockmesh lock` says (which node, which cluster, how to start it), still with exit 1 (no
+// `lockmesh lock` says (which node, which cluster, how to start it), still with exit 94 (no
 // node), and with --json as {"error": MESSAGE} on stdout. They start nothing.
 TEST_F(AuthorityTest, StatusAndLocksNameTheDeadMeshNode) {
   Process* mesh = StartMesh(nullptr);
@@ -161,7 +162,7 @@ TEST_F(AuthorityTest, StatusAndLocksNameTheDeadMeshNode) {
       if (json) args.push_back("--json");
       const std::string what = std::string("lockmesh ") + command + (json ? " --json" : "");
       RunResult r = RunLockmesh(command, args, Millis(30000));
-      EXPECT_EQ(r.code(), 1) << what << ": " << r.Describe();
+      EXPECT_EQ(r.code(), 94) << what << ": " << r.Describe();
       EXPECT_TRUE(Has(r.err, "belongs to mesh node m1 of cluster 'lockmesh'.*which is not running"))
           << what << ": " << r.Describe();
       EXPECT_TRUE(Has(r.err, "start the mesh node: \\S*lockmesh node --node-id m1"))
@@ -236,7 +237,7 @@ TEST_F(AuthorityTest, RacingStartersNeverServeBesideTheMesh) {
       ++granted;
       EXPECT_GT(std::stoull(r.out), first) << r.Describe();
     } else {
-      EXPECT_EQ(r.code(), 99) << r.Describe();
+      EXPECT_EQ(r.code(), 94) << r.Describe();  // the mesh node is down: no node
       EXPECT_TRUE(Has(r.err, "mesh node m1")) << r.Describe();
     }
   }
@@ -314,7 +315,7 @@ TEST_F(AuthorityTest, DamagedTruncatedOrSymlinkedClaimRefusesALocalStart) {
     const std::string marker = Path("granted-" + c.name);
     RunResult r = RunLockmesh(
         c.name, {"lock", "--socket", paths_.socket, "X", "--", "touch", marker}, Millis(30000));
-    EXPECT_EQ(r.code(), 99) << c.name << ": " << r.Describe();
+    EXPECT_EQ(r.code(), 94) << c.name << ": " << r.Describe();  // no node, as `status` says
     EXPECT_TRUE(Has(r.err, "unreadable")) << c.name << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, c.why)) << c.name << ": " << r.Describe();
     EXPECT_TRUE(Has(r.err, "--release-mesh-claim")) << c.name << ": " << r.Describe();

@@ -1,5 +1,5 @@
-// Auto-start of a node by `lockmesh lock` when none answers (foundation issue, acceptance
-// point 4): ten clients started at once with no node running start exactly one node, and all
+// Auto-start of a node by `lockmesh lock` when none answers: ten clients
+// started at once with no node running start exactly one node, and all
 // ten commands run, one at a time.
 //
 // The clients find the socket and data dir through LOCKMESH_SOCKET / LOCKMESH_DATA_DIR (the

@@ -1,4 +1,4 @@
-// `lockmesh bench --scenario hold` (issue 14, acceptance 4): against a node the bench
+// `lockmesh bench --scenario hold`: against a node the bench
 // auto-starts, 20,000 distinct locks are taken, held and released, and the report's fields
 // exist and are sane: every lock was held at once (the node's own count says so), the node's
 // RSS was read (its pid is the one serving the socket), rose while the locks were held, and

@@ -1,5 +1,5 @@
 // `lockmesh cert` and `lockmesh trust` as a user runs them: real processes, real files, and
-// the real `openssl` CLI as the judge of what lockmesh writes (issue 4, acceptance 2).
+// the real `openssl` CLI as the judge of what lockmesh writes.
 #include <sys/stat.h>
 
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 // net/certificate and net/known_peers, checked against the real `openssl` CLI where OpenSSL
 // has an opinion (fingerprints, chain verification, certificates OpenSSL made), and on real
 // files (modes, corrupt stores, concurrent updates).
+#include <mbedtls/x509.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -189,7 +190,7 @@ TEST_F(CertLibraryTest, NodeCertificateSignedByOpenSslCaVerifies) {
   EXPECT_EQ(Inspect(node_dir + "/cert.pem").issuer, Inspect(ca_dir + "/cert.pem").subject);
 }
 
-// A self-signed certificate made by OpenSSL exactly as issue 4 says: lockmesh reads it, calls
+// A self-signed certificate made by OpenSSL (openssl req -x509): lockmesh reads it, calls
 // it self-signed, and agrees on the fingerprint.
 TEST_F(CertLibraryTest, OpenSslSelfSignedCertificateIsUnderstood) {
   std::string dir = dir_->MakeDir("ossl");
@@ -234,6 +235,92 @@ TEST_F(CertLibraryTest, SelfSignedExpiredAndNotYetValid) {
   // OpenSSL agrees that the old one has expired.
   RunResult check = OpenSsl({"x509", "-noout", "-checkend", "0", "-in", Path("old/cert.pem")});
   EXPECT_EQ(check.code(), 1) << check.Describe();
+}
+
+// The expiry decision of a node's own certificate (start-up log, `lockmesh status`): pure,
+// the instant is the caller's.
+TEST(CertificateExpiryTest, WarnsWithinThirtyDaysAndAfterTheEnd) {
+  using mesh::net::CertificateExpiry;
+  using mesh::net::CheckCertificateExpiry;
+  using State = CertificateExpiry::State;
+  constexpr int64_t kDay = 86400;
+  const int64_t from = 1'700'000'000, to = from + 365 * kDay;
+  EXPECT_EQ(CheckCertificateExpiry(from, to, from).state, State::kFine);
+  EXPECT_EQ(CheckCertificateExpiry(from, to, to - 30 * kDay - 1).state, State::kFine);
+  EXPECT_EQ(CheckCertificateExpiry(from, to, to - 30 * kDay - 1).days, 30);
+  // Exactly 30 days left, and anything less, is "expires soon".
+  CertificateExpiry e = CheckCertificateExpiry(from, to, to - 30 * kDay);
+  EXPECT_EQ(e.state, State::kExpiresSoon);
+  EXPECT_EQ(e.days, 30);
+  e = CheckCertificateExpiry(from, to, to - 12 * kDay - 5);
+  EXPECT_EQ(e.state, State::kExpiresSoon);
+  EXPECT_EQ(e.days, 12);
+  e = CheckCertificateExpiry(from, to, to);  // the last valid second
+  EXPECT_EQ(e.state, State::kExpiresSoon);
+  EXPECT_EQ(e.days, 0);
+  e = CheckCertificateExpiry(from, to, to + 1);
+  EXPECT_EQ(e.state, State::kExpired);
+  EXPECT_EQ(e.days, 0);
+  e = CheckCertificateExpiry(from, to, to + 3 * kDay);
+  EXPECT_EQ(e.state, State::kExpired);
+  EXPECT_EQ(e.days, 3);
+  e = CheckCertificateExpiry(from, to, from - 2 * kDay - 1);
+  EXPECT_EQ(e.state, State::kNotYetValid);
+  EXPECT_EQ(e.days, 2);
+  // The period is a parameter; a certificate shorter than it warns from its first second.
+  EXPECT_EQ(CheckCertificateExpiry(from, to, to - 10 * kDay, 7).state, State::kFine);
+  EXPECT_EQ(CheckCertificateExpiry(from, from + 10 * kDay, from).state, State::kExpiresSoon);
+
+  CertificateInfo info;
+  info.subject = "CN=n1, O=lockmesh";
+  info.not_before = from;
+  info.not_after = to;
+  EXPECT_EQ(mesh::net::CertificateExpiryWarning(info, "our certificate", from), "");
+  std::string w = mesh::net::CertificateExpiryWarning(info, "our certificate", to - 12 * kDay);
+  EXPECT_NE(w.find("our certificate CN=n1, O=lockmesh expires in 12 days, on " +
+                   mesh::net::FormatUtc(to)),
+            std::string::npos)
+      << w;
+  EXPECT_NE(w.find("SIGHUP"), std::string::npos) << w;
+  w = mesh::net::CertificateExpiryWarning(info, "our certificate", to + kDay);
+  EXPECT_NE(w.find("expired on " + mesh::net::FormatUtc(to) + " (1 day ago)"), std::string::npos)
+      << w;
+  w = mesh::net::CertificateExpiryWarning(info, "our certificate", from - 3 * kDay);
+  EXPECT_NE(w.find("is not valid before " + mesh::net::FormatUtc(from) + " (3 days from now)"),
+            std::string::npos)
+      << w;
+}
+
+// The knobs tests use to make certificates TLS must refuse (keyUsage, extendedKeyUsage,
+// several CNs) write what OpenSSL reads.
+TEST_F(CertLibraryTest, UsageAndExtraCommonNamesAreWhatOpenSslSees) {
+  CertificateChain ca;
+  PrivateKey ca_key;
+  Make(CertificateKind::kCa, "test CA", Path("ca"));
+  ASSERT_TRUE(mesh::net::LoadCertificateAuthority(Path("ca"), &ca, &ca_key).ok());
+  CertificateSpec spec;
+  spec.kind = CertificateKind::kNode;
+  spec.common_name = "a";
+  spec.extra_common_names = {"b"};
+  spec.key_usage = MBEDTLS_X509_KU_KEY_ENCIPHERMENT;
+  spec.extended_key_usage = mesh::net::kEkuServerAuth;
+  mesh::net::DefaultValidity(Now(), 30, &spec);
+  PemPair pair;
+  Status st = mesh::net::GenerateCertificate(spec, &ca, &ca_key, &pair);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_TRUE(mesh::net::WriteCertificateFiles(Path("odd"), pair, false).ok());
+  CertificateInfo info = Inspect(Path("odd/cert.pem"));
+  EXPECT_EQ(info.common_names, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(info.common_name, "b");  // the last, as mbedTLS-based code used to take it
+  RunResult text = OpenSsl({"x509", "-noout", "-text", "-in", Path("odd/cert.pem")});
+  ASSERT_EQ(text.code(), 0) << text.Describe();
+  EXPECT_NE(text.out.find("CN = a, O = lockmesh, CN = b"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("Key Encipherment"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("Digital Signature"), std::string::npos) << text.out;
+  EXPECT_NE(text.out.find("TLS Web Server Authentication"), std::string::npos) << text.out;
+  EXPECT_EQ(text.out.find("TLS Web Client Authentication"), std::string::npos) << text.out;
+  RunResult verify = OpenSsl({"verify", "-CAfile", Path("ca/cert.pem"), Path("odd/cert.pem")});
+  EXPECT_EQ(verify.code(), 0) << verify.Describe();
 }
 
 TEST_F(CertLibraryTest, BadSpecsAreRefusedInWords) {

@@ -1,5 +1,5 @@
 // `lockmesh lock` against a real `lockmesh node`: real processes, a real UNIX socket, real
-// files (foundation issue, acceptance point 3).
+// files.
 //
 // Each test starts its own node (`lockmesh node --socket <tmp>/s/node.sock --data-dir
 // <tmp>/data`, log in <tmp>/node.log) and runs `lockmesh lock --socket ... --no-autostart`

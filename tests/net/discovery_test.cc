@@ -273,7 +273,7 @@ TEST_F(DiscoveryTest, OtherClusterAndOtherVersionAreIgnored) {
   EXPECT_TRUE(other_version->Known().empty()) << other_version->Describe();
 }
 
-// A beacon may point only at its own sender (issue 14): one naming another host is dialled
+// A beacon may point only at its own sender: one naming another host is dialled
 // at its source address instead (counted, logged), so a forged datagram cannot make the mesh
 // dial any host it likes.
 TEST_F(DiscoveryTest, BeaconNamingAnotherHostIsDialledAtItsSource) {

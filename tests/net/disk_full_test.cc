@@ -1,4 +1,4 @@
-// A node's disk use and a full disk, for real (issue 14 point 5): the data dir is a small
+// A node's disk use and a full disk, for real (docs/design.md §8): the data dir is a small
 // tmpfs mounted for the test (root only; skipped otherwise), filled by a file of the test.
 //   * An idle node uses at most 4 MiB of disk, and an 8 MiB volume is enough to start one.
 //   * When the disk fills, the node refuses new locks with "disk full: ..." (UNAVAILABLE to
@@ -152,7 +152,7 @@ TEST_F(DiskFullTest, FullDiskRefusesNewLocksClearlyAndResumesWhenSpaceReturns) {
     EXPECT_LT(SecondsSince(start), 0.5) << "refused at once, not after a deadline";
   }
   // A new client still connects, and status is served (a listing too, but this one has
-  // more locks than one reply frame holds: issue 14 point 3; see the next test).
+  // more locks than one reply frame holds: see the next test).
   {
     auto other = Connect();
     ASSERT_NE(other, nullptr);

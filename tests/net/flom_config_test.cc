@@ -1,4 +1,4 @@
-// FLoM's INI configuration files for the `flom` front end (issue 6): the loader itself
+// FLoM's INI configuration files for the `flom` front end (docs/flom.md): the loader itself
 // (apps/lockmesh/flom_config.cc, compiled into this test) and the real `flom` reading
 // ~/.flom and -c FILE below its command-line options.
 #include <sys/stat.h>

@@ -1,4 +1,4 @@
-// The `flom` front end (issue 6, acceptance point 2): shell scripts written for FLoM run
+// The `flom` front end (docs/flom.md): shell scripts written for FLoM run
 // unchanged — cron-style jobs, the nesting `flom -r A -- flom -r B -- cmd`, a permanent
 // daemon (`flom -d -1`) with `-d 0` clients, `flom -x` / `flom -X` at the end — plus the
 // command line's edges: -v, -V, --help, bad flags, refused options, --ignore-signal.

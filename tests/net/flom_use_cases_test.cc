@@ -1,4 +1,4 @@
-// The `flom` front end (issue 6, acceptance point 1): FLoM's documented use cases, run
+// The `flom` front end (docs/flom.md): FLoM's documented use cases, run
 // through the real binary invoked as `flom` (the symlink next to it in the build tree).
 //
 // Every test is a FLoM user on a fresh machine: HOME is the test's, and ~/.flom names the

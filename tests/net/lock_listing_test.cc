@@ -1,5 +1,5 @@
 // `lockmesh locks` and mesh::Client::ListLocks against real `lockmesh node` processes with
-// listings of many pages (issue 14, point 3): every row once, --json one valid document,
+// listings of many pages: every row once, --json one valid document,
 // the --prefix and --node filters, usage errors, and the one-reply listing of a client that
 // does not page (small: every row; large: a clear error, not a dropped connection).
 //

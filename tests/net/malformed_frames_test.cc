@@ -1,5 +1,4 @@
-// Malformed client frames against a running node, over raw UNIX sockets opened by the test
-// (foundation issue, acceptance point 6).
+// Malformed client frames against a running node, over raw UNIX sockets opened by the test.
 //
 // Frame format of the local client API: a 4-byte big-endian length, then that many bytes of
 // an encoded mesh.pb.ClientRequest; at most 64 KiB. For each kind of bad input the node must

@@ -1,5 +1,5 @@
 // A lock holder's node frozen (SIGSTOP) past the session ttl while `lockmesh lock` and its
-// command keep running (issue 13, reproduction 2): the client's own lease
+// command keep running: the client's own lease
 // (core/lease/client_lease.h) must stop the command before the cluster grants the lock to
 // another client. Three real `lockmesh node` processes on loopback (--join, no multicast),
 // --session-ttl 3, the holder's node stopped for 8 s: once a follower, once the leader.
@@ -116,7 +116,7 @@ class MeshFreezeTest : public ProcessTest {
     return all;
   }
 
-  // The reproduction: X held through `holder` (its command records its start and, on
+  // The scenario: X held through `holder` (its command records its start and, on
   // SIGTERM, its end), a second `lockmesh lock X` waiting through `waiter`; `holder`'s node
   // is stopped for kFreeze. The first command must end >= 100 ms before the second grant.
   void FreezeHolderNode(int holder, int waiter) {
@@ -146,7 +146,7 @@ class MeshFreezeTest : public ProcessTest {
     // The cluster grants X to the waiter while the holder's node is still frozen.
     bool got = WaitFor([&] { return FileExists(granted) && !ReadFile(granted).empty(); }, kFreeze,
                        Millis(20));
-    // Keep it frozen for the whole kFreeze, as in the reproduction.
+    // Keep it frozen for the whole kFreeze.
     while (Clock::now() - frozen < kFreeze) usleep(20 * 1000);
     nodes_[holder]->Signal(SIGCONT);
     const double frozen_for = SecondsSince(frozen);

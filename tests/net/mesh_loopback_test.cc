@@ -1,6 +1,6 @@
 // A mesh of real `lockmesh node` processes on loopback, found through --join (no multicast,
 // no namespaces, no root): formation with --expect, locks from every node, a leader killed,
-// a lock holder's node killed, and certificate reload on SIGHUP (issue 4, acceptance 4).
+// a lock holder's node killed, and certificate reload on SIGHUP.
 // The multi-host behaviour (multicast, partitions, loss) is tested in tests/cluster.
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -84,7 +84,7 @@ TEST_F(MeshLoopbackTest, LockOfAKilledNodeIsGrantedElsewhereWithinSessionTtl) {
   ASSERT_TRUE(st.has_value());
   double seconds = std::chrono::duration<double>(Clock::now() - killed).count();
   EXPECT_EQ(st->code, 0) << waiter->Stderr();
-  // session ttl 2 s + 2 s (the bound of issue 5), measured with the waiter's exit (later
+  // session ttl 2 s + 2 s (the failover bound), measured with the waiter's exit (later
   // than the grant itself).
   EXPECT_LT(seconds, 4.0) << NodeLog(leader);
 }
@@ -152,7 +152,7 @@ TEST_F(MeshLoopbackTest, TwoClustersOfOneNameStayApartAndSaySo) {
   EXPECT_EQ(LockOn(2, "x").code(), 0);
 }
 
-// Deadlines hold without a quorum (issue 14, acceptance 2): on a node whose two peers are
+// Deadlines hold without a quorum: on a node whose two peers are
 // frozen, a try-lock answers within a second and `-w S` within S + 1 s — "no leader or
 // quorum", exit 99 — and a waiter whose Cancel cannot commit is answered at S + 1 s (exit
 // 98). No command runs. Once the peers run again, what the log decided after the answers is
@@ -231,7 +231,7 @@ TEST_F(MeshLoopbackTest, DeadlinesHoldWithoutAQuorum) {
 
 // The same for a node restarted while its peers are frozen: it cannot claim the client ids
 // that open a session (a log entry), so requests wait before any session exists; their
-// deadlines still hold (issue 14, acceptance 2).
+// deadlines still hold.
 TEST_F(MeshLoopbackTest, DeadlinesHoldWhileANodeCannotClaimClientIds) {
   for (int i = 1; i <= 3; ++i) StartMeshNode(i, 3, {}, "60");
   ASSERT_TRUE(WaitFormed({1, 2, 3}, 3, Millis(30000)));

@@ -1,4 +1,4 @@
-// Members-only Raft on real processes (issue 13, acceptance 1, the third reproduction): a
+// Members-only Raft on real processes: a
 // mesh of three `lockmesh node` processes on loopback, a lock held through n2, and a rogue
 // peer (tests/net/support/rogue_peer.cc, the real handshake) that is not a member:
 //  * --security mutual with a certificate from the cluster's own CA, CN=evil;
@@ -159,7 +159,7 @@ class MeshRogueTest : public ProcessTest {
     return Spawn("rogue", argv);
   }
 
-  // The whole attack of the reproduction against node i, as the rogue `args` select.
+  // The whole attack against node i, as the rogue `args` select.
   RunResult Attack(int i, const std::vector<std::string>& identity) {
     Json s = Status(i);
     const std::string term = std::to_string(s.value("term", 0));
@@ -176,7 +176,7 @@ class MeshRogueTest : public ProcessTest {
     return Rogue(i, args);
   }
 
-  // The checks of acceptance 1 after the rogue is done; `before` = Locks() of every node,
+  // The checks after the rogue is done; `before` = Locks() of every node,
   // `term` the term before the attack.
   void ExpectNothingChanged(const std::string& before, uint64_t term, Process* holder) {
     // For a while (two session ttls: an expiry or a lapsed lease would show by then) the

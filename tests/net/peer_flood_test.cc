@@ -1,4 +1,4 @@
-// Hostile load on a real node's peer port (issue 14, acceptance 6), on a mesh of three real
+// Hostile load on a real node's peer port (docs/mesh.md), on a mesh of three real
 // `lockmesh node` processes on loopback, with --security none and encrypt:
 //  * Flood: 15,000 bare TCP connections (nothing sent) from 100 loopback source addresses,
 //    held open, three times. The node's RSS (/proc/PID/status) rises by at most 64 MB during

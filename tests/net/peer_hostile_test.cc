@@ -1,4 +1,4 @@
-// Hostile input against a listening PeerTransport (issue 4, acceptance 5): garbage, oversized
+// Hostile input against a listening PeerTransport: garbage, oversized
 // frames, malformed envelopes, protocol violations, TLS handshake garbage and silent
 // connections, each on its own raw TCP connection. Each must be closed with a logged reason
 // that names the address, and the established link to a real peer must stay up and keep

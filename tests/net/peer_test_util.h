@@ -67,6 +67,28 @@ inline CertDir MakeCert(const std::string& dir, net::CertificateKind kind, const
   return CertDir{dir};
 }
 
+/// Generates a certificate per `spec` (any kind, usage, extra CNs; validity a year from now
+/// unless set) into `dir`, signed by `ca` (kNode) or by itself.
+inline CertDir MakeCertFromSpec(const std::string& dir, net::CertificateSpec spec,
+                                const CertDir* ca = nullptr) {
+  if (spec.not_before == 0 && spec.not_after == 0) net::DefaultValidity(Now(), 365, &spec);
+  net::PemPair pair;
+  Status st;
+  if (ca != nullptr) {
+    net::CertificateChain ca_cert;
+    net::PrivateKey ca_key;
+    st = net::LoadCertificateAuthority(ca->dir, &ca_cert, &ca_key);
+    EXPECT_TRUE(st.ok()) << st.ToString();
+    st = net::GenerateCertificate(spec, &ca_cert, &ca_key, &pair);
+  } else {
+    st = net::GenerateCertificate(spec, nullptr, nullptr, &pair);
+  }
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  st = net::WriteCertificateFiles(dir, pair, true);
+  EXPECT_TRUE(st.ok()) << st.ToString();
+  return CertDir{dir};
+}
+
 /// TLS options of `level` using `node` as our certificate and `ca` as trust (may be null).
 inline net::TlsOptions Tls(net::SecurityLevel level, const CertDir& node, const CertDir* ca) {
   net::TlsOptions o;

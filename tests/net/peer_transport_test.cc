@@ -1,6 +1,6 @@
 // PeerTransport over real TCP on 127.0.0.1 (ephemeral ports) with real mbedTLS: every
-// security level's accepted case, and every refusal of DESIGN.md §6 / issue 4 acceptance 1
-// with its reason on BOTH sides; certificate reload (acceptance 4). Every test closes its
+// security level's accepted case, and every refusal of docs/design.md §6
+// with its reason on BOTH sides; certificate reload. Every test closes its
 // loop and fails if a libuv handle leaked.
 #include <gtest/gtest.h>
 
@@ -126,7 +126,7 @@ TEST_F(PeerTransportTest, ReconnectsAfterThePeerRestarts) {
   ASSERT_TRUE(RunUntil([&] { return a->Up("b") && b2->Up("a"); }));
 }
 
-// Undial (a beacon's suggestion expired, issue 14): an idle dialer is gone at once; a
+// Undial (a beacon's suggestion expired): an idle dialer is gone at once; a
 // connected one keeps its link, and once the link ends the address is not dialled again.
 TEST_F(PeerTransportTest, UndialledAddressIsNotDialledAgain) {
   TestPeer* a = Peer(PeerOptions("a"));
@@ -234,6 +234,45 @@ TEST_F(PeerTransportTest, ExpiredCertificateRefusedBothSides) {
   TestPeer* o = Peer(PeerOptions("old", Level(SecurityLevel::kMutual, old)));
   ASSERT_TRUE(o->transport->Dial(a->address()).ok());
   ExpectRefusedBothSides(a, "expired on", o, "expired");
+}
+
+// The refusals of issue 16 through the transport: each side's log names the reason.
+TEST_F(PeerTransportTest, NotYetValidKeyUsageAndSeveralCnsRefusedBothSidesInWords) {
+  TestPeer* a = Peer(PeerOptions("a", Level(SecurityLevel::kMutual, a_)));
+  net::CertificateSpec early;
+  early.kind = CertificateKind::kNode;
+  early.common_name = "early";
+  early.not_before = Now() + 86400;
+  early.not_after = Now() + 400 * 86400;
+  TestPeer* e = Peer(PeerOptions(
+      "early", Level(SecurityLevel::kMutual, MakeCertFromSpec(dir_.Join("e"), early, &ca_))));
+  ASSERT_TRUE(e->transport->Dial(a->address()).ok());
+  ExpectRefusedBothSides(a, "not valid before", e, "is not valid before");
+  EXPECT_FALSE(e->Refused("certificate unknown")) << e->Dump();
+
+  net::CertificateSpec srv_only;
+  srv_only.kind = CertificateKind::kNode;
+  srv_only.common_name = "srv";
+  srv_only.extended_key_usage = net::kEkuServerAuth;
+  TestPeer* s = Peer(PeerOptions(
+      "srv", Level(SecurityLevel::kMutual, MakeCertFromSpec(dir_.Join("s"), srv_only, &ca_))));
+  ASSERT_TRUE(s->transport->Dial(a->address()).ok());
+  ExpectRefusedBothSides(
+      a, "extendedKeyUsage lacks clientAuth", s,
+      "our certificate CN=srv, O=lockmesh: its extendedKeyUsage lacks clientAuth");
+
+  // Two CNs, the last one "b": it would have passed as node b. The dialler runs encrypt (a
+  // mutual node does not start with it).
+  net::CertificateSpec two;
+  two.kind = CertificateKind::kNode;
+  two.common_name = "x";
+  two.extra_common_names = {"b"};
+  TestPeer* t = Peer(PeerOptions(
+      "b", Level(SecurityLevel::kEncrypt, MakeCertFromSpec(dir_.Join("t"), two, &ca_))));
+  ASSERT_TRUE(t->transport->Dial(a->address()).ok());
+  ExpectRefusedBothSides(a, "has 2 CNs, and --security mutual takes the CN as the node's id", t,
+                         "has 2 CNs, which --security mutual refuses");
+  EXPECT_FALSE(a->Up("b"));
 }
 
 TEST_F(PeerTransportTest, NoClientCertificateRefusedBothSides) {
@@ -371,7 +410,7 @@ TEST_F(PeerTransportTest, TlsPeerTalkingToPlaintextNodeIsAnErrorOnBothSides) {
                          "does not speak TLS");
 }
 
-// Acceptance 4: after a reload, new connections use the new certificates, and a connected
+// After a reload, new connections use the new certificates, and a connected
 // peer whose certificate no longer verifies is cut off.
 TEST_F(PeerTransportTest, ReloadUsesNewCertificatesAndCutsOffPeersNoLongerTrusted) {
   // Files at fixed paths, rewritten in place as an operator would before SIGHUP.

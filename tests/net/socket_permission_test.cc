@@ -1,4 +1,4 @@
-// The node's UNIX socket is not usable by another uid (foundation issue, acceptance point 5).
+// The node's UNIX socket is not usable by another uid.
 //
 // The test runs as root, starts a node as root, and runs `lockmesh lock` as `nobody`
 // (65534:65534, supplementary groups dropped) with setgid/setuid between fork and exec:
@@ -9,7 +9,7 @@
 //    client and a reason in the node's log.
 // Either way nothing is granted to the intruder and the node keeps serving its owner.
 //
-// And the other direction (issue 13, reproduction 4: docs/mesh.md "The local boundary"):
+// And the other direction (docs/mesh.md "The local boundary"):
 //  * a socket directory that another user created first (0777, or 0755 owned by them) is
 //    refused by our node and by the CLI's auto-start, with its owner and mode;
 //  * a client refuses a node that runs as another uid (SO_PEERCRED, before the hello):
@@ -41,7 +41,7 @@ class SocketPermissionTest : public ProcessTest {
   void SetUp() override {
     if (geteuid() != 0) {
       GTEST_SKIP() << "!!! SKIPPED: this test must run as root (it runs a client as uid "
-                   << kNobody << " via setuid); acceptance point 5 is NOT verified by this run !!!";
+                   << kNobody << " via setuid); the uid check is NOT verified by this run !!!";
     }
     ProcessTest::SetUp();
     if (HasFatalFailure()) return;
@@ -167,7 +167,7 @@ TEST_F(SocketPermissionTest, NodeRefusesOtherUidEvenWhenTheSocketIsOpen) {
   ExpectOwnerStillServed();
 }
 
-// Reproduction 4: another user creates our default socket directory first.
+// Another user creates our default socket directory first.
 TEST_F(SocketPermissionTest, NodeRefusesASocketDirectoryAnotherUserCreated) {
   const std::string dir = "/tmp/lockmesh-" + std::to_string(kDaemon);
   struct stat st;

@@ -1,5 +1,5 @@
-// `lockmesh tls-debug` against the real `openssl` CLI and against itself (issue 4,
-// acceptance 2 and 3): handshakes both ways with s_client / s_server, fingerprints equal to
+// `lockmesh tls-debug` against the real `openssl` CLI and against itself:
+// handshakes both ways with s_client / s_server, fingerprints equal to
 // OpenSSL's, OpenSSL-made self-signed certificates in tofu mode, and every named failure
 // (connection refused, timeout with a firewall hint, unknown CA, expired, CN mismatch,
 // fingerprint changed, not on the allow-list, no client certificate, private vs public
@@ -124,7 +124,7 @@ class TlsDebugTest : public ProcessTest {
     return p;
   }
 
-  // A self-signed certificate made by OpenSSL exactly as issue 4 says.
+  // A self-signed certificate made by OpenSSL the usual way (openssl req -x509, EC key).
   void OpenSslSelfSigned(const std::string& name, const std::string& cn) {
     RunResult r = Run({"openssl", "req", "-new", "-x509", "-newkey", "ec", "-pkeyopt",
                        "ec_paramgen_curve:prime256v1", "-days", "1825", "-nodes", "-subj",
@@ -133,7 +133,7 @@ class TlsDebugTest : public ProcessTest {
   }
 };
 
-// Acceptance 2: `tls-debug server` completes a handshake with `openssl s_client -cert -key`,
+// `tls-debug server` completes a handshake with `openssl s_client -cert -key`,
 // each side sees the other's certificate, and tls-debug prints OpenSSL's fingerprint.
 TEST_F(TlsDebugTest, ServerHandshakesWithOpenSslClient) {
   int port = 0;
@@ -167,7 +167,7 @@ TEST_F(TlsDebugTest, ServerHandshakesWithOpenSslClient) {
   EXPECT_EQ(LastLine(done.out), "result: ok");
 }
 
-// Acceptance 2: `tls-debug client` completes a handshake with `openssl s_server -Verify 1`.
+// `tls-debug client` completes a handshake with `openssl s_server -Verify 1`.
 TEST_F(TlsDebugTest, ClientHandshakesWithOpenSslServer) {
   int port = FreePort();
   Process* server = StartOpenSslServer(
@@ -185,9 +185,9 @@ TEST_F(TlsDebugTest, ClientHandshakesWithOpenSslServer) {
       << server->Stdout();
 }
 
-// Acceptance 2: OpenSSL-made self-signed certificates work in tofu mode; the OpenSSL form of a
+// OpenSSL-made self-signed certificates work in tofu mode; the OpenSSL form of a
 // fingerprint goes straight into `trust accept`; a changed certificate is refused with both
-// fingerprints and a pasteable accept command (acceptance 3: "fingerprint changed").
+// fingerprints and a pasteable accept command ("fingerprint changed").
 TEST_F(TlsDebugTest, TofuWithOpenSslCertificatesAndFingerprintChange) {
   OpenSslSelfSigned("a", "node-a");
   OpenSslSelfSigned("a2", "node-a");
@@ -275,7 +275,7 @@ TEST_F(TlsDebugTest, TofuAllowList) {
       << refused.out;
 }
 
-// Acceptance 3: unknown CA, seen from both sides.
+// Unknown CA, seen from both sides.
 TEST_F(TlsDebugTest, UnknownCaIsNamedOnBothSides) {
   ASSERT_EQ(Lockmesh0({"cert", "ca", "--out", Path("ca2"), "--cn", "other CA"}), 0);
   ASSERT_EQ(Lockmesh0({"cert", "node", "--ca", Path("ca2"), "--out", Path("stranger"), "--cn",
@@ -292,7 +292,7 @@ TEST_F(TlsDebugTest, UnknownCaIsNamedOnBothSides) {
   EXPECT_NE(LastLine(srv.out).find("result: FAILED: unknown CA"), std::string::npos) << srv.out;
 }
 
-// Acceptance 3: an expired server certificate; a certificate not yet valid.
+// An expired server certificate; a certificate not yet valid.
 TEST_F(TlsDebugTest, ExpiredAndNotYetValidAreNamed) {
   ASSERT_EQ(Lockmesh0({"cert", "node", "--ca", Path("ca"), "--out", Path("old"), "--cn", "old",
                        "--not-before", "-3d", "--not-after", "-1d"}),
@@ -312,7 +312,7 @@ TEST_F(TlsDebugTest, ExpiredAndNotYetValidAreNamed) {
   }
 }
 
-// Acceptance 3: CN mismatch in mutual mode; no client certificate.
+// CN mismatch in mutual mode; no client certificate.
 TEST_F(TlsDebugTest, CnMismatchAndNoClientCertificate) {
   int port = 0;
   Process* server = StartServer(Plus(Encrypt("srv", "ca", "mutual"), {"--node-id", "srv"}), &port);
@@ -343,7 +343,7 @@ TEST_F(TlsDebugTest, CnMismatchAndNoClientCertificate) {
   EXPECT_NE(LastLine(srv.out).find("no client certificate"), std::string::npos) << srv.out;
 }
 
-// Acceptance 3: connection refused; timeout with a firewall hint (a listener whose accept
+// Connection refused; timeout with a firewall hint (a listener whose accept
 // queue is full drops SYNs, as a filtering firewall would).
 TEST_F(TlsDebugTest, ConnectionRefusedAndTimeout) {
   int port = FreePort();
@@ -380,7 +380,7 @@ TEST_F(TlsDebugTest, ConnectionRefusedAndTimeout) {
   EXPECT_NE(last.find("a firewall is probably dropping the packets"), std::string::npos) << last;
 }
 
-// Acceptance 3: a TCP server that accepts and never answers: the handshake times out in words;
+// A TCP server that accepts and never answers: the handshake times out in words;
 // and the kind of the target address (private vs public) is named.
 TEST_F(TlsDebugTest, SilentServerAndAddressKinds) {
   int listener = socket(AF_INET, SOCK_STREAM, 0);

@@ -4,8 +4,10 @@
 #include "net/tls_session.h"
 
 #include <gtest/gtest.h>
+#include <mbedtls/x509.h>
 
 #include <string>
+#include <vector>
 
 #include "net/peer_test_util.h"
 #include "net/tls_context.h"
@@ -74,9 +76,26 @@ class TlsSessionTest : public ::testing::Test {
     return out;
   }
 
+  // A node certificate from ca_ per `spec` (validity a year from now unless set).
+  CertDir MakeSpecCert(const std::string& dir, const net::CertificateSpec& spec) {
+    return MakeCertFromSpec(dir, spec, &ca_);
+  }
+  static net::CertificateSpec NodeSpec(const std::string& cn) {
+    net::CertificateSpec spec;
+    spec.kind = CertificateKind::kNode;
+    spec.common_name = cn;
+    return spec;
+  }
+
   TempDir dir_{"lmtls"};
   CertDir ca_, other_ca_, a_, b_;
 };
+
+// What a test expects to read in a message.
+#define EXPECT_SAYS(status, words) \
+  EXPECT_NE((status).message().find(words), std::string::npos) << (status).ToString()
+#define EXPECT_NOT_SAYS(status, words) \
+  EXPECT_EQ((status).message().find(words), std::string::npos) << (status).ToString()
 
 TEST_F(TlsSessionTest, EncryptHandshakeAndDataBothWays) {
   auto ca = Context(Tls(SecurityLevel::kEncrypt, a_, &ca_));
@@ -197,6 +216,175 @@ TEST_F(TlsSessionTest, ExpiredCertificateRefusedOnBothSides) {
   ASSERT_FALSE(o.done);
   EXPECT_NE(o.server.message().find("expired on"), std::string::npos) << o.server.ToString();
   EXPECT_NE(o.client.message().find("expired"), std::string::npos) << o.client.ToString();
+  // The refused side says which of its certificates, and when it ended.
+  EXPECT_SAYS(o.client, "our certificate CN=old, O=lockmesh expired on " +
+                            net::FormatUtc(Now() - 30 * 86400).substr(0, 10));
+}
+
+// The server refuses an expired certificate too when it is the one checked second (the
+// client refuses the server's): both sides name it.
+TEST_F(TlsSessionTest, ExpiredServerCertificateNamedOnBothSides) {
+  net::CertificateSpec spec = NodeSpec("old");
+  spec.not_before = Now() - 400 * 86400;
+  spec.not_after = Now() - 3 * 86400;
+  CertDir old = MakeSpecCert(dir_.Join("old"), spec);
+  TlsSession client(Context(Tls(SecurityLevel::kEncrypt, a_, &ca_)), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, old, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_SAYS(o.client,
+              "we refused the peer's certificate: certificate CN=old, O=lockmesh: "
+              "expired on " +
+                  net::FormatUtc(spec.not_after));
+  EXPECT_SAYS(o.server, "certificate expired");
+  EXPECT_SAYS(o.server,
+              "our certificate CN=old, O=lockmesh expired on " + net::FormatUtc(spec.not_after));
+  EXPECT_TRUE(server.peer_refused());
+}
+
+// A certificate whose validity starts tomorrow: "not valid before", never "certificate
+// unknown" (mbedTLS's alert for it; we make it certificate_expired).
+TEST_F(TlsSessionTest, NotYetValidCertificateNamedOnBothSides) {
+  net::CertificateSpec spec = NodeSpec("early");
+  spec.not_before = Now() + 86400;
+  spec.not_after = Now() + 400 * 86400;
+  CertDir early = MakeSpecCert(dir_.Join("early"), spec);
+  TlsSession client(Context(Tls(SecurityLevel::kEncrypt, early, &ca_)), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_SAYS(o.server,
+              "we refused the peer's certificate: certificate CN=early, O=lockmesh: "
+              "not valid before " +
+                  net::FormatUtc(spec.not_before));
+  EXPECT_NOT_SAYS(o.server, "expired on");
+  EXPECT_SAYS(o.client, "expired or not yet valid");
+  EXPECT_SAYS(o.client, "our certificate CN=early, O=lockmesh is not valid before " +
+                            net::FormatUtc(spec.not_before));
+  EXPECT_NOT_SAYS(o.client, "certificate unknown");
+  EXPECT_TRUE(client.peer_refused());
+}
+
+// extendedKeyUsage serverAuth only, used to dial: the server refuses it (mbedTLS alone said
+// "Processing of the Certificate handshake message failed"), and the client learns why.
+TEST_F(TlsSessionTest, ExtendedKeyUsageRefusalNamedOnBothSides) {
+  net::CertificateSpec spec = NodeSpec("srv-only");
+  spec.extended_key_usage = net::kEkuServerAuth;
+  CertDir srv_only = MakeSpecCert(dir_.Join("srv-only"), spec);
+  TlsSession client(Context(Tls(SecurityLevel::kEncrypt, srv_only, &ca_)), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_SAYS(o.server,
+              "we refused the peer's certificate: certificate CN=srv-only, "
+              "O=lockmesh: its extendedKeyUsage lacks clientAuth (TLS client)");
+  EXPECT_NOT_SAYS(o.server, "Processing of the Certificate");
+  EXPECT_SAYS(o.client, "unsupported certificate");
+  EXPECT_SAYS(o.client,
+              "our certificate CN=srv-only, O=lockmesh: its extendedKeyUsage lacks "
+              "clientAuth (TLS client), which a node needs to dial peers");
+  EXPECT_TRUE(client.peer_refused());
+}
+
+// keyUsage without digitalSignature (an ECDSA key must sign the handshake).
+TEST_F(TlsSessionTest, KeyUsageRefusalNamedOnBothSides) {
+  net::CertificateSpec spec = NodeSpec("no-sign");
+  spec.key_usage = MBEDTLS_X509_KU_KEY_AGREEMENT;
+  CertDir no_sign = MakeSpecCert(dir_.Join("no-sign"), spec);
+  TlsSession client(Context(Tls(SecurityLevel::kEncrypt, no_sign, &ca_)), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, b_, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_SAYS(o.server,
+              "we refused the peer's certificate: certificate CN=no-sign, "
+              "O=lockmesh: its keyUsage lacks digitalSignature");
+  EXPECT_NOT_SAYS(o.server, "Processing of the Certificate");
+  EXPECT_SAYS(o.client, "unsupported certificate");
+  EXPECT_SAYS(o.client,
+              "our certificate CN=no-sign, O=lockmesh: its keyUsage lacks "
+              "digitalSignature");
+}
+
+// A server whose certificate may not serve (clientAuth only) finds no suite: it says why
+// rather than "no common TLS version and cipher suite".
+TEST_F(TlsSessionTest, ServerCertificateWithoutServerAuthSaysSo) {
+  net::CertificateSpec spec = NodeSpec("cli-only");
+  spec.extended_key_usage = net::kEkuClientAuth;
+  CertDir cli_only = MakeSpecCert(dir_.Join("cli-only"), spec);
+  TlsSession client(Context(Tls(SecurityLevel::kEncrypt, a_, &ca_)), TlsRole::kClient);
+  TlsSession server(Context(Tls(SecurityLevel::kEncrypt, cli_only, &ca_)), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_SAYS(o.server,
+              "our certificate CN=cli-only, O=lockmesh cannot serve TLS: its "
+              "extendedKeyUsage lacks serverAuth");
+  EXPECT_SAYS(o.client, "handshake failure");
+  EXPECT_SAYS(o.client, "extendedKeyUsage of its own certificate");
+}
+
+// mutual takes the CN as the node's id: a certificate with two (mbedTLS-based code took the
+// last) is refused by the handshake, and the refused side learns it.
+TEST_F(TlsSessionTest, MultipleCommonNamesRefusedInMutualOnBothSides) {
+  net::CertificateSpec spec = NodeSpec("x");
+  spec.extra_common_names = {"a"};  // would pass as node "a"
+  CertDir two = MakeSpecCert(dir_.Join("two"), spec);
+  // The dialler runs encrypt (mutual would not even start with it, below).
+  net::TlsOptions co = Tls(SecurityLevel::kEncrypt, two, &ca_);
+  net::TlsOptions so = Tls(SecurityLevel::kMutual, b_, &ca_);
+  so.node_id = "b";
+  TlsSession client(Context(co), TlsRole::kClient), server(Context(so), TlsRole::kServer);
+  Outcome o = Handshake(&client, &server);
+  ASSERT_FALSE(o.done);
+  EXPECT_SAYS(o.server,
+              "certificate CN=x, O=lockmesh, CN=a has 2 CNs, and --security mutual "
+              "takes the CN as the node's id");
+  EXPECT_SAYS(o.client, "access denied");
+  EXPECT_SAYS(o.client,
+              "our certificate CN=x, O=lockmesh, CN=a has 2 CNs, which --security "
+              "mutual refuses");
+  // encrypt does not care about CNs.
+  net::TlsOptions eo = Tls(SecurityLevel::kEncrypt, b_, &ca_);
+  TlsSession c2(Context(co), TlsRole::kClient), s2(Context(eo), TlsRole::kServer);
+  EXPECT_TRUE(Handshake(&c2, &s2).done);
+  // A reload re-checks connected peers with the same rule.
+  net::CertificateChain chain;
+  ASSERT_TRUE(net::CertificateChain::Load(two.cert(), &chain).ok());
+  Status verdict = Context(so)->VerifyChain(chain.leaf());
+  EXPECT_SAYS(verdict, "has 2 CNs");
+  // And a node does not start in mutual with such a certificate of its own.
+  net::TlsOptions own = Tls(SecurityLevel::kMutual, two, &ca_);
+  own.node_id = "a";
+  std::shared_ptr<const TlsContext> c;
+  Status st = TlsContext::Create(own, &c);
+  ASSERT_FALSE(st.ok());
+  EXPECT_SAYS(st, "has 2 CNs; the CN is the node's id, so a certificate must have exactly one");
+}
+
+// The warnings a node logs at start-up and shows in `status`, for a given instant.
+TEST_F(TlsSessionTest, CertificateWarningsForOurOwnCertificate) {
+  const int64_t now = Now();
+  auto fine = Context(Tls(SecurityLevel::kEncrypt, a_, &ca_));
+  EXPECT_TRUE(fine->CertificateWarnings(now).empty());
+  // a_ and the CA are valid for a year: 340 days on, both expire within 30.
+  std::vector<std::string> w = fine->CertificateWarnings(now + 340 * 86400);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_NE(w[0].find("our certificate (--tls-cert " + a_.cert() + ") CN=a, O=lockmesh expires in"),
+            std::string::npos)
+      << w[0];
+  EXPECT_NE(w[1].find("the CA certificate of --tls-ca " + ca_.cert() + " CN=test CA"),
+            std::string::npos)
+      << w[1];
+  // And past their end they have expired.
+  w = fine->CertificateWarnings(now + 400 * 86400);
+  ASSERT_EQ(w.size(), 2u);
+  EXPECT_NE(w[0].find("expired on"), std::string::npos) << w[0];
+  // A certificate that a node cannot use in both roles is flagged too.
+  net::CertificateSpec spec = NodeSpec("srv-only");
+  spec.extended_key_usage = net::kEkuServerAuth;
+  auto srv_only = Context(Tls(SecurityLevel::kEncrypt, MakeSpecCert(dir_.Join("s"), spec), &ca_));
+  w = srv_only->CertificateWarnings(now);
+  ASSERT_EQ(w.size(), 1u);
+  EXPECT_NE(w[0].find("lacks clientAuth"), std::string::npos) << w[0];
 }
 
 TEST_F(TlsSessionTest, NoClientCertificateRefusedOnBothSides) {

@@ -1,5 +1,5 @@
-// A node restarted with its wall clock stepped back one hour (issue 13, acceptance 1, the
-// fifth reproduction): the previous run's lock must be freed and new locks granted. Client
+// A node restarted with its wall clock stepped back one hour (docs/mesh.md
+// "Ids and time"): the previous run's lock must be freed and new locks granted. Client
 // ids used to come from the wall clock, so the restarted node's ids fell below its earlier
 // run's: the old session (and its lock) survived the restart's expiry, and every new session
 // was refused as a late retry. They now come from an epoch claimed through the log.

@@ -1,4 +1,4 @@
-// Random fault schedules (acceptance 1 of issue 3): kShards x kSeedsPerShard seeds, each a
+// Random fault schedules: kShards x kSeedsPerShard seeds, each a
 // rich schedule (>= 60 virtual seconds, >= 100 client operations, >= 5 faults, 3 or 5
 // voters) with every invariant of sim_checker.h checked after every step. Split into many
 // test cases so that `ctest -L sim -j2` runs them in parallel. A failure prints the seed,

@@ -1,4 +1,4 @@
-// Scripted scenarios of the cluster simulator (acceptance 2 of issue 3). Each runs a
+// Scripted scenarios of the cluster simulator (docs/simulation.md). Each runs a
 // deterministic cluster (fixed seed, no random loss unless said) through one situation and
 // checks what must happen, on top of every invariant of sim_checker.h.
 #include <gtest/gtest.h>
@@ -267,7 +267,7 @@ TEST(Scenarios, SilentNodeLosesLocksBeforeTheyAreGrantedElsewhereAtWorstDrift) {
   EXPECT_NO_VIOLATION(c);
 }
 
-// ---- issue 13: faults of real deployments
+// ---- faults of real deployments: frozen nodes, rogue peers, clock jumps and steps
 
 // One client of node `holder` holds "r-contended" (for two minutes); every other node's
 // client queues for it. Returns false (with a failure recorded) if that does not happen.
@@ -283,7 +283,7 @@ bool HoldContended(Cluster& c, int holder) {
   return c.HeldBy(holder) == 1;
 }
 
-// Issue 13, fault 2: the holder's node is frozen (SIGSTOP) for 8 s with a session ttl of
+// The holder's node is frozen (SIGSTOP) for 8 s with a session ttl of
 // 3 s, while its client keeps running. The leader expires the node and grants the lock
 // elsewhere after about the ttl; the client, counting its own lease, declares the lock lost
 // before that grant. Both with a follower and with the leader frozen.
@@ -400,7 +400,7 @@ void ExpectSameState(const Cluster& c, const std::vector<NodeState>& before,
   }
 }
 
-// Issue 13, fault 3: a rogue process (a non-member, and claiming members' ids on its own
+// A rogue process (a non-member, and claiming members' ids on its own
 // link) sends forged PROPOSE (ExpireNode of a member, releases and closes of other nodes'
 // sessions), HEARTBEAT/APPEND/VOTE/PRE_VOTE/TIMEOUT_NOW with high terms and forged entries,
 // and KeepaliveAcks and Keepalives for members. Nothing changes: terms, leader, commit
@@ -431,7 +431,7 @@ TEST(Scenarios, RogueForgeriesChangeNoTermCommitOrLock) {
   EXPECT_NO_VIOLATION(c);
 }
 
-// Issue 13: the rogue asks to join and is added as a learner (membership is automatic), then
+// The rogue asks to join and is added as a learner (membership is automatic), then
 // forges as a member: PROPOSE of ExpireNode for each node and of Acquire/Release/
 // CloseSession in the other nodes' sessions it saw in the log, leader traffic and votes in
 // high terms, and acks for voters claiming their ids. R4, R1 and the learner rules (R2)
@@ -477,7 +477,7 @@ TEST(Scenarios, RogueLearnerForgeriesChangeNoTermCommitOrLock) {
   EXPECT_NO_VIOLATION(c);
 }
 
-// Issue 13: two colluding rogue processes, each with a link of its own. The rogue joins as
+// Two colluding rogue processes, each with a link of its own. The rogue joins as
 // a learner (membership is automatic); its accomplice never joins. The rogue gossips that
 // the accomplice leads a high term, and the accomplice sends HEARTBEATs and APPENDs of a
 // forged ExpireNode committed at once. R3b takes a non-member's leader traffic only when a
@@ -587,7 +587,7 @@ void ExpectSpareJoinsTheCluster(Cluster& c, int spare, JoinWatch* watch) {
   ExpectSameState(c, std::vector<NodeState>(c.size(), now[leader]), now);
 }
 
-// Issue 13: a spare joins while the rogue (a non-member with a link of its own) tells it in
+// A spare joins while the rogue (a non-member with a link of its own) tells it in
 // gossip that it leads the cluster in a much higher term, and bursts forged leader traffic at
 // it. A peer's claim to lead itself counts for nothing (core::ChooseJoin, C2): the spare asks
 // the real leader, whom the other members name, never the rogue, and ends with the members'
@@ -610,7 +610,7 @@ TEST(Scenarios, SpareJoinsTheRealLeaderNotTheRogueClaimingToLead) {
   EXPECT_NO_VIOLATION(c);
 }
 
-// Issue 13: the same while the real cluster has no leader: the leader crashed and the two
+// The same while the real cluster has no leader: the leader crashed and the two
 // others, cut from each other for 3 s, both campaign and name no leader. The rogue is the
 // only peer claiming to lead (`vouch` false), or names its accomplice, which claims to lead
 // (true; one naming peer against the real peers that name nobody, C2). The spare waits, never
@@ -665,7 +665,7 @@ TEST(Scenarios, SpareWaitsThroughAnElectionWhileTheRogueNamesItsAccomplice) {
   SpareWaitsThroughAnElection(23, /*vouch=*/true);
 }
 
-// Issue 13, fault 5: the leader's monotonic clock jumps 10 s forward (real time does not).
+// The leader's monotonic clock jumps 10 s forward (real time does not).
 // It must treat that as its own pause, not as everybody's silence: nobody is expired, no
 // lock is lost (without core/lease's clock-jump rule it expires every other node).
 TEST(Scenarios, LeaderMonotonicJumpExpiresNobody) {
@@ -691,7 +691,7 @@ TEST(Scenarios, LeaderMonotonicJumpExpiresNobody) {
   EXPECT_NO_VIOLATION(c);
 }
 
-// Issue 13, fault 5: a node restarted after its wall clock stepped back 1 h. Its client ids
+// A node restarted after its wall clock stepped back 1 h. Its client ids
 // come from the log, so the restart ends the previous run's sessions (its lock goes to a
 // client of another node) and its new clients open sessions and are granted locks.
 TEST(Scenarios, RestartAfterWallClockStepBackEndsOldSessionsAndGrantsNewLocks) {

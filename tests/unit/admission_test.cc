@@ -1,4 +1,4 @@
-// Unit tests of core/admission (issue 13, members-only Raft): every rule R1-R7 of the
+// Unit tests of core/admission (members-only Raft): every rule R1-R7 of the
 // header, the liveness cases (a fresh joiner, a lagging follower, a new leader, a node
 // removed and re-added, a leader that removed us) and the refusal rate limit.
 #include "core/admission.h"
@@ -102,7 +102,7 @@ TEST_F(AdmissionTest, MembersAreStepped) {
   }
 }
 
-// R3: a non-member's Raft traffic is refused: the reproduction's HEARTBEAT term 50, a forged
+// R3: a non-member's Raft traffic is refused: a rogue's HEARTBEAT in term 50, a forged
 // APPEND, votes, responses, proposals.
 TEST_F(AdmissionTest, NonMembersAreRefused) {
   for (int t = pb::APPEND; t <= pb::TIMEOUT_NOW; ++t) {
@@ -266,7 +266,7 @@ TEST_F(AdmissionTest, ProposalsOnlyForTheProposersOwnSessions) {
   EXPECT_TRUE(AdmitCommand("n2", c).accepted);
 }
 
-// R4: ExpireNode never comes from a peer (the reproduction's PROPOSE of ExpireNode n2), not
+// R4: ExpireNode never comes from a peer (a rogue's PROPOSE of ExpireNode n2), not
 // even of the proposer itself: a restarted node ends its earlier runs with ClaimClientIds.
 TEST_F(AdmissionTest, ExpireNodeNeverFromAPeer) {
   Admission a = AdmitRaft(View(), "n3", Propose("n3", Expire("n2")));

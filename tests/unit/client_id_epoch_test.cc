@@ -1,5 +1,5 @@
 // Unit tests of ClaimClientIds in core/lock_table: client ids from the log, never the wall
-// clock (issue 13, "Ids and time").
+// clock (docs/design.md §11).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 

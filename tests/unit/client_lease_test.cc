@@ -1,4 +1,4 @@
-// Unit tests of core/lease/client_lease.h: the client's own lease (DESIGN.md §4), based on
+// Unit tests of core/lease/client_lease.h: the client's own lease (docs/design.md §4), based on
 // the client's send time and the node's remaining lease, with the drift bound and margin.
 #include "core/lease/client_lease.h"
 

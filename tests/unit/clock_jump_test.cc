@@ -1,4 +1,4 @@
-// Unit tests of the monotonic-clock rule of issue 13 ("Ids and time"): a leader whose own
+// Unit tests of the monotonic-clock rule (docs/mesh.md "Ids and time"): a leader whose own
 // clock jumps (or whose process is paused) past the election timeout treats itself as
 // paused — it steps down and expires nobody for the gap — and a node whose lease ran out
 // in the gap is simply lapsed until a fresh acknowledgement.

@@ -1,4 +1,4 @@
-// Unit tests of core/connection_limits (issue 14, acceptance 6): L1 (per source) and L2 (in
+// Unit tests of core/connection_limits: L1 (per source) and L2 (in
 // total) for connections before their handshake, the release of a slot, and the source key
 // (IPv4, IPv4-mapped IPv6, an IPv6 /64).
 #include "core/connection_limits.h"

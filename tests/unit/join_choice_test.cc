@@ -1,5 +1,5 @@
-// Unit tests of core/join_choice (issue 13: a fresh node is not captured by a peer that
-// claims to lead): rules C1-C3 of the header, the normal ways a cluster forms, and the lies
+// Unit tests of core/join_choice (a fresh node is not captured by a peer that claims to
+// lead): rules C1-C3 of the header, the normal ways a cluster forms, and the lies
 // a peer that may connect can tell.
 #include "core/join_choice.h"
 

@@ -1,4 +1,4 @@
-// Unit tests of core/lease (DESIGN.md §4): the leader's per-node silence tracking and
+// Unit tests of core/lease (docs/design.md §4): the leader's per-node silence tracking and
 // acknowledgement rule, and the node's lease deadline with the drift bound.
 #include "core/lease/lease.h"
 

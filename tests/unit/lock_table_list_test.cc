@@ -1,5 +1,5 @@
 // Unit tests of LockTable::ListPage (core/lock_table.h): the bounded, filtered pages of the
-// lock listing that `lockmesh locks` and Client::ListLocks read (issue 14, point 3).
+// lock listing that `lockmesh locks` and Client::ListLocks read.
 //
 // The oracle is LockTable::List(), filtered and ordered here independently (queue key, then
 // resource, then lock id): paging through must give exactly that, for every page bound.

@@ -1,4 +1,4 @@
-// Unit tests of core/lock_table: the replicated lock state machine (DESIGN.md §3).
+// Unit tests of core/lock_table: the replicated lock state machine (docs/design.md §3).
 #include "core/lock_table.h"
 
 #include <gmock/gmock.h>
@@ -1097,6 +1097,9 @@ TEST(LockTableSnapshotTest, RestoredTableBehavesLikeItsTwin) {
     if (step % kSnapshotEvery == 1) {
       pb::LockTableSnapshot snap;
       original.Snapshot(&snap);
+      std::string encoded;
+      original.EncodeSnapshot(&encoded);
+      ASSERT_EQ(encoded, snap.SerializeAsString()) << "step " << step;
       for (const pb::ResourceState& rs : snap.resources()) {
         if (rs.holders_size() == 0 && rs.waiters_size() > 0) ++parked_in_snapshot;
       }
@@ -1165,6 +1168,9 @@ TEST(LockTableSnapshotTest, EmptyTableRoundTrip) {
   pb::LockTableSnapshot snap;
   a.Snapshot(&snap);
   EXPECT_EQ(snap.applied_index(), 0u);
+  std::string encoded = "stale";
+  a.EncodeSnapshot(&encoded);
+  EXPECT_EQ(encoded, snap.SerializeAsString());
   LockTable b;
   ASSERT_TRUE(b.Restore(snap).ok());
   EXPECT_EQ(b.applied_index(), 0u);

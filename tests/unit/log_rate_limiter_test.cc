@@ -1,4 +1,4 @@
-// Unit tests of core/log_rate_limiter (issue 14, acceptance 6): N lines per key per window,
+// Unit tests of core/log_rate_limiter: N lines per key per window,
 // the count of the rest reported once (with the next line or by TakeSummaries), keys
 // independent, and memory bounded whatever the keys.
 #include "core/log_rate_limiter.h"

@@ -338,7 +338,7 @@ TEST(RaftMembershipTest, CompactionAndSnapshotInstallForALaggingNode) {
   EXPECT_TRUE(l.Compact(applied, "again").IsInvalidArgument());
   EXPECT_EQ(l.snapshot_meta().index(), applied);
   Batch b = l.TakeBatch();
-  ASSERT_TRUE(b.compacted.has_value());
+  ASSERT_NE(b.compacted, nullptr);
   EXPECT_EQ(b.compacted->meta.index(), applied);
   EXPECT_EQ(b.compacted->meta.config().members_size(), 3);
   testing::PersistBatch(b, &net.node(leader).stored);

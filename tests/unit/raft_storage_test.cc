@@ -1,7 +1,7 @@
 // Tests of core/raft/raft_storage: Raft's batches on a core::LogStore, and crash tests on
 // core::FaultFileSystem (unsynced writes dropped, the last write torn or garbled): no
 // acknowledged entry or hard state is lost, no corrupt record is accepted, and every restart
-// yields a PersistentState that Raft opens (issue 3, acceptance 4).
+// yields a PersistentState that Raft opens.
 #include "core/raft/raft_storage.h"
 
 #include <gtest/gtest.h>

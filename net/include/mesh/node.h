@@ -27,7 +27,7 @@ typedef struct uv_loop_s uv_loop_t;
 
 namespace mesh {
 
-/// How a node takes part in a mesh of nodes (DESIGN.md §2, §4-§6; docs/cli.md names the
+/// How a node takes part in a mesh of nodes (docs/design.md §2, §4-§6; docs/cli.md names the
 /// flags). Plain data; the defaults are the CLI's.
 struct MeshOptions {
   /// false: a local node — UNIX socket only, the only member of its own log (what
@@ -43,7 +43,7 @@ struct MeshOptions {
   std::string advertise;
   /// Peers to dial without multicast (HOST:PORT).
   std::vector<std::string> join;
-  /// "none", "encrypt", "mutual" or "tofu", and the PEM files (DESIGN.md §6).
+  /// "none", "encrypt", "mutual" or "tofu", and the PEM files (docs/design.md §6).
   std::string security = "none";
   std::string tls_cert;
   std::string tls_key;

@@ -232,9 +232,9 @@ void ChaosClients::Loop(size_t i) {
       runs_.push_back(r);
       busy_.erase(i);
     }
-    int pause_ms = r.run.exit_code == 0    ? static_cast<int>(rng() % 20)
-                   : r.run.exit_code == 99 ? 200
-                                           : 100;
+    int pause_ms = r.run.exit_code == 0                             ? static_cast<int>(rng() % 20)
+                   : r.run.exit_code == 94 || r.run.exit_code == 99 ? 200
+                                                                    : 100;
     if (pause_ms > 0) usleep(static_cast<useconds_t>(pause_ms) * 1000);
   }
 }

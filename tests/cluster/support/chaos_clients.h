@@ -1,4 +1,4 @@
-// The clients of the real-process chaos test (tests/cluster/chaos_test.cc, issue 13): one loop
+// The clients of the real-process chaos test (tests/cluster/chaos_test.cc): one loop
 // per host runs `lockmesh lock X -- <section>` with default flags (auto-start on, the host's
 // default socket, wait forever, --on-lost term, --grace 5) inside that host's namespace and
 // environment, and records every run; the section is a small command (the tool mode of the

@@ -1,5 +1,5 @@
-// An independent checker for the histories of the real-process chaos test (issue 13,
-// tests/cluster/chaos_test.cc): it knows nothing of lockmesh, only what the commands run under
+// An independent checker for the histories of the real-process chaos test
+// (tests/cluster/chaos_test.cc): it knows nothing of lockmesh, only what the commands run under
 // one exclusive lock recorded, what the client loops saw, and the final shared counter.
 //
 // A history is a set of critical sections of ONE exclusive resource, each with times on one

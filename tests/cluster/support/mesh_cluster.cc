@@ -235,7 +235,7 @@ int ToolUdpGarbage(const std::vector<std::string>& a) {
 // ---- beacon-dials
 //
 // beacon-dials CLUSTER GROUP N SEND_MS QUIET_FROM_MS QUIET_TO_MS BASE_PORT: a forger of
-// discovery beacons (issue 14: a dialer learned from a beacon ends when the beacon expires).
+// discovery beacons (a dialer learned from a beacon must end when the beacon expires).
 // Listens on TCP ports BASE_PORT..BASE_PORT+N-1 of every address of this host, and for
 // SEND_MS sends, every 300 ms, one valid beacon per made-up node `forged-K` (K < N) naming
 // port BASE_PORT+K, to GROUP:28017. Every connection accepted is closed at once (the node's

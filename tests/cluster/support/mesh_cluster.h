@@ -1,5 +1,5 @@
 // A mesh of real `lockmesh node` processes, one per "host" (a network namespace of the netns
-// harness), for the multi-host tests of issue 5 (tests/cluster/mesh_*_test.cc).
+// harness), for the multi-host tests (tests/cluster/mesh_*_test.cc).
 //
 // Layout: everything a run writes lives under one short TempDir (/tmp/lmc-XXXXXX), which every
 // namespace sees (namespaces share the file system; only the network is separate):

@@ -561,7 +561,7 @@ std::string DockerEngine::EnsureBaseImage(const std::string& tag) {
       return "debootstrap failed (" + std::to_string(boot.code) + "):\n" +
              TailLines(ReadFile(dir_ + "/debootstrap.log"), 15);
     }
-    // No downloaded .debs in the image; the image must carry no machine id (DESIGN.md §6).
+    // No downloaded .debs in the image; the image must carry no machine id (docs/design.md §6).
     RunCommand({"sh", "-c",
                 "rm -rf '" + rootfs + "'/var/cache/apt/archives/*.deb '" + rootfs +
                     "'/etc/machine-id '" + rootfs + "'/var/lib/dbus/machine-id"},

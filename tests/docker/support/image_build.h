@@ -3,7 +3,7 @@
 //  * From the binary the host build made (BuildImageFromBinary): the Dockerfile's runtime
 //    stage alone, its files laid out by docker/install-files.sh — the script the build stage
 //    runs — in a context of its own. About a minute on a loaded 2-core machine, so the
-//    scenarios of compose_test.cc keep most of their budget (issue 18, point 7).
+//    scenarios of compose_test.cc keep most of their budget.
 //  * From the sources (BuildImageFromSources): the whole Dockerfile, its build stage
 //    compiling lockmesh in the container (several minutes): image_build_test.cc checks it
 //    still builds an image that runs.

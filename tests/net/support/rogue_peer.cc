@@ -1,4 +1,4 @@
-// lockmesh_rogue_peer: a hostile peer for tests (issue 13, members-only Raft).
+// lockmesh_rogue_peer: a hostile peer for tests of members-only Raft (core/admission.h).
 //
 // Connects to one node's peer port with the real transport (net/peer_transport.h: TLS with
 // the given certificate, the real Hello), under any node id it is told to claim, then sends

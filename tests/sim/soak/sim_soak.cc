@@ -2,7 +2,7 @@
 //
 //   sim_soak --seeds N [--first S]   run seeds S .. S+N-1 (default S = 1), print a summary
 //   sim_soak --seed S [--verbose]    replay one seed; --verbose prints every event
-//   --faults LIST                    the fault kinds of issue 13 to inject (comma-separated
+//   --faults LIST                    the extra fault kinds to inject (comma-separated
 //                                    freeze,jump,wall,rogue; all; none); default: all
 //
 // A soak prints a progress line every 100 schedules; SIGINT or SIGTERM stops it after the

@@ -10,7 +10,7 @@
 //  - leader completeness: a node that becomes leader holds the highest entry any node has
 //    applied, with its term (log matching covers the entries before it);
 //  - state machine safety: every node applies the same entry at each index.
-// Locks (DESIGN.md §3, §4), against a reference LockTable fed with the committed log in
+// Locks (docs/design.md §3, §4), against a reference LockTable fed with the committed log in
 // order:
 //  - every node's ApplyResult for an entry equals the reference's (no acknowledged grant or
 //    release is lost or changed, also across snapshots and restarts);

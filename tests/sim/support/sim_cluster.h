@@ -14,7 +14,7 @@
 // and tells clients their locks are lost when its lease lapses.
 // Messages travel through a network with per-link delay, drop, duplication and reordering,
 // and partitions (symmetric or one-way). A Checker (sim_checker.h) sees every step.
-// Issue 13's faults: frozen nodes whose clients keep running (with the client library's own
+// Real deployments' faults: frozen nodes whose clients keep running (with the client library's own
 // lease, sim_client_lease.cc), monotonic jumps and wall-clock steps, and a rogue process
 // (sim_rogue.cc) whose forgeries arrive on its own authenticated link; every node judges
 // what it receives with core/admission, and claims its client ids from the log.
@@ -77,11 +77,11 @@ struct SimOptions {
   /// Model the client library's own lease (core/lease/client_lease.h): a client counts a
   /// lock as held only while its ClientLease is valid, renewed by a LeaseRequest to its
   /// node every client_lease_interval while it holds or waits for a lock. Off: the client's
-  /// view is its node's lease (what clients did before issue 13).
+  /// view is its node's lease (what clients did before the client lease).
   bool client_lease = true;
   /// Client ids from the log: each run of a node claims an epoch with ClaimClientIds
   /// (expire_older), as net/node.cc. Off: ids (incarnation << 32) | k and the node closes
-  /// its earlier incarnations' sessions itself (the simulator before issue 13). On by default
+  /// its earlier incarnations' sessions itself (the simulator before the id claims). On by default
   /// once core/admission lets a node forward its own ClaimClientIds (AdmissionTakesClaims).
   bool claim_client_ids = AdmissionTakesClaims();
   Time client_lease_interval = 300'000;

@@ -137,7 +137,7 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
     if (cluster.now() < next_fault) continue;
     next_fault = cluster.now() + kSecond + rng.Below(6 * kSecond);
     const Time duration = 500'000 + rng.Below(5 * kSecond);
-    // The faults of issue 13 take three of eleven draws, each enabled kind a share.
+    // The extra fault kinds take three of eleven draws, each enabled kind a share.
     uint64_t kind = rng.Below(11);
     std::vector<uint32_t> extra;
     for (uint32_t bit : {kFreeze, kClockJump, kWallStep, kRogue}) {

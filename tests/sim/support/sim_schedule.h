@@ -1,5 +1,5 @@
 // tests/sim/support/sim_schedule: one random fault schedule, entirely determined by a seed
-// (docs/simulation.md). A schedule counts only if it is rich (DESIGN.md §10): at least 60
+// (docs/simulation.md). A schedule counts only if it is rich (docs/design.md §10): at least 60
 // virtual seconds, 100 client operations and 5 injected faults, on 3 or 5 voters.
 #ifndef LOCKMESH_TESTS_SIM_SUPPORT_SIM_SCHEDULE_H_
 #define LOCKMESH_TESTS_SIM_SUPPORT_SIM_SCHEDULE_H_
@@ -13,7 +13,7 @@ namespace mesh::sim {
 
 struct ScheduleResult {
   bool ok = false;          // no violation
-  bool rich = false;        // met the bar of DESIGN.md §10
+  bool rich = false;        // met the bar of docs/design.md §10
   int voters = 0;
   Time virtual_time = 0;
   SimStats stats;
@@ -22,8 +22,8 @@ struct ScheduleResult {
   std::string report;       // violation, trace and replay command (when !ok or !rich)
 };
 
-/// The fault kinds of issue 13, each a bit of RunSchedule's `faults` (the faults of issue 3
-/// — partitions, link cuts, crashes, loss bursts, membership — are always on).
+/// The extra fault kinds, each a bit of RunSchedule's `faults` (the basic faults —
+/// partitions, link cuts, crashes, loss bursts, membership — are always on).
 enum FaultKind : uint32_t {
   kFreeze = 1,     // a node's process stops (past the session ttl half of the time)
   kClockJump = 2,  // a node's monotonic clock jumps forward past the election timeout
@@ -36,7 +36,7 @@ inline constexpr uint32_t kDefaultFaults = kFreeze | kClockJump | kWallStep | kR
 bool ParseFaultKinds(const std::string& text, uint32_t* out);
 
 /// Runs the schedule of `seed`. `verbose` prints every event to stderr as it happens.
-/// `faults` selects the fault kinds of issue 13 (the same seed with other kinds is another
+/// `faults` selects the extra fault kinds (the same seed with other kinds is another
 /// schedule).
 ScheduleResult RunSchedule(uint64_t seed, bool verbose = false, uint32_t faults = kDefaultFaults);
 
