@@ -34,10 +34,10 @@ Status PersistBatch(LogStore* store, const Batch& batch);
 /// batch.compacted are not handled here.
 Status BufferBatch(LogStore* store, const Batch& batch);
 
-/// Executes step 1 of several batches, in the order taken, as PersistBatch would one after
-/// the other, but with one sync for all (more only around a compacted snapshot, which must
-/// follow its own batch's sync): for a driver that persists off its loop what it buffered
-/// meanwhile, snapshots included. On error, as PersistBatch.
+/// Executes the persist step of several batches, in the order taken, as PersistBatch would
+/// one after the other, but with one sync for all (more only around a compacted snapshot,
+/// which must follow its own batch's sync): for a driver that persists off its loop what it
+/// buffered meanwhile, snapshots included. On error, as PersistBatch.
 Status PersistBatches(LogStore* store, const std::vector<const Batch*>& batches);
 
 /// Reads what `store` recovered into `*out`, for Raft::Open. Corruption if an entry or the
