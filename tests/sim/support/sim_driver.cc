@@ -657,7 +657,7 @@ void Cluster::ObserveRole(Node& n) {
       std::vector<std::string> nodes(n.session_nodes.begin(), n.session_nodes.end());
       for (const pb::Member& m : n.raft->config().members()) nodes.push_back(m.id());
       n.leader_leases->BecomeLeader(Local(n), nodes);
-      checker_.CheckLeaderCompleteness(n.id, *n.store);
+      checker_.CheckLeaderCompleteness(n.id, *n.store, n.raft->term());
       Trace(n.index, "becomes leader of term " + std::to_string(n.raft->term()) +
                          " (last index " + std::to_string(n.raft->last_index()) + ")");
     }
