@@ -121,8 +121,6 @@ Status CommandLog::Open() {
                               " is damaged: " + opened.message() + damaged);
   }
   MESH_RETURN_IF_ERROR(opened.Annotate("cannot open the log in " + options_.data_dir));
-  known_term_ = store_->hard_state().term;
-  known_vote_ = store_->hard_state().vote;
   core::raft::PersistentState state;
   Status loaded = core::raft::LoadPersistentState(*store_, &state);
   if (!loaded.ok()) {
@@ -421,9 +419,8 @@ void CommandLog::Drive() {
     // goes on meanwhile as during a sync.
     if (sync_in_flight_ || (disk_.full() && !disk_.RetryDue(NowUs()))) {
       // The log is syncing on the pool thread; Raft goes on. What it produces meanwhile
-      // is applied now (committed entries are durable on a quorum, whatever this node's
-      // disk holds) and persisted after the sync, with the next one. A leader's appends
-      // also go out now (see FinishesEarly); other messages wait for their batch's sync.
+      // is sent and applied now, as Raft's batches say (core/raft/raft.h), and persisted
+      // after the sync, with the next one.
       if (!raft_->HasBatch()) {
         if (applied_since_done_) {
           applied_since_done_ = false;
@@ -455,20 +452,17 @@ void CommandLog::Drive() {
 }
 
 bool CommandLog::TakeAndStart() {
-  QueuedBatch q = TakeBatch();
-  // Messages leave in the order their batches were taken: once one batch's messages
-  // wait for its sync, so do those of every later batch.
-  q.sent_early = !hold_ && FinishesEarly(q);
-  if (q.sent_early) {
-    if (sender_ && !q.batch.messages.empty()) {
-      for (pb::RaftMessage& m : q.batch.messages) sender_(std::move(m));
-      // Written now: the sync that follows must not hold them until the loop next polls.
-      if (send_flusher_) send_flusher_();
-    }
-    q.batch.messages.clear();
-  } else {
-    hold_ = true;
+  QueuedBatch q;
+  q.batch = raft_->TakeBatch();
+  // Core decides (core/raft/raft.h): the batch's messages may go now and its committed
+  // entries be applied now; what must wait for this node's disk, Raft holds back until
+  // Advance. This only executes.
+  if (sender_ && !q.batch.messages.empty()) {
+    for (pb::RaftMessage& m : q.batch.messages) sender_(std::move(m));
+    // Written now if a sync follows or runs: it must not hold them until the loop next polls.
+    if (send_flusher_ && (sync_in_flight_ || NeedsDisk(q.batch))) send_flusher_();
   }
+  q.batch.messages.clear();
   Status st = ApplyBatch(q.batch);
   if (!st.ok()) {
     Fail(st);
@@ -479,33 +473,37 @@ bool CommandLog::TakeAndStart() {
   return true;
 }
 
+bool CommandLog::NeedsDisk(const core::raft::Batch& batch) {
+  // Not a safety rule (Raft's must_sync is): which call persists the batch. A batch with
+  // nothing to sync and no snapshot to save (only a commit hint moved) is buffered, and
+  // rides along with the next sync.
+  return batch.must_sync || batch.snapshot || batch.compacted;
+}
+
 bool CommandLog::PersistWaiting() {
   // Batches are persisted and advanced in the order taken. All buffered ones share one
   // sync: off the loop when fsync is on, else (or for a snapshot, rare) here.
   std::vector<QueuedBatch> batches = std::move(waiting_);
   waiting_.clear();
-  bool must_sync = false;
+  bool disk = false;
   // A node alone in its configuration has no peer to serve while its disk syncs, and
   // off the loop it would pay the pool thread's two wake-ups per batch (see net/node.cc).
   bool in_loop = !options_.sync_off_loop || !options_.fsync ||
                  raft_->config().members_size() <= 1 || disk_.full();  // a retry: here
-  bool messages_wait = false;
-  for (const QueuedBatch& q : batches) {
-    must_sync = must_sync || MustSync(q.batch);
-    messages_wait = messages_wait || !q.sent_early;
-  }
-  if (!must_sync || in_loop) {
+  for (const QueuedBatch& q : batches) disk = disk || NeedsDisk(q.batch);
+  if (!disk || in_loop) {
     for (size_t i = 0; i < batches.size(); ++i) {
-      // Persist syncs (once for all buffered so far) only the batches that need it.
-      Status st = Persist(batches[i].batch);
+      const core::raft::Batch& b = batches[i].batch;
+      Status st = NeedsDisk(b) ? core::raft::PersistBatch(store_.get(), b)
+                               : core::raft::BufferBatch(store_.get(), b);
       if (!st.ok()) {
+        if (i > 0) raft_->Advance(batches[i - 1].batch);
         if (!HoldForSpace(st, &batches, i)) Fail(st.Annotate("cannot write the log"));
         return false;
       }
-      FinishBatch(&batches[i]);
     }
-    hold_ = false;
-    if (must_sync && disk_.OnPersisted() && on_disk_) on_disk_(Status::OK());
+    raft_->Advance(batches.back().batch);
+    if (disk && disk_.OnPersisted() && on_disk_) on_disk_(Status::OK());
     return true;
   }
   // The writes and the fsync off the loop: a sync blocks for 0.2-1.5 ms, and a snapshot of
@@ -516,7 +514,6 @@ bool CommandLog::PersistWaiting() {
   // OnSyncDone.
   syncing_ = std::move(batches);
   sync_in_flight_ = true;
-  hold_ = messages_wait;
   sync_work_.data = this;
   int rc = uv_queue_work(loop_, &sync_work_, OnSyncWork, OnSyncDone);
   if (rc != 0) {
@@ -525,13 +522,6 @@ bool CommandLog::PersistWaiting() {
     return false;
   }
   return true;
-}
-
-void CommandLog::FinishBatch(QueuedBatch* q) {
-  if (sender_ && !q->sent_early) {
-    for (pb::RaftMessage& m : q->batch.messages) sender_(std::move(m));
-  }
-  raft_->Advance(q->batch);
 }
 
 void CommandLog::OnSyncWork(uv_work_t* req) {
@@ -556,69 +546,11 @@ void CommandLog::OnSyncDone(uv_work_t* req, int status) {
       self->Fail(self->sync_status_.Annotate("cannot write the log"));
     }
   } else if (self->failure_.ok() && !self->closing_) {
-    for (QueuedBatch& q : synced) self->FinishBatch(&q);
-    // Messages of the batches taken since wait for their own sync (the next one).
-    self->hold_ = false;
-    for (const QueuedBatch& q : self->waiting_) self->hold_ = self->hold_ || !q.sent_early;
+    // Persisted: Raft counts them durable and releases what waited for them.
+    self->raft_->Advance(synced.back().batch);
     self->Drive();
   }
   if (self->closing_) self->MaybeFinishClose();
-}
-
-CommandLog::QueuedBatch CommandLog::TakeBatch() {
-  QueuedBatch q;
-  q.batch = raft_->TakeBatch();
-  if (q.batch.hard_state) {
-    q.term_or_vote_changed =
-        q.batch.hard_state->term != known_term_ || q.batch.hard_state->vote != known_vote_;
-    known_term_ = q.batch.hard_state->term;
-    known_vote_ = q.batch.hard_state->vote;
-  }
-  return q;
-}
-
-bool CommandLog::FinishesEarly(const QueuedBatch& q) const {
-  const core::raft::Batch& batch = q.batch;
-  // A leader may send its appends before its own copy is durable and go on while it
-  // syncs (Raft thesis, 10.2.1): the followers' fsyncs then overlap the leader's instead
-  // of following it. Safe because nothing the messages carry depends on this batch being
-  // durable here: Raft counts the leader's own copy toward commit only from Advance
-  // (after the sync), so until then an entry commits only once a quorum of the others
-  // has acknowledged it durable — and so the batch's committed entries may be applied
-  // (and answered) now. A crash before the sync loses only entries that no one has been
-  // told are committed. Hence only a leader's APPENDs and HEARTBEATs, with no term or
-  // vote change to persist first (a vote must be durable before anyone hears of it), no
-  // snapshot to install, and (defensively) none of the batch's own entries among its
-  // committed ones. A local snapshot (compacted) does not hold them back: it covers entries
-  // already committed and applied, and the log it replaces stays until it is durable —
-  // holding a big table's snapshot write silenced the leader for longer than an election
-  // timeout, and its followers elected another.
-  if (batch.snapshot || q.term_or_vote_changed) return false;
-  if (raft_->role() != core::raft::Role::kLeader) return false;
-  if (!batch.entries.empty() && !batch.committed.empty() &&
-      batch.committed.back().index() >= batch.entries.front().index()) {
-    return false;
-  }
-  for (const pb::RaftMessage& m : batch.messages) {
-    if (m.type() != pb::APPEND && m.type() != pb::HEARTBEAT) return false;
-  }
-  return true;
-}
-
-bool CommandLog::MustSync(const core::raft::Batch& batch) const {
-  // A batch that only moves the commit index needs no fsync: commit is a hint that Raft
-  // recovers after a restart (the leader re-commits; a follower learns it). Syncing it
-  // would double the fsyncs of every proposal round (entries in one batch, their commit
-  // in the next). The buffered hard state rides along with the next sync.
-  const core::HardState& durable = store_->hard_state();
-  return batch.snapshot || batch.compacted || !batch.entries.empty() ||
-         (batch.hard_state &&
-          (batch.hard_state->term != durable.term || batch.hard_state->vote != durable.vote));
-}
-
-Status CommandLog::Persist(const core::raft::Batch& batch) {
-  if (!MustSync(batch)) return core::raft::BufferBatch(store_.get(), batch);
-  return core::raft::PersistBatch(store_.get(), batch);
 }
 
 Status CommandLog::ApplyBatch(const core::raft::Batch& batch) {
@@ -823,8 +755,6 @@ bool CommandLog::HoldForSpace(const Status& why, std::vector<QueuedBatch>* batch
                                 std::make_move_iterator(batches->end()));
   for (QueuedBatch& q : waiting_) held.push_back(std::move(q));
   waiting_ = std::move(held);
-  hold_ = false;
-  for (const QueuedBatch& q : waiting_) hold_ = hold_ || !q.sent_early;
   if (verdict == core::DiskFullPolicy::Verdict::kBecameFull && on_disk_) on_disk_(why);
   return true;
 }

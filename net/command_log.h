@@ -3,15 +3,21 @@
 //
 // Proposals are buffered and handed to Raft at the end of a loop iteration (or, under load,
 // a little later to gather a bigger batch: see OnCheck). Every Batch that Raft produces is
-// executed in the only safe order: persist (LogStore, one fsync for the whole batch) ->
-// send -> apply committed entries to the LockTable and report them to the node -> Advance.
-// So a command's result reaches a client only after its entry is durable on a quorum and
-// applied here.
+// executed as core/raft/raft.h says, with no rule of this file's own: its messages are sent
+// and its committed entries applied to the LockTable (and reported to the node) when it is
+// taken; it is then persisted in order (LogStore; one fsync for all the batches waiting,
+// none for a batch that need not sync) and Raft is told with Advance, which releases the
+// messages that waited for this node's disk (a follower's acknowledgements, votes) and lets
+// a leader count its own copy. Raft hands out only committed entries — durable on a
+// quorum — so a command's result reaches a client only after that, and may before this
+// node's own copy is synced. What this file decides is only how: the sync in the loop, or
+// on libuv's thread pool while the loop goes on (Options::sync_off_loop; several batches
+// are then taken, sent and applied during one sync, and persisted with the next).
 //
 // A local node (Options::standalone) is the only voter of its own cluster: a fresh log is
 // bootstrapped with itself, Raft elects it at once when the log opens, and each proposal
 // batch costs one fsync — the entries' — because a hard state that only moves the commit
-// index is written without a sync of its own (commit is a hint Raft recovers; see Persist()).
+// index needs no sync of its own (Batch::must_sync: commit is a hint Raft recovers).
 // In a mesh (net/cluster.h) a fresh log waits for Bootstrap() or for a leader to add it;
 // Raft's messages go out through the sender, and those of peers come in through Step().
 // A proposal may then be lost (forwarded to a leader that died, appended by a leader that
@@ -82,8 +88,9 @@ class CommandLog {
     bool standalone = true;
     /// Clock-rate bound between nodes (RaftOptions::max_drift).
     double max_drift = 0.01;
-    /// Run a batch's fsync on libuv's thread pool while the loop goes on reading peers and
-    /// clients and stepping Raft (see Drive). Only with fsync on; false syncs in the loop.
+    /// Run a batch's writes and fsync on libuv's thread pool while the loop goes on reading
+    /// peers and clients, stepping Raft and executing its next batches (see Drive). Only
+    /// with fsync on; false syncs in the loop.
     /// The node sets it for mesh members (see net/node.cc for the measurements).
     bool sync_off_loop = false;
     /// Where to write a line about the log's own work (snapshots taken, with their size and
@@ -105,8 +112,9 @@ class CommandLog {
   void SetDiskHandler(DiskHandler on_disk) { on_disk_ = std::move(on_disk); }
   /// Where Raft's messages go (mesh only; without a sender they are dropped).
   void SetSender(Sender sender) { sender_ = std::move(sender); }
-  /// Called after messages were handed to the sender ahead of an fsync: it must write
-  /// them now, not when the loop next polls (mesh only; optional).
+  /// Called after messages were handed to the sender ahead of an fsync (the batch's own,
+  /// or one in flight): it must write them now, not when the loop next polls (mesh only;
+  /// optional).
   void SetSendFlusher(std::function<void()> flush) { send_flusher_ = std::move(flush); }
 
   /// A Raft message from a peer: steps Raft and executes what follows.
@@ -161,31 +169,22 @@ class CommandLog {
   void ProposePending();
   /// Executes Raft's batches until it has none; then arms the tick timer.
   void Drive();
-  /// Step 1 of a batch: persist, syncing once if anything in it must be durable.
-  Status Persist(const core::raft::Batch& batch);
-  /// True if persisting `batch` needs an fsync.
-  bool MustSync(const core::raft::Batch& batch) const;
-  /// A batch taken from Raft, on its way to disk.
+  /// A batch taken from Raft, on its way to disk (its messages sent, its entries applied).
   struct QueuedBatch {
     core::raft::Batch batch;
-    bool term_or_vote_changed = false;  // its hard state must be durable before it is sent
-    bool sent_early = false;            // its messages left when it was taken
   };
-  /// Raft's next batch, with term_or_vote_changed set.
-  QueuedBatch TakeBatch();
-  /// True if `q`'s messages may go out before it is persisted: a leader's appends.
-  bool FinishesEarly(const QueuedBatch& q) const;
-  /// Takes Raft's next batch into waiting_: applies its committed entries and, if it
-  /// FinishesEarly and no earlier batch's messages wait, sends its messages. False if the
-  /// log failed.
+  /// True if persisting `batch` writes to disk (PersistBatch) rather than only buffering:
+  /// it must_sync or saves a snapshot.
+  static bool NeedsDisk(const core::raft::Batch& batch);
+  /// Takes Raft's next batch into waiting_: sends its messages and applies its committed
+  /// entries (both may happen before it is persisted: Raft holds back what may not). False
+  /// if the log failed.
   bool TakeAndStart();
   /// Persists waiting_, in order, with one sync: on the pool thread (OnSyncDone then
-  /// finishes them) or, without fsync or for a snapshot, here (then finishes them). False
-  /// if the log failed.
+  /// advances Raft) or, without fsync, for a node alone in its configuration, or for a
+  /// retry on a full disk, here (then advances it). False if the log failed.
   bool PersistWaiting();
-  /// After a batch is persisted: sends its messages (unless sent early), then Advance.
-  void FinishBatch(QueuedBatch* q);
-  /// Thread-pool side of an off-loop sync: store_->Sync(), nothing else.
+  /// Thread-pool side of an off-loop sync: PersistBatches, nothing else.
   static void OnSyncWork(uv_work_t* req);
   /// Loop side: finishes the synced batch and drives on.
   static void OnSyncDone(uv_work_t* req, int status);
@@ -263,10 +262,7 @@ class CommandLog {
   uv_work_t sync_work_;
   std::vector<QueuedBatch> syncing_;  // the batches the sync in flight makes durable
   std::vector<QueuedBatch> waiting_;  // taken since, to persist after it
-  bool hold_ = false;        // a batch's messages wait for its sync: so must every later batch's
-  Status sync_status_;       // written by the pool thread, read in OnSyncDone
-  uint64_t known_term_ = 0;  // the hard state of the last batch taken that had one
-  std::string known_vote_;
+  Status sync_status_;                // written by the pool thread, read in OnSyncDone
   bool applied_since_done_ = false;  // a batch applied entries since on_batch_done_ ran
   // Mesh only: encoded command -> when (local us) and to which leader it was last proposed,
   // until applied.

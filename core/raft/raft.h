@@ -3,19 +3,38 @@
 //
 // Inputs are events stamped with the node's own monotonic time (Tick, Step, Propose, ...);
 // every output of the state machine is gathered in one Batch, which the driver takes with
-// TakeBatch() and executes in this order (the only safe one):
-//   1. persist: `snapshot` (install, and restore the state machine from it), then `entries`
-//      (append; an entry whose index is <= the last persisted index replaces that suffix),
-//      then `hard_state`, then `compacted` (save the local snapshot) — and fsync once;
-//   2. send `messages` (delivery is best effort: raft retries whatever matters);
-//   3. apply `committed` in order (COMMAND entries to the lock table; CONFIG and NOOP
-//      entries consume an index only);
-//   4. call Advance(batch): raft learns the entries and hard state are durable (a leader
-//      counts its own copy of an entry toward commit only from here).
-// Batch::next_deadline says when to call Tick() next. TakeBatch may be called again before
-// the previous batch is advanced (a pipelining driver), but batches must be executed and
-// advanced in the order they were taken. core/raft/raft_storage.h executes step 1 on a
-// core::LogStore.
+// TakeBatch(). Core decides what may happen when (as etcd's raft does with Ready.MustSync
+// and its messages-after-append); the driver only executes, in any order among these:
+//   - send `messages` at once (delivery is best effort: raft retries whatever matters).
+//     Nothing in them waits for any persistence still to be done: messages whose content
+//     claims durable state are held inside raft until that state is durable (below), then
+//     come out in a later batch;
+//   - apply `snapshot` (restore the state machine from it), then `committed` in order, at
+//     once (COMMAND entries to the lock table; CONFIG and NOOP entries consume an index
+//     only), even before this node's own copy of them is durable (see Batch::committed);
+//   - persist: `snapshot` (install), then `entries` (append; an entry whose index is <= the
+//     last persisted index replaces that suffix), then `hard_state`, then `compacted` (save
+//     the local snapshot); fsync if `must_sync` (otherwise what it wrote may ride along with
+//     a later sync). Batches are persisted in the order they were taken, in the driver's
+//     thread or another one, one at a time or several together;
+//   - once a batch is persisted (synced if it must be), and every batch taken before it is
+//     too, call Advance(batch): the input event "persisted through batch.seq". Only from it
+//     does a leader count its own copy of an entry toward commit, and only from it are the
+//     held messages released. Advance may skip batches (Advance of a later one covers the
+//     earlier ones) and may come any time later: a pipelining driver may take and execute
+//     further batches meanwhile.
+// The held messages (Batch::messages says which): an APPEND_RESPONSE (it acknowledges
+// entries or a snapshot as durable, and the leader counts them toward commit) goes out only
+// once every batch taken up to the one it was produced in that must_sync is persisted; and
+// any message produced while a change of term or vote is not yet persisted (a vote granted,
+// a campaign's VOTE requests, anything sent in the new term) only once that change is.
+// Everything else may leave before the sync — a leader's APPENDs and HEARTBEATs to its
+// followers (its own fsync then overlaps theirs; the thesis, §10.2.1), snapshot chunks,
+// pre-votes, heartbeat responses, forwarded proposals — because none of it claims anything
+// about this node's disk: a leader counts its own copy only from Advance, so a crash before
+// its sync loses only entries nobody was told are committed.
+// Batch::next_deadline says when to call Tick() next. core/raft/raft_storage.h executes the
+// persist step on a core::LogStore.
 //
 // Features: leader election with pre-vote and check-quorum, log replication with batching
 // (all proposals made between two TakeBatch calls go out in one APPEND per follower, up to
@@ -149,8 +168,11 @@ struct Snapshot {
   std::string data;
 };
 
-/// One output of the state machine; see the file comment for the order of execution.
+/// One output of the state machine; see the file comment for what the driver does with it.
 struct Batch {
+  /// This batch's number: 1 for the first batch a Raft object hands out, then 2, 3, ...
+  /// Advance(batch) reports every batch up to this one persisted.
+  uint64_t seq = 0;
   /// A snapshot received from the leader: persist it (it replaces the whole log) and
   /// restore the state machine from `data` before applying `committed`. Shared, not
   /// copied: raft may stream the same object to followers.
@@ -160,12 +182,29 @@ struct Batch {
   std::vector<pb::Entry> entries;
   /// The hard state to persist, if it changed.
   std::optional<HardState> hard_state;
+  /// True if this batch counts as persisted only once fsynced: it installs a snapshot,
+  /// appends entries, or changes the term or the vote. False: whatever it holds (a hard
+  /// state that only moves the commit index, a hint raft recovers after a restart; a
+  /// compacted snapshot, which LogStore::SaveSnapshot makes durable itself) may be written
+  /// without a sync of its own and is persisted once written.
+  bool must_sync = false;
   /// A local snapshot made by Compact(): persist it (the state machine already has it);
   /// entries after meta.index stay. Shared, as `snapshot`.
   std::shared_ptr<const Snapshot> compacted;
-  /// Messages to send, after persisting.
+  /// Messages to send now, before or while this batch is persisted: raft holds back every
+  /// message that depends on persistence not yet reported by Advance (see the file
+  /// comment) and hands it out, in the order produced, in the first batch taken after it.
   std::vector<pb::RaftMessage> messages;
-  /// Committed entries to apply, in order, after persisting (contiguous, ascending).
+  /// Committed entries to apply now, in order (contiguous, ascending), before or while this
+  /// batch is persisted. Each is committed: a quorum of voters holds it durably. A leader
+  /// counts its own copy only through its last Advance, the followers' only from their
+  /// APPEND_RESPONSEs (held until their copies are durable); a follower applies what the
+  /// leader's commit index covers of the entries that match the leader's log. This node's
+  /// own copy may not be durable yet (it may come in this very batch's `entries`); that is
+  /// safe: a committed entry survives in every future leader's log, so the effect of
+  /// applying it (a client's answer) is never undone, and a node that crashes before its
+  /// copy is durable rebuilds its state machine from its durable snapshot and log and is
+  /// handed the entry again once it has it back from the leader.
   std::vector<pb::Entry> committed;
   /// When to call Tick() next (absolute, this node's clock).
   Time next_deadline = 0;
@@ -286,9 +325,15 @@ class Raft {
 
   /// True if TakeBatch() would return a non-empty batch.
   bool HasBatch() const;
-  /// Everything produced since the last TakeBatch (see Batch).
+  /// Everything produced since the last TakeBatch, with the held messages that Advance has
+  /// released since (see Batch).
   Batch TakeBatch();
-  /// The driver persisted `batch` (step 1) — see the file comment.
+  /// The input event "persisted": `batch` and every batch taken before it are persisted
+  /// (synced where they must_sync) — see the file comment. Raises this node's durable log
+  /// index (a leader may commit) and releases the messages held for it. It may come late
+  /// (the driver goes on taking batches meanwhile); a batch at or below one already
+  /// advanced changes nothing. Advancing a batch before it and every earlier batch are
+  /// persisted is the one thing a driver must never do.
   void Advance(const Batch& batch);
 
   /// When Tick() should be called next.

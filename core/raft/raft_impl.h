@@ -5,6 +5,7 @@
 #ifndef LOCKMESH_CORE_RAFT_RAFT_IMPL_H_
 #define LOCKMESH_CORE_RAFT_RAFT_IMPL_H_
 
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -129,7 +130,28 @@ class Raft::Impl {
   HardState last_hard_state_;
   std::shared_ptr<const Snapshot> pending_install_;
   std::shared_ptr<const Snapshot> pending_compacted_;
-  std::vector<pb::RaftMessage> messages_;
+  std::vector<pb::RaftMessage> messages_;  // produced since the last TakeBatch
+  // Persistence (raft.h): batches taken and persisted, by Batch::seq.
+  uint64_t taken_seq_ = 0;      // the last batch taken
+  uint64_t persisted_seq_ = 0;  // the last batch Advance reported persisted
+  uint64_t sync_seq_ = 0;       // the last batch taken that must_sync
+  uint64_t term_vote_seq_ = 0;  // the last batch taken that changed the term or the vote
+  // What each batch taken and not yet persisted makes durable, oldest first: its last entry
+  // and its snapshot install (index 0: none), marked stable at Advance.
+  struct Unpersisted {
+    uint64_t seq = 0;
+    uint64_t entry_index = 0, entry_term = 0;
+    uint64_t snapshot_index = 0, snapshot_term = 0;
+  };
+  std::deque<Unpersisted> unpersisted_;
+  // Messages that wait for batch `after` to be persisted, in the order produced, and those
+  // Advance released for the next TakeBatch.
+  struct Held {
+    uint64_t after = 0;
+    pb::RaftMessage message;
+  };
+  std::deque<Held> held_;
+  std::vector<pb::RaftMessage> released_;
   std::optional<pb::RaftMessage> forward_;  // proposals waiting to go to the leader
   bool flush_needed_ = false;               // leader: appends or commit may be due
 

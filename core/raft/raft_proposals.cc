@@ -134,26 +134,63 @@ Status Raft::Impl::Compact(uint64_t index, std::string data) {
 bool Raft::Impl::HasBatch() {
   Flush();
   HardState hs{term_, vote_, commit_};
-  return pending_install_ || pending_compacted_ || !messages_.empty() ||
+  return pending_install_ || pending_compacted_ || !messages_.empty() || !released_.empty() ||
          log_.unsent_from() <= log_.last_index() || commit_ > applied_ ||
          hs.term != last_hard_state_.term || hs.vote != last_hard_state_.vote ||
          hs.commit != last_hard_state_.commit;
 }
 
+// True if `m` tells its addressee that entries or a snapshot are durable here: an
+// APPEND_RESPONSE (an acknowledgement the leader counts toward commit and match; its
+// rejections and the answer to a deposed leader are held too, which costs nothing).
+static bool ClaimsDurableLog(const pb::RaftMessage& m) { return m.type() == pb::APPEND_RESPONSE; }
+
 Batch Raft::Impl::TakeBatch() {
   Flush();
   Batch batch;
+  batch.seq = ++taken_seq_;
   batch.snapshot = std::move(pending_install_);
   pending_install_.reset();
   log_.TakeUnsent(&batch.entries);
+  bool term_or_vote = false;
   if (term_ != last_hard_state_.term || vote_ != last_hard_state_.vote ||
       commit_ != last_hard_state_.commit) {
+    term_or_vote = term_ != last_hard_state_.term || vote_ != last_hard_state_.vote;
     last_hard_state_ = HardState{term_, vote_, commit_};
     batch.hard_state = last_hard_state_;
   }
+  batch.must_sync = batch.snapshot || !batch.entries.empty() || term_or_vote;
+  if (batch.must_sync) sync_seq_ = batch.seq;
+  if (term_or_vote) term_vote_seq_ = batch.seq;
+  if (batch.must_sync && persisted_seq_ < batch.seq) {
+    Unpersisted u;
+    u.seq = batch.seq;
+    if (!batch.entries.empty()) {
+      u.entry_index = batch.entries.back().index();
+      u.entry_term = batch.entries.back().term();
+    }
+    if (batch.snapshot) {
+      u.snapshot_index = batch.snapshot->meta.index();
+      u.snapshot_term = batch.snapshot->meta.term();
+    }
+    unpersisted_.push_back(u);
+  }
   batch.compacted = std::move(pending_compacted_);
   pending_compacted_.reset();
-  batch.messages = std::move(messages_);
+  // Messages: first those released since the last batch, then this batch's own — each held
+  // until what it depends on is persisted (raft.h): the latest change of term or vote, and
+  // for an APPEND_RESPONSE the latest batch that must_sync (this one or an earlier one).
+  batch.messages = std::move(released_);
+  released_.clear();
+  for (pb::RaftMessage& m : messages_) {
+    uint64_t after = term_vote_seq_;
+    if (ClaimsDurableLog(m)) after = std::max(after, sync_seq_);
+    if (after > persisted_seq_) {
+      held_.push_back(Held{after, std::move(m)});
+    } else {
+      batch.messages.push_back(std::move(m));
+    }
+  }
   messages_.clear();
   uint64_t commit = std::min(commit_, log_.last_index());
   if (commit > applied_) {
@@ -168,9 +205,23 @@ Batch Raft::Impl::TakeBatch() {
 }
 
 void Raft::Impl::Advance(const Batch& batch) {
-  if (batch.snapshot) log_.MarkStable(batch.snapshot->meta.index(), batch.snapshot->meta.term());
-  if (!batch.entries.empty()) {
-    log_.MarkStable(batch.entries.back().index(), batch.entries.back().term());
+  const uint64_t seq = std::min(batch.seq, taken_seq_);
+  if (seq <= persisted_seq_) return;
+  persisted_seq_ = seq;
+  while (!unpersisted_.empty() && unpersisted_.front().seq <= seq) {
+    const Unpersisted& u = unpersisted_.front();
+    if (u.snapshot_index > 0) log_.MarkStable(u.snapshot_index, u.snapshot_term);
+    if (u.entry_index > 0) log_.MarkStable(u.entry_index, u.entry_term);
+    unpersisted_.pop_front();
+  }
+  // Each held message leaves once what it waits for is persisted, in the order produced.
+  for (auto it = held_.begin(); it != held_.end();) {
+    if (it->after <= seq) {
+      released_.push_back(std::move(it->message));
+      it = held_.erase(it);
+    } else {
+      ++it;
+    }
   }
   if (MaybeCommit()) StepDownIfRemoved();
 }

@@ -19,23 +19,25 @@
 
 namespace mesh::core::raft {
 
-/// Executes step 1 of `batch` on `store` and makes it durable before returning: installs
-/// batch.snapshot (SaveSnapshot, which drops the log it replaces), appends batch.entries
-/// (replacing a conflicting suffix), sets batch.hard_state, syncs once, then saves
-/// batch.compacted. Only after an ok return may the driver send the batch's messages. On
-/// error nothing of the batch may be acknowledged (the store's error is sticky: the driver
-/// stops the node or reopens the store).
+/// Executes the persist step of `batch` (raft.h) on `store` and makes it durable before
+/// returning: installs batch.snapshot (SaveSnapshot, which drops the log it replaces),
+/// appends batch.entries (replacing a conflicting suffix), sets batch.hard_state, syncs
+/// once, then saves batch.compacted. After an ok return the driver may Advance(batch). On
+/// error the batch must not be advanced (the store's error is sticky: the driver stops the
+/// node or reopens the store).
 Status PersistBatch(LogStore* store, const Batch& batch);
 
 /// Buffers batch.entries and batch.hard_state without syncing (the pieces of PersistBatch
-/// between the snapshot install and the sync), for a driver that group-commits several
-/// batches with one LogStore::Sync. batch.snapshot and batch.compacted are not handled here.
+/// between the snapshot install and the sync): for a batch that need not sync (not
+/// Batch::must_sync: its buffered hard state rides along with the next sync), or for a
+/// driver that group-commits several batches with one LogStore::Sync. batch.snapshot and
+/// batch.compacted are not handled here.
 Status BufferBatch(LogStore* store, const Batch& batch);
 
-/// Executes step 1 of several batches, in the order taken, as PersistBatch would one after
-/// the other, but with one sync for all (more only around a compacted snapshot, which must
-/// follow its own batch's sync): for a driver that persists off its loop what it buffered
-/// meanwhile, snapshots included. On error, as PersistBatch.
+/// Executes the persist step of several batches, in the order taken, as PersistBatch would
+/// one after the other, but with one sync for all (more only around a compacted snapshot,
+/// which must follow its own batch's sync): for a driver that persists off its loop what it
+/// buffered meanwhile, snapshots included. On error, as PersistBatch.
 Status PersistBatches(LogStore* store, const std::vector<const Batch*>& batches);
 
 /// Reads what `store` recovered into `*out`, for Raft::Open. Corruption if an entry or the

@@ -350,6 +350,194 @@ TEST(RaftTest, LeaderCountsItsOwnEntriesOnlyOnceDurable) {
   r.Advance(b2);
 }
 
+// ---------------------------------------------------------------- what may happen before the sync
+
+// A node of kThree with the configuration at index 1 (term 1, committed), as a restart.
+std::unique_ptr<Raft> OpenMember(const std::string& id, SeqRandom* random) {
+  PersistentState state;
+  state.hard_state.term = 1;
+  state.hard_state.commit = 1;
+  state.entries.resize(1);
+  state.entries[0].set_index(1);
+  state.entries[0].set_term(1);
+  state.entries[0].set_type(pb::ENTRY_CONFIG);
+  state.entries[0].set_data(MakeConfig(kThree).SerializeAsString());
+  RaftOptions o = Network::DefaultOptions();
+  o.id = id;
+  std::unique_ptr<Raft> raft;
+  EXPECT_TRUE(Raft::Open(o, state, random, 0, &raft).ok());
+  Batch first = raft->TakeBatch();  // hands out entry 1 to apply
+  raft->Advance(first);
+  return raft;
+}
+
+pb::RaftMessage Append(uint64_t term, uint64_t prev, uint64_t prev_term, uint64_t commit,
+                       const std::vector<std::string>& data) {
+  pb::RaftMessage m;
+  m.set_type(pb::APPEND);
+  m.set_from("n2");
+  m.set_to("n1");
+  m.set_term(term);
+  m.set_index(prev);
+  m.set_log_term(prev_term);
+  m.set_commit(commit);
+  for (size_t i = 0; i < data.size(); ++i) {
+    pb::Entry* e = m.add_entries();
+    e->set_index(prev + 1 + i);
+    e->set_term(term);
+    e->set_data(data[i]);
+  }
+  return m;
+}
+
+TEST(RaftTest, FollowerAcknowledgesEntriesOnlyOnceDurableButAppliesCommittedOnesAtOnce) {
+  SeqRandom random(3);
+  std::unique_ptr<Raft> r = OpenMember("n1", &random);
+  r->Step(10, Append(2, 1, 1, 2, {"a"}));
+  Batch b1 = r->TakeBatch();
+  ASSERT_EQ(b1.entries.size(), 1u);
+  EXPECT_TRUE(b1.must_sync);
+  EXPECT_TRUE(b1.messages.empty());  // the acknowledgement waits for the sync
+  // Entry 2 is committed (the leader counted a quorum's durable copies): applied now, before
+  // this node's own copy, in this very batch, is durable.
+  ASSERT_EQ(b1.committed.size(), 1u);
+  EXPECT_EQ(b1.committed[0].data(), "a");
+  EXPECT_FALSE(r->HasBatch());
+  r->Advance(b1);
+  ASSERT_TRUE(r->HasBatch());
+  Batch b2 = r->TakeBatch();
+  EXPECT_FALSE(b2.must_sync);
+  ASSERT_EQ(b2.messages.size(), 1u);
+  EXPECT_EQ(b2.messages[0].type(), pb::APPEND_RESPONSE);
+  EXPECT_FALSE(b2.messages[0].reject());
+  EXPECT_EQ(b2.messages[0].index(), 2u);
+  r->Advance(b2);
+}
+
+TEST(RaftTest, PipelinedFollowerBatchesReleaseEachAcknowledgementWithItsOwnSync) {
+  SeqRandom random(3);
+  std::unique_ptr<Raft> r = OpenMember("n1", &random);
+  r->Step(10, Append(2, 1, 1, 1, {"a"}));
+  Batch b1 = r->TakeBatch();
+  r->Advance(b1);
+  Batch ack = r->TakeBatch();
+  ASSERT_EQ(ack.messages.size(), 1u);
+  // Two batches in flight, the second taken before the first is persisted.
+  r->Step(20, Append(2, 2, 2, 1, {"b"}));
+  Batch b2 = r->TakeBatch();
+  r->Step(30, Append(2, 3, 2, 1, {"c"}));
+  Batch b3 = r->TakeBatch();
+  EXPECT_TRUE(b2.messages.empty());
+  EXPECT_TRUE(b3.messages.empty());
+  // A heartbeat claims nothing about the disk: its answer goes at once, syncs or not.
+  pb::RaftMessage hb;
+  hb.set_type(pb::HEARTBEAT);
+  hb.set_from("n2");
+  hb.set_to("n1");
+  hb.set_term(2);
+  hb.set_commit(1);
+  r->Step(40, hb);
+  Batch b4 = r->TakeBatch();
+  EXPECT_FALSE(b4.must_sync);
+  ASSERT_EQ(b4.messages.size(), 1u);
+  EXPECT_EQ(b4.messages[0].type(), pb::HEARTBEAT_RESPONSE);
+  r->Advance(b2);
+  Batch b5 = r->TakeBatch();
+  ASSERT_EQ(b5.messages.size(), 1u);  // only b2's: entry 4 is not durable yet
+  EXPECT_EQ(b5.messages[0].index(), 3u);
+  // Advancing a later batch covers the earlier ones; an older one changes nothing.
+  r->Advance(b4);
+  Batch b6 = r->TakeBatch();
+  ASSERT_EQ(b6.messages.size(), 1u);
+  EXPECT_EQ(b6.messages[0].index(), 4u);
+  r->Advance(b3);
+  EXPECT_FALSE(r->HasBatch());
+}
+
+TEST(RaftTest, VotesAndCampaignsWaitForTheirTermAndVoteToBeDurable) {
+  SeqRandom random(3);
+  std::unique_ptr<Raft> voter = OpenMember("n1", &random);
+  pb::RaftMessage vote;
+  vote.set_type(pb::VOTE);
+  vote.set_from("n2");
+  vote.set_to("n1");
+  vote.set_term(2);
+  vote.set_index(1);
+  vote.set_log_term(1);
+  voter->Step(5'000'000, vote);
+  Batch b = voter->TakeBatch();
+  ASSERT_TRUE(b.hard_state.has_value());
+  EXPECT_EQ(b.hard_state->vote, "n2");
+  EXPECT_TRUE(b.must_sync);
+  EXPECT_TRUE(b.messages.empty());
+  voter->Advance(b);
+  Batch granted = voter->TakeBatch();
+  ASSERT_EQ(granted.messages.size(), 1u);
+  EXPECT_EQ(granted.messages[0].type(), pb::VOTE_RESPONSE);
+  EXPECT_FALSE(granted.messages[0].reject());
+
+  SeqRandom random2(4);
+  std::unique_ptr<Raft> c = OpenMember("n1", &random2);
+  c->Tick(5'000'000);
+  ASSERT_EQ(c->role(), Role::kPreCandidate);
+  Batch pre = c->TakeBatch();
+  EXPECT_FALSE(pre.must_sync);  // a pre-vote changes nothing durable: its requests go now
+  EXPECT_EQ(pre.messages.size(), 2u);
+  c->Advance(pre);
+  pb::RaftMessage yes;
+  yes.set_type(pb::PRE_VOTE_RESPONSE);
+  yes.set_from("n2");
+  yes.set_to("n1");
+  yes.set_term(2);
+  c->Step(5'000'001, yes);
+  ASSERT_EQ(c->role(), Role::kCandidate);
+  Batch campaign = c->TakeBatch();
+  EXPECT_TRUE(campaign.must_sync);
+  EXPECT_TRUE(campaign.messages.empty());  // its own vote is not durable yet
+  c->Advance(campaign);
+  Batch asks = c->TakeBatch();
+  ASSERT_EQ(asks.messages.size(), 2u);
+  EXPECT_EQ(asks.messages[0].type(), pb::VOTE);
+}
+
+TEST(RaftTest, LeaderSendsAppendsBeforeItsSyncAndCommitsOnTheFollowersDurableCopies) {
+  Network net(kThree);
+  net.BootstrapAll(kThree);
+  std::string leader = net.WaitForLeader();
+  net.Run(100'000);
+  Raft& l = net.raft(leader);
+  const uint64_t commit = l.commit_index();
+  ASSERT_TRUE(l.Propose(net.now(), "x").ok());
+  Batch b = l.TakeBatch();
+  EXPECT_TRUE(b.must_sync);
+  size_t appends = 0;
+  for (pb::RaftMessage& m : b.messages) {
+    if (m.type() == pb::APPEND) ++appends;
+    net.queue().push_back(std::move(m));
+  }
+  EXPECT_EQ(appends, 2u);  // out before the leader's own copy is durable
+  // Both followers persist and acknowledge; the leader has not advanced b. Two of three
+  // durable copies: committed, and handed out to apply, while the leader's own is not.
+  size_t delivered = 0;
+  while (!net.queue().empty() && delivered < 100) {
+    pb::RaftMessage m = std::move(net.queue().front());
+    net.queue().pop_front();
+    ++delivered;
+    if (m.to() == leader) {
+      l.Step(net.now(), m);
+      continue;
+    }
+    std::string to = m.to();
+    net.raft(to).Step(net.now(), std::move(m));
+    net.Process(to);
+  }
+  EXPECT_EQ(l.commit_index(), commit + 1);
+  Batch next = l.TakeBatch();
+  ASSERT_EQ(next.committed.size(), 1u);
+  EXPECT_EQ(next.committed[0].data(), "x");
+  l.Advance(next);  // covers b too
+}
+
 TEST(RaftTest, RestartFromPersistentStateKeepsTheLog) {
   Network net(kThree);
   net.BootstrapAll(kThree);

@@ -78,7 +78,9 @@ int main(int argc, char** argv) {
   if (have_single) {
     mesh::sim::ScheduleResult r = mesh::sim::RunSchedule(single, verbose, fault_kinds);
     std::printf("seed %llu: %s, %s; voters=%d virtual=%.1fs ops=%llu grants=%llu lost=%llu "
-                "faults=%llu crashes=%llu snapshots=%llu leaders=%llu applied=%llu events=%llu\n",
+                "faults=%llu crashes=%llu snapshots=%llu leaders=%llu applied=%llu events=%llu\n"
+                "  persistence: syncs=%llu batches_behind_a_sync=%llu applied_before_own_copy=%llu "
+                "crashes_mid_sync=%llu\n",
                 static_cast<unsigned long long>(single), r.ok ? "ok" : "VIOLATION",
                 r.rich ? "rich" : "NOT RICH", r.voters, r.virtual_time / 1e6,
                 static_cast<unsigned long long>(r.stats.client_ops),
@@ -89,7 +91,11 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(r.stats.snapshots_installed),
                 static_cast<unsigned long long>(r.leader_terms),
                 static_cast<unsigned long long>(r.max_applied),
-                static_cast<unsigned long long>(r.stats.events));
+                static_cast<unsigned long long>(r.stats.events),
+                static_cast<unsigned long long>(r.stats.syncs),
+                static_cast<unsigned long long>(r.stats.behind_sync),
+                static_cast<unsigned long long>(r.stats.applied_unsynced),
+                static_cast<unsigned long long>(r.stats.mid_sync_crashes));
     if (!r.report.empty()) std::printf("%s", r.report.c_str());
     return r.ok && r.rich ? 0 : 1;
   }

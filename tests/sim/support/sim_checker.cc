@@ -73,8 +73,11 @@ void Checker::OnPersisted(const std::string& node, const core::LogStore& store,
   }
 }
 
-void Checker::CheckLeaderCompleteness(const std::string& node, const core::LogStore& store) {
-  const uint64_t top = max_applied();
+void Checker::CheckLeaderCompleteness(const std::string& node, const core::LogStore& store,
+                                      uint64_t leader_term) {
+  uint64_t top = max_applied();
+  // Terms never decrease along the log: skip the entries of this term and later ones.
+  while (top > 0 && committed_[top].term >= leader_term) --top;
   if (top == 0 || top <= store.snapshot().index) return;
   uint64_t term = 0;
   if (top > store.last_index() || !store.Term(top, &term).ok() || term != committed_[top].term) {

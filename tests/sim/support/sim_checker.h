@@ -7,8 +7,9 @@
 //    type and data and the term of the entry before it on that node; any node persisting the
 //    same (index, term) must have the same digest and the same previous term (by induction
 //    the logs are then identical up to that index);
-//  - leader completeness: a node that becomes leader holds the highest entry any node has
-//    applied, with its term (log matching covers the entries before it);
+//  - leader completeness: a node that becomes leader of term T holds the highest entry of a
+//    term below T that any node has applied, with its term (log matching covers the entries
+//    before it);
 //  - state machine safety: every node applies the same entry at each index.
 // Locks (docs/design.md §3, §4), against a reference LockTable fed with the committed log in
 // order:
@@ -49,8 +50,11 @@ class Checker {
   /// `node` has persisted `entries` into `store` (their predecessors are in `store` too).
   void OnPersisted(const std::string& node, const core::LogStore& store,
                    const std::vector<pb::Entry>& entries);
-  /// `node` just became leader with its log in `store`.
-  void CheckLeaderCompleteness(const std::string& node, const core::LogStore& store);
+  /// `node` just became leader of `leader_term` with its log in `store`: it must hold every entry
+  /// applied anywhere whose term is below `leader_term` (a leader of an old term, elected late —
+  /// its vote grants waited while it was frozen —, need not hold what later terms committed).
+  void CheckLeaderCompleteness(const std::string& node, const core::LogStore& store,
+                               uint64_t leader_term);
   /// `node` applied `entry`; for COMMAND entries `command` and `result` are what its lock
   /// table did (nullptr otherwise).
   void OnApplied(const std::string& node, const pb::Entry& entry, const pb::Command* command,

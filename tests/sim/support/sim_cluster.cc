@@ -48,6 +48,7 @@ Cluster::Cluster(const SimOptions& options)
       net_rng_(seed_rng_.Fork(1)),
       fault_rng_(seed_rng_.Fork(2)),
       client_rng_(seed_rng_.Fork(3)),
+      disk_rng_(seed_rng_.Fork(4)),
       drop_(options.drop) {
   const int total = options_.voters + options_.spares;
   link_up_.assign(total, std::vector<bool>(total, true));
@@ -168,8 +169,12 @@ void Cluster::OpenNode(Node& n, bool) {
     n.claim = claim.SerializeAsString();
     n.claim_retry_at = Local(n);
   }
+  n.unpersisted.clear();
+  n.syncing.clear();
+  n.sync_id = 0;
+  n.sync_in_loop = disk_rng_.Chance(options_.sync_in_loop);
   n.up = true;
-  Trace(n.index, "open (incarnation " + std::to_string(n.incarnation) + ", log " +
+  Trace(n.index, std::string(n.sync_in_loop ? "persists in its loop; " : "") + "open (incarnation " + std::to_string(n.incarnation) + ", log " +
                      std::to_string(n.store->first_index()) + ".." +
                      std::to_string(n.store->last_index()) + ")");
 }
@@ -437,6 +442,22 @@ void Cluster::Crash(int i, core::FaultFileSystem::TearMode mode) {
   n.frozen_until = 0;
   n.inbox.clear();
   n.lease_inbox.clear();
+  bool mid_sync = false;
+  if (n.sync_id != 0) ++stats_.mid_sync_crashes;
+  if (n.sync_id != 0 && disk_rng_.Chance(0.5)) {
+    // The pool thread had issued the writes of the sync in flight and not seen its fsync
+    // return: up to two of the syncs inside it (a segment's growth, a compacted snapshot)
+    // went through, the rest of its writes are unsynced and go the way of `mode`.
+    mid_sync = true;
+    n.fs->FailNextSyncs(1 << 30, static_cast<int>(disk_rng_.Below(3)));
+    std::vector<const core::raft::Batch*> batches;
+    for (const core::raft::Batch& b : n.syncing) batches.push_back(&b);
+    (void)core::raft::PersistBatches(n.store.get(), batches);
+    n.fs->FailNextSyncs(0, 0);
+  }
+  n.unpersisted.clear();
+  n.syncing.clear();
+  n.sync_id = 0;
   n.raft.reset();
   n.store.reset();
   n.table.reset();
@@ -447,7 +468,7 @@ void Cluster::Crash(int i, core::FaultFileSystem::TearMode mode) {
                (mode == core::FaultFileSystem::TearMode::kDropUnsynced ? "unsynced writes lost"
                 : mode == core::FaultFileSystem::TearMode::kTearLastWrite ? "last write torn"
                                                                             : "last write garbled") +
-               ")");
+               (mid_sync ? ", in the middle of a sync" : "") + ")");
 }
 
 void Cluster::CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode) {
@@ -455,7 +476,7 @@ void Cluster::CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode) {
   if (!n.up) return;
   n.crash_armed = true;
   n.crash_mode = mode;
-  Trace(i, "power cut armed: after its next write is acknowledged");
+  Trace(i, "power cut armed: in its next sync of entries or a hard state");
 }
 
 void Cluster::Restart(int i) {

@@ -6,8 +6,9 @@
 // run the real core: raft::Raft on a core::LogStore on a core::FaultFileSystem (a crash
 // drops every unsynced write, optionally tearing the last one), a core::LockTable applied
 // from the committed log, and the leases of core/lease. Around them, a model of the node
-// driver of net/: it executes each Batch in the order persist (fsync) -> send -> apply ->
-// Advance, opens client sessions, proposes client commands and retries them until they are
+// driver of net/: it executes each Batch as core/raft/raft.h says and net/command_log does
+// (send and apply when taken; persist in order, one sync at a time on a model of libuv's
+// thread pool that completes later in virtual time; Advance after it), opens client sessions, proposes client commands and retries them until they are
 // applied (exactly-once by (session, seq)), cancels requests whose deadline passed, sends
 // keepalives, proposes ExpireNode when the leader says a node went silent, compacts the log,
 // and tells clients their locks are lost when its lease lapses.
@@ -99,6 +100,16 @@ struct SimOptions {
   double duplicate = 0.01;
   /// A client's proposal is proposed again after this long without being applied.
   Time retry_interval = 400'000;
+  /// Persistence (the model of libuv's thread pool running net/command_log's syncs): a sync
+  /// takes a time uniform in [sync_min, sync_max], or with probability slow_sync one uniform
+  /// in [sync_max, slow_sync_max] (a slow disk: several batches pile up behind it). Each run
+  /// of a node persists in its loop instead (a sync completes at once, as for a node alone
+  /// in its configuration) with probability sync_in_loop.
+  Time sync_min = 100;
+  Time sync_max = 3'000;
+  double slow_sync = 0.05;
+  Time slow_sync_max = 40'000;
+  double sync_in_loop = 0.2;
   /// A node compacts its log once this many entries are applied past its snapshot.
   uint64_t compact_every = 64;
   /// Bytes of one WAL segment (small: the file system lives in memory).
@@ -127,6 +138,11 @@ struct SimStats {
   uint64_t rogue_messages = 0;    // messages sent by the rogue process
   uint64_t refused = 0;           // messages refused by core/admission
   uint64_t sessions_refused = 0;  // OpenSession of a client refused by the lock table
+  // The ordering of core/raft/raft.h at work:
+  uint64_t syncs = 0;             // syncs on the pool model (completing later)
+  uint64_t behind_sync = 0;       // batches taken (sent, applied) while a sync was in flight
+  uint64_t applied_unsynced = 0;  // entries applied before this node's copy was written
+  uint64_t mid_sync_crashes = 0;  // crashes while a sync was in flight
 };
 
 class Cluster {
@@ -158,9 +174,9 @@ class Cluster {
   void SetLoss(double drop);
   /// Power cut on node i: unsynced writes lost (torn per `mode`), clients gone.
   void Crash(int i, core::FaultFileSystem::TearMode mode);
-  /// Arms a power cut on node i at the worst moment: right after it sends the messages of
-  /// its next batch that persisted entries or a hard state (its acknowledgements and votes
-  /// are out; nothing of the batch is applied). Disarmed by Restart(i) if it has not fired.
+  /// Arms a power cut on node i at the worst moment: when it starts the sync of batches
+  /// that write entries or a hard state, whose messages it has sent and whose committed
+  /// entries it has applied (a crash mid-sync). Disarmed by Restart(i) if it has not fired.
   void CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode);
   /// Restarts a crashed node from its storage.
   void Restart(int i);
@@ -295,7 +311,20 @@ class Cluster {
   /// One message of the accomplice to node `to` (RogueVouch), with the rogue's gossip
   /// naming the accomplice as leader of its term; the forged entry carries `cmd`.
   void SendAccomplice(int to, const pb::Command& cmd);
+  /// Executes Raft's batches (sends, applies) and starts persisting them, until Raft has
+  /// nothing more for now (sim_driver.cc).
   void Pump(Node& n);
+  /// Sends, applies and queues one batch for persisting; false if the node went down.
+  bool ExecuteBatch(Node& n, core::raft::Batch* batch);
+  /// Persists what is queued: in the loop, or by a sync that completes later (CompleteSync).
+  void StartPersist(Node& n);
+  /// The sync in flight is done: its batches are persisted (written and synced), Advance.
+  void CompleteSync(Node& n);
+  /// The completion event of sync `id` of node i's run (stale events do nothing).
+  void OnSyncDone(int i, uint64_t incarnation, const std::string& node_id, uint64_t id);
+  /// Writes (and syncs where they must) `batches` in order; false on a storage error.
+  bool PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batches);
+  Time SyncDelay();
   void ApplyEntry(Node& n, const pb::Entry& e);
   void AfterApply(Node& n);
   void ObserveRole(Node& n);
@@ -346,6 +375,7 @@ class Cluster {
   SimRandom net_rng_;
   SimRandom fault_rng_;
   SimRandom client_rng_;
+  SimRandom disk_rng_;  // sync delays, persistence modes, what a crash mid-sync wrote
   Time now_ = 0;
   uint64_t event_seq_ = 0;
   std::vector<Event> queue_;  // a binary heap on (at, seq)

@@ -5,6 +5,7 @@
 #define LOCKMESH_TESTS_SIM_SUPPORT_SIM_CLUSTER_INTERNAL_H_
 
 #include <cstdio>
+#include <deque>
 #include <map>
 #include <memory>
 #include <set>
@@ -104,8 +105,20 @@ struct Cluster::Node {
   Time closing_retry_at = kNever;
   std::set<std::string> session_nodes;      // nodes with open sessions (applied log)
   Time lost_at = 0;                         // virtual time of the last DeclareLost
-  // Armed by CrashAfterNextWrite: crash right after sending the next batch that persisted
-  // entries or a hard state (between "send" and "apply").
+  // Persistence, as net/command_log executes it (core decides, the driver executes; see
+  // core/raft/raft.h): a batch's messages are sent and its committed entries applied when it
+  // is taken; it is then queued here and persisted in order, one sync at a time. In the loop
+  // (sync_in_loop, as a node alone in its configuration does) a sync completes at once; on
+  // the thread pool (the mesh default) it completes at a later virtual time, while the node
+  // goes on taking batches, which wait in `unpersisted` for the next sync. Advance follows
+  // each completed sync. A crash while a sync is in flight loses what it had not synced.
+  bool sync_in_loop = false;
+  std::deque<core::raft::Batch> unpersisted;  // taken, not yet handed to a sync
+  std::vector<core::raft::Batch> syncing;     // the sync in flight
+  uint64_t sync_id = 0;                       // the sync in flight (0: none)
+  uint64_t syncs_started = 0;
+  // Armed by CrashAfterNextWrite: crash at the next sync of a batch with entries or a hard
+  // state, once its messages are sent and its committed entries applied, before it is done.
   bool crash_armed = false;
   core::FaultFileSystem::TearMode crash_mode = core::FaultFileSystem::TearMode::kDropUnsynced;
   // Frozen (SIGSTOP) until this virtual time (0: running). A frozen node handles no timer

@@ -258,50 +258,149 @@ Cluster::Client* Cluster::FindClient(Node& n, const pb::SessionKey& s) {
 }
 
 void Cluster::Pump(Node& n) {
-  while (n.up && n.raft->HasBatch()) {
-    core::raft::Batch batch = n.raft->TakeBatch();
-    // 1. persist (fsync)
-    Status s = core::raft::PersistBatch(n.store.get(), batch);
-    if (!s.ok()) {
-      checker_.Fail(now_, n.id + ": persist failed: " + s.ToString());
-      return;
+  // As net/command_log's Drive: core decides (core/raft/raft.h), this only executes. Every
+  // batch is sent and applied when taken; persisting follows, in order, one sync at a time.
+  while (n.up && !failed()) {
+    if (n.raft->HasBatch()) {
+      core::raft::Batch batch = n.raft->TakeBatch();
+      if (!ExecuteBatch(n, &batch)) return;
+      continue;
     }
-    if (batch.snapshot) {
-      pb::LockTableSnapshot snap;
-      auto table = std::make_unique<core::LockTable>();
-      if (!snap.ParseFromString(batch.snapshot->data) || !table->Restore(snap).ok()) {
-        checker_.Fail(now_, n.id + ": cannot restore the lock table from an installed snapshot");
-        return;
-      }
-      n.table = std::move(table);
-      n.stale_scan = !options_.claim_client_ids;
-      ++stats_.snapshots_installed;
-      Trace(n.index, "installs snapshot at " + std::to_string(batch.snapshot->meta.index()));
+    if (n.sync_id == 0 && !n.unpersisted.empty()) {
+      StartPersist(n);
+      continue;
     }
-    checker_.OnPersisted(n.id, *n.store, batch.entries);
-    // 2. send
-    for (pb::RaftMessage& m : batch.messages) {
-      int to = IndexOf(m.to());
-      if (to < 0) continue;
-      auto env = std::make_shared<Envelope>();
-      env->kind = Envelope::Kind::kRaft;
-      env->from = n.index;
-      env->raft = std::move(m);
-      Send(n, to, std::move(env));
-    }
-    if (n.crash_armed && (!batch.entries.empty() || batch.hard_state)) {
-      n.crash_armed = false;
-      Crash(n.index, n.crash_mode);
-      return;
-    }
-    // 3. apply
-    for (const pb::Entry& e : batch.committed) ApplyEntry(n, e);
-    // 4. acknowledge
-    n.raft->Advance(batch);
-    if (batch.snapshot) ResyncClients(n);
-    AfterApply(n);
+    break;
   }
   if (n.up) ObserveRole(n);
+}
+
+bool Cluster::ExecuteBatch(Node& n, core::raft::Batch* batch) {
+  if (n.sync_id != 0) ++stats_.behind_sync;
+  if (!batch->committed.empty() && batch->committed.back().index() > n.store->last_index()) {
+    stats_.applied_unsynced +=
+        std::min<uint64_t>(batch->committed.size(),
+                           batch->committed.back().index() - n.store->last_index());
+  }
+  // Send: whatever the batch carries may leave now (raft holds back the rest).
+  for (pb::RaftMessage& m : batch->messages) {
+    int to = IndexOf(m.to());
+    if (to < 0) continue;
+    auto env = std::make_shared<Envelope>();
+    env->kind = Envelope::Kind::kRaft;
+    env->from = n.index;
+    env->raft = std::move(m);
+    Send(n, to, std::move(env));
+  }
+  batch->messages.clear();
+  // Apply: a received snapshot, then the committed entries (durable on a quorum, whatever
+  // this node's disk holds yet).
+  if (batch->snapshot) {
+    pb::LockTableSnapshot snap;
+    auto table = std::make_unique<core::LockTable>();
+    if (!snap.ParseFromString(batch->snapshot->data) || !table->Restore(snap).ok()) {
+      checker_.Fail(now_, n.id + ": cannot restore the lock table from an installed snapshot");
+      return false;
+    }
+    n.table = std::move(table);
+    n.stale_scan = !options_.claim_client_ids;
+    ++stats_.snapshots_installed;
+    Trace(n.index, "installs snapshot at " + std::to_string(batch->snapshot->meta.index()));
+  }
+  for (const pb::Entry& e : batch->committed) ApplyEntry(n, e);
+  if (!n.up) return false;
+  if (batch->snapshot) ResyncClients(n);
+  batch->committed.clear();
+  n.unpersisted.push_back(std::move(*batch));
+  AfterApply(n);
+  return n.up;
+}
+
+Time Cluster::SyncDelay() {
+  if (disk_rng_.Chance(options_.slow_sync)) {
+    return disk_rng_.Between(options_.sync_max, options_.slow_sync_max);
+  }
+  return disk_rng_.Between(options_.sync_min, options_.sync_max);
+}
+
+void Cluster::StartPersist(Node& n) {
+  std::vector<core::raft::Batch> batches(std::make_move_iterator(n.unpersisted.begin()),
+                                         std::make_move_iterator(n.unpersisted.end()));
+  n.unpersisted.clear();
+  bool disk = false, writes = false;
+  for (const core::raft::Batch& b : batches) {
+    disk = disk || b.must_sync || b.snapshot || b.compacted;
+    writes = writes || !b.entries.empty() || b.hard_state;
+  }
+  if (!disk) {
+    // Only commit hints: written in the loop without a sync (as net/ does), persisted.
+    for (const core::raft::Batch& b : batches) {
+      Status s = core::raft::BufferBatch(n.store.get(), b);
+      if (!s.ok()) {
+        checker_.Fail(now_, n.id + ": persist failed: " + s.ToString());
+        return;
+      }
+    }
+    n.raft->Advance(batches.back());
+    return;
+  }
+  n.syncing = std::move(batches);
+  n.sync_id = ++n.syncs_started;
+  if (n.crash_armed && writes) {
+    // The worst moment: the batches' messages are out and their committed entries applied,
+    // and the sync has not completed.
+    n.crash_armed = false;
+    Crash(n.index, n.crash_mode);
+    return;
+  }
+  if (n.sync_in_loop) {
+    CompleteSync(n);
+    return;
+  }
+  ++stats_.syncs;
+  const Time at = now_ + SyncDelay();
+  if (options_.verbose) Trace(n.index, "sync " + std::to_string(n.sync_id) + " until " + Ms(at));
+  const int i = n.index;
+  const uint64_t inc = n.incarnation;
+  const uint64_t id = n.sync_id;
+  const std::string node_id = n.id;
+  Schedule(at, [this, i, inc, node_id, id] { OnSyncDone(i, inc, node_id, id); });
+}
+
+void Cluster::OnSyncDone(int i, uint64_t incarnation, const std::string& node_id, uint64_t id) {
+  Node& n = *nodes_[i];
+  if (!n.up || n.incarnation != incarnation || n.id != node_id || n.sync_id != id) return;
+  if (n.frozen()) {
+    // SIGSTOP stops the pool thread too: the completion runs after the thaw.
+    Schedule(n.frozen_until + 1,
+             [this, i, incarnation, node_id, id] { OnSyncDone(i, incarnation, node_id, id); });
+    return;
+  }
+  CompleteSync(n);
+  Pump(n);
+  ScheduleWake(n);
+}
+
+bool Cluster::PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batches) {
+  for (const core::raft::Batch& b : batches) {
+    Status s = b.must_sync || b.snapshot || b.compacted
+                   ? core::raft::PersistBatch(n.store.get(), b)
+                   : core::raft::BufferBatch(n.store.get(), b);
+    if (!s.ok()) {
+      checker_.Fail(now_, n.id + ": persist failed: " + s.ToString());
+      return false;
+    }
+    checker_.OnPersisted(n.id, *n.store, b.entries);
+  }
+  return true;
+}
+
+void Cluster::CompleteSync(Node& n) {
+  std::vector<core::raft::Batch> batches = std::move(n.syncing);
+  n.syncing.clear();
+  n.sync_id = 0;
+  if (!PersistInOrder(n, batches)) return;
+  n.raft->Advance(batches.back());
 }
 
 void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
@@ -558,7 +657,7 @@ void Cluster::ObserveRole(Node& n) {
       std::vector<std::string> nodes(n.session_nodes.begin(), n.session_nodes.end());
       for (const pb::Member& m : n.raft->config().members()) nodes.push_back(m.id());
       n.leader_leases->BecomeLeader(Local(n), nodes);
-      checker_.CheckLeaderCompleteness(n.id, *n.store);
+      checker_.CheckLeaderCompleteness(n.id, *n.store, n.raft->term());
       Trace(n.index, "becomes leader of term " + std::to_string(n.raft->term()) +
                          " (last index " + std::to_string(n.raft->last_index()) + ")");
     }
