@@ -351,7 +351,7 @@ TEST_F(LockListingTest, BadFlagsAreUsageErrors) {
 
 // Two nodes on loopback, locks held through each: --node keeps one node's clients' locks.
 TEST_F(LockListingTest, NodeFilterInATwoNodeMesh) {
-  const int base = 30000 + static_cast<int>(getpid() % 5000) * 6 + 3;
+  const int base = LoopbackPortBlock(3);
   auto address = [&](int i) { return "127.0.0.1:" + std::to_string(base + i); };
   auto socket = [&](int i) { return Path("n" + std::to_string(i) + ".sock"); };
   for (int i = 1; i <= 2; ++i) {

@@ -32,8 +32,8 @@ class MeshFreezeTest : public ProcessTest {
  protected:
   void SetUp() override {
     ProcessTest::SetUp();
-    // Ports of this test process only; CTest may run other tests in parallel.
-    base_port_ = 30000 + static_cast<int>(getpid() % 5000) * 6;
+    // Ports of this test process only: node i listens on base_port_ + i (1..6).
+    base_port_ = LoopbackPortBlock(7);
   }
 
   void TearDown() override {

@@ -31,8 +31,8 @@ class MeshRogueTest : public ProcessTest {
  protected:
   void SetUp() override {
     ProcessTest::SetUp();
-    // Ports of this test process only (another range than mesh_loopback_test's).
-    base_port_ = 36000 + static_cast<int>(getpid() % 4000) * 6;
+    // Ports of this test process only: node i listens on base_port_ + i (1..6).
+    base_port_ = LoopbackPortBlock(7);
   }
 
   std::string Address(int i) const { return "127.0.0.1:" + std::to_string(base_port_ + i); }

@@ -6,8 +6,10 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,8 +23,9 @@ class LoopbackMeshTest : public ProcessTest {
  protected:
   void SetUp() override {
     ProcessTest::SetUp();
-    // Ports of this test process only; CTest may run other tests in parallel.
-    base_port_ = 30000 + static_cast<int>(getpid() % 5000) * 6;
+    // Ports of this test process only; CTest may run other tests in parallel. Node i
+    // listens on base_port_ + i (1..6).
+    base_port_ = LoopbackPortBlock(7);
   }
 
   std::string Address(int i) const { return "127.0.0.1:" + std::to_string(base_port_ + i); }
@@ -66,9 +69,27 @@ class LoopbackMeshTest : public ProcessTest {
     return j.is_discarded() ? Json() : j;
   }
 
+  // Every node's state (running, or how it exited) and the last `lines` lines of its log.
+  std::string MeshLogs(size_t lines = 40) {
+    std::string out;
+    for (auto& [i, p] : nodes_) {
+      if (p == nullptr) continue;
+      std::optional<ExitStatus> exit = p->Poll();
+      out += "---- " + Id(i) + " (" + (exit ? "exited: " + exit->ToString() : "running") +
+             "), last " + std::to_string(lines) + " log lines ----\n";
+      std::vector<std::string> log = SplitLines(p->Stderr());
+      for (size_t k = log.size() > lines ? log.size() - lines : 0; k < log.size(); ++k) {
+        out += log[k] + "\n";
+      }
+    }
+    return out;
+  }
+
   // Waits until nodes `which` agree on one cluster id and leader and list `voters` voters.
+  // On a timeout, prints MeshLogs(): a mesh that did not form is explained by a node's log,
+  // and not always by the first node's.
   bool WaitFormed(const std::vector<int>& which, int voters, Millis timeout) {
-    return WaitFor(
+    bool formed = WaitFor(
         [&] {
           std::string cluster_id, leader;
           for (int i : which) {
@@ -87,6 +108,8 @@ class LoopbackMeshTest : public ProcessTest {
           return true;
         },
         timeout, Millis(200));
+    if (!formed) std::printf("mesh not formed within the deadline:\n%s", MeshLogs().c_str());
+    return formed;
   }
 
   int LeaderIndex(int any) {

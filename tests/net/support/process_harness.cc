@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -85,17 +86,28 @@ std::string ResolveExecutable(const std::string& name) {
 
 const char* StageName(int stage) {
   switch (stage) {
-    case 1: return "setpgid";
-    case 2: return "open stdin";
-    case 3: return "open stdout";
-    case 4: return "open stderr";
-    case 5: return "dup2";
-    case 6: return "chdir";
-    case 7: return "setgroups";
-    case 8: return "setgid";
-    case 9: return "setuid";
-    case 10: return "execve";
-    default: return "?";
+    case 1:
+      return "setpgid";
+    case 2:
+      return "open stdin";
+    case 3:
+      return "open stdout";
+    case 4:
+      return "open stderr";
+    case 5:
+      return "dup2";
+    case 6:
+      return "chdir";
+    case 7:
+      return "setgroups";
+    case 8:
+      return "setgid";
+    case 9:
+      return "setuid";
+    case 10:
+      return "execve";
+    default:
+      return "?";
   }
 }
 
@@ -229,7 +241,8 @@ std::string TempDir::MakeDir(const std::string& name, mode_t mode) const {
 // ------------------------------------------------------------------ processes
 
 std::string ExitStatus::ToString() const {
-  if (signal != 0) return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
+  if (signal != 0)
+    return "killed by signal " + std::to_string(signal) + " (" + strsignal(signal) + ")";
   return "exit " + std::to_string(code);
 }
 
@@ -340,8 +353,8 @@ Process::Process(ProcessOptions options) : options_(std::move(options)) {
   } while (n < 0 && errno == EINTR);
   close(pipe_fds[0]);
   if (n == static_cast<ssize_t>(sizeof data)) {
-    error_ = std::string("child failed at ") + StageName(data[0]) + " (" + exe + "): " +
-             strerror(data[1]);
+    error_ = std::string("child failed at ") + StageName(data[0]) + " (" + exe +
+             "): " + strerror(data[1]);
     int ws;
     while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {
     }
@@ -552,6 +565,47 @@ int KillNodesServing(const std::string& socket) {
 
 // ------------------------------------------------------------------ sockets
 
+namespace {
+
+// True if a TCP socket can bind 127.0.0.1:`port` as a node's listener does (libuv sets
+// SO_REUSEADDR, so a port whose last connection lingers in TIME_WAIT counts as free).
+bool LoopbackPortFree(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  bool free = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  close(fd);
+  return free;
+}
+
+}  // namespace
+
+int LoopbackPortBlock(int count) {
+  constexpr int kLowest = 10000;
+  int ephemeral_low = 32768;
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  if (!(range >> ephemeral_low)) ephemeral_low = 32768;
+  // A system whose ephemeral range starts low leaves no room below it: use 10000 up.
+  int highest = ephemeral_low > kLowest + 100 * count ? ephemeral_low : 32768;
+  int slots = (highest - kLowest) / count;
+  int first_slot = static_cast<int>(getpid() % slots);
+  for (int tried = 0; tried < slots; ++tried) {
+    int base = kLowest + ((first_slot + tried) % slots) * count;
+    bool all_free = true;
+    for (int port = base; port < base + count && all_free; ++port) {
+      all_free = LoopbackPortFree(port);
+    }
+    if (all_free) return base;
+  }
+  ADD_FAILURE() << "no block of " << count << " free loopback ports below " << highest;
+  return kLowest + first_slot * count;
+}
+
 int ConnectUnix(const std::string& socket_path) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
@@ -592,10 +646,14 @@ int SendAll(int fd, const std::string& bytes) {
 
 const char* PeerCloseName(PeerClose c) {
   switch (c) {
-    case PeerClose::kEof: return "EOF";
-    case PeerClose::kReset: return "ECONNRESET";
-    case PeerClose::kTimeout: return "timeout (connection still open)";
-    case PeerClose::kError: return "read error";
+    case PeerClose::kEof:
+      return "EOF";
+    case PeerClose::kReset:
+      return "ECONNRESET";
+    case PeerClose::kTimeout:
+      return "timeout (connection still open)";
+    case PeerClose::kError:
+      return "read error";
   }
   return "?";
 }
@@ -685,9 +743,9 @@ std::unique_ptr<Process> StartNode(const std::string& socket, const std::string&
   }
   bool serving = WaitFor([&] { return !p->Running() || SocketAccepts(socket); }, timeout);
   if (!serving || !p->Running()) {
-    std::string why = serving ? "exited with " + p->Poll()->ToString()
-                              : "did not accept connections within " +
-                                    std::to_string(timeout.count()) + " ms";
+    std::string why =
+        serving ? "exited with " + p->Poll()->ToString()
+                : "did not accept connections within " + std::to_string(timeout.count()) + " ms";
     ADD_FAILURE() << "lockmesh node at " << socket << " " << why << "\n" << Tail(log_path);
     return nullptr;
   }
@@ -707,9 +765,9 @@ bool ListLocks(const std::string& socket, std::vector<mesh::LockInfo>* out, std:
 
 size_t CountLocks(const std::vector<mesh::LockInfo>& locks, const std::string& resource,
                   bool held) {
-  return static_cast<size_t>(std::count_if(locks.begin(), locks.end(), [&](const mesh::LockInfo& l) {
-    return l.resource == resource && l.held == held;
-  }));
+  return static_cast<size_t>(std::count_if(
+      locks.begin(), locks.end(),
+      [&](const mesh::LockInfo& l) { return l.resource == resource && l.held == held; }));
 }
 
 std::string RunResult::Describe() const {
@@ -741,7 +799,8 @@ void ProcessTest::TearDown() {
   processes_.clear();  // SIGKILL to each process group, reaped
   if (dir_) {
     int nodes = KillNodesServing(paths_.socket);
-    if (nodes > 0) std::cerr << "[harness] killed " << nodes << " node(s) serving " << paths_.socket << "\n";
+    if (nodes > 0)
+      std::cerr << "[harness] killed " << nodes << " node(s) serving " << paths_.socket << "\n";
   }
   int orphans = SweepDescendants();
   if (orphans > 0) std::cerr << "[harness] swept " << orphans << " orphaned process(es)\n";
@@ -799,9 +858,9 @@ RunResult ProcessTest::Finish(Process* p, Millis timeout) {
   return r;
 }
 
-RunResult ProcessTest::RunLockmesh(const std::string& name, const std::vector<std::string>& args,
-                                   Millis timeout,
-                                   const std::map<std::string, std::optional<std::string>>& extra_env) {
+RunResult ProcessTest::RunLockmesh(
+    const std::string& name, const std::vector<std::string>& args, Millis timeout,
+    const std::map<std::string, std::optional<std::string>>& extra_env) {
   return Finish(Lockmesh(name, args, extra_env), timeout);
 }
 

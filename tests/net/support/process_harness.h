@@ -79,8 +79,8 @@ class TempDir {
 
 /// How a child ended.
 struct ExitStatus {
-  int code = -1;    // exit code when signal == 0
-  int signal = 0;   // terminating signal, 0 if it exited
+  int code = -1;   // exit code when signal == 0
+  int signal = 0;  // terminating signal, 0 if it exited
   bool exited() const { return signal == 0; }
   std::string ToString() const;
 };
@@ -152,8 +152,7 @@ class Process {
 
 /// Polls `predicate` every `interval` until it holds (true) or `timeout` passes (false).
 /// The predicate is evaluated once more at the deadline.
-bool WaitFor(const std::function<bool()>& predicate, Millis timeout,
-             Millis interval = Millis(10));
+bool WaitFor(const std::function<bool()>& predicate, Millis timeout, Millis interval = Millis(10));
 
 /// PIDs of live processes that descend from us (via /proc/*/stat), excluding ourselves.
 std::vector<pid_t> Descendants();
@@ -178,6 +177,15 @@ std::vector<pid_t> NodePidsServing(const std::string& socket);
 int KillNodesServing(const std::string& socket);
 
 // ------------------------------------------------------------------ sockets
+
+/// The first of `count` consecutive TCP ports of 127.0.0.1 for this test process's nodes to
+/// listen on. They lie below the kernel's ephemeral range (net.ipv4.ip_local_port_range):
+/// inside it, an outgoing connection of any process (a node dialing a peer that is not up
+/// yet, a client of a test beside this one) could hold a port when a node binds it, and the
+/// node exits with "address in use" (a CI run failed so: a mesh never formed). The block is
+/// chosen from the pid and each port checked free by binding it, so test processes running
+/// beside each other take different blocks.
+int LoopbackPortBlock(int count);
 
 /// One connect() to a UNIX socket: returns the fd (>= 0) or -errno.
 int ConnectUnix(const std::string& socket);
@@ -224,8 +232,7 @@ std::unique_ptr<Process> StartNode(const std::string& socket, const std::string&
 bool ListLocks(const std::string& socket, std::vector<mesh::LockInfo>* out,
                std::string* error = nullptr);
 /// Rows of a listing for `resource`: held (held=true) or waiting (held=false).
-size_t CountLocks(const std::vector<mesh::LockInfo>& locks, const std::string& resource,
-                  bool held);
+size_t CountLocks(const std::vector<mesh::LockInfo>& locks, const std::string& resource, bool held);
 
 /// The result of running a command to completion.
 struct RunResult {
@@ -285,8 +292,7 @@ class ProcessTest : public ::testing::Test {
   /// the lock and then runs until <root>/<tag>.release exists. Waits for .started.
   /// Returns nullptr (with a test failure) if it does not get the lock in `timeout`.
   Process* StartHolder(const std::string& resource, const std::string& tag,
-                       const std::vector<std::string>& flags = {},
-                       Millis timeout = Millis(20000));
+                       const std::vector<std::string>& flags = {}, Millis timeout = Millis(20000));
   /// Creates <root>/<tag>.release and waits for the holder to exit 0.
   void ReleaseHolder(Process* holder, const std::string& tag);
 
