@@ -21,8 +21,8 @@ bool Overlaps(const std::vector<std::string>& a, const std::vector<std::string>&
 
 void InitResource(const ResourceName& rn, Resource* r) {
   r->type = rn.type;
-  r->capacity = rn.capacity;
   switch (rn.type) {
+    case ResourceType::kNumeric:
     case ResourceType::kSet:
     case ResourceType::kSequence:
     case ResourceType::kTransactionalSequence:
@@ -30,9 +30,9 @@ void InitResource(const ResourceName& rn, Resource* r) {
       r->extra = std::make_unique<ResourceExtra>();
       r->extra->elements = rn.elements;
       r->extra->format = rn.format;
+      r->extra->capacity = rn.capacity;
       break;
     case ResourceType::kSimple:
-    case ResourceType::kNumeric:
     case ResourceType::kHierarchical:
       break;
   }
@@ -60,6 +60,12 @@ void Lock::set_path(std::vector<std::string> path) {
   detail_->path = std::move(path);
 }
 
+void Lock::set_stamp_unix_ns(int64_t ns) {
+  if (ns == 0 && detail_ == nullptr) return;
+  if (detail_ == nullptr) detail_ = std::make_unique<Detail>();
+  detail_->stamp_unix_ns = ns;
+}
+
 std::string NameOf(const Resource& r, const Lock& lock) {
   if (r.type != ResourceType::kHierarchical) return r.queue_key();
   std::string name;
@@ -80,14 +86,14 @@ bool ConflictsWithHolders(const Resource& r, const Lock& lock) {
     case ResourceType::kNumeric: {
       uint64_t used = 0;
       for (const Lock& h : r.holders) used += h.quantity;
-      return used + lock.quantity > r.capacity;
+      return used + lock.quantity > r.extra->capacity;
     }
     case ResourceType::kSet:
       return r.holders.size() >= r.extra->elements.size();  // one distinct element per holder
     case ResourceType::kSequence:
     case ResourceType::kTransactionalSequence:
     case ResourceType::kTimestamp:
-      return r.holders.size() >= r.capacity;
+      return r.holders.size() >= r.extra->capacity;
   }
   return true;
 }
@@ -182,9 +188,9 @@ void LockTable::Impl::DropIfIdle(const std::string& key) {
 // Finds lock `lock_id` of `session`: its queue, list and position.
 bool LockTable::Impl::Locate(const Session& session, uint64_t lock_id, Resource** resource,
                              ListKind* kind, size_t* pos) {
-  auto it = session.locks.find(lock_id);
-  if (it == session.locks.end()) return false;
-  Resource& r = *it->second;
+  Resource* found = session.locks.Find(lock_id);
+  if (found == nullptr) return false;
+  Resource& r = *found;
   const std::pair<ListKind, const std::vector<Lock>*> lists[] = {{ListKind::kHolders, &r.holders},
                                                                  {ListKind::kWaiters, &r.waiters()},
                                                                  {ListKind::kParked, &r.parked()}};
@@ -219,7 +225,7 @@ Lock LockTable::Impl::Take(Resource& r, ListKind kind, size_t pos) {
   Lock lock = std::move(list[pos]);
   list.erase(list.begin() + static_cast<std::ptrdiff_t>(pos));
   auto sit = sessions.find(*lock.session);
-  if (sit != sessions.end()) sit->second.locks.erase(lock.lock_id);
+  if (sit != sessions.end()) sit->second.locks.Erase(lock.lock_id);
   return lock;
 }
 
@@ -241,10 +247,10 @@ void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
       std::set<std::string_view> used;
       for (const Lock& h : r.holders) used.insert(h.element());
       for (size_t k = 0; k < n; ++k) {
-        const size_t idx = (r.set_cursor + k) % n;
+        const size_t idx = (r.extra->set_cursor + k) % n;
         if (used.count(elements[idx]) == 0) {
           lock.set_element(elements[idx]);
-          r.set_cursor = static_cast<uint32_t>((idx + 1) % n);
+          r.extra->set_cursor = static_cast<uint32_t>((idx + 1) % n);
           break;
         }
       }
@@ -265,8 +271,8 @@ void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
       ResourceExtra& x = *r.extra;
       int64_t ns = 0;
       std::string text;
-      NextUniqueTimestamp(x.format, lock.stamp_unix_ns, !x.last_stamp_text.empty(), x.last_stamp_ns,
-                          x.last_stamp_text, &ns, &text);
+      NextUniqueTimestamp(x.format, lock.stamp_unix_ns(), !x.last_stamp_text.empty(),
+                          x.last_stamp_ns, x.last_stamp_text, &ns, &text);
       x.last_stamp_ns = ns;
       x.last_stamp_text = text;
       lock.set_element(std::move(text));
@@ -381,7 +387,8 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
   lock.quantity = rn.type == ResourceType::kNumeric ? std::max<uint32_t>(1, cmd.quantity()) : 1;
   lock.seq = cmd.seq();
   lock.no_create = cmd.no_create();
-  lock.stamp_unix_ns = cmd.stamp_unix_ns();
+  // Only a timestamp is made from it (at the grant); kept for no other lock.
+  if (rn.type == ResourceType::kTimestamp) lock.set_stamp_unix_ns(cmd.stamp_unix_ns());
   lock.set_path(rn.path);
   if (rn.type == ResourceType::kNumeric && lock.quantity > rn.capacity) {
     SetResult(&res, pb::IMPOSSIBLE,
@@ -400,7 +407,7 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
     }
     Resource& r = GetOrCreate(rn);
     r.mutable_parked().push_back(std::move(lock));
-    session.locks.emplace_hint(session.locks.end(), index, &r);  // ids grow with the log
+    session.locks.Add(index, &r);  // ids grow with the log: a push_back
     SetResult(&res, pb::QUEUED, "waiting for the resource to be created");
     return;
   }
@@ -420,7 +427,7 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
     r.mutable_waiters().push_back(std::move(lock));
     res.set_code(pb::QUEUED);
   }
-  session.locks.emplace_hint(session.locks.end(), index, &r);  // ids grow with the log
+  session.locks.Add(index, &r);  // ids grow with the log: a push_back
 
   // The resource exists now: requests that waited for its creation join the queue.
   if (!r.parked().empty() && r.Exists()) {
@@ -485,9 +492,7 @@ void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, Session& s
 // with `code`, then forgets the session. Queues touched are added to `touched`.
 void LockTable::Impl::EndSession(std::map<SessionId, Session>::iterator it, pb::ResultCode code,
                                  ApplyResult* out, std::set<std::string>* touched) {
-  std::vector<uint64_t> ids;
-  ids.reserve(it->second.locks.size());
-  for (const auto& entry : it->second.locks) ids.push_back(entry.first);
+  const std::vector<uint64_t> ids = it->second.locks.Ids();
   for (uint64_t id : ids) {
     Resource* r = nullptr;
     ListKind kind = ListKind::kHolders;
@@ -703,6 +708,30 @@ size_t LockTable::waiting_count() const {
 
 bool LockTable::HasSession(const pb::SessionKey& session) const {
   return impl_->sessions.count(IdOf(session)) != 0;
+}
+
+bool LockTable::Holds(const pb::SessionKey& session, uint64_t lock_id) const {
+  auto it = impl_->sessions.find(IdOf(session));
+  if (it == impl_->sessions.end()) return false;
+  Resource* r = nullptr;
+  ListKind kind = ListKind::kParked;
+  size_t pos = 0;
+  return Impl::Locate(it->second, lock_id, &r, &kind, &pos) && kind == ListKind::kHolders;
+}
+
+std::vector<uint64_t> LockTable::HeldLockIds(const pb::SessionKey& session) const {
+  std::vector<uint64_t> held;
+  auto it = impl_->sessions.find(IdOf(session));
+  if (it == impl_->sessions.end()) return held;
+  for (uint64_t id : it->second.locks.Ids()) {
+    Resource* r = nullptr;
+    ListKind kind = ListKind::kParked;
+    size_t pos = 0;
+    if (Impl::Locate(it->second, id, &r, &kind, &pos) && kind == ListKind::kHolders) {
+      held.push_back(id);
+    }
+  }
+  return held;
 }
 
 }  // namespace mesh::core

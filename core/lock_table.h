@@ -268,6 +268,11 @@ class LockTable {
   bool HasSession(const pb::SessionKey& session) const;
   /// True if node `node_id` has at least one open session.
   bool HasNodeSessions(const std::string& node_id) const;
+  /// True if `session` holds lock `lock_id` (granted, not yet released or ended; a queued
+  /// request is not held). O(log n) plus the size of the lock's queue.
+  bool Holds(const pb::SessionKey& session, uint64_t lock_id) const;
+  /// The ids of the locks `session` holds, ascending (none if the session is not open).
+  std::vector<uint64_t> HeldLockIds(const pb::SessionKey& session) const;
 
  private:
   struct Impl;

@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/lock_id_index.h"
 #include "core/lock_table.h"
 #include "core/resource_name.h"
 
@@ -42,15 +43,15 @@ inline std::string Describe(const SessionId& id) {
 // locks first, and a restore loads the sessions before the locks).
 //
 // What only some locks have (an element: set, sequence and timestamp resources; a path:
-// hierarchical ones) is kept apart, allocated only for them: a simple lock is 64 bytes.
+// hierarchical ones; a request time: timestamp ones) is kept apart, allocated only for them:
+// a simple lock is 48 bytes.
 struct Lock {
   uint64_t lock_id = 0;
   uint64_t token = 0;
   uint64_t seq = 0;
-  int64_t stamp_unix_ns = 0;
   const SessionId* session = nullptr;  // never null in a table
-  pb::LockMode mode = pb::EX;          // effective mode (EX for types that have only EX)
   uint32_t quantity = 1;               // effective quantity (1 for non-numeric types)
+  pb::LockMode mode : 8 = pb::EX;      // effective mode (EX for types that have only EX)
   bool no_create = false;
 
   /// The set element, sequence value or timestamp handed out ("" before a grant, and for
@@ -60,23 +61,32 @@ struct Lock {
   /// Hierarchical components (empty for other types).
   const std::vector<std::string>& path() const { return detail_ ? detail_->path : Empty().path; }
   void set_path(std::vector<std::string> path);
+  /// A timestamp resource's request: the wall clock of the node that proposed it, from which
+  /// its timestamp is made at the grant (0 for other types: the table keeps it for these only).
+  int64_t stamp_unix_ns() const { return detail_ ? detail_->stamp_unix_ns : 0; }
+  void set_stamp_unix_ns(int64_t ns);
 
  private:
   struct Detail {
     std::string element;
     std::vector<std::string> path;
+    int64_t stamp_unix_ns = 0;
   };
   static const Detail& Empty();
-  std::unique_ptr<Detail> detail_;  // null while both are empty
+  std::unique_ptr<Detail> detail_;  // null while all three are empty
 };
+static_assert(sizeof(Lock) <= 48, "a Lock is in every held lock: keep it small");
 
 inline bool IsPersistentType(ResourceType type) {
   return type == ResourceType::kSequence || type == ResourceType::kTransactionalSequence ||
          type == ResourceType::kTimestamp;
 }
 
-// What a queue of a set, sequence or timestamp resource keeps beyond a simple one's.
+// What a queue of a numeric, set, sequence or timestamp resource keeps beyond a simple
+// one's (a simple or hierarchical queue, most of a table, is 56 bytes without it).
 struct ResourceExtra {
+  uint64_t capacity = 1;              // as ResourceName::capacity
+  uint32_t set_cursor = 0;            // sets: round-robin position
   std::vector<std::string> elements;  // sets: the elements, in order
   std::string format;                 // timestamps: strftime format, with #f fractions
   uint64_t next_sequence = 1;         // sequences: next fresh value
@@ -90,8 +100,6 @@ struct ResourceExtra {
 struct Resource {
   const std::string* key = nullptr;  // its key in Impl::resources
   ResourceType type = ResourceType::kSimple;
-  uint32_t set_cursor = 0;    // sets: round-robin position
-  uint64_t capacity = 1;      // as ResourceName::capacity
   std::vector<Lock> holders;  // grant order
   // Requests not yet granted: FIFO waiters, and no_create requests waiting for the queue
   // to exist. Apart, and allocated at the first one: most queues only ever have holders.
@@ -100,7 +108,7 @@ struct Resource {
     std::vector<Lock> parked;
   };
   std::unique_ptr<Queues> queues;        // null while there has been no waiter nor parked request
-  std::unique_ptr<ResourceExtra> extra;  // sets, sequences, timestamps; null for the others
+  std::unique_ptr<ResourceExtra> extra;  // null for simple and hierarchical queues
 
   const std::string& queue_key() const { return *key; }
   // The resource "exists" (FLoM: has a locker) while it has holders or queued requests.
@@ -122,6 +130,9 @@ struct Resource {
     return *queues;
   }
 };
+
+static_assert(sizeof(Resource) <= 56,
+              "a Resource is in every simple lock's map node: keep it small");
 
 // Makes `r` (fresh, `key` set) the queue of `rn`: its type, capacity and, for the types that
 // have them, elements, format and counters.
@@ -154,7 +165,7 @@ struct Session {
   pb::CommandResult last_result;
   // Its locks (held, waiting and parked): lock id -> the queue it is in. The only index of
   // locks by id: every command that names a lock names its session too.
-  std::map<uint64_t, Resource*> locks;
+  LockIdIndex<Resource> locks;
 };
 
 // Where a lock is.

@@ -40,7 +40,7 @@ void ToProto(const Resource& r, const Lock& lock, pb::LockEntryState* out) {
   out->set_element(lock.element());
   out->set_seq(lock.seq);
   out->set_no_create(lock.no_create);
-  out->set_stamp_unix_ns(lock.stamp_unix_ns);
+  out->set_stamp_unix_ns(lock.stamp_unix_ns());
   // Only a hierarchy's lock names more than its queue (a node path): a lock of any other
   // queue leaves the name out, which halves a simple lock's bytes in a snapshot.
   if (r.type == ResourceType::kHierarchical) out->set_resource(NameOf(r, lock));
@@ -115,7 +115,7 @@ void EncodeLock(const Resource& r, const Lock& lock, SessionKeyCache* keys, std:
   w.Text(6, lock.element());
   w.Scalar(7, lock.seq);
   w.Scalar(8, lock.no_create ? 1 : 0);
-  w.Scalar(9, static_cast<uint64_t>(lock.stamp_unix_ns));
+  w.Scalar(9, static_cast<uint64_t>(lock.stamp_unix_ns()));
   if (r.type == ResourceType::kHierarchical) w.Text(10, NameOf(r, lock));  // as ToProto
 }
 
@@ -158,7 +158,7 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
         for (uint64_t v : r.extra->recycled) rs->add_recycled(v);
         break;
       case ResourceType::kSet:
-        rs->set_set_cursor(r.set_cursor);
+        rs->set_set_cursor(r.extra->set_cursor);
         break;
       case ResourceType::kTimestamp:
         rs->set_last_stamp_unix_ns(r.extra->last_stamp_ns);
@@ -215,7 +215,7 @@ void LockTable::EncodeSnapshot(std::string* out) const {
         }
         break;
       case ResourceType::kSet:
-        rw.Scalar(6, r.set_cursor);
+        rw.Scalar(6, r.extra->set_cursor);
         break;
       case ResourceType::kTimestamp:
         rw.Scalar(7, static_cast<uint64_t>(r.extra->last_stamp_ns));
@@ -304,9 +304,10 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const ResourceNam
   lock->set_element(in.element());
   lock->seq = in.seq();
   lock->no_create = in.no_create();
-  lock->stamp_unix_ns = in.stamp_unix_ns();
+  // Older tables kept every request's time; only a timestamp's is used.
+  if (rn.type == ResourceType::kTimestamp) lock->set_stamp_unix_ns(in.stamp_unix_ns());
   lock->set_path(rn.path);
-  sit->second.locks.emplace_hint(sit->second.locks.end(), lock->lock_id, &r);  // mostly ascending
+  sit->second.locks.BulkAdd(lock->lock_id, &r);  // sorted once all are in
   return Status::OK();
 }
 
@@ -351,9 +352,9 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
         break;
     }
   }
-  const bool over = r.type == ResourceType::kNumeric ? used > r.capacity
+  const bool over = r.type == ResourceType::kNumeric ? used > r.extra->capacity
                     : r.type == ResourceType::kSet   ? r.holders.size() > r.extra->elements.size()
-                    : IsPersistentType(r.type)       ? r.holders.size() > r.capacity
+                    : IsPersistentType(r.type)       ? r.holders.size() > r.extra->capacity
                                                      : false;
   if (over) return Status::Corruption(where() + "more held than the capacity");
   if (r.holders.empty() && !r.waiters().empty()) {
@@ -450,7 +451,7 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
         if (rs.set_cursor() >= rn.elements.size()) {
           return Status::Corruption(where() + "set cursor out of range");
         }
-        r.set_cursor = rs.set_cursor();
+        r.extra->set_cursor = rs.set_cursor();
         break;
       case ResourceType::kTimestamp:
         r.extra->last_stamp_ns = rs.last_stamp_unix_ns();
@@ -487,6 +488,13 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
   auto twice = std::adjacent_find(cache.lock_ids.begin(), cache.lock_ids.end());
   if (twice != cache.lock_ids.end()) {
     return Status::Corruption("snapshot lock " + std::to_string(*twice) + ": lock id listed twice");
+  }
+  for (auto& [id, session] : sessions) {
+    // No id twice in the whole table (above), so none twice in one session.
+    if (!session.locks.SortAfterBulkAdd()) {
+      return Status::Corruption("snapshot session " + lock_table_internal::Describe(id) +
+                                ": a lock id listed twice");
+    }
   }
   return Status::OK();
 }

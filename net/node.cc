@@ -100,7 +100,13 @@ struct Conn {
   std::map<uint64_t, pb::Command> stalled;  // taken from `unconfirmed` by a reopen
   // Queued locks: lock id -> the LockRequest that is still waiting.
   std::map<uint64_t, Op> waiting;
-  std::set<uint64_t> held;
+  // Which locks the client holds is the table's (NodeImpl::ClientHolds asks it; a set here
+  // repeated every held lock, 48 bytes each), less these: granted in the table after the
+  // client was answered at its deadline, the grant being undone (a Release proposed). The
+  // client is told nothing of them.
+  std::set<uint64_t> untold;
+  // The session lease lapsed and the client was told every lock lost: nothing more is said.
+  bool locks_lost = false;
 };
 
 // A lock request's deadline: the request `request_id` of connection `serial`; cancel_grace:
@@ -704,6 +710,15 @@ class NodeImpl final : public Node {
     key->set_client_id(c->client_id);
   }
 
+  // True if `c`'s client holds lock `lock_id` as far as it was told: granted in the table,
+  // not being undone, and not declared lost.
+  bool ClientHolds(const Conn* c, uint64_t lock_id) {
+    if (c->locks_lost || c->untold.count(lock_id) != 0) return false;
+    pb::SessionKey key;
+    SetSession(c, &key);
+    return log_->table().Holds(key, lock_id);
+  }
+
   void FillStatus(pb::StatusReply* out) const {
     NodeStatus s = GetStatus();
     out->set_node_id(s.node_id);
@@ -820,8 +835,10 @@ class NodeImpl final : public Node {
         c->ops.erase(it);
         if (op.given_up) {
           // Answered at its deadline before the log decided: undone now.
-          if (r.result.code() == pb::GRANTED)
+          if (r.result.code() == pb::GRANTED) {
+            c->untold.insert(r.result.lock_id());
             ProposeUndo(c, pb::Command::kRelease, r.result.lock_id());
+          }
           if (r.result.code() == pb::QUEUED) {
             c->waiting[r.result.lock_id()] = op;
             ProposeUndo(c, pb::Command::kCancel, r.result.lock_id());
@@ -832,7 +849,6 @@ class NodeImpl final : public Node {
           c->waiting[r.result.lock_id()] = op;
         } else {
           ForgetDeadline(c->serial, op);
-          if (r.result.code() == pb::GRANTED) c->held.insert(r.result.lock_id());
           SendResult(c, op.request_id, r.result);
         }
         break;
@@ -846,7 +862,7 @@ class NodeImpl final : public Node {
           Resequence(c, cmd);
           break;
         }
-        c->held.erase(rel.lock_id());
+        c->untold.erase(rel.lock_id());
         auto it = c->ops.find(rel.seq());
         if (it != c->ops.end()) {
           SendResult(c, it->second.request_id, r.result);
@@ -897,6 +913,7 @@ class NodeImpl final : public Node {
       if (it == c->waiting.end()) continue;
       const Conn::Op op = Settle(c, it);
       if (op.given_up) {
+        c->untold.insert(g.lock_id);
         ProposeUndo(c, pb::Command::kRelease, g.lock_id);
         continue;
       }
@@ -906,7 +923,6 @@ class NodeImpl final : public Node {
       granted.set_token(g.token);
       granted.set_element(g.element);
       SendResult(c, op.request_id, granted);
-      c->held.insert(g.lock_id);
     }
     for (const core::Withdrawal& w : r.withdrawals) {
       Conn* c = OwnConn(w.session);
@@ -923,7 +939,8 @@ class NodeImpl final : public Node {
     }
     for (const core::Grant& g : r.released) {
       Conn* c = OwnConn(g.session);
-      if (!c || !c->held.erase(g.lock_id) || !c->stream) continue;
+      // Locks the client was not told of, or was told lost already, end in silence.
+      if (!c || c->untold.erase(g.lock_id) != 0 || c->locks_lost || !c->stream) continue;
       pb::ClientResponse resp;
       auto* ev = resp.mutable_event();
       ev->set_lock_id(g.lock_id);
@@ -1252,8 +1269,11 @@ class NodeImpl final : public Node {
     std::vector<Conn*> all;
     for (auto& [serial, c] : conns_) all.push_back(c.get());
     for (Conn* c : all) {
-      if (!c->stream) continue;
-      for (uint64_t lock_id : c->held) {
+      if (!c->stream || c->locks_lost) continue;
+      pb::SessionKey key;
+      SetSession(c, &key);
+      for (uint64_t lock_id : log_->table().HeldLockIds(key)) {
+        if (c->untold.count(lock_id) != 0) continue;
         pb::ClientResponse resp;
         auto* ev = resp.mutable_event();
         ev->set_lock_id(lock_id);
@@ -1263,7 +1283,7 @@ class NodeImpl final : public Node {
             "node may be granted the lock");
         c->stream->Send(resp);
       }
-      c->held.clear();
+      c->locks_lost = true;
       // Closing proposes the session's CloseSession: its locks are released through the log
       // as soon as the cluster is reachable again — the leader expires this node only if it
       // stays silent for the whole ttl, and it may come back before that.
@@ -1278,7 +1298,7 @@ class NodeImpl final : public Node {
       auto it = conns_.find(g.serial);
       if (it == conns_.end() || !it->second->stream) continue;
       Conn* c = it->second.get();
-      if (!c->held.count(g.result.lock_id())) continue;  // released or lost meanwhile
+      if (!ClientHolds(c, g.result.lock_id())) continue;  // released or lost meanwhile
       SendResult(c, g.request_id, g.result);
     }
     UncorkAll();
@@ -1357,7 +1377,8 @@ class NodeImpl final : public Node {
       if (g->serial != d.serial || g->request_id != d.request_id) continue;
       const uint64_t lock_id = g->result.lock_id();
       deferred_grants_.erase(g);
-      if (c->held.erase(lock_id) == 0) return;  // released or lost meanwhile
+      if (!ClientHolds(c, lock_id)) return;  // released or lost meanwhile
+      c->untold.insert(lock_id);
       ProposeUndo(c, pb::Command::kRelease, lock_id);
       Reply(c, d.request_id, pb::UNAVAILABLE,
             NoQuorum("the lock was granted, but this node's session lease was not confirmed") +
