@@ -1,5 +1,6 @@
 #include "sim/support/sim_checker.h"
 
+#include <algorithm>
 #include <functional>
 #include <sstream>
 
@@ -87,8 +88,73 @@ void Checker::CheckLeaderCompleteness(const std::string& node, const core::LogSt
   }
 }
 
+bool Checker::DurableLog::Holds(uint64_t index, uint64_t term) const {
+  // A snapshot holds the state through its index (of committed entries: compacted at the
+  // applied index, or installed from a leader).
+  if (index < snapshot) return true;
+  if (index == snapshot) return term == snapshot_term;
+  const uint64_t k = index - snapshot - 1;
+  return k < terms.size() && terms[k] == term;
+}
+
+void Checker::DurableLog::Assign(const core::LogStore& store) {
+  snapshot = store.snapshot().index;
+  snapshot_term = store.snapshot().term;
+  terms.clear();
+  for (uint64_t i = snapshot + 1; i <= store.last_index(); ++i) {
+    uint64_t term = 0;
+    if (!store.Term(i, &term).ok()) break;
+    terms.push_back(term);
+  }
+}
+
+void Checker::OnDurable(const std::string& node, const core::LogStore& store) {
+  durable_[node].Assign(store);
+}
+
+void Checker::OnRecovered(const std::string& node, const core::LogStore& store) {
+  DurableLog& d = durable_[node];
+  DurableLog now;
+  now.Assign(store);
+  const uint64_t last = std::min<uint64_t>(max_applied(), d.snapshot + d.terms.size());
+  for (uint64_t i = now.snapshot + 1; i <= last; ++i) {
+    const uint64_t term = committed_[i].term;
+    if (d.Holds(i, term) && !now.Holds(i, term)) {
+      Fail(now_, "durability: " + node + " held committed entry " + std::to_string(i) +
+                     " (term " + std::to_string(term) +
+                     ") durably, and its log recovered after the crash lacks it (snapshot " +
+                     std::to_string(now.snapshot) + ", last index " +
+                     std::to_string(store.last_index()) + ")");
+      break;
+    }
+  }
+  d = std::move(now);
+}
+
+void Checker::CheckDurableQuorum(const std::string& node, const pb::Entry& entry,
+                                 const pb::ClusterConfig& config) {
+  size_t voters = 0, durable = 0;
+  std::string on, off;
+  for (const pb::Member& m : config.members()) {
+    if (!m.voter()) continue;
+    ++voters;
+    auto it = durable_.find(m.id());
+    const bool holds = it != durable_.end() && it->second.Holds(entry.index(), entry.term());
+    durable += holds ? 1 : 0;
+    std::string& list = holds ? on : off;
+    list += (list.empty() ? "" : ",") + m.id();
+  }
+  if (durable >= voters / 2 + 1) return;
+  Fail(now_, "durable quorum: " + node + " applied entry " + std::to_string(entry.index()) +
+                 " (term " + std::to_string(entry.term()) + ") first, durable on " +
+                 std::to_string(durable) + " of its configuration's " +
+                 std::to_string(voters) + " voters (on: " + (on.empty() ? "none" : on) +
+                 "; not on: " + (off.empty() ? "none" : off) + ")");
+}
+
 void Checker::OnApplied(const std::string& node, const pb::Entry& entry,
-                        const pb::Command* command, const core::ApplyResult* result) {
+                        const pb::ClusterConfig& config, const pb::Command* command,
+                        const core::ApplyResult* result) {
   const uint64_t index = entry.index();
   const uint64_t digest = HashEntry(entry);
   if (index < committed_.size()) {
@@ -100,6 +166,7 @@ void Checker::OnApplied(const std::string& node, const pb::Entry& entry,
       return;
     }
   } else if (index == committed_.size()) {
+    if (check_durable_quorum_) CheckDurableQuorum(node, entry, config);
     committed_.push_back(Digest{entry.term(), digest, true});
     ref_results_.push_back(0);
     ApplyReference(now_, entry, command);

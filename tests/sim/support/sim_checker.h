@@ -11,6 +11,16 @@
 //    term below T that any node has applied, with its term (log matching covers the entries
 //    before it);
 //  - state machine safety: every node applies the same entry at each index.
+// Durability (ground truth the nodes cannot see: what each node's FaultFileSystem holds
+// synced, reported by the driver model after every sync that left no write unsynced and
+// after every recovery):
+//  - durable quorum: when an entry is applied for the first time anywhere (on the leader,
+//    in the step that commits it), it is durable on a quorum of the voters of the applying
+//    node's configuration (the one its commit counted). An acknowledgement sent before the
+//    fsync, or a leader counting its own unsynced copy, commits what a crash can still
+//    lose, and fails here even when no crash follows;
+//  - durable means durable: a restarted node's recovered log holds every committed entry
+//    its disk was recorded to hold durably before the crash.
 // Locks (docs/design.md §3, §4), against a reference LockTable fed with the committed log in
 // order:
 //  - every node's ApplyResult for an entry equals the reference's (no acknowledged grant or
@@ -55,10 +65,21 @@ class Checker {
   /// its vote grants waited while it was frozen —, need not hold what later terms committed).
   void CheckLeaderCompleteness(const std::string& node, const core::LogStore& store,
                                uint64_t leader_term);
-  /// `node` applied `entry`; for COMMAND entries `command` and `result` are what its lock
-  /// table did (nullptr otherwise).
-  void OnApplied(const std::string& node, const pb::Entry& entry, const pb::Command* command,
-                 const core::ApplyResult* result);
+  /// `node` applied `entry` with `config` its configuration (the latest in its log); for
+  /// COMMAND entries `command` and `result` are what its lock table did (nullptr otherwise).
+  void OnApplied(const std::string& node, const pb::Entry& entry, const pb::ClusterConfig& config,
+                 const pb::Command* command, const core::ApplyResult* result);
+
+  /// `node`'s disk holds durably what `store` holds: called after a sync when its file
+  /// system has no write left unsynced (so the store's log, snapshot and entries, is
+  /// exactly what survives a crash).
+  void OnDurable(const std::string& node, const core::LogStore& store);
+  /// `node` reopened `store` from its disk after a crash (or for the first time): every
+  /// committed entry recorded durable on it must be there; then its durable log is `store`'s.
+  void OnRecovered(const std::string& node, const core::LogStore& store);
+  /// While off, first applies are not checked for a durable quorum: the bootstrap
+  /// configuration entry, which every initial voter writes and applies before any sync.
+  void set_check_durable_quorum(bool on) { check_durable_quorum_ = on; }
 
   /// `client` (a unique name) starts holding `lock_id` on `resource` in `mode`.
   void BeginHold(uint64_t now, const std::string& client, const std::string& resource,
@@ -91,6 +112,17 @@ class Checker {
     uint64_t lock_id;
     uint64_t token;
   };
+  // What a node's disk holds durably: a snapshot through `snapshot` and the terms of the
+  // entries after it (terms[k] is the term of entry snapshot + 1 + k).
+  struct DurableLog {
+    uint64_t snapshot = 0;
+    uint64_t snapshot_term = 0;
+    std::vector<uint64_t> terms;
+    bool Holds(uint64_t index, uint64_t term) const;
+    void Assign(const core::LogStore& store);
+  };
+  void CheckDurableQuorum(const std::string& node, const pb::Entry& entry,
+                          const pb::ClusterConfig& config);
   static uint64_t HashEntry(const pb::Entry& e);
   static uint64_t HashResult(const core::ApplyResult& r);
   void ApplyReference(uint64_t now, const pb::Entry& entry, const pb::Command* command);
@@ -110,6 +142,8 @@ class Checker {
   std::map<std::string, std::vector<Hold>> holders_;                 // resource -> holds
   std::map<std::string, std::map<int, uint64_t>> max_token_by_mode_;
   uint64_t holds_begun_ = 0;
+  bool check_durable_quorum_ = true;
+  std::unordered_map<std::string, DurableLog> durable_;  // node id -> its disk's durable log
 };
 
 }  // namespace mesh::sim

@@ -84,6 +84,9 @@ void Cluster::Start() {
     m->set_voter(true);
     m->set_address(nodes_[i]->id + ":28017");
   }
+  // Every initial voter writes and applies the bootstrap configuration (entry 1) before any
+  // sync: it is committed by construction, not by a quorum's acknowledgements.
+  checker_.set_check_durable_quorum(false);
   for (auto& n : nodes_) {
     OpenNode(*n, /*bootstrap=*/false);
     if (n->index < options_.voters) {
@@ -94,6 +97,7 @@ void Cluster::Start() {
     Pump(*n);
     ScheduleWake(*n);
   }
+  checker_.set_check_durable_quorum(true);
 }
 
 void Cluster::OpenNode(Node& n, bool) {
@@ -102,6 +106,7 @@ void Cluster::OpenNode(Node& n, bool) {
   Status s = core::LogStore::Open(n.fs.get(), kDataDir, store_options, &n.store);
   core::raft::PersistentState state;
   if (s.ok()) s = core::raft::LoadPersistentState(*n.store, &state);
+  if (s.ok()) checker_.OnRecovered(n.id, *n.store);
   core::raft::RaftOptions ro;
   ro.id = n.id;
   ro.election_timeout = options_.election_timeout;

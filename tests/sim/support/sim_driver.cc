@@ -391,6 +391,12 @@ bool Cluster::PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batc
       return false;
     }
     checker_.OnPersisted(n.id, *n.store, b.entries);
+    // Synced, with nothing buffered in the store nor unsynced on its disk: what the store
+    // holds is what survives a crash.
+    if ((b.must_sync || b.snapshot || b.compacted) && !n.store->HasPending() &&
+        n.fs->UnsyncedWriteCount() == 0) {
+      checker_.OnDurable(n.id, *n.store);
+    }
   }
   return true;
 }
@@ -405,7 +411,7 @@ void Cluster::CompleteSync(Node& n) {
 
 void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
   if (e.type() != pb::ENTRY_COMMAND) {
-    checker_.OnApplied(n.id, e, nullptr, nullptr);
+    checker_.OnApplied(n.id, e, n.raft->config(), nullptr, nullptr);
     return;
   }
   pb::Command cmd;
@@ -414,7 +420,7 @@ void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
     return;
   }
   core::ApplyResult r = n.table->Apply(e.index(), cmd);
-  checker_.OnApplied(n.id, e, &cmd, &r);
+  checker_.OnApplied(n.id, e, n.raft->config(), &cmd, &r);
   const Time local = Local(n);
   if (n.stale_scan == false && !options_.claim_client_ids && n.incarnation > 0 &&
       (cmd.has_acquire() || cmd.has_open_session())) {
