@@ -11,6 +11,7 @@
 #include "core/hex.h"
 #include "core/host_port.h"
 #include "core/join_choice.h"
+#include "core/lease/lease_tuning.h"
 #include "net/lease_clock.h"
 
 namespace mesh::net {
@@ -94,15 +95,8 @@ Cluster::Cluster(uv_loop_t* loop, ClusterOptions options, CommandLog* log, Callb
       options_(std::move(options)),
       log_(log),
       callbacks_(std::move(callbacks)),
-      lease_options_([this] {
-        core::lease::LeaseOptions lo;
-        lo.session_ttl = options_.session_ttl_us;
-        lo.max_drift = options_.max_drift;
-        lo.margin = std::max<uint64_t>(10'000, std::min<uint64_t>(100'000, lo.session_ttl / 20));
-        lo.keepalive_interval = std::max<uint64_t>(50'000, lo.session_ttl / 10);
-        lo.election_timeout = options_.election_timeout_us;  // a longer gap is a pause
-        return lo;
-      }()),
+      lease_options_(core::lease::MeshLeaseOptions(options_.session_ttl_us, options_.max_drift,
+                                                   options_.election_timeout_us)),
       leader_leases_(lease_options_),
       node_lease_(lease_options_),
       links_(core::LinkWatchOptions{kTickMs, kGossipIntervalMs, options_.election_timeout_us}) {}
