@@ -7,9 +7,11 @@
 #include <ctime>
 #include <random>
 
+#include "core/formation_plan.h"
 #include "core/hex.h"
 #include "core/host_port.h"
 #include "core/join_choice.h"
+#include "core/lease/lease_tuning.h"
 #include "net/lease_clock.h"
 
 namespace mesh::net {
@@ -17,7 +19,6 @@ namespace {
 
 constexpr uint64_t kTickMs = 50;
 constexpr uint64_t kGossipIntervalMs = 500;
-constexpr uint64_t kJoinIntervalMs = 1000;
 constexpr size_t kMaxWarnings = 16;
 
 uint64_t NowUs() { return LeaseClockUs(); }  // net/lease_clock.h
@@ -94,17 +95,11 @@ Cluster::Cluster(uv_loop_t* loop, ClusterOptions options, CommandLog* log, Callb
       options_(std::move(options)),
       log_(log),
       callbacks_(std::move(callbacks)),
-      lease_options_([this] {
-        core::lease::LeaseOptions lo;
-        lo.session_ttl = options_.session_ttl_us;
-        lo.max_drift = options_.max_drift;
-        lo.margin = std::max<uint64_t>(10'000, std::min<uint64_t>(100'000, lo.session_ttl / 20));
-        lo.keepalive_interval = std::max<uint64_t>(50'000, lo.session_ttl / 10);
-        lo.election_timeout = options_.election_timeout_us;  // a longer gap is a pause
-        return lo;
-      }()),
+      lease_options_(core::lease::MeshLeaseOptions(options_.session_ttl_us, options_.max_drift,
+                                                   options_.election_timeout_us)),
       leader_leases_(lease_options_),
-      node_lease_(lease_options_) {}
+      node_lease_(lease_options_),
+      links_(core::LinkWatchOptions{kTickMs, kGossipIntervalMs, options_.election_timeout_us}) {}
 
 Cluster::~Cluster() = default;
 
@@ -281,7 +276,7 @@ void Cluster::OnPeerUp(const PeerInfo& info) {
   Peer& p = peers_[info.node_id];
   p = Peer{};
   p.info = info;
-  p.last_heard_ms = uv_now(loop_);
+  links_.Up(info.node_id, uv_now(loop_));
   Gossip(info.node_id);
 }
 
@@ -289,6 +284,7 @@ void Cluster::OnPeerDown(const std::string& node_id, const Status& why) {
   (void)why;
   peers_.erase(node_id);
   gossip_claims_.erase(node_id);
+  links_.Down(node_id);
 }
 
 void Cluster::Gossip(const std::string& to) {
@@ -305,7 +301,7 @@ void Cluster::OnMessage(const std::string& from, pb::PeerEnvelope& env) {
   if (stopping_) return;
   auto it = peers_.find(from);
   if (it == peers_.end()) return;
-  it->second.last_heard_ms = uv_now(loop_);
+  links_.Heard(from, uv_now(loop_));
   switch (env.body_case()) {
     case pb::PeerEnvelope::kGossip:
       OnGossip(from, env.gossip());
@@ -592,18 +588,25 @@ void Cluster::LeaderLeaseDuties(uint64_t now) {
 // ---------------------------------------------------------------- formation, membership
 
 void Cluster::Form() {
+  // The decision is core's (core/formation_plan.h, rules F1-F3): this gathers the connected
+  // peers' gossip and executes the answer.
   const uint64_t now_ms = uv_now(loop_);
-  if (now_ms - start_ms_ < options_.formation_wait_ms) return;
-  // Which cluster to join, and whom to trust for its log: core/join_choice.h, from the
-  // connected peers' gossip (a peer's claim to lead itself counts for nothing).
   std::map<std::string, core::JoinGossip> gossip;
-  std::vector<std::string> fresh;
   for (const auto& [id, p] : peers_) {
-    if (!p.gossiped) continue;
-    gossip[id] = core::JoinGossip{p.cluster_id, p.leader_id, p.term};
-    if (p.cluster_id.empty()) fresh.push_back(id);
+    if (p.gossiped) gossip[id] = core::JoinGossip{p.cluster_id, p.leader_id, p.term};
   }
-  const core::JoinChoice choice = core::ChooseJoin(options_.node_id, gossip, joining_cluster_id_);
+  core::FormationView view;
+  view.self_id = options_.node_id;
+  view.expect = options_.expect;
+  view.now_ms = now_ms;
+  view.start_ms = start_ms_;
+  view.formation_wait_ms = options_.formation_wait_ms;
+  view.last_join_ms = last_join_ms_;
+  view.peers = &gossip;
+  view.joining_cluster_id = joining_cluster_id_;
+  const core::FormationStep step = core::PlanFormation(view);
+  if (step.kind == core::FormationStep::Kind::kListen) return;
+  const core::JoinChoice& choice = step.choice;
   if (choice.reason != join_reason_) {
     join_reason_ = choice.reason;
     if (!choice.reason.empty()) {
@@ -611,22 +614,24 @@ void Cluster::Form() {
           (choice.target.empty() ? "" : "'" + choice.target + "': ") + choice.reason);
     }
   }
-  if (!choice.cluster_id.empty() || !choice.reason.empty()) {
-    // A cluster is in view (or a tie between clusters): never bootstrap beside it. Only the
-    // current target is trusted (R3a): a peer chosen earlier and no longer is, is not.
-    if (!choice.cluster_id.empty()) joining_cluster_id_ = choice.cluster_id;
-    join_targets_.clear();
-    if (choice.target.empty()) return;
-    join_targets_.insert(choice.target);
-    if (now_ms - last_join_ms_ < kJoinIntervalMs) return;
-    last_join_ms_ = now_ms;
-    SendJoinRequest(choice.target, choice.cluster_id);
-    Log("asking " + choice.target + " to join cluster " + choice.cluster_id + " as a learner");
-    return;
-  }
-  if (static_cast<int>(fresh.size()) + 1 < options_.expect) return;
-  for (const std::string& id : fresh) {
-    if (id < options_.node_id) return;  // the lowest id bootstraps; we join it after
+  switch (step.kind) {
+    case core::FormationStep::Kind::kListen:
+    case core::FormationStep::Kind::kWait:
+      return;
+    case core::FormationStep::Kind::kJoin: {
+      // Only the current target is trusted (R3a): a peer chosen earlier and no longer is, is
+      // not.
+      if (!choice.cluster_id.empty()) joining_cluster_id_ = choice.cluster_id;
+      join_targets_.clear();
+      if (!choice.target.empty()) join_targets_.insert(choice.target);
+      if (!step.send_join) return;
+      last_join_ms_ = now_ms;
+      SendJoinRequest(choice.target, choice.cluster_id);
+      Log("asking " + choice.target + " to join cluster " + choice.cluster_id + " as a learner");
+      return;
+    }
+    case core::FormationStep::Kind::kBootstrap:
+      break;
   }
   pb::ClusterConfig config;
   config.set_cluster_id(RandomClusterId());
@@ -640,7 +645,7 @@ void Cluster::Form() {
     return;
   }
   Log("bootstrapped cluster " + config.cluster_id() + " ('" + options_.cluster + "') with " +
-      std::to_string(fresh.size()) + " other fresh node(s) in view; they join as learners");
+      std::to_string(step.fresh_peers) + " other fresh node(s) in view; they join as learners");
   for (const auto& [id, p] : peers_) Gossip(id);
 }
 
@@ -741,27 +746,9 @@ void Cluster::Tick() {
     last_gossip_ms_ = now_ms;
     for (const auto& [id, p] : peers_) Gossip(id);
   }
-  // Every link carries gossip every kGossipIntervalMs both ways: one silent for several of
-  // them is half-open (an outage TCP has not noticed yet) — drop it and redial.
-  const uint64_t silent_limit =
-      std::max<uint64_t>(4 * kGossipIntervalMs, 2 * options_.election_timeout_us / 1000);
-  // A tick that comes late means this node's own loop was held up (CPU starvation, a long
-  // callback): its peers' frames may be waiting unread in the sockets, so the gap is not
-  // counted against them. (Timers run before the loop reads its sockets: without this, a
-  // node that stalled for two seconds dropped every link the moment it woke up.)
-  if (last_tick_ms_ != 0 && now_ms > last_tick_ms_ + 4 * kTickMs) {
-    const uint64_t stalled = now_ms - last_tick_ms_ - kTickMs;
-    for (auto& [id, p] : peers_) p.last_heard_ms = std::min(now_ms, p.last_heard_ms + stalled);
-  }
-  last_tick_ms_ = now_ms;
-  std::vector<std::string> silent;
-  for (auto& [id, p] : peers_) {
-    if (now_ms - p.last_heard_ms > silent_limit && !p.dropped_as_silent) {
-      p.dropped_as_silent = true;  // one line and one close per link
-      silent.push_back(id);
-    }
-  }
-  for (const std::string& id : silent) {
+  // Half-open links (silent too long, a stall of our own credited): core/link_health.h.
+  const uint64_t silent_limit = links_.silent_limit_ms();
+  for (const std::string& id : links_.Tick(now_ms)) {
     Log("peer " + id + " silent for " + std::to_string(silent_limit) +
         " ms: closing the link to redial it");
     transport_->Disconnect(id, "silent for " + std::to_string(silent_limit) + " ms");
@@ -783,16 +770,14 @@ void Cluster::Tick() {
   }
   if (raft->config().members_size() == 0) {
     Form();
-  } else if (!InConfig() && now_ms - last_join_ms_ >= kJoinIntervalMs) {
-    // Removed (or added nowhere yet): ask again, to the leader if we know it.
+  } else if (!InConfig() && core::JoinDue(now_ms, last_join_ms_)) {
+    // Removed (or added nowhere yet): ask again (core/formation_plan.h F4).
     last_join_ms_ = now_ms;
-    std::string to = raft->leader();
-    if (to.empty() || !transport_->IsConnected(to)) {
-      to.clear();
-      for (const auto& [id, p] : peers_) {
-        if (p.cluster_id == ClusterId() && p.member) to = id;
-      }
-    }
+    std::map<std::string, core::RejoinPeer> peers;
+    for (const auto& [id, p] : peers_) peers[id] = core::RejoinPeer{p.cluster_id, p.member};
+    const std::string& leader = raft->leader();
+    const std::string to = core::RejoinTarget(
+        leader, !leader.empty() && transport_->IsConnected(leader), peers, ClusterId());
     if (!to.empty()) SendJoinRequest(to, ClusterId());
   }
   DialMembers();
@@ -805,9 +790,10 @@ void Cluster::Tick() {
   }
   // Leaving: done once the commands proposed before leaving are applied (sessions closed)
   // and, for a leader, once leadership has moved — or at the deadline.
-  const bool handed_over =
-      raft->role() != core::raft::Role::kLeader || raft->config().members_size() <= 1;
-  if (leave_done_ && ((handed_over && log_->unapplied() == 0) || now_ms >= leave_deadline_ms_)) {
+  // (core/formation_plan.h F6.)
+  if (leave_done_ &&
+      core::LeaveComplete(raft->role() == core::raft::Role::kLeader, raft->config().members_size(),
+                          log_->unapplied(), now_ms, leave_deadline_ms_)) {
     auto done = std::move(leave_done_);
     leave_done_ = nullptr;
     done();
@@ -842,15 +828,13 @@ void Cluster::Leave(std::function<void()> done) {
   leave_deadline_ms_ = uv_now(loop_) + 2 * options_.election_timeout_us / 1000;
   const core::raft::Raft* raft = log_->raft();
   if (raft->role() != core::raft::Role::kLeader) return;  // Tick waits for the log to drain
-  std::string best;
-  uint64_t best_match = 0;
+  // The most up-to-date connected voter (core/formation_plan.h F5).
+  std::vector<core::HandOverCandidate> followers;
   for (const core::raft::PeerProgress& p : raft->progress()) {
-    if (!p.voter || !transport_->IsConnected(p.id)) continue;
-    if (best.empty() || p.match > best_match) {
-      best = p.id;
-      best_match = p.match;
-    }
+    followers.push_back(
+        core::HandOverCandidate{p.id, p.voter, p.voter && transport_->IsConnected(p.id), p.match});
   }
+  const std::string best = core::ChooseHandOver(followers);
   if (best.empty()) return;
   Status st = log_->TransferLeadership(best);
   if (!st.ok()) {

@@ -16,18 +16,22 @@
 //    members-only rules against our configuration and the link's authenticated id; a refusal
 //    is dropped and logged (at most one line per peer and rule per 10 s, with a count) with
 //    the peer's id, address and certificate fingerprint.
-//  * Formation: a node with empty state waits for formation_wait_ms (a discovery burst),
-//    then: if a peer belongs to a cluster, it asks to join it as a learner (pb::JoinRequest,
+//  * Formation (rules F1-F6 of core/formation_plan.h; this file only executes them): a node
+//    with empty state waits for formation_wait_ms (a discovery burst), then: if a peer
+//    belongs to a cluster, it asks to join it as a learner (pb::JoinRequest,
 //    repeated until it is in the configuration), through the peer core::ChooseJoin picks
 //    from the gossip (a claim to lead oneself counts for nothing; ties wait), and takes
 //    leader traffic only from that peer and the leader it names; else, once it is connected
 //    to expect - 1 other fresh nodes and its id is the lowest of them all, it bootstraps a
 //    new cluster with itself as the only voter and a random cluster id. The others then see
 //    that id and join.
-//  * Membership (leader only, one change at a time): join requests become learners; caught-up,
-//    connected learners are promoted until there are `voters` voters; a voter not heard from
-//    for dead_after is removed once a caught-up learner can take its place (and that learner
-//    is then promoted); a learner not heard from for dead_after is removed.
+//  * Half-open links: a link silent for max(4 gossip intervals, 2 election timeouts) is closed
+//    and redialled, a stall of this node's own loop not counted against it (core/link_health.h).
+//  * Membership (leader only, one change at a time; core/membership_plan.h): join requests
+//    become learners; caught-up, connected learners are promoted until there are `voters`
+//    voters; a voter not heard from for dead_after is removed once a caught-up learner can
+//    take its place (and that learner is then promoted); a learner not heard from for
+//    dead_after is removed.
 //  * Leases (core/lease): every node sends a Keepalive to the leader every keepalive
 //    interval; the leader acknowledges while it holds a leader lease and proposes ExpireNode
 //    for a node silent for session_ttl. The node side's lease gates the node's clients:
@@ -53,6 +57,7 @@
 
 #include "core/admission.h"
 #include "core/lease/lease.h"
+#include "core/link_health.h"
 #include "core/membership_plan.h"
 #include "mesh/client.h"
 #include "mesh/status.h"
@@ -157,8 +162,6 @@ class Cluster {
     uint64_t term = 0;  // of leader_id, from its gossip
     bool member = false;
     bool gossiped = false;
-    uint64_t last_heard_ms = 0;  // loop time of its last message
-    bool dropped_as_silent = false;  // Disconnect asked for (the link is closing)
   };
 
   void Log(const std::string& line) const;
@@ -224,7 +227,6 @@ class Cluster {
   uint64_t leave_deadline_ms_ = 0;
   uint64_t start_ms_ = 0;
   uint64_t last_gossip_ms_ = 0;
-  uint64_t last_tick_ms_ = 0;  // loop time of the previous Tick (a late one: this node stalled)
   uint64_t last_keepalive_us_ = 0;
   uint64_t last_join_ms_ = 0;
   uint64_t leader_since_us_ = 0;
@@ -233,13 +235,14 @@ class Cluster {
   bool in_membership_ = false;  // ManageMembership is on the stack (it drives the log)
   std::string joining_cluster_id_;
   std::string advertised_cluster_id_;
-  std::map<std::string, Peer> peers_;                 // connected, by node id
+  std::map<std::string, Peer> peers_;  // connected, by node id
+  core::LinkWatch links_;  // when each connected peer was last heard (core/link_health.h)
   std::map<std::string, core::JoinAsk> pending_joins_;  // leader: by node id
   core::CatchUpTracker catch_up_;                       // leader: who keeps up
-  std::map<std::string, uint64_t> last_heard_us_;     // leader: member -> last message
-  std::set<std::string> warned_;                      // second-cluster reports made
-  std::set<std::string> join_targets_;  // fresh: the current join target (core/join_choice.h)
-  std::string join_reason_;             // fresh: the last JoinChoice::reason logged
+  std::map<std::string, uint64_t> last_heard_us_;       // leader: member -> last message
+  std::set<std::string> warned_;                        // second-cluster reports made
+  std::set<std::string> join_targets_;    // fresh: the current join target (core/join_choice.h)
+  std::string join_reason_;               // fresh: the last JoinChoice::reason logged
   std::set<std::string> join_addresses_;  // resolved --join addresses: dialled for good
   std::map<std::string, core::GossipClaim> gossip_claims_;  // connected peers' gossip
   core::RefusalLimiter refusals_;

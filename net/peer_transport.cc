@@ -7,6 +7,7 @@
 #endif
 
 #include "core/host_port.h"
+#include "core/redial_backoff.h"
 #include "net/frame.h"
 #include "net/peer_connection.h"
 #include "net/peer_hello.h"
@@ -540,13 +541,10 @@ void PeerTransport::DialNow(Dialer* d) {
 
 void PeerTransport::ScheduleRedial(Dialer* d, bool longest) {
   if (stopping_) return;
-  uint64_t base = options_.reconnect_max_ms;
-  if (!longest) {
-    int shift = d->failures < 20 ? d->failures : 20;
-    base = std::min(options_.reconnect_max_ms, options_.reconnect_min_ms << shift);
-  }
-  std::uniform_real_distribution<double> jitter(0.5, 1.0);
-  auto delay = static_cast<uint64_t>(static_cast<double>(base) * jitter(rng_));
+  // The delay sequence is core's (core/redial_backoff.h); the random draw is ours.
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  const uint64_t delay = core::RedialDelayMs(options_.reconnect_min_ms, options_.reconnect_max_ms,
+                                             d->failures, longest, unit(rng_));
   uv_timer_start(
       &d->timer,
       [](uv_timer_t* t) {

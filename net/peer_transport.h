@@ -45,7 +45,7 @@
 //
 // Dialled addresses are redialled after a failure or a loss with exponential backoff and
 // jitter (delay = min(max, min * 2^failures) * uniform[0.5, 1)); a refusal the peer marked
-// permanent waits the longest delay. An address that turned out to be our own is dropped.
+// permanent waits the longest delay (core::RedialDelayMs decides, core/redial_backoff.h). An address that turned out to be our own is dropped.
 //
 // Reload() re-reads --tls-cert/--tls-key/--tls-ca (and the allow-list): new connections use
 // the new certificates, and connected peers whose certificate no longer passes the new rules
