@@ -138,6 +138,10 @@ std::vector<Part> Compile(std::string_view pattern) {
         size_t end = pattern.find('}', i);
         name = std::string(pattern.substr(i + 1, end - i - 1));
         i = end;
+        // A field must not repeat a key of the record (the JSON object would have it twice).
+        for (const char* key : {"time", "level", "event", "msg", "pid"}) {
+          if (name == key) abort();
+        }
       }
       // Two parts in a row could not be told apart: every pattern separates them by text.
       if (!parts.empty() && parts.back().hole && literal.empty()) abort();
