@@ -11,6 +11,7 @@
 #include "core/host_port.h"
 #include "core/join_choice.h"
 #include "net/lease_clock.h"
+#include "net/log_line.h"
 
 namespace mesh::net {
 namespace {
@@ -197,7 +198,8 @@ Status Cluster::Start() {
   d.advert.cluster_id = ClusterId();
   advertised_cluster_id_ = ClusterId();
   d.log = [this](DiscoveryLogLevel level, const std::string& line) {
-    if (level != DiscoveryLogLevel::kDebug) Log(line);
+    if (level == DiscoveryLogLevel::kWarning) Log(MarkLogLevel(line, LogLevel::kWarn));
+    if (level == DiscoveryLogLevel::kInfo) Log(line);
   };
   discovery_ = std::make_unique<Discovery>(loop_, d);
   MESH_RETURN_IF_ERROR(

@@ -86,6 +86,10 @@ constexpr KnownMessage kKnownMessages[] = {
     // net/discovery.cc (warnings; its debug lines are not logged by a node)
     {"cannot send a beacon to {group}: {error}", "beacon_send_failed", kW},
     {"discovery receive error: {error}", "discovery_receive_failed", kW},
+    {"discovery of cluster '{cluster}' as node {node_id}: *", "discovery_started", kI},
+    {"discovery socket: {error}", "discovery_socket_failed", kW},
+    {"* (that family is off)", "discovery_family_off", kW},
+    {"another live process claims our node id {node_id}: its beacon came from {source}", "duplicate_node_id", kW},
     {"the beacon of node {node} from {source} names peer host {host}, not its own source address*", "beacon_foreign_host", kW},
     {"ignoring node {node}: already {count} peers known", "discovery_table_full", kW},
     {"cannot resolve --join {join}: {error}", "join_unresolved", kW},
@@ -308,13 +312,17 @@ std::string FormatLogLine(const std::string& message) {
          message;
 }
 
-std::string FormatLogLine(const std::string& message, LogLevel level) {
-  if (ClassifyLogMessage(message).level == level) return FormatLogLine(message);
+std::string MarkLogLevel(const std::string& message, LogLevel level) {
+  if (ClassifyLogMessage(message).level == level) return message;
   const char* marker = level == LogLevel::kError  ? "error: "
                        : level == LogLevel::kWarn ? "warning: "
                        : level == LogLevel::kInfo ? "info: "
                                                   : "debug: ";
-  return FormatLogLine(marker + message);
+  return marker + message;
+}
+
+std::string FormatLogLine(const std::string& message, LogLevel level) {
+  return FormatLogLine(MarkLogLevel(message, level));
 }
 
 LogEvent ClassifyLogMessage(std::string_view message) {

@@ -53,6 +53,10 @@ std::string FormatLogLine(const std::string& message);
 /// ("warning: ", ...) is put before it, so that the line reads back at `level`.
 std::string FormatLogLine(const std::string& message, LogLevel level);
 
+/// `message` as it reads back at `level`: unchanged when it already implies that level,
+/// else with the level's marker before it (for call sites that know their level).
+std::string MarkLogLevel(const std::string& message, LogLevel level);
+
 /// What a message is, from its text.
 struct LogEvent {
   LogLevel level = LogLevel::kInfo;
