@@ -208,7 +208,7 @@ struct Marker {
   const char* event;  // for a message the table does not know
 };
 constexpr Marker kMarkers[] = {
-    {"error: ", LogLevel::kError, "error"},   {"fatal: ", LogLevel::kError, "fatal"},
+    {"error: ", LogLevel::kError, "error"},    {"fatal: ", LogLevel::kError, "fatal"},
     {"warning: ", LogLevel::kWarn, "warning"}, {"info: ", LogLevel::kInfo, "message"},
     {"debug: ", LogLevel::kDebug, "message"},
 };
@@ -286,9 +286,7 @@ bool ParseLogLevel(std::string_view text, LogLevel* level) {
   return false;
 }
 
-const char* LogFormatName(LogFormat format) {
-  return format == LogFormat::kJson ? "json" : "text";
-}
+const char* LogFormatName(LogFormat format) { return format == LogFormat::kJson ? "json" : "text"; }
 
 bool ParseLogFormat(std::string_view text, LogFormat* format) {
   if (text == "text") {
@@ -341,7 +339,7 @@ LogEvent ClassifyLogMessage(std::string_view message) {
   if (known) return e;
   e.event = "message";
   e.level = StartsWith(message, "cannot ") || StartsWith(message, "refusing ") ? LogLevel::kError
-                                                                                : LogLevel::kInfo;
+                                                                               : LogLevel::kInfo;
   return e;
 }
 

@@ -72,7 +72,7 @@ LogEvent ClassifyLogMessage(std::string_view message);
 
 /// FormatLogLine's output split up.
 struct LogRecord {
-  std::string time;     // "2026-11-23T17:40:00.123Z"
+  std::string time;  // "2026-11-23T17:40:00.123Z"
   int64_t pid = 0;
   std::string message;  // as given to FormatLogLine
 };

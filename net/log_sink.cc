@@ -59,8 +59,8 @@ void LogSink::Rotate() {
   const std::string& path = options_.path;
   const std::string previous = path + ".1";
   struct stat st;
-  const bool still_ours = stat(path.c_str(), &st) == 0 && st.st_ino == inode_ &&
-                          st.st_dev == device_;
+  const bool still_ours =
+      stat(path.c_str(), &st) == 0 && st.st_ino == inode_ && st.st_dev == device_;
   if (still_ours && rename(path.c_str(), previous.c_str()) != 0) {
     return;  // cannot rotate (keep writing rather than lose lines)
   }
@@ -74,10 +74,10 @@ void LogSink::Rotate() {
       std::string line = FormatLogLine("log file rotated: " + previous + " holds the lines before");
       LogRecord record;
       ParseLogLine(line, &record);
-      std::string text = options_.format == LogFormat::kText
-                             ? line
-                             : RenderLogRecord(record, ClassifyLogMessage(record.message),
-                                               options_.format);
+      std::string text =
+          options_.format == LogFormat::kText
+              ? line
+              : RenderLogRecord(record, ClassifyLogMessage(record.message), options_.format);
       WriteOut(text + '\n');
     }
   }

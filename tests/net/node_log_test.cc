@@ -77,8 +77,8 @@ TEST_F(NodeLogTest, JsonFormatWritesOneObjectPerLineAndNothingElse) {
   ASSERT_GE(lines.size(), 4u) << ReadFile(paths_.log);
   for (const auto& j : lines) EXPECT_EQ(j["pid"], node->pid()) << j.dump();
   std::set<std::string> events = Events(lines);
-  for (const char* e : {"node_serving", "node_settings", "cluster_flags_ignored", "stopping",
-                        "node_stopped"}) {
+  for (const char* e :
+       {"node_serving", "node_settings", "cluster_flags_ignored", "stopping", "node_stopped"}) {
     EXPECT_EQ(events.count(e), 1u) << e << " missing in\n" << ReadFile(paths_.log);
   }
   for (const auto& j : lines) {
@@ -94,9 +94,9 @@ TEST_F(NodeLogTest, JsonFormatWritesOneObjectPerLineAndNothingElse) {
   ASSERT_FALSE(failed.empty()) << second.Describe();
   bool start_failed = false;
   for (const auto& j : failed) {
-    start_failed |= j["event"] == "start_failed" && j["level"] == "error" &&
-                    j["msg"].get<std::string>().find("another node already serves") !=
-                        std::string::npos;
+    start_failed |=
+        j["event"] == "start_failed" && j["level"] == "error" &&
+        j["msg"].get<std::string>().find("another node already serves") != std::string::npos;
   }
   EXPECT_TRUE(start_failed) << second.err;
 }
@@ -179,7 +179,8 @@ TEST_F(NodeLogTest, AutoStartedNodeLogIsCappedAndRotated) {
           return now.size >= 0 && !(now == before);
         },
         Millis(20000)))
-        << "no log line after SIGHUP " << i << "\n" << Tail(log);
+        << "no log line after SIGHUP " << i << "\n"
+        << Tail(log);
     FileId now = Identify(log);
     if (now.inode != before.inode) ++rotations;
     ASSERT_LE(static_cast<size_t>(now.size), kCap) << "node.log past its cap after " << i;
@@ -187,7 +188,7 @@ TEST_F(NodeLogTest, AutoStartedNodeLogIsCappedAndRotated) {
   EXPECT_GE(rotations, 2);
   ASSERT_TRUE(FileExists(old));
   EXPECT_LE(FileSize(old), kCap);
-  EXPECT_GT(FileSize(old), kCap / 2);  // it was full when it was rotated
+  EXPECT_GT(FileSize(old), kCap / 2);    // it was full when it was rotated
   EXPECT_FALSE(FileExists(log + ".2"));  // one old file is kept
 
   // Both files are whole JSON lines; the new one begins by naming the old one.

@@ -99,8 +99,8 @@ TEST(LogLineTest, TextLineReadsBack) {
 
 TEST(LogLineTest, ExplicitLevelReadsBack) {
   for (LogLevel level : {LogLevel::kError, LogLevel::kWarn, LogLevel::kInfo, LogLevel::kDebug}) {
-    for (const char* message : {"something happened", "cannot open x", "peer n2 down (a): b",
-                                "warning: odd"}) {
+    for (const char* message :
+         {"something happened", "cannot open x", "peer n2 down (a): b", "warning: odd"}) {
       LogRecord r;
       ASSERT_TRUE(ParseLogLine(FormatLogLine(message, level), &r));
       EXPECT_EQ(ClassifyLogMessage(r.message).level, level) << message;
