@@ -13,6 +13,7 @@
 #include "core/join_choice.h"
 #include "core/lease/lease_tuning.h"
 #include "net/lease_clock.h"
+#include "net/log_line.h"
 
 namespace mesh::net {
 namespace {
@@ -192,7 +193,8 @@ Status Cluster::Start() {
   d.advert.cluster_id = ClusterId();
   advertised_cluster_id_ = ClusterId();
   d.log = [this](DiscoveryLogLevel level, const std::string& line) {
-    if (level != DiscoveryLogLevel::kDebug) Log(line);
+    if (level == DiscoveryLogLevel::kWarning) Log(MarkLogLevel(line, LogLevel::kWarn));
+    if (level == DiscoveryLogLevel::kInfo) Log(line);
   };
   discovery_ = std::make_unique<Discovery>(loop_, d);
   MESH_RETURN_IF_ERROR(

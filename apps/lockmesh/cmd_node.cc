@@ -22,6 +22,7 @@
 #include "mesh/node.h"
 #include "net/local_dir.h"
 #include "net/log_line.h"
+#include "net/log_sink.h"
 #include "net/mesh_claim.h"
 #include "net/posix_file_system.h"
 
@@ -122,35 +123,21 @@ int ReleaseMeshClaim(const Config& config) {
   return code;
 }
 
-/// Where log lines go: stderr, or (auto-started) an append-only file in the data dir.
-class LogSink {
- public:
-  explicit LogSink(std::string file) : file_(std::move(file)) {}
-  ~LogSink() {
-    if (fd_ >= 0) close(fd_);
-  }
-  /// A line of our own: timestamped like the node's lines.
-  void Note(const std::string& message) { Write(mesh::net::FormatLogLine(message)); }
-  /// A line as is (the node's lines carry their own timestamp).
-  void Write(const std::string& line) {
-    std::string out = line + "\n";
-    int fd = STDERR_FILENO;
-    if (!file_.empty()) {
-      if (fd_ < 0) {
-        (void)mesh::net::MakeDirs(file_.substr(0, file_.rfind('/')), 0700);  // open says why
-        fd_ = open(file_.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
-      }
-      if (fd_ < 0) return;
-      fd = fd_;
-    }
-    ssize_t unused = write(fd, out.data(), out.size());
-    (void)unused;
-  }
+using mesh::net::LogSink;
 
- private:
-  std::string file_;  // "" = stderr
-  int fd_ = -1;
-};
+/// The node's log: stderr, or (auto-started) <data dir>/node.log, capped and rotated; at the
+/// configured level and format (net/log_sink.h).
+mesh::net::LogSinkOptions LogOptions(const NodeConfig& node, bool auto_started,
+                                     const std::string& data_dir) {
+  mesh::net::LogSinkOptions o;
+  if (auto_started) {
+    o.path = data_dir + "/node.log";
+    o.max_bytes = static_cast<uint64_t>(node.log_max_bytes);
+  }
+  (void)mesh::net::ParseLogLevel(node.log_level, &o.level);  // validated by config.cc
+  (void)mesh::net::ParseLogFormat(node.log_format, &o.format);
+  return o;
+}
 
 /// Checks the settings that only make sense together, and warns about ignored ones.
 Status CheckClusterSettings(const NodeConfig& node, bool local, LogSink* log) {
@@ -194,7 +181,7 @@ class NodeRunner {
   int Run() {
     std::string socket = EffectiveSocket(config_);
     std::string data_dir = EffectiveDataDir(config_, socket);
-    LogSink log(flags_.auto_started ? data_dir + "/node.log" : "");
+    LogSink log(LogOptions(config_.node, flags_.auto_started, data_dir));
     log_ = &log;
     const bool local = flags_.auto_started || config_.node.local;
     Status st = CheckClusterSettings(config_.node, local, &log);
@@ -266,7 +253,7 @@ class NodeRunner {
     node_->SetStoppedCallback([this](const Status& why) {
       if (!why.ok()) {
         exit_code_ = kExitError;
-        if (flags_.auto_started) {
+        if (ErrorsToLog()) {
           log_->Note("node stopped: " + why.ToString());
         } else {
           PrintError("node stopped: " + why.ToString());
@@ -294,10 +281,15 @@ class NodeRunner {
  private:
   static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
 
+  /// Whether start and stop errors go to the log rather than to stderr as `lockmesh: ...`:
+  /// an auto-started node has no stderr, and with --log-format json every line of stderr is
+  /// a JSON object.
+  bool ErrorsToLog() const { return flags_.auto_started || config_.node.log_format == "json"; }
+
   int FailStart(const Status& st) {
     std::string message = "cannot start node: " + st.message();
     if (flags_.ready_fd >= 0) WriteReadyLine(flags_.ready_fd, st);
-    if (flags_.auto_started) {
+    if (ErrorsToLog()) {
       log_->Note(message);
     } else {
       PrintError(message);
@@ -451,6 +443,18 @@ CommandRunner AddNodeCommand(CLI::App* app) {
   o.AddOption(cmd, "--election-timeout", "node.election_timeout_ms",
               "Raft election timeout in milliseconds, the same on every node (default: 1000)")
       ->type_name("MS");
+  o.AddOption(cmd, "--log-level", "node.log_level",
+              "Least severe log lines written: error, warn, info or debug (default: info)")
+      ->type_name("LEVEL");
+  o.AddOption(cmd, "--log-format", "node.log_format",
+              "Log lines as text, or json: one object per line with time, level, event, msg, "
+              "pid and the event's fields (default: text)")
+      ->type_name("FORMAT");
+  o.AddOption(cmd, "--log-max-bytes", "node.log_max_bytes",
+              "Cap of an auto-started node's log file <data-dir>/node.log: past it the file "
+              "becomes node.log.1 (the older one is removed) and a new one begins; 0 = no cap "
+              "(default: 10485760, 10 MiB)")
+      ->type_name("BYTES");
   AddCommonOptions(cmd, &flags->common);
   cmd->add_flag("--auto-started", flags->auto_started,
                 "Started by the CLI: idle exit 60 s by default, log to <data-dir>/node.log")

@@ -15,6 +15,7 @@
 
 #include "core/host_port.h"
 #include "net/errno_text.h"
+#include "net/log_line.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -267,6 +268,37 @@ const std::vector<Key>& Keys() {
            return Status::InvalidArgument("must be between 10 and 1000000000");
          }
          c->node.snapshot_every = n;
+         return Status::OK();
+       }},
+      {"node.log_level", "LOCKMESH_LOG_LEVEL", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         mesh::net::LogLevel level;
+         if (!mesh::net::ParseLogLevel(s, &level)) {
+           return Status::InvalidArgument("'" + s + "' is not one of error, warn, info, debug");
+         }
+         c->node.log_level = mesh::net::LogLevelName(level);
+         return Status::OK();
+       }},
+      {"node.log_format", "LOCKMESH_LOG_FORMAT", Kind::kString,
+       [](const Value& v, Config* c) {
+         const auto& s = std::get<std::string>(v);
+         mesh::net::LogFormat format;
+         if (!mesh::net::ParseLogFormat(s, &format)) {
+           return Status::InvalidArgument("'" + s + "' is not one of text, json");
+         }
+         c->node.log_format = s;
+         return Status::OK();
+       }},
+      {"node.log_max_bytes", "LOCKMESH_LOG_MAX_BYTES", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n != 0 && (n < kMinLogMaxBytes || n > kMaxLogMaxBytes)) {
+           return Status::InvalidArgument("must be 0 (no cap) or between " +
+                                          std::to_string(kMinLogMaxBytes) + " and " +
+                                          std::to_string(kMaxLogMaxBytes));
+         }
+         c->node.log_max_bytes = n;
          return Status::OK();
        }},
       {"lock.mode", "LOCKMESH_MODE", Kind::kString,

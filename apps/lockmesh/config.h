@@ -65,6 +65,9 @@ struct NodeConfig {
   double dead_after = 30;             // seconds unreachable before a member is replaced
   int64_t election_timeout_ms = 1000; // Raft election timeout
   int64_t snapshot_every = 100000;    // applied entries between snapshots (log compaction)
+  std::string log_level = "info";     // error | warn | info | debug (net/log_line.h)
+  std::string log_format = "text";    // text | json
+  int64_t log_max_bytes = 10 << 20;   // cap of the auto-started node's log file; 0 = none
 };
 
 /// Table [lock]: defaults of `lockmesh lock`.
@@ -139,6 +142,10 @@ const char* OnLostName(OnLost on_lost);
 
 /// Checks HOST:PORT (IPv6 hosts in brackets), port 1-65535.
 mesh::Status ValidateHostPort(std::string_view text);
+
+/// Bounds of node.log_max_bytes other than 0 (no cap): 1 KiB to 1 TiB.
+inline constexpr int64_t kMinLogMaxBytes = 1024;
+inline constexpr int64_t kMaxLogMaxBytes = int64_t{1} << 40;
 
 /// Longest UNIX socket path (sun_path less its terminating NUL).
 inline constexpr size_t kMaxSocketPathBytes = 107;
