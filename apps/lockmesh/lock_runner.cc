@@ -68,12 +68,12 @@ class LockRunner {
     client_->SetLostCallback(
         [this](const mesh::Lock& lock, const Status& why) { OnLost(lock, why); });
     state_ = State::kLocking;
-    wait_message_ = std::make_unique<WaitMessage>(
-        loop_, client_.get(), GetProgramName(), request_.resource,
-        request_.lock_options.no_create, request_.wait_report);
+    wait_message_ =
+        std::make_unique<WaitMessage>(loop_, client_.get(), GetProgramName(), request_.resource,
+                                      request_.lock_options.no_create, request_.wait_report);
     client_->Lock(request_.resource, request_.lock_options,
                   [this](const Status& st, const mesh::Lock& lock) { OnLocked(st, lock); });
-    wait_message_->Start();
+    if (request_.lock_options.timeout_ms != 0) wait_message_->Start();  // -n: no wait to tell
     uv_run(loop_, UV_RUN_DEFAULT);
     client_.reset();
     return exit_code_;

@@ -307,6 +307,28 @@ TEST_F(LockWaitMessageTest, QuietSaysNothingAndNoTerminalSaysNothingByDefault) {
   EXPECT_EQ(quiet->Output(), "granted-marker\r\n");
 }
 
+// The `flom` front end stays silent while waiting, as FLoM is, unless -V (verbose) is given.
+TEST_F(LockWaitMessageTest, FlomSaysItWaitsOnlyWithVerbose) {
+  Process* holder = StartHolder("demo", "h");
+  ASSERT_NE(holder, nullptr);
+  Process* verbose = Lockmesh(
+      "flom-v", {"flom", "-V", "-s", paths_.socket, "-d", "0", "-r", "demo", "--", "true"});
+  Process* plain =
+      Lockmesh("flom", {"flom", "-s", paths_.socket, "-d", "0", "-r", "demo", "--", "true"});
+  ASSERT_TRUE(WaitFor(
+      [&] { return verbose->Stderr().find("flom: waiting 1 s for 'demo'") != std::string::npos; },
+      Millis(30000)))
+      << verbose->Stderr();
+  EXPECT_NE(verbose->Stderr().find(HolderText(holder)), std::string::npos) << verbose->Stderr();
+  ReleaseHolder(holder, "h");
+  RunResult v = Finish(verbose, Millis(30000));
+  RunResult p = Finish(plain, Millis(30000));
+  EXPECT_EQ(v.code(), 0) << v.Describe();
+  EXPECT_EQ(p.code(), 0) << p.Describe();
+  EXPECT_NE(v.err.find("flom: got 'demo' after "), std::string::npos) << v.err;
+  EXPECT_EQ(p.err.find("waiting"), std::string::npos) << p.err;
+}
+
 // A mesh node whose cluster has not formed (--expect 2, the other node never started) has
 // no leader: the line says so.
 class LockWaitNoQuorumTest : public ProcessTest {};
