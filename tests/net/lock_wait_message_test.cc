@@ -276,12 +276,21 @@ TEST_F(LockWaitMessageTest, VerboseWithoutATerminalPrintsOneLinePerChange) {
   ReleaseHolder(holder, "h");
   RunResult r = Finish(waiter, Millis(30000));
   EXPECT_EQ(r.code(), 0) << r.Describe();
+  // One line per change: the one with the holder and the position once, however many polls
+  // saw it (a loaded node may first answer without the request applied: a line before it).
   std::vector<std::string> lines = SplitLines(r.err);
-  ASSERT_EQ(lines.size(), 2u) << r.err;
-  EXPECT_EQ(lines[0].rfind("lockmesh: waiting 1 s for 'demo', queue position 1 of 1; held ", 0), 0u)
-      << r.err;
+  ASSERT_GE(lines.size(), 2u) << r.err;
+  size_t with_holder = 0;
+  for (const std::string& line : lines) {
+    if (line.find(expected) == std::string::npos) continue;
+    ++with_holder;
+    EXPECT_EQ(line.rfind("lockmesh: waiting ", 0), 0u) << r.err;
+    EXPECT_NE(line.find(" s for 'demo', queue position 1 of 1; held "), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(with_holder, 1u) << r.err;
+  EXPECT_LE(lines.size(), 3u) << r.err;
   EXPECT_EQ(r.err.find('\r'), std::string::npos) << r.err;
-  EXPECT_EQ(lines[1].rfind("lockmesh: got 'demo' after ", 0), 0u) << r.err;
+  EXPECT_EQ(lines.back().rfind("lockmesh: got 'demo' after ", 0), 0u) << r.err;
 }
 
 TEST_F(LockWaitMessageTest, QuietSaysNothingAndNoTerminalSaysNothingByDefault) {
