@@ -27,6 +27,8 @@ std::string& ProgramName() {
 
 void SetProgramName(std::string name) { ProgramName() = std::move(name); }
 
+const std::string& GetProgramName() { return ProgramName(); }
+
 void PrintError(std::string_view message) {
   std::string line = ProgramName() + ": ";
   line.append(message);

@@ -21,6 +21,8 @@ void PrintError(std::string_view message);
 /// The name PrintError puts before messages; the `flom` front end sets "flom". Call before
 /// any other thread exists.
 void SetProgramName(std::string name);
+/// The name SetProgramName set ("lockmesh" by default).
+const std::string& GetProgramName();
 
 /// Makes `path` absolute against the current directory ("" stays "").
 std::string AbsolutePath(const std::string& path);

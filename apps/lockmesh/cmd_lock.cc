@@ -93,11 +93,21 @@ CommandRunner AddLockCommand(CLI::App* app) {
   flags.AddFlag(cmd, "--no-autostart", "lock.autostart", "false",
                 "Do not start a node when none answers; exit 94 instead (default: start one; "
                 "config [lock] autostart)");
+  auto verbose = std::make_shared<bool>(false);
+  auto quiet = std::make_shared<bool>(false);
+  CLI::Option* verbose_flag = cmd->add_flag(
+      "-v,--verbose", *verbose,
+      "While waiting, say so on stderr also without a terminal: one line per change (holder, "
+      "queue position, no leader/quorum), and how long the wait took");
+  cmd->add_flag("--quiet", *quiet,
+                "Say nothing while waiting (default: on a terminal, after 1 s, one line on "
+                "stderr, updated in place: the holder and the queue position)")
+      ->excludes(verbose_flag);
   AddCommonOptions(cmd, common.get());
   cmd->add_option("RESOURCE", *resource, "Name of the resource to lock")->required();
   cmd->add_option("CMD", *command, "Command and its arguments, after --")->required();
 
-  return [common, resource, command]() -> int {
+  return [common, resource, command, verbose, quiet]() -> int {
     // The node's own parser: a bad name is a usage error before any node is asked (or started).
     if (mesh::Status st = CheckResourceName(*resource); !st.ok()) {
       PrintError(st.message());
@@ -118,6 +128,9 @@ CommandRunner AddLockCommand(CLI::App* app) {
     }
     request.lock_options.quantity = static_cast<uint32_t>(config.lock.quantity);
     request.lock_options.no_create = !config.lock.create;
+    request.wait_report = *quiet     ? WaitReport::kQuiet
+                          : *verbose ? WaitReport::kVerbose
+                                     : WaitReport::kTerminal;
     request.on_lost = config.lock.on_lost;
     request.grace_seconds = config.lock.grace;
     std::string socket = EffectiveSocket(config);

@@ -139,7 +139,7 @@ void AddOptions(CLI::App* app, FlomCommandLine* cl) {
   app->add_flag("-v,--version", cl->version, "Print version information and exit");
   app->add_flag("-V,--verbose", cl->verbose,
                 "Print the effective configuration (stdout, FLoM's format), the locked "
-                "element, and notes on options without effect");
+                "element, notes on options without effect, and (stderr) whom a lock waits for");
   app->add_option("-c,--config-file", cl->config_file,
                   "Extra configuration file, read after /etc/flom.conf and ~/.flom (must "
                   "exist)")
@@ -375,6 +375,8 @@ int RunFlomCommandLine(const FlomCommandLine& cl) {
   request.autostart.extra_node_args = {"--idle-exit",
                                        IdleExitSeconds(settings.daemon_lifespan_ms)};
   if (settings.verbose) {
+    // FLoM is silent while waiting; -V also says so on stderr (the holder, the queue).
+    request.wait_report = WaitReport::kVerbose;
     request.on_granted = [](const mesh::Lock& lock) {
       if (lock.element.empty()) return;
       printf("Locked element is '%s'\n", lock.element.c_str());

@@ -68,8 +68,12 @@ class LockRunner {
     client_->SetLostCallback(
         [this](const mesh::Lock& lock, const Status& why) { OnLost(lock, why); });
     state_ = State::kLocking;
+    wait_message_ =
+        std::make_unique<WaitMessage>(loop_, client_.get(), GetProgramName(), request_.resource,
+                                      request_.lock_options.no_create, request_.wait_report);
     client_->Lock(request_.resource, request_.lock_options,
                   [this](const Status& st, const mesh::Lock& lock) { OnLocked(st, lock); });
+    if (request_.lock_options.timeout_ms != 0) wait_message_->Start();  // -n: no wait to tell
     uv_run(loop_, UV_RUN_DEFAULT);
     client_.reset();
     return exit_code_;
@@ -144,6 +148,7 @@ class LockRunner {
 
   void OnLocked(const Status& st, const mesh::Lock& lock) {
     if (state_ != State::kLocking) return;  // aborted meanwhile; closing releases it
+    wait_message_->Stop(/*granted=*/st.ok());
     if (!st.ok()) {
       PrintError("cannot lock '" + request_.resource +
                  "': " + (st.message().empty() ? st.ToString() : st.message()));
@@ -182,6 +187,7 @@ class LockRunner {
   void OnSignal(int signum) {
     switch (state_) {
       case State::kLocking:
+        wait_message_->Stop(/*granted=*/false);
         PrintError("interrupted by " + SignalName(signum) + " while waiting for '" +
                    request_.resource + "'");
         exit_code_ = kExitSignalBase + signum;
@@ -277,6 +283,7 @@ class LockRunner {
   void Finish() {
     if (state_ == State::kDone) return;
     state_ = State::kDone;
+    if (wait_message_) wait_message_->Stop(/*granted=*/false);
     uv_close(reinterpret_cast<uv_handle_t*>(&signal_poll_), [](uv_handle_t* handle) {
       close(static_cast<LockRunner*>(handle->data)->signal_fd_);
     });
@@ -288,6 +295,7 @@ class LockRunner {
   uv_loop_t* loop_;
   const LockRequest& request_;
   std::unique_ptr<mesh::AsyncClient> client_;
+  std::unique_ptr<WaitMessage> wait_message_;  // while kLocking: the waiting line
   State state_ = State::kLocking;
   mesh::Lock lock_;
   std::unique_ptr<ChildProcess> child_;

@@ -12,6 +12,7 @@
 #include "config.h"
 #include "exit_codes.h"
 #include "mesh/client.h"
+#include "wait_message.h"
 
 namespace lockmesh::cli {
 
@@ -38,6 +39,9 @@ struct LockRequest {
   /// Called once the lock is granted, before the command starts (e.g. `flom -V` prints the
   /// element). May be empty.
   std::function<void(const mesh::Lock&)> on_granted;
+  /// What to say on stderr while waiting (wait_message.h): `lockmesh lock` says it on a
+  /// terminal unless --quiet; the `flom` front end only with -V.
+  WaitReport wait_report = WaitReport::kQuiet;
 };
 
 /// Runs the request on uv_default_loop() and returns the process exit code (exit_codes.h).
