@@ -233,7 +233,7 @@ Status CheckSupported(const FlomSettings& s, const FlomCommandLine& cl) {
     return Status::InvalidArgument(
         "-m/--mount-point-vfs (MountPointVFS) is not supported: lockmesh has no FUSE status "
         "file system (FLoM's own is experimental); `lockmesh locks --json` lists the holders "
-        "and waiters of every resource, with their mode, quantity, element and since when");
+        "and waiters of every resource, with their mode, quantity and element");
   }
   if (s.tls_check_peer_id &&
       (s.tls_certificate.empty() || s.tls_private_key.empty() || s.tls_ca_certificate.empty())) {
