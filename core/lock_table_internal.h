@@ -101,6 +101,11 @@ struct Resource {
   };
   std::unique_ptr<Queues> queues;        // null while there has been no waiter nor parked request
   std::unique_ptr<ResourceExtra> extra;  // sets, sequences, timestamps; null for the others
+  // FLoM's idle lifespan (Acquire.idle_lifespan_ms of the request that created the queue):
+  // once empty, the queue lingers, and no_create requests stamped before lingers_until_ns
+  // find it existing. 0: not lingering.
+  int64_t idle_lifespan_ms = 0;
+  int64_t lingers_until_ns = 0;
 
   const std::string& queue_key() const { return *key; }
   // The resource "exists" (FLoM: has a locker) while it has holders or queued requests.
@@ -193,8 +198,10 @@ struct LockTable::Impl {
   // ------------------------------------------------------------ helpers
   // The queue of `rn`, created empty if missing.
   Resource& GetOrCreate(const ResourceName& rn);
-  // Forgets queue `key` if nothing holds or waits on it, unless it keeps counters.
-  void DropIfIdle(const std::string& key);
+  // Once nothing holds or waits on queue `key`: with an idle lifespan and the stamp of the
+  // command that emptied it (`stamp_ns` > 0), it lingers until stamp + lifespan; otherwise
+  // it is forgotten unless it lingers still or keeps counters.
+  void DropIfIdle(const std::string& key, int64_t stamp_ns);
   // Finds lock `lock_id` of `session`: its queue, list and position.
   static bool Locate(const Session& session, uint64_t lock_id, Resource** resource, ListKind* kind,
                      size_t* pos);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -51,11 +52,11 @@ constexpr KeyOption kKeyOptions[] = {
    "Milliseconds to wait for a busy resource: -1 forever, 0 no wait (exit 98 at once), N at "
    "most N ms then exit 98 (default: -1)"},
   {"-e,--resource-create", "Resource", "Create", "yes|no",
-   "no: do not create the resource, wait until someone else holds or awaits it (exit 96 with "
-   "-o 0) (default: yes)"},
+   "no: do not create the resource, wait until someone else holds or awaits it or it is in "
+   "its idle lifespan (-i) (exit 96 with -o 0) (default: yes)"},
   {"-i,--resource-idle-lifespan", "Resource", "IdleLifespan", "MS",
-   "FLoM keeps an idle resource this long; lockmesh has no idle resources: accepted, a "
-   "value > 0 is warned about and has no effect (default: 0)"},
+   "If this request creates the resource, it still exists MS ms after its last holder or "
+   "waiter left, so that a -e no request finds it (default: 0)"},
   {"-l,--lock-mode", "Resource", "LockMode", "MODE",
    "NL CR CW PR PW EX or NullLock ConcurrentRead ConcurrentWrite ProtectedRead ProtectedWrite "
    "Exclusive, any case; EX only for numeric, set, sequence and timestamp resources (default: "
@@ -246,11 +247,6 @@ Status CheckSupported(const FlomSettings& s, const FlomCommandLine& cl) {
 /// Warnings (always) and notes (-V) about settings that are accepted without effect.
 void WarnAboutIgnored(const FlomSettings& s) {
   auto warn = [](const std::string& text) { PrintError("warning: " + text); };
-  if (s.resource_idle_lifespan_ms > 0) {
-    warn("-i/--resource-idle-lifespan " + std::to_string(s.resource_idle_lifespan_ms) +
-         " has no effect: lockmesh keeps no idle resources (a resource exists while it is held "
-         "or awaited; -e no waits until then); sequence and timestamp counters persist anyway");
-  }
   if (!s.tls_certificate.empty() || !s.tls_private_key.empty() || !s.tls_ca_certificate.empty()) {
     warn("the TLS settings have no effect: the local node is reached over a UNIX socket that "
          "only your uid can use (mode 0600 and peer credentials); TLS between hosts is set on "
@@ -515,6 +511,7 @@ int RunFlomCommandLine(const FlomCommandLine& cl) {
       settings.resource_timeout_ms < 0 ? -1 : settings.resource_timeout_ms;
   request.lock_options.quantity = static_cast<uint32_t>(settings.resource_quantity);
   request.lock_options.no_create = !settings.resource_create;
+  request.lock_options.idle_lifespan_ms = std::max<int64_t>(0, settings.resource_idle_lifespan_ms);
   request.on_lost = OnLost::kTerm;
   request.lost_exit_code = kExitError;
   request.no_node_exit_code = kExitError;
