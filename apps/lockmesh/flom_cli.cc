@@ -537,6 +537,11 @@ int RunFlomCommandLine(const FlomCommandLine& cl) {
       return kExitError;
     }
     if (!mesh_args.empty()) {
+      if (settings.verbose) {
+        std::string flags;
+        for (const std::string& a : mesh_args) flags += " " + a;
+        PrintError("note: -a/-A: a node started here joins a mesh, with" + flags);
+      }
       // A mesh member does not exit when idle: its vote is its peers' quorum.
       request.autostart.extra_node_args = mesh_args;
       request.autostart.mesh = true;

@@ -115,6 +115,12 @@ TEST_F(FlomMeshTest, UnicastAddressAndPortMakeOneMesh) {
   ASSERT_EQ(first.code(), 0) << first.Describe();
   std::string node1 = NodeCommandLine(0);
   EXPECT_NE(node1.find("--auto-mesh"), std::string::npos) << node1;
+  RunResult verbose = RunFlomOn(0, {"-V", "-a", "127.0.0.1", "-p", port, "--", "true"});
+  EXPECT_EQ(verbose.code(), 0) << verbose.Describe();
+  EXPECT_NE(verbose.out.find("[Daemon]/UnicastAddress='127.0.0.1'"), std::string::npos)
+      << verbose.out;
+  EXPECT_NE(verbose.err.find("note: -a/-A: a node started here joins a mesh"), std::string::npos)
+      << verbose.err;
   EXPECT_NE(node1.find("--listen " + target + " "), std::string::npos) << node1;
   EXPECT_NE(node1.find("--no-multicast"), std::string::npos) << node1;
   EXPECT_EQ(node1.rfind("flom --lockmesh node", 0), 0u) << "still FLoM's process name: " << node1;
@@ -147,7 +153,7 @@ TEST_F(FlomMeshTest, MulticastGroupAndPortMakeOneMesh) {
                    "ip route add 224.0.0.0/4 dev lo src 127.0.0.1"),
             0);
   const std::vector<std::string> flags = {"-A", "239.255.41.7", "-P", "28115", "-p", "28116",
-                                          "--discovery-ttl", "1"};
+                                          "--discovery-ttl", "1", "-n", "lo"};
   std::vector<std::string> args = flags;
   for (const char* a : {"--", "true"}) args.push_back(a);
   RunResult first = RunFlomOn(0, args);
@@ -156,8 +162,9 @@ TEST_F(FlomMeshTest, MulticastGroupAndPortMakeOneMesh) {
   EXPECT_NE(node1.find("--discovery-group4 239.255.41.7 "), std::string::npos) << node1;
   EXPECT_NE(node1.find("--discovery-port 28115 "), std::string::npos) << node1;
   EXPECT_NE(node1.find("--listen [::]:28116 "), std::string::npos) << node1;
+  EXPECT_NE(node1.find("--discovery-interface lo "), std::string::npos) << node1;
   EXPECT_TRUE(LogHas(0, "as node host1: 239.255.41.7 ")) << ReadFile(Log(0));
-  EXPECT_TRUE(LogHas(0, "port 28115")) << ReadFile(Log(0));
+  EXPECT_TRUE(LogHas(0, "port 28115 on lo, TTL 1")) << ReadFile(Log(0));
   EXPECT_TRUE(LogHas(0, "listening on [::]:28116")) << ReadFile(Log(0));
 
   // The second "host" finds the first by its beacons alone (no --join), on the peer port
