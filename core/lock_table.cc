@@ -181,9 +181,10 @@ void LockTable::Impl::DropIfIdle(const std::string& key, int64_t stamp_ns) {
   if (r.idle_lifespan_ms > 0 && stamp_ns > 0) {
     // FLoM's idle lifespan: the queue outlives its last holder or waiter.
     constexpr int64_t kNsPerMs = 1000000;
-    const int64_t lifespan_ns = r.idle_lifespan_ms > (std::numeric_limits<int64_t>::max() - stamp_ns) / kNsPerMs
-                                    ? std::numeric_limits<int64_t>::max() - stamp_ns
-                                    : r.idle_lifespan_ms * kNsPerMs;
+    const int64_t lifespan_ns =
+        r.idle_lifespan_ms > (std::numeric_limits<int64_t>::max() - stamp_ns) / kNsPerMs
+            ? std::numeric_limits<int64_t>::max() - stamp_ns
+            : r.idle_lifespan_ms * kNsPerMs;
     r.lingers_until_ns = stamp_ns + lifespan_ns;
     return;
   }

@@ -157,14 +157,14 @@ Status ValidateTimestampFormat(std::string_view format) {
         return Status::InvalidArgument(
             std::string("timestamp format has an unsupported conversion `%") +
             std::string(format.substr(i + 1, j - i)) +
-            "` (accepted: aAbBcCdDeFgGhHIjklmMpPrRsSTuUVwWxXyYzZ%, with E before " +
-            kEConversions + " and O before " + kOConversions + ")");
+            "` (accepted: aAbBcCdDeFgGhHIjklmMpPrRsSTuUVwWxXyYzZ%, with E before " + kEConversions +
+            " and O before " + kOConversions + ")");
       }
       if (modifier != '\0' && !TakesModifier(modifier, format[j])) {
         return Status::InvalidArgument(
             std::string("timestamp format has an unsupported conversion `%") +
-            std::string(format.substr(i + 1, j - i)) + "`: `" + modifier +
-            "` modifies only " + (modifier == 'E' ? kEConversions : kOConversions) +
+            std::string(format.substr(i + 1, j - i)) + "`: `" + modifier + "` modifies only " +
+            (modifier == 'E' ? kEConversions : kOConversions) +
             " (strftime would print it as it is)");
       }
       if (tick > 0) varies = true;

@@ -258,8 +258,9 @@ void WarnAboutIgnored(const FlomSettings& s) {
   }
   if (!s.verbose) return;
   if (s.unicast_address.empty() && s.multicast_address.empty()) {
-    PrintError("note: -p/-P, -n, -D, -I, --discovery-ttl and --tcp-keepalive-* have no effect "
-               "without -a/-A: the auto-started node is local (see docs/flom.md)");
+    PrintError(
+        "note: -p/-P, -n, -D, -I, --discovery-ttl and --tcp-keepalive-* have no effect "
+        "without -a/-A: the auto-started node is local (see docs/flom.md)");
   } else {
     PrintError(std::string("note: -D, -I") + (s.multicast_address.empty() ? ", -n, -P" : "") +
                " and --tcp-keepalive-* have no effect: a mesh node's beacons and peer links "
@@ -288,9 +289,8 @@ int TryBind(const sockaddr* addr, socklen_t len, int* bound_port = nullptr) {
     sockaddr_storage got{};
     socklen_t got_len = sizeof got;
     getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len);
-    *bound_port = ntohs(got.ss_family == AF_INET6
-                            ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
-                            : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+    *bound_port = ntohs(got.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
+                                                  : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
   }
   close(fd);
   return err;
@@ -393,8 +393,7 @@ Status MeshNodeArgs(const FlomSettings& s, std::vector<std::string>* args) {
     in6_addr a6{};
     const bool v4 = inet_pton(AF_INET, s.multicast_address.c_str(), &a4) == 1;
     const bool v6 = !v4 && inet_pton(AF_INET6, s.multicast_address.c_str(), &a6) == 1;
-    if ((v4 && (ntohl(a4.s_addr) >> 28) != 0xE) || (v6 && a6.s6_addr[0] != 0xff) ||
-        (!v4 && !v6)) {
+    if ((v4 && (ntohl(a4.s_addr) >> 28) != 0xE) || (v6 && a6.s6_addr[0] != 0xff) || (!v4 && !v6)) {
       return Status::InvalidArgument("-A/--multicast-address " + s.multicast_address +
                                      " is not a multicast group (IPv4 224.0.0.0/4 or IPv6 "
                                      "ff00::/8)");
@@ -402,8 +401,8 @@ Status MeshNodeArgs(const FlomSettings& s, std::vector<std::string>* args) {
     const std::string other = OtherFamilyGroup(s.multicast_address, v4);
     out.insert(out.end(), {"--discovery-group4", v4 ? s.multicast_address : other,
                            "--discovery-group6", v4 ? other : s.multicast_address,
-                           "--discovery-port", std::to_string(s.multicast_port),
-                           "--discovery-ttl", std::to_string(s.discovery_ttl)});
+                           "--discovery-port", std::to_string(s.multicast_port), "--discovery-ttl",
+                           std::to_string(s.discovery_ttl)});
     if (!s.network_interface.empty()) {
       out.insert(out.end(), {"--discovery-interface", s.network_interface});
     }

@@ -57,9 +57,9 @@ class FlomMeshTest : public ProcessTest {
   Process* FlomOn(size_t i, const std::vector<std::string>& args) {
     std::vector<std::string> argv = {flom_, "-s", sockets_[i]};
     argv.insert(argv.end(), args.begin(), args.end());
-    return Spawn("flom" + std::to_string(i + 1), argv,
-                 {{"LOCKMESH_DATA_DIR", DataDir(i)},
-                  {"LOCKMESH_NODE_ID", "host" + std::to_string(i + 1)}});
+    return Spawn(
+        "flom" + std::to_string(i + 1), argv,
+        {{"LOCKMESH_DATA_DIR", DataDir(i)}, {"LOCKMESH_NODE_ID", "host" + std::to_string(i + 1)}});
   }
 
   /// The command line of the node serving host i's socket, joined by spaces ("" if none).
@@ -81,8 +81,8 @@ class FlomMeshTest : public ProcessTest {
     Process* holder = FlomOn(0, {"-r", "shared", "--", "sh", "-c",
                                  "touch \"$D/held\"; while [ ! -e \"$D/release\" ]; do sleep "
                                  "0.02; done"});
-    ASSERT_TRUE(WaitFor([&] { return FileExists(Path("held")) || !holder->Running(); },
-                        Millis(60000)))
+    ASSERT_TRUE(
+        WaitFor([&] { return FileExists(Path("held")) || !holder->Running(); }, Millis(60000)))
         << "the holder did not get its lock";
     ASSERT_TRUE(FileExists(Path("held"))) << Finish(holder, Millis(1)).Describe();
     RunResult busy = RunFlomOn(1, {"-r", "shared", "-o", "0", "--", "true"});
@@ -152,8 +152,8 @@ TEST_F(FlomMeshTest, MulticastGroupAndPortMakeOneMesh) {
   ASSERT_EQ(system("ip link set lo up multicast on && "
                    "ip route add 224.0.0.0/4 dev lo src 127.0.0.1"),
             0);
-  const std::vector<std::string> flags = {"-A", "239.255.41.7", "-P", "28115", "-p", "28116",
-                                          "--discovery-ttl", "1", "-n", "lo"};
+  const std::vector<std::string> flags = {"-A",    "239.255.41.7",    "-P", "28115", "-p",
+                                          "28116", "--discovery-ttl", "1",  "-n",    "lo"};
   std::vector<std::string> args = flags;
   for (const char* a : {"--", "true"}) args.push_back(a);
   RunResult first = RunFlomOn(0, args);
@@ -179,8 +179,8 @@ TEST_F(FlomMeshTest, MulticastGroupAndPortMakeOneMesh) {
 
   // Another group is another mesh: a third socket's node on 239.255.41.8 stays apart.
   sockets_.push_back(Path("s3/flom.sock"));
-  std::vector<std::string> other = {"-A", "239.255.41.8", "-P", "28115", "-p", "28117",
-                                    "-r", "shared", "--", "true"};
+  std::vector<std::string> other = {"-A",    "239.255.41.8", "-P",     "28115", "-p",
+                                    "28117", "-r",           "shared", "--",    "true"};
   RunResult apart = RunFlomOn(2, other);
   EXPECT_EQ(apart.code(), 0) << apart.Describe();
   EXPECT_FALSE(LogHas(2, "peer host", Millis(3000))) << ReadFile(Log(2));

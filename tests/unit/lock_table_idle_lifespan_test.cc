@@ -48,8 +48,7 @@ class IdleLifespanTest : public ::testing::Test {
     return Apply(c).result;
   }
   /// `flom -e no -o 0` at `stamp`: GRANTED (and held), BUSY or CANT_WAIT.
-  pb::ResultCode TryNoCreate(const pb::SessionKey& k, const std::string& resource,
-                             int64_t stamp) {
+  pb::ResultCode TryNoCreate(const pb::SessionKey& k, const std::string& resource, int64_t stamp) {
     pb::CommandResult r = Acquire(k, resource, stamp, 0, /*no_create=*/true, /*wait=*/false);
     return r.code();
   }

@@ -61,7 +61,8 @@ TEST(TimestampFormatModifierTest, AcceptedExactlyWhereStrftimeConverts) {
       const std::string glibc = GlibcStrftime(format);
       const bool converts = glibc != format;
       Status st = ValidateTimestampFormat(format + " %S");
-      EXPECT_EQ(st.ok(), converts) << format << ": glibc gives '" << glibc << "', " << st.ToString();
+      EXPECT_EQ(st.ok(), converts)
+          << format << ": glibc gives '" << glibc << "', " << st.ToString();
       if (converts) {
         ++accepted;
         EXPECT_EQ(FormatTimestamp(format, kStamp), glibc) << format;
