@@ -21,9 +21,8 @@
 //    created it carried an idle_lifespan_ms (FLoM's -i), for that long after the Release or
 //    Cancel that emptied it: until that command's stamp plus the lifespan, compared with a
 //    later Acquire's stamp (a session's end carries no stamp and starts no lifespan). An
-//    Acquire with no_create
-//    on a queue that does not exist is answered CANT_WAIT without wait, and otherwise waits
-//    (QUEUED) until an Acquire without no_create creates the queue; that creator is handled
+//    Acquire with no_create on a queue that does not exist is answered CANT_WAIT without
+//    wait, and otherwise waits (QUEUED) until an Acquire without no_create creates the queue; that creator is handled
 //    first, then the requests that waited join the queue behind it in arrival order.
 //  - Sequences hand out 1, 2, ... never reusing a value; transactional sequences (_S_) hand
 //    out the smallest recycled value first. A value is recycled when its holder releases
