@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
+#include <limits>
 #include <set>
 #include <string>
 #include <string_view>
@@ -178,11 +180,22 @@ Resource& LockTable::Impl::GetOrCreate(const ResourceName& rn) {
   return r;
 }
 
-void LockTable::Impl::DropIfIdle(const std::string& key) {
+void LockTable::Impl::DropIfIdle(const std::string& key, int64_t stamp_ns) {
   auto it = resources.find(key);
-  if (it != resources.end() && it->second.Idle() && !IsPersistentType(it->second.type)) {
-    resources.erase(it);
+  if (it == resources.end() || !it->second.Idle()) return;
+  Resource& r = it->second;
+  if (r.idle_lifespan_ms() > 0 && stamp_ns > 0) {
+    // FLoM's idle lifespan: the queue outlives its last holder or waiter.
+    constexpr int64_t kNsPerMs = 1000000;
+    const int64_t lifespan_ns =
+        r.idle_lifespan_ms() > (std::numeric_limits<int64_t>::max() - stamp_ns) / kNsPerMs
+            ? std::numeric_limits<int64_t>::max() - stamp_ns
+            : r.idle_lifespan_ms() * kNsPerMs;
+    r.set_lingers_until_ns(stamp_ns + lifespan_ns);
+    return;
   }
+  if (r.lingers_until_ns() != 0) return;  // lingering still
+  if (!IsPersistentType(r.type)) resources.erase(it);
 }
 
 // Finds lock `lock_id` of `session`: its queue, list and position.
@@ -398,11 +411,20 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
   }
 
   auto existing = resources.find(rn.queue_key);
-  const bool exists = existing != resources.end() && existing->second.Exists();
+  bool exists = existing != resources.end() && existing->second.Exists();
+  if (!exists && existing != resources.end() && existing->second.lingers_until_ns() != 0) {
+    // An empty queue in its idle lifespan exists until its time, by the requests' stamps.
+    if (cmd.stamp_unix_ns() < existing->second.lingers_until_ns()) {
+      exists = true;
+    } else {
+      existing->second.set_lingers_until_ns(0);  // over: dropped below unless it is used
+    }
+  }
   if (cmd.no_create() && !exists) {
     if (!cmd.wait()) {
       SetResult(&res, pb::CANT_WAIT,
                 "resource " + rn.queue_key + " does not exist and the request may not wait");
+      DropIfIdle(rn.queue_key, 0);
       return;
     }
     Resource& r = GetOrCreate(rn);
@@ -413,6 +435,10 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
   }
 
   Resource& r = GetOrCreate(rn);
+  // The request that creates the queue gives its idle lifespan (FLoM's locker takes it from
+  // the request that started it); a lingering queue in use again keeps its own.
+  if (!exists) r.set_idle_lifespan_ms(std::max<int64_t>(0, cmd.idle_lifespan_ms()));
+  r.set_lingers_until_ns(0);
   if (!BlockedByEarlierWaiter(r, r.waiters().size(), lock) && !ConflictsWithHolders(r, lock)) {
     Grant g = GrantLock(r, std::move(lock), index);
     res.set_code(pb::GRANTED);
@@ -421,7 +447,7 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
     out->grants.push_back(std::move(g));
   } else if (!cmd.wait()) {
     SetResult(&res, pb::BUSY, "resource " + rn.name + " is busy");
-    DropIfIdle(rn.queue_key);
+    DropIfIdle(rn.queue_key, 0);
     return;
   } else {
     r.mutable_waiters().push_back(std::move(lock));
@@ -460,7 +486,7 @@ void LockTable::Impl::DoRelease(uint64_t index, const pb::Release& cmd, Session&
     SetResult(&res, pb::CANCELLED, "request withdrawn before it was granted");
   }
   GrantFromQueue(*r, index, &out->grants);
-  DropIfIdle(key);
+  DropIfIdle(key, cmd.stamp_unix_ns());
 }
 
 void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, Session& session,
@@ -485,7 +511,7 @@ void LockTable::Impl::DoCancel(uint64_t index, const pb::Cancel& cmd, Session& s
   Take(*r, kind, pos);
   SetResult(&res, pb::CANCELLED, "request withdrawn before it was granted");
   GrantFromQueue(*r, index, &out->grants);
-  DropIfIdle(key);
+  DropIfIdle(key, cmd.stamp_unix_ns());
 }
 
 // Releases (as rollback) every held lock of the session and withdraws its requests
@@ -521,7 +547,7 @@ void LockTable::Impl::Regrant(uint64_t index, const std::set<std::string>& touch
     auto it = resources.find(key);
     if (it == resources.end()) continue;
     GrantFromQueue(it->second, index, &out->grants);
-    DropIfIdle(key);
+    DropIfIdle(key, 0);  // a session's end carries no stamp: its queues do not linger
   }
 }
 

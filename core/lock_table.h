@@ -17,9 +17,12 @@
 //    are strictly FIFO: a request is granted only if it is compatible with every holder and
 //    no earlier request is waiting (in a hierarchy: no earlier request on the same,
 //    an ancestor or a descendant path). So later readers never starve a queued writer.
-//  - A queue "exists" while it has holders or waiting requests. An Acquire with no_create
-//    on a queue that does not exist is answered CANT_WAIT without wait, and otherwise waits
-//    (QUEUED) until an Acquire without no_create creates the queue; that creator is handled
+//  - A queue "exists" while it has holders or waiting requests, and, when the Acquire that
+//    created it carried an idle_lifespan_ms (FLoM's -i), for that long after the Release or
+//    Cancel that emptied it: until that command's stamp plus the lifespan, compared with a
+//    later Acquire's stamp (a session's end carries no stamp and starts no lifespan). An
+//    Acquire with no_create on a queue that does not exist is answered CANT_WAIT without
+//    wait, and otherwise waits (QUEUED) until an Acquire without no_create creates the queue; that creator is handled
 //    first, then the requests that waited join the queue behind it in arrival order.
 //  - Sequences hand out 1, 2, ... never reusing a value; transactional sequences (_S_) hand
 //    out the smallest recycled value first. A value is recycled when its holder releases

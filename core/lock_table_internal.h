@@ -103,9 +103,12 @@ struct Resource {
   std::vector<Lock> holders;  // grant order
   // Requests not yet granted: FIFO waiters, and no_create requests waiting for the queue
   // to exist. Apart, and allocated at the first one: most queues only ever have holders.
+  // FLoM's idle lifespan lives here too (allocated only for a queue created with one).
   struct Queues {
     std::vector<Lock> waiters;
     std::vector<Lock> parked;
+    int64_t idle_lifespan_ms = 0;
+    int64_t lingers_until_ns = 0;
   };
   std::unique_ptr<Queues> queues;        // null while there has been no waiter nor parked request
   std::unique_ptr<ResourceExtra> extra;  // null for simple and hierarchical queues
@@ -122,6 +125,17 @@ struct Resource {
   /// The same, to change (allocating the queues if there are none yet).
   std::vector<Lock>& mutable_waiters() { return MutableQueues().waiters; }
   std::vector<Lock>& mutable_parked() { return MutableQueues().parked; }
+  /// FLoM's idle lifespan (Acquire.idle_lifespan_ms of the request that created the queue):
+  /// once empty, the queue lingers, and no_create requests stamped before lingers_until_ns()
+  /// find it existing. 0: none / not lingering.
+  int64_t idle_lifespan_ms() const { return queues ? queues->idle_lifespan_ms : 0; }
+  int64_t lingers_until_ns() const { return queues ? queues->lingers_until_ns : 0; }
+  void set_idle_lifespan_ms(int64_t ms) {
+    if (ms != 0 || queues) MutableQueues().idle_lifespan_ms = ms;
+  }
+  void set_lingers_until_ns(int64_t ns) {
+    if (ns != 0 || queues) MutableQueues().lingers_until_ns = ns;
+  }
 
  private:
   static const Queues& NoQueues();
@@ -204,8 +218,10 @@ struct LockTable::Impl {
   // ------------------------------------------------------------ helpers
   // The queue of `rn`, created empty if missing.
   Resource& GetOrCreate(const ResourceName& rn);
-  // Forgets queue `key` if nothing holds or waits on it, unless it keeps counters.
-  void DropIfIdle(const std::string& key);
+  // Once nothing holds or waits on queue `key`: with an idle lifespan and the stamp of the
+  // command that emptied it (`stamp_ns` > 0), it lingers until stamp + lifespan; otherwise
+  // it is forgotten unless it lingers still or keeps counters.
+  void DropIfIdle(const std::string& key, int64_t stamp_ns);
   // Finds lock `lock_id` of `session`: its queue, list and position.
   static bool Locate(const Session& session, uint64_t lock_id, Resource** resource, ListKind* kind,
                      size_t* pos);

@@ -167,6 +167,8 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
       default:
         break;
     }
+    rs->set_idle_lifespan_ms(r.idle_lifespan_ms());
+    rs->set_lingers_until_unix_ns(r.lingers_until_ns());
   }
 }
 
@@ -224,6 +226,8 @@ void LockTable::EncodeSnapshot(std::string* out) const {
       default:
         break;
     }
+    rw.Scalar(9, static_cast<uint64_t>(r.idle_lifespan_ms()));
+    rw.Scalar(10, static_cast<uint64_t>(r.lingers_until_ns()));
     w.Message(3, body);
   }
   for (const auto& [node, ids] : t.node_ids) {
@@ -460,6 +464,11 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
       default:
         break;
     }
+    if (rs.idle_lifespan_ms() < 0 || rs.lingers_until_unix_ns() < 0) {
+      return Status::Corruption(where() + "negative idle lifespan");
+    }
+    r.set_idle_lifespan_ms(rs.idle_lifespan_ms());
+    r.set_lingers_until_ns(rs.lingers_until_unix_ns());
     for (const pb::LockEntryState& in : rs.holders()) {
       Lock lock;
       MESH_RETURN_IF_ERROR(LoadLock(in, rn, r, /*held=*/true, &cache, &lock));
@@ -482,7 +491,9 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
       r.mutable_waiters().clear();
     }
     MESH_RETURN_IF_ERROR(CheckHolders(r));
-    if (r.Idle() && !IsPersistentType(rn.type)) resources.erase(rs.name());
+    if (r.Idle() && !IsPersistentType(rn.type) && r.lingers_until_ns() == 0) {
+      resources.erase(rs.name());
+    }
   }
   std::sort(cache.lock_ids.begin(), cache.lock_ids.end());
   auto twice = std::adjacent_find(cache.lock_ids.begin(), cache.lock_ids.end());

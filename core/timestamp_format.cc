@@ -26,6 +26,36 @@ bool IsFormatChar(char c) {
 
 bool IsFlag(char c) { return c == '_' || c == '-' || c == '0' || c == '^'; }
 
+// Conversions that take the `E` and `O` modifiers: the POSIX ones (%Ec %EC %Ex %EX %Ey %EY;
+// %Od %Oe %OH %OI %Om %OM %OS %Ou %OU %OV %Ow %OW %Oy) and those glibc also converts
+// (FLoM passes the format to glibc's strftime). glibc prints any other combination as it
+// is (`%Ea` stays "%Ea"), so those are refused.
+constexpr const char kEConversions[] = "cCpPrRsTuxXyYzZ";
+constexpr const char kOConversions[] = "bBCdegGhHIjklmMpPrRsSTuUVwWyzZ";
+
+bool TakesModifier(char modifier, char conversion) {
+  const char* allowed = modifier == 'E' ? kEConversions : kOConversions;
+  return conversion != '\0' && std::strchr(allowed, conversion) != nullptr;
+}
+
+// One `%` conversion starting at format[i] == '%': `%[flag][E|O]c`, as glibc reads it (the
+// flag comes before the modifier). Sets `*end` to the index of the conversion character
+// and `*modifier` to 'E', 'O' or '\0'. Returns false if the format ends first (then `*end`
+// is the last index read).
+bool ParseConversion(std::string_view format, size_t i, size_t* end, char* modifier) {
+  size_t j = i + 1;
+  if (j < format.size() && IsFlag(format[j]) && j + 1 < format.size() && format[j] != '%') {
+    ++j;
+  }
+  *modifier = '\0';
+  if (j < format.size() && (format[j] == 'E' || format[j] == 'O') && j + 1 < format.size()) {
+    *modifier = format[j];
+    ++j;
+  }
+  *end = j;
+  return j < format.size();
+}
+
 // Resolution of a conversion in nanoseconds; 0 for constant ones (%%, %z, %Z); -1 if the
 // conversion is not accepted.
 int64_t ConversionTick(char c) {
@@ -117,11 +147,9 @@ Status ValidateTimestampFormat(std::string_view format) {
                                                              : "`" + std::string(1, c) + "`"));
     }
     if (c == '%') {
-      size_t j = i + 1;
-      if (j < format.size() && IsFlag(format[j]) && j + 1 < format.size() && format[j] != '%') {
-        ++j;
-      }
-      if (j >= format.size()) {
+      size_t j = 0;
+      char modifier = '\0';
+      if (!ParseConversion(format, i, &j, &modifier)) {
         return Status::InvalidArgument("timestamp format ends with an incomplete `%` conversion");
       }
       const int64_t tick = ConversionTick(format[j]);
@@ -129,7 +157,15 @@ Status ValidateTimestampFormat(std::string_view format) {
         return Status::InvalidArgument(
             std::string("timestamp format has an unsupported conversion `%") +
             std::string(format.substr(i + 1, j - i)) +
-            "` (accepted: aAbBcCdDeFgGhHIjklmMpPrRsSTuUVwWxXyYzZ%)");
+            "` (accepted: aAbBcCdDeFgGhHIjklmMpPrRsSTuUVwWxXyYzZ%, with E before " + kEConversions +
+            " and O before " + kOConversions + ")");
+      }
+      if (modifier != '\0' && !TakesModifier(modifier, format[j])) {
+        return Status::InvalidArgument(
+            std::string("timestamp format has an unsupported conversion `%") +
+            std::string(format.substr(i + 1, j - i)) + "`: `" + modifier + "` modifies only " +
+            (modifier == 'E' ? kEConversions : kOConversions) +
+            " (strftime would print it as it is)");
       }
       if (tick > 0) varies = true;
       i = j;
@@ -155,11 +191,9 @@ int64_t TimestampTickNs(std::string_view format) {
   for (size_t i = 0; i < format.size(); ++i) {
     const char c = format[i];
     if (c == '%') {
-      size_t j = i + 1;
-      if (j < format.size() && IsFlag(format[j]) && j + 1 < format.size() && format[j] != '%') {
-        ++j;
-      }
-      if (j >= format.size()) break;
+      size_t j = 0;
+      char modifier = '\0';
+      if (!ParseConversion(format, i, &j, &modifier)) break;
       const int64_t t = ConversionTick(format[j]);
       if (t > 0 && t < tick) tick = t;
       i = j;
@@ -185,15 +219,13 @@ std::string FormatTimestamp(std::string_view format, int64_t unix_ns) {
   for (size_t i = 0; i < format.size(); ++i) {
     const char c = format[i];
     if (c == '%') {
-      size_t j = i + 1;
-      if (j < format.size() && IsFlag(format[j]) && j + 1 < format.size() && format[j] != '%') {
-        ++j;
-      }
-      if (j >= format.size()) {
+      size_t j = 0;
+      char modifier = '\0';
+      if (!ParseConversion(format, i, &j, &modifier)) {
         pattern += std::string(format.substr(i));
         break;
       }
-      if (format[j] == 's') {
+      if (format[j] == 's') {  // %s, %Es, %Os
         pattern += std::to_string(seconds);
       } else {
         pattern += std::string(format.substr(i, j - i + 1));

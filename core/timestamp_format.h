@@ -17,8 +17,12 @@
 namespace mesh::core {
 
 /// Checks a timestamp format (the text between `_t_` and `[N]`). Accepted: the characters
-/// `[%#.:A-Za-z0-9_ -]`; `%` followed by an optional flag (`_`, `-`, `0`, `^`) and one of
-/// the conversions `aAbBcCdDeFgGhHIjklmMpPrRsSTuUVwWxXyYzZ%`; `#` followed by 1 to 6 `f`.
+/// `[%#.:A-Za-z0-9_ -]`; `%` followed by an optional flag (`_`, `-`, `0`, `^`), an optional
+/// modifier and one of the conversions `aAbBcCdDeFgGhHIjklmMpPrRsSTuUVwWxXyYzZ%`; `#`
+/// followed by 1 to 6 `f`. The modifiers are strftime's: `E` (alternative era) before one of
+/// `cCpPrRsTuxXyYzZ`, `O` (alternative digits) before one of `bBCdegGhHIjklmMpPrRsSTuUVwWyzZ`
+/// (POSIX's and glibc's; in the "C" locale they format as the plain conversion); other
+/// combinations, which strftime prints as they are, are refused.
 /// At least one conversion that varies with time (anything but `%%`, `%z`, `%Z`) or one
 /// fraction is required, since the values handed out must differ. InvalidArgument otherwise.
 Status ValidateTimestampFormat(std::string_view format);

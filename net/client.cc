@@ -183,6 +183,7 @@ class AsyncClientImpl final : public AsyncClient {
     lock->set_quantity(options.quantity);
     lock->set_timeout_ms(options.timeout_ms);
     lock->set_no_create(options.no_create);
+    lock->set_idle_lifespan_ms(options.idle_lifespan_ms);
     // The client's own deadline, for a grant held back by the client lease (the node's
     // deadline started later, when it read the request).
     uint64_t deadline_us =

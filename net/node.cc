@@ -586,6 +586,7 @@ class NodeImpl final : public Node {
         rel->set_seq(seq);
         rel->set_lock_id(req.unlock().lock_id());
         rel->set_rollback(req.unlock().rollback());
+        rel->set_stamp_unix_ns(net::WallClockNs());
         c->ops[seq] = Conn::Op{req.request_id(), -1, ""};
         return ProposeForSession(c, req.request_id(), seq, std::move(cmd));
       }
@@ -674,6 +675,7 @@ class NodeImpl final : public Node {
     acq->set_quantity(l.quantity());
     acq->set_wait(l.timeout_ms() != 0);
     acq->set_no_create(l.no_create());
+    acq->set_idle_lifespan_ms(std::max<int64_t>(0, l.idle_lifespan_ms()));
     acq->set_stamp_unix_ns(net::WallClockNs());
     const bool replayed = arrived_ms >= 0;
     const int64_t deadline =
@@ -1433,11 +1435,13 @@ class NodeImpl final : public Node {
       SetSession(c, can->mutable_session());
       can->set_seq(++c->next_seq);
       can->set_lock_id(lock_id);
+      can->set_stamp_unix_ns(net::WallClockNs());
     } else {
       auto* rel = cmd.mutable_release();
       SetSession(c, rel->mutable_session());
       rel->set_seq(++c->next_seq);
       rel->set_lock_id(lock_id);
+      rel->set_stamp_unix_ns(net::WallClockNs());
     }
     Status st = log_->Propose(std::move(cmd));
     if (!st.ok()) Log("cannot propose the withdrawal of lock " + std::to_string(lock_id) + ": " + st.ToString());

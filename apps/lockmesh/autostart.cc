@@ -244,6 +244,7 @@ namespace {
 
 /// CheckNoMeshClaim for the socket and data dir that a node started here would use.
 Status CheckNoMeshClaimFor(const AutostartOptions& options) {
+  if (options.mesh) return Status::OK();  // the mesh node decides (autostart.h)
   return CheckNoMeshClaim(options.socket,
                           options.data_dir.empty() ? options.claim_data_dir : options.data_dir);
 }

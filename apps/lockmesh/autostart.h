@@ -48,6 +48,10 @@ struct AutostartOptions {
   std::vector<std::string> argv_prefix = {"lockmesh"};
   /// Extra `lockmesh node` flags, appended after the others (e.g. --idle-exit).
   std::vector<std::string> extra_node_args;
+  /// The node started is a mesh node (`extra_node_args` has kAutoMeshFlag: `flom -a/-A`).
+  /// A mesh node may start over its own claim, so the claims are then left to the node's
+  /// own check (DecideStart with its cluster and id, which only the node knows).
+  bool mesh = false;
 };
 
 /// One connection attempt: ok, Unavailable when no node answers, or another error.
@@ -69,6 +73,9 @@ mesh::Status CheckNoMeshClaim(const std::string& socket, const std::string& data
 
 /// Name of the hidden `node` flag carrying the ready pipe's descriptor.
 inline constexpr const char* kReadyFdFlag = "--ready-fd";
+/// Hidden `node` flag: with --auto-started, the node joins a mesh instead of running
+/// --local (the `flom` front end's -a/-A, docs/flom.md).
+inline constexpr const char* kAutoMeshFlag = "--auto-mesh";
 
 /// Written by an auto-started node on its ready pipe: "ok\n" once serving, or
 /// "already-running <message>\n" / "refused <message>\n" (PermissionDenied: a mesh claim

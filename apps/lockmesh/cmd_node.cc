@@ -38,6 +38,7 @@ constexpr double kAutoStartedIdleExitSeconds = 60;
 struct NodeFlags {
   CommonOptions common;
   bool auto_started = false;  // hidden: started by ConnectOrStartNode
+  bool auto_mesh = false;     // hidden: auto-started but a mesh node (`flom -a/-A`)
   bool release_claim = false;  // --release-mesh-claim: remove the mesh claim and exit
   int ready_fd = -1;          // hidden: where to report start-up (autostart.h)
 };
@@ -183,7 +184,7 @@ class NodeRunner {
     std::string data_dir = EffectiveDataDir(config_, socket);
     LogSink log(LogOptions(config_.node, flags_.auto_started, data_dir));
     log_ = &log;
-    const bool local = flags_.auto_started || config_.node.local;
+    const bool local = (flags_.auto_started && !flags_.auto_mesh) || config_.node.local;
     Status st = CheckClusterSettings(config_.node, local, &log);
     if (!st.ok()) return FailStart(st);
 
@@ -299,7 +300,8 @@ class NodeRunner {
 
   void OnSignal(int signum) {
     if (signum == SIGHUP) {
-      if (config_.node.local || flags_.auto_started || config_.node.security == "none") {
+      if (config_.node.local || (flags_.auto_started && !flags_.auto_mesh) ||
+          config_.node.security == "none") {
         log_->Note("SIGHUP: no certificates to reload (local node or --security none)");
         return;
       }
@@ -460,6 +462,9 @@ CommandRunner AddNodeCommand(CLI::App* app) {
                 "Started by the CLI: idle exit 60 s by default, log to <data-dir>/node.log")
       ->group("");
   cmd->add_option(kReadyFdFlag, flags->ready_fd, "Descriptor to report start-up on")->group("");
+  cmd->add_flag(kAutoMeshFlag, flags->auto_mesh,
+                "With --auto-started: join a mesh (not --local), as `flom -a/-A` asks")
+      ->group("");
   cmd->add_flag("--release-mesh-claim", flags->release_claim,
                 "Do not start: remove the mesh claim of this socket and data dir, so that local "
                 "nodes (auto-started, --local) may serve them again; for a host that has left "

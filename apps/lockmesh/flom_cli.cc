@@ -1,21 +1,30 @@
 #include "flom_cli.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "autostart.h"
 #include "cli_support.h"
 #include "exit_codes.h"
 #include "flom_config.h"
 #include "lock_runner.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
+#include "net/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -43,11 +52,11 @@ constexpr KeyOption kKeyOptions[] = {
    "Milliseconds to wait for a busy resource: -1 forever, 0 no wait (exit 98 at once), N at "
    "most N ms then exit 98 (default: -1)"},
   {"-e,--resource-create", "Resource", "Create", "yes|no",
-   "no: do not create the resource, wait until someone else holds or awaits it (exit 96 with "
-   "-o 0) (default: yes)"},
+   "no: do not create the resource, wait until someone else holds or awaits it or it is in "
+   "its idle lifespan (-i) (exit 96 with -o 0) (default: yes)"},
   {"-i,--resource-idle-lifespan", "Resource", "IdleLifespan", "MS",
-   "FLoM keeps an idle resource this long; lockmesh has no idle resources: accepted, a "
-   "value > 0 is warned about and has no effect (default: 0)"},
+   "If this request creates the resource, it still exists MS ms after its last holder or "
+   "waiter left, so that a -e no request finds it (default: 0)"},
   {"-l,--lock-mode", "Resource", "LockMode", "MODE",
    "NL CR CW PR PW EX or NullLock ConcurrentRead ConcurrentWrite ProtectedRead ProtectedWrite "
    "Exclusive, any case; EX only for numeric, set, sequence and timestamp resources (default: "
@@ -58,23 +67,27 @@ constexpr KeyOption kKeyOptions[] = {
    "If no node answers, start one that exits after MS idle ms; 0 = never start one, "
    "negative = it never exits (default: 5000)"},
   {"-a,--unicast-address", "Daemon", "UnicastAddress", "ADDRESS",
-   "FLoM's TCP daemon address: refused (exit 99), lockmesh runs one node per host"},
+   "The auto-started node joins a mesh at ADDRESS:-p: it listens there if ADDRESS is this "
+   "host's and the port is free, else it joins the node there (no multicast without -A)"},
   {"-p,--unicast-port", "Daemon", "UnicastPort", "PORT",
-   "FLoM's TCP daemon port: accepted, no effect without -a (default: 28015)"},
+   "With -a/-A: the peer port of the auto-started node (default: 28015)"},
   {"-A,--multicast-address", "Daemon", "MulticastAddress", "ADDRESS",
-   "FLoM's multicast discovery group: refused (exit 99), see docs/flom.md"},
+   "The auto-started node joins a mesh whose nodes find each other by beacons to this "
+   "multicast group on port -P"},
   {"-P,--multicast-port", "Daemon", "MulticastPort", "PORT",
-   "FLoM's multicast port: accepted, no effect without -A (default: 28015)"},
+   "With -A: the UDP port of the discovery beacons (default: 28015)"},
   {"-m,--mount-point-vfs", "Daemon", "MountPointVFS", "DIR",
-   "FLoM's FUSE status file system: refused (exit 99); use `lockmesh locks --json`"},
+   "FLoM's FUSE status file system: refused (exit 99), lockmesh has none; use `lockmesh "
+   "locks --json`"},
   {"-n,--network-interface", "Network", "NetworkInterface", "IF",
-   "IPv6 link-local interface of -a/-A: accepted, no effect"},
+   "With -A: the interface of the discovery beacons; otherwise no effect"},
   {"-D,--discovery-attempts", "Network", "DiscoveryAttempts", "N",
-   "Multicast discovery attempts: accepted, no effect (default: 2)"},
+   "Multicast discovery attempts: accepted, no effect (a node's beacons never stop) "
+   "(default: 2)"},
   {"-I,--discovery-timeout", "Network", "DiscoveryTimeout", "MS",
    "Multicast discovery timeout: accepted, no effect (default: 500)"},
   {"--discovery-ttl", "Network", "DiscoveryTTL", "N",
-   "Multicast hop limit: accepted, no effect (default: 1)"},
+   "With -A: the TTL / hop limit of the discovery beacons (default: 1)"},
   {"--tcp-keepalive-time", "Network", "TcpKeepaliveTime", "S",
    "TCP keepalive of FLoM's daemon: accepted, no effect (default: 60)"},
   {"--tcp-keepalive-intvl", "Network", "TcpKeepaliveIntvl", "S",
@@ -108,7 +121,9 @@ Configuration (FLoM's INI groups and keys): /etc/flom.conf < ~/.flom < -c FILE <
 
 If no node answers at the socket, one is started in the background (unless -d 0) that
 exits after -d milliseconds without clients or locks; it runs as `flom --lockmesh node`.
-`flom -x` stops it once idle, `flom -X` at once.
+`flom -x` stops it once idle, `flom -X` at once. With -a or -A that node joins a mesh
+(it replicates the locks with the nodes of the other hosts that name the same address or
+group) and does not exit when idle.
 
 Exit status: the command's own status, or
   96  cannot wait: -e no -o 0 and the resource does not exist
@@ -215,19 +230,11 @@ Status CheckSupported(const FlomSettings& s, const FlomCommandLine& cl) {
         "--debug-feature is not supported: lockmesh's TLS checks are `lockmesh tls-debug "
         "server|client` (see docs/cli.md)");
   }
-  if (!s.unicast_address.empty() || !s.multicast_address.empty()) {
-    return Status::InvalidArgument(
-        std::string(!s.unicast_address.empty() ? "-a/--unicast-address (UnicastAddress)"
-                                               : "-A/--multicast-address (MulticastAddress)") +
-        " is not supported: lockmesh has no central daemon to reach over the network; every "
-        "host runs its own node (reached over a UNIX socket, -s) and nodes replicate the locks "
-        "among themselves (`lockmesh node --join`, docs/flom.md). Locking through this host's "
-        "node alone would not exclude other hosts, so the option is refused");
-  }
   if (!s.mount_point_vfs.empty()) {
     return Status::InvalidArgument(
         "-m/--mount-point-vfs (MountPointVFS) is not supported: lockmesh has no FUSE status "
-        "file system; `lockmesh locks --json` lists holders and waiters");
+        "file system (FLoM's own is experimental); `lockmesh locks --json` lists the holders "
+        "and waiters of every resource, with their mode, quantity and element");
   }
   if (s.tls_check_peer_id &&
       (s.tls_certificate.empty() || s.tls_private_key.empty() || s.tls_ca_certificate.empty())) {
@@ -240,11 +247,6 @@ Status CheckSupported(const FlomSettings& s, const FlomCommandLine& cl) {
 /// Warnings (always) and notes (-V) about settings that are accepted without effect.
 void WarnAboutIgnored(const FlomSettings& s) {
   auto warn = [](const std::string& text) { PrintError("warning: " + text); };
-  if (s.resource_idle_lifespan_ms > 0) {
-    warn("-i/--resource-idle-lifespan " + std::to_string(s.resource_idle_lifespan_ms) +
-         " has no effect: lockmesh keeps no idle resources (a resource exists while it is held "
-         "or awaited; -e no waits until then); sequence and timestamp counters persist anyway");
-  }
   if (!s.tls_certificate.empty() || !s.tls_private_key.empty() || !s.tls_ca_certificate.empty()) {
     warn("the TLS settings have no effect: the local node is reached over a UNIX socket that "
          "only your uid can use (mode 0600 and peer credentials); TLS between hosts is set on "
@@ -255,11 +257,162 @@ void WarnAboutIgnored(const FlomSettings& s) {
          "logs to node.log in its data dir");
   }
   if (!s.verbose) return;
-  PrintError("note: -p/-P, -n, -D, -I, --discovery-ttl and --tcp-keepalive-* have no effect: "
-             "there is no network daemon to reach (the node is local, see docs/flom.md)");
+  if (s.unicast_address.empty() && s.multicast_address.empty()) {
+    PrintError(
+        "note: -p/-P, -n, -D, -I, --discovery-ttl and --tcp-keepalive-* have no effect "
+        "without -a/-A: the auto-started node is local (see docs/flom.md)");
+  } else {
+    PrintError(std::string("note: -D, -I") + (s.multicast_address.empty() ? ", -n, -P" : "") +
+               " and --tcp-keepalive-* have no effect: a mesh node's beacons and peer links "
+               "keep going on their own (docs/flom.md)");
+  }
   std::string files;
   for (const std::string& f : s.files) files += (files.empty() ? "" : ", ") + f;
   PrintError("note: configuration files read: " + (files.empty() ? "none" : files));
+}
+
+/// "[ADDR]:PORT" for an IPv6 address, "HOST:PORT" otherwise.
+std::string HostPort(const std::string& host, int64_t port) {
+  return (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" +
+         std::to_string(port);
+}
+
+/// errno of binding a TCP socket (SO_REUSEADDR, as a listener) to `addr`; 0 if it binds.
+/// With `bound_port`, the port it got (for port 0).
+int TryBind(const sockaddr* addr, socklen_t len, int* bound_port = nullptr) {
+  int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  int err = bind(fd, addr, len) == 0 ? 0 : errno;
+  if (err == 0 && bound_port != nullptr) {
+    sockaddr_storage got{};
+    socklen_t got_len = sizeof got;
+    getsockname(fd, reinterpret_cast<sockaddr*>(&got), &got_len);
+    *bound_port = ntohs(got.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&got)->sin6_port
+                                                  : reinterpret_cast<sockaddr_in*>(&got)->sin_port);
+  }
+  close(fd);
+  return err;
+}
+
+/// The node's --listen on every address: port `port` if it is free, else a free port (a
+/// second node of this host, whose peers reach it by the address it advertises).
+std::string WildcardListen(int64_t port) {
+  sockaddr_in6 any6{};
+  any6.sin6_family = AF_INET6;
+  any6.sin6_addr = in6addr_any;
+  sockaddr_in any4{};
+  any4.sin_family = AF_INET;
+  any4.sin_addr.s_addr = htonl(INADDR_ANY);
+  const bool v6 = TryBind(reinterpret_cast<sockaddr*>(&any6), sizeof any6) != EAFNOSUPPORT;
+  sockaddr* addr = v6 ? reinterpret_cast<sockaddr*>(&any6) : reinterpret_cast<sockaddr*>(&any4);
+  socklen_t len = v6 ? sizeof any6 : sizeof any4;
+  const std::string host = v6 ? "::" : "0.0.0.0";
+  any6.sin6_port = htons(static_cast<uint16_t>(port));
+  any4.sin_port = htons(static_cast<uint16_t>(port));
+  if (TryBind(addr, len) == 0) return HostPort(host, port);
+  any6.sin6_port = 0;
+  any4.sin_port = 0;
+  int free_port = 0;
+  if (TryBind(addr, len, &free_port) == 0 && free_port > 0) return HostPort(host, free_port);
+  return HostPort(host, port);  // the node says why it cannot listen
+}
+
+/// The discovery group of the other address family, derived from `group` so that the
+/// beacons of two FLoM groups on one port never meet on the default group of the other
+/// family: IPv4 a.b.c.d gives ff12::ab:cd (hex); an IPv6 group gives 239.255.X.Y, X.Y a
+/// 16-bit hash of it.
+std::string OtherFamilyGroup(const std::string& group, bool group_is_v4) {
+  char text[64];
+  if (group_is_v4) {
+    in_addr a{};
+    inet_pton(AF_INET, group.c_str(), &a);
+    uint32_t v = ntohl(a.s_addr);
+    snprintf(text, sizeof text, "ff12::%x:%x", v >> 16, v & 0xffff);
+  } else {
+    in6_addr a{};
+    inet_pton(AF_INET6, group.c_str(), &a);
+    uint32_t h = 2166136261u;  // FNV-1a
+    for (unsigned char byte : a.s6_addr) h = (h ^ byte) * 16777619u;
+    h = (h >> 16) ^ (h & 0xffff);
+    snprintf(text, sizeof text, "239.255.%u.%u", (h >> 8) & 0xff, h & 0xff);
+  }
+  return text;
+}
+
+/// FLoM's -a/-p/-A/-P/-n/--discovery-ttl as the flags of the auto-started node, which then
+/// joins a mesh (docs/flom.md "Network options"). Leaves `*args` empty without -a and -A
+/// (a local node). InvalidArgument for an address that cannot be used, with the reason.
+Status MeshNodeArgs(const FlomSettings& s, std::vector<std::string>* args) {
+  args->clear();
+  if (s.unicast_address.empty() && s.multicast_address.empty()) return Status::OK();
+  std::vector<std::string> out = {kAutoMeshFlag, "--idle-exit", "0"};
+  std::string listen;
+  if (!s.unicast_address.empty()) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    int rc = getaddrinfo(s.unicast_address.c_str(), nullptr, &hints, &found);
+    if (rc != 0 || found == nullptr) {
+      return Status::InvalidArgument("-a/--unicast-address " + s.unicast_address +
+                                     ": cannot resolve it: " + gai_strerror(rc));
+    }
+    sockaddr_storage addr{};
+    socklen_t len = static_cast<socklen_t>(found->ai_addrlen);
+    memcpy(&addr, found->ai_addr, found->ai_addrlen);
+    freeaddrinfo(found);
+    char numeric[NI_MAXHOST];
+    getnameinfo(reinterpret_cast<sockaddr*>(&addr), len, numeric, sizeof numeric, nullptr, 0,
+                NI_NUMERICHOST);
+    const uint16_t port = htons(static_cast<uint16_t>(s.unicast_port));
+    if (addr.ss_family == AF_INET6) {
+      reinterpret_cast<sockaddr_in6*>(&addr)->sin6_port = port;
+    } else {
+      reinterpret_cast<sockaddr_in*>(&addr)->sin_port = port;
+    }
+    const std::string target = HostPort(numeric, s.unicast_port);
+    int err = TryBind(reinterpret_cast<sockaddr*>(&addr), len);
+    if (err == 0) {
+      // FLoM's daemon host: the node listens there and the others join it.
+      listen = target;
+    } else if (err == EADDRNOTAVAIL || err == EADDRINUSE) {
+      // Another host's address, or a node of this host has it: join that node, and never
+      // make a cluster alone (it would be a second lock table beside that node's).
+      out.insert(out.end(), {"--join", target, "--expect", "2"});
+      listen = WildcardListen(s.unicast_port);
+    } else {
+      return Status::InvalidArgument("-a/--unicast-address " + s.unicast_address +
+                                     ": the node cannot listen on " + target + ": " +
+                                     mesh::net::ErrnoText(err));
+    }
+  }
+  if (!s.multicast_address.empty()) {
+    in_addr a4{};
+    in6_addr a6{};
+    const bool v4 = inet_pton(AF_INET, s.multicast_address.c_str(), &a4) == 1;
+    const bool v6 = !v4 && inet_pton(AF_INET6, s.multicast_address.c_str(), &a6) == 1;
+    if ((v4 && (ntohl(a4.s_addr) >> 28) != 0xE) || (v6 && a6.s6_addr[0] != 0xff) || (!v4 && !v6)) {
+      return Status::InvalidArgument("-A/--multicast-address " + s.multicast_address +
+                                     " is not a multicast group (IPv4 224.0.0.0/4 or IPv6 "
+                                     "ff00::/8)");
+    }
+    const std::string other = OtherFamilyGroup(s.multicast_address, v4);
+    out.insert(out.end(), {"--discovery-group4", v4 ? s.multicast_address : other,
+                           "--discovery-group6", v4 ? other : s.multicast_address,
+                           "--discovery-port", std::to_string(s.multicast_port), "--discovery-ttl",
+                           std::to_string(s.discovery_ttl)});
+    if (!s.network_interface.empty()) {
+      out.insert(out.end(), {"--discovery-interface", s.network_interface});
+    }
+    if (listen.empty()) listen = WildcardListen(s.unicast_port);
+  } else {
+    out.push_back("--no-multicast");
+  }
+  out.insert(out.end(), {"--listen", listen});
+  *args = std::move(out);
+  return Status::OK();
 }
 
 int Shutdown(const std::string& socket, bool immediate) {
@@ -357,6 +510,7 @@ int RunFlomCommandLine(const FlomCommandLine& cl) {
       settings.resource_timeout_ms < 0 ? -1 : settings.resource_timeout_ms;
   request.lock_options.quantity = static_cast<uint32_t>(settings.resource_quantity);
   request.lock_options.no_create = !settings.resource_create;
+  request.lock_options.idle_lifespan_ms = std::max<int64_t>(0, settings.resource_idle_lifespan_ms);
   request.on_lost = OnLost::kTerm;
   request.lost_exit_code = kExitError;
   request.no_node_exit_code = kExitError;
@@ -374,6 +528,24 @@ int RunFlomCommandLine(const FlomCommandLine& cl) {
   request.autostart.argv_prefix = {"flom", kFlomLockmeshMarker};
   request.autostart.extra_node_args = {"--idle-exit",
                                        IdleExitSeconds(settings.daemon_lifespan_ms)};
+  if (settings.daemon_lifespan_ms != 0) {
+    std::vector<std::string> mesh_args;
+    st = MeshNodeArgs(settings, &mesh_args);
+    if (!st.ok()) {
+      PrintError(st.message());
+      return kExitError;
+    }
+    if (!mesh_args.empty()) {
+      if (settings.verbose) {
+        std::string flags;
+        for (const std::string& a : mesh_args) flags += " " + a;
+        PrintError("note: -a/-A: a node started here joins a mesh, with" + flags);
+      }
+      // A mesh member does not exit when idle: its vote is its peers' quorum.
+      request.autostart.extra_node_args = mesh_args;
+      request.autostart.mesh = true;
+    }
+  }
   if (settings.verbose) {
     // FLoM is silent while waiting; -V also says so on stderr (the holder, the queue).
     request.wait_report = WaitReport::kVerbose;

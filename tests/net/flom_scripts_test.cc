@@ -270,8 +270,7 @@ TEST_F(FlomScriptTest, BadFlagsAndRefusedOptionsExit99) {
       {{"-l", "XX", "--", "true"}, "unknown lock mode 'XX'"},
       {{"-e", "maybe", "--", "true"}, "'maybe' is not yes or no"},
       {{"-r", "a b", "--", "true"}, "--resource-name a b"},
-      {{"-a", "127.0.0.1", "--", "true"}, "-a/--unicast-address"},
-      {{"-A", "224.0.0.1", "--", "true"}, "-A/--multicast-address"},
+      {{"-A", "10.0.0.1", "--", "true"}, "-A/--multicast-address 10.0.0.1 is not a multicast"},
       {{"-m", "/tmp/vfs", "--", "true"}, "--mount-point-vfs"},
       {{"--debug-feature", "tls.client"}, "--debug-feature"},
       {{"--tls-check-peer-id", "yes", "--", "true"}, "full TLS configuration"},
@@ -287,10 +286,6 @@ TEST_F(FlomScriptTest, BadFlagsAndRefusedOptionsExit99) {
     EXPECT_NE(r.err.find(c.message), std::string::npos) << label << r.err;
   }
   EXPECT_TRUE(Nodes().empty()) << "a refused command line must not start a node";
-  // Accepted without effect, with a warning: -i and the TLS files.
-  RunResult idle = RunFlom("idle", {"-i", "1000", "--", "true"});
-  EXPECT_EQ(idle.code(), 0) << idle.Describe();
-  EXPECT_NE(idle.err.find("warning: -i/--resource-idle-lifespan"), std::string::npos) << idle.err;
   // FLoM ignores a negative quantity with a message.
   RunResult q = RunFlom("q", {"-q", "-2", "-r", "pool[2]", "--", "true"});
   EXPECT_EQ(q.code(), 0) << q.Describe();

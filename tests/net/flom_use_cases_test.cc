@@ -12,10 +12,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "net/support/process_harness.h"
@@ -290,6 +292,36 @@ TEST_F(FlomUseCaseTest, ExitCodes) {
   ReleaseHolder(creator, "creator");
   RunResult w = Finish(waiter, Millis(30000));
   EXPECT_EQ(w.code(), 0) << w.Describe();
+}
+
+// FLoM's -i: a resource outlives its last holder by its idle lifespan, so that a later job
+// with -e no finds it (FLoM's man page: "so that a later job with -e no does not wait
+// forever"); without -i, or once the lifespan has passed, -e no -o 0 exits 96.
+TEST_F(FlomUseCaseTest, IdleLifespanLetsALaterNoCreateJobFindTheResource) {
+  RunResult producer = RunFlom("producer", {"-r", "handoff", "-i", "60000", "--", "true"});
+  ASSERT_EQ(producer.code(), 0) << producer.Describe();
+  EXPECT_EQ(producer.err, "") << "-i is honoured now, without a warning";
+  RunResult consumer =
+      RunFlom("consumer", {"-r", "handoff", "-e", "no", "-o", "0", "--", "echo", "found"});
+  EXPECT_EQ(consumer.code(), 0) << consumer.Describe();
+  EXPECT_EQ(consumer.out, "found\n");
+  // A waiting -e no job (no -o) is granted at once too, instead of waiting for a creator.
+  RunResult waiting = RunFlom("waiting", {"-r", "handoff", "-e", "no", "--", "true"});
+  EXPECT_EQ(waiting.code(), 0) << waiting.Describe();
+  EXPECT_LT(waiting.seconds, 20) << waiting.Describe();
+
+  RunResult plain = RunFlom("plain", {"-r", "nolinger", "--", "true"});
+  ASSERT_EQ(plain.code(), 0) << plain.Describe();
+  RunResult gone = RunFlom("gone", {"-r", "nolinger", "-e", "no", "-o", "0", "--", "true"});
+  EXPECT_EQ(gone.code(), 96) << gone.Describe();
+
+  // The lifespan is measured from the last release: once it has passed, the resource is gone.
+  RunResult brief = RunFlom("brief", {"-r", "brief", "-i", "1000", "--", "true"});
+  ASSERT_EQ(brief.code(), 0) << brief.Describe();
+  const auto released = std::chrono::steady_clock::now();
+  std::this_thread::sleep_until(released + std::chrono::milliseconds(1500));  // time must pass
+  RunResult expired = RunFlom("expired", {"-r", "brief", "-e", "no", "-o", "0", "--", "true"});
+  EXPECT_EQ(expired.code(), 96) << expired.Describe();
 }
 
 }  // namespace

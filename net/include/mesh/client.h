@@ -70,8 +70,13 @@ struct LockOptions {
   int64_t timeout_ms = -1;
   /// Units of a numeric resource `name[N]`; ignored by other types.
   uint32_t quantity = 1;
-  /// FLoM's --resource-create=no: only lock a resource someone else holds or awaits.
+  /// FLoM's --resource-create=no: only lock a resource someone else holds or awaits (or
+  /// that lingers, below).
   bool no_create = false;
+  /// FLoM's --resource-idle-lifespan: if this request creates the resource, it still exists
+  /// for no_create requests this many ms after its last holder or waiter released or
+  /// withdrew (not after a session ends). 0: it ends with its last holder or waiter.
+  int64_t idle_lifespan_ms = 0;
 };
 
 /// A granted lock.
