@@ -36,6 +36,8 @@ set(helper_includes
   "flom_config.cc:errno_text.h"     # errno in messages
   "config.cc:errno_text.h"
   "config.cc:host_port.h"           # HOST:PORT parsing of --listen, --join
+  "config.cc:log_line.h"            # the log levels and formats node.log_level/format accept
+  "flom_cli.cc:errno_text.h"
   "cmd_info.cc:errno_text.h"
   "lock_runner.cc:errno_text.h"
   "child_process.cc:errno_text.h"
