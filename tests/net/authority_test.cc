@@ -28,19 +28,6 @@
 namespace lockmesh::testing {
 namespace {
 
-// A TCP port that was free a moment ago (bound to 0, read back, closed).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 bool Has(const std::string& text, const std::string& re) {
   return std::regex_search(text, std::regex(re, std::regex::icase));
 }
@@ -49,8 +36,8 @@ class AuthorityTest : public ProcessTest {
  protected:
   void SetUp() override {
     ProcessTest::SetUp();
-    port_ = FreePort();
-    flom_ = LockmeshBinary().substr(0, LockmeshBinary().rfind('/')) + "/flom";
+    port_ = LoopbackPortBlock(1);
+    flom_ = FlomBinary();
   }
 
   std::vector<std::string> MeshArgs() const {

@@ -1,12 +1,13 @@
 // FLoM's INI configuration files for the `flom` front end (docs/flom.md): the loader itself
 // (apps/lockmesh/flom_config.cc, compiled into this test) and the real `flom` reading
 // ~/.flom and -c FILE below its command-line options.
+#include "flom_config.h"
+
 #include <sys/stat.h>
 
 #include <string>
 #include <vector>
 
-#include "flom_config.h"
 #include "net/support/process_harness.h"
 
 namespace lockmesh::testing {
@@ -183,8 +184,7 @@ class FlomConfigFileTest : public ProcessTest {
   void SetUp() override {
     ProcessTest::SetUp();
     if (HasFatalFailure()) return;
-    std::string binary = LockmeshBinary();
-    flom_ = binary.substr(0, binary.rfind('/')) + "/flom";
+    flom_ = FlomBinary();
   }
   RunResult RunFlom(const std::string& name, const std::vector<std::string>& args) {
     std::vector<std::string> argv = {flom_};
@@ -195,8 +195,8 @@ class FlomConfigFileTest : public ProcessTest {
 };
 
 TEST_F(FlomConfigFileTest, UserFileExplicitFileAndOptionsInThatOrder) {
-  WriteFile(home_ + "/.flom", "[Daemon]\nSocketName=" + paths_.socket +
-                                  "\n[Resource]\nName=a.b\nTimeout=0\n");
+  WriteFile(home_ + "/.flom",
+            "[Daemon]\nSocketName=" + paths_.socket + "\n[Resource]\nName=a.b\nTimeout=0\n");
   // Resource from ~/.flom (a set: the element is appended).
   RunResult user = RunFlom("user", {"--", "echo"});
   EXPECT_EQ(user.code(), 0) << user.Describe();
@@ -214,8 +214,8 @@ TEST_F(FlomConfigFileTest, UserFileExplicitFileAndOptionsInThatOrder) {
   Process* holder = Spawn("holder", {flom_, "-r", "a.b", "-q", "1", "--", "sh", "-c",
                                      "touch \"$D/h.started\"; while [ ! -e \"$D/h.release\" ]; "
                                      "do sleep 0.02; done"});
-  ASSERT_TRUE(WaitFor([&] { return FileExists(Path("h.started")) || !holder->Running(); },
-                      Millis(30000)));
+  ASSERT_TRUE(
+      WaitFor([&] { return FileExists(Path("h.started")) || !holder->Running(); }, Millis(30000)));
   Process* holder2 = Spawn("holder", {flom_, "-r", "a.b", "--", "sh", "-c",
                                       "touch \"$D/h2.started\"; while [ ! -e \"$D/h.release\" ]; "
                                       "do sleep 0.02; done"});
@@ -231,12 +231,13 @@ TEST_F(FlomConfigFileTest, UserFileExplicitFileAndOptionsInThatOrder) {
 }
 
 TEST_F(FlomConfigFileTest, BadUserFileIsNamedWithItsLine) {
-  WriteFile(home_ + "/.flom", "[Daemon]\nSocketName=" + paths_.socket +
-                                  "\n[Resource]\nLockMode=Sideways\n");
+  WriteFile(home_ + "/.flom",
+            "[Daemon]\nSocketName=" + paths_.socket + "\n[Resource]\nLockMode=Sideways\n");
   RunResult r = RunFlom("bad", {"--", "true"});
   EXPECT_EQ(r.code(), 99) << r.Describe();
-  EXPECT_EQ(r.err, "flom: " + home_ + "/.flom:4: [Resource] LockMode: unknown lock mode "
-                   "'Sideways' (use NL, CR, CW, PR, PW, EX, shared or exclusive)\n");
+  EXPECT_EQ(r.err, "flom: " + home_ +
+                       "/.flom:4: [Resource] LockMode: unknown lock mode "
+                       "'Sideways' (use NL, CR, CW, PR, PW, EX, shared or exclusive)\n");
   EXPECT_TRUE(NodePidsServing(paths_.socket).empty());
   WriteFile(home_ + "/.flom", "[Daemon]\nSocketName=" + paths_.socket + "\n");
   WriteFile(Path("bad.ini"), "[Resource]\nTimeout=1\n[Daemon\n");

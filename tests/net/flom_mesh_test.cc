@@ -28,8 +28,7 @@ class FlomMeshTest : public ProcessTest {
   void SetUp() override {
     ProcessTest::SetUp();
     if (HasFatalFailure()) return;
-    std::string binary = LockmeshBinary();
-    flom_ = binary.substr(0, binary.rfind('/')) + "/flom";
+    flom_ = FlomBinary();
     struct stat st;
     ASSERT_EQ(lstat(flom_.c_str(), &st), 0) << flom_ << " is missing (CMake creates it)";
     sockets_ = {paths_.socket, Path("s2/flom.sock")};

@@ -30,8 +30,7 @@ class FlomUseCaseTest : public ProcessTest {
   void SetUp() override {
     ProcessTest::SetUp();
     if (HasFatalFailure()) return;
-    std::string binary = LockmeshBinary();
-    flom_ = binary.substr(0, binary.rfind('/')) + "/flom";
+    flom_ = FlomBinary();
     struct stat st;
     ASSERT_EQ(lstat(flom_.c_str(), &st), 0) << flom_ << " is missing (CMake creates it)";
     ASSERT_TRUE(S_ISLNK(st.st_mode)) << flom_ << " should be a symlink to lockmesh";
@@ -54,16 +53,16 @@ class FlomUseCaseTest : public ProcessTest {
   /// `flom FLAGS... -- sh -c HOLD holder`: records its element in <tag>.elem, then holds the
   /// lock until <tag>.release exists. Waits until it holds; nullptr (and a failure) if not.
   Process* StartFlomHolder(const std::string& tag, const std::vector<std::string>& flags) {
-    const std::string script =
-        "printf '%s' \"$1\" > \"$D/" + tag + ".elem\"; touch \"$D/" + tag +
-        ".started\"; while [ ! -e \"$D/" + tag + ".release\" ]; do sleep 0.02; done";
+    const std::string script = "printf '%s' \"$1\" > \"$D/" + tag + ".elem\"; touch \"$D/" + tag +
+                               ".started\"; while [ ! -e \"$D/" + tag +
+                               ".release\" ]; do sleep 0.02; done";
     std::vector<std::string> args = flags;
     for (const char* a : {"--", "sh", "-c"}) args.push_back(a);
     args.push_back(script);
     args.push_back("holder");
     Process* p = Flom(tag, args);
-    bool started = WaitFor(
-        [&] { return FileExists(Path(tag + ".started")) || !p->Running(); }, Millis(30000));
+    bool started =
+        WaitFor([&] { return FileExists(Path(tag + ".started")) || !p->Running(); }, Millis(30000));
     if (!started || !FileExists(Path(tag + ".started"))) {
       ADD_FAILURE() << "holder " << tag
                     << " did not get its lock: " << Finish(p, Millis(1)).Describe();
@@ -159,8 +158,8 @@ TEST_F(FlomUseCaseTest, NumericResourceWithQuantities) {
   EXPECT_EQ(RunFlom("two", {"-r", "limit[2]", "-q", "2", "-o", "0", "--", "true"}).code(), 98)
       << "one unit is still held";
   RunResult impossible = RunFlom("three", {"-r", "limit[2]", "-q", "3", "--", "true"});
-  EXPECT_EQ(impossible.code(), 99) << "3 units of 2 can never be granted: "
-                                   << impossible.Describe();
+  EXPECT_EQ(impossible.code(), 99)
+      << "3 units of 2 can never be granted: " << impossible.Describe();
   ReleaseHolder(b, "b");
   RunResult both = RunFlom("both", {"-r", "limit[2]", "-q", "2", "-o", "0", "--", "true"});
   EXPECT_EQ(both.code(), 0) << both.Describe();
@@ -207,8 +206,7 @@ TEST_F(FlomUseCaseTest, HierarchicalResources) {
   RunResult reader =
       RunFlom("reader", {"-r", "/foo/bar/apple", "-l", "PR", "-o", "0", "--", "true"});
   EXPECT_EQ(reader.code(), 0) << reader.Describe();
-  EXPECT_EQ(RunFlom("writer", {"-r", "/foo/bar/apple", "-l", "EX", "-o", "0", "--", "true"})
-                .code(),
+  EXPECT_EQ(RunFlom("writer", {"-r", "/foo/bar/apple", "-l", "EX", "-o", "0", "--", "true"}).code(),
             98);
   ReleaseHolder(pr, "pr");
 }
@@ -222,8 +220,8 @@ TEST_F(FlomUseCaseTest, SequencesAndTransactionalRollback) {
     EXPECT_EQ(r.code(), 0) << r.Describe();
     plain.push_back(r.out);
   }
-  RunResult fail = RunFlom("sfail", {"-r", "_s_x[1]", "--", "sh", "-c", "echo \"$1\"; exit 3",
-                                     "cmd"});
+  RunResult fail =
+      RunFlom("sfail", {"-r", "_s_x[1]", "--", "sh", "-c", "echo \"$1\"; exit 3", "cmd"});
   EXPECT_EQ(fail.code(), 3) << "flom exits with the command's status: " << fail.Describe();
   RunResult next = RunFlom("s", {"-r", "_s_x[1]", "--", "echo"});
   EXPECT_EQ(plain, (std::vector<std::string>{"1\n", "2\n"}));
@@ -231,8 +229,8 @@ TEST_F(FlomUseCaseTest, SequencesAndTransactionalRollback) {
   EXPECT_EQ(next.out, "4\n") << "_s_ never gives a value back";
 
   RunResult t1 = RunFlom("t", {"-r", "_S_x[1]", "--", "echo"});
-  RunResult tfail = RunFlom("tfail", {"-r", "_S_x[1]", "--", "sh", "-c", "echo \"$1\"; exit 3",
-                                      "cmd"});
+  RunResult tfail =
+      RunFlom("tfail", {"-r", "_S_x[1]", "--", "sh", "-c", "echo \"$1\"; exit 3", "cmd"});
   RunResult t2 = RunFlom("t", {"-r", "_S_x[1]", "--", "echo"});
   RunResult t3 = RunFlom("t", {"-r", "_S_x[1]", "--", "echo"});
   EXPECT_EQ(t1.out, "1\n") << t1.Describe();

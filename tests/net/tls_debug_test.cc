@@ -21,19 +21,6 @@ namespace {
 
 constexpr Millis kRun(60000);
 
-// A TCP port that was free a moment ago (bound to 0, read back, closed).
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a = {};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 std::string FirstLine(const std::string& text) { return text.substr(0, text.find('\n')); }
 
 bool HasLine(const std::string& text, const std::string& line) {
@@ -169,7 +156,7 @@ TEST_F(TlsDebugTest, ServerHandshakesWithOpenSslClient) {
 
 // `tls-debug client` completes a handshake with `openssl s_server -Verify 1`.
 TEST_F(TlsDebugTest, ClientHandshakesWithOpenSslServer) {
-  int port = FreePort();
+  int port = LoopbackPortBlock(1);
   Process* server = StartOpenSslServer(
       port, {"-cert", Path("srv/cert.pem"), "-key", Path("srv/key.pem"), "-CAfile",
              Path("ca/cert.pem"), "-Verify", "1", "-verify_return_error"});
@@ -346,7 +333,7 @@ TEST_F(TlsDebugTest, CnMismatchAndNoClientCertificate) {
 // Connection refused; timeout with a firewall hint (a listener whose accept
 // queue is full drops SYNs, as a filtering firewall would).
 TEST_F(TlsDebugTest, ConnectionRefusedAndTimeout) {
-  int port = FreePort();
+  int port = LoopbackPortBlock(1);
   RunResult refused = Client(port, Encrypt("cli"));
   EXPECT_EQ(refused.code(), 1) << refused.Describe();
   EXPECT_EQ(LastLine(refused.out)

@@ -146,22 +146,6 @@ class WallClockTest : public ProcessTest {
     return n;
   }
 
-  // A free TCP port on loopback (bound and released: good enough for one test's node).
-  static int FreePort() {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    int port = -1;
-    if (bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-        getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-      port = ntohs(a.sin_port);
-    }
-    close(fd);
-    return port;
-  }
-
   // Waits for a holder whose node was killed to end (it loses its lock), else kills it.
   static void AwaitHolderEnd(Process* holder) {
     if (!holder->Wait(Millis(30000))) holder->Kill();
@@ -224,7 +208,7 @@ TEST_F(WallClockTest, AnExplicitLocalNodeRestartedAnHourBackExpiresItsOldSession
 TEST_F(WallClockTest, AMeshNodeRestartedAnHourBackExpiresItsOldSessionAndGrantsNewLocks) {
   // A one-node mesh (its own cluster, on loopback): the restarted node is its leader, which
   // never expires its own node, so only the restart's claim can end the old session.
-  const int port = FreePort();
+  const int port = LoopbackPortBlock(1);
   ASSERT_GT(port, 0);
   Process* first = StartMeshNode("mesh-1", port, {});
   ASSERT_NE(first, nullptr);
@@ -248,7 +232,7 @@ TEST_F(WallClockTest, ANodeStillClaimingItsIdsAnswersStatusAndGrantsOnceItHasThe
   // A mesh node waiting for its cluster (--expect 2, the other node not started yet) cannot
   // claim client ids: its clients' hellos are answered (status works), and a lock request
   // waits for the claim, then is granted once the cluster forms.
-  const int port1 = FreePort(), port2 = FreePort();
+  const int port1 = LoopbackPortBlock(2), port2 = port1 + 1;
   ASSERT_GT(port1, 0);
   ASSERT_GT(port2, 0);
   ASSERT_NE(port1, port2);

@@ -725,6 +725,11 @@ std::string Frame(const std::string& body) {
 
 std::string LockmeshBinary() { return LOCKMESH_BINARY; }
 
+std::string FlomBinary() {
+  const std::string binary = LockmeshBinary();
+  return binary.substr(0, binary.rfind('/')) + "/flom";
+}
+
 std::unique_ptr<Process> StartNode(const std::string& socket, const std::string& data_dir,
                                    const std::string& log_path,
                                    const std::map<std::string, std::optional<std::string>>& env,

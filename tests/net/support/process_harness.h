@@ -210,6 +210,8 @@ std::string BigEndian32(uint32_t value);
 
 /// Absolute path of the built `lockmesh` binary (LOCKMESH_BINARY).
 std::string LockmeshBinary();
+/// Absolute path of the `flom` front end: the symlink to lockmesh beside it (CMake makes it).
+std::string FlomBinary();
 
 /// Where a test's node and clients live. All under one TempDir.
 struct NodePaths {
