@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -149,7 +150,9 @@ TEST_F(DiskFullTest, FullDiskRefusesNewLocksClearlyAndResumesWhenSpaceReturns) {
     mesh::Status st = client->TryLock("while-full-" + std::to_string(i), mesh::LockMode::kEX, &l);
     EXPECT_TRUE(st.IsUnavailable()) << st.ToString();
     EXPECT_NE(st.message().find("disk full"), std::string::npos) << st.ToString();
-    EXPECT_LT(SecondsSince(start), 0.5) << "refused at once, not after a deadline";
+    // At once: a request waiting for the disk would wait for its retry, without end. The
+    // bound allows for a sanitizer build on a loaded box (measured: a few ms).
+    EXPECT_LT(SecondsSince(start), 2.0) << "refused at once, not after a deadline";
   }
   // A new client still connects, and status is served (a listing too, but this one has
   // more locks than one reply frame holds: see the next test).
@@ -266,7 +269,7 @@ TEST_F(DiskFullTest, NodeStartsOnAFullVolumeServesStatusAndResumes) {
   ASSERT_TRUE(node->Running());
 }
 
-TEST_F(DiskFullTest, RestartWithASmallLogServesQuickly) {
+TEST_F(DiskFullTest, RestartWithASmallLogReadsOnlyItsLog) {
   Process* node = StartTestNode({"--local"});
   ASSERT_NE(node, nullptr);
   {
@@ -280,18 +283,33 @@ TEST_F(DiskFullTest, RestartWithASmallLogServesQuickly) {
   ASSERT_EQ(::kill(node->pid(), SIGTERM), 0);
   ASSERT_TRUE(node->Wait(Millis(20000)).has_value());
   EXPECT_LE(DiskUse(volume_), 4u << 20);
-  // Exec to accepting connections, best of three (the box is shared): 20-60 ms measured
-  // here; a node that read a 64 MiB segment took 0.7-1.7 s. The bound is generous.
+  // What a restart reads, from /proc/PID/io (rchar: every byte read() returned, files and
+  // sockets alike) once the node serves: its small log, a few KB. A node that read a 64 MiB
+  // preallocated segment at start (0.7-1.7 s before it served) read that much more. The
+  // time from exec to serving is a figure, printed, not asserted (20-60 ms measured on a
+  // quiet box; much more under a sanitizer or load): performance is measured by benchmarks.
   double best = 1e9;
   for (int i = 0; i < 3; ++i) {
     auto start = Clock::now();
     node = StartTestNode({"--local"});
     ASSERT_NE(node, nullptr);
     best = std::min(best, SecondsSince(start));
+    uint64_t read_bytes = 0;
+    bool found = false;
+    std::ifstream io("/proc/" + std::to_string(node->pid()) + "/io");
+    for (std::string line; std::getline(io, line);) {
+      if (line.rfind("rchar:", 0) == 0) {
+        read_bytes = std::stoull(line.substr(6));
+        found = true;
+      }
+    }
+    ASSERT_TRUE(found) << "no rchar in /proc/" << node->pid() << "/io";
+    EXPECT_LT(read_bytes, 4u << 20) << "a restart with a log of 50 entries read " << read_bytes
+                                    << " bytes";
     ASSERT_EQ(::kill(node->pid(), SIGTERM), 0);
     ASSERT_TRUE(node->Wait(Millis(20000)).has_value());
   }
-  EXPECT_LT(best, 0.5) << "restart to serving took " << best << " s";
+  std::printf("[ figures ] restart to serving: best of three %.0f ms\n", best * 1000);
   RecordProperty("restart_ms", std::to_string(static_cast<int>(best * 1000)));
 }
 
