@@ -3,7 +3,7 @@
 //   sim_soak --seeds N [--first S]   run seeds S .. S+N-1 (default S = 1), print a summary
 //   sim_soak --seed S [--verbose]    replay one seed; --verbose prints every event
 //   --faults LIST                    the extra fault kinds to inject (comma-separated
-//                                    freeze,jump,wall,rogue; all; none); default: all
+//                                    freeze,jump,wall,rogue,disk; all; none); default: all
 //
 // A soak prints a progress line every 100 schedules; SIGINT or SIGTERM stops it after the
 // schedule in progress, with the summary of what ran.
@@ -28,7 +28,7 @@ void Usage() {
   std::fprintf(stderr,
                "usage: sim_soak --seeds N [--first S] [--max-failures K] [--faults LIST]\n"
                "       sim_soak --seed S [--verbose] [--faults LIST]\n"
-               "       LIST: comma-separated freeze,jump,wall,rogue; all; none\n");
+               "       LIST: comma-separated freeze,jump,wall,rogue,disk; all; none\n");
 }
 
 bool ParseU64(const char* text, uint64_t* out) {
@@ -62,7 +62,7 @@ int main(int argc, char** argv) {
     else if (arg == "--verbose") verbose = true;
     else if (arg == "--faults") {
       if (i + 1 >= argc || !mesh::sim::ParseFaultKinds(argv[i + 1], &fault_kinds)) {
-        std::fprintf(stderr, "sim_soak: --faults needs freeze,jump,wall,rogue, all or none\n");
+        std::fprintf(stderr, "sim_soak: --faults needs freeze,jump,wall,rogue,disk, all or none\n");
         return 2;
       }
       ++i;
@@ -80,7 +80,8 @@ int main(int argc, char** argv) {
     std::printf("seed %llu: %s, %s; voters=%d virtual=%.1fs ops=%llu grants=%llu lost=%llu "
                 "faults=%llu crashes=%llu snapshots=%llu leaders=%llu applied=%llu events=%llu\n"
                 "  persistence: syncs=%llu batches_behind_a_sync=%llu applied_before_own_copy=%llu "
-                "crashes_mid_sync=%llu\n",
+                "crashes_mid_sync=%llu\n"
+                "  full disks: fills=%llu full_periods=%llu held_batches=%llu refused_locks=%llu\n",
                 static_cast<unsigned long long>(single), r.ok ? "ok" : "VIOLATION",
                 r.rich ? "rich" : "NOT RICH", r.voters, r.virtual_time / 1e6,
                 static_cast<unsigned long long>(r.stats.client_ops),
@@ -95,7 +96,11 @@ int main(int argc, char** argv) {
                 static_cast<unsigned long long>(r.stats.syncs),
                 static_cast<unsigned long long>(r.stats.behind_sync),
                 static_cast<unsigned long long>(r.stats.applied_unsynced),
-                static_cast<unsigned long long>(r.stats.mid_sync_crashes));
+                static_cast<unsigned long long>(r.stats.mid_sync_crashes),
+                static_cast<unsigned long long>(r.stats.disk_fills),
+                static_cast<unsigned long long>(r.stats.disk_full_periods),
+                static_cast<unsigned long long>(r.stats.disk_held_batches),
+                static_cast<unsigned long long>(r.stats.disk_refused));
     if (!r.report.empty()) std::printf("%s", r.report.c_str());
     return r.ok && r.rich ? 0 : 1;
   }

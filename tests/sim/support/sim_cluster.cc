@@ -70,6 +70,7 @@ Cluster::~Cluster() = default;
 void Cluster::NewIdentity(Node& n) {
   n.id = "n" + std::to_string(next_id_++);
   n.fs = std::make_unique<core::FaultFileSystem>(seed_rng_.Next());
+  n.disk_limited = false;  // a new disk
   n.incarnation = 0;
   n.next_client = 0;
   n.decommissioned = false;
@@ -119,6 +120,15 @@ void Cluster::OpenNode(Node& n, bool) {
   ro.max_drift = 2 * options_.clock_drift / (1 + options_.clock_drift) + 1e-6;
   n.raft_rng = std::make_unique<SimRandom>(seed_rng_.Next());
   if (s.ok()) s = core::raft::Raft::Open(ro, state, n.raft_rng.get(), Local(n), &n.raft);
+  if (!s.ok() && core::IsNoSpace(s)) {
+    // A node that cannot open its store for want of space does not start (net/: it exits
+    // with the error); it starts once there is room (FreeDisk).
+    n.store.reset();
+    n.raft.reset();
+    n.start_when_space = true;
+    Trace(n.index, "cannot start: " + s.ToString());
+    return;
+  }
   if (!s.ok()) {
     checker_.Fail(now_, "open " + n.id + ": " + s.ToString());
     return;
@@ -177,6 +187,8 @@ void Cluster::OpenNode(Node& n, bool) {
   n.unpersisted.clear();
   n.syncing.clear();
   n.sync_id = 0;
+  n.disk = core::DiskFullPolicy();
+  n.start_when_space = false;
   n.sync_in_loop = disk_rng_.Chance(options_.sync_in_loop);
   n.up = true;
   Trace(n.index, std::string(n.sync_in_loop ? "persists in its loop; " : "") + "open (incarnation " + std::to_string(n.incarnation) + ", log " +
@@ -253,6 +265,7 @@ Time Cluster::NodeDeadline(const Node& n) const {
   local = std::min(local, n.leader_leases->NextDeadline());
   if (!n.closing.empty()) local = std::min(local, n.closing_retry_at);
   if (!n.claim.empty()) local = std::min(local, n.claim_retry_at);
+  if (n.disk.full() && !n.unpersisted.empty()) local = std::min(local, n.disk.next_retry_us());
   for (const Client& c : n.clients) {
     local = std::min(local, c.retry_at);
     if (c.state == Client::State::kNoSession || c.state == Client::State::kIdle ||

@@ -143,6 +143,11 @@ struct SimStats {
   uint64_t behind_sync = 0;       // batches taken (sent, applied) while a sync was in flight
   uint64_t applied_unsynced = 0;  // entries applied before this node's copy was written
   uint64_t mid_sync_crashes = 0;  // crashes while a sync was in flight
+  // Full disks (FillDisk; core::DiskFullPolicy):
+  uint64_t disk_fills = 0;          // FillDisk faults
+  uint64_t disk_full_periods = 0;   // a node became full (a persist failed for want of space)
+  uint64_t disk_held_batches = 0;   // batches held back for a retry
+  uint64_t disk_refused = 0;        // lock requests refused by DiskFullPolicy::Admit
 };
 
 class Cluster {
@@ -178,8 +183,21 @@ class Cluster {
   /// that write entries or a hard state, whose messages it has sent and whose committed
   /// entries it has applied (a crash mid-sync). Disarmed by Restart(i) if it has not fired.
   void CrashAfterNextWrite(int i, core::FaultFileSystem::TearMode mode);
-  /// Restarts a crashed node from its storage.
+  /// Restarts a crashed node from its storage. A node whose disk is full when it starts
+  /// (its store cannot open for want of space) stays down and starts at FreeDisk.
   void Restart(int i);
+  /// Node i's disk fills: from now on any write that grows its files by more than `slack`
+  /// bytes in all fails for want of space (writes into already allocated space go on), as
+  /// core/storage/fault_file_system.h SetSpaceLimit. The node runs core::DiskFullPolicy as
+  /// net/command_log does (sim_disk_full.cc): it holds the batches it cannot persist, acks
+  /// nothing they carry, retries with backoff, and refuses new locks meanwhile.
+  void FillDisk(int i, uint64_t slack);
+  /// Node i's disk has room again (its next retry persists what it holds); a node that could
+  /// not start for want of space starts now.
+  void FreeDisk(int i);
+  /// True while node i's DiskFullPolicy says it is full (a persist failed for want of space
+  /// and no retry has succeeded since).
+  bool DiskFull(int i) const;
   /// Node i's process stops for `d` (SIGSTOP, a GC pause, VM steal): it handles no timer
   /// and no message (deliveries queue and are handled after the freeze, timers first as in
   /// libuv) and sends nothing, but its monotonic clock runs on. Its clients are separate
@@ -271,6 +289,8 @@ class Cluster {
   /// Virtual time of the first grant of `resource` to a client of a node other than i
   /// after `after` (0: none yet).
   Time FirstGrantElsewhere(int i, const std::string& resource, Time after) const;
+  /// Number of locks handed to clients of node i after virtual time `after`.
+  int GrantsTo(int i, Time after) const;
 
   const Checker& checker() const { return checker_; }
   Checker& mutable_checker() { return checker_; }
@@ -322,8 +342,16 @@ class Cluster {
   void CompleteSync(Node& n);
   /// The completion event of sync `id` of node i's run (stale events do nothing).
   void OnSyncDone(int i, uint64_t incarnation, const std::string& node_id, uint64_t id);
-  /// Writes (and syncs where they must) `batches` in order; false on a storage error.
-  bool PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batches);
+  /// Writes (and syncs where they must) `batches` in order, up to the first error (in
+  /// `*error`); returns how many were persisted.
+  size_t PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batches, Status* error);
+  /// A persist of `batches[from..]` failed with `error` (sim_disk_full.cc): for want of
+  /// space they go back, in order, before every batch taken since, to be persisted again
+  /// at the policy's retry; any other error fails the run (net/ would stop the node).
+  void HoldForSpace(Node& n, const Status& error, std::vector<core::raft::Batch>* batches,
+                    size_t from);
+  /// True while node n may not start a persist: full, and its retry is not due yet.
+  bool PersistWaitsForSpace(const Node& n) const;
   Time SyncDelay();
   void ApplyEntry(Node& n, const pb::Entry& e);
   void AfterApply(Node& n);

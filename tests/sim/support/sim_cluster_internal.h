@@ -13,6 +13,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/storage/disk_full_policy.h"
 #include "sim/support/sim_cluster.h"
 
 namespace mesh::sim {
@@ -120,6 +121,12 @@ struct Cluster::Node {
   // Armed by CrashAfterNextWrite: crash at the next sync of a batch with entries or a hard
   // state, once its messages are sent and its committed entries applied, before it is done.
   bool crash_armed = false;
+  // A full disk (FillDisk): the policy net/command_log runs, for this run of the node (a
+  // restart starts afresh, as a process does). `start_when_space`: a restart found the disk
+  // too full to open the store; FreeDisk starts the node.
+  core::DiskFullPolicy disk;
+  bool disk_limited = false;
+  bool start_when_space = false;
   core::FaultFileSystem::TearMode crash_mode = core::FaultFileSystem::TearMode::kDropUnsynced;
   // Frozen (SIGSTOP) until this virtual time (0: running). A frozen node handles no timer
   // and no message: deliveries queue in `inbox` and are handled after the thaw. Its clients

@@ -140,6 +140,15 @@ void Cluster::ClientAct(Node& n, Client& c) {
       }
       a->set_resource(c.resource);
       a->set_mode(c.mode);
+      if (Status refused = n.disk.Admit(cmd); !refused.ok()) {
+        // The node answers at once (net/node.cc: the client's answer is this error); the
+        // client tries again later.
+        --c.seq;
+        c.deadline = 0;
+        ++stats_.disk_refused;
+        c.next_action = local + client_rng_.Between(10'000, options_.client_think_max);
+        return;
+      }
       c.state = Client::State::kRequesting;
       c.next_action = kNever;
       ++stats_.client_ops;
@@ -266,7 +275,7 @@ void Cluster::Pump(Node& n) {
       if (!ExecuteBatch(n, &batch)) return;
       continue;
     }
-    if (n.sync_id == 0 && !n.unpersisted.empty()) {
+    if (n.sync_id == 0 && !n.unpersisted.empty() && !PersistWaitsForSpace(n)) {
       StartPersist(n);
       continue;
     }
@@ -334,10 +343,11 @@ void Cluster::StartPersist(Node& n) {
   }
   if (!disk) {
     // Only commit hints: written in the loop without a sync (as net/ does), persisted.
-    for (const core::raft::Batch& b : batches) {
-      Status s = core::raft::BufferBatch(n.store.get(), b);
+    for (size_t i = 0; i < batches.size(); ++i) {
+      Status s = core::raft::BufferBatch(n.store.get(), batches[i]);
       if (!s.ok()) {
-        checker_.Fail(now_, n.id + ": persist failed: " + s.ToString());
+        if (i > 0) n.raft->Advance(batches[i - 1]);
+        HoldForSpace(n, s, &batches, i);
         return;
       }
     }
@@ -353,7 +363,7 @@ void Cluster::StartPersist(Node& n) {
     Crash(n.index, n.crash_mode);
     return;
   }
-  if (n.sync_in_loop) {
+  if (n.sync_in_loop || n.disk.full()) {  // a retry on a full disk runs in the loop, as net/
     CompleteSync(n);
     return;
   }
@@ -381,14 +391,16 @@ void Cluster::OnSyncDone(int i, uint64_t incarnation, const std::string& node_id
   ScheduleWake(n);
 }
 
-bool Cluster::PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batches) {
-  for (const core::raft::Batch& b : batches) {
+size_t Cluster::PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batches,
+                               Status* error) {
+  for (size_t i = 0; i < batches.size(); ++i) {
+    const core::raft::Batch& b = batches[i];
     Status s = b.must_sync || b.snapshot || b.compacted
                    ? core::raft::PersistBatch(n.store.get(), b)
                    : core::raft::BufferBatch(n.store.get(), b);
     if (!s.ok()) {
-      checker_.Fail(now_, n.id + ": persist failed: " + s.ToString());
-      return false;
+      *error = s;
+      return i;
     }
     checker_.OnPersisted(n.id, *n.store, b.entries);
     // Synced, with nothing buffered in the store nor unsynced on its disk: what the store
@@ -398,15 +410,28 @@ bool Cluster::PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batc
       checker_.OnDurable(n.id, *n.store);
     }
   }
-  return true;
+  return batches.size();
 }
 
 void Cluster::CompleteSync(Node& n) {
   std::vector<core::raft::Batch> batches = std::move(n.syncing);
   n.syncing.clear();
   n.sync_id = 0;
-  if (!PersistInOrder(n, batches)) return;
+  // net/command_log: in the loop (a node alone, or a retry on a full disk) each batch is
+  // advanced as persisted; on the pool one PersistBatches call persists all or fails whole.
+  const bool in_loop = n.sync_in_loop || n.disk.full();
+  Status error;
+  const size_t done = PersistInOrder(n, batches, &error);
+  if (done < batches.size()) {
+    const size_t from = in_loop ? done : 0;
+    if (from > 0) n.raft->Advance(batches[from - 1]);
+    HoldForSpace(n, error, &batches, from);
+    return;
+  }
   n.raft->Advance(batches.back());
+  if (n.disk.OnPersisted()) {
+    Trace(n.index, "disk: the held batches are persisted; new locks are taken again");
+  }
 }
 
 void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {

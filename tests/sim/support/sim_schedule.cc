@@ -20,7 +20,8 @@ using TearMode = core::FaultFileSystem::TearMode;
 
 struct Undo {
   Time at;
-  int kind;  // 0 heal, 1 restart node `node`, 2 restore link, 3 end loss burst, 4 repair
+  int kind;  // 0 heal, 1 restart node `node`, 2 restore link, 3 end loss burst, 4 repair,
+             // 5 free node `node`'s disk
   int node;
   int to;
 };
@@ -42,8 +43,10 @@ bool ParseFaultKinds(const std::string& text, uint32_t* out) {
       bits |= kWallStep;
     else if (word == "rogue")
       bits |= kRogue;
+    else if (word == "disk")
+      bits |= kDiskFull;
     else if (word == "all")
-      bits |= kFreeze | kClockJump | kWallStep | kRogue;
+      bits |= kFreeze | kClockJump | kWallStep | kRogue | kDiskFull;
     else if (word != "none")
       return false;
     if (comma == std::string::npos) break;
@@ -108,6 +111,7 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
         case 1: cluster.Restart(u.node); break;
         case 2: cluster.SetLink(u.node, u.to, true); break;
         case 3: cluster.SetLoss(0.01); break;
+        case 5: cluster.FreeDisk(u.node); break;
         case 4: {
           // Restore the voter count (net/'s automatic membership; no random draw, so the
           // schedule's faults are drawn as before): promote a learner (refused until it
@@ -140,7 +144,7 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
     // The extra fault kinds take three of eleven draws, each enabled kind a share.
     uint64_t kind = rng.Below(11);
     std::vector<uint32_t> extra;
-    for (uint32_t bit : {kFreeze, kClockJump, kWallStep, kRogue}) {
+    for (uint32_t bit : {kFreeze, kClockJump, kWallStep, kRogue, kDiskFull}) {
       if (faults & bit) extra.push_back(bit);
     }
     if (kind >= 8) {
@@ -148,7 +152,11 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
         kind = rng.Below(8);
       } else {
         const uint32_t bit = extra[rng.Below(extra.size())];
-        kind = bit == kFreeze ? 8 : bit == kClockJump ? 9 : bit == kWallStep ? 10 : 11;
+        kind = bit == kFreeze      ? 8
+               : bit == kClockJump ? 9
+               : bit == kWallStep  ? 10
+               : bit == kRogue     ? 11
+                                   : 12;
       }
     }
     switch (kind) {
@@ -227,6 +235,16 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
         if (!cluster.RogueIsMember() && rng.Chance(0.25)) cluster.RogueJoin();
         cluster.RogueBurst(static_cast<int>(rng.Between(5, 40)), rng.Chance(0.5));
         break;
+      case 12: {  // a disk fills (the leader's a third of the time), for up to ~8 s
+        const int victim = rng.Chance(0.33) ? cluster.Leader() : static_cast<int>(rng.Below(n));
+        if (victim < 0) break;
+        // Most often no room at all; else a few KB, which a segment's growth or the next
+        // snapshot outruns.
+        const uint64_t slack = rng.Chance(0.6) ? 0 : rng.Below(16 << 10);
+        cluster.FillDisk(victim, slack);
+        undo.push_back({cluster.now() + duration + rng.Below(3 * kSecond), 5, victim, 0});
+        break;
+      }
       default: {  // membership: add a spare, promote a learner, or remove a member
         std::vector<int> spares, learners, voters;
         for (int i = 0; i < n; ++i) {
@@ -253,6 +271,7 @@ ScheduleResult RunSchedule(uint64_t seed, bool verbose, uint32_t faults) {
     cluster.Heal();
     for (const Undo& u : undo) {
       if (u.kind == 1) cluster.Restart(u.node);
+      if (u.kind == 5) cluster.FreeDisk(u.node);
     }
     cluster.RunFor(kSettle);
   }

@@ -29,10 +29,11 @@ enum FaultKind : uint32_t {
   kClockJump = 2,  // a node's monotonic clock jumps forward past the election timeout
   kWallStep = 4,   // a node's wall clock steps back or forward (and it may restart)
   kRogue = 8,      // a burst of forged messages from a non-member process
+  kDiskFull = 16,  // a node's disk fills for a while (the leader's a third of the time)
 };
 /// The kinds random schedules run by default (CTest, sim_soak).
-inline constexpr uint32_t kDefaultFaults = kFreeze | kClockJump | kWallStep | kRogue;
-/// Parses "freeze,jump,wall,rogue" (or "all", "none") into FaultKind bits; false if bad.
+inline constexpr uint32_t kDefaultFaults = kFreeze | kClockJump | kWallStep | kRogue | kDiskFull;
+/// Parses "freeze,jump,wall,rogue,disk" (or "all", "none") into FaultKind bits; false if bad.
 bool ParseFaultKinds(const std::string& text, uint32_t* out);
 
 /// Runs the schedule of `seed`. `verbose` prints every event to stderr as it happens.
