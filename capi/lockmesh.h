@@ -125,9 +125,9 @@ LOCKMESH_API void lockmesh_lock_options_init(lockmesh_lock_options* options);
 
 /* Connects to the node at `socket_or_null` (NULL or "": the default socket) and opens a
  * session. On success stores a new client in *out (owned by the caller: lockmesh_close) and
- * returns 0; on failure stores NULL and returns the code (the reason is lost with the client:
- * use lockmesh_connect_with and a reason buffer to keep it, or lockmesh_connect_error).
- * Blocks up to 5 s. */
+ * returns 0; on failure stores NULL and returns the code (LOCKMESH_UNAVAILABLE: no node
+ * there; LOCKMESH_PERMISSION_DENIED: the node runs as an untrusted user), with the reason in
+ * lockmesh_connect_error(). Blocks up to 5 s. */
 LOCKMESH_API int lockmesh_connect(const char* socket_or_null, lockmesh_client** out);
 
 /* As lockmesh_connect with options (NULL: the defaults). */
