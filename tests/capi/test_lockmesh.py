@@ -175,6 +175,20 @@ def test_lost_lock_check_callback_and_asyncio(node):
     c.close()
 
 
+def test_lost_lock_seen_by_poll_in_a_select_loop(node):
+    import select
+    with lockmesh.Client(node.socket) as c:
+        seen = []
+        c.on_lost(lambda lock, reason: seen.append(reason))
+        l = c.lock("P", timeout=2.0)
+        node.stop()
+        deadline = time.monotonic() + DEADLINE
+        while not seen and time.monotonic() < deadline:
+            select.select([c.fileno()], [], [], 1.0)
+            c.poll(0)
+        assert len(seen) == 1 and "lost" in seen[0] and l.lost
+
+
 def _readme_block(language):
     text = open(os.path.join(os.environ["LOCKMESH_SOURCE_DIR"], "README.md")).read()
     match = re.search(r"<!-- example: %s -->\s*```%s\n(.*?)```" % (language, language), text,
