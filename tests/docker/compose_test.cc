@@ -13,7 +13,9 @@
 //      2 s; killing the leader's container: a new leader within the election timeout + 4 s,
 //      locks stay available (the example service goes on), and the killed leader's lock is
 //      granted within session-ttl + 2 s of the new leader.
-//   2b. The killed containers come back (restart: unless-stopped) and are members again;
+//   2b. The crashed containers (SIGKILL from the host to their PID 1; `docker kill` is a
+//      manual stop, which no restart policy undoes) come back (restart: unless-stopped) and
+//      are members again;
 //      `down` then `up` (no -v) brings back the same cluster id, and tokens keep rising.
 //   3. compose.secure.yaml: the same mesh with mutual TLS (ids node-N = the certificates'
 //      CNs; on Docker's own per-project bridge name); each node container sees only its own
@@ -266,6 +268,20 @@ class DockerComposeTest : public ::testing::Test {
     fflush(stdout);
   }
 
+  /// A crash of `container`: SIGKILL from the host to its PID 1 (tini), so that the engine
+  /// sees the container die on its own and applies its restart policy (`docker kill` counts
+  /// as a manual stop: an unless-stopped container killed so stays down).
+  CommandResult Crash(const std::string& container) {
+    std::string pid = engine_->Docker({"inspect", "-f", "{{.State.Pid}}", container}).output;
+    pid = pid.substr(0, pid.find('\n'));
+    if (atoi(pid.c_str()) <= 1) {
+      CommandResult none;
+      none.output = "no pid for " + container + ": " + pid;
+      return none;
+    }
+    return RunCommand({"kill", "-KILL", pid}, 10);
+  }
+
   /// Number of locks the example service reported so far.
   int ExampleLocks(const std::string& container) {
     std::string logs = engine_->Docker({"logs", container}, 30).output;
@@ -394,7 +410,7 @@ void DockerComposeTest::KilledContainers() {
         30, 0.3))
         << "the waiter never queued";
     Clock::time_point killed = Clock::now();
-    CommandResult kill = engine_->Docker({"kill", learner});
+    CommandResult kill = Crash(learner);
     ASSERT_EQ(kill.code, 0) << kill.output;
     ASSERT_TRUE(waiter.Wait(60)) << "the waiter was not granted within 60 s";
     double after = std::chrono::duration<double>(waiter.ended_at() - killed).count();
@@ -423,7 +439,7 @@ void DockerComposeTest::KilledContainers() {
       if (c != leader && c != learner) survivors.push_back(c);
     }
     Clock::time_point killed = Clock::now();
-    CommandResult kill = engine_->Docker({"kill", leader});
+    CommandResult kill = Crash(leader);
     ASSERT_EQ(kill.code, 0) << kill.output;
     std::string new_leader;
     ASSERT_TRUE(WaitFor(
@@ -529,7 +545,7 @@ void DockerComposeTest::MutualTlsMesh() {
     CommandResult keys = Exec(c, {"sh", "-c",
                                   "find / \\( -path /proc -o -path /sys \\) -prune -o -name "
                                   "'key.pem' -print 2>/dev/null; test -e /ca/key.pem && echo "
-                                  "CA-KEY; echo x >/certs/ca.pem 2>/dev/null && echo CA-WRITABLE;"
+                                  "CA-KEY; (echo x >/certs/ca.pem) 2>/dev/null && echo CA-WRITABLE;"
                                   " cat /keys/key.pem >/dev/null && echo OWN-KEY-READABLE"});
     EXPECT_EQ(keys.output, "/keys/key.pem\nOWN-KEY-READABLE\n") << c;
   }
