@@ -300,7 +300,7 @@ void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
 
 // Makes `lock` a holder of `r` with token `index`; returns the grant.
 Grant LockTable::Impl::GrantLock(Resource& r, Lock lock, uint64_t index) {
-  lock.token = index;
+  lock.token = index + token_offset;
   AssignElement(r, lock);
   Grant g = MakeGrant(r, lock);
   r.holders.push_back(std::move(lock));
@@ -593,6 +593,16 @@ void LockTable::Impl::DoClaimClientIds(uint64_t index, const pb::ClaimClientIds&
     SetResult(&out->result, pb::ERROR, "client id claim without a node id");
     return;
   }
+  if (cmd.token_floor() > kMaxTokenFloor) {
+    SetResult(&out->result, pb::ERROR,
+              "token floor " + std::to_string(cmd.token_floor()) + " is above " +
+                  std::to_string(kMaxTokenFloor));
+    return;
+  }
+  // Every token granted after this entry (index + 1 + offset at least) is above the floor.
+  if (cmd.token_floor() > index) {
+    token_offset = std::max(token_offset, cmd.token_floor() - index);
+  }
   auto found = node_ids.find(cmd.node_id());
   if (found != node_ids.end() && found->second.epoch != 0) {
     // A retry of one of the node's remembered claims (the latest, or an earlier one whose
@@ -701,6 +711,10 @@ ApplyResult LockTable::Apply(uint64_t index, const pb::Command& command) {
 }
 
 uint64_t LockTable::applied_index() const { return impl_->applied_index; }
+
+uint64_t LockTable::token_watermark() const {
+  return impl_->applied_index + impl_->token_offset;
+}
 
 uint64_t LockTable::MaxClientId(const std::string& node_id) const {
   auto it = impl_->node_ids.find(node_id);

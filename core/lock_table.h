@@ -5,9 +5,18 @@
 // every node. It never reads a clock (timestamp resources use the stamp inside Acquire),
 // never does I/O, and never allocates ids of its own: a lock's id is the log index of its
 // Acquire entry, and its fencing token is the log index of the entry whose application
-// granted it. Tokens are therefore strictly increasing per resource across leader changes
-// and restarts, as long as log indexes are (compatible holders granted by one entry share
-// that entry's index).
+// granted it, plus the table's token offset (0 unless a token floor raised it, below).
+// Tokens are therefore strictly increasing per resource across leader changes and restarts,
+// as long as log indexes are (compatible holders granted by one entry share that entry's
+// token).
+//
+// Token floor (`lockmesh node --token-floor N`, for a cluster rebuilt after its state was
+// lost: its tokens must stay above the old cluster's): a ClaimClientIds at index i with
+// token_floor F > 0 raises the offset to at least F - i, so every token granted after it is
+// above F. The offset only rises (a lower floor later changes nothing), is part of the
+// replicated state (applied in log order on every member, kept in snapshots), and a node's
+// own sessions all follow its claim, so every lock taken through a node started with a floor
+// gets a token above it. A floor above kMaxTokenFloor is refused (ERROR, no effect).
 //
 // Semantics (docs/design.md §3):
 //  - Resource types follow from the name (core/resource_name.h). Simple and hierarchical
@@ -71,6 +80,8 @@ constexpr uint64_t kMaxClientIdEpoch = (uint64_t{1} << (64 - kClientIdEpochBits)
 /// How many of a node's latest ClaimClientIds the table remembers (nonce and epoch): a
 /// retry of any of them is answered with its epoch and has no effect.
 constexpr size_t kRememberedClaims = 16;
+/// The highest token floor a ClaimClientIds may carry (tokens stay far from 2^64).
+constexpr uint64_t kMaxTokenFloor = uint64_t{1} << 62;
 
 /// A lock granted by an applied entry, to the issuer or to a waiter that was queued; also
 /// used for the locks that an entry released because their session or node ended.
@@ -118,8 +129,9 @@ struct ApplyResult {
   ///  - ClaimClientIds: GRANTED with client_id_epoch; a retry (the nonce of one of the
   ///    node's last kRememberedClaims claims again, e.g. a duplicate proposal of an earlier
   ///    run applied late) gets that claim's epoch and has no effect: it ends no session.
-  ///    ERROR for an empty node id, or when the node's epochs are used up (epoch above
-  ///    kMaxClientIdEpoch).
+  ///    ERROR for an empty node id, a token_floor above kMaxTokenFloor, or when the node's
+  ///    epochs are used up (epoch above kMaxClientIdEpoch). A claim's token_floor is applied
+  ///    (see "Token floor" above) by every claim that is not refused, retries included.
   ///  - Acquire/Release/Cancel whose seq is the session's last applied seq: the recorded
   ///    answer of that seq, with no effect. A lower seq: STALE_SEQ "stale sequence number"
   ///    (seq 0: ERROR), with no effect.
@@ -252,6 +264,10 @@ class LockTable {
   /// bounded by query.max_examined plus the size of the queue the page starts in (a queue
   /// is examined whole, as Apply does for a request on it).
   ListResult ListPage(const ListQuery& query) const;
+
+  /// What every token is above from now on: the token an entry granting at
+  /// applied_index() would get, i.e. applied_index() plus the token offset.
+  uint64_t token_watermark() const;
 
   /// Number of open sessions.
   size_t session_count() const;

@@ -210,6 +210,7 @@ struct LockTable::Impl {
   using SessionId = lock_table_internal::SessionId;
 
   uint64_t applied_index = 0;                 // last applied entry
+  uint64_t token_offset = 0;                  // token = granting index + this (token floor)
   std::map<SessionId, Session> sessions;      // open sessions
   std::map<std::string, Resource> resources;  // by queue key
   // node id -> its client-id watermark and epoch (see DoOpenSession, DoClaimClientIds).

@@ -124,6 +124,7 @@ void EncodeLock(const Resource& r, const Lock& lock, SessionKeyCache* keys, std:
 void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
   out->Clear();
   out->set_applied_index(applied_index);
+  out->set_token_offset(token_offset);
   for (const auto& [id, s] : sessions) {
     pb::SessionState* ss = out->add_sessions();
     *ss->mutable_session() = KeyOf(id);
@@ -246,6 +247,7 @@ void LockTable::EncodeSnapshot(std::string* out) const {
     }
     w.Message(4, body);
   }
+  w.Scalar(5, t.token_offset);  // after field 4, as protobuf orders fields
 }
 
 // Fills `lock` from `in`, checking it against the queue `r` it is listed in.
@@ -296,7 +298,7 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const ResourceNam
   if (in.quantity() < 1 || in.quantity() > max_quantity) {
     return Status::Corruption(where() + "bad quantity");
   }
-  if (held ? (in.token() < in.lock_id() || in.token() > applied_index)
+  if (held ? (in.token() < in.lock_id() || in.token() > applied_index + token_offset)
            : (in.token() != 0 || !in.element().empty())) {
     return Status::Corruption(where() + (held ? "bad token" : "waiter with a token or element"));
   }
@@ -377,6 +379,8 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
 // Builds this (empty) Impl from `snap`.
 Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
   applied_index = snap.applied_index();
+  if (snap.token_offset() > kMaxTokenFloor) return Status::Corruption("snapshot: bad token offset");
+  token_offset = snap.token_offset();
   for (const pb::SessionState& ss : snap.sessions()) {
     const SessionId id = IdOf(ss.session());
     if (sessions.count(id) != 0) {

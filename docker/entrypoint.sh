@@ -5,77 +5,75 @@
 #   lock|status|cert|... ARGS       any other lockmesh subcommand
 #   /path/prog ARGS, sh, bash       that program
 #
-# Node identity (docs/docker.md):
-# - By default the node makes an id on first start and keeps it in its data volume
-#   ($LOCKMESH_DATA_DIR/node-id): every container has its own, and keeps it across restarts.
-# - LOCKMESH_NODE_ID sets it.
-# - LOCKMESH_CERTS_DIR=DIR (mutual TLS, compose.secure.yaml): DIR holds certificates made by
-#   lockmesh-make-certs for the ids node-1 .. node-N. The container claims the first free id
-#   (an atomic mkdir of DIR/claims/ID), keeps the claim in its data volume, and runs with
-#   --security mutual and that id's certificate (its CN is the id).
+# Node identity and state (docs/docker.md):
+# - The node makes an id on first start and keeps it in its data dir ($LOCKMESH_DATA_DIR/
+#   node-id): every container has its own, and keeps it across restarts. LOCKMESH_NODE_ID
+#   sets it (compose.secure.yaml: the id is the certificate's CN).
+# - LOCKMESH_DATA_SLOTS=DIR (compose.yaml's `node` service: one volume for all its
+#   replicas): the data dir is DIR/slot-N/data, for the first slot no running container
+#   holds, preferring the one this container had (a restart), else a new slot. The container
+#   holds DIR/slot-N/lock (flock, on fd 9, inherited by the node) while it runs, so two
+#   containers never share a slot, and `down` then `up` gives the nodes back their state.
 set -eu
 
 say() { echo "lockmesh-entrypoint: $*" >&2; }
 
-# Claims an id in $LOCKMESH_CERTS_DIR; prints it.
-claim_certificate_id() {
-  certs=$1
-  record="$LOCKMESH_DATA_DIR/claimed-node-id"
-  if [ -s "$record" ]; then
-    cat "$record"
+# Takes slot directory $1: opens fd 9 on its lock file and locks it without waiting.
+# Returns 0 with the lock held (fd 9 stays open), 1 if another container holds it.
+take_slot() {
+  mkdir -p "$1" 2>/dev/null || return 1
+  exec 9>>"$1/lock" || return 1
+  if flock -n 9; then
     return 0
   fi
-  # The certificates job may still be writing (compose starts us after it completed, but a
-  # plain `docker run` does not wait): give it a minute.
-  i=0
-  while [ ! -e "$certs/ready" ]; do
-    i=$((i + 1))
-    if [ "$i" -gt 120 ]; then
-      say "no certificates in $certs (no $certs/ready after 60 s): run the certs job first"
-      return 1
-    fi
-    sleep 0.5
-  done
-  mkdir -p "$certs/claims" 2>/dev/null || true
-  for dir in "$certs"/nodes/*/; do
-    id=$(basename "$dir")
-    if mkdir "$certs/claims/$id" 2>/dev/null; then
-      hostname >"$certs/claims/$id/container" 2>/dev/null || true
-      mkdir -p "$LOCKMESH_DATA_DIR"
-      echo "$id" >"$record.tmp" && mv "$record.tmp" "$record"
-      echo "$id"
-      return 0
-    fi
-  done
-  count=$(ls -d "$certs"/nodes/*/ 2>/dev/null | wc -l)
-  say "all $count node certificates in $certs are claimed by other containers;" \
-      "run the certs job again with a larger LOCKMESH_CERT_COUNT (it adds the missing ones)"
+  exec 9>&-
   return 1
 }
 
+# Claims a slot under $1 (see above); sets LOCKMESH_DATA_DIR.
+claim_data_slot() {
+  slots=$1
+  me=$(hostname)
+  mkdir -p "$slots"
+  slot=""
+  for f in "$slots"/slot-*/container; do
+    [ -e "$f" ] || continue
+    if [ "$(cat "$f" 2>/dev/null)" = "$me" ] && take_slot "${f%/container}"; then
+      slot=${f%/container}
+      break
+    fi
+  done
+  if [ -z "$slot" ]; then
+    for dir in "$slots"/slot-*/; do
+      [ -d "$dir" ] || continue
+      if take_slot "${dir%/}"; then
+        slot=${dir%/}
+        break
+      fi
+    done
+  fi
+  n=1
+  while [ -z "$slot" ] && [ "$n" -le 1000 ]; do
+    # mkdir is atomic: the container that makes slot-N takes it, unless another one that
+    # saw it already took it first (then go on to the next number).
+    if mkdir "$slots/slot-$n" 2>/dev/null && take_slot "$slots/slot-$n"; then
+      slot="$slots/slot-$n"
+    fi
+    n=$((n + 1))
+  done
+  if [ -z "$slot" ]; then
+    say "no free data slot in $slots"
+    return 1
+  fi
+  echo "$me" >"$slot/container.tmp" && mv "$slot/container.tmp" "$slot/container"
+  export LOCKMESH_DATA_DIR="$slot/data"
+  mkdir -p "$LOCKMESH_DATA_DIR"
+  say "data dir $LOCKMESH_DATA_DIR (container $me)"
+}
+
 run_node() {
-  if [ -z "${LOCKMESH_NODE_ID:-}" ] && [ -n "${LOCKMESH_CERTS_DIR:-}" ]; then
-    id=$(claim_certificate_id "$LOCKMESH_CERTS_DIR") || exit 99
-    export LOCKMESH_NODE_ID="$id"
-    export LOCKMESH_SECURITY="${LOCKMESH_SECURITY:-mutual}"
-    export LOCKMESH_TLS_CERT="$LOCKMESH_CERTS_DIR/nodes/$id/cert.pem"
-    export LOCKMESH_TLS_KEY="$LOCKMESH_CERTS_DIR/nodes/$id/key.pem"
-    export LOCKMESH_TLS_CA="$LOCKMESH_CERTS_DIR/ca.pem"
-    say "node id $id (certificate $LOCKMESH_TLS_CERT, container $(hostname))"
-    # The same settings for commands run with `docker exec` (unique-id, tls-debug, cert):
-    # the user configuration file, in the data volume ($HOME). Variables still override it.
-    config_dir="${XDG_CONFIG_HOME:-${HOME:-/var/lib/lockmesh}/.config}/lockmesh"
-    mkdir -p "$config_dir"
-    cat >"$config_dir/lockmesh.toml.tmp" <<EOF_CONFIG
-# Written by lockmesh-entrypoint: the certificate this container claimed in $LOCKMESH_CERTS_DIR.
-[node]
-node_id = "$id"
-security = "$LOCKMESH_SECURITY"
-tls_cert = "$LOCKMESH_TLS_CERT"
-tls_key = "$LOCKMESH_TLS_KEY"
-tls_ca = "$LOCKMESH_TLS_CA"
-EOF_CONFIG
-    mv "$config_dir/lockmesh.toml.tmp" "$config_dir/lockmesh.toml"
+  if [ -n "${LOCKMESH_DATA_SLOTS:-}" ]; then
+    claim_data_slot "$LOCKMESH_DATA_SLOTS" || exit 99
   fi
   if [ -z "${LOCKMESH_NODE_ID:-}" ]; then
     for f in /etc/machine-id /var/lib/dbus/machine-id; do

@@ -1,37 +1,48 @@
 #!/bin/sh
-# One-shot job of compose.secure.yaml: a CA and one node certificate per id, for mutual TLS.
-#   lockmesh-make-certs [COUNT]
-# COUNT (default $LOCKMESH_CERT_COUNT, else 9) certificates for the ids node-1 .. node-COUNT.
-# The CA (its private key) stays in $LOCKMESH_CA_DIR (default /ca), a volume only this job
-# mounts; the nodes' certificates and keys and the CA certificate go to $LOCKMESH_CERTS_DIR
-# (default /certs), which the nodes mount read-write to claim an id (lockmesh-entrypoint).
-# Idempotent: an existing CA and existing certificates are kept, missing ones are added, so
-# running it again with a larger COUNT makes room for more containers.
+# One-shot job of compose.secure.yaml: a CA and one node certificate per node, for mutual TLS.
+#   lockmesh-make-certs
+# For every directory $LOCKMESH_KEYS_DIR/ID (default /keys/ID: one volume per node, mounted
+# there by this job alone) it makes, unless present, a certificate with CN ID: the private
+# key goes to /keys/ID/key.pem (that node mounts the volume read-only at /keys), the
+# certificate to $LOCKMESH_CERTS_DIR/nodes/ID/cert.pem (default /certs, public, read-only in
+# the nodes). The CA stays in $LOCKMESH_CA_DIR (default /ca), a volume only this job mounts;
+# its certificate is copied to /certs/ca.pem. Idempotent: an existing CA and existing
+# certificates are kept, missing ones are added. Run as root (compose.secure.yaml), it hands
+# every file to the image's user (uid 28017), keys 0600 in directories 0700.
 set -eu
 ca=${LOCKMESH_CA_DIR:-/ca}
 certs=${LOCKMESH_CERTS_DIR:-/certs}
-count=${1:-${LOCKMESH_CERT_COUNT:-9}}
-case "$count" in
-  '' | *[!0-9]*) echo "lockmesh-make-certs: COUNT must be a number, not '$count'" >&2; exit 2 ;;
-esac
-if [ ! -s "$ca/cert.pem" ]; then
+keys=${LOCKMESH_KEYS_DIR:-/keys}
+owner=28017:28017
+if [ ! -s "$ca/key.pem" ]; then
   lockmesh cert ca --out "$ca" --cn "${LOCKMESH_CA_CN:-lockmesh compose CA}" >/dev/null
   echo "made a CA in $ca"
 fi
+mkdir -p "$certs/nodes"
 cp "$ca/cert.pem" "$certs/ca.pem.tmp"
 mv "$certs/ca.pem.tmp" "$certs/ca.pem"
-mkdir -p "$certs/nodes" "$certs/claims"
 made=0
-i=1
-while [ "$i" -le "$count" ]; do
-  id="node-$i"
-  if [ ! -s "$certs/nodes/$id/cert.pem" ]; then
-    lockmesh cert node --ca "$ca" --cn "$id" --out "$certs/nodes/$id" >/dev/null
+all=0
+for dir in "$keys"/*/; do
+  [ -d "$dir" ] || continue
+  id=$(basename "$dir")
+  all=$((all + 1))
+  if [ ! -s "$dir/key.pem" ] || [ ! -s "$certs/nodes/$id/cert.pem" ]; then
+    work=$(mktemp -d)
+    lockmesh cert node --ca "$ca" --cn "$id" --out "$work/out" >/dev/null
+    mkdir -p "$certs/nodes/$id"
+    mv "$work/out/key.pem" "$dir/key.pem"
+    mv "$work/out/cert.pem" "$certs/nodes/$id/cert.pem"
+    rm -rf "$work"
     made=$((made + 1))
   fi
-  i=$((i + 1))
+  chmod 0600 "$dir/key.pem"
+  chmod 0700 "$dir"
+  [ "$(id -u)" = 0 ] && chown -R "$owner" "$dir"
 done
-touch "$certs/ready"
-echo "node certificates in $certs/nodes: $made made, $(ls "$certs/nodes" | wc -l) in all;" \
-     "$(ls "$certs/claims" | wc -l) claimed"
+if [ "$(id -u)" = 0 ]; then
+  chown -R "$owner" "$certs" "$ca"
+  chmod 0700 "$ca"
+fi
+echo "node certificates in $certs/nodes: $made made, $all in all (keys in $keys/ID, one volume each)"
 lockmesh cert show "$certs/ca.pem" | head -n 4

@@ -1120,6 +1120,7 @@ class NodeImpl final : public Node {
     claim->set_node_id(options_.node_id);
     claim->set_expire_older(expire_older);
     claim->set_nonce(nonce);
+    claim->set_token_floor(options_.token_floor);
     Status st = log_->Propose(std::move(cmd));
     if (!st.ok()) Log("cannot claim client ids: " + st.ToString());
   }

@@ -198,6 +198,7 @@ class NodeRunner {
         config_.node.idle_exit.value_or(flags_.auto_started ? kAutoStartedIdleExitSeconds : 0);
     options.idle_exit_ms = std::llround(idle * 1000);
     options.snapshot_every = static_cast<uint64_t>(config_.node.snapshot_every);
+    options.token_floor = static_cast<uint64_t>(config_.node.token_floor);
     options.fsync = config_.node.fsync;
     options.start_command = OwnCommandLine();
     options.log = [&log](const std::string& line) { log.Write(line); };
@@ -442,6 +443,11 @@ CommandRunner AddNodeCommand(CLI::App* app) {
               "snapshot is dropped, and a member that needs it gets the snapshot, streamed "
               "(default: 100000)")
       ->type_name("ENTRIES");
+  o.AddOption(cmd, "--token-floor", "node.token_floor",
+              "Fencing tokens granted from this node's start on are above N, on every member: "
+              "give a rebuilt cluster the highest token of the one it replaces; a lower floor "
+              "never lowers them (default: 0, none)")
+      ->type_name("N");
   o.AddOption(cmd, "--election-timeout", "node.election_timeout_ms",
               "Raft election timeout in milliseconds, the same on every node (default: 1000)")
       ->type_name("MS");

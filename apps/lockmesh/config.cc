@@ -14,6 +14,7 @@
 #include <variant>
 
 #include "core/host_port.h"
+#include "mesh/node.h"
 #include "net/errno_text.h"
 #include "net/log_line.h"
 
@@ -268,6 +269,16 @@ const std::vector<Key>& Keys() {
            return Status::InvalidArgument("must be between 10 and 1000000000");
          }
          c->node.snapshot_every = n;
+         return Status::OK();
+       }},
+      {"node.token_floor", "LOCKMESH_TOKEN_FLOOR", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 0 || static_cast<uint64_t>(n) > mesh::kMaxTokenFloor) {
+           return Status::InvalidArgument("must be between 0 and " +
+                                          std::to_string(mesh::kMaxTokenFloor));
+         }
+         c->node.token_floor = n;
          return Status::OK();
        }},
       {"node.log_level", "LOCKMESH_LOG_LEVEL", Kind::kString,

@@ -65,9 +65,13 @@ struct NodeConfig {
   double dead_after = 30;             // seconds unreachable before a member is replaced
   int64_t election_timeout_ms = 1000; // Raft election timeout
   int64_t snapshot_every = 100000;    // applied entries between snapshots (log compaction)
+  int64_t token_floor = 0;            // fencing tokens above this from the node's start on
   std::string log_level = "info";     // error | warn | info | debug (net/log_line.h)
   std::string log_format = "text";    // text | json
   int64_t log_max_bytes = 10 << 20;   // cap of the auto-started node's log file; 0 = none
+
+  /// Every field equal (tests: docker/lockmesh.toml.example shows the defaults).
+  bool operator==(const NodeConfig&) const = default;
 };
 
 /// Table [lock]: defaults of `lockmesh lock`.
@@ -79,6 +83,9 @@ struct LockConfig {
   OnLost on_lost = OnLost::kTerm;
   double grace = 5;       // seconds between SIGTERM and SIGKILL for on_lost = term
   bool autostart = true;  // start a node in the background when none answers
+
+  /// Every field equal.
+  bool operator==(const LockConfig&) const = default;
 };
 
 /// The whole configuration.

@@ -66,6 +66,10 @@ struct MeshOptions {
   int64_t election_timeout_ms = 1000;
 };
 
+/// The highest NodeOptions::token_floor: the lock table's core::kMaxTokenFloor (checked by
+/// tests/net/token_floor_node_test.cc), published for the CLI.
+inline constexpr uint64_t kMaxTokenFloor = uint64_t{1} << 62;
+
 struct NodeOptions {
   /// This node's unique id; "" = UniqueId(data_dir).
   std::string node_id;
@@ -85,6 +89,10 @@ struct NodeOptions {
   bool fsync = true;
   /// Take a snapshot and compact the log after this many applied entries.
   uint64_t snapshot_every = 100000;
+  /// Fencing tokens granted after this node's start are above this (carried by each of its
+  /// client id claims; core/lock_table.h, "Token floor"); it never lowers them. 0 = none;
+  /// at most core::kMaxTokenFloor.
+  uint64_t token_floor = 0;
   /// Bytes of one preallocated WAL segment.
   uint64_t wal_segment_bytes = 64ull << 20;
   /// Under load, how long (microseconds) the node may keep polling for more commands
