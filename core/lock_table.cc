@@ -62,6 +62,16 @@ void Lock::set_path(std::vector<std::string> path) {
   detail_->path = std::move(path);
 }
 
+void Lock::set_quantity(uint32_t quantity) {
+  if (quantity < kQuantityInDetail) {
+    quantity_ = static_cast<uint16_t>(quantity);
+    return;
+  }
+  if (detail_ == nullptr) detail_ = std::make_unique<Detail>();
+  detail_->quantity = quantity;
+  quantity_ = kQuantityInDetail;
+}
+
 void Lock::set_stamp_unix_ns(int64_t ns) {
   if (ns == 0 && detail_ == nullptr) return;
   if (detail_ == nullptr) detail_ = std::make_unique<Detail>();
@@ -87,8 +97,8 @@ bool ConflictsWithHolders(const Resource& r, const Lock& lock) {
       });
     case ResourceType::kNumeric: {
       uint64_t used = 0;
-      for (const Lock& h : r.holders) used += h.quantity;
-      return used + lock.quantity > r.extra->capacity;
+      for (const Lock& h : r.holders) used += h.quantity();
+      return used + lock.quantity() > r.extra->capacity;
     }
     case ResourceType::kSet:
       return r.holders.size() >= r.extra->elements.size();  // one distinct element per holder
@@ -301,6 +311,7 @@ void LockTable::Impl::AssignElement(Resource& r, Lock& lock) {
 // Makes `lock` a holder of `r` with token `index`; returns the grant.
 Grant LockTable::Impl::GrantLock(Resource& r, Lock lock, uint64_t index) {
   lock.token = index + token_offset;
+  lock.since_unix_s = clock_unix_s;
   AssignElement(r, lock);
   Grant g = MakeGrant(r, lock);
   r.holders.push_back(std::move(lock));
@@ -397,15 +408,16 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
   lock.session = &sessions.find(IdOf(cmd.session()))->first;  // Admit found it
   const bool all_modes = rn.type == ResourceType::kSimple || rn.type == ResourceType::kHierarchical;
   lock.mode = all_modes ? cmd.mode() : pb::EX;
-  lock.quantity = rn.type == ResourceType::kNumeric ? std::max<uint32_t>(1, cmd.quantity()) : 1;
+  lock.set_quantity(rn.type == ResourceType::kNumeric ? std::max<uint32_t>(1, cmd.quantity()) : 1);
+  lock.since_unix_s = clock_unix_s;
   lock.seq = cmd.seq();
   lock.no_create = cmd.no_create();
   // Only a timestamp is made from it (at the grant); kept for no other lock.
   if (rn.type == ResourceType::kTimestamp) lock.set_stamp_unix_ns(cmd.stamp_unix_ns());
   lock.set_path(rn.path);
-  if (rn.type == ResourceType::kNumeric && lock.quantity > rn.capacity) {
+  if (rn.type == ResourceType::kNumeric && lock.quantity() > rn.capacity) {
     SetResult(&res, pb::IMPOSSIBLE,
-              "asked for " + std::to_string(lock.quantity) + " units of " + rn.name +
+              "asked for " + std::to_string(lock.quantity()) + " units of " + rn.name +
                   ", which has " + std::to_string(rn.capacity));
     return;
   }
@@ -652,6 +664,26 @@ void LockTable::Impl::DoClaimClientIds(uint64_t index, const pb::ClaimClientIds&
   out->result.set_client_id_epoch(epoch);
 }
 
+void LockTable::Impl::AdvanceClock(const pb::Command& command) {
+  int64_t ns = 0;
+  switch (command.body_case()) {
+    case pb::Command::kAcquire:
+      ns = command.acquire().stamp_unix_ns();
+      break;
+    case pb::Command::kRelease:
+      ns = command.release().stamp_unix_ns();
+      break;
+    case pb::Command::kCancel:
+      ns = command.cancel().stamp_unix_ns();
+      break;
+    default:
+      return;  // carries no stamp
+  }
+  if (ns <= 0) return;  // a proposer that stamps nothing (or a clock before 1970)
+  clock_unix_s = static_cast<uint32_t>(
+      std::min<int64_t>(ns / 1'000'000'000, std::numeric_limits<uint32_t>::max()));
+}
+
 ApplyResult LockTable::Impl::Apply(uint64_t index, const pb::Command& command) {
   ApplyResult out;
   if (index <= applied_index) {
@@ -661,6 +693,7 @@ ApplyResult LockTable::Impl::Apply(uint64_t index, const pb::Command& command) {
     return out;
   }
   applied_index = index;
+  AdvanceClock(command);
   // Runs `apply` for a sequenced session command unless Admit refuses it (unknown session,
   // duplicate or stale seq), then records the seq and its answer for retries.
   auto apply_sequenced = [&](const auto& cmd, auto apply) {

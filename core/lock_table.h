@@ -160,6 +160,9 @@ struct LockRow {
   uint64_t lock_id = 0;
   /// Fencing token (0 while queued).
   uint64_t token = 0;
+  /// Since when (Unix seconds, by the proposing nodes' clocks, alike on every replica):
+  /// held, since its grant; queued, since its request. 0: unknown (no stamp seen yet).
+  uint32_t since_unix_s = 0;
   /// Set element, sequence value or timestamp ("" otherwise or while queued).
   std::string element;
   /// The owning session.

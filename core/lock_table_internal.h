@@ -43,16 +43,24 @@ inline std::string Describe(const SessionId& id) {
 // locks first, and a restore loads the sessions before the locks).
 //
 // What only some locks have (an element: set, sequence and timestamp resources; a path:
-// hierarchical ones; a request time: timestamp ones) is kept apart, allocated only for them:
-// a simple lock is 48 bytes.
+// hierarchical ones; a request time: timestamp ones; a quantity above 65534) is kept apart,
+// allocated only for them: a simple lock is 48 bytes.
 struct Lock {
   uint64_t lock_id = 0;
   uint64_t token = 0;
   uint64_t seq = 0;
   const SessionId* session = nullptr;  // never null in a table
-  uint32_t quantity = 1;               // effective quantity (1 for non-numeric types)
-  pb::LockMode mode : 8 = pb::EX;      // effective mode (EX for types that have only EX)
+  // Since when (Unix seconds): a request, since it was made; a holder, since its grant. By
+  // the table's clock (Impl::clock_unix_s: the stamp of the last command that carried one),
+  // so alike on every replica. Shown in listings only; no decision reads it.
+  uint32_t since_unix_s = 0;
+  pb::LockMode mode : 8 = pb::EX;  // effective mode (EX for types that have only EX)
   bool no_create = false;
+
+  /// Effective quantity (1 for non-numeric types). Up to 65534 is kept in the lock itself,
+  /// more in its detail (rare: a numeric resource's big requests).
+  uint32_t quantity() const { return quantity_ != kQuantityInDetail ? quantity_ : detail_->quantity; }
+  void set_quantity(uint32_t quantity);
 
   /// The set element, sequence value or timestamp handed out ("" before a grant, and for
   /// other types).
@@ -71,9 +79,13 @@ struct Lock {
     std::string element;
     std::vector<std::string> path;
     int64_t stamp_unix_ns = 0;
+    uint32_t quantity = 0;  // while quantity_ is kQuantityInDetail
   };
+  static constexpr uint16_t kQuantityInDetail = 0xFFFF;
   static const Detail& Empty();
-  std::unique_ptr<Detail> detail_;  // null while all three are empty
+  uint16_t quantity_ = 1;
+  std::unique_ptr<Detail> detail_;  // null while element, path and stamp are empty, and
+                                    // the quantity fits in quantity_
 };
 static_assert(sizeof(Lock) <= 48, "a Lock is in every held lock: keep it small");
 
@@ -211,6 +223,10 @@ struct LockTable::Impl {
 
   uint64_t applied_index = 0;                 // last applied entry
   uint64_t token_offset = 0;                  // token = granting index + this (token floor)
+  // The stamp (proposer's wall clock, Unix seconds) of the last applied command that carried
+  // one (Acquire, Release, Cancel); 0 before any. The time of Lock::since_unix_s, for
+  // display only: a proposer's clock that jumps moves the times shown, never a decision.
+  uint32_t clock_unix_s = 0;
   std::map<SessionId, Session> sessions;      // open sessions
   std::map<std::string, Resource> resources;  // by queue key
   // node id -> its client-id watermark and epoch (see DoOpenSession, DoClaimClientIds).
@@ -263,6 +279,8 @@ struct LockTable::Impl {
                          std::set<std::string>* touched);
   void DoExpireNode(uint64_t index, const pb::ExpireNode& cmd, ApplyResult* out);
   void DoClaimClientIds(uint64_t index, const pb::ClaimClientIds& cmd, ApplyResult* out);
+  // Sets clock_unix_s from `command`'s stamp, if it carries one.
+  void AdvanceClock(const pb::Command& command);
   // LockTable::Apply.
   ApplyResult Apply(uint64_t index, const pb::Command& command);
 

@@ -82,7 +82,8 @@ ListResult LockTable::ListPage(const ListQuery& query) const {
     row.resource = f.resource;
     row.held = f.held;
     row.mode = l.mode;
-    row.quantity = l.quantity;
+    row.quantity = l.quantity();
+    row.since_unix_s = l.since_unix_s;
     row.lock_id = l.lock_id;
     row.token = l.token;
     row.element = l.element();

@@ -35,12 +35,13 @@ void ToProto(const Resource& r, const Lock& lock, pb::LockEntryState* out) {
   out->set_lock_id(lock.lock_id);
   *out->mutable_session() = KeyOf(*lock.session);
   out->set_mode(lock.mode);
-  out->set_quantity(lock.quantity);
+  out->set_quantity(lock.quantity());
   out->set_token(lock.token);
   out->set_element(lock.element());
   out->set_seq(lock.seq);
   out->set_no_create(lock.no_create);
   out->set_stamp_unix_ns(lock.stamp_unix_ns());
+  out->set_since_unix_s(lock.since_unix_s);
   // Only a hierarchy's lock names more than its queue (a node path): a lock of any other
   // queue leaves the name out, which halves a simple lock's bytes in a snapshot.
   if (r.type == ResourceType::kHierarchical) out->set_resource(NameOf(r, lock));
@@ -110,13 +111,14 @@ void EncodeLock(const Resource& r, const Lock& lock, SessionKeyCache* keys, std:
   w.Scalar(1, lock.lock_id);
   w.Message(2, keys->Of(lock.session));
   w.Scalar(3, static_cast<uint64_t>(lock.mode));
-  w.Scalar(4, lock.quantity);
+  w.Scalar(4, lock.quantity());
   w.Scalar(5, lock.token);
   w.Text(6, lock.element());
   w.Scalar(7, lock.seq);
   w.Scalar(8, lock.no_create ? 1 : 0);
   w.Scalar(9, static_cast<uint64_t>(lock.stamp_unix_ns()));
   if (r.type == ResourceType::kHierarchical) w.Text(10, NameOf(r, lock));  // as ToProto
+  w.Scalar(11, lock.since_unix_s);
 }
 
 }  // namespace
@@ -125,6 +127,7 @@ void LockTable::Impl::Snapshot(pb::LockTableSnapshot* out) const {
   out->Clear();
   out->set_applied_index(applied_index);
   out->set_token_offset(token_offset);
+  out->set_clock_unix_s(clock_unix_s);
   for (const auto& [id, s] : sessions) {
     pb::SessionState* ss = out->add_sessions();
     *ss->mutable_session() = KeyOf(id);
@@ -248,6 +251,7 @@ void LockTable::EncodeSnapshot(std::string* out) const {
     w.Message(4, body);
   }
   w.Scalar(5, t.token_offset);  // after field 4, as protobuf orders fields
+  w.Scalar(6, t.clock_unix_s);
 }
 
 // Fills `lock` from `in`, checking it against the queue `r` it is listed in.
@@ -305,7 +309,8 @@ Status LockTable::Impl::LoadLock(const pb::LockEntryState& in, const ResourceNam
   lock->lock_id = in.lock_id();
   lock->session = &sit->first;
   lock->mode = in.mode();
-  lock->quantity = in.quantity();
+  lock->set_quantity(in.quantity());
+  lock->since_unix_s = in.since_unix_s();
   lock->token = in.token();
   lock->set_element(in.element());
   lock->seq = in.seq();
@@ -332,7 +337,7 @@ Status LockTable::Impl::CheckHolders(const Resource& r) {
         return Status::Corruption(where() + "incompatible holders");
       }
     }
-    used += h.quantity;
+    used += h.quantity();
     switch (r.type) {
       case ResourceType::kSet:
         if (std::find(r.extra->elements.begin(), r.extra->elements.end(), h.element()) ==
@@ -381,6 +386,7 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
   applied_index = snap.applied_index();
   if (snap.token_offset() > kMaxTokenFloor) return Status::Corruption("snapshot: bad token offset");
   token_offset = snap.token_offset();
+  clock_unix_s = snap.clock_unix_s();
   for (const pb::SessionState& ss : snap.sessions()) {
     const SessionId id = IdOf(ss.session());
     if (sessions.count(id) != 0) {
@@ -531,7 +537,8 @@ std::vector<LockRow> LockTable::List() const {
     row.resource = NameOf(r, l);
     row.held = is_held;
     row.mode = l.mode;
-    row.quantity = l.quantity;
+    row.quantity = l.quantity();
+    row.since_unix_s = l.since_unix_s;
     row.lock_id = l.lock_id;
     row.token = l.token;
     row.element = l.element();

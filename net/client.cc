@@ -530,6 +530,7 @@ class AsyncClientImpl final : public AsyncClient {
       i.pid = l.pid();
       i.uid = l.uid();
       i.client_name = l.client_name();
+      i.since_unix_s = l.since_unix_s();
       out.push_back(std::move(i));
     }
     bool go_on = true;

@@ -32,6 +32,7 @@ void AddRow(const core::LockRow& r, pb::ListLocksReply* out) {
   l->set_pid(r.pid);
   l->set_uid(r.uid);
   l->set_client_name(r.client_name);
+  l->set_since_unix_s(r.since_unix_s);
 }
 
 }  // namespace

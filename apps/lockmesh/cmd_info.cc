@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -139,6 +140,18 @@ std::string JsonString(const std::string& s) {
   return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
+/// A row's since-when: "2026-11-23T17:40:00Z" (core/time_text's FormatIsoUtc form; the
+/// CLI sees public headers only), or "" when the node did not say (0).
+std::string SinceText(uint32_t since_unix_s) {
+  if (since_unix_s == 0) return "";
+  const time_t t = static_cast<time_t>(since_unix_s);
+  struct tm utc {};
+  char text[32];
+  if (gmtime_r(&t, &utc) == nullptr || strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc) == 0)
+    return std::to_string(since_unix_s);
+  return text;
+}
+
 /// Appends one listing row as a JSON object indented for the "locks" array, the fields of
 /// docs/cli.md in that order (exactly what nlohmann's dump(2) of the document would give).
 void AppendLockJson(const mesh::LockInfo& l, std::string* out) {
@@ -156,6 +169,7 @@ void AppendLockJson(const mesh::LockInfo& l, std::string* out) {
   field("quantity", std::to_string(l.quantity));
   field("lock_id", std::to_string(l.lock_id));
   field("token", std::to_string(l.token));
+  field("since", l.since_unix_s != 0 ? JsonString(SinceText(l.since_unix_s)) : "null");
   field("element", JsonString(l.element));
   field("node_id", JsonString(l.node_id));
   field("client_id", std::to_string(l.client_id));
@@ -187,6 +201,7 @@ class LocksPrinter {
     for (const auto& l : page) {
       rows.push_back({l.resource, l.held ? "held" : "waiting", mesh::LockModeName(l.mode),
                       std::to_string(l.quantity), l.held ? std::to_string(l.token) : "-",
+                      OrDash(SinceText(l.since_unix_s)),
                       OrDash(l.element), OrDash(l.node_id), std::to_string(l.client_id),
                       l.pid ? std::to_string(l.pid) : "-", std::to_string(l.uid),
                       OrDash(l.client_name)});
@@ -250,7 +265,7 @@ class LocksPrinter {
   }
 
   inline static const std::vector<std::string> kHeader = {"RESOURCE", "STATE",   "MODE", "QTY",
-                                                          "TOKEN",    "ELEMENT", "NODE", "CLIENT",
+                                                          "TOKEN",    "SINCE",   "ELEMENT", "NODE", "CLIENT",
                                                           "PID",      "UID",     "NAME"};
   const bool json_;
   size_t rows_ = 0;

@@ -42,92 +42,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 case "$security" in none|encrypt|mutual) ;; *) echo "mesh_vs_etcd: --security none|encrypt|mutual" >&2; exit 2 ;; esac
-[ "$(id -u)" -eq 0 ] || { echo "mesh_vs_etcd: needs root (network namespaces)" >&2; exit 2; }
-lockmesh="$build/lockmesh"
-[ -x "$lockmesh" ] || { echo "mesh_vs_etcd: no $lockmesh (build first: cmake --build $build)" >&2; exit 2; }
-
-hosts=(lmb1 lmb2 lmb3)
-addrs=(10.79.0.1 10.79.0.2 10.79.0.3)
-bridge=lmbbr0
-work="$(mktemp -d /tmp/lmbench.XXXXXX)"
-etcd_started=0
-
-cleanup() {
-  set +e
-  if [ "$etcd_started" = 1 ]; then "$here/etcd_cluster.sh" stop "$work" >/dev/null 2>&1; fi
-  for ns in "${hosts[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
-  done
-  for _ in $(seq 50); do
-    left=0
-    for ns in "${hosts[@]}"; do [ -n "$(ip netns pids "$ns" 2>/dev/null)" ] && left=1; done
-    [ "$left" = 0 ] && break
-    sleep 0.1
-  done
-  for ns in "${hosts[@]}"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
-    ip netns del "$ns" 2>/dev/null
-  done
-  ip link del "$bridge" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-# A crashed earlier run may have left its namespaces behind.
-for ns in "${hosts[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
-ip link del "$bridge" 2>/dev/null || true
-
-ip link add "$bridge" type bridge mcast_snooping 0
-ip link set "$bridge" up
-for i in 0 1 2; do
-  ns="${hosts[$i]}"
-  ip netns add "$ns"
-  ip link add "${ns}v" type veth peer name eth0 netns "$ns"
-  ip link set "${ns}v" master "$bridge" up
-  ip -n "$ns" link set lo up multicast on
-  ip -n "$ns" link set eth0 up multicast on
-  ip -n "$ns" addr add "${addrs[$i]}/24" dev eth0
-  ip -n "$ns" route add 224.0.0.0/4 dev eth0
-done
-
-in_ns() { local ns="$1"; shift; ip netns exec "$ns" "$@"; }
+bench_name=mesh_vs_etcd
+# shellcheck source=bench_netns.sh
+. "$here/bench_netns.sh"
+netns_setup
 
 # --- lockmesh ---------------------------------------------------------------------------
-tls=()
-if [ "$security" != none ]; then
-  "$lockmesh" cert ca --out "$work/ca" >/dev/null
-fi
-for i in 0 1 2; do
-  id="bench-node-$((i + 1))"
-  args=(node --node-id "$id" --cluster bench --socket "$work/node$i.sock" --data-dir "$work/data$i"
-        --expect 3 --security "$security")
-  if [ "$security" != none ]; then
-    "$lockmesh" cert node --ca "$work/ca" --cn "$id" --out "$work/cert$i" >/dev/null
-    args+=(--tls-cert "$work/cert$i/cert.pem" --tls-key "$work/cert$i/key.pem" --tls-ca "$work/ca/cert.pem")
-  fi
-  in_ns "${hosts[$i]}" "$lockmesh" "${args[@]}" >"$work/node$i.log" 2>&1 &
-done
-
-# Formed: every node reports 3 members and a leader. Bounded: 60 s.
-formed=0
-for _ in $(seq 600); do
-  ok=0
-  for i in 0 1 2; do
-    if "$lockmesh" status --socket "$work/node$i.sock" --json 2>/dev/null |
-       python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s.get("leader_id") and len(s.get("members",[]))==3 else 1)' 2>/dev/null; then
-      ok=$((ok + 1))
-    fi
-  done
-  if [ "$ok" = 3 ]; then formed=1; break; fi
-  sleep 0.1
-done
-if [ "$formed" = 0 ]; then
-  echo "mesh_vs_etcd: the lockmesh mesh did not form within 60 s; node logs:" >&2
-  for i in 0 1 2; do echo "--- node $i" >&2; tail -20 "$work/node$i.log" >&2; done
-  exit 1
-fi
-leader="$("$lockmesh" status --socket "$work/node0.sock" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_id"])')"
+mesh_start "$security"
 echo "lockmesh: 3 nodes formed (leader $leader), security $security, fsync on, $(nproc) CPUs"
 
 bench_mesh() {
@@ -150,17 +71,11 @@ if [ "$etcd" = 0 ]; then
 elif [ ! -x "$build/tests/bench/etcd_lock_bench" ]; then
   etcd_note="etcd: skipped (no $build/tests/bench/etcd_lock_bench: libcurl4-openssl-dev was not installed at configure time)"
 else
-  set +e
-  endpoints="$("$here/etcd_cluster.sh" start "$work" lmb1=10.79.0.1 lmb2=10.79.0.2 lmb3=10.79.0.3)"
-  rc=$?
-  set -e
+  rc=0
+  etcd_start || rc=$?
   if [ "$rc" = 3 ]; then
     etcd_note="etcd: skipped (Debian's etcd-server is not installed: apt-get install etcd-server)"
-  elif [ "$rc" != 0 ]; then
-    echo "mesh_vs_etcd: the etcd cluster did not start (see above)" >&2
-    exit 1
   else
-    etcd_started=1
     bench_etcd() {
       in_ns lmb1 "$build/tests/bench/etcd_lock_bench" --endpoints "$endpoints" \
         --seconds "$seconds" --runs "$runs" --clients "$clients" "$@"

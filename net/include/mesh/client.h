@@ -106,6 +106,9 @@ struct LockInfo {
   uint32_t pid = 0;         // client process (SO_PEERCRED), 0 if unknown
   uint32_t uid = 0;
   std::string client_name;
+  // Since when, Unix seconds by the proposing nodes' clocks: held, since the grant; waiting,
+  // since the request. 0: unknown (a node before this field).
+  uint32_t since_unix_s = 0;
 };
 
 /// The longest ListLocksOptions::prefix and ::node_id a node accepts, in bytes.
