@@ -11,7 +11,7 @@ soname=$(readelf -d "$lib" | sed -n 's/.*Library soname: \[\(.*\)\]/\1/p')
 # Defined symbols only ("U" are imports); the version node itself (LOCKMESH_1, type A) is not code.
 syms=$(nm -D --defined-only "$lib" | awk '$2 != "A" { $1 = ""; $2 = ""; sub(/^  /, ""); print }' | c++filt | sed "s/@.*$//")
 public='^(lockmesh_[a-z_]+'
-public+='|mesh::Status::[A-Za-z~]+(\[abi:cxx11\])?\(.*'
+public+='|mesh::Status::([A-Za-z~]+|operator=)(\[abi:cxx11\])?\(.*'
 public+='|mesh::(ParseLockMode|LockModeName|DefaultSocketPath|DefaultDataDir|UniqueId)(\[abi:cxx11\])?\(.*'
 public+='|mesh::Client::(Connect|~Client|Lock|TryLock|Unlock|SetLostCallback|GetStatus|ListLocks|Shutdown|Poll|fd)\(.*'
 public+='|mesh::(AsyncClient|Node)::Create\(.*'
