@@ -26,6 +26,13 @@ class Node:
             [os.environ["LOCKMESH_BINARY"], "node", "--local", "--socket", self.socket,
              "--data-dir", os.path.join(directory, "data")],
             stdout=subprocess.DEVNULL, stderr=open(os.path.join(directory, "node.log"), "w"))
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()  # any failure here (even an unimportable package) must not leak the node
+            raise
+
+    def _wait_ready(self):
         deadline = time.monotonic() + DEADLINE
         while True:
             try:
@@ -33,7 +40,6 @@ class Node:
                 return
             except lockmesh.LockmeshError:
                 if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
                     raise RuntimeError("the node did not start")
                 time.sleep(0.02)
 
