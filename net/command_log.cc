@@ -8,6 +8,7 @@
 
 #include "core/admission.h"
 #include "core/raft/raft_storage.h"
+#include "core/snapshot_policy.h"
 #include "net/lease_clock.h"
 
 namespace mesh::net {
@@ -127,6 +128,8 @@ Status CommandLog::Open() {
     return Status::Corruption("the log in " + options_.data_dir +
                               " is damaged: " + loaded.message() + damaged);
   }
+  // Raft keeps the log's entries from here on; the store needs only their terms.
+  store_->DropEntryData();
   if (state.snapshot.index() > 0) {
     pb::LockTableSnapshot s;
     if (!s.ParseFromString(state.snapshot_data)) {
@@ -136,6 +139,8 @@ Status CommandLog::Open() {
     MESH_RETURN_IF_ERROR(table_->Restore(s).Annotate("cannot restore the snapshot"));
   }
   last_snapshot_index_ = state.snapshot.index();
+  last_snapshot_bytes_ = state.snapshot_data.size();
+  last_snapshot_held_ = table_->held_count();
   applied_through_ = state.snapshot.index();
   const bool fresh =
       state.hard_state.term == 0 && state.entries.empty() && state.snapshot.index() == 0;
@@ -567,6 +572,7 @@ Status CommandLog::ApplyBatch(const core::raft::Batch& batch) {
     auto job = std::make_unique<TableJob>();
     job->restore = true;
     job->index = batch.snapshot->meta.index();
+    job->bytes = batch.snapshot->data.size();
     job->snapshot = batch.snapshot;
     StartTableJob(std::move(job));
     return Status::OK();
@@ -584,12 +590,16 @@ Status CommandLog::ApplyNow(const std::shared_ptr<const core::raft::Snapshot>& s
     // Restore leaves the table unchanged on error.
     MESH_RETURN_IF_ERROR(table_->Restore(s).Annotate("cannot restore a received snapshot"));
     last_snapshot_index_ = snapshot->meta.index();
+    last_snapshot_bytes_ = snapshot->data.size();
+    last_snapshot_held_ = table_->held_count();
+    log_bytes_since_snapshot_ = 0;
   }
   if (snapshot) applied_through_ = std::max(applied_through_, snapshot->meta.index());
   for (const pb::Entry& e : committed) {
     applied_through_ = std::max(applied_through_, e.index());
     if (e.type() != pb::ENTRY_COMMAND) continue;
     if (e.index() <= table_->applied_index()) continue;  // covered by the snapshot
+    log_bytes_since_snapshot_ += e.data().size();
     if (!unapplied_.empty()) unapplied_.erase(e.data());
     pb::Command cmd;
     if (!cmd.ParseFromString(e.data())) {
@@ -611,6 +621,7 @@ Status CommandLog::ApplyDeferred() {
       auto job = std::make_unique<TableJob>();
       job->restore = true;
       job->index = d.snapshot->meta.index();
+      job->bytes = d.snapshot->data.size();
       job->snapshot = std::move(d.snapshot);
       StartTableJob(std::move(job));
       break;
@@ -665,6 +676,9 @@ void CommandLog::OnTableJobDone(uv_work_t* req, int status) {
     if (done->restore) {
       self->table_ = std::move(done->restored);
       self->last_snapshot_index_ = done->index;
+      self->last_snapshot_bytes_ = done->bytes;
+      self->last_snapshot_held_ = self->table_->held_count();
+      self->log_bytes_since_snapshot_ = 0;
       self->applied_through_ = std::max(self->applied_through_, done->index);
       if (self->options_.log && ms >= 50) {
         self->options_.log("snapshot at index " + std::to_string(done->index) +
@@ -681,6 +695,8 @@ void CommandLog::OnTableJobDone(uv_work_t* req, int status) {
         self->Fail(st.Annotate("cannot take a snapshot"));
       } else {
         self->last_snapshot_index_ = done->index;  // the next batch carries it to disk
+        self->last_snapshot_bytes_ = bytes;
+        self->last_snapshot_held_ = done->held;
         if (self->options_.log && ms >= 50) {
           self->options_.log("snapshot at index " + std::to_string(done->index) + ": " +
                              std::to_string(self->table_->held_count()) + " locks held, " +
@@ -708,21 +724,26 @@ void CommandLog::ArmTimer() {
 }
 
 void CommandLog::MaybeSnapshot() {
-  if (options_.snapshot_every == 0 || table_job_ || !deferred_.empty()) return;
+  if (table_job_ || !deferred_.empty()) return;
   uint64_t applied = raft_->applied_index();
-  // Each node waits snapshot_every plus up to half of it more, by its id: members do not
-  // all snapshot at one index, so a quorum keeps answering while one writes a big table.
-  const uint64_t stagger = options_.standalone
-                               ? 0
-                               : options_.snapshot_every / 2 *
-                                     (std::hash<std::string>()(options_.node_id) % 1000) / 1000;
-  if (applied - last_snapshot_index_ < options_.snapshot_every + stagger) return;
+  core::SnapshotPolicyOptions policy;
+  policy.every = options_.snapshot_every;
+  policy.stagger =
+      core::SnapshotStagger(options_.snapshot_every, options_.node_id, options_.standalone);
+  policy.log_ratio = options_.snapshot_log_ratio;
+  const core::SnapshotProgress progress{applied - last_snapshot_index_, log_bytes_since_snapshot_,
+                                        last_snapshot_bytes_, last_snapshot_held_,
+                                        table_->held_count()};
+  if (!core::SnapshotDue(policy, progress)) return;
+  // The entries applied from here on count towards the next snapshot.
+  log_bytes_since_snapshot_ = 0;
   if (options_.sync_off_loop) {
     // Building and encoding a big table takes a second per million locks or more: on the
     // pool, while the loop serves peers and clients (committed entries wait meanwhile).
     applied_through_ = applied;  // nothing waits: the table reflects every entry handed out
     auto job = std::make_unique<TableJob>();
     job->index = applied;
+    job->held = table_->held_count();
     StartTableJob(std::move(job));
     return;
   }
@@ -736,6 +757,8 @@ void CommandLog::MaybeSnapshot() {
     return;
   }
   last_snapshot_index_ = applied;  // the next batch carries it to disk
+  last_snapshot_bytes_ = bytes;
+  last_snapshot_held_ = table_->held_count();
   const uint64_t ms = (uv_hrtime() - start_ns) / 1'000'000;
   // Once per snapshot_every entries; worth a line when it costs the loop noticeable time.
   if (options_.log && ms >= 50) {

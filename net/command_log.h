@@ -74,8 +74,13 @@ class CommandLog {
     /// This node's unique id: its Raft id, and the only voter of a fresh log.
     std::string node_id;
     bool fsync = true;
-    /// Take a snapshot (and compact the log) every this many applied entries; 0 never.
+    /// Take a snapshot (and compact the log) after at least this many applied entries; 0
+    /// never (core/snapshot_policy.h P1, P2).
     uint64_t snapshot_every = 100000;
+    /// And only once the log applied since the last snapshot holds this many times its
+    /// bytes (core/snapshot_policy.h P3: a growing table costs O(n), not O(n^2)); 0: by
+    /// snapshot_every alone.
+    double snapshot_log_ratio = 1.0;
     uint64_t wal_segment_bytes = 64ull << 20;
     /// Longest wait, in microseconds, for more commands before syncing a batch smaller
     /// than the last one (see OnCheck); 0 syncs at the end of every loop iteration.
@@ -228,6 +233,8 @@ class CommandLog {
     CommandLog* log = nullptr;
     bool restore = false;                                  // else build
     uint64_t index = 0;                                    // the snapshot's index
+    uint64_t bytes = 0;                                    // restore: the snapshot's size
+    uint64_t held = 0;                                     // build: locks held at `index`
     std::string data;                                      // build: out
     std::shared_ptr<const core::raft::Snapshot> snapshot;  // restore: in (shared with raft)
     std::unique_ptr<core::LockTable> restored;
@@ -281,6 +288,9 @@ class CommandLog {
   bool driving_ = false;       // Drive() is on the stack (handlers may call Propose)
   bool step_pending_ = false;  // messages stepped since the last Drive (see Step)
   uint64_t last_snapshot_index_ = 0;
+  uint64_t last_snapshot_bytes_ = 0;      // its size (0: unknown); core/snapshot_policy.h P3
+  uint64_t last_snapshot_held_ = 0;       // locks held in it
+  uint64_t log_bytes_since_snapshot_ = 0;  // payload bytes applied after it
   size_t last_batch_size_ = 0;      // commands in the last proposed batch
   size_t urgent_pending_ = 0;       // pending commands other than OpenSession
   uint64_t gather_started_ns_ = 0;  // uv_hrtime() when this batch began to wait; 0 = not

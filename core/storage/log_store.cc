@@ -233,6 +233,7 @@ struct LogStore::Impl {
   HardState hs;
   SnapshotData snap;
   std::deque<LogEntry> entries;  // first_index() .. last_index()
+  bool keep_data = true;         // false after DropEntryData: entries hold index and term
 
   std::vector<Segment> segments;         // oldest first; back() is the active one
   std::unique_ptr<WritableFile> active;  // segments.back(), open for writing
@@ -660,9 +661,19 @@ Status LogStore::Append(const std::vector<LogEntry>& entries) {
   }
   for (const LogEntry& e : entries) {
     d.BufferEntry(e);
-    d.entries.push_back(e);
+    if (d.keep_data) {
+      d.entries.push_back(e);
+    } else {
+      d.entries.push_back(LogEntry{e.index, e.term, std::string()});
+    }
   }
   return Status::OK();
+}
+
+void LogStore::DropEntryData() {
+  Impl& d = *impl_;
+  d.keep_data = false;
+  for (LogEntry& e : d.entries) std::string().swap(e.data);
 }
 
 Status LogStore::SetHardState(const HardState& hs) {

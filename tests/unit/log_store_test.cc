@@ -171,6 +171,33 @@ TEST_F(LogStoreTest, RoundTripAcrossReopen) {
   EXPECT_EQ(Segments(fs_).size(), 1u);
 }
 
+// DropEntryData: the store keeps terms, not data, of what it held and of what is appended
+// after; the records on disk are whole, so a reopen reads every entry's data back.
+TEST_F(LogStoreTest, DroppedEntryDataKeepsTermsAndTheDisk) {
+  MustOpen();
+  ASSERT_TRUE(store_->Append(Range(1, 5, 1)).ok());
+  store_->DropEntryData();
+  EXPECT_EQ(store_->entry(3).term, 1u);
+  EXPECT_TRUE(store_->entry(3).data.empty());
+  ASSERT_TRUE(store_->Append(Range(6, 9, 2)).ok());
+  EXPECT_EQ(store_->entry(7).index, 7u);
+  EXPECT_TRUE(store_->entry(7).data.empty());
+  uint64_t term = 0;
+  ASSERT_TRUE(store_->Term(8, &term).ok());
+  EXPECT_EQ(term, 2u);
+  ASSERT_TRUE(store_->Append(Range(8, 8, 3)).ok());  // a conflict still truncates
+  EXPECT_EQ(store_->last_index(), 8u);
+  ASSERT_TRUE(store_->Sync().ok());
+  ASSERT_TRUE(store_->SaveSnapshot(SnapshotData{4, 1, "s"}).ok());
+  EXPECT_EQ(store_->first_index(), 5u);
+
+  MustOpen();
+  EXPECT_EQ(store_->last_index(), 8u);
+  ExpectEntries(5, 5, 1);
+  ExpectEntries(6, 7, 2);
+  ExpectEntries(8, 8, 3);
+}
+
 TEST_F(LogStoreTest, UnsyncedDataIsNotRecovered) {
   MustOpen();
   ASSERT_TRUE(store_->Append(Range(1, 3, 1)).ok());
