@@ -143,12 +143,12 @@ Admission AdmitCommand(const std::string& proposer, const pb::Command& c) {
       return OwnSession(proposer, "CloseSession", c.close_session().session());
     case pb::Command::kExpireNode:
       // Expiring a node is the leader's own decision, proposed locally; a restarting node
-      // ends its own earlier runs' sessions with ClaimClientIds (net/node.cc).
+      // ends its own earlier runs' sessions with ClaimClientIds (net/node/node.cc).
       return Admission::Refuse("propose-expire-node", "PROPOSE",
                                "PROPOSE of ExpireNode '" + c.expire_node().node_id() +
                                    "': only the leader expires a node, by its own decision");
     case pb::Command::kClaimClientIds:
-      // A node claims client ids for its own id only (net/node.cc, at start): another's
+      // A node claims client ids for its own id only (net/node/node.cc, at start): another's
       // claim with expire_older would end that node's sessions.
       if (c.claim_client_ids().node_id() == proposer) return Admission::Accept();
       return Admission::Refuse("propose-claim-client-ids", "PROPOSE",

@@ -2,7 +2,7 @@
 // — the members-only rule of the mesh, as pure decisions (no I/O, no clock).
 //
 // The peer transport authenticates a link: with --security mutual the certificate's CN is the
-// node id the peer claims (net/peer_transport.h), so the link's id is an identity; with tofu
+// node id the peer claims (net/peer/peer_transport.h), so the link's id is an identity; with tofu
 // it is pinned to a fingerprint; with encrypt and none it is only a claim (see "Who may
 // speak" in docs/mesh.md). What the link's owner may then do is decided here, from this
 // node's Raft configuration — never from what the peer says about itself in gossip (a cluster
@@ -48,17 +48,17 @@
 //  R4 A PROPOSE is taken only from a member (R2), and only if every entry is a COMMAND whose
 //     pb::Command is on the allow-list below and concerns the proposer's own node:
 //       open_session, acquire, release, cancel, close_session: session.node_id == link;
-//       expire_node: never. Expiring a node is the leader's own decision (net/cluster.cc
+//       expire_node: never. Expiring a node is the leader's own decision (net/node/cluster.cc
 //         proposes it locally, never through PROPOSE); a restarting node ends its earlier
 //         runs' sessions with claim_client_ids instead;
 //       claim_client_ids: node_id == link only (a node claims its own client ids, and
-//         with them ends its earlier runs' sessions, net/node.cc);
+//         with them ends its earlier runs' sessions, net/node/node.cc);
 //       any other kind, an unset body or bytes that do not parse: refused. A command kind
 //       added later is refused until it is added to the allow-list (AdmitCommand).
 //     One bad entry refuses the whole message.
 //  R5 A JoinRequest is the one thing a non-member may send: taken when its node_id is `link`
 //     (the joiner itself), or from a voter (a follower forwarding a joiner's request to the
-//     leader, net/cluster.cc OnJoinRequest). Not from a learner: membership is automatic, so
+//     leader, net/node/cluster.cc OnJoinRequest). Not from a learner: membership is automatic, so
 //     a learner may be anyone who asked, and would otherwise fill the configuration with
 //     made-up learners; a learner does not forward (the joiner retries, preferring the
 //     leader its gossip names).
@@ -76,7 +76,7 @@
 //     clients' locks alive while the real leader expires them.
 //
 // Every refusal carries a stable `rule` key and the kind of message (`what`; the pair keys the
-// rate-limited logging, RefusalLimiter) and words for the log. The driver (net/cluster.cc) logs
+// rate-limited logging, RefusalLimiter) and words for the log. The driver (net/node/cluster.cc) logs
 // them with the peer's id, address and certificate fingerprint.
 //
 // Threading: the functions are pure; a RefusalLimiter belongs to one thread.

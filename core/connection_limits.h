@@ -3,7 +3,7 @@
 //
 // Every connection accepted on the peer port costs memory (its state, later a TLS session)
 // and a file descriptor from the moment it is accepted until its TLS handshake, Hello and
-// Welcome are done (net/peer_transport.h), and anyone who can reach the port can open one
+// Welcome are done (net/peer/peer_transport.h), and anyone who can reach the port can open one
 // without credentials. So the connections still in that phase ("pending") are counted:
 //  L1 Per source: at most `max_pending_per_source` pending connections from one source
 //     (ConnectionSourceKey: an IPv4 address; an IPv6 /64, the block one host usually

@@ -1,6 +1,6 @@
 // core/formation_plan: how a node enters a mesh and leaves it (docs/design.md §2,
 // "Bootstrap"; docs/mesh.md, "Formation"), as pure functions of what the node sees, so that
-// the simulator and unit tests run the rules the node runs (net/cluster.cc gathers the view,
+// the simulator and unit tests run the rules the node runs (net/node/cluster.cc gathers the view,
 // then bootstraps, sends, trusts or hands over as told).
 //
 // A node with empty state (no configuration):

@@ -1,8 +1,8 @@
 // core/link_health: when a peer link that carries nothing is half-open and must be closed
 // (then redialled), by the driver's loop clock — a rule with no I/O, so that unit tests and
-// the simulator run the one net/cluster.cc runs.
+// the simulator run the one net/node/cluster.cc runs.
 //
-// Every link carries gossip both ways every gossip interval (net/cluster.h), so silence on a
+// Every link carries gossip both ways every gossip interval (net/node/cluster.h), so silence on a
 // link means an outage TCP has not noticed yet (its retransmission backoff can keep quiet for
 // many seconds):
 //  L1 A link not heard from (no message of any kind) for more than

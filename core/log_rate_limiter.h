@@ -12,7 +12,7 @@
 //    TakeSummaries (the caller's timer, so that a flood that stops is still summed up).
 //  * At most `max_keys` keys are tracked; lines of further keys share one key, "" ("other
 //    lines"), so memory stays bounded whatever the keys are.
-// net/rate_limited_log.h drives it from a libuv timer.
+// net/support/rate_limited_log.h drives it from a libuv timer.
 //
 // Threading: not thread-safe; one owner, on one thread.
 #ifndef LOCKMESH_CORE_LOG_RATE_LIMITER_H_

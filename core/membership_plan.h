@@ -1,6 +1,6 @@
 // core/membership_plan: what a leader changes in the cluster's membership next (docs/mesh.md,
 // "Membership"), as a pure function of what it sees, so that the simulator and unit tests
-// run the same rules as the node (net/cluster.cc only gathers the view and proposes).
+// run the same rules as the node (net/node/cluster.cc only gathers the view and proposes).
 //
 // One change at a time (raft allows one in flight), in this order of priority:
 //   M1 A join request from a node the configuration already holds, whose log ends before

@@ -2,7 +2,7 @@
 // on its socket and data dir, its text form, and the decision whether a node may start
 // beside it.
 //
-// A mesh node writes a claim (net/mesh_claim.h does the file I/O) naming its cluster, node
+// A mesh node writes a claim (net/local/mesh_claim.h does the file I/O) naming its cluster, node
 // id, data dir, socket and start command, at `<data_dir>/mesh-claim` and
 // `<socket>.mesh-claim`. The claim outlives the node (kill -9 and graceful stop alike): the
 // host stays a member of its cluster until someone releases the claim on purpose. A node

@@ -1,6 +1,6 @@
 // core/redial_backoff: how long a peer transport waits before it dials an address again
 // (docs/design.md §5: "redial with exponential backoff and jitter"), as a pure function, so
-// that the delay sequence is tested without sockets (net/peer_transport.cc draws the random
+// that the delay sequence is tested without sockets (net/peer/peer_transport.cc draws the random
 // number and runs the timer).
 //
 //  B1 After `failures` failed attempts in a row (0 after a link that came up and was lost),

@@ -1,5 +1,5 @@
 // core/snapshot_policy: when a node snapshots its lock table and compacts its log, as a pure
-// function, so that the rule is tested without a table or a disk (net/command_log.cc counts
+// function, so that the rule is tested without a table or a disk (net/node/command_log.cc counts
 // the entries and bytes and runs the snapshot).
 //
 // A snapshot costs the whole table (built, written, and sent to every member that needs

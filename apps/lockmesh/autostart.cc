@@ -17,10 +17,10 @@
 #include <vector>
 
 #include "core/mesh_claim.h"
-#include "net/errno_text.h"
-#include "net/local_dir.h"
-#include "net/mesh_claim.h"
-#include "net/posix_file_system.h"
+#include "net/local/local_dir.h"
+#include "net/local/mesh_claim.h"
+#include "net/support/errno_text.h"
+#include "net/support/posix_file_system.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -38,7 +38,7 @@ using mesh::net::ErrnoMessage;
 class StartLock {
  public:
   /// `dir_fd`: the checked socket directory; the file is opened in it, never through a
-  /// symlink (net/local_dir.h).
+  /// symlink (net/local/local_dir.h).
   Status Acquire(int dir_fd, const std::string& path, Clock::time_point deadline) {
     while (true) {
       int fd = -1;

@@ -6,7 +6,7 @@
 //     If a mesh node has claimed S or the data dir (one authority per host, docs/mesh.md),
 //     stop here with PermissionDenied: which node, which cluster, how to start it.
 //  2. Create S's directory (0700), refuse it unless it is ours and not writable by
-//     others (net/local_dir.h), and take an exclusive flock on S.start.lock (opened
+//     others (net/local/local_dir.h), and take an exclusive flock on S.start.lock (opened
 //     O_NOFOLLOW), polling for up to `timeout_seconds`: only one starter at a time.
 //  3. Try to connect again: the previous holder of the flock may have started a node.
 //     Check the claim again.

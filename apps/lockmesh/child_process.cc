@@ -11,7 +11,7 @@
 #include <set>
 
 #include "exit_codes.h"
-#include "net/errno_text.h"
+#include "net/support/errno_text.h"
 
 extern char** environ;
 

@@ -12,7 +12,7 @@
 #include "exit_codes.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
-#include "net/tls_context.h"
+#include "net/tls/tls_context.h"
 
 namespace lockmesh::cli {
 
@@ -146,7 +146,7 @@ std::string EffectiveDataDir(const Config& config, const std::string& socket) {
 
 namespace {
 
-/// The build's mbedTLS can run the TLS levels (net/tls_context.cc needs TLS 1.2 on both
+/// The build's mbedTLS can run the TLS levels (net/tls/tls_context.cc needs TLS 1.2 on both
 /// sides and X.509 certificates).
 bool TlsInBuild() {
 #if defined(MBEDTLS_SSL_TLS_C) && defined(MBEDTLS_SSL_CLI_C) && defined(MBEDTLS_SSL_SRV_C) && \

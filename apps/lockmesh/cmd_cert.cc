@@ -1,5 +1,5 @@
 // `lockmesh cert ca | node | self-signed | show`: certificates without openssl (docs/design.md §6).
-// The work is done by net/certificate.h; this file parses flags and prints.
+// The work is done by net/tls/certificate.h; this file parses flags and prints.
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -11,7 +11,7 @@
 #include "core/time_text.h"
 #include "exit_codes.h"
 #include "mesh/node.h"
-#include "net/certificate.h"
+#include "net/tls/certificate.h"
 
 namespace lockmesh::cli {
 namespace {

@@ -15,7 +15,7 @@
 #include "commands.h"
 #include "core/hex.h"
 #include "exit_codes.h"
-#include "net/discovery.h"
+#include "net/discovery/discovery.h"
 
 namespace lockmesh::cli {
 namespace {

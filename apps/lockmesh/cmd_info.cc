@@ -15,7 +15,7 @@
 #include "exit_codes.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
-#include "net/errno_text.h"
+#include "net/support/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {

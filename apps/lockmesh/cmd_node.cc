@@ -20,11 +20,11 @@
 #include "commands.h"
 #include "exit_codes.h"
 #include "mesh/node.h"
-#include "net/local_dir.h"
-#include "net/log_line.h"
-#include "net/log_sink.h"
-#include "net/mesh_claim.h"
-#include "net/posix_file_system.h"
+#include "net/local/local_dir.h"
+#include "net/local/mesh_claim.h"
+#include "net/support/log_line.h"
+#include "net/support/log_sink.h"
+#include "net/support/posix_file_system.h"
 
 namespace lockmesh::cli {
 namespace {
@@ -127,7 +127,7 @@ int ReleaseMeshClaim(const Config& config) {
 using mesh::net::LogSink;
 
 /// The node's log: stderr, or (auto-started) <data dir>/node.log, capped and rotated; at the
-/// configured level and format (net/log_sink.h).
+/// configured level and format (net/support/log_sink.h).
 mesh::net::LogSinkOptions LogOptions(const NodeConfig& node, bool auto_started,
                                      const std::string& data_dir) {
   mesh::net::LogSinkOptions o;

@@ -2,7 +2,7 @@
 //
 // Each step prints one line that starts with its name and "ok" or "FAILED"; the last line is
 // "result: ok" or "result: FAILED: <what went wrong, in words>", and the exit status is 0
-// only when every step passed. The TLS itself is net/tls_context + net/tls_session, the very
+// only when every step passed. The TLS itself is net/tls/tls_context + net/tls/tls_session, the very
 // configuration and verification rules a node uses; the identity checks after the handshake
 // (CN = node id in mutual; known_peers or the allow-list in tofu) use the same functions as
 // the peer transport, but never write to known_peers (a debugging tool must not pin peers).
@@ -30,14 +30,14 @@
 #include "commands.h"
 #include "exit_codes.h"
 #include "mesh/node.h"
-#include "net/certificate.h"
-#include "net/errno_text.h"
-#include "net/frame.h"
-#include "net/known_peers.h"
-#include "net/peer_hello.h"
-#include "net/peer_transport.h"
-#include "net/tls_context.h"
-#include "net/tls_session.h"
+#include "net/peer/peer_hello.h"
+#include "net/peer/peer_transport.h"
+#include "net/support/errno_text.h"
+#include "net/support/frame.h"
+#include "net/tls/certificate.h"
+#include "net/tls/known_peers.h"
+#include "net/tls/tls_context.h"
+#include "net/tls/tls_session.h"
 #include "peer.pb.h"
 #include "tls_debug_net.h"
 
@@ -199,7 +199,7 @@ std::string ClassifyHandshakeFailure(const Status& st, const mesh::net::TlsSessi
   if (st.code() == Status::Code::kPermissionDenied &&
       m.rfind("we refused the peer's certificate", 0) == 0) {
     // The session does not keep a refused chain: name the failure from the words of the very
-    // rule that refused it (net/tls_context.cc CheckCertificate / DescribeVerifyFlags).
+    // rule that refused it (net/tls/tls_context.cc CheckCertificate / DescribeVerifyFlags).
     if (m.find("expired on") != std::string::npos) return "expired certificate: " + m;
     if (m.find("not valid before") != std::string::npos) return "certificate not yet valid: " + m;
     if (m.find("is self-signed") != std::string::npos) {
@@ -376,7 +376,7 @@ class PeerChannel {
 };
 
 /// The Hello exchange of `peer` mode, as a node's transport does it: our Hello; theirs,
-/// checked with the transport's own rules (net/peer_hello.h CheckHello) and the identity rules
+/// checked with the transport's own rules (net/peer/peer_hello.h CheckHello) and the identity rules
 /// of the level; our Welcome; theirs (or their refusal of us).
 int ExchangeHello(const Setup& setup, int fd, mesh::net::TlsSession* session,
                   const std::string& dialled, const sockaddr_storage& target) {

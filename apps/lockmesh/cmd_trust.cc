@@ -1,5 +1,5 @@
 // `lockmesh trust list | accept NODE_ID FINGERPRINT | forget NODE_ID`: the tofu store
-// (known_peers in the data dir, net/known_peers.h) seen and edited by people.
+// (known_peers in the data dir, net/tls/known_peers.h) seen and edited by people.
 #include <cstdio>
 #include <ctime>
 #include <memory>
@@ -12,7 +12,7 @@
 #include "commands.h"
 #include "core/time_text.h"
 #include "exit_codes.h"
-#include "net/known_peers.h"
+#include "net/tls/known_peers.h"
 
 namespace lockmesh::cli {
 namespace {

@@ -15,8 +15,8 @@
 
 #include "core/host_port.h"
 #include "mesh/node.h"
-#include "net/errno_text.h"
-#include "net/log_line.h"
+#include "net/support/errno_text.h"
+#include "net/support/log_line.h"
 
 namespace lockmesh::cli {
 namespace {

@@ -66,7 +66,7 @@ struct NodeConfig {
   int64_t election_timeout_ms = 1000; // Raft election timeout
   int64_t snapshot_every = 100000;    // applied entries between snapshots (log compaction)
   int64_t token_floor = 0;            // fencing tokens above this from the node's start on
-  std::string log_level = "info";     // error | warn | info | debug (net/log_line.h)
+  std::string log_level = "info";     // error | warn | info | debug (net/support/log_line.h)
   std::string log_format = "text";    // text | json
   int64_t log_max_bytes = 10 << 20;   // cap of the auto-started node's log file; 0 = none
 

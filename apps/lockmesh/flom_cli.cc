@@ -24,7 +24,7 @@
 #include "lock_runner.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
-#include "net/errno_text.h"
+#include "net/support/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {

@@ -16,7 +16,7 @@
 
 #include "config.h"
 #include "core/resource_name.h"
-#include "net/errno_text.h"
+#include "net/support/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {

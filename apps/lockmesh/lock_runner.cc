@@ -16,7 +16,7 @@
 #include "cli_support.h"
 #include "exit_codes.h"
 #include "loop_client.h"
-#include "net/errno_text.h"
+#include "net/support/errno_text.h"
 
 namespace lockmesh::cli {
 namespace {

@@ -13,7 +13,7 @@
 #include <cstring>
 
 #include "core/host_port.h"
-#include "net/errno_text.h"
+#include "net/support/errno_text.h"
 
 namespace lockmesh::cli::tls_debug {
 

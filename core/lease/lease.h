@@ -96,7 +96,7 @@ struct LeaseOptions {
   /// Raft's election timeout (RaftOptions::election_timeout). A leader whose time advances
   /// by more than this between two calls treats the gap as a pause of its own (see the
   /// header comment). 0 (the default, for drivers that call in sparsely) turns the rule
-  /// off; net/cluster.cc sets it.
+  /// off; net/node/cluster.cc sets it.
   Time election_timeout = 0;
 };
 

@@ -2,7 +2,7 @@
 //
 // A write refused for want of space (core::IsNoSpace: ENOSPC, EDQUOT) changes nothing that
 // was durable (core/storage/log_store.h), so the node need not stop. The policy, decided
-// here so that the simulator can run it and net/command_log.cc only executes it:
+// here so that the simulator can run it and net/node/command_log.cc only executes it:
 //   * A persist (log append, hard state, snapshot install or compaction) that fails for want
 //     of space makes the node "full". Any other write or sync failure is fatal: the file's
 //     state is unknown and the node stops, as before.

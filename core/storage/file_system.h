@@ -1,6 +1,6 @@
 // core/storage/file_system: the small file-system interface under the WAL and snapshots.
 //
-// core/ does no I/O itself: the node passes a FileSystem. net/posix_file_system.cc is the
+// core/ does no I/O itself: the node passes a FileSystem. net/support/posix_file_system.cc is the
 // real one (open/pwrite/fdatasync/rename/fsync of the directory); core/storage/fault_file_system.h
 // is an in-memory one for tests that can drop every write not yet synced ("crash"), tear
 // the last unsynced write, and fail writes or syncs on demand (full disk).

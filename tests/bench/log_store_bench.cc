@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "core/storage/log_store.h"
-#include "net/posix_file_system.h"
+#include "net/support/posix_file_system.h"
 
 namespace {
 

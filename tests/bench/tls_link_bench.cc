@@ -6,7 +6,7 @@
 // queues frames with PeerTransport::SendEncoded and lets the transport coalesce them (one TLS
 // write and one system call per loop iteration), pausing while more than 4 MiB wait in
 // libuv. A run ends when the receiver has parsed every frame. Security level: encrypt
-// (mutual costs the same on the wire), EC P-256 certificates from net/certificate.h.
+// (mutual costs the same on the wire), EC P-256 certificates from net/tls/certificate.h.
 //
 //   ./tests/bench/tls_link_bench --benchmark_repetitions=3 --benchmark_report_aggregates_only
 #include <benchmark/benchmark.h>
@@ -22,9 +22,9 @@
 #include <string>
 #include <thread>
 
-#include "net/certificate.h"
-#include "net/frame.h"
-#include "net/peer_transport.h"
+#include "net/peer/peer_transport.h"
+#include "net/support/frame.h"
+#include "net/tls/certificate.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 
 #include "core/resource_name.h"
 #include "lockmesh.pb.h"
-#include "net/frame.h"
+#include "net/support/frame.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;

@@ -2,7 +2,7 @@
 // straight from TCP with --security none). Bytes go through FrameDecoder with the peer limit
 // scaled down (so that the limit is reachable) in arbitrary chunks (the first input byte
 // picks the chunk size); every whole frame is parsed as a PeerEnvelope, as
-// net/peer_connection.cc does. Nothing may crash, hang or leak; an oversized length must stop
+// net/peer/peer_connection.cc does. Nothing may crash, hang or leak; an oversized length must stop
 // the decoder without buffering the announced size; whatever parsed must re-encode to a
 // frame that decodes to the same envelope.
 #include <cstddef>
@@ -10,7 +10,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "net/frame.h"
+#include "net/support/frame.h"
 #include "peer.pb.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

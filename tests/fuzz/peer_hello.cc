@@ -1,9 +1,9 @@
 // libFuzzer target: the Hello checks a node runs on the first message of every peer
-// connection (net/peer_hello.h). The input is parsed as a PeerEnvelope (the frame body); a
+// connection (net/peer/peer_hello.h). The input is parsed as a PeerEnvelope (the frame body); a
 // Hello inside is checked against a fixed identity. Nothing may crash; a refusal's reason
 // must be printable (a hostile Hello must not be able to forge log lines) and bounded; a
 // Hello is accepted only if its id is printable and its cluster and version are ours.
-#include "net/peer_hello.h"
+#include "net/peer/peer_hello.h"
 
 #include <cstddef>
 #include <cstdint>

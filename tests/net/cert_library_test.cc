@@ -1,4 +1,4 @@
-// net/certificate and net/known_peers, checked against the real `openssl` CLI where OpenSSL
+// net/tls/certificate and net/tls/known_peers, checked against the real `openssl` CLI where OpenSSL
 // has an opinion (fingerprints, chain verification, certificates OpenSSL made), and on real
 // files (modes, corrupt stores, concurrent updates).
 #include <mbedtls/x509.h>
@@ -12,9 +12,9 @@
 #include <thread>
 #include <vector>
 
-#include "net/certificate.h"
-#include "net/known_peers.h"
 #include "net/support/process_harness.h"
+#include "net/tls/certificate.h"
+#include "net/tls/known_peers.h"
 
 namespace lockmesh::testing {
 namespace {

@@ -1,10 +1,10 @@
 // The command log on a full disk (core/storage/disk_full_policy.h, executed by
-// net/command_log.cc): a persist that fails for want of space holds its batches and retries
+// net/node/command_log.cc): a persist that fails for want of space holds its batches and retries
 // them, it never stops the log; new locks are refused meanwhile; the change to full and back
 // is reported once each.
 //
 // Real CommandLogs on one libuv loop, with real files in a temporary directory behind a
-// file system that answers ENOSPC (core::NoSpaceError, as net/posix_file_system.cc does) to
+// file system that answers ENOSPC (core::NoSpaceError, as net/support/posix_file_system.cc does) to
 // everything that needs new space while the test says the disk is full: allocating a WAL
 // segment, creating one, writing the snapshot file. (disk_full_test.cc does the same with a
 // real full tmpfs and the real node.)
@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "core/storage/file_system.h"
-#include "net/command_log.h"
-#include "net/posix_file_system.h"
+#include "net/node/command_log.h"
+#include "net/support/posix_file_system.h"
 #include "net/support/process_harness.h"
 
 namespace mesh::net {

@@ -1,4 +1,4 @@
-// The command log's pipelined persistence (net/command_log.cc, Drive): the fsync runs on
+// The command log's pipelined persistence (net/node/command_log.cc, Drive): the fsync runs on
 // libuv's thread pool, a leader sends its appends before its own copy is durable and goes
 // on while it syncs, and a follower acknowledges only what it has synced.
 //
@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "core/storage/file_system.h"
-#include "net/command_log.h"
-#include "net/posix_file_system.h"
+#include "net/node/command_log.h"
+#include "net/support/posix_file_system.h"
 #include "net/support/process_harness.h"
 
 namespace mesh::net {

@@ -1,6 +1,6 @@
 // The beacon codec, its limits, the receiver's verdicts, the per-source rate limiter and
-// HOST:PORT parsing (net/discovery_beacon.h). Pure functions: no sockets.
-#include "net/discovery_beacon.h"
+// HOST:PORT parsing (net/discovery/discovery_beacon.h). Pure functions: no sockets.
+#include "net/discovery/discovery_beacon.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-// net/discovery on a real libuv loop with real UDP multicast, in a network namespace of its
+// net/discovery/discovery on a real libuv loop with real UDP multicast, in a network namespace of its
 // own.
 //
 // Each test process first moves itself into a fresh network namespace (unshare; as root, or
@@ -6,7 +6,7 @@
 // beacons, the garbage flood and the --join targets (loopback) never leave this process's
 // private namespace, and parallel tests cannot hear each other. Without namespaces the tests skip
 // and say why (with CI=true they fail instead).
-#include "net/discovery.h"
+#include "net/discovery/discovery.h"
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>

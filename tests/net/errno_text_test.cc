@@ -1,5 +1,5 @@
-// Tests of net/errno_text: the text of errno values and the Status each maps to.
-#include "net/errno_text.h"
+// Tests of net/support/errno_text: the text of errno values and the Status each maps to.
+#include "net/support/errno_text.h"
 
 #include <errno.h>
 #include <gmock/gmock.h>

@@ -1,4 +1,4 @@
-#include "net/frame.h"
+#include "net/support/frame.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
-// Tests of net/log_line: levels from markers and the table of known messages, event names
+// Tests of net/support/log_line: levels from markers and the table of known messages, event names
 // and fields, the text line read back, and the JSON form (parsed by nlohmann/json).
-#include "net/log_line.h"
+#include "net/support/log_line.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

@@ -9,8 +9,8 @@
 #include <random>
 #include <string>
 
-#include "net/frame.h"
 #include "net/peer_test_util.h"
+#include "net/support/frame.h"
 
 namespace lockmesh::testing {
 namespace {

@@ -1,5 +1,5 @@
 // Helpers for the TLS and peer-transport tests (tests/net/tls_*_test.cc, peer_*_test.cc):
-// certificates made with net/certificate.h into a temporary directory, a libuv loop fixture
+// certificates made with net/tls/certificate.h into a temporary directory, a libuv loop fixture
 // that fails a test which leaks a handle, and a PeerTransport wrapper that records what it
 // hears. Header-only, so it is not compiled into every net test.
 #ifndef LOCKMESH_TESTS_NET_PEER_TEST_UTIL_H_
@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "net/certificate.h"
-#include "net/peer_transport.h"
+#include "net/peer/peer_transport.h"
 #include "net/support/process_harness.h"
+#include "net/tls/certificate.h"
 
 namespace lockmesh::testing {
 

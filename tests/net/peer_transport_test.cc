@@ -8,7 +8,7 @@
 #include <string>
 
 #include "net/peer_test_util.h"
-#include "net/tls_session.h"
+#include "net/tls/tls_session.h"
 
 namespace lockmesh::testing {
 namespace {

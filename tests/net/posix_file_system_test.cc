@@ -1,5 +1,5 @@
 // Tests of net::PosixFileSystem on a real temporary directory, and of core::LogStore on it.
-#include "net/posix_file_system.h"
+#include "net/support/posix_file_system.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

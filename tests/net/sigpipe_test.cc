@@ -1,11 +1,11 @@
 // A peer or client that hangs up while we write to it must not kill the process: libuv
 // writes with write(2), which raises SIGPIPE, and SIGPIPE's default action ends the
 // process. The node's own main() ignores SIGPIPE, but the library (libmesh, the test
-// binaries) must protect itself: net/sigpipe.h. CI once lost a test binary to SIGPIPE.
+// binaries) must protect itself: net/support/sigpipe.h. CI once lost a test binary to SIGPIPE.
 //
 // Each case that needs SIGPIPE at its default runs in a child process (a death test), so
 // this binary's own disposition does not matter.
-#include "net/sigpipe.h"
+#include "net/support/sigpipe.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -16,8 +16,8 @@
 #include <cstdlib>
 
 #include "lockmesh.pb.h"
-#include "net/framed_stream.h"
-#include "net/peer_connection.h"
+#include "net/local/framed_stream.h"
+#include "net/peer/peer_connection.h"
 
 namespace lockmesh::testing {
 namespace {

@@ -1,7 +1,7 @@
-// TlsContext + TlsSession with real mbedTLS and real certificates (net/certificate.h), two
+// TlsContext + TlsSession with real mbedTLS and real certificates (net/tls/certificate.h), two
 // sessions wired back to back through memory: every security level's accepted case and the
 // refusals of the handshake, each with its reason on both sides.
-#include "net/tls_session.h"
+#include "net/tls/tls_session.h"
 
 #include <gtest/gtest.h>
 #include <mbedtls/x509.h>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "net/peer_test_util.h"
-#include "net/tls_context.h"
+#include "net/tls/tls_context.h"
 
 namespace lockmesh::testing {
 namespace {

@@ -1,4 +1,4 @@
-// A full disk in the simulator: the node runs core::DiskFullPolicy as net/command_log does
+// A full disk in the simulator: the node runs core::DiskFullPolicy as net/node/command_log does
 // (tests/sim/support/sim_disk_full.cc). Each scenario checks what the policy promises, on
 // top of every invariant of sim_checker.h (an entry is applied only once durable on a
 // quorum, recovery keeps what was durable, one holder per exclusive lock).

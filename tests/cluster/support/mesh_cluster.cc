@@ -22,7 +22,7 @@
 #include <random>
 #include <sstream>
 
-#include "net/discovery_beacon.h"
+#include "net/discovery/discovery_beacon.h"
 
 namespace lockmesh::testing {
 

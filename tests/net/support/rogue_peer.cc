@@ -1,6 +1,6 @@
 // lockmesh_rogue_peer: a hostile peer for tests of members-only Raft (core/admission.h).
 //
-// Connects to one node's peer port with the real transport (net/peer_transport.h: TLS with
+// Connects to one node's peer port with the real transport (net/peer/peer_transport.h: TLS with
 // the given certificate, the real Hello), under any node id it is told to claim, then sends
 // scripted forged messages — Raft (PROPOSE, HEARTBEAT, APPEND, VOTE, ...), keepalives,
 // keepalive acks, join requests — and exits. It gossips that it is a member of the target's
@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "lockmesh.pb.h"
-#include "net/peer_transport.h"
-#include "net/sigpipe.h"
+#include "net/peer/peer_transport.h"
+#include "net/support/sigpipe.h"
 
 namespace {
 

@@ -8,8 +8,8 @@
 #include <set>
 #include <sstream>
 
-#include "sim/support/sim_cluster_internal.h"
 #include "core/raft/raft_storage.h"
+#include "sim/support/sim_cluster_internal.h"
 
 namespace mesh::sim {
 
@@ -149,7 +149,7 @@ void Cluster::OpenNode(Node& n, bool) {
   lo.margin = options_.lease_margin;
   lo.keepalive_interval = options_.keepalive_interval;
   // A leader whose clock advances past the election timeout between two calls (a freeze,
-  // a monotonic jump) treats the gap as its own pause (as net/cluster.cc sets it).
+  // a monotonic jump) treats the gap as its own pause (as net/node/cluster.cc sets it).
   lo.election_timeout = options_.election_timeout;
   n.lease = std::make_unique<core::lease::NodeLease>(lo);
   n.leader_leases = std::make_unique<core::lease::LeaderLeases>(lo);

@@ -6,7 +6,7 @@
 // run the real core: raft::Raft on a core::LogStore on a core::FaultFileSystem (a crash
 // drops every unsynced write, optionally tearing the last one), a core::LockTable applied
 // from the committed log, and the leases of core/lease. Around them, a model of the node
-// driver of net/: it executes each Batch as core/raft/raft.h says and net/command_log does
+// driver of net/: it executes each Batch as core/raft/raft.h says and net/node/command_log does
 // (send and apply when taken; persist in order, one sync at a time on a model of libuv's
 // thread pool that completes later in virtual time; Advance after it), opens client sessions, proposes client commands and retries them until they are
 // applied (exactly-once by (session, seq)), cancels requests whose deadline passed, sends
@@ -80,7 +80,7 @@ struct SimOptions {
   /// view is its node's lease (what clients did before the client lease).
   bool client_lease = true;
   /// Client ids from the log: each run of a node claims an epoch with ClaimClientIds
-  /// (expire_older), as net/node.cc. Off: ids (incarnation << 32) | k and the node closes
+  /// (expire_older), as net/node/node.cc. Off: ids (incarnation << 32) | k and the node closes
   /// its earlier incarnations' sessions itself (the simulator before the id claims). On by default
   /// once core/admission lets a node forward its own ClaimClientIds (AdmissionTakesClaims).
   bool claim_client_ids = AdmissionTakesClaims();
@@ -100,7 +100,7 @@ struct SimOptions {
   double duplicate = 0.01;
   /// A client's proposal is proposed again after this long without being applied.
   Time retry_interval = 400'000;
-  /// Persistence (the model of libuv's thread pool running net/command_log's syncs): a sync
+  /// Persistence (the model of libuv's thread pool running net/node/command_log's syncs): a sync
   /// takes a time uniform in [sync_min, sync_max], or with probability slow_sync one uniform
   /// in [sync_max, slow_sync_max] (a slow disk: several batches pile up behind it). Each run
   /// of a node persists in its loop instead (a sync completes at once, as for a node alone
@@ -189,7 +189,7 @@ class Cluster {
   /// Node i's disk fills: from now on any write that grows its files by more than `slack`
   /// bytes in all fails for want of space (writes into already allocated space go on), as
   /// core/storage/fault_file_system.h SetSpaceLimit. The node runs core::DiskFullPolicy as
-  /// net/command_log does (sim_disk_full.cc): it holds the batches it cannot persist, acks
+  /// net/node/command_log does (sim_disk_full.cc): it holds the batches it cannot persist, acks
   /// nothing they carry, retries with backoff, and refuses new locks meanwhile.
   void FillDisk(int i, uint64_t slack);
   /// Node i's disk has room again (its next retry persists what it holds); a node that could
@@ -358,7 +358,7 @@ class Cluster {
   void ObserveRole(Node& n);
   void Send(Node& from, int to, std::shared_ptr<Envelope> env);
   void Deliver(int to, const std::shared_ptr<Envelope>& env);
-  /// core/admission's decision on `env` at node n, as net/cluster.cc makes it.
+  /// core/admission's decision on `env` at node n, as net/node/cluster.cc makes it.
   bool Admit(Node& n, const Envelope& env);
   /// The latest gossip of every peer node n is connected to, by link id (net/ keeps each
   /// connected peer's latest pb::MeshGossip; the simulator has it now, without delay):

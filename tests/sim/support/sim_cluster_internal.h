@@ -86,7 +86,7 @@ struct Cluster::Node {
   std::unique_ptr<core::lease::NodeLease> lease;
   std::unique_ptr<core::lease::LeaderLeases> leader_leases;
   uint64_t incarnation = 0;
-  // Client ids come from the log (ClaimClientIds, as net/node.cc): each run claims an epoch
+  // Client ids come from the log (ClaimClientIds, as net/node/node.cc): each run claims an epoch
   // E with expire_older (ending every session of its earlier runs) and hands out
   // (E << 32) | k. Until its claim is applied (epoch 0) the node opens no session.
   // Without SimOptions::claim_client_ids: the epoch is the incarnation (ids ready at once)
@@ -106,7 +106,7 @@ struct Cluster::Node {
   Time closing_retry_at = kNever;
   std::set<std::string> session_nodes;      // nodes with open sessions (applied log)
   Time lost_at = 0;                         // virtual time of the last DeclareLost
-  // Persistence, as net/command_log executes it (core decides, the driver executes; see
+  // Persistence, as net/node/command_log executes it (core decides, the driver executes; see
   // core/raft/raft.h): a batch's messages are sent and its committed entries applied when it
   // is taken; it is then queued here and persisted in order, one sync at a time. In the loop
   // (sync_in_loop, as a node alone in its configuration does) a sync completes at once; on
@@ -121,7 +121,7 @@ struct Cluster::Node {
   // Armed by CrashAfterNextWrite: crash at the next sync of a batch with entries or a hard
   // state, once its messages are sent and its committed entries applied, before it is done.
   bool crash_armed = false;
-  // A full disk (FillDisk): the policy net/command_log runs, for this run of the node (a
+  // A full disk (FillDisk): the policy net/node/command_log runs, for this run of the node (a
   // restart starts afresh, as a process does). `start_when_space`: a restart found the disk
   // too full to open the store; FreeDisk starts the node.
   core::DiskFullPolicy disk;

@@ -1,6 +1,6 @@
 // A full disk in the simulator (sim_cluster.h FillDisk): the node's FaultFileSystem refuses
 // growth past a limit, and the driver model runs core::DiskFullPolicy the way
-// net/command_log executes it: a persist that fails for want of space makes the node full;
+// net/node/command_log executes it: a persist that fails for want of space makes the node full;
 // the batches it could not persist are held, in order, before every batch taken since, and
 // persisted again (in the loop) when the policy's retry is due; Raft is not advanced past
 // them, so nothing they carry is acknowledged; new lock requests are refused meanwhile.

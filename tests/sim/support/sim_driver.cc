@@ -35,7 +35,7 @@ void Cluster::OnWake(Node& n) {
   }
   n.raft->Tick(local);
   // A node without configuration chooses whom to join again from the gossip it sees now
-  // (net/cluster.cc at every formation tick; it replaces the join targets each time).
+  // (net/node/cluster.cc at every formation tick; it replaces the join targets each time).
   if (n.raft->config().members_size() == 0) ChooseJoinTarget(n);
   if (local >= n.keepalive_at) {
     n.keepalive_at = local + options_.keepalive_interval;
@@ -141,7 +141,7 @@ void Cluster::ClientAct(Node& n, Client& c) {
       a->set_resource(c.resource);
       a->set_mode(c.mode);
       if (Status refused = n.disk.Admit(cmd); !refused.ok()) {
-        // The node answers at once (net/node.cc: the client's answer is this error); the
+        // The node answers at once (net/node/node.cc: the client's answer is this error); the
         // client tries again later.
         --c.seq;
         c.deadline = 0;
@@ -267,7 +267,7 @@ Cluster::Client* Cluster::FindClient(Node& n, const pb::SessionKey& s) {
 }
 
 void Cluster::Pump(Node& n) {
-  // As net/command_log's Drive: core decides (core/raft/raft.h), this only executes. Every
+  // As net/node/command_log's Drive: core decides (core/raft/raft.h), this only executes. Every
   // batch is sent and applied when taken; persisting follows, in order, one sync at a time.
   while (n.up && !failed()) {
     if (n.raft->HasBatch()) {
@@ -417,7 +417,7 @@ void Cluster::CompleteSync(Node& n) {
   std::vector<core::raft::Batch> batches = std::move(n.syncing);
   n.syncing.clear();
   n.sync_id = 0;
-  // net/command_log: in the loop (a node alone, or a retry on a full disk) each batch is
+  // net/node/command_log: in the loop (a node alone, or a retry on a full disk) each batch is
   // advanced as persisted; on the pool one PersistBatches call persists all or fails whole.
   const bool in_loop = n.sync_in_loop || n.disk.full();
   Status error;
@@ -721,7 +721,7 @@ void Cluster::HandleKeepalive(Node& leader, const pb::Keepalive& k, int from) {
   const Time local = Local(leader);
   pb::KeepaliveAck ack;
   // Only members and nodes with sessions may hold a lease (core/admission.h R6), as in
-  // net/cluster.cc: a rogue's made-up ids are neither tracked nor expired.
+  // net/node/cluster.cc: a rogue's made-up ids are neither tracked nor expired.
   const bool known = core::MayHoldLease(&leader.raft->config(), *leader.table, k.node_id());
   if (!leader.leader_leases->OnKeepalive(local, k, known, leader.raft->HasLeaderLease(local),
                                          leader.id, leader.raft->last_index(), &ack)) {
