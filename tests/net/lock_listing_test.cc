@@ -10,11 +10,14 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <condition_variable>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -327,6 +330,70 @@ TEST_F(LockListingTest, TenThousandLocksListedWholeInTableJsonAndApiWithPrefixFi
   mesh::pb::ClientResponse big = UnpagedListing(paths_.socket);
   EXPECT_TRUE(big.has_error()) << big.ShortDebugString().substr(0, 300);
   EXPECT_NE(big.error().find("too many locks"), std::string::npos) << big.error();
+}
+
+// Parses "YYYY-MM-DDTHH:MM:SSZ" as seconds since the epoch (UTC); -1 if it is not that form.
+int64_t ParseIsoUtc(const std::string& text) {
+  struct tm utc {};
+  const char* end = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &utc);
+  if (end == nullptr || *end != '\0' || text.size() != 20) return -1;
+  return static_cast<int64_t>(timegm(&utc));
+}
+
+// SINCE: a held lock shows when it was granted, in the table and in --json ("since"), as ISO
+// UTC to the second, between the moment the test asked for it and the moment it listed it;
+// a lock granted later shows a time no earlier than one granted before it.
+TEST_F(LockListingTest, SinceIsTheGrantTimeInTableAndJson) {
+  ASSERT_NE(StartTestNode(), nullptr);
+  const int64_t before = static_cast<int64_t>(time(nullptr));
+  PipelinedLocks first(paths_.socket, {"since-a"});
+  ASSERT_TRUE(first.WaitHeld(Millis(60000))) << first.error();
+  // The second is granted at least a second later than the first.
+  const int64_t first_listed = static_cast<int64_t>(time(nullptr));
+  while (static_cast<int64_t>(time(nullptr)) <= first_listed) usleep(50 * 1000);
+  PipelinedLocks second(paths_.socket, {"since-b"});
+  ASSERT_TRUE(second.WaitHeld(Millis(60000))) << second.error();
+  const int64_t after = static_cast<int64_t>(time(nullptr));
+
+  Json rows = LocksJson(paths_.socket, {"--prefix", "since-"});
+  ASSERT_EQ(rows.size(), 2u);
+  std::map<std::string, int64_t> since;
+  std::map<std::string, std::string> since_text;
+  for (const Json& row : rows) {
+    ASSERT_TRUE(row["since"].is_string()) << row.dump();
+    const std::string text = row["since"].get<std::string>();
+    const int64_t t = ParseIsoUtc(text);
+    ASSERT_GE(t, 0) << "not ISO UTC: " << text;
+    EXPECT_GE(t, before) << text;
+    EXPECT_LE(t, after) << text;
+    since[row["resource"].get<std::string>()] = t;
+    since_text[row["resource"].get<std::string>()] = text;
+  }
+  EXPECT_LE(since["since-a"], first_listed);
+  EXPECT_GT(since["since-b"], since["since-a"]);
+
+  // The table: a SINCE column after TOKEN, each row's value the JSON's.
+  RunResult table = Locks(paths_.socket, {"--prefix", "since-"});
+  ASSERT_EQ(table.code(), 0) << table.Describe();
+  std::vector<std::string> lines = SplitLines(table.out);
+  ASSERT_EQ(lines.size(), 3u) << table.out;
+  std::vector<std::string> header;
+  {
+    std::istringstream in(lines[0]);
+    for (std::string w; in >> w;) header.push_back(w);
+  }
+  const auto at = std::find(header.begin(), header.end(), "SINCE");
+  ASSERT_NE(at, header.end()) << lines[0];
+  ASSERT_NE(at, header.begin());
+  EXPECT_EQ(*(at - 1), "TOKEN") << lines[0];
+  const size_t column = static_cast<size_t>(at - header.begin());
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::istringstream in(lines[i]);
+    std::vector<std::string> words;
+    for (std::string w; in >> w;) words.push_back(w);
+    ASSERT_GT(words.size(), column) << lines[i];
+    EXPECT_EQ(words[column], since_text[words[0]]) << lines[i];
+  }
 }
 
 TEST_F(LockListingTest, BadFlagsAreUsageErrors) {
