@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/mesh_claim.h"
+#include "core/path_text.h"
 #include "net/local/local_dir.h"
 #include "net/local/mesh_claim.h"
 #include "net/support/errno_text.h"
@@ -42,7 +43,7 @@ class StartLock {
   Status Acquire(int dir_fd, const std::string& path, Clock::time_point deadline) {
     while (true) {
       int fd = -1;
-      MESH_RETURN_IF_ERROR(mesh::net::OpenOwnFile(dir_fd, mesh::net::BasePart(path), O_RDWR,
+      MESH_RETURN_IF_ERROR(mesh::net::OpenOwnFile(dir_fd, mesh::core::BaseName(path), O_RDWR,
                                                   /*create=*/true, path, &fd));
       Status locked = mesh::net::LockOpenFile(fd, path, mesh::core::LockWait::kTry, &lock_);
       if (!locked.IsBusy()) return locked;
@@ -263,7 +264,7 @@ Status ConnectOrStartNodeOnce(const AutostartOptions& options,
   }
   auto deadline = Clock::now() +
                   std::chrono::milliseconds(static_cast<int64_t>(options.timeout_seconds * 1000));
-  std::string dir = mesh::net::DirPart(options.socket);
+  std::string dir = mesh::core::DirName(options.socket);
   int dir_fd = -1;
   MESH_RETURN_IF_ERROR(mesh::net::OpenSocketDirectory(dir, static_cast<gid_t>(-1), &dir_fd));
   StartLock lock;

@@ -4,6 +4,8 @@
 #include <unordered_set>
 #include <utility>
 
+#include "core/path_text.h"
+
 namespace mesh::core {
 
 // A handle on one inode. Writes go through the file system so faults and the unsynced-write
@@ -62,10 +64,9 @@ FaultFileSystem::FaultFileSystem(uint64_t seed) : rng_(seed) { dirs_.insert("");
 FaultFileSystem::~FaultFileSystem() = default;
 
 std::string FaultFileSystem::Parent(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return "";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
+  // A bare name has no directory entry of its own to sync here (the paths are absolute).
+  if (path.find('/') == std::string::npos) return "";
+  return DirName(path);
 }
 
 bool FaultFileSystem::DirExists(const std::string& dir) const {

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "core/path_text.h"
 #include "net/support/errno_text.h"
 #include "net/support/posix_file_system.h"
 
@@ -62,18 +63,6 @@ std::string DescribeUid(uid_t uid) {
   return out;
 }
 
-std::string DirPart(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-std::string BasePart(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  return slash == std::string::npos ? path : path.substr(slash + 1);
-}
-
 Status OpenSocketDirectory(const std::string& dir, gid_t gid, int* dir_fd) {
   *dir_fd = -1;
   struct stat st;
@@ -81,7 +70,7 @@ Status OpenSocketDirectory(const std::string& dir, gid_t gid, int* dir_fd) {
     if (errno != ENOENT) {
       return Status::IOError("cannot stat the socket directory " + dir + ": " + ErrnoText(errno));
     }
-    std::string parent = DirPart(dir);
+    std::string parent = core::DirName(dir);
     if (parent != "." && parent != "/") {
       Status made = PosixFileSystem()->CreateDirs(parent);
       if (!made.ok()) return made.Annotate("cannot create the socket directory");

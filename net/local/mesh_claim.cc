@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "core/path_text.h"
 #include "net/local/local_dir.h"
 #include "net/support/errno_text.h"
 #include "net/support/posix_file_system.h"
@@ -82,7 +83,7 @@ Status RemoveMeshClaim(const std::string& path) {
     if (errno == ENOENT) return Status::OK();
     return Status::IOError(ErrnoMessage("cannot remove " + path, errno));
   }
-  return PosixFileSystem()->SyncDir(DirPart(path));
+  return PosixFileSystem()->SyncDir(core::DirName(path));
 }
 
 }  // namespace mesh::net

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/path_text.h"
 #include "net/support/errno_text.h"
 
 namespace mesh::net {
@@ -23,13 +24,6 @@ constexpr size_t kZeroChunkBytes = 1 << 20;
 
 Status PosixError(const std::string& path, const char* call, int err) {
   return ErrnoStatus(path + ": " + call, err);
-}
-
-std::string Parent(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
 }
 
 Status WriteFully(int fd, const std::string& path, uint64_t offset, std::string_view data) {
@@ -234,7 +228,7 @@ class PosixFs : public core::FileSystem {
         return PosixError(path, "link", err);
       }
     }
-    return SyncDir(Parent(path));
+    return SyncDir(core::DirName(path));
   }
 
   Status ListDir(const std::string& dir, std::vector<std::string>* names) override {

@@ -13,6 +13,7 @@
 #include <map>
 #include <sstream>
 
+#include "core/path_text.h"
 #include "core/time_text.h"
 #include "net/support/errno_text.h"
 #include "net/support/posix_file_system.h"
@@ -26,13 +27,6 @@ std::string_view Trim(std::string_view s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
   return s;
-}
-
-std::string DirOf(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
 }
 
 // Reads the whole file; *missing is set (and OK returned) when it does not exist.
@@ -149,7 +143,7 @@ Status WriteStore(const std::string& path, const PeerMap& peers) {
 class StoreLock {
  public:
   Status Acquire(const std::string& path) {
-    MESH_RETURN_IF_ERROR(MakeDirs(DirOf(path), 0700));
+    MESH_RETURN_IF_ERROR(MakeDirs(core::DirName(path), 0700));
     return PosixFileSystem()->LockFile(path + ".lock", core::LockWait::kWait, &lock_);
   }
 
