@@ -13,6 +13,7 @@
 #include "cli_support.h"
 #include "commands.h"
 #include "exit_codes.h"
+#include "health_check.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
 #include "net/support/errno_text.h"
@@ -33,6 +34,7 @@ constexpr const char* kInfoExitCodes =
 struct InfoFlags {
   CommonOptions common;
   bool json = false;
+  bool check = false;  // status --check
 };
 
 /// Prints `message` as an error (stderr); with --json also as {"error": message} on stdout.
@@ -297,6 +299,11 @@ int RunStatus(const InfoFlags& flags) {
     ReportError(flags, "cannot get status: " + st.ToString());
     return kExitError;
   }
+  const HealthVerdict health = JudgeHealth(s);
+  if (flags.check && !flags.json) {
+    puts(((health.healthy ? "healthy: " : "unhealthy: ") + health.line).c_str());
+    return health.healthy ? kExitOk : kExitUnhealthy;
+  }
   if (flags.json) {
     Json members = Json::array();
     for (const auto& m : s.members) {
@@ -332,8 +339,12 @@ int RunStatus(const InfoFlags& flags) {
                 {"uptime_ms", s.uptime_ms},
                 {"version", s.version},
                 {"members", members}};
+    if (flags.check) {
+      out["healthy"] = health.healthy;
+      out["health"] = health.line;
+    }
     puts(out.dump(2).c_str());
-    return kExitOk;
+    return flags.check && !health.healthy ? kExitUnhealthy : kExitOk;
   }
   PrintTable({
       {"node", s.node_id + " (" + OrDash(s.role) + ")"},
@@ -410,9 +421,15 @@ CommandRunner AddStatusCommand(CLI::App* app) {
                   "locks_held, locks_waiting, data_dir, socket, security, fsync,\nuptime_ms, "
                   "version, members: [{node_id, role (leader|follower|learner), voter, leader, "
                   "address,\nconnected, match, lag (leader only), found_at, fingerprint}]}.\n\n") +
-      kInfoExitCodes);
+      kInfoExitCodes + std::string("\n--check: 1 when the node answers but does not serve locks now."));
   auto flags = std::make_shared<InfoFlags>();
   cmd->add_flag("--json", flags->json, "Print JSON for scripts instead of text");
+  cmd->add_flag("--check", flags->check,
+                "Health check: print one line, \"healthy: ...\" or \"unhealthy: REASON\", and exit 0 "
+                "when the node serves locks now (a local node that answers; a mesh node in a "
+                "cluster, with a leader, a valid session lease and a disk that is not full), 1 "
+                "when it answers but does not; with --json the document gains \"healthy\" and "
+                "\"health\"");
   AddCommonOptions(cmd, &flags->common);
   return [flags] { return RunStatus(*flags); };
 }

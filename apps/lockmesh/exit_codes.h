@@ -13,6 +13,8 @@ namespace lockmesh::cli {
 inline constexpr int kExitOk = 0;
 /// `trust forget`: the node id is not known.
 inline constexpr int kExitNotFound = 1;
+/// `status --check`: the node answered but does not serve locks now (the line says why).
+inline constexpr int kExitUnhealthy = 1;
 /// No node answers at the socket and none is started: `lock` and `bench` with
 /// --no-autostart, `locks` and `status` (which never start one); also when the socket or
 /// data dir belongs to a mesh node that is down. The same code for every subcommand (the
