@@ -42,6 +42,9 @@
 // Lifetime and threading: the loop's thread only. Start, then Stop(done) and wait for
 // `done` before destroying it; libuv handles are freed in their close callbacks. The
 // CommandLog must outlive the Cluster.
+//
+// Defined in two files by job: cluster.cc (start, formation, membership, the tick, leave, stop,
+// reload, status) and cluster_messages.cc (links, gossip, admission, join requests, leases).
 #ifndef LOCKMESH_NET_NODE_CLUSTER_H_
 #define LOCKMESH_NET_NODE_CLUSTER_H_
 

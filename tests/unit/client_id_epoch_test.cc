@@ -211,7 +211,7 @@ TEST_F(ClientIdEpochTest, OnlyTheLastClaimsAreRemembered) {
   EXPECT_EQ(snap.watermarks(0).earlier_claims_size(), static_cast<int>(kRememberedClaims) - 1);
   EXPECT_EQ(ClaimEpoch("n1", false, 2), 2u);  // remembered: a retry
   // Forgotten: a new claim, with the next epoch. The node sees the epoch rise past its own
-  // and claims again (net/node/node.cc).
+  // and claims again (net/node/session_router.cc).
   const uint64_t next = kRememberedClaims + 2;
   EXPECT_EQ(ClaimEpoch("n1", false, 1), next);
   uint64_t nonce = 0;

@@ -141,7 +141,7 @@ void Cluster::ClientAct(Node& n, Client& c) {
       a->set_resource(c.resource);
       a->set_mode(c.mode);
       if (Status refused = n.disk.Admit(cmd); !refused.ok()) {
-        // The node answers at once (net/node/node.cc: the client's answer is this error); the
+        // The node answers at once (net/node/session_router.cc: the client's answer is this error); the
         // client tries again later.
         --c.seq;
         c.deadline = 0;
@@ -721,7 +721,7 @@ void Cluster::HandleKeepalive(Node& leader, const pb::Keepalive& k, int from) {
   const Time local = Local(leader);
   pb::KeepaliveAck ack;
   // Only members and nodes with sessions may hold a lease (core/admission.h R6), as in
-  // net/node/cluster.cc: a rogue's made-up ids are neither tracked nor expired.
+  // net/node/cluster_messages.cc: a rogue's made-up ids are neither tracked nor expired.
   const bool known = core::MayHoldLease(&leader.raft->config(), *leader.table, k.node_id());
   if (!leader.leader_leases->OnKeepalive(local, k, known, leader.raft->HasLeaderLease(local),
                                          leader.id, leader.raft->last_index(), &ack)) {

@@ -55,7 +55,7 @@ Status Cluster::RogueJoin() {
   if (l < 0) return Status::Unavailable("no leader");
   Node& n = *nodes_[l];
   if (n.frozen()) return Status::Unavailable("the leader is frozen");
-  // The JoinRequest, on the rogue's own link, judged as net/node/cluster.cc judges it.
+  // The JoinRequest, on the rogue's own link, judged as net/node/cluster_messages.cc judges it.
   core::AdmissionView view;
   view.self_id = n.id;
   view.config = &n.raft->config();
