@@ -10,7 +10,6 @@
 
 #include <string>
 
-#include "core/path_text.h"
 #include "mesh/status.h"
 
 namespace mesh::net {
@@ -35,11 +34,6 @@ Status OpenOwnFile(int dir_fd, const std::string& name, int flags, bool create,
 
 /// "uid 65534 (nobody)".
 std::string DescribeUid(uid_t uid);
-
-/// The directory part of `path` ("." if none) and the last component: core/path_text.h's
-/// DirName and BaseName, under the names net/node still calls them by.
-inline std::string DirPart(const std::string& path) { return core::DirName(path); }
-inline std::string BasePart(const std::string& path) { return core::BaseName(path); }
 
 }  // namespace mesh::net
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "core/path_text.h"
 #include "net/local/local_dir.h"
 #include "net/local/mesh_claim.h"
 #include "net/node/node_impl.h"
@@ -19,14 +20,6 @@ namespace net::node_impl {
 namespace {
 
 constexpr const char* kVersion = LOCKMESH_VERSION;  // from CMake's project version
-
-// The directory part of `path` ("." for none).
-std::string DirName(const std::string& path) {
-  size_t slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
 
 }  // namespace
 
@@ -215,7 +208,7 @@ void NodeImpl::Log(const std::string& line) {
 // ------------------------------------------------------------ lock files and the mesh claim
 
 Status NodeImpl::LockSocket() {
-  std::string dir = DirName(options_.socket_path);
+  std::string dir = core::DirName(options_.socket_path);
   gid_t gid = static_cast<gid_t>(-1);
   if (!options_.socket_group.empty()) {
     group* g = getgrnam(options_.socket_group.c_str());
@@ -227,7 +220,7 @@ Status NodeImpl::LockSocket() {
   MESH_RETURN_IF_ERROR(net::OpenSocketDirectory(dir, gid, &dir_fd_));
   std::string lock_path = options_.socket_path + ".lock";
   int lock_fd = -1;
-  MESH_RETURN_IF_ERROR(net::OpenOwnFile(dir_fd_, net::BasePart(lock_path), O_RDWR,
+  MESH_RETURN_IF_ERROR(net::OpenOwnFile(dir_fd_, core::BaseName(lock_path), O_RDWR,
                                         /*create=*/true, lock_path, &lock_fd));
   Status locked = net::LockOpenFile(lock_fd, lock_path, core::LockWait::kTry, &socket_lock_);
   if (locked.IsBusy()) {
@@ -236,7 +229,7 @@ Status NodeImpl::LockSocket() {
   }
   MESH_RETURN_IF_ERROR(locked);
   // We own the socket path: a file left there by a dead node is stale.
-  unlinkat(dir_fd_, net::BasePart(options_.socket_path).c_str(), 0);
+  unlinkat(dir_fd_, core::BaseName(options_.socket_path).c_str(), 0);
   return Status::OK();
 }
 
@@ -446,7 +439,7 @@ void NodeImpl::CloseAll() {
 void NodeImpl::MaybeFinishStop() {
   if (open_handles_ > 0 || !conns_.empty() || finished_) return;
   finished_ = true;
-  unlinkat(dir_fd_, net::BasePart(options_.socket_path).c_str(), 0);
+  unlinkat(dir_fd_, core::BaseName(options_.socket_path).c_str(), 0);
   CloseLockFiles();
   Log("node stopped" + (stop_reason_.ok() ? std::string() : ": " + stop_reason_.ToString()));
   auto done = std::move(stop_done_);
