@@ -225,6 +225,9 @@ class NodeRunner {
       m.session_ttl_ms = std::llround(n.session_ttl * 1000);
       m.dead_after_ms = std::llround(n.dead_after * 1000);
       m.election_timeout_ms = n.election_timeout_ms;
+      m.handshake_timeout_ms = std::llround(n.handshake_timeout * 1000);
+      m.max_pending_per_source = static_cast<uint32_t>(n.max_pending_per_source);
+      m.max_pending_connections = static_cast<uint32_t>(n.max_pending_connections);
     }
 
     uv_loop_t* loop = uv_default_loop();
@@ -438,6 +441,18 @@ CommandRunner AddNodeCommand(CLI::App* app) {
               "Seconds a member may be unreachable before it is replaced (voter) or removed "
               "(learner) (default: 30)")
       ->type_name("SECONDS");
+  o.AddOption(cmd, "--handshake-timeout", "node.handshake_timeout",
+              "Seconds an accepted peer connection may take to finish its TLS handshake, Hello "
+              "and Welcome before it is closed (0.1-3600; default: 10)")
+      ->type_name("SECONDS");
+  o.AddOption(cmd, "--max-pending-per-source", "node.max_pending_per_source",
+              "Peer connections not yet through their handshake held from one address (an "
+              "IPv6 /64); one more is closed at once (1-65536; default: 32)")
+      ->type_name("N");
+  o.AddOption(cmd, "--max-pending-connections", "node.max_pending_connections",
+              "Peer connections not yet through their handshake held in all; one more is "
+              "closed at once (1-65536; default: 512)")
+      ->type_name("N");
   o.AddOption(cmd, "--snapshot-every", "node.snapshot_every",
               "Applied log entries between two snapshots of the lock table; the log before a "
               "snapshot is dropped, and a member that needs it gets the snapshot, streamed "

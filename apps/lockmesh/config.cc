@@ -262,6 +262,27 @@ const std::vector<Key>& Keys() {
          c->node.election_timeout_ms = n;
          return Status::OK();
        }},
+      {"node.handshake_timeout", "LOCKMESH_HANDSHAKE_TIMEOUT", Kind::kSeconds,
+       [](const Value& v, Config* c) {
+         double d = std::get<double>(v);
+         if (d < 0.1 || d > 3600) return Status::InvalidArgument("must be between 0.1 and 3600 seconds");
+         c->node.handshake_timeout = d;
+         return Status::OK();
+       }},
+      {"node.max_pending_per_source", "LOCKMESH_MAX_PENDING_PER_SOURCE", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 1 || n > 65536) return Status::InvalidArgument("must be between 1 and 65536");
+         c->node.max_pending_per_source = n;
+         return Status::OK();
+       }},
+      {"node.max_pending_connections", "LOCKMESH_MAX_PENDING_CONNECTIONS", Kind::kInt,
+       [](const Value& v, Config* c) {
+         int64_t n = std::get<int64_t>(v);
+         if (n < 1 || n > 65536) return Status::InvalidArgument("must be between 1 and 65536");
+         c->node.max_pending_connections = n;
+         return Status::OK();
+       }},
       {"node.snapshot_every", "LOCKMESH_SNAPSHOT_EVERY", Kind::kInt,
        [](const Value& v, Config* c) {
          int64_t n = std::get<int64_t>(v);

@@ -64,6 +64,9 @@ struct NodeConfig {
   double session_ttl = 10;            // seconds of silence before a node's sessions expire
   double dead_after = 30;             // seconds unreachable before a member is replaced
   int64_t election_timeout_ms = 1000; // Raft election timeout
+  double handshake_timeout = 10;      // seconds from a peer connection's accept to its link
+  int64_t max_pending_per_source = 32;   // peer connections before their link, per source
+  int64_t max_pending_connections = 512; // and in all
   int64_t snapshot_every = 100000;    // applied entries between snapshots (log compaction)
   int64_t token_floor = 0;            // fencing tokens above this from the node's start on
   std::string log_level = "info";     // error | warn | info | debug (net/support/log_line.h)

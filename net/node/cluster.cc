@@ -86,6 +86,8 @@ Status Cluster::Start() {
     to.data_dir = options_.data_dir;
     to.trusted_fingerprints_file = options_.trusted_fingerprints_file;
     to.log = [this](const std::string& line) { Log(line); };
+    to.handshake_timeout_ms = options_.handshake_timeout_ms;
+    to.pending_limits = options_.pending_limits;
     // A link lost to an outage must come back soon after the network does: the session
     // lease (and the leader's expiry of this node) depends on it.
     to.reconnect_max_ms = std::min<uint64_t>(1000, to.reconnect_max_ms);

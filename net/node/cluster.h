@@ -103,6 +103,10 @@ struct ClusterOptions {
   uint64_t dead_after_us = 30'000'000;
   uint64_t election_timeout_us = 1'000'000;
   double max_drift = 0.01;
+  /// Peer connections before their link is up: MeshOptions::handshake_timeout_ms,
+  /// max_pending_per_source, max_pending_connections.
+  uint64_t handshake_timeout_ms = 10000;
+  core::ConnectionLimitsOptions pending_limits;
   /// How long a fresh node listens before it makes or joins a cluster.
   uint64_t formation_wait_ms = 1000;
   /// Log lines (no newline).

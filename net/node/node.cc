@@ -307,11 +307,16 @@ Status NodeImpl::StartCluster() {
   co.discovery_interface = mo.discovery_interface;
   co.discovery_ttl = mo.discovery_ttl;
   if (mo.expect < 1 || mo.voters < 1 || mo.session_ttl_ms < 100 || mo.dead_after_ms < 100 ||
-      mo.election_timeout_ms < 10) {
+      mo.election_timeout_ms < 10 || mo.handshake_timeout_ms < 100 ||
+      mo.max_pending_per_source < 1 || mo.max_pending_connections < 1) {
     return Status::InvalidArgument(
         "mesh options out of range: expect and voters must be >= 1, session ttl and "
-        "dead-after >= 100 ms, election timeout >= 10 ms");
+        "dead-after >= 100 ms, election timeout >= 10 ms, handshake timeout >= 100 ms, "
+        "pending connection limits >= 1");
   }
+  co.handshake_timeout_ms = static_cast<uint64_t>(mo.handshake_timeout_ms);
+  co.pending_limits.max_pending_per_source = mo.max_pending_per_source;
+  co.pending_limits.max_pending_total = mo.max_pending_connections;
   co.session_ttl_us = static_cast<uint64_t>(mo.session_ttl_ms) * 1000;
   co.dead_after_us = static_cast<uint64_t>(mo.dead_after_ms) * 1000;
   co.election_timeout_us = static_cast<uint64_t>(mo.election_timeout_ms) * 1000;

@@ -10,6 +10,8 @@
 //    and a slot comes back when its connection closes.
 //  * Handshake deadline (10 s): a connection that sends nothing, and one that trickles a byte
 //    every 300 ms, are both closed after the deadline, not before.
+//  * The limits and the deadline are the node's flags (--max-pending-per-source,
+//    --max-pending-connections, --handshake-timeout), and out-of-range values are refused.
 //
 // Bound for the rise: 64 MB, the figure of the issue. The node holds at most 512 connections
 // before their handshake (L2 of core/connection_limits.h), about 1 KB each while they send
@@ -436,6 +438,66 @@ TEST_P(PeerFloodTest, SilentAndTricklingConnectionsAreClosedAtTheHandshakeDeadli
       << NodeLog(1);
   conns.CloseAll();
   ExpectMeshServes();
+}
+
+// The limits and the deadline are the node's flags (--max-pending-per-source,
+// --max-pending-connections, --handshake-timeout): a node of one with small ones closes the
+// connection over each limit at once and the held ones at its own deadline, not the default's.
+TEST_P(PeerFloodTest, LimitsAndDeadlineAreTheNodesFlags) {
+  std::vector<std::string> flags = SecurityArgs(1);
+  flags.insert(flags.end(), {"--max-pending-per-source", "3", "--max-pending-connections", "5",
+                             "--handshake-timeout", "2"});
+  StartMeshNode(1, 1, flags);
+  ASSERT_TRUE(WaitFormed({1}, 1, Millis(60000))) << NodeLog(1);
+  RawConnections conns;
+  std::vector<int> held;
+  const Clock::time_point start = Clock::now();
+  for (int i = 0; i < 3; ++i) held.push_back(conns.OpenOne(PeerPort(1), 60));
+  for (int fd : held) ASSERT_GE(fd, 0);
+  // A 4th from the same address: over --max-pending-per-source 3, closed at once.
+  int over_source = conns.OpenOne(PeerPort(1), 60);
+  ASSERT_GE(over_source, 0);
+  EXPECT_TRUE(WaitFor([&] { return conns.IsClosed(over_source); }, Millis(1500)))
+      << "a 4th connection from one address was held";
+  // Two from another address fill --max-pending-connections 5; a 6th from a third is over it.
+  for (int i = 0; i < 2; ++i) held.push_back(conns.OpenOne(PeerPort(1), 61));
+  for (int fd : held) ASSERT_GE(fd, 0);
+  int over_total = conns.OpenOne(PeerPort(1), 62);
+  ASSERT_GE(over_total, 0);
+  EXPECT_TRUE(WaitFor([&] { return conns.IsClosed(over_total); }, Millis(1500)))
+      << "a 6th pending connection was held";
+  // The five held ones are closed at the 2 s deadline (the default is 10 s), not before 1.5 s.
+  for (int fd : held) EXPECT_FALSE(conns.IsClosed(fd));
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        for (int fd : held) {
+          if (!conns.IsClosed(fd)) return false;
+        }
+        return true;
+      },
+      Millis(8000), Millis(50)));
+  EXPECT_GE(SecondsSince(start), 1.5);
+  EXPECT_NE(NodeLog(1).find("too many connections from one address before their handshake"),
+            std::string::npos)
+      << NodeLog(1);
+  conns.CloseAll();
+}
+
+// Out-of-range values are usage errors, named.
+class PeerLimitFlagsTest : public LoopbackMeshTest {};
+
+TEST_F(PeerLimitFlagsTest, OutOfRangeValuesAreUsageErrors) {
+  for (const std::vector<std::string>& bad :
+       std::vector<std::vector<std::string>>{{"--max-pending-per-source", "0"},
+                                             {"--max-pending-connections", "70000"},
+                                             {"--handshake-timeout", "0.01"}}) {
+    std::vector<std::string> args = {"node", "--socket", Path("bad.sock"), "--data-dir",
+                                     Path("bad"), "--no-multicast"};
+    args.insert(args.end(), bad.begin(), bad.end());
+    RunResult r = RunLockmesh("bad", args, Millis(20000));
+    EXPECT_EQ(r.code(), 2) << bad[0] << ": " << r.Describe();
+    EXPECT_NE(r.err.find(bad[0].substr(2)), std::string::npos) << r.err;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Security, PeerFloodTest, ::testing::Values("none", "encrypt"),

@@ -64,6 +64,13 @@ struct MeshOptions {
   int64_t dead_after_ms = 30000;
   /// Raft's election timeout (heartbeats every tenth of it). Same on every node.
   int64_t election_timeout_ms = 1000;
+  /// Hostile load on the peer port (docs/mesh.md, "Hostile load"): an accepted connection
+  /// whose link is not up (TLS handshake, Hello and Welcome) this long after the accept is
+  /// closed; at most this many such pending connections from one source address (an IPv6
+  /// /64) and in all; one over a limit is closed at once. Defaults: 10 s, 32, 512.
+  int64_t handshake_timeout_ms = 10000;
+  uint32_t max_pending_per_source = 32;
+  uint32_t max_pending_connections = 512;
 };
 
 /// The highest NodeOptions::token_floor: the lock table's core::kMaxTokenFloor (checked by
