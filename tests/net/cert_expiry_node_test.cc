@@ -1,6 +1,6 @@
 // A real `lockmesh node` warns about its own certificate: in its log at start-up and in
 // `lockmesh status` (text and --json) when the certificate expires within 30 days or already
-// has (issue 16). The decision itself is CheckCertificateExpiry (cert_library_test).
+// has. The decision itself is CheckCertificateExpiry (cert_library_test).
 #include <string>
 #include <vector>
 

@@ -1,4 +1,4 @@
-// The errors of the `lockmesh` command line (issue 16, acceptance point 3): each is one clear
+// The errors of the `lockmesh` command line: each is one clear
 // line on stderr and the documented exit code. Real processes of the built binary; no node
 // runs unless a test starts one (nothing here needs one: every error is found before).
 #include <gtest/gtest.h>

@@ -13,7 +13,7 @@
 //  * The limits and the deadline are the node's flags (--max-pending-per-source,
 //    --max-pending-connections, --handshake-timeout), and out-of-range values are refused.
 //
-// Bound for the rise: 64 MB, the figure of the issue. The node holds at most 512 connections
+// Bound for the rise: 64 MB (docs/mesh.md, "Hostile load"). The node holds at most 512 connections
 // before their handshake (L2 of core/connection_limits.h), about 1 KB each while they send
 // nothing, and those it closes at accept for at most one loop iteration (up to the listen
 // backlog, 1024). Measured here: +7 to +13 MB (RSS 7-8 MB before, 15-21 MB at the peak);
@@ -54,7 +54,7 @@ constexpr bool kSanitized = false;
 
 constexpr size_t kFloodConnections = 15000;
 constexpr int kFloodSources = 100;           // 127.0.0.2 .. 127.0.0.101
-constexpr uint64_t kMaxRiseKiB = 64 * 1024;  // the issue's bound
+constexpr uint64_t kMaxRiseKiB = 64 * 1024;  // the bound of docs/mesh.md
 constexpr uint64_t kReturnKiB = 4 * 1024;
 constexpr uint64_t kGrowthPerFloodsKiB = 4 * 1024;
 constexpr size_t kPerSourceLimit = 32;   // core::kDefaultMaxPendingPerSource

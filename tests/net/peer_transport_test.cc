@@ -236,7 +236,8 @@ TEST_F(PeerTransportTest, ExpiredCertificateRefusedBothSides) {
   ExpectRefusedBothSides(a, "expired on", o, "expired");
 }
 
-// The refusals of issue 16 through the transport: each side's log names the reason.
+// Certificates refused for a reason in words (not yet valid, key usage, several CNs) through
+// the transport: each side's log names the reason.
 TEST_F(PeerTransportTest, NotYetValidKeyUsageAndSeveralCnsRefusedBothSidesInWords) {
   TestPeer* a = Peer(PeerOptions("a", Level(SecurityLevel::kMutual, a_)));
   net::CertificateSpec early;
