@@ -47,6 +47,8 @@ Status DecodeEntry(const LogEntry& stored, pb::Entry* entry) {
   return Status::OK();
 }
 
+bool NeedsDisk(const Batch& batch) { return batch.must_sync || batch.snapshot || batch.compacted; }
+
 Status BufferBatch(LogStore* store, const Batch& batch) {
   if (!batch.entries.empty()) {
     std::vector<LogEntry> entries;

@@ -27,6 +27,11 @@ namespace mesh::core::raft {
 /// node or reopens the store).
 Status PersistBatch(LogStore* store, const Batch& batch);
 
+/// True if persisting `batch` writes to disk (PersistBatch) rather than only buffering it
+/// (BufferBatch): it must_sync, or saves a snapshot. A batch that only moves the commit hint
+/// is buffered and rides along with the next sync.
+bool NeedsDisk(const Batch& batch);
+
 /// Buffers batch.entries and batch.hard_state without syncing (the pieces of PersistBatch
 /// between the snapshot install and the sync): for a batch that need not sync (not
 /// Batch::must_sync: its buffered hard state rides along with the next sync), or for a

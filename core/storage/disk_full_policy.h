@@ -7,7 +7,8 @@
 //     of space makes the node "full". Any other write or sync failure is fatal: the file's
 //     state is unknown and the node stops, as before.
 //   * While full, the driver keeps every batch it could not persist, in order, and does not
-//     advance Raft past them: nothing is acknowledged that is not durable. Raft goes on
+//     advance Raft past them: nothing is acknowledged that is not durable
+//     (core/raft/persist_queue.h holds them, with this policy, for the node and the simulator). Raft goes on
 //     (heartbeats, elections, committed entries from a quorum of others are applied); a
 //     batch whose messages must wait for its sync (votes, a follower's acknowledgements)
 //     waits, so a full follower neither votes nor acknowledges.

@@ -7,10 +7,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <set>
 
 #include "net/support/errno_text.h"
@@ -20,7 +22,6 @@ namespace {
 
 // How often one log category may print, and how often a duplicate id is re-reported.
 constexpr uint64_t kLogEveryMs = 10000;
-constexpr uint64_t kDuplicateReportEveryMs = 10000;
 
 uint64_t RandomInstance() {
   uint64_t value = 0;
@@ -126,6 +127,12 @@ Discovery::Discovery(uv_loop_t* loop, DiscoveryOptions options)
     : loop_(loop),
       options_(std::move(options)),
       limiter_(options_.source_rate_per_s, options_.source_burst, options_.max_sources) {
+  // Start refuses options out of range before the timing is used.
+  timing_.burst_count = options_.burst_count;
+  timing_.burst_interval_ms = static_cast<uint64_t>(std::max(0, options_.burst_interval_ms));
+  timing_.period_ms = static_cast<uint64_t>(std::max(0, options_.period_ms));
+  timing_.expire_ms = static_cast<uint64_t>(std::max(0, options_.expire_ms));
+  schedule_ = core::BeaconSchedule(timing_);
   udp4_.owner = this;
   udp6_.owner = this;
 }
@@ -331,7 +338,7 @@ Status Discovery::Start(PeerCallback on_peer, DuplicateIdCallback on_duplicate_i
           (options_.interface.empty() ? "" : " on " + options_.interface) + ", TTL " +
           std::to_string(options_.ttl) +
           (joins_.empty() ? "" : ", join list of " + std::to_string(joins_.size())));
-  burst_left_ = options_.burst_count;
+  schedule_.Start();
   if (udp4_.up || udp6_.up) {
     uv_timer_start(&beacon_timer_, OnBeaconTimer, 0, 0);
   }
@@ -397,32 +404,23 @@ void Discovery::SendBeacons() {
       ++stats_.sent;
     }
   }
-  last_beacon_ms_ = uv_now(loop_);
-  beacon_sent_ = true;
+  schedule_.OnSent(uv_now(loop_));
 }
 
 void Discovery::ScheduleNextBeacon(bool soon) {
   if (state_ != State::kRunning || !(udp4_.up || udp6_.up)) return;
-  uint64_t now = uv_now(loop_);
-  uint64_t burst = static_cast<uint64_t>(options_.burst_interval_ms);
   if (soon) {
-    // As soon as allowed: at most one beacon per burst interval however many peers appear.
-    uint64_t due = beacon_sent_ ? std::max(now, last_beacon_ms_ + burst) : now;
-    uint64_t current = now + uv_timer_get_due_in(&beacon_timer_);
-    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&beacon_timer_)) && current <= due) return;
-    uv_timer_start(&beacon_timer_, OnBeaconTimer, due - now, 0);
+    const uint64_t now = uv_now(loop_);
+    std::optional<uint64_t> armed;
+    if (uv_is_active(reinterpret_cast<uv_handle_t*>(&beacon_timer_))) {
+      armed = now + uv_timer_get_due_in(&beacon_timer_);
+    }
+    const std::optional<uint64_t> due = schedule_.SoonDueMs(now, armed);
+    if (due) uv_timer_start(&beacon_timer_, OnBeaconTimer, *due - now, 0);
     return;
   }
-  uint64_t delay;
-  if (burst_left_ > 1) {
-    --burst_left_;
-    delay = burst;
-  } else {
-    burst_left_ = 0;
-    std::uniform_real_distribution<double> jitter(0.8, 1.2);
-    delay = static_cast<uint64_t>(options_.period_ms * jitter(jitter_));
-  }
-  uv_timer_start(&beacon_timer_, OnBeaconTimer, std::max<uint64_t>(1, delay), 0);
+  const double unit = std::uniform_real_distribution<double>(0.0, 1.0)(jitter_);
+  uv_timer_start(&beacon_timer_, OnBeaconTimer, schedule_.NextDelayMs(unit), 0);
 }
 
 void Discovery::OnBeaconTimer(uv_timer_t* t) {
@@ -538,9 +536,13 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
   peer.last_seen_ms = now;
   if (verdict == BeaconVerdict::kDuplicateId) {
     ++stats_.duplicate_id;
-    auto [it, fresh] = duplicate_reported_ms_.try_emplace(beacon.instance, now);
-    if (!fresh && now - it->second < kDuplicateReportEveryMs) return;
-    it->second = now;
+    auto it = duplicate_reported_ms_.find(beacon.instance);
+    if (!core::ReportDuplicateNow(now, it == duplicate_reported_ms_.end()
+                                           ? std::nullopt
+                                           : std::optional<uint64_t>(it->second))) {
+      return;
+    }
+    duplicate_reported_ms_[beacon.instance] = now;
     if (duplicate_reported_ms_.size() > options_.max_peers) duplicate_reported_ms_.clear();
     Log(DiscoveryLogLevel::kWarning, "another live process claims our node id " + beacon.node_id +
                                          ": its beacon came from " + peer.source);
@@ -577,7 +579,7 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
     }
     // Heard on another path (the other family, another interface): keep the current one
     // while it is alive, so that the address does not flap.
-    if (now - entry.source_seen_ms <= static_cast<uint64_t>(options_.period_ms) * 3 / 2) return;
+    if (core::KeepCurrentPath(timing_, now, entry.source_seen_ms)) return;
   }
   entry.peer = peer;
   entry.source_seen_ms = now;
@@ -586,10 +588,7 @@ void Discovery::HandleBeacon(const BeaconContent& beacon, const sockaddr* from) 
 
 void Discovery::ExpirePeers() {
   uint64_t now = uv_now(loop_);
-  uint64_t expire =
-      options_.expire_ms > 0
-          ? static_cast<uint64_t>(options_.expire_ms)
-          : static_cast<uint64_t>(3 * options_.period_ms + options_.burst_interval_ms);
+  const uint64_t expire = core::PeerExpiryMs(timing_);
   for (auto it = peers_.begin(); it != peers_.end() && state_ == State::kRunning;) {
     if (now - it->second.peer.last_seen_ms <= expire) {
       ++it;
@@ -600,8 +599,8 @@ void Discovery::ExpirePeers() {
     if (on_peer_) on_peer_(PeerEvent::kExpired, gone);
   }
   for (auto it = duplicate_reported_ms_.begin(); it != duplicate_reported_ms_.end();) {
-    it = now - it->second > expire + kDuplicateReportEveryMs ? duplicate_reported_ms_.erase(it)
-                                                             : std::next(it);
+    it = core::ForgetDuplicateReport(timing_, now, it->second) ? duplicate_reported_ms_.erase(it)
+                                                               : std::next(it);
   }
 }
 

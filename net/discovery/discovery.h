@@ -38,6 +38,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/discovery_timing.h"
 #include "mesh/status.h"
 #include "net/discovery/discovery_beacon.h"
 
@@ -241,10 +242,9 @@ class Discovery {
   int open_handles_ = 0;
   int pending_resolves_ = 0;
   std::vector<std::function<void()>> close_done_;
-  int burst_left_ = 0;
-  uint64_t last_beacon_ms_ = 0;
-  bool beacon_sent_ = false;
-  std::mt19937_64 jitter_;
+  core::DiscoveryTiming timing_;   // from options_ (core/discovery_timing.h decides)
+  core::BeaconSchedule schedule_;  // when the next beacon is due
+  std::mt19937_64 jitter_;         // the schedule's uniform draws
   std::vector<JoinEntry> joins_;
   std::vector<Resolve*> resolves_;  // in flight, for uv_cancel at Close
   struct PeerEntry {

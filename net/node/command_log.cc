@@ -192,7 +192,7 @@ const std::vector<std::string>& CommandLog::recovery_notes() const {
 Status CommandLog::Propose(pb::Command command) {
   if (!failure_.ok()) return failure_;
   if (closing_) return Status::Unavailable("node is stopping");
-  MESH_RETURN_IF_ERROR(disk_.Admit(command));
+  MESH_RETURN_IF_ERROR(persist_.disk().Admit(command));
   // An OpenSession alone is not worth an fsync: nobody waits for it (the hello is answered
   // at once) and the session's first real command, ordered after it, will carry it to disk.
   // Anything else must be synced soon: keep poll from blocking until it is.
@@ -420,9 +420,9 @@ void CommandLog::Drive() {
   driving_ = true;
   // Bounded: each round persists or queues real work; a runaway would be a Raft bug.
   for (int round = 0; round < 10000 && failure_.ok(); ++round) {
-    // A full disk: the held batches wait for the retry that the tick timer brings; Raft
-    // goes on meanwhile as during a sync.
-    if (sync_in_flight_ || (disk_.full() && !disk_.RetryDue(NowUs()))) {
+    // A full disk: the held batches wait for the retry that the tick timer brings
+    // (PersistQueue::MayPersist); Raft goes on meanwhile as during a sync.
+    if (sync_in_flight_ || !persist_.MayPersist(NowUs())) {
       // The log is syncing on the pool thread; Raft goes on. What it produces meanwhile
       // is sent and applied now, as Raft's batches say (core/raft/raft.h), and persisted
       // after the sync, with the next one.
@@ -436,7 +436,7 @@ void CommandLog::Drive() {
       if (!TakeAndStart()) break;
       continue;
     }
-    if (!waiting_.empty()) {
+    if (!persist_.empty()) {
       if (!PersistWaiting()) break;
       continue;
     }
@@ -457,59 +457,50 @@ void CommandLog::Drive() {
 }
 
 bool CommandLog::TakeAndStart() {
-  QueuedBatch q;
-  q.batch = raft_->TakeBatch();
+  core::raft::Batch batch = raft_->TakeBatch();
   // Core decides (core/raft/raft.h): the batch's messages may go now and its committed
   // entries be applied now; what must wait for this node's disk, Raft holds back until
   // Advance. This only executes.
-  if (sender_ && !q.batch.messages.empty()) {
-    for (pb::RaftMessage& m : q.batch.messages) sender_(std::move(m));
+  if (sender_ && !batch.messages.empty()) {
+    for (pb::RaftMessage& m : batch.messages) sender_(std::move(m));
     // Written now if a sync follows or runs: it must not hold them until the loop next polls.
-    if (send_flusher_ && (sync_in_flight_ || NeedsDisk(q.batch))) send_flusher_();
+    if (send_flusher_ && (sync_in_flight_ || core::raft::NeedsDisk(batch))) send_flusher_();
   }
-  q.batch.messages.clear();
-  Status st = ApplyBatch(q.batch);
+  batch.messages.clear();
+  Status st = ApplyBatch(batch);
   if (!st.ok()) {
     Fail(st);
     return false;
   }
-  applied_since_done_ = applied_since_done_ || !q.batch.committed.empty();
-  waiting_.push_back(std::move(q));
+  applied_since_done_ = applied_since_done_ || !batch.committed.empty();
+  persist_.Push(std::move(batch));
   return true;
-}
-
-bool CommandLog::NeedsDisk(const core::raft::Batch& batch) {
-  // Not a safety rule (Raft's must_sync is): which call persists the batch. A batch with
-  // nothing to sync and no snapshot to save (only a commit hint moved) is buffered, and
-  // rides along with the next sync.
-  return batch.must_sync || batch.snapshot || batch.compacted;
 }
 
 bool CommandLog::PersistWaiting() {
   // Batches are persisted and advanced in the order taken. All buffered ones share one
   // sync: off the loop when fsync is on, else (or for a snapshot, rare) here.
-  std::vector<QueuedBatch> batches = std::move(waiting_);
-  waiting_.clear();
+  std::vector<core::raft::Batch> batches = persist_.Take();
   bool disk = false;
   // A node alone in its configuration has no peer to serve while its disk syncs, and
   // off the loop it would pay the pool thread's two wake-ups per batch (see net/node/node.cc).
   bool in_loop = !options_.sync_off_loop || !options_.fsync ||
-                 raft_->config().members_size() <= 1 || disk_.full();  // a retry: here
-  for (const QueuedBatch& q : batches) disk = disk || NeedsDisk(q.batch);
+                 raft_->config().members_size() <= 1 || persist_.retrying();
+  for (const core::raft::Batch& b : batches) disk = disk || core::raft::NeedsDisk(b);
   if (!disk || in_loop) {
-    for (size_t i = 0; i < batches.size(); ++i) {
-      const core::raft::Batch& b = batches[i].batch;
-      Status st = NeedsDisk(b) ? core::raft::PersistBatch(store_.get(), b)
-                               : core::raft::BufferBatch(store_.get(), b);
-      if (!st.ok()) {
-        if (i > 0) raft_->Advance(batches[i - 1].batch);
-        if (!HoldForSpace(st, &batches, i)) Fail(st.Annotate("cannot write the log"));
-        return false;
-      }
+    size_t persisted = 0;
+    Status st;
+    for (; persisted < batches.size(); ++persisted) {
+      const core::raft::Batch& b = batches[persisted];
+      st = core::raft::NeedsDisk(b) ? core::raft::PersistBatch(store_.get(), b)
+                                    : core::raft::BufferBatch(store_.get(), b);
+      if (!st.ok()) break;
     }
-    raft_->Advance(batches.back().batch);
-    if (disk && disk_.OnPersisted() && on_disk_) on_disk_(Status::OK());
-    return true;
+    if (!Settle(std::move(batches), persisted, st)) {
+      Fail(st.Annotate("cannot write the log"));
+      return false;
+    }
+    return st.ok();
   }
   // The writes and the fsync off the loop: a sync blocks for 0.2-1.5 ms, and a snapshot of
   // a big lock table takes a write of its whole size; a node that did that in its loop could
@@ -533,27 +524,28 @@ void CommandLog::OnSyncWork(uv_work_t* req) {
   auto* self = static_cast<CommandLog*>(req->data);
   std::vector<const core::raft::Batch*> batches;
   batches.reserve(self->syncing_.size());
-  for (const QueuedBatch& q : self->syncing_) batches.push_back(&q.batch);
+  for (const core::raft::Batch& b : self->syncing_) batches.push_back(&b);
   self->sync_status_ = core::raft::PersistBatches(self->store_.get(), batches);
 }
 
 void CommandLog::OnSyncDone(uv_work_t* req, int status) {
   auto* self = static_cast<CommandLog*>(req->data);
   self->sync_in_flight_ = false;
-  std::vector<QueuedBatch> synced = std::move(self->syncing_);
+  std::vector<core::raft::Batch> synced = std::move(self->syncing_);
   self->syncing_.clear();
   if (status != 0) {
     self->Fail(Status::IOError(std::string("the log sync did not run: ") + uv_strerror(status)));
-  } else if (!self->sync_status_.ok()) {
-    if (self->HoldForSpace(self->sync_status_, &synced, 0)) {
-      if (!self->closing_) self->Drive();  // takes what Raft has meanwhile, arms the retry
-    } else {
-      self->Fail(self->sync_status_.Annotate("cannot write the log"));
+  } else if (!self->sync_status_.ok() || (self->failure_.ok() && !self->closing_)) {
+    // One PersistBatches call: all of them are durable, or none is known to be. Persisted:
+    // Raft counts them durable and releases what waited for them. Refused for want of
+    // space: held, and Drive takes what Raft has meanwhile and arms the retry.
+    const Status st = self->sync_status_;
+    const size_t persisted = st.ok() ? synced.size() : 0;
+    if (!self->Settle(std::move(synced), persisted, st)) {
+      self->Fail(st.Annotate("cannot write the log"));
+    } else if (!self->closing_) {
+      self->Drive();
     }
-  } else if (self->failure_.ok() && !self->closing_) {
-    // Persisted: Raft counts them durable and releases what waited for them.
-    self->raft_->Advance(synced.back().batch);
-    self->Drive();
   }
   if (self->closing_) self->MaybeFinishClose();
 }
@@ -718,7 +710,7 @@ void CommandLog::ArmTimer() {
   if (closing_ || !failure_.ok() || !raft_) return;
   core::raft::Time now = NowUs();
   core::raft::Time deadline = raft_->next_deadline();
-  if (disk_.full()) deadline = std::min<core::raft::Time>(deadline, disk_.next_retry_us());
+  deadline = std::min<core::raft::Time>(deadline, persist_.next_retry_us());
   uint64_t delay_ms = deadline > now ? (deadline - now + 999) / 1000 : 0;
   uv_timer_start(&timer_, OnTimer, delay_ms, 0);
 }
@@ -768,17 +760,15 @@ void CommandLog::MaybeSnapshot() {
   }
 }
 
-bool CommandLog::HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches, size_t from) {
-  const core::DiskFullPolicy::Verdict verdict = disk_.OnPersistFailed(why, NowUs());
-  if (verdict == core::DiskFullPolicy::Verdict::kFatal) return false;
-  // Persisting again is idempotent (core/raft/raft_storage.h: the entries are appended again
-  // over themselves, the hard state set again, a snapshot saved again), so the retry runs
-  // each held batch whole, in order, before those taken since.
-  std::vector<QueuedBatch> held(std::make_move_iterator(batches->begin() + from),
-                                std::make_move_iterator(batches->end()));
-  for (QueuedBatch& q : waiting_) held.push_back(std::move(q));
-  waiting_ = std::move(held);
-  if (verdict == core::DiskFullPolicy::Verdict::kBecameFull && on_disk_) on_disk_(why);
+bool CommandLog::Settle(std::vector<core::raft::Batch> batches, size_t persisted,
+                        const Status& error) {
+  using Outcome = core::raft::PersistQueue::Outcome;
+  const Outcome outcome =
+      persist_.Settle(std::move(batches), persisted, error, NowUs(),
+                      [this](const core::raft::Batch& b) { raft_->Advance(b); });
+  if (outcome == Outcome::kFatal) return false;
+  if (outcome == Outcome::kBecameFull && on_disk_) on_disk_(error);
+  if (outcome == Outcome::kSpaceReturned && on_disk_) on_disk_(Status::OK());
   return true;
 }
 

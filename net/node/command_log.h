@@ -25,10 +25,10 @@
 // after one election timeout. Commands are idempotent by (session, seq), so a duplicate
 // costs a log entry and nothing else.
 //
-// A full disk does not stop the log (core/storage/disk_full_policy.h decides, this executes):
-// the batches it cannot persist are held, in order, and persisted again with backoff from
-// the tick timer; Propose refuses new locks meanwhile; the disk handler hears of the change
-// to full and back, once each.
+// A full disk does not stop the log (core/raft/persist_queue.h and
+// core/storage/disk_full_policy.h decide, this executes): the queue holds the batches it
+// cannot persist and says when to retry (from the tick timer); Propose refuses new locks
+// meanwhile; the disk handler hears of the change to full and back, once each.
 //
 // Threading: the loop's thread only. Owns its libuv handles; Close() must be called and
 // its callback awaited before destruction.
@@ -46,8 +46,8 @@
 #include <vector>
 
 #include "core/lock_table.h"
+#include "core/raft/persist_queue.h"
 #include "core/raft/raft.h"
-#include "core/storage/disk_full_policy.h"
 #include "core/storage/log_store.h"
 #include "lockmesh.pb.h"
 #include "mesh/status.h"
@@ -159,7 +159,7 @@ class CommandLog {
   const core::raft::Raft* raft() const { return raft_.get(); }
   bool failed() const { return !failure_.ok(); }
   /// "" or, while the disk is full, the line for status (core::DiskFullPolicy::Describe).
-  std::string disk_full() const { return disk_.Describe(); }
+  std::string disk_full() const { return persist_.disk().Describe(); }
   /// What opening the store repaired (torn tails with file and offset), for the node's log.
   const std::vector<std::string>& recovery_notes() const;
 
@@ -174,18 +174,11 @@ class CommandLog {
   void ProposePending();
   /// Executes Raft's batches until it has none; then arms the tick timer.
   void Drive();
-  /// A batch taken from Raft, on its way to disk (its messages sent, its entries applied).
-  struct QueuedBatch {
-    core::raft::Batch batch;
-  };
-  /// True if persisting `batch` writes to disk (PersistBatch) rather than only buffering:
-  /// it must_sync or saves a snapshot.
-  static bool NeedsDisk(const core::raft::Batch& batch);
-  /// Takes Raft's next batch into waiting_: sends its messages and applies its committed
+  /// Takes Raft's next batch into persist_: sends its messages and applies its committed
   /// entries (both may happen before it is persisted: Raft holds back what may not). False
   /// if the log failed.
   bool TakeAndStart();
-  /// Persists waiting_, in order, with one sync: on the pool thread (OnSyncDone then
+  /// Persists what persist_ holds, in order, with one sync: on the pool thread (OnSyncDone then
   /// advances Raft) or, without fsync, for a node alone in its configuration, or for a
   /// retry on a full disk, here (then advances it). False if the log failed.
   bool PersistWaiting();
@@ -199,10 +192,10 @@ class CommandLog {
   Status ApplyBatch(const core::raft::Batch& batch);
   void ArmTimer();
   void Fail(const Status& why);
-  /// A persist of `batches[from..]` failed with `why`. For want of space (the policy's
-  /// verdict) they are held at the front of waiting_ for a retry, and true is returned;
-  /// otherwise false (the caller fails the log).
-  bool HoldForSpace(const Status& why, std::vector<QueuedBatch>* batches, size_t from);
+  /// Hands a persist's result to persist_ (PersistQueue::Settle: Raft advanced through
+  /// `persisted` of `batches`, the rest held if `error` is for want of space) and tells the
+  /// disk handler of a change. False if the error is fatal (the caller fails the log).
+  bool Settle(std::vector<core::raft::Batch> batches, size_t persisted, const Status& error);
   void MaybeSnapshot();
   /// Re-proposes commands not applied within an election timeout (mesh only).
   void RetryUnapplied();
@@ -267,8 +260,10 @@ class CommandLog {
   // (the pool thread owns it); Raft keeps taking steps and proposals for the next batch.
   bool sync_in_flight_ = false;
   uv_work_t sync_work_;
-  std::vector<QueuedBatch> syncing_;  // the batches the sync in flight makes durable
-  std::vector<QueuedBatch> waiting_;  // taken since, to persist after it
+  std::vector<core::raft::Batch> syncing_;  // the batches the sync in flight makes durable
+  // Taken since (and held for want of space), to persist after it; decides the full disk's
+  // hold and retry, and what Propose refuses meanwhile.
+  core::raft::PersistQueue persist_;
   Status sync_status_;                // written by the pool thread, read in OnSyncDone
   bool applied_since_done_ = false;  // a batch applied entries since on_batch_done_ ran
   // Mesh only: encoded command -> when (local us) and to which leader it was last proposed,
@@ -282,7 +277,6 @@ class CommandLog {
   std::string last_pending_leader_;  // raft_->leader() when ProposePending last ran
   std::unordered_map<std::string, Proposed> unapplied_;
   Status failure_;
-  core::DiskFullPolicy disk_;  // full disk: hold, retry, refuse new locks
   DiskHandler on_disk_;
   bool closing_ = false;
   bool driving_ = false;       // Drive() is on the stack (handlers may call Propose)

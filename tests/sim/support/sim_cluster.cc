@@ -184,10 +184,9 @@ void Cluster::OpenNode(Node& n, bool) {
     n.claim = claim.SerializeAsString();
     n.claim_retry_at = Local(n);
   }
-  n.unpersisted.clear();
   n.syncing.clear();
   n.sync_id = 0;
-  n.disk = core::DiskFullPolicy();
+  n.persist = core::raft::PersistQueue();
   n.start_when_space = false;
   n.sync_in_loop = disk_rng_.Chance(options_.sync_in_loop);
   n.up = true;
@@ -265,7 +264,7 @@ Time Cluster::NodeDeadline(const Node& n) const {
   local = std::min(local, n.leader_leases->NextDeadline());
   if (!n.closing.empty()) local = std::min(local, n.closing_retry_at);
   if (!n.claim.empty()) local = std::min(local, n.claim_retry_at);
-  if (n.disk.full() && !n.unpersisted.empty()) local = std::min(local, n.disk.next_retry_us());
+  local = std::min(local, n.persist.next_retry_us());
   for (const Client& c : n.clients) {
     local = std::min(local, c.retry_at);
     if (c.state == Client::State::kNoSession || c.state == Client::State::kIdle ||
@@ -473,7 +472,7 @@ void Cluster::Crash(int i, core::FaultFileSystem::TearMode mode) {
     (void)core::raft::PersistBatches(n.store.get(), batches);
     n.fs->FailNextSyncs(0, 0);
   }
-  n.unpersisted.clear();
+  n.persist = core::raft::PersistQueue();  // what it had not synced is lost
   n.syncing.clear();
   n.sync_id = 0;
   n.raft.reset();

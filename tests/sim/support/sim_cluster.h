@@ -188,14 +188,14 @@ class Cluster {
   void Restart(int i);
   /// Node i's disk fills: from now on any write that grows its files by more than `slack`
   /// bytes in all fails for want of space (writes into already allocated space go on), as
-  /// core/storage/fault_file_system.h SetSpaceLimit. The node runs core::DiskFullPolicy as
-  /// net/node/command_log does (sim_disk_full.cc): it holds the batches it cannot persist, acks
-  /// nothing they carry, retries with backoff, and refuses new locks meanwhile.
+  /// core/storage/fault_file_system.h SetSpaceLimit. The node runs core::raft::PersistQueue
+  /// as net/node/command_log does (sim_disk_full.cc): it holds the batches it cannot persist,
+  /// acks nothing they carry, retries with backoff, and refuses new locks meanwhile.
   void FillDisk(int i, uint64_t slack);
   /// Node i's disk has room again (its next retry persists what it holds); a node that could
   /// not start for want of space starts now.
   void FreeDisk(int i);
-  /// True while node i's DiskFullPolicy says it is full (a persist failed for want of space
+  /// True while node i's PersistQueue says its disk is full (a persist failed for want of space
   /// and no retry has succeeded since).
   bool DiskFull(int i) const;
   /// Node i's process stops for `d` (SIGSTOP, a GC pause, VM steal): it handles no timer
@@ -345,13 +345,12 @@ class Cluster {
   /// Writes (and syncs where they must) `batches` in order, up to the first error (in
   /// `*error`); returns how many were persisted.
   size_t PersistInOrder(Node& n, const std::vector<core::raft::Batch>& batches, Status* error);
-  /// A persist of `batches[from..]` failed with `error` (sim_disk_full.cc): for want of
-  /// space they go back, in order, before every batch taken since, to be persisted again
-  /// at the policy's retry; any other error fails the run (net/ would stop the node).
-  void HoldForSpace(Node& n, const Status& error, std::vector<core::raft::Batch>* batches,
-                    size_t from);
-  /// True while node n may not start a persist: full, and its retry is not due yet.
-  bool PersistWaitsForSpace(const Node& n) const;
+  /// Hands a persist's result to n.persist (sim_disk_full.cc; core::raft::PersistQueue::
+  /// Settle: Raft advanced through `persisted` of `batches`, the rest held for the retry if
+  /// `error` is for want of space) and counts and traces what it decided; any other error
+  /// fails the run (net/ would stop the node).
+  void SettlePersist(Node& n, std::vector<core::raft::Batch> batches, size_t persisted,
+                     const Status& error);
   Time SyncDelay();
   void ApplyEntry(Node& n, const pb::Entry& e);
   void AfterApply(Node& n);

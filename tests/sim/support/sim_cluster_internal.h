@@ -13,7 +13,7 @@
 #include <tuple>
 #include <vector>
 
-#include "core/storage/disk_full_policy.h"
+#include "core/raft/persist_queue.h"
 #include "sim/support/sim_cluster.h"
 
 namespace mesh::sim {
@@ -107,24 +107,26 @@ struct Cluster::Node {
   std::set<std::string> session_nodes;      // nodes with open sessions (applied log)
   Time lost_at = 0;                         // virtual time of the last DeclareLost
   // Persistence, as net/node/command_log executes it (core decides, the driver executes; see
-  // core/raft/raft.h): a batch's messages are sent and its committed entries applied when it
-  // is taken; it is then queued here and persisted in order, one sync at a time. In the loop
-  // (sync_in_loop, as a node alone in its configuration does) a sync completes at once; on
-  // the thread pool (the mesh default) it completes at a later virtual time, while the node
-  // goes on taking batches, which wait in `unpersisted` for the next sync. Advance follows
-  // each completed sync. A crash while a sync is in flight loses what it had not synced.
+  // core/raft/raft.h and core/raft/persist_queue.h): a batch's messages are sent and its
+  // committed entries applied when it is taken; it is then queued in `persist` and persisted
+  // in order, one sync at a time. In the loop (sync_in_loop, as a node alone in its
+  // configuration does) a sync completes at once; on the thread pool (the mesh default) it
+  // completes at a later virtual time, while the node goes on taking batches, which wait in
+  // `persist` for the next sync. The queue advances Raft after each completed sync. A crash
+  // while a sync is in flight loses what it had not synced.
+  // A full disk (FillDisk): `persist` holds what it could not persist, says when to retry and
+  // what to refuse meanwhile, for this run of the node (a restart starts afresh, as a process
+  // does).
   bool sync_in_loop = false;
-  std::deque<core::raft::Batch> unpersisted;  // taken, not yet handed to a sync
-  std::vector<core::raft::Batch> syncing;     // the sync in flight
-  uint64_t sync_id = 0;                       // the sync in flight (0: none)
+  core::raft::PersistQueue persist;        // taken, not yet handed to a sync; held ones
+  std::vector<core::raft::Batch> syncing;  // the sync in flight
+  uint64_t sync_id = 0;                    // the sync in flight (0: none)
   uint64_t syncs_started = 0;
   // Armed by CrashAfterNextWrite: crash at the next sync of a batch with entries or a hard
   // state, once its messages are sent and its committed entries applied, before it is done.
   bool crash_armed = false;
-  // A full disk (FillDisk): the policy net/node/command_log runs, for this run of the node (a
-  // restart starts afresh, as a process does). `start_when_space`: a restart found the disk
-  // too full to open the store; FreeDisk starts the node.
-  core::DiskFullPolicy disk;
+  // `start_when_space`: a restart found the disk too full to open the store; FreeDisk starts
+  // the node.
   bool disk_limited = false;
   bool start_when_space = false;
   core::FaultFileSystem::TearMode crash_mode = core::FaultFileSystem::TearMode::kDropUnsynced;

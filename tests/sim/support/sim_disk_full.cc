@@ -1,14 +1,13 @@
 // A full disk in the simulator (sim_cluster.h FillDisk): the node's FaultFileSystem refuses
-// growth past a limit, and the driver model runs core::DiskFullPolicy the way
-// net/node/command_log executes it: a persist that fails for want of space makes the node full;
-// the batches it could not persist are held, in order, before every batch taken since, and
-// persisted again (in the loop) when the policy's retry is due; Raft is not advanced past
-// them, so nothing they carry is acknowledged; new lock requests are refused meanwhile.
-#include <iterator>
+// growth past a limit, and the driver model executes core::raft::PersistQueue (with
+// core::DiskFullPolicy) as net/node/command_log does: the queue decides what a persist that
+// fails for want of space holds, how far Raft is advanced, when to retry and what to refuse
+// meanwhile; this only counts and traces it.
+#include <algorithm>
 #include <string>
 #include <vector>
 
-#include "core/storage/file_system.h"
+#include "core/raft/persist_queue.h"
 #include "sim/support/sim_cluster.h"
 #include "sim/support/sim_cluster_internal.h"
 
@@ -38,30 +37,33 @@ void Cluster::FreeDisk(int i) {
 
 bool Cluster::DiskFull(int i) const {
   const Node& n = *nodes_[i];
-  return n.up && n.disk.full();
+  return n.up && n.persist.retrying();
 }
 
-bool Cluster::PersistWaitsForSpace(const Node& n) const {
-  return n.disk.full() && !n.disk.RetryDue(Local(n));
-}
-
-void Cluster::HoldForSpace(Node& n, const Status& error, std::vector<core::raft::Batch>* batches,
-                           size_t from) {
-  const core::DiskFullPolicy::Verdict verdict = n.disk.OnPersistFailed(error, Local(n));
-  if (verdict == core::DiskFullPolicy::Verdict::kFatal) {
-    checker_.Fail(now_, n.id + ": persist failed: " + error.ToString());
-    return;
-  }
-  // Persisting again is idempotent (core/raft/raft_storage.h), so each held batch is
-  // persisted whole at the retry, before those taken since.
-  stats_.disk_held_batches += batches->size() - from;
-  n.unpersisted.insert(n.unpersisted.begin(),
-                       std::make_move_iterator(batches->begin() + static_cast<ptrdiff_t>(from)),
-                       std::make_move_iterator(batches->end()));
-  batches->clear();
-  if (verdict == core::DiskFullPolicy::Verdict::kBecameFull) {
-    ++stats_.disk_full_periods;
-    Trace(n.index, n.disk.Describe());
+void Cluster::SettlePersist(Node& n, std::vector<core::raft::Batch> batches, size_t persisted,
+                            const Status& error) {
+  using Outcome = core::raft::PersistQueue::Outcome;
+  const size_t held = batches.size() - std::min(persisted, batches.size());
+  const Outcome outcome =
+      n.persist.Settle(std::move(batches), persisted, error, Local(n),
+                       [&n](const core::raft::Batch& b) { n.raft->Advance(b); });
+  switch (outcome) {
+    case Outcome::kPersisted:
+      break;
+    case Outcome::kSpaceReturned:
+      Trace(n.index, "disk: the held batches are persisted; new locks are taken again");
+      break;
+    case Outcome::kBecameFull:
+      ++stats_.disk_full_periods;
+      Trace(n.index, n.persist.disk().Describe());
+      stats_.disk_held_batches += held;
+      break;
+    case Outcome::kStillFull:
+      stats_.disk_held_batches += held;
+      break;
+    case Outcome::kFatal:
+      checker_.Fail(now_, n.id + ": persist failed: " + error.ToString());
+      break;
   }
 }
 

@@ -140,9 +140,9 @@ void Cluster::ClientAct(Node& n, Client& c) {
       }
       a->set_resource(c.resource);
       a->set_mode(c.mode);
-      if (Status refused = n.disk.Admit(cmd); !refused.ok()) {
-        // The node answers at once (net/node/session_router.cc: the client's answer is this error); the
-        // client tries again later.
+      if (Status refused = n.persist.disk().Admit(cmd); !refused.ok()) {
+        // The node answers at once (net/node/session_router.cc: the client's answer is this
+        // error); the client tries again later.
         --c.seq;
         c.deadline = 0;
         ++stats_.disk_refused;
@@ -275,7 +275,7 @@ void Cluster::Pump(Node& n) {
       if (!ExecuteBatch(n, &batch)) return;
       continue;
     }
-    if (n.sync_id == 0 && !n.unpersisted.empty() && !PersistWaitsForSpace(n)) {
+    if (n.sync_id == 0 && !n.persist.empty() && n.persist.MayPersist(Local(n))) {
       StartPersist(n);
       continue;
     }
@@ -320,7 +320,7 @@ bool Cluster::ExecuteBatch(Node& n, core::raft::Batch* batch) {
   if (!n.up) return false;
   if (batch->snapshot) ResyncClients(n);
   batch->committed.clear();
-  n.unpersisted.push_back(std::move(*batch));
+  n.persist.Push(std::move(*batch));
   AfterApply(n);
   return n.up;
 }
@@ -333,25 +333,21 @@ Time Cluster::SyncDelay() {
 }
 
 void Cluster::StartPersist(Node& n) {
-  std::vector<core::raft::Batch> batches(std::make_move_iterator(n.unpersisted.begin()),
-                                         std::make_move_iterator(n.unpersisted.end()));
-  n.unpersisted.clear();
+  std::vector<core::raft::Batch> batches = n.persist.Take();
   bool disk = false, writes = false;
   for (const core::raft::Batch& b : batches) {
-    disk = disk || b.must_sync || b.snapshot || b.compacted;
+    disk = disk || core::raft::NeedsDisk(b);
     writes = writes || !b.entries.empty() || b.hard_state;
   }
   if (!disk) {
     // Only commit hints: written in the loop without a sync (as net/ does), persisted.
-    for (size_t i = 0; i < batches.size(); ++i) {
-      Status s = core::raft::BufferBatch(n.store.get(), batches[i]);
-      if (!s.ok()) {
-        if (i > 0) n.raft->Advance(batches[i - 1]);
-        HoldForSpace(n, s, &batches, i);
-        return;
-      }
+    size_t persisted = 0;
+    Status s;
+    for (; persisted < batches.size(); ++persisted) {
+      s = core::raft::BufferBatch(n.store.get(), batches[persisted]);
+      if (!s.ok()) break;
     }
-    n.raft->Advance(batches.back());
+    SettlePersist(n, std::move(batches), persisted, s);
     return;
   }
   n.syncing = std::move(batches);
@@ -363,7 +359,7 @@ void Cluster::StartPersist(Node& n) {
     Crash(n.index, n.crash_mode);
     return;
   }
-  if (n.sync_in_loop || n.disk.full()) {  // a retry on a full disk runs in the loop, as net/
+  if (n.sync_in_loop || n.persist.retrying()) {  // a retry runs in the loop, as in net/
     CompleteSync(n);
     return;
   }
@@ -395,9 +391,8 @@ size_t Cluster::PersistInOrder(Node& n, const std::vector<core::raft::Batch>& ba
                                Status* error) {
   for (size_t i = 0; i < batches.size(); ++i) {
     const core::raft::Batch& b = batches[i];
-    Status s = b.must_sync || b.snapshot || b.compacted
-                   ? core::raft::PersistBatch(n.store.get(), b)
-                   : core::raft::BufferBatch(n.store.get(), b);
+    Status s = core::raft::NeedsDisk(b) ? core::raft::PersistBatch(n.store.get(), b)
+                                        : core::raft::BufferBatch(n.store.get(), b);
     if (!s.ok()) {
       *error = s;
       return i;
@@ -405,7 +400,7 @@ size_t Cluster::PersistInOrder(Node& n, const std::vector<core::raft::Batch>& ba
     checker_.OnPersisted(n.id, *n.store, b.entries);
     // Synced, with nothing buffered in the store nor unsynced on its disk: what the store
     // holds is what survives a crash.
-    if ((b.must_sync || b.snapshot || b.compacted) && !n.store->HasPending() &&
+    if (core::raft::NeedsDisk(b) && !n.store->HasPending() &&
         n.fs->UnsyncedWriteCount() == 0) {
       checker_.OnDurable(n.id, *n.store);
     }
@@ -419,19 +414,12 @@ void Cluster::CompleteSync(Node& n) {
   n.sync_id = 0;
   // net/node/command_log: in the loop (a node alone, or a retry on a full disk) each batch is
   // advanced as persisted; on the pool one PersistBatches call persists all or fails whole.
-  const bool in_loop = n.sync_in_loop || n.disk.full();
+  const bool in_loop = n.sync_in_loop || n.persist.retrying();
   Status error;
   const size_t done = PersistInOrder(n, batches, &error);
-  if (done < batches.size()) {
-    const size_t from = in_loop ? done : 0;
-    if (from > 0) n.raft->Advance(batches[from - 1]);
-    HoldForSpace(n, error, &batches, from);
-    return;
-  }
-  n.raft->Advance(batches.back());
-  if (n.disk.OnPersisted()) {
-    Trace(n.index, "disk: the held batches are persisted; new locks are taken again");
-  }
+  // Off the loop, one PersistBatches call fails whole: none is known durable.
+  const size_t persisted = done < batches.size() && !in_loop ? 0 : done;
+  SettlePersist(n, std::move(batches), persisted, error);
 }
 
 void Cluster::ApplyEntry(Node& n, const pb::Entry& e) {
