@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <memory>
@@ -19,6 +20,7 @@
 #include "cli_support.h"
 #include "commands.h"
 #include "exit_codes.h"
+#include "service_notify.h"
 #include "mesh/node.h"
 #include "net/local/local_dir.h"
 #include "net/local/mesh_claim.h"
@@ -240,6 +242,7 @@ class NodeRunner {
       return FailStart(st);
     }
     if (flags_.ready_fd >= 0) WriteReadyLine(flags_.ready_fd, Status::OK());
+    StartServiceNotifications(loop, socket);
     std::string files;
     for (const auto& f : config_.files) files += (files.empty() ? "" : ", ") + f;
     char idle_text[32];
@@ -256,6 +259,7 @@ class NodeRunner {
              ", config files: " + (files.empty() ? "none" : files));
 
     node_->SetStoppedCallback([this](const Status& why) {
+      NotifyStopping();
       if (!why.ok()) {
         exit_code_ = kExitError;
         if (ErrorsToLog()) {
@@ -319,6 +323,7 @@ class NodeRunner {
       return;
     }
     stopping_ = true;
+    NotifyStopping();
     log_->Note(std::string("SIG") + sigabbrev_np(signum) + ": stopping");
     node_->Stop(/*graceful=*/true, [this] { CloseSignals(); });
   }
@@ -327,6 +332,34 @@ class NodeRunner {
     if (signals_closed_) return;
     signals_closed_ = true;
     for (auto& handle : signals_) uv_close(reinterpret_cast<uv_handle_t*>(&handle), nullptr);
+    if (watchdog_armed_) uv_close(reinterpret_cast<uv_handle_t*>(&watchdog_), nullptr);
+  }
+
+  // Under a service manager ($NOTIFY_SOCKET, service_notify.h): READY=1 now that the node
+  // serves, and WATCHDOG=1 at half the interval asked for, from this loop (a stuck loop
+  // misses it and the manager restarts the node).
+  void StartServiceNotifications(uv_loop_t* loop, const std::string& socket) {
+    notifier_ = ServiceNotifier::FromEnvironment();
+    if (!notifier_) return;
+    notifier_->Notify("READY=1\nSTATUS=serving on " + socket + "\nMAINPID=" +
+                      std::to_string(getpid()));
+    const uint64_t usec = notifier_->watchdog_usec();
+    if (usec == 0) return;
+    const uint64_t every_ms = std::max<uint64_t>(1, usec / 2000);
+    uv_timer_init(loop, &watchdog_);
+    watchdog_.data = this;
+    watchdog_armed_ = true;
+    uv_timer_start(
+        &watchdog_,
+        [](uv_timer_t* t) { static_cast<NodeRunner*>(t->data)->notifier_->Notify("WATCHDOG=1"); },
+        every_ms, every_ms);
+  }
+
+  void NotifyStopping() {
+    if (notifier_ && !stop_notified_) {
+      stop_notified_ = true;
+      notifier_->Notify("STOPPING=1\nSTATUS=stopping");
+    }
   }
 
   const Config& config_;
@@ -336,6 +369,10 @@ class NodeRunner {
   uv_signal_t signals_[3];
   bool stopping_ = false;
   bool signals_closed_ = false;
+  std::unique_ptr<ServiceNotifier> notifier_;  // null unless run by a service manager
+  uv_timer_t watchdog_;                        // armed only if watchdog_armed_
+  bool watchdog_armed_ = false;
+  bool stop_notified_ = false;
   int exit_code_ = kExitOk;
 };
 
