@@ -15,6 +15,7 @@
 #include <memory>
 #include <tuple>
 #include <variant>
+#include <vector>
 
 #include "core/lease/client_lease.h"
 #include "lockmesh.pb.h"
@@ -30,6 +31,17 @@ const char* const kModeNames[] = {"NL", "CR", "CW", "PR", "PW", "EX"};
 
 // Microseconds of the clock the node's lease runs on (net/support/lease_clock.h).
 uint64_t NowUs() { return net::LeaseClockUs(); }
+
+// "2 s", "2.5 s", "0.25 s": a duration in ms for a message.
+std::string MillisText(int64_t ms) {
+  std::string text = std::to_string(ms / 1000);
+  if (int64_t frac = ms % 1000; frac != 0) {
+    std::string digits = std::to_string(1000 + frac).substr(1);
+    while (digits.back() == '0') digits.pop_back();
+    text += "." + digits;
+  }
+  return text + " s";
+}
 
 std::string Lower(std::string s) {
   for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -156,6 +168,8 @@ class AsyncClientImpl final : public AsyncClient {
     renew_timer_.data = this;
     uv_timer_init(loop_, &lease_timer_);
     lease_timer_.data = this;
+    uv_timer_init(loop_, &answer_timer_);
+    answer_timer_.data = this;
   }
 
   void Connect(DoneCallback done) override {
@@ -185,10 +199,24 @@ class AsyncClientImpl final : public AsyncClient {
     lock->set_no_create(options.no_create);
     lock->set_idle_lifespan_ms(options.idle_lifespan_ms);
     // The client's own deadline, for a grant held back by the client lease (the node's
-    // deadline started later, when it read the request).
-    uint64_t deadline_us =
-        options.timeout_ms > 0 ? NowUs() + static_cast<uint64_t>(options.timeout_ms) * 1000 : 0;
-    Send(&req, PendingLock{resource, std::move(done), deadline_us});
+    // deadline started later, when it read the request); a try-lock's is the node's answer
+    // bound without a quorum.
+    const uint64_t now = NowUs();
+    const int64_t deadline_ms = options.timeout_ms > 0    ? options.timeout_ms
+                                : options.timeout_ms == 0 ? kNodeCommitWaitMs
+                                                          : -1;
+    const uint64_t deadline_us =
+        deadline_ms > 0 ? now + static_cast<uint64_t>(deadline_ms) * 1000 : 0;
+    // The backstop: when the client stops waiting for the node's answer at all.
+    const int64_t give_up_ms = LockGiveUpMs(options.timeout_ms);
+    const uint64_t give_up_us =
+        give_up_ms >= 0 ? now + static_cast<uint64_t>(give_up_ms) * 1000 : 0;
+    const uint64_t id =
+        Send(&req, PendingLock{resource, std::move(done), deadline_us, give_up_us, give_up_ms});
+    if (id != 0 && give_up_us != 0) {
+      give_ups_.emplace(give_up_us, id);
+      if (give_ups_.begin()->second == id) ArmAnswerTimer();
+    }
   }
 
   void Unlock(const mesh::Lock& lock, bool rollback, DoneCallback done) override {
@@ -257,7 +285,9 @@ class AsyncClientImpl final : public AsyncClient {
   struct PendingLock {
     std::string resource;
     LockCallback done;
-    uint64_t deadline_us = 0;  // NowUs() when the client stops waiting; 0: none
+    uint64_t deadline_us = 0;  // NowUs() when a held-back grant is given back; 0: none
+    uint64_t give_up_us = 0;   // NowUs() when the client gives up on the node; 0: never
+    int64_t give_up_ms = -1;   // the same, after the call (LockGiveUpMs)
   };
   struct PendingDone {
     DoneCallback done;
@@ -290,15 +320,18 @@ class AsyncClientImpl final : public AsyncClient {
     Send(&req, PendingList{std::move(listing)});
   }
 
-  void Send(pb::ClientRequest* req, Pending pending) {
+  // Sends `req` and keeps `pending` until its answer; returns the request id, or 0 when not
+  // connected (`pending` has then failed).
+  uint64_t Send(pb::ClientRequest* req, Pending pending) {
     if (!connected_ && !std::holds_alternative<PendingHello>(pending)) {
       Fail(std::move(pending), Status::Unavailable("not connected to a node"));
-      return;
+      return 0;
     }
     uint64_t id = ++next_request_id_;
     req->set_request_id(id);
     pending_.emplace(id, std::move(pending));
     stream_->Send(*req);
+    return id;
   }
 
   static void Fail(Pending&& pending, const Status& why) {
@@ -321,10 +354,16 @@ class AsyncClientImpl final : public AsyncClient {
   static void OnConnectTimeout(uv_timer_t* t) {
     auto* self = static_cast<AsyncClientImpl*>(t->data);
     if (self->connected_ || !self->stream_) return;
-    self->FinishConnect(Status::Unavailable("node at " + self->options_.socket_path +
-                                            " did not answer within " +
-                                            std::to_string(self->options_.connect_timeout_ms) +
-                                            " ms"));
+    const std::string within =
+        " within " + std::to_string(self->options_.connect_timeout_ms) + " ms";
+    // A node that took the connection is there, only not answering: not "no node" (which
+    // would have `lockmesh lock` start another one beside it).
+    self->FinishConnect(self->pipe_connected_
+                            ? Status::TimedOut("the node at " + self->options_.socket_path +
+                                               " accepted the connection but did not answer" +
+                                               within + " (node frozen or stuck)")
+                            : Status::Unavailable("node at " + self->options_.socket_path +
+                                                  " did not answer" + within));
   }
 
   static void OnConnect(uv_connect_t* req, int status) {
@@ -343,6 +382,7 @@ class AsyncClientImpl final : public AsyncClient {
       self->FinishConnect(st);
       return;
     }
+    self->pipe_connected_ = true;
     // Before anything is sent: is this node one we may talk to? (docs/mesh.md "The local
     // boundary": another user who owns the socket's directory could have put theirs there.)
     if (Status cred = CheckNodeCredentials(self->stream_->pipe(), self->options_); !cred.ok()) {
@@ -387,6 +427,9 @@ class AsyncClientImpl final : public AsyncClient {
     if (it == pending_.end()) return Status::OK();  // answer to a request we gave up on
     Pending pending = std::move(it->second);
     pending_.erase(it);
+    if (const auto* lock = std::get_if<PendingLock>(&pending)) {
+      ForgetGiveUp(lock->give_up_us, resp.request_id());
+    }
     if (resp.has_error()) {
       Status st = Status::InvalidArgument(resp.error());
       if (std::holds_alternative<PendingHello>(pending)) {
@@ -565,7 +608,6 @@ class AsyncClientImpl final : public AsyncClient {
 
   void OnStreamClosed(const Status& why) {
     stream_ = nullptr;
-    bool was_connected = connected_;
     connected_ = false;
     if (connect_done_) {
       FinishConnect(why.ok() ? Status::Unavailable("connection closed") : why);
@@ -573,13 +615,15 @@ class AsyncClientImpl final : public AsyncClient {
     Status fail = why.ok() ? Status::Unavailable("client closed") : Status::Unavailable(
                                                                          "connection to node lost: " + why.message());
     StopLeaseTimers();
+    give_ups_.clear();
     auto pending = std::move(pending_);
     pending_.clear();
     for (auto& [id, p] : pending) Fail(std::move(p), fail);
     auto held_back = std::move(held_back_);
     held_back_.clear();
     for (auto& h : held_back) Fail(std::move(h.pending), fail);
-    if (was_connected && !user_closed_) {
+    // Locks are held only once connected; after a Close they are released, not lost.
+    if (!user_closed_) {
       auto held = std::move(held_);
       held_.clear();
       for (auto& [id, lock] : held) {
@@ -590,11 +634,11 @@ class AsyncClientImpl final : public AsyncClient {
   }
 
   // Idempotent: a pending request failed by a lost connection may call Close() from inside
-  // OnStreamClosed, which then closes the timers too. `done` runs once all three are closed.
+  // OnStreamClosed, which then closes the timers too. `done` runs once all four are closed.
   void CloseTimer() {
     if (timer_closing_) return;
     timer_closing_ = true;
-    timers_open_ = 3;
+    timers_open_ = 4;
     auto on_closed = [](uv_handle_t* h) {
       auto* self = static_cast<AsyncClientImpl*>(h->data);
       if (--self->timers_open_ > 0) return;
@@ -604,6 +648,90 @@ class AsyncClientImpl final : public AsyncClient {
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&renew_timer_), on_closed);
     uv_close(reinterpret_cast<uv_handle_t*>(&lease_timer_), on_closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&answer_timer_), on_closed);
+  }
+
+  // ------------------------------------------------------------ the answer backstop
+
+  // Drops the backstop of lock request `id`, answered (give_up_us: its PendingLock's).
+  void ForgetGiveUp(uint64_t give_up_us, uint64_t id) {
+    if (give_up_us == 0) return;
+    auto [lo, hi] = give_ups_.equal_range(give_up_us);
+    for (auto g = lo; g != hi; ++g) {
+      if (g->second == id) {
+        give_ups_.erase(g);
+        return;
+      }
+    }
+  }
+
+  // Arms answer_timer_ for the earliest backstop (the timer is left armed for an answered
+  // one: it then finds nothing due and re-arms).
+  void ArmAnswerTimer() {
+    if (timer_closing_) return;
+    if (give_ups_.empty()) {
+      uv_timer_stop(&answer_timer_);
+      return;
+    }
+    const uint64_t due = give_ups_.begin()->first;
+    const uint64_t now = NowUs();
+    const uint64_t delay_ms = due > now ? (due - now + 999) / 1000 : 1;  // as ArmLeaseTimer
+    uv_timer_start(&answer_timer_, OnAnswerTimer, delay_ms, 0);
+  }
+
+  static void OnAnswerTimer(uv_timer_t* t) {
+    static_cast<AsyncClientImpl*>(t->data)->GiveUpIfDue();
+  }
+
+  // Lock requests the node has not answered by their give_up_us: the node is frozen, stuck
+  // or its answer was lost, and the client cannot tell whether it will grant them later.
+  // So the connection is closed: the node ends the session once it runs again, which
+  // releases a late grant, and no answer of the old session can reach a later request.
+  // The requests fail with Unavailable; the session's held locks are reported lost.
+  void GiveUpIfDue() {
+    const uint64_t now = NowUs();
+    std::vector<PendingLock> expired;
+    while (!give_ups_.empty() && give_ups_.begin()->first <= now) {
+      const uint64_t id = give_ups_.begin()->second;
+      give_ups_.erase(give_ups_.begin());
+      auto it = pending_.find(id);
+      if (it == pending_.end() || !std::holds_alternative<PendingLock>(it->second)) continue;
+      expired.push_back(std::get<PendingLock>(std::move(it->second)));
+      pending_.erase(it);
+    }
+    if (expired.empty()) {
+      ArmAnswerTimer();
+      return;
+    }
+    connected_ = false;  // from now on calls fail at once; OnStreamClosed fails the rest
+    if (stream_ && !stream_->closing()) {
+      stream_->Close(
+          Status::Unavailable("gave up on the node: it did not answer a lock "
+                              "request in time"));
+    }
+    // Said now, not once the close completes: a synchronous Client may not run its loop
+    // again before its next call, and the work these locks guard must stop now.
+    auto held = std::move(held_);
+    held_.clear();
+    for (auto& [id, lock] : held) {
+      if (lost_) {
+        lost_(lock, Status::Lost("the node at " + options_.socket_path +
+                                 " did not answer a lock request in time (node frozen or "
+                                 "stuck); this client closed the connection, which releases "
+                                 "its locks"));
+      }
+    }
+    for (PendingLock& p : expired) {
+      if (!p.done) continue;
+      mesh::Lock none;
+      none.resource = p.resource;
+      p.done(Status::Unavailable("the node at " + options_.socket_path +
+                                 " did not answer the lock request for " + p.resource + " within " +
+                                 MillisText(p.give_up_ms) +
+                                 " (node frozen or stuck); gave up and closed the connection, so "
+                                 "the node releases whatever it grants later"),
+             none);
+    }
   }
 
   // ------------------------------------------------------------ the client lease
@@ -740,6 +868,7 @@ class AsyncClientImpl final : public AsyncClient {
   uv_timer_t timer_;        // connect timeout
   uv_timer_t renew_timer_;  // client lease: a LeaseRequest every lease_renew_ms_
   uv_timer_t lease_timer_;  // client lease: its end, and deadlines of held-back grants
+  uv_timer_t answer_timer_;  // the backstop: the earliest of give_ups_
   uv_connect_t connect_req_;
   FramedStream* stream_ = nullptr;  // owned by libuv; gone after OnStreamClosed
   DoneCallback connect_done_;
@@ -752,6 +881,9 @@ class AsyncClientImpl final : public AsyncClient {
   int timers_open_ = 0;
   uint64_t next_request_id_ = 0;
   std::map<uint64_t, Pending> pending_;
+  // give_up_us -> request id of every unanswered lock request that has a backstop.
+  std::multimap<uint64_t, uint64_t> give_ups_;
+  bool pipe_connected_ = false;  // uv_pipe_connect succeeded (Connect's timeout says which)
   std::map<uint64_t, mesh::Lock> held_;
   // The client lease; null when the node keeps none (a local node).
   std::unique_ptr<core::lease::ClientLease> lease_;
