@@ -1195,9 +1195,8 @@ TEST(LockTableSnapshotTest, HeldAndWaitingCountsMatchAFullCount) {
     gen.Observe(index, command, table->Apply(index, command));
     size_t held = 0, waiting = 0;
     for (const LockRow& row : table->List()) ++(row.held ? held : waiting);
-    ASSERT_EQ(table->held_count(), held) << "step " << step << ": " << command.ShortDebugString();
-    ASSERT_EQ(table->waiting_count(), waiting)
-        << "step " << step << ": " << command.ShortDebugString();
+    ASSERT_EQ(table->held_count(), held) << "step " << step;
+    ASSERT_EQ(table->waiting_count(), waiting) << "step " << step;
     max_held = std::max(max_held, held);
     max_waiting = std::max(max_waiting, waiting);
   }
