@@ -247,6 +247,7 @@ Lock LockTable::Impl::Take(Resource& r, ListKind kind, size_t pos) {
   std::vector<Lock>& list = ListOf(r, kind);
   Lock lock = std::move(list[pos]);
   list.erase(list.begin() + static_cast<std::ptrdiff_t>(pos));
+  --(kind == ListKind::kHolders ? held_locks : waiting_locks);
   auto sit = sessions.find(*lock.session);
   if (sit != sessions.end()) sit->second.locks.Erase(lock.lock_id);
   return lock;
@@ -315,6 +316,7 @@ Grant LockTable::Impl::GrantLock(Resource& r, Lock lock, uint64_t index) {
   AssignElement(r, lock);
   Grant g = MakeGrant(r, lock);
   r.holders.push_back(std::move(lock));
+  ++held_locks;
   return g;
 }
 
@@ -327,6 +329,7 @@ void LockTable::Impl::GrantFromQueue(Resource& r, uint64_t index, std::vector<Gr
       std::vector<Lock>& waiters = r.mutable_waiters();
       Lock lock = std::move(waiters[i]);
       waiters.erase(waiters.begin() + static_cast<std::ptrdiff_t>(i));
+      --waiting_locks;  // GrantLock counts it held
       grants->push_back(GrantLock(r, std::move(lock), index));
     } else if (r.type == ResourceType::kHierarchical) {
       ++i;  // a later waiter on another branch may still go
@@ -441,6 +444,7 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
     }
     Resource& r = GetOrCreate(rn);
     r.mutable_parked().push_back(std::move(lock));
+    ++waiting_locks;
     session.locks.Add(index, &r);  // ids grow with the log: a push_back
     SetResult(&res, pb::QUEUED, "waiting for the resource to be created");
     return;
@@ -463,6 +467,7 @@ void LockTable::Impl::DoAcquire(uint64_t index, const pb::Acquire& cmd, Session&
     return;
   } else {
     r.mutable_waiters().push_back(std::move(lock));
+    ++waiting_locks;
     res.set_code(pb::QUEUED);
   }
   session.locks.Add(index, &r);  // ids grow with the log: a push_back
@@ -767,17 +772,9 @@ bool LockTable::HasNodeSessions(const std::string& node_id) const {
 
 size_t LockTable::session_count() const { return impl_->sessions.size(); }
 
-size_t LockTable::held_count() const {
-  size_t n = 0;
-  for (const auto& [key, r] : impl_->resources) n += r.holders.size();
-  return n;
-}
+size_t LockTable::held_count() const { return impl_->held_locks; }
 
-size_t LockTable::waiting_count() const {
-  size_t n = 0;
-  for (const auto& [key, r] : impl_->resources) n += r.waiters().size() + r.parked().size();
-  return n;
-}
+size_t LockTable::waiting_count() const { return impl_->waiting_locks; }
 
 bool LockTable::HasSession(const pb::SessionKey& session) const {
   return impl_->sessions.count(IdOf(session)) != 0;

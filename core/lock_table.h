@@ -281,9 +281,9 @@ class LockTable {
   /// The epoch of the latest ClaimClientIds applied for `node_id` (0 if none); `*nonce`, if
   /// given, receives that claim's nonce (0 if none).
   uint64_t ClientIdEpoch(const std::string& node_id, uint64_t* nonce = nullptr) const;
-  /// Number of held locks.
+  /// Number of held locks. O(1): a count kept in step with the table.
   size_t held_count() const;
-  /// Number of queued requests (including no_create requests waiting for creation).
+  /// Number of queued requests (including no_create requests waiting for creation). O(1).
   size_t waiting_count() const;
 
   /// True if the session is open.

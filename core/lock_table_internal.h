@@ -229,6 +229,12 @@ struct LockTable::Impl {
   uint32_t clock_unix_s = 0;
   std::map<SessionId, Session> sessions;      // open sessions
   std::map<std::string, Resource> resources;  // by queue key
+  // How many holders, and waiters plus parked requests, `resources` has in all: kept in step
+  // where locks enter and leave those lists (GrantLock, Take, DoAcquire, GrantFromQueue,
+  // Load), so held_count() and waiting_count(), read at every snapshot check and status,
+  // cost no walk over a million queues.
+  size_t held_locks = 0;
+  size_t waiting_locks = 0;
   // node id -> its client-id watermark and epoch (see DoOpenSession, DoClaimClientIds).
   std::map<std::string, NodeIds> node_ids;
 

@@ -483,11 +483,13 @@ Status LockTable::Impl::Load(const pb::LockTableSnapshot& snap) {
       Lock lock;
       MESH_RETURN_IF_ERROR(LoadLock(in, rn, r, /*held=*/true, &cache, &lock));
       r.holders.push_back(std::move(lock));
+      ++held_locks;
     }
     for (const pb::LockEntryState& in : rs.waiters()) {
       Lock lock;
       MESH_RETURN_IF_ERROR(LoadLock(in, rn, r, /*held=*/false, &cache, &lock));
       r.mutable_waiters().push_back(std::move(lock));
+      ++waiting_locks;  // parked ones too (below): both are counted waiting
     }
     if (r.holders.empty() && !r.waiters().empty()) {
       // Without holders, waiters can only be no_create requests waiting for creation.

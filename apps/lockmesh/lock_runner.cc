@@ -50,11 +50,17 @@ class LockRunner {
 
   int Run() {
     bool started = false;
-    Status st = ConnectOrStartOnLoop(loop_, request_.client_options, request_.autostart, &client_,
-                                     &started);
+    // A node that takes the connection but does not answer (frozen) must not hold up -n or
+    // -w S past the bound the lock request itself has (mesh::LockGiveUpMs).
+    mesh::ClientOptions client_options = request_.client_options;
+    const int64_t give_up_ms = mesh::LockGiveUpMs(request_.lock_options.timeout_ms);
+    if (give_up_ms >= 0 && give_up_ms < client_options.connect_timeout_ms) {
+      client_options.connect_timeout_ms = give_up_ms;
+    }
+    Status st = ConnectOrStartOnLoop(loop_, client_options, request_.autostart, &client_, &started);
     if (!st.ok()) {
       // Auto-start's own errors (a directory it cannot create, a refusal) say what failed.
-      PrintError(st.IsUnavailable() || st.IsIOError() || st.IsNotFound() ||
+      PrintError(st.IsUnavailable() || st.IsIOError() || st.IsNotFound() || st.IsTimedOut() ||
                          st.code() == Status::Code::kPermissionDenied
                      ? st.message()
                      : "cannot connect: " + st.ToString());

@@ -1169,6 +1169,140 @@ TEST(LockTableSnapshotTest, RestoredTableBehavesLikeItsTwin) {
   EXPECT_GE(released, 50u);
 }
 
+// held_count() and waiting_count() are counters kept in step with the table (O(1): a node
+// reads held_count() at every snapshot check). Over a random stream of every command, with
+// the table restored from its own snapshot now and then (a restore recounts from the
+// snapshot), they equal a full count of List() after every entry.
+TEST(LockTableSnapshotTest, HeldAndWaitingCountsMatchAFullCount) {
+  constexpr int kSteps = 6000;
+  constexpr int kRestoreEvery = 97;
+  CommandGenerator gen(20261208);
+  auto table = std::make_unique<LockTable>();
+  size_t max_held = 0, max_waiting = 0, restores = 0;
+  for (int step = 0; step < kSteps; ++step) {
+    if (step % kRestoreEvery == 0 && step > 0) {
+      pb::LockTableSnapshot snap;
+      table->Snapshot(&snap);
+      auto restored = std::make_unique<LockTable>();
+      ASSERT_TRUE(restored->Restore(snap).ok());
+      EXPECT_EQ(restored->held_count(), table->held_count()) << "step " << step;
+      EXPECT_EQ(restored->waiting_count(), table->waiting_count()) << "step " << step;
+      // Restoring over a table that has state replaces its counts too.
+      ASSERT_TRUE(table->Restore(snap).ok());
+      ++restores;
+    }
+    const auto [index, command] = gen.Next();
+    gen.Observe(index, command, table->Apply(index, command));
+    size_t held = 0, waiting = 0;
+    for (const LockRow& row : table->List()) ++(row.held ? held : waiting);
+    ASSERT_EQ(table->held_count(), held) << "step " << step;
+    ASSERT_EQ(table->waiting_count(), waiting) << "step " << step;
+    max_held = std::max(max_held, held);
+    max_waiting = std::max(max_waiting, waiting);
+  }
+  // The stream filled the table, not only an empty one.
+  EXPECT_GE(max_held, 5u);
+  EXPECT_GE(max_waiting, 5u);
+  EXPECT_GE(restores, 50u);
+}
+
+// A hierarchical queue whose locks were all released: with an idle lifespan it lingers,
+// empty, in the snapshot (one queue "/x" for every path under it); without one it is gone.
+// The restored table gives the same snapshot and answers the same commands the same way:
+// no_create requests on other paths of the hierarchy within and after the lifespan, locks
+// on its paths, and the snapshot after them.
+TEST_F(LockTableTest, EmptyHierarchicalQueueRestoresTheSameTable) {
+  constexpr int64_t kT0 = 1700000000LL * 1000000000LL;
+  constexpr int64_t kSecond = 1000000000LL;
+  const pb::SessionKey a = Open("n1", 1);
+  auto acquire_at = [&](const std::string& resource, pb::LockMode mode, int64_t lifespan_ms) {
+    pb::Command c = AcquireCmd(a, NextSeq(a), resource, {.mode = mode, .stamp = kT0});
+    c.mutable_acquire()->set_idle_lifespan_ms(lifespan_ms);
+    return Apply(c).result;
+  };
+  auto release_at = [&](uint64_t lock_id, int64_t stamp) {
+    pb::Command c = ReleaseCmd(a, NextSeq(a), lock_id, false);
+    c.mutable_release()->set_stamp_unix_ns(stamp);
+    return Apply(c).result.code();
+  };
+  // /x, created with a 10 s lifespan by a lock on a path below its root; a sibling and the
+  // root itself join, then all three are released (the last one empties it).
+  const pb::CommandResult deep = acquire_at("/x/y/z", pb::PR, 10000);
+  const pb::CommandResult sibling = acquire_at("/x/w", pb::EX, 0);
+  const pb::CommandResult root = acquire_at("/x", pb::NL, 0);
+  ASSERT_EQ(deep.code(), pb::GRANTED);
+  ASSERT_EQ(sibling.code(), pb::GRANTED);
+  ASSERT_EQ(root.code(), pb::GRANTED);
+  // /v, without a lifespan: gone once released.
+  const pb::CommandResult gone = acquire_at("/v/u", pb::EX, 0);
+  ASSERT_EQ(gone.code(), pb::GRANTED);
+  ASSERT_EQ(release_at(sibling.lock_id(), kT0), pb::RELEASED);
+  ASSERT_EQ(release_at(deep.lock_id(), kT0), pb::RELEASED);
+  ASSERT_EQ(release_at(root.lock_id(), kT0 + kSecond), pb::RELEASED);
+  ASSERT_EQ(release_at(gone.lock_id(), kT0 + kSecond), pb::RELEASED);
+  EXPECT_EQ(table_.held_count(), 0u);
+
+  pb::LockTableSnapshot snap;
+  table_.Snapshot(&snap);
+  std::string encoded;
+  table_.EncodeSnapshot(&encoded);
+  EXPECT_EQ(encoded, snap.SerializeAsString());
+  ASSERT_EQ(snap.resources_size(), 1) << "only the lingering /x is kept";
+  EXPECT_EQ(snap.resources(0).name(), "/x");
+  EXPECT_EQ(snap.resources(0).holders_size() + snap.resources(0).waiters_size(), 0);
+  EXPECT_EQ(snap.resources(0).lingers_until_unix_ns(), kT0 + kSecond + 10 * kSecond);
+  pb::LockTableSnapshot parsed;
+  ASSERT_TRUE(parsed.ParseFromString(encoded));
+  LockTable copy;
+  const Status restored = copy.Restore(parsed);
+  ASSERT_TRUE(restored.ok()) << restored.ToString();
+  EXPECT_EQ(SnapshotBytes(copy), SnapshotBytes(table_));
+  EXPECT_EQ(DumpRows(copy.List()), DumpRows(table_.List()));
+
+  // The same commands on both: no_create try-locks on paths of /x (one the queue never
+  // saw) within the lifespan and on /v (gone); a plain lock that takes /x out of lingering,
+  // a no_create one it blocks, and after its release no_create ones within the renewed
+  // lifespan and after it.
+  const uint64_t first = table_.applied_index() + 1;
+  const pb::SessionKey b = Key("n2", 7);
+  std::vector<pb::Command> commands = {OpenCmd(b)};
+  uint64_t seq = 0;
+  auto try_no_create = [&](const std::string& resource, int64_t stamp) {
+    commands.push_back(
+        AcquireCmd(b, ++seq, resource, {.wait = false, .no_create = true, .stamp = stamp}));
+  };
+  auto release = [&](uint64_t lock_id, int64_t stamp) {
+    commands.push_back(ReleaseCmd(b, ++seq, lock_id, false));
+    commands.back().mutable_release()->set_stamp_unix_ns(stamp);
+  };
+  try_no_create("/x/q", kT0 + 5 * kSecond);  // granted: /x lingers
+  release(first + commands.size() - 1, kT0 + 5 * kSecond);
+  try_no_create("/x", kT0 + 6 * kSecond);
+  release(first + commands.size() - 1, kT0 + 6 * kSecond);
+  try_no_create("/v/u", kT0 + 6 * kSecond);  // CANT_WAIT: /v is gone
+  commands.push_back(AcquireCmd(b, ++seq, "/x/y", {.mode = pb::PW, .stamp = kT0 + 7 * kSecond}));
+  const uint64_t pw = first + commands.size() - 1;
+  try_no_create("/x/y/z", kT0 + 8 * kSecond);  // BUSY behind the PW on its ancestor
+  release(pw, kT0 + 9 * kSecond);              // lingers again, until 19 s
+  try_no_create("/x/w", kT0 + 18 * kSecond);   // granted
+  release(first + commands.size() - 1, kT0 + 18 * kSecond);
+  try_no_create("/x/y/z", kT0 + 40 * kSecond);  // CANT_WAIT: the lifespan is over
+  const std::vector<pb::ResultCode> expected = {
+      pb::GRANTED, pb::GRANTED, pb::RELEASED, pb::GRANTED, pb::RELEASED, pb::CANT_WAIT,
+      pb::GRANTED, pb::BUSY,    pb::RELEASED, pb::GRANTED, pb::RELEASED, pb::CANT_WAIT};
+  ASSERT_EQ(commands.size(), expected.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    const ApplyResult want = table_.Apply(first + i, commands[i]);
+    EXPECT_EQ(want.result.code(), expected[i]) << "command " << i << ": " << Dump(want);
+    EXPECT_EQ(Dump(copy.Apply(first + i, commands[i])), Dump(want))
+        << "command " << i << ": " << commands[i].ShortDebugString();
+    EXPECT_EQ(SnapshotBytes(copy), SnapshotBytes(table_)) << "after command " << i;
+  }
+  EXPECT_EQ(DumpRows(copy.List()), DumpRows(table_.List()));
+  EXPECT_EQ(copy.held_count(), table_.held_count());
+  EXPECT_EQ(copy.waiting_count(), table_.waiting_count());
+}
+
 TEST(LockTableSnapshotTest, EmptyTableRoundTrip) {
   LockTable a;
   pb::LockTableSnapshot snap;

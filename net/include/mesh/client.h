@@ -58,6 +58,23 @@ Status ParseLockMode(const std::string& text, LockMode* mode);
 /// "NL".."EX".
 const char* LockModeName(LockMode mode);
 
+/// How long past a lock request's deadline the node may take to answer it without a leader
+/// or quorum (kNodeCommitWaitMs after the node read a try-lock, or after the deadline of a
+/// queued request whose withdrawal it cannot commit): see LockOptions::timeout_ms.
+inline constexpr int64_t kNodeCommitWaitMs = 1000;
+/// How long past the node's own latest answer (above) a client still waits for it before it
+/// gives up on the node (frozen, stuck, or its answer lost): the client's backstop. It leaves
+/// the node room for its own, more precise answer on a loaded machine.
+inline constexpr int64_t kLockAnswerGraceMs = 1000;
+
+/// When a client gives up waiting for the node's answer to a lock request with
+/// LockOptions::timeout_ms `timeout_ms`, in ms after the call: a try-lock (0) after
+/// kNodeCommitWaitMs + kLockAnswerGraceMs (2 s), a timeout T > 0 after T + both (T + 2 s);
+/// -1 for a request that waits forever (never given up).
+inline constexpr int64_t LockGiveUpMs(int64_t timeout_ms) {
+  return timeout_ms < 0 ? -1 : timeout_ms + kNodeCommitWaitMs + kLockAnswerGraceMs;
+}
+
 /// How to ask for a lock.
 struct LockOptions {
   LockMode mode = LockMode::kEX;
@@ -67,6 +84,14 @@ struct LockOptions {
   /// Status::Unavailable ("no leader or quorum: ..."), and one queued whose withdrawal cannot
   /// be committed fails with Status::TimedOut 1 s after the deadline; the node undoes what
   /// the log decides later.
+  ///
+  /// The client does not count on the node for this (a frozen node answers nothing): if the
+  /// node has not answered LockGiveUpMs(timeout_ms) after the call (try-lock: 2 s; T: T + 2 s),
+  /// the request fails with Status::Unavailable ("the node at SOCKET did not answer the lock
+  /// request for R within N ms ...") and the client closes its connection. The node, when it
+  /// runs again, ends the session: whatever it grants that request later is released, and
+  /// so are the locks the session held (reported through the LostCallback). The client is no
+  /// longer connected: every later call fails with Status::Unavailable until a new Connect.
   int64_t timeout_ms = -1;
   /// Units of a numeric resource `name[N]`; ignored by other types.
   uint32_t quantity = 1;
@@ -184,7 +209,9 @@ struct ClientOptions {
   std::string socket_path;
   /// Shown in `lockmesh locks`.
   std::string client_name;
-  /// How long Connect waits for the node to answer.
+  /// How long Connect waits for the node to answer. When nothing answers at the socket,
+  /// Connect fails with Status::Unavailable; when a node accepted the connection but did not
+  /// answer its hello in time (frozen or stuck), with Status::TimedOut.
   int64_t connect_timeout_ms = 5000;
   /// Right after connecting, before sending anything, the client checks the uid the node
   /// runs as (SO_PEERCRED): it must be the client's own uid, root, one of these, or one
