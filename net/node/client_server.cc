@@ -101,6 +101,11 @@ void NodeImpl::OnConnection(uv_stream_t* server, int status) {
 
 void NodeImpl::StartHelloTimer(uint64_t serial) {
   if (options_.hello_timeout_ms <= 0) return;
+  // The deadline counts from now, not from the loop's cached time: after the node was stopped
+  // (SIGSTOP, a stall), connections queued meanwhile are accepted with a cached time from
+  // before the stop, and timers run before reads in an iteration, so every such client was
+  // closed for "no hello" with its hello unread (FrozenNodeClientTest, under load).
+  uv_update_time(loop_);
   auto* t = new uv_timer_t;
   uv_timer_init(loop_, t);
   t->data = this;
