@@ -52,13 +52,13 @@
 //         proposes it locally, never through PROPOSE); a restarting node ends its earlier
 //         runs' sessions with claim_client_ids instead;
 //       claim_client_ids: node_id == link only (a node claims its own client ids, and
-//         with them ends its earlier runs' sessions, net/node/node.cc);
+//         with them ends its earlier runs' sessions, net/node/session_router.cc);
 //       any other kind, an unset body or bytes that do not parse: refused. A command kind
 //       added later is refused until it is added to the allow-list (AdmitCommand).
 //     One bad entry refuses the whole message.
 //  R5 A JoinRequest is the one thing a non-member may send: taken when its node_id is `link`
 //     (the joiner itself), or from a voter (a follower forwarding a joiner's request to the
-//     leader, net/node/cluster.cc OnJoinRequest). Not from a learner: membership is automatic, so
+//     leader, net/node/cluster_messages.cc OnJoinRequest). Not from a learner: membership is automatic, so
 //     a learner may be anyone who asked, and would otherwise fill the configuration with
 //     made-up learners; a learner does not forward (the joiner retries, preferring the
 //     leader its gossip names).

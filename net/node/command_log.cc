@@ -376,7 +376,7 @@ void CommandLog::ProposePending() {
     // A new leader: what an earlier one was given (and may have lost) goes to it first, in
     // its first order, so no newer command overtakes an older one across the change. The
     // table depends on that order (an OpenSession below a newer one of the same node is
-    // refused, a command before its OpenSession finds no session); net/node/node.cc recovers
+    // refused, a command before its OpenSession finds no session); net/node/session_router.cc recovers
     // when it is broken anyway (messages lost on one leader's link), but that costs a
     // round trip.
     last_pending_leader_ = raft_->leader();
