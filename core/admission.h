@@ -58,10 +58,10 @@
 //     One bad entry refuses the whole message.
 //  R5 A JoinRequest is the one thing a non-member may send: taken when its node_id is `link`
 //     (the joiner itself), or from a voter (a follower forwarding a joiner's request to the
-//     leader, net/node/cluster_messages.cc OnJoinRequest). Not from a learner: membership is automatic, so
-//     a learner may be anyone who asked, and would otherwise fill the configuration with
-//     made-up learners; a learner does not forward (the joiner retries, preferring the
-//     leader its gossip names).
+//     leader, net/node/cluster_messages.cc OnJoinRequest). Not from a learner: membership is
+//     automatic, so a learner may be anyone who asked, and would otherwise fill the
+//     configuration with made-up learners; a learner does not forward (the joiner retries,
+//     preferring the leader its gossip names).
 //  R6 A Keepalive is taken only for the link's own node id (node_id == link); it concerns
 //     only the sender's own sessions, so a non-member (a removed node rejoining) may send it.
 //     The leader then tracks and acknowledges it only if the node may hold a lease
