@@ -39,6 +39,7 @@ set(helper_includes
   "config.cc:log_line.h"            # the log levels and formats node.log_level/format accept
   "flom_cli.cc:errno_text.h"
   "cmd_info.cc:errno_text.h"
+  "cmd_info.cc:time_text.h"         # ISO UTC for the SINCE column, as the node writes times
   "lock_runner.cc:errno_text.h"
   "child_process.cc:errno_text.h"
 )

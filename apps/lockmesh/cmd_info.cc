@@ -14,6 +14,7 @@
 #include "commands.h"
 #include "exit_codes.h"
 #include "health_check.h"
+#include "core/time_text.h"
 #include "mesh/client.h"
 #include "mesh/node.h"
 #include "net/support/errno_text.h"
@@ -142,16 +143,10 @@ std::string JsonString(const std::string& s) {
   return Json(s).dump(-1, ' ', false, Json::error_handler_t::replace);
 }
 
-/// A row's since-when: "2026-11-23T17:40:00Z" (core/time_text's FormatIsoUtc form; the
-/// CLI sees public headers only), or "" when the node did not say (0).
+/// A row's since-when: "2026-11-23T17:40:00Z" (core/time_text's FormatIsoUtc, the form the
+/// node writes times in), or "" when the node did not say (0).
 std::string SinceText(uint32_t since_unix_s) {
-  if (since_unix_s == 0) return "";
-  const time_t t = static_cast<time_t>(since_unix_s);
-  struct tm utc {};
-  char text[32];
-  if (gmtime_r(&t, &utc) == nullptr || strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc) == 0)
-    return std::to_string(since_unix_s);
-  return text;
+  return since_unix_s == 0 ? "" : mesh::core::FormatIsoUtc(since_unix_s);
 }
 
 /// Appends one listing row as a JSON object indented for the "locks" array, the fields of
